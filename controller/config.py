@@ -1,0 +1,50 @@
+"""Settings, read from the oslo.config file given with --config-file (or as flags via --user-flags).
+
+osken-manager parses its command line before it imports apps, so these options are
+registered as file options by the app, and as command-line options only by
+controller/flags.py when given with `--user-flags controller/flags.py`. Both register the
+same Opt objects, which oslo.config accepts twice.
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+from controller.pipeline import MODE_CONTROLLER, MODE_LEARN, Settings
+
+# Ryu's names; os-ken 3.x no longer registers them.
+WSAPI_OPTS = [
+    cfg.HostAddressOpt("wsapi-host", default="127.0.0.1", help="REST API listen address"),
+    cfg.PortOpt("wsapi-port", default=8080, help="REST API listen port"),
+]
+
+OVERLAY_OPTS = [
+    cfg.StrOpt("tunnel-type", default="vxlan", choices=["vxlan", "gre"],
+               help="tunnel ports the controller creates between hosts"),
+    cfg.StrOpt("mac-learning", default=MODE_CONTROLLER, choices=[MODE_CONTROLLER, MODE_LEARN],
+               help="controller: controller-driven learning, ARP/ND proxy, pruned floods; "
+                    "learn: the article's learn() pipeline (the baseline)"),
+    cfg.StrOpt("tunnel-bridge", default="br1", help="the bridge the controller programs"),
+    cfg.StrOpt("integration-bridge", default="br0", help="the bridge VMs attach to"),
+    cfg.IntOpt("mac-idle-timeout", default=300, min=1, help="seconds before a silent MAC is forgotten"),
+    cfg.IntOpt("learn-rate", default=200, min=1, help="learning packet-ins per second per host"),
+    cfg.IntOpt("flood-rate", default=100, min=1, help="ARP/NS floods for unknown IPs per second per host"),
+    cfg.StrOpt("state-dir", default="/var/lib/sdn-overlay", help="where the database lives"),
+    cfg.StrOpt("db", default=None, help="SQLite database path (default: <state-dir>/overlay.db)"),
+]
+
+
+def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
+    reg = conf.register_cli_opts if cli else conf.register_opts
+    reg(WSAPI_OPTS)
+    reg(OVERLAY_OPTS, group="overlay")
+
+
+def settings(conf: cfg.ConfigOpts) -> Settings:
+    o = conf.overlay
+    return Settings(mode=o.mac_learning, tunnel_type=o.tunnel_type, mac_idle_timeout=o.mac_idle_timeout,
+                    learn_rate=o.learn_rate, flood_rate=o.flood_rate)
+
+
+def db_path(conf: cfg.ConfigOpts) -> str:
+    return conf.overlay.db or f"{conf.overlay.state_dir}/overlay.db"

@@ -1,0 +1,163 @@
+"""Flow, group and meter values: plain data that the core computes and ofmsg encodes.
+
+A flow's identity is its key (table, priority, match): installing and deleting a flow both
+use that key, so a delete always removes exactly what the install put there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller import tables as t
+
+OFPP_IN_PORT = 0xFFFFFFF8
+OFPP_CONTROLLER = 0xFFFFFFFD
+OFPVID_PRESENT = 0x1000
+ETH_TYPE_ARP = 0x0806
+ETH_TYPE_IPV6 = 0x86DD
+IPPROTO_ICMPV6 = 58
+ICMPV6_NS = 135
+ICMPV6_NA = 136
+
+UNICAST_MAC = ("00:00:00:00:00:00", "01:00:00:00:00:00")
+MULTICAST_MAC = ("01:00:00:00:00:00", "01:00:00:00:00:00")
+
+# Cookies say who owns a flow: kind in the top byte, the tenant's VNI below it.
+COOKIE_BASE = 0x01 << 56  # the fixed pipeline
+COOKIE_TUNNEL = 0x02 << 56  # classify of one tunnel port
+COOKIE_TENANT = 0x03 << 56  # a tenant's tunnel-in, flood and responder-miss flows
+COOKIE_ENDPOINT = 0x04 << 56  # learned endpoints: unicast, source, responder entries
+COOKIE_KIND_MASK = 0xFF << 56
+
+
+def cookie(kind: int, vni: int = 0) -> int:
+    return kind | (vni & 0xFFFFFF) << 32
+
+
+# Match values: int/str, or (value, mask) for masked fields.
+MatchValue = int | str | tuple
+Match = tuple[tuple[str, MatchValue], ...]
+
+
+def match(**fields: MatchValue) -> Match:
+    """The one match builder: a canonical, hashable match (sorted by field name)."""
+    return tuple(sorted(fields.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    port: int
+    max_len: int = 0xFFE5  # OFPCML_NO_BUFFER for the controller; ignored elsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class PushVlan:
+    ethertype: int = 0x8100
+
+
+@dataclass(frozen=True, slots=True)
+class PopVlan:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SetField:
+    field: str
+    value: int | str
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Copy n_bits of src into dst (Nicira reg_move)."""
+
+    src: str
+    dst: str
+    n_bits: int
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    group_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resubmit:
+    table: int
+
+
+@dataclass(frozen=True, slots=True)
+class Learn:
+    """The article's learn(): remember 'this source MAC is behind this tunnel' in table `table`."""
+
+    table: int
+    priority: int
+    hard_timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class Clone:
+    """Run actions on a copy: a meter dropping the copy cannot drop the original."""
+
+    actions: tuple
+
+
+Action = Output | PushVlan | PopVlan | SetField | Move | Group | Resubmit | Learn | Clone
+
+
+def resubmits(actions: tuple) -> list[int]:
+    """Tables that actions resubmit to, clones included."""
+    out: list[int] = []
+    for a in actions:
+        if isinstance(a, Resubmit):
+            out.append(a.table)
+        elif isinstance(a, Clone):
+            out += resubmits(a.actions)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    table: int
+    priority: int
+    match: Match
+    actions: tuple[Action, ...] = ()
+    goto: int | None = None
+    meter: int | None = None
+    cookie: int = 0
+    idle_timeout: int = 0
+    notify_removed: bool = False
+
+    @property
+    def key(self) -> tuple[int, int, Match]:
+        return (self.table, self.priority, self.match)
+
+    def __post_init__(self) -> None:
+        if self.table not in t.BY_ID:
+            raise ValueError(f"unknown table {self.table}")
+        if self.goto is not None and self.goto <= self.table:
+            raise ValueError(f"goto_table must move forward: {self.table} -> {self.goto}")
+        nexts = [self.goto] if self.goto is not None else []
+        nexts += resubmits(self.actions)
+        for n in nexts:
+            if n not in t.BY_ID[self.table].next:
+                raise ValueError(f"table {self.table} may not continue to table {n}")
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEntry:
+    """A group of type ALL: every bucket gets a copy."""
+
+    group_id: int
+    buckets: tuple[Bucket, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    meter_id: int
+    rate_pps: int
+    burst: int

@@ -1,0 +1,185 @@
+"""The only place that turns operations into OpenFlow 1.3 bytes.
+
+Encoding with os-ken objects is the expensive part of talking to a switch (LAB.md: ~180 us a
+flow-mod), so each distinct message is encoded once and cached, and a batch of operations is
+written to the switch as a few large writes followed by one barrier.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from functools import lru_cache
+
+from os_ken.lib.pack_utils import msg_pack_into
+from os_ken.ofproto import ofproto_protocol
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from controller import flows as f
+from controller.ops import FlowMod, FlowPurge, GroupMod, MeterMod, Op, Wipe
+
+_DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
+WRITE_BATCH = 256  # messages per socket write
+NX_VENDOR = 0x00002320
+NXAST_CLONE = 42
+# OVS's Ericsson-class OXM fields for the ICMPv6 ND header (os-ken does not know them).
+ERICSSON_OXM = {"nd_reserved": (0x1000, 1, 4), "nd_options_type": (0x1000, 2, 1)}
+
+
+class RawAction(parser.OFPAction):
+    """An action os-ken cannot express, given as its wire bytes."""
+
+    cls_action_type = 0xFFFF
+    cls_action_len = 0
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.data = data
+        self.len = len(data)
+
+    def serialize(self, buf: bytearray, offset: int) -> None:
+        msg_pack_into(f"!{self.len}s", buf, offset, self.data)
+
+
+def _action_bytes(actions: list) -> bytes:
+    buf = bytearray()
+    offset = 0
+    for a in actions:
+        a.serialize(buf, offset)
+        offset += a.len
+    return bytes(buf)
+
+
+def _clone(nested: list) -> RawAction:
+    body = _action_bytes(nested)
+    header = struct.pack("!HHIH6x", ofp.OFPAT_EXPERIMENTER, 16 + len(body), NX_VENDOR, NXAST_CLONE)
+    return RawAction(header + body)
+
+
+def _set_ericsson_field(name: str, value: int) -> RawAction:
+    oxm_class, field, size = ERICSSON_OXM[name]
+    tlv = struct.pack("!HBB", oxm_class, field << 1, size) + value.to_bytes(size, "big")
+    length = (4 + len(tlv) + 7) // 8 * 8
+    return RawAction(struct.pack("!HH", ofp.OFPAT_SET_FIELD, length) + tlv.ljust(length - 4, b"\0"))
+
+
+def _learn(a: f.Learn) -> parser.NXActionLearn:
+    """The article's learn(): VLAN + MAC -> strip VLAN, same tunnel ID, back out the tunnel it came in."""
+    specs = [
+        parser.NXFlowSpecMatch(src=("vlan_tci", 0), dst=("vlan_tci", 0), n_bits=12),
+        parser.NXFlowSpecMatch(src=("eth_src_nxm", 0), dst=("eth_dst_nxm", 0), n_bits=48),
+        parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16),
+        parser.NXFlowSpecLoad(src=("tunnel_id_nxm", 0), dst=("tunnel_id_nxm", 0), n_bits=64),
+        parser.NXFlowSpecOutput(src=("in_port_nxm", 0), dst="", n_bits=16),
+    ]
+    return parser.NXActionLearn(table_id=a.table, priority=a.priority, hard_timeout=a.hard_timeout,
+                                specs=specs)
+
+
+def action(a: f.Action) -> parser.OFPAction:
+    if isinstance(a, f.Output):
+        return parser.OFPActionOutput(a.port, a.max_len)
+    if isinstance(a, f.PushVlan):
+        return parser.OFPActionPushVlan(a.ethertype)
+    if isinstance(a, f.PopVlan):
+        return parser.OFPActionPopVlan()
+    if isinstance(a, f.SetField):
+        if a.field in ERICSSON_OXM:
+            return _set_ericsson_field(a.field, int(a.value))
+        return parser.OFPActionSetField(**{a.field: a.value})
+    if isinstance(a, f.Move):
+        return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=a.n_bits)
+    if isinstance(a, f.Group):
+        return parser.OFPActionGroup(a.group_id)
+    if isinstance(a, f.Resubmit):
+        return parser.NXActionResubmitTable(in_port=0xFFF8, table_id=a.table)
+    if isinstance(a, f.Learn):
+        return _learn(a)
+    if isinstance(a, f.Clone):
+        return _clone([action(x) for x in a.actions])
+    raise TypeError(f"no encoding for {a!r}")
+
+
+def _serialize(msg: parser.MsgBase) -> bytes:
+    msg.xid = 0
+    msg.serialize()
+    return bytes(msg.buf)
+
+
+@lru_cache(maxsize=65536)
+def flow_mod(flow: f.Flow, delete: bool = False) -> bytes:
+    match = parser.OFPMatch(**dict(flow.match))
+    if delete:
+        msg = parser.OFPFlowMod(_DP, table_id=flow.table, command=ofp.OFPFC_DELETE_STRICT,
+                                priority=flow.priority, match=match, out_port=ofp.OFPP_ANY,
+                                out_group=ofp.OFPG_ANY)
+        return _serialize(msg)
+    inst: list = []
+    if flow.meter is not None:
+        inst.append(parser.OFPInstructionMeter(flow.meter))
+    if flow.actions:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
+                                                 [action(a) for a in flow.actions]))
+    if flow.goto is not None:
+        inst.append(parser.OFPInstructionGotoTable(flow.goto))
+    flags = ofp.OFPFF_SEND_FLOW_REM if flow.notify_removed else 0
+    msg = parser.OFPFlowMod(_DP, cookie=flow.cookie, table_id=flow.table, command=ofp.OFPFC_ADD,
+                            idle_timeout=flow.idle_timeout, priority=flow.priority, flags=flags,
+                            match=match, instructions=inst)
+    return _serialize(msg)
+
+
+def _group_mod(op: GroupMod) -> bytes:
+    command = {"add": ofp.OFPGC_ADD, "modify": ofp.OFPGC_MODIFY, "delete": ofp.OFPGC_DELETE}[op.command]
+    buckets = [parser.OFPBucket(actions=[action(a) for a in b.actions]) for b in op.group.buckets]
+    return _serialize(parser.OFPGroupMod(_DP, command, ofp.OFPGT_ALL, op.group.group_id, buckets))
+
+
+def _meter_mod(op: MeterMod) -> bytes:
+    command = {"add": ofp.OFPMC_ADD, "modify": ofp.OFPMC_MODIFY, "delete": ofp.OFPMC_DELETE}[op.command]
+    bands = [parser.OFPMeterBandDrop(rate=op.meter.rate_pps, burst_size=op.meter.burst)]
+    flags = ofp.OFPMF_PKTPS | ofp.OFPMF_BURST
+    return _serialize(parser.OFPMeterMod(_DP, command, flags, op.meter.meter_id, bands))
+
+
+def _wipe() -> list[bytes]:
+    return [
+        _serialize(parser.OFPFlowMod(_DP, table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
+                                     out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)),
+        _serialize(parser.OFPGroupMod(_DP, ofp.OFPGC_DELETE, 0, ofp.OFPG_ALL)),
+        _serialize(parser.OFPMeterMod(_DP, ofp.OFPMC_DELETE, 0, ofp.OFPM_ALL)),
+    ]
+
+
+def _purge(op: FlowPurge) -> bytes:
+    return _serialize(parser.OFPFlowMod(_DP, table_id=op.table, command=ofp.OFPFC_DELETE,
+                                        match=parser.OFPMatch(**dict(op.match)),
+                                        out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY))
+
+
+def encode(op: Op) -> list[bytes]:
+    if isinstance(op, FlowMod):
+        return [flow_mod(op.flow, op.delete)]
+    if isinstance(op, GroupMod):
+        return [_group_mod(op)]
+    if isinstance(op, MeterMod):
+        return [_meter_mod(op)]
+    if isinstance(op, Wipe):
+        return _wipe()
+    if isinstance(op, FlowPurge):
+        return [_purge(op)]
+    raise TypeError(f"not an OpenFlow operation: {op!r}")
+
+
+def batches(ops: Iterable[Op]) -> dict[int, list[bytes]]:
+    """Per datapath, the writes for these operations: WRITE_BATCH messages joined per write."""
+    per_dp: dict[int, list[bytes]] = {}
+    for op in ops:
+        per_dp.setdefault(op.dpid, []).extend(encode(op))  # type: ignore[union-attr]
+    return {dpid: [b"".join(msgs[i:i + WRITE_BATCH]) for i in range(0, len(msgs), WRITE_BATCH)]
+            for dpid, msgs in per_dp.items()}
+
+
+def barrier() -> parser.OFPBarrierRequest:
+    return parser.OFPBarrierRequest(_DP)

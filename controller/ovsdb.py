@@ -1,0 +1,147 @@
+"""A lean OVSDB manager: hosts connect with `ovs-vsctl set-manager tcp:<controller>:6640`.
+
+It listens where os-ken's OVSDB service would ([ovsdb] address/port) but is our own: os-ken's
+polls each connection in a busy loop (hub.sleep(0)) and never notices a host going away.
+Per connection it monitors only the columns a HostView needs, answers echo probes, and
+reports each changed HostView; tunnel transactions are sent on the host's connection.
+"""
+
+from __future__ import annotations
+
+import codecs
+import itertools
+import json
+import logging
+import socket
+from collections.abc import Callable
+
+from os_ken.lib import hub
+
+from controller import ovsdb_model as om
+from controller.state import HostView
+
+LOG = logging.getLogger(__name__)
+DEAD_AFTER_S = 30.0  # ovsdb-server probes every 5 s by default; silence this long means gone
+
+
+class _Connection:
+    def __init__(self, server: OvsdbServer, sock: socket.socket, peer: str) -> None:
+        self.server = server
+        self.sock = sock
+        self.peer = peer
+        self.replica: om.Replica = {}
+        self.view: HostView | None = None
+        self.ids = itertools.count(1)
+        self.pending: dict[int, str] = {}  # transact id -> why
+
+    def send(self, msg: dict) -> None:
+        self.sock.sendall(json.dumps(msg).encode())
+
+    def transact(self, ops: tuple, why: str) -> None:
+        txn_id = next(self.ids)
+        self.pending[txn_id] = why
+        self.send({"method": "transact", "params": ["Open_vSwitch", *ops], "id": txn_id})
+
+    def run(self) -> None:
+        decoder = json.JSONDecoder()
+        text = codecs.getincrementaldecoder("utf-8")()
+        buf = ""
+        self.sock.settimeout(DEAD_AFTER_S)
+        self.send({"method": "monitor", "id": "monitor",
+                   "params": ["Open_vSwitch", None, {tbl: {"columns": cols}
+                                                      for tbl, cols in om.MONITORED.items()}]})
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                buf += text.decode(data)
+                while True:
+                    buf = buf.lstrip()
+                    if not buf:
+                        break
+                    try:
+                        msg, end = decoder.raw_decode(buf)
+                    except json.JSONDecodeError:
+                        break  # incomplete: wait for more
+                    buf = buf[end:]
+                    self._handle(msg)
+                self._report()
+        except OSError as e:  # includes timeouts
+            LOG.info("OVSDB connection from %s lost: %s", self.peer, e)
+        finally:
+            self.sock.close()
+            self.server._closed(self)
+
+    def _handle(self, msg: dict) -> None:
+        method, msg_id = msg.get("method"), msg.get("id")
+        if method == "echo":
+            self.send({"id": msg_id, "result": msg.get("params", []), "error": None})
+        elif method == "update":
+            self._apply(msg["params"][1])
+        elif msg_id == "monitor":
+            if msg.get("error"):
+                LOG.error("OVSDB monitor refused by %s: %s", self.peer, msg["error"])
+            else:
+                self._apply(msg.get("result") or {})
+        elif msg_id in self.pending:
+            why = self.pending.pop(msg_id)
+            errors = [r for r in (msg.get("result") or []) if isinstance(r, dict) and "error" in r]
+            if msg.get("error") or errors:
+                LOG.warning("OVSDB transaction on %s (%s) failed: %s", self.peer, why,
+                            msg.get("error") or errors)
+
+    def _apply(self, updates: dict) -> None:
+        if isinstance(updates, dict):
+            om.apply_update(self.replica, updates)
+
+    def _report(self) -> None:
+        view = om.host_view(self.replica, self.server.tunnel_bridge, self.server.integration_bridge)
+        if view is not None and view != self.view:
+            self.view = view
+            self.server._view_changed(self, view)
+
+
+class OvsdbServer:
+    def __init__(self, address: str, port: int, tunnel_bridge: str, integration_bridge: str,
+                 on_view: Callable[[HostView], None], on_down: Callable[[str], None]) -> None:
+        self.address, self.port = address, port
+        self.tunnel_bridge, self.integration_bridge = tunnel_bridge, integration_bridge
+        self.on_view, self.on_down = on_view, on_down
+        self.by_system: dict[str, _Connection] = {}
+        self.server: socket.socket | None = None
+
+    def listen(self) -> None:
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        self.server = hub.listen((self.address, self.port), family=family)
+        LOG.info("OVSDB manager listening on %s:%s", self.address, self.port)
+
+    def serve(self) -> None:
+        assert self.server is not None
+        while True:
+            sock, addr = self.server.accept()
+            hub.spawn(_Connection(self, sock, f"{addr[0]}:{addr[1]}").run)
+
+    def transact(self, system_id: str, ops: tuple, why: str) -> bool:
+        conn = self.by_system.get(system_id)
+        if conn is None:
+            LOG.warning("no OVSDB connection to %s for %s", system_id, why)
+            return False
+        try:
+            conn.transact(ops, why)
+        except OSError as e:
+            LOG.warning("OVSDB transaction to %s failed: %s", system_id, e)
+            return False
+        return True
+
+    def _view_changed(self, conn: _Connection, view: HostView) -> None:
+        old = self.by_system.get(view.system_id)
+        if old is not None and old is not conn:
+            LOG.info("host %s reconnected from %s", view.system_id, conn.peer)
+        self.by_system[view.system_id] = conn
+        self.on_view(view)
+
+    def _closed(self, conn: _Connection) -> None:
+        if conn.view is not None and self.by_system.get(conn.view.system_id) is conn:
+            del self.by_system[conn.view.system_id]
+            self.on_down(conn.view.system_id)

@@ -1,0 +1,141 @@
+"""OVSDB without a socket: decode the monitored tables into a HostView, build tunnel transactions."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+from typing import Any
+
+from controller.state import HostView, TunnelPort
+
+MANAGED_KEY = "overlay-managed"  # external_ids mark on the tunnel ports this controller made
+TUNNEL_TYPES = ("vxlan", "gre")
+
+# What we monitor: only the columns a HostView is made of.
+MONITORED = {
+    "Open_vSwitch": ["external_ids", "bridges"],
+    "Bridge": ["name", "datapath_id", "ports"],
+    "Port": ["name", "interfaces", "tag", "external_ids"],
+    "Interface": ["name", "type", "options", "ofport", "external_ids"],
+}
+
+Replica = dict[str, dict[str, dict[str, Any]]]  # table -> row uuid -> column -> python value
+
+
+def decode(datum: Any) -> Any:
+    """OVSDB JSON datum -> Python: sets become lists, maps dicts, uuids strings."""
+    if isinstance(datum, list) and len(datum) == 2:
+        kind, value = datum
+        if kind == "set":
+            return [decode(v) for v in value]
+        if kind == "map":
+            return {decode(k): decode(v) for k, v in value}
+        if kind in ("uuid", "named-uuid"):
+            return value
+    return datum
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def apply_update(replica: Replica, table_updates: dict) -> None:
+    """Apply a monitor reply or update notification (OVSDB <table-updates>)."""
+    for table, rows in table_updates.items():
+        current = replica.setdefault(table, {})
+        for uuid, change in rows.items():
+            new = change.get("new")
+            if new is None:
+                current.pop(uuid, None)
+            else:
+                row = current.setdefault(uuid, {})
+                row.update({col: decode(v) for col, v in new.items()})
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def host_view(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> HostView | None:
+    """The HostView of one connected OVSDB, or None until it has a system-id."""
+    system = next(iter(replica.get("Open_vSwitch", {}).values()), None)
+    if system is None:
+        return None
+    ids = system.get("external_ids") or {}
+    system_id = ids.get("system-id")
+    if not system_id:
+        return None
+    overlay_ip = ids.get("overlay-ip")
+    try:
+        overlay_ip = str(ipaddress.IPv4Address(overlay_ip)) if overlay_ip else None
+    except ValueError:
+        overlay_ip = None
+    bridges = replica.get("Bridge", {})
+    ports = replica.get("Port", {})
+    ifaces = replica.get("Interface", {})
+
+    def bridge(name: str) -> tuple[str, dict] | tuple[None, None]:
+        for uuid, row in bridges.items():
+            if row.get("name") == name:
+                return uuid, row
+        return None, None
+
+    view = HostView(system_id=system_id, overlay_ip=overlay_ip)
+    br_uuid, br1 = bridge(tunnel_bridge)
+    tunnels, patch = [], None
+    if br1 is not None:
+        for port_uuid in as_list(br1.get("ports", [])):
+            port = ports.get(port_uuid, {})
+            for iface_uuid in as_list(port.get("interfaces", [])):
+                iface = ifaces.get(iface_uuid, {})
+                kind = iface.get("type", "")
+                ofport = _int_or_none(iface.get("ofport"))
+                options = iface.get("options") or {}
+                if kind == "patch" and patch is None:
+                    patch = ofport
+                elif kind in TUNNEL_TYPES and options.get("remote_ip") not in (None, "flow"):
+                    managed = (port.get("external_ids") or {}).get(MANAGED_KEY) == "true"
+                    tunnels.append(TunnelPort(iface.get("name", ""), kind, options["remote_ip"], ofport,
+                                              managed, port_uuid))
+        dpid = br1.get("datapath_id")
+        view = HostView(system_id=system_id, overlay_ip=overlay_ip,
+                        datapath_id=int(dpid, 16) if isinstance(dpid, str) and dpid else None,
+                        bridge_uuid=br_uuid, patch_ofport=patch,
+                        tunnels=tuple(sorted(tunnels, key=lambda p: p.name)))
+    _, br0 = bridge(integration_bridge)
+    if br0 is not None:
+        tags = [ports.get(p, {}).get("tag") for p in as_list(br0.get("ports", []))]
+        view = replace(view, member_vlans=frozenset(t for t in tags if isinstance(t, int)))
+    return view
+
+
+def tunnel_name(tunnel_type: str, remote_ip: str) -> str:
+    """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002."""
+    prefix = "vx" if tunnel_type == "vxlan" else "gre"
+    return f"{prefix}-{int(ipaddress.IPv4Address(remote_ip)):08x}"
+
+
+def add_tunnels_txn(bridge_uuid: str, tunnel_type: str, local_ip: str, remote_ips: list[str]) -> tuple:
+    """One transaction adding a tunnel port per remote IP (LAB.md: batch them)."""
+    ops: list[dict] = []
+    port_refs = []
+    managed = ["map", [[MANAGED_KEY, "true"]]]
+    for i, ip in enumerate(remote_ips):
+        name = tunnel_name(tunnel_type, ip)
+        options = ["map", [["key", "flow"], ["local_ip", local_ip], ["remote_ip", ip]]]
+        ops.append({"op": "insert", "table": "Interface", "uuid-name": f"iface{i}",
+                    "row": {"name": name, "type": tunnel_type, "options": options}})
+        ops.append({"op": "insert", "table": "Port", "uuid-name": f"port{i}",
+                    "row": {"name": name, "interfaces": ["named-uuid", f"iface{i}"],
+                            "external_ids": managed}})
+        port_refs.append(["named-uuid", f"port{i}"])
+    ops.append({"op": "mutate", "table": "Bridge", "where": [["_uuid", "==", ["uuid", bridge_uuid]]],
+                "mutations": [["ports", "insert", ["set", port_refs]]]})
+    return tuple(ops)
+
+
+def del_ports_txn(bridge_uuid: str, port_uuids: list[str]) -> tuple:
+    """Detach ports from the bridge; OVSDB garbage-collects the Port and Interface rows."""
+    refs = [["uuid", u] for u in port_uuids]
+    return ({"op": "mutate", "table": "Bridge", "where": [["_uuid", "==", ["uuid", bridge_uuid]]],
+             "mutations": [["ports", "delete", ["set", refs]]]},)

@@ -1,0 +1,168 @@
+"""The flows, groups and meters one host's br1 should hold, computed from state alone.
+
+Three partitions per host, so an event recomputes only what it can change:
+  "base"      the fixed pipeline and the classify flow of each tunnel port
+  vni (int)   one tenant: tunnel-in, flood, responder misses and its endpoints' entries
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from controller import flows as f
+from controller import tables as t
+from controller.state import Endpoint, Host, Tenant
+
+MODE_CONTROLLER = "controller"  # controller-driven learning, ARP/ND proxy, pruned floods
+MODE_LEARN = "learn"  # the article's learn() pipeline: the baseline
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = MODE_CONTROLLER
+    tunnel_type: str = "vxlan"
+    mac_idle_timeout: int = 300
+    learn_hard_timeout: int = 300  # the article's learn() entry lifetime
+    learn_rate: int = 200  # packet-ins/s per host
+    flood_rate: int = 100  # ARP/NS floods for unknown IPs, per host
+
+
+def _punt() -> tuple[f.Action, ...]:
+    return (f.Output(f.OFPP_CONTROLLER),)
+
+
+def meters(s: Settings) -> tuple[f.Meter, ...]:
+    if s.mode != MODE_CONTROLLER:
+        return ()
+    return (f.Meter(t.METER_LEARN, s.learn_rate, max(1, s.learn_rate // 10)),
+            f.Meter(t.METER_FLOOD, s.flood_rate, max(1, s.flood_rate // 10)))
+
+
+def base_flows(s: Settings, host: Host) -> set[f.Flow]:
+    patch = host.view.patch_ofport
+    if patch is None:
+        return set()
+    ck = f.COOKIE_BASE
+    learning = s.mode == MODE_CONTROLLER
+    # A copy of every local frame visits the learning tables; the original goes on unmetered.
+    classify_local = (f.Clone((f.Resubmit(t.SRC_BINDING),)),) if learning else ()
+    out = {
+        f.Flow(t.CLASSIFY, 100, f.match(in_port=patch), classify_local, goto=t.LOCAL_SPLIT, cookie=ck),
+        f.Flow(t.LOCAL_SPLIT, 10, f.match(eth_dst=f.UNICAST_MAC), goto=t.UNICAST, cookie=ck),
+        f.Flow(t.LOCAL_SPLIT, 10, f.match(eth_dst=f.MULTICAST_MAC), goto=t.FLOOD, cookie=ck),
+        f.Flow(t.UNICAST, 0, f.match(), goto=t.FLOOD, cookie=ck),
+    }
+    if learning:
+        out |= {
+            f.Flow(t.TO_LOCAL, 0, f.match(), (f.Output(patch),), cookie=ck),
+            f.Flow(t.LOCAL_SPLIT, 20, f.match(eth_type=f.ETH_TYPE_ARP, arp_op=1, eth_dst=f.MULTICAST_MAC),
+                   goto=t.ARP_RESPONDER, cookie=ck),
+            f.Flow(t.LOCAL_SPLIT, 20, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                                              icmpv6_type=f.ICMPV6_NS, eth_dst=f.MULTICAST_MAC),
+                   goto=t.ND_RESPONDER, cookie=ck),
+            # Any ARP or ND not from a known binding teaches the controller an IP.
+            f.Flow(t.SRC_BINDING, 20, f.match(eth_type=f.ETH_TYPE_ARP), _punt(),
+                   meter=t.METER_LEARN, cookie=ck),
+            f.Flow(t.SRC_BINDING, 20, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                                              icmpv6_type=f.ICMPV6_NS), _punt(),
+                   meter=t.METER_LEARN, cookie=ck),
+            f.Flow(t.SRC_BINDING, 20, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                                              icmpv6_type=f.ICMPV6_NA), _punt(),
+                   meter=t.METER_LEARN, cookie=ck),
+            f.Flow(t.SRC_BINDING, 0, f.match(), (f.Resubmit(t.SRC_MAC),), cookie=ck),
+            f.Flow(t.SRC_MAC, 0, f.match(), _punt(), meter=t.METER_LEARN, cookie=ck),
+        }
+    else:
+        learn = f.Learn(t.UNICAST, priority=1, hard_timeout=s.learn_hard_timeout)
+        out.add(f.Flow(t.TO_LOCAL, 0, f.match(), (learn, f.Output(patch)), cookie=ck))
+    for port in host.view.tunnels:
+        if port.ofport:
+            out.add(f.Flow(t.CLASSIFY, 100, f.match(in_port=port.ofport), goto=t.TUNNEL_IN,
+                           cookie=f.COOKIE_TUNNEL | port.ofport))
+    return out
+
+
+def flood_group(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Host],
+                member_hosts: set[str]) -> f.GroupEntry:
+    """One copy per remote host of the tenant (learn mode: every remote host)."""
+    buckets = []
+    for peer in sorted(hosts.values(), key=lambda h: h.id):
+        if peer.id == host.id or not peer.view.overlay_ip or not tenant.present_on(peer.id):
+            continue
+        if s.mode == MODE_CONTROLLER and peer.id not in member_hosts:
+            continue
+        port = host.tunnel_to(peer.view.overlay_ip, s.tunnel_type)
+        if port is not None:
+            buckets.append(f.Bucket((f.Output(port.ofport),)))
+    return f.GroupEntry(tenant.vni, tuple(buckets))
+
+
+def _arp_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
+    """Turn the ARP request into the reply the owner of ip would send (as Neutron's responder)."""
+    return (f.Move("eth_src", "eth_dst", 48), f.SetField("eth_src", mac), f.SetField("arp_op", 2),
+            f.Move("arp_sha", "arp_tha", 48), f.Move("arp_spa", "arp_tpa", 32),
+            f.SetField("arp_sha", mac), f.SetField("arp_spa", ip), f.Output(f.OFPP_IN_PORT))
+
+
+def _na_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
+    """Turn a neighbour solicitation into the advertisement the owner of ip would send."""
+    return (f.Move("eth_src", "eth_dst", 48), f.SetField("eth_src", mac),
+            f.Move("ipv6_src", "ipv6_dst", 128), f.SetField("ipv6_src", ip),
+            f.SetField("icmpv6_type", f.ICMPV6_NA), f.SetField("nd_reserved", 0x60000000),
+            f.SetField("nd_options_type", 2), f.SetField("ipv6_nd_tll", mac),
+            f.Output(f.OFPP_IN_PORT))
+
+
+def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Host],
+                 endpoints: Iterable[Endpoint]) -> set[f.Flow]:
+    if not tenant.present_on(host.id) or host.view.patch_ofport is None:
+        return set()
+    vni, vid = tenant.vni, tenant.vlan_on(host.id) | f.OFPVID_PRESENT
+    ck = f.cookie(f.COOKIE_TENANT, vni)
+    out = {
+        f.Flow(t.TUNNEL_IN, 10, f.match(tunnel_id=vni),
+               (f.PushVlan(), f.SetField("vlan_vid", vid)), goto=t.TO_LOCAL, cookie=ck),
+        f.Flow(t.FLOOD, 10, f.match(vlan_vid=vid),
+               (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni)), cookie=ck),
+    }
+    if s.mode != MODE_CONTROLLER:
+        return out
+    out |= {
+        f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=vid), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
+        f.Flow(t.ND_RESPONDER, 1, f.match(vlan_vid=vid), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
+    }
+    eck = f.cookie(f.COOKIE_ENDPOINT, vni)
+    for ep in endpoints:
+        local = ep.host_id == host.id
+        if local:
+            # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
+            out.add(f.Flow(t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=ep.mac), cookie=eck,
+                           idle_timeout=s.mac_idle_timeout, notify_removed=True))
+            unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
+        else:
+            owner = hosts.get(ep.host_id)
+            port = owner and owner.view.overlay_ip and host.tunnel_to(owner.view.overlay_ip, s.tunnel_type)
+            if not port:
+                continue
+            unicast = (f.PopVlan(), f.SetField("tunnel_id", vni), f.Output(port.ofport))
+        out.add(f.Flow(t.UNICAST, 10, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck))
+        for ip in ep.ips:
+            if ":" in ip:
+                if local:
+                    out.add(f.Flow(t.SRC_BINDING, 30, f.match(
+                        vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                        ipv6_src=ip), (f.Resubmit(t.SRC_MAC),), cookie=eck))
+                reply = () if local else _na_reply(ep.mac, ip)
+                out.add(f.Flow(t.ND_RESPONDER, 10, f.match(
+                    vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                    icmpv6_type=f.ICMPV6_NS, ipv6_nd_target=ip), reply, cookie=eck))
+            else:
+                if local:
+                    out.add(f.Flow(t.SRC_BINDING, 30, f.match(
+                        vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip),
+                        (f.Resubmit(t.SRC_MAC),), cookie=eck))
+                reply = () if local else _arp_reply(ep.mac, ip)
+                out.add(f.Flow(t.ARP_RESPONDER, 10, f.match(
+                    vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck))
+    return out

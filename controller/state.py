@@ -1,0 +1,106 @@
+"""What the controller knows: tenants (configured), hosts (seen over OVSDB/OpenFlow), endpoints (learned)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+VNI_MAX = 0xFFFFFF
+VLAN_MAX = 4094
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A tenant is a VNI on the wire and a local VLAN on each host's br0.
+
+    The VLAN is per host: `vlan` is the default, `vlans` overrides it on named hosts, and
+    `hosts` (None = every host) limits where the tenant exists at all. Only tenants placed on
+    the same host must differ in VLAN there, so the overlay holds far more than 4,094 tenants.
+    """
+
+    name: str
+    vni: int
+    vlan: int
+    hosts: frozenset[str] | None = None
+    vlans: tuple[tuple[str, int], ...] = ()
+
+    def present_on(self, host_id: str) -> bool:
+        return self.hosts is None or host_id in self.hosts
+
+    def vlan_on(self, host_id: str) -> int:
+        return dict(self.vlans).get(host_id, self.vlan)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "vni": self.vni,
+            "vlan": self.vlan,
+            "hosts": sorted(self.hosts) if self.hosts is not None else None,
+            "vlans": dict(sorted(self.vlans)),
+        }
+
+
+def vlan_clash(a: Tenant, b: Tenant) -> str | None:
+    """The host id ('*' = any host) where a and b would share a local VLAN, or None."""
+    named = set(dict(a.vlans)) | set(dict(b.vlans)) | set(a.hosts or ()) | set(b.hosts or ())
+    for host in sorted(named):
+        if a.present_on(host) and b.present_on(host) and a.vlan_on(host) == b.vlan_on(host):
+            return host
+    # Any host named by neither: both present only if unrestricted, with their default VLANs.
+    if a.hosts is None and b.hosts is None and a.vlan == b.vlan:
+        return "*"
+    return None
+
+
+@dataclass(frozen=True)
+class TunnelPort:
+    name: str
+    type: str
+    remote_ip: str
+    ofport: int | None
+    managed: bool  # created by this controller (else adopted: made by hand)
+    port_uuid: str = ""
+
+
+@dataclass(frozen=True)
+class HostView:
+    """One host as its OVSDB shows it: what the controller needs, nothing more."""
+
+    system_id: str
+    overlay_ip: str | None = None
+    datapath_id: int | None = None  # br1's
+    bridge_uuid: str | None = None  # br1's row, for adding ports
+    patch_ofport: int | None = None  # br1's port to br0 (the article's port 1)
+    tunnels: tuple[TunnelPort, ...] = ()
+    member_vlans: frozenset[int] = frozenset()  # VLAN tags of br0 access ports
+
+
+@dataclass
+class Host:
+    view: HostView
+    ovsdb_connected: bool = True
+    of_connected: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.view.system_id
+
+    def tunnel_to(self, ip: str, tunnel_type: str) -> TunnelPort | None:
+        """The tunnel port used toward a peer: ours or an adopted one of the right type."""
+        usable = [p for p in self.view.tunnels
+                  if p.remote_ip == ip and p.type == tunnel_type and p.ofport]
+        usable.sort(key=lambda p: (not p.managed, p.name))
+        return usable[0] if usable else None
+
+
+@dataclass
+class Endpoint:
+    vni: int
+    mac: str
+    host_id: str
+    vlan: int  # its VLAN on its host
+    last_seen: float
+    ips: set[str] = field(default_factory=set)
+
+    def to_json(self) -> dict:
+        return {"mac": self.mac, "ips": sorted(self.ips), "host": self.host_id,
+                "vlan": self.vlan, "last_seen": self.last_seen}

@@ -1,0 +1,57 @@
+"""The br1 pipeline, declared once: every table's id, role and where it may send packets.
+
+Numbers follow the article (0, 1, 3, 10, 20, 21) so a dump reads like the seed; tables the
+article does not have (4, 5, 18, 19) exist only in controller-driven learning mode.
+OpenFlow only lets goto_table move forward, so the responders sit before FLOOD.
+The article's table 2 is left out: no flow ever sends a packet there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    id: int
+    name: str
+    role: str
+    next: tuple[int, ...] = ()  # tables this one may goto / resubmit to
+
+
+CLASSIFY = 0  # entry: patch port -> LOCAL_SPLIT, tunnel ports -> TUNNEL_IN, else drop
+LOCAL_SPLIT = 1  # leaving the host: unicast -> UNICAST, broadcast/multicast -> FLOOD
+TUNNEL_IN = 3  # arriving: tunnel ID -> this host's local VLAN of the tenant
+SRC_BINDING = 4  # controller mode, copy of local traffic: unknown ARP/ND bindings -> controller
+SRC_MAC = 5  # controller mode, copy of local traffic: unknown source MAC -> controller; ages MACs
+TO_LOCAL = 10  # arriving, tagged: (learn mode: learn()) then out to br0
+UNICAST = 20  # leaving: known (VLAN, MAC) -> strip VLAN, set tunnel ID, out to its host; miss -> FLOOD
+FLOOD = 21  # leaving: strip VLAN, set tunnel ID, copy to the tenant's hosts (one group per tenant)
+ARP_RESPONDER = 18  # controller mode: answer ARP for known IPs in the switch; miss -> metered FLOOD
+ND_RESPONDER = 19  # controller mode: answer IPv6 NS for known IPs in the switch; miss -> metered FLOOD
+
+PIPELINE: tuple[Table, ...] = (
+    Table(CLASSIFY, "classify", "patch port -> local path, tunnel ports -> tunnel path, else drop",
+          (LOCAL_SPLIT, TUNNEL_IN, SRC_BINDING)),
+    Table(LOCAL_SPLIT, "local-split", "leaving: unicast vs broadcast/multicast (ARP/NS to responders)",
+          (UNICAST, FLOOD, ARP_RESPONDER, ND_RESPONDER)),
+    Table(TUNNEL_IN, "tunnel-in", "arriving: tunnel ID -> local VLAN of the tenant; unknown ID dropped",
+          (TO_LOCAL,)),
+    Table(SRC_BINDING, "src-binding", "controller mode: ARP/ND from an unknown (MAC, IP) -> controller",
+          (SRC_MAC,)),
+    Table(SRC_MAC, "src-mac", "controller mode: unknown (VLAN, source MAC) -> controller; idle aging",
+          ()),
+    Table(TO_LOCAL, "to-local", "arriving: learn() in learn mode, then output to br0", ()),
+    Table(UNICAST, "unicast", "known (VLAN, MAC) -> tunnel to its host; local MAC -> drop; miss -> flood",
+          (FLOOD,)),
+    Table(FLOOD, "flood", "tenant VLAN -> tunnel ID -> group of hosts with members", ()),
+    Table(ARP_RESPONDER, "arp-responder", "ARP request for a known IP -> reply built in the switch",
+          (FLOOD,)),
+    Table(ND_RESPONDER, "nd-responder", "IPv6 NS for a known IP -> NA built in the switch", (FLOOD,)),
+)
+
+BY_ID = {t.id: t for t in PIPELINE}
+
+# Meters: rate limits for what must not become a storm.
+METER_LEARN = 1  # packet-ins that learn MACs and IP bindings
+METER_FLOOD = 2  # floods of ARP/NS for unknown IPs
