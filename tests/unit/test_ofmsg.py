@@ -1,0 +1,46 @@
+"""Every computed flow encodes, and the hand-made encodings have the right shape."""
+
+import struct
+
+from controller import flows as f
+from controller import ofmsg
+from controller import tables as t
+from controller.ops import FlowMod, Wipe
+from controller.pipeline import MODE_LEARN, Settings
+from tests.unit.world import BLUE, arp_frame, mac, world
+
+
+def all_flows(core):
+    return [fl for inst in core.installed.values() for part in inst.flows.values() for fl in part.values()]
+
+
+def test_every_flow_of_both_modes_encodes_for_install_and_delete():
+    for settings in (Settings(), Settings(mode=MODE_LEARN, tunnel_type="gre")):
+        core = world(3, settings=settings)
+        core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1)
+        for fl in all_flows(core):
+            for delete in (False, True):
+                msg = ofmsg.flow_mod(fl, delete)
+                version, kind, length = struct.unpack_from("!BBH", msg)
+                assert (version, kind, length) == (4, 14, len(msg))
+
+
+def test_clone_wraps_its_actions_in_a_nicira_clone():
+    raw = ofmsg.action(f.Clone((f.Resubmit(t.SRC_BINDING),)))
+    kind, length, vendor, subtype = struct.unpack_from("!HHIH", raw.data)
+    assert (kind, vendor, subtype) == (0xFFFF, 0x2320, 42) and length == len(raw.data) == 32
+
+
+def test_nd_fields_use_the_ericsson_oxm_class_padded_to_8_bytes():
+    raw = ofmsg.action(f.SetField("nd_reserved", 0x60000000))
+    assert raw.data == struct.pack("!HHHBBI", 25, 16, 0x1000, 2, 4, 0x60000000) + bytes(4)
+
+
+def test_batches_join_messages_per_datapath():
+    core = world(2)
+    flows = all_flows(core)
+    ops = [Wipe(1)] + [FlowMod(1, fl) for fl in flows] * (300 // len(flows) + 1)
+    messages = len(ops) + 2  # a wipe is three messages
+    writes = ofmsg.batches(ops)[1]
+    assert len(writes) == -(-messages // ofmsg.WRITE_BATCH) == 2
+    assert sum(len(w) for w in writes) == sum(len(m) for op in ops for m in ofmsg.encode(op))
