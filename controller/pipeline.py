@@ -45,10 +45,16 @@ def base_flows(s: Settings, host: Host) -> set[f.Flow]:
         return set()
     ck = f.COOKIE_BASE
     learning = s.mode == MODE_CONTROLLER
-    # A copy of every local frame visits the learning tables; the original goes on unmetered.
-    classify_local = (f.Clone((f.Resubmit(t.SRC_BINDING),)),) if learning else ()
+    if learning:
+        # Forward first, inside a clone so responder rewrites are undone, then let the learning
+        # tables see the frame as it came: their meter may drop the rest of the action list
+        # (notes/ovs_probe.md), and by then the frame has already gone on.
+        local = f.Flow(t.CLASSIFY, 100, f.match(in_port=patch),
+                       (f.Clone((f.Resubmit(t.LOCAL_SPLIT),)), f.Resubmit(t.SRC_BINDING)), cookie=ck)
+    else:
+        local = f.Flow(t.CLASSIFY, 100, f.match(in_port=patch), goto=t.LOCAL_SPLIT, cookie=ck)
     out = {
-        f.Flow(t.CLASSIFY, 100, f.match(in_port=patch), classify_local, goto=t.LOCAL_SPLIT, cookie=ck),
+        local,
         f.Flow(t.LOCAL_SPLIT, 10, f.match(eth_dst=f.UNICAST_MAC), goto=t.UNICAST, cookie=ck),
         f.Flow(t.LOCAL_SPLIT, 10, f.match(eth_dst=f.MULTICAST_MAC), goto=t.FLOOD, cookie=ck),
         f.Flow(t.UNICAST, 0, f.match(), goto=t.FLOOD, cookie=ck),
@@ -106,12 +112,19 @@ def _arp_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
 
 
 def _na_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
-    """Turn a neighbour solicitation into the advertisement the owner of ip would send."""
+    """Turn a neighbour solicitation into the advertisement the owner of ip would send.
+
+    Flags Solicited + Override; the option becomes a target link-layer address in ND_REPLY,
+    because OVS checks nd_tll's prerequisite (an NA) against the flow's match.
+    """
     return (f.Move("eth_src", "eth_dst", 48), f.SetField("eth_src", mac),
             f.Move("ipv6_src", "ipv6_dst", 128), f.SetField("ipv6_src", ip),
             f.SetField("icmpv6_type", f.ICMPV6_NA), f.SetField("nd_reserved", 0x60000000),
-            f.SetField("nd_options_type", 2), f.SetField("ipv6_nd_tll", mac),
-            f.Output(f.OFPP_IN_PORT))
+            f.Resubmit(t.ND_REPLY))
+
+
+def _na_option(mac: str) -> tuple[f.Action, ...]:
+    return (f.SetField("nd_options_type", 2), f.SetField("ipv6_nd_tll", mac), f.Output(f.OFPP_IN_PORT))
 
 
 def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Host],
@@ -131,6 +144,9 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Ho
     out |= {
         f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=vid), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
         f.Flow(t.ND_RESPONDER, 1, f.match(vlan_vid=vid), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
+        # Duplicate address detection (source ::) must reach the real owner, if any.
+        f.Flow(t.ND_RESPONDER, 20, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ipv6_src="::"),
+               goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
     }
     eck = f.cookie(f.COOKIE_ENDPOINT, vni)
     for ep in endpoints:
@@ -157,6 +173,10 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Ho
                 out.add(f.Flow(t.ND_RESPONDER, 10, f.match(
                     vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
                     icmpv6_type=f.ICMPV6_NS, ipv6_nd_target=ip), reply, cookie=eck))
+                if not local:
+                    out.add(f.Flow(t.ND_REPLY, 10, f.match(
+                        vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                        icmpv6_type=f.ICMPV6_NA, ipv6_nd_target=ip), _na_option(ep.mac), cookie=eck))
             else:
                 if local:
                     out.add(f.Flow(t.SRC_BINDING, 30, f.match(

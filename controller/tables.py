@@ -1,7 +1,7 @@
 """The br1 pipeline, declared once: every table's id, role and where it may send packets.
 
 Numbers follow the article (0, 1, 3, 10, 20, 21) so a dump reads like the seed; tables the
-article does not have (4, 5, 18, 19) exist only in controller-driven learning mode.
+article does not have (4, 5, 18, 19, 24) exist only in controller-driven learning mode.
 OpenFlow only lets goto_table move forward, so the responders sit before FLOOD.
 The article's table 2 is left out: no flow ever sends a packet there.
 """
@@ -29,9 +29,10 @@ UNICAST = 20  # leaving: known (VLAN, MAC) -> strip VLAN, set tunnel ID, out to 
 FLOOD = 21  # leaving: strip VLAN, set tunnel ID, copy to the tenant's hosts (one group per tenant)
 ARP_RESPONDER = 18  # controller mode: answer ARP for known IPs in the switch; miss -> metered FLOOD
 ND_RESPONDER = 19  # controller mode: answer IPv6 NS for known IPs in the switch; miss -> metered FLOOD
+ND_REPLY = 24  # controller mode: finish the NA (target link-layer option) and send it back
 
 PIPELINE: tuple[Table, ...] = (
-    Table(CLASSIFY, "classify", "patch port -> local path, tunnel ports -> tunnel path, else drop",
+    Table(CLASSIFY, "classify", "patch port -> local path (and a copy to learning), tunnels -> tunnel path",
           (LOCAL_SPLIT, TUNNEL_IN, SRC_BINDING)),
     Table(LOCAL_SPLIT, "local-split", "leaving: unicast vs broadcast/multicast (ARP/NS to responders)",
           (UNICAST, FLOOD, ARP_RESPONDER, ND_RESPONDER)),
@@ -47,7 +48,8 @@ PIPELINE: tuple[Table, ...] = (
     Table(FLOOD, "flood", "tenant VLAN -> tunnel ID -> group of hosts with members", ()),
     Table(ARP_RESPONDER, "arp-responder", "ARP request for a known IP -> reply built in the switch",
           (FLOOD,)),
-    Table(ND_RESPONDER, "nd-responder", "IPv6 NS for a known IP -> NA built in the switch", (FLOOD,)),
+    Table(ND_RESPONDER, "nd-responder", "IPv6 NS for a known IP -> NA built in the switch", (FLOOD, ND_REPLY)),
+    Table(ND_REPLY, "nd-reply", "the NA's target link-layer address option, then back out", ()),
 )
 
 BY_ID = {t.id: t for t in PIPELINE}

@@ -159,3 +159,12 @@ def test_neighbour_solicitation_for_a_known_ipv6_is_answered_locally():
     assert port == PATCH and na["icmpv6_type"] == 136
     assert na["ipv6_src"] == "fd00::2" and na["ipv6_dst"] == "fd00::1" and na["ipv6_nd_tll"] == mac(2)
     assert na["eth_src"] == mac(2) and na["eth_dst"] == mac(1)
+
+
+def test_the_learning_copy_sees_the_frame_as_sent_not_as_the_responder_rewrote_it():
+    core = world()
+    learn_everywhere(core, [(2, BLUE, mac(2), "10.0.0.2")])
+    tr = tracer(core, 1).trace(arp_request(BLUE.vlan, mac(8), "10.0.0.8", "10.0.0.2"))
+    assert tr.ports() == [PATCH]  # answered in the switch
+    (punted, meter), = tr.punts
+    assert punted["eth_src"] == mac(8) and punted["arp_op"] == 1 and meter == t.METER_LEARN

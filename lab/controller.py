@@ -1,0 +1,131 @@
+"""Run the real controller (osken-manager apps/overlay.py) as a process, and talk to its REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from lab.netlab import free_tcp_ports, tcp_port_free, wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+OSKEN_MANAGER = Path(sys.executable).parent / "osken-manager"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class Rest:
+    """A tiny JSON client: returns the decoded body, raises ApiError on 4xx/5xx."""
+
+    def __init__(self, base: str, timeout: float = 10.0) -> None:
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            raise ApiError(e.code, json.loads(raw) if raw else None) from None
+        return json.loads(raw) if raw else None
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+
+class Controller:
+    """The app under test, with its own config file, ports, database and log."""
+
+    def __init__(self, listen_ip: str, *, tunnel_type: str = "vxlan", mac_learning: str = "controller",
+                 workdir: str | None = None, extra: dict[str, dict[str, Any]] | None = None) -> None:
+        self.listen_ip = listen_ip
+        self.of_port, self.ovsdb_port, self.rest_port = free_tcp_ports(3)
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="overlay-ctl-"))
+        self.log_path = self.workdir / "controller.log"
+        self.conf_path = self.workdir / "overlay.conf"
+        sections: dict[str, dict[str, Any]] = {
+            "DEFAULT": {"wsapi_host": "127.0.0.1", "wsapi_port": self.rest_port},
+            "ovsdb": {"address": listen_ip, "port": self.ovsdb_port},
+            "overlay": {"tunnel_type": tunnel_type, "mac_learning": mac_learning,
+                        "db": self.workdir / "overlay.db"},
+        }
+        for name, values in (extra or {}).items():
+            sections.setdefault(name, {}).update(values)
+        self.conf_path.write_text("".join(
+            f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+            for name, values in sections.items()))
+        self.api = Rest(f"http://127.0.0.1:{self.rest_port}")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> Controller:
+        # os-ken listens with SO_REUSEPORT: a leftover process would silently share our switches.
+        for port in (self.of_port, self.ovsdb_port, self.rest_port):
+            if not tcp_port_free(port):
+                raise RuntimeError(f"port {port} is taken")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(OSKEN_MANAGER), "apps/overlay.py", "--config-file", str(self.conf_path),
+             "--ofp-listen-host", self.listen_ip, "--ofp-tcp-listen-port", str(self.of_port)],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+        log.close()
+        wait_for(self._ready, timeout, message=f"controller ready (log: {self.log_path})")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"controller exited with {self.proc.returncode}:\n{self.log_tail()}")
+        try:
+            return bool(self.api.get("/v1/health")["ready"])
+        except (OSError, ApiError):
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> Controller:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fresh Debian 12 (root) -> everything the controller, the lab and the tests need.
+# Idempotent: run it again after pulling.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(openvswitch-switch iproute2 ethtool iputils-ping arping tcpdump ndisc6 procps python3-venv)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: need Python >= 3.11" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+echo "setup: done (.venv/bin/osken-manager apps/overlay.py --config-file overlay.conf)"

@@ -1,0 +1,96 @@
+"""Issue 2 on the real lab: the article's 3 hosts x 2 tenants, over VXLAN and GRE, both learning modes."""
+
+import pytest
+
+from lab.netlab import wait_for
+from tests.e2e.overlay import TENANTS, all_pairs, reachable_pairs
+
+MODES = ["controller", "learn"]
+
+
+def assert_tenant_isolated(ov, talker: str, listener: str):
+    """Every talker pair pings, and not one frame reaches the listener tenant's VMs meanwhile."""
+    caps = [vm.capture().start() for vm in ov.tenant_vms(listener)]
+    try:
+        vms = ov.tenant_vms(talker)
+        assert reachable_pairs(vms) == all_pairs(vms)
+    finally:
+        seen = {cap.ns: cap.stop() for cap in caps}
+    assert all(frames == [] for frames in seen.values()), seen
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("tunnel_type", ["vxlan", "gre"])
+def test_same_tenant_pairs_ping_and_tenants_with_the_same_ips_stay_isolated(make_overlay, tunnel_type, mode):
+    ov = make_overlay(tunnel_type, mode)
+    assert all(p["type"] == tunnel_type for h in ov.ctl.api.get("/v1/hosts") for p in h["tunnels"])
+    assert_tenant_isolated(ov, "blue", "red")
+    assert_tenant_isolated(ov, "red", "blue")
+
+
+@pytest.mark.parametrize("tunnel_type", ["vxlan", "gre"])
+def test_tenants_with_the_same_macs_stay_isolated(make_overlay, tunnel_type):
+    ov = make_overlay(tunnel_type, "controller", same_macs=True)
+    assert ov.vms[("blue", 1)].mac == ov.vms[("red", 1)].mac
+    assert_tenant_isolated(ov, "blue", "red")
+    assert_tenant_isolated(ov, "red", "blue")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_host_joining_later_reaches_the_others_with_nothing_done_on_them(make_overlay, mode):
+    ov = make_overlay("vxlan", mode)
+    blue = ov.tenant_vms("blue")
+    assert reachable_pairs(blue) == all_pairs(blue)
+    before = {h.name: h.tunnel_ports() for h in ov.hosts}
+    # Traffic between the first hosts keeps flowing while the fourth joins.
+    with blue[0].capture(direction=None) as cap:
+        ov.add_host()
+        ov.wait_meshed()
+    blue = ov.tenant_vms("blue")
+    assert reachable_pairs(blue) == all_pairs(blue)
+    for h in ov.hosts[:3]:
+        after = h.tunnel_ports()
+        assert {k: v for k, v in after.items() if k in before[h.name]} == before[h.name]
+        assert len(after) == 3
+    assert cap.frames is not None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_deleting_a_tenant_removes_its_flows_and_its_connectivity(make_overlay, mode):
+    ov = make_overlay("gre", mode)
+    blue, red = ov.tenant_vms("blue"), ov.tenant_vms("red")
+    assert reachable_pairs(blue) == all_pairs(blue)
+    ov.ctl.api.delete("/v1/tenants/blue")
+    vni = TENANTS["blue"][0]
+
+    def gone(h) -> bool:
+        flows = h.ofctl("dump-flows", "br1")
+        return f"tun_id={vni:#x}" not in flows and f"group:{vni}" not in flows and \
+            f"group_id={vni}" not in h.ofctl("dump-groups", "br1")
+    for h in ov.hosts:
+        wait_for(lambda h=h: gone(h), 1.0, 0.05, f"blue's flows gone from {h.name}")
+    assert reachable_pairs(blue, deadline=1.0) == []
+    assert reachable_pairs(red) == all_pairs(red)
+
+
+def test_ofproto_trace_agrees_with_the_pipeline(make_overlay):
+    ov = make_overlay("vxlan", "controller")
+    b1, b2 = ov.vms[("blue", 1)], ov.vms[("blue", 2)]
+    assert b1.ping(b2.ip, timeout=2) or b1.ping(b2.ip, timeout=2)
+    h1, h2 = ov.hosts[0], ov.hosts[1]
+    vni, vlan = TENANTS["blue"]
+    # From br0 (patch port 1), tagged with blue's VLAN, to b2's MAC: one copy, to h2, with blue's VNI.
+    out = h1.appctl("ofproto/trace", "br1",
+                    f"in_port=1,dl_vlan={vlan},dl_src={b1.mac},dl_dst={b2.mac},dl_type=0x0800")
+    actions = out.split("Datapath actions:")[1].strip()
+    assert f"tun_id={vni:#x}" in actions and f"dst={h2.underlay_ip}" in actions, out
+    assert actions.count("tnl_push") == 1, out
+    # From h2's tunnel with red's VNI: tagged with red's VLAN, out to br0 (patch), nowhere else.
+    port = next(p["ofport"] for p in h1.tunnel_ports().values() if p["remote_ip"] == h2.underlay_ip)
+    red_vni, red_vlan = TENANTS["red"]
+    out = h1.appctl("ofproto/trace", "br1",
+                    f"in_port={port},tun_id={red_vni:#x},dl_src=02:00:00:00:02:02,dl_dst=ff:ff:ff:ff:ff:ff")
+    assert f"push_vlan(vid={red_vlan}" in out and "tnl_push" not in out, out
+    # An unknown VNI is dropped.
+    out = h1.appctl("ofproto/trace", "br1", f"in_port={port},tun_id=0x999,dl_dst=ff:ff:ff:ff:ff:ff")
+    assert out.split("Datapath actions:")[1].strip() == "drop", out
