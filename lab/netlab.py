@@ -302,11 +302,10 @@ _SEND_FRAMES = (
 )
 
 
-def _send_frames(ns: str, iface: str, frames: Sequence[bytes]) -> None:
-    run(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", _SEND_FRAMES, iface]
-        + [f.hex() for f in frames]
-    )
+def _send_frames(ns: str | None, iface: str, frames: Sequence[bytes]) -> None:
+    """Send raw frames out of ``iface`` of namespace ``ns`` (None: root)."""
+    prefix = ["ip", "netns", "exec", ns] if ns else []
+    run(prefix + [sys.executable, "-c", _SEND_FRAMES, iface] + [f.hex() for f in frames])
 
 
 # --------------------------------------------------------------------------
@@ -316,12 +315,15 @@ def _send_frames(ns: str, iface: str, frames: Sequence[bytes]) -> None:
 class Capture:
     """tcpdump on one interface of one namespace, text output into a file.
 
-    ``start()`` returns only once tcpdump has opened the capture, and ``stop()``
-    first injects a sentinel frame towards the interface and waits until
-    tcpdump has printed it, so a frame that arrived before stop() cannot be
-    missed; that makes "no frame seen" a real proof. Sentinel lines are removed
-    from the result. Direction "in" (default) shows frames delivered to the
-    interface only; use None for both directions.
+    ``start()`` returns only once tcpdump has opened the capture. With an
+    ``inject`` point, ``stop()`` first sends a sentinel frame to the interface
+    from its peer and waits until tcpdump has printed it, so a frame that
+    arrived before stop() cannot be missed: that makes "no frame seen" a real
+    proof. A tcpdump that died early raises instead of returning nothing.
+    Sentinels are removed from the result (they do count in the kernel
+    counters of the interface they cross, see README). Direction "in" (default) shows
+    frames delivered to the interface only; None shows both; "out" gets no
+    sentinel (it arrives inbound).
     """
 
     def __init__(
@@ -331,7 +333,7 @@ class Capture:
         *,
         direction: str | None = "in",
         bpf: str | None = None,
-        inject: tuple[str, str, str] | None = None,
+        inject: tuple[str | None, str, str] | None = None,
         workdir: Path | None = None,
         on_stop: Callable[[Capture], None] | None = None,
     ) -> None:
@@ -339,8 +341,9 @@ class Capture:
         self.iface = iface
         self.direction = direction
         self.bpf = bpf
-        # (namespace, interface, dst MAC) from which a sentinel reaches iface
-        self.inject = inject
+        # (namespace or None for root, interface, dst MAC) from which a
+        # sentinel reaches iface; it arrives inbound, so not with -Q out
+        self.inject = inject if direction in ("in", None) else None
         self._dir = Path(tempfile.mkdtemp(prefix="cap-", dir=workdir))
         self.path = self._dir / "frames.txt"
         self._err = self._dir / "tcpdump.err"
@@ -358,7 +361,10 @@ class Capture:
         if self.direction:
             cmd += ["-Q", self.direction]
         if self.bpf:
-            cmd += shlex.split(self.bpf)
+            expr = " ".join(shlex.split(self.bpf))
+            if self.inject:  # the filter must not hide the sentinel
+                expr = f"({expr}) or ether proto {SENTINEL_ETHERTYPE:#x}"
+            cmd.append(expr)
         with open(self.path, "wb") as out, open(self._err, "wb") as err:
             self._proc = subprocess.Popen(cmd, stdout=out, stderr=err)
         # tcpdump prints "listening on ..." once the socket is open
@@ -397,8 +403,11 @@ class Capture:
     def stop(self, timeout: float = 5.0) -> list[str]:
         if self._proc is None:
             return self.frames
+        died_early = ""
         try:
-            if self.inject and self._proc.poll() is None:
+            if self._died():
+                died_early = self._err.read_text()
+            elif self.inject:
                 token = secrets.token_hex(4)
                 ns, iface, mac = self.inject
                 _send_frames(ns, iface, [_sentinel_frame(mac, token)])
@@ -409,6 +418,8 @@ class Capture:
                     0.01,
                     f"capture sentinel never reached {self.ns}/{self.iface}",
                 )
+                if self._died():
+                    died_early = self._err.read_text()
         finally:
             if self._proc.poll() is None:
                 self._proc.send_signal(signal.SIGINT)
@@ -422,6 +433,8 @@ class Capture:
             shutil.rmtree(self._dir, ignore_errors=True)
             if self._on_stop:
                 self._on_stop(self)
+        if died_early:
+            raise LabError(f"capture on {self.ns}/{self.iface} died early: {died_early}")
         return self.frames
 
     def __enter__(self) -> Self:
@@ -576,12 +589,15 @@ class Host:
 
     def capture(self, iface: str = "eth0", direction: str | None = "in",
                 bpf: str | None = None) -> Capture:
-        """tcpdump inside the host namespace (e.g. underlay frames on eth0).
+        """tcpdump inside the host namespace, e.g. the underlay NIC eth0.
 
-        No sentinel: the host-side interfaces carry live traffic; callers that
-        need a proof of absence should capture on a VM instead.
+        Count underlay frames with direction "in" (LAB.md: tunnel tx counters
+        lie). On eth0 the stop sentinel is sent from the root-namespace end of
+        the underlay veth: it reaches only this host (br-phy floods it to its
+        own kernel, which drops it), never the other hosts.
         """
-        return self.lab._new_capture(self.ns, iface, direction, bpf, None)
+        inject = (None, self.ul_veth, "02:ff:00:00:00:01") if iface == "eth0" else None
+        return self.lab._new_capture(self.ns, iface, direction, bpf, inject)
 
     def vswitchd_log(self) -> str:
         p = Path(self.rundir) / "ovs-vswitchd.log"
@@ -685,6 +701,8 @@ class Lab:
         self._host_counter = 0
         self._vm_counter = 0
         RUN_ROOT.mkdir(parents=True, exist_ok=True)
+        # leftovers of killed runs hold subnets and names: clear them first
+        cleanup_stale()
         self.tag, self.prefix, self.rundir = self._claim(tag)
         try:
             self._lab_num = int(hashlib.sha1(self.prefix.encode()).hexdigest()[:8], 16)
@@ -779,8 +797,8 @@ class Lab:
     def _ns_name(self, kind: str, name: str) -> str:
         return f"{self.prefix}-{kind}-{name}"
 
-    def _new_capture(self, ns: str, iface: str, direction: str | None,
-                     bpf: str | None, inject: tuple[str, str, str] | None) -> Capture:
+    def _new_capture(self, ns: str, iface: str, direction: str | None, bpf: str | None,
+                     inject: tuple[str | None, str, str] | None) -> Capture:
         cap = Capture(ns, iface, direction=direction, bpf=bpf, inject=inject,
                       workdir=self.rundir, on_stop=self._captures_discard)
         self._captures.append(cap)
