@@ -132,7 +132,8 @@ def flow_mod(flow: f.Flow, delete: bool = False) -> bytes:
 
 def _group_mod(op: GroupMod) -> bytes:
     command = {"add": ofp.OFPGC_ADD, "modify": ofp.OFPGC_MODIFY, "delete": ofp.OFPGC_DELETE}[op.command]
-    buckets = [parser.OFPBucket(actions=[action(a) for a in b.actions]) for b in op.group.buckets]
+    buckets = [] if op.command == "delete" else [  # OVS refuses a delete that lists buckets
+        parser.OFPBucket(actions=[action(a) for a in b.actions]) for b in op.group.buckets]
     return _serialize(parser.OFPGroupMod(_DP, command, ofp.OFPGT_ALL, op.group.group_id, buckets))
 
 
