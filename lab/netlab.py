@@ -1112,6 +1112,28 @@ class Lab:
             + ", ".join(h.name for h in hs),
         )
 
+    def settle_underlay(self, timeout: float = 5.0) -> None:
+        """Every host with tunnel ports announces itself again; then wait
+        until each host's OVS knows the underlay MAC of every peer it has a
+        tunnel to. For fixtures, once the tunnels exist: hosts that had no
+        tunnel port when a peer joined missed its announcement (README).
+        """
+        hosts = [h for h in self.hosts.values() if h.alive]
+        ips = {h.underlay_ip for h in hosts}
+        for h in hosts:
+            if h.tunnel_ports():
+                h.announce()
+
+        def missing() -> list[str]:
+            out = []
+            for h in hosts:
+                want = {t["remote_ip"] for t in h.tunnel_ports().values()} & ips
+                out += [f"{h.name}->{ip}" for ip in sorted(want - set(h.neighbours()))]
+            return out
+
+        wait_for(lambda: not missing(), timeout, 0.05,
+                 f"underlay neighbours still unknown: {missing()}")
+
     def diagnostics(self) -> str:
         return "\n".join(h.diagnostics() for h in self.hosts.values())
 

@@ -10,13 +10,14 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from lab import Capture, Host, Lab, Vm, cleanup_stale, free_tcp_ports, wait_for
+from lab import Capture, Host, Lab, Vm, cleanup_stale, free_tcp_ports, tcp_port_free, wait_for
 from lab.netlab import RUN_ROOT
 from tests.lab.seed_flows import hand_mesh, install_seed_flows
 
@@ -94,9 +95,9 @@ def test_seed_pipeline_same_tenant_pings_other_tenant_sees_nothing(tunnel_type: 
             assert sorted(t["ofport"] for t in h.tunnel_ports().values()) == [2, 3]
         # h1 and h2 joined before any host had a tunnel port, when nobody
         # snooped their announcements: announcing again now fills every cache
-        for h in hosts:
-            h.announce()
-        wait_for(lambda: _knows_all(hosts), 5, message="underlay neighbours not learned")
+        assert not _knows_all(hosts)
+        lab.settle_underlay()
+        assert _knows_all(hosts)
 
         # tenant A on VLAN 1 and tenant B on VLAN 2 use the very same IPs
         tenants: dict[int, list[Vm]] = {1: [], 2: []}
@@ -137,8 +138,7 @@ def test_late_host_reachable_with_nothing_run_on_existing_hosts() -> None:
         hand_mesh(lab, old, "vxlan")
         for h in old:
             install_seed_flows(h)
-            h.announce()
-        wait_for(lambda: _knows_all(old), 5, message="underlay neighbours not learned")
+        lab.settle_underlay()
         old_vms = [lab.add_vm(h, f"{h.name}v", 1, f"192.168.1.{h.index}/24") for h in old]
 
         (new,) = _add_hosts(lab, ["h4"])
@@ -241,3 +241,29 @@ def test_cleanup_stale_removes_a_killed_run() -> None:
         child.wait()
     assert cleanup_stale(tag) == [prefix]
     _assert_gone(prefix, pids)
+
+
+def test_hosts_reach_a_controller_on_controller_ip() -> None:
+    with Lab() as lab:
+        of_port, ovsdb_port = free_tcp_ports(2)
+        # OVSDB side: accepting the TCP connection is all the manager needs
+        ovsdb = socket.create_server((lab.controller_ip, ovsdb_port))
+        osken = subprocess.Popen(
+            [str(Path(sys.executable).with_name("osken-manager")),
+             "--ofp-listen-host", lab.controller_ip,
+             "--ofp-tcp-listen-port", str(of_port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(lambda: not tcp_port_free(of_port, lab.controller_ip), 10,
+                     message="osken-manager did not listen")
+            hosts = [lab.add_host(n, of_port=of_port, ovsdb_port=ovsdb_port)
+                     for n in ("h1", "h2")]
+            lab.wait_connected(timeout=15)
+            assert len({h.datapath_id for h in hosts}) == 2
+            assert hosts[0].vsctl("get", "Bridge", "br1", "other_config:datapath-id") \
+                .strip().strip('"') == hosts[0].datapath_id
+        finally:
+            osken.terminate()
+            osken.wait(10)
+            ovsdb.close()
