@@ -579,13 +579,18 @@ class Host:
         _send_frames(self.ns, "br-phy",
                      [_garp_frame(self.underlay_mac, self.underlay_ip)])
 
+    def established_peers(self) -> set[str]:
+        """'ip:port' of every established TCP peer of this host namespace."""
+        out = self.exec(["ss", "-Htn", "state", "established"]).stdout
+        return {line.split()[-1] for line in out.splitlines() if line.strip()}
+
+    # TCP-level checks: OVSDB's is_connected columns are refreshed lazily
+    # (measured: 2-5 s after the connection was up).
     def controller_connected(self) -> bool:
-        rows = self.vsctl_json("--columns=is_connected", "list", "Controller")
-        return bool(rows) and all(r["is_connected"] is True for r in rows)
+        return f"{self.lab.controller_ip}:{self.of_port}" in self.established_peers()
 
     def manager_connected(self) -> bool:
-        rows = self.vsctl_json("--columns=is_connected", "list", "Manager")
-        return bool(rows) and all(r["is_connected"] is True for r in rows)
+        return f"{self.lab.controller_ip}:{self.ovsdb_port}" in self.established_peers()
 
     def capture(self, iface: str = "eth0", direction: str | None = "in",
                 bpf: str | None = None) -> Capture:
@@ -994,9 +999,11 @@ class Lab:
         if tunnel_type not in TUNNEL_TYPES:
             raise LabError(f"unknown tunnel type {tunnel_type}")
         name = name or f"{tunnel_type}-{peer.name}"[:15]
-        if ofport is None:
+        if ofport is None:  # the article numbers br1's tunnels from 2 up
+            on_br1 = set(host.vsctl("list-ifaces", "br1").split())
             used = {_ovs_scalar(r["ofport"]) for r in
-                    host.vsctl_json("--columns=ofport", "list", "Interface")}
+                    host.vsctl_json("--columns=name,ofport", "list", "Interface")
+                    if r["name"] in on_br1}
             ofport = next(n for n in range(2, 65280) if n not in used)
         host.vsctl(
             "add-port", "br1", name, "--", "set", "Interface", name,
@@ -1103,7 +1110,7 @@ class Lab:
 
     def wait_connected(self, timeout: float = 15.0, hosts: Iterable[Host] | None = None,
                        manager: bool = True) -> None:
-        """Wait until every host's br1 (and OVSDB manager) is connected."""
+        """Wait until every host's br1 (and OVSDB manager) has its TCP session up."""
         hs = list(hosts) if hosts is not None else list(self.hosts.values())
         wait_for(
             lambda: all(h.controller_connected() and

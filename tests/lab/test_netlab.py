@@ -259,7 +259,11 @@ def test_hosts_reach_a_controller_on_controller_ip() -> None:
                      message="osken-manager did not listen")
             hosts = [lab.add_host(n, of_port=of_port, ovsdb_port=ovsdb_port)
                      for n in ("h1", "h2")]
-            lab.wait_connected(timeout=15)
+            lab.wait_connected(timeout=5)
+            # and OVS itself agrees (its status columns lag a few seconds)
+            wait_for(lambda: all(r["is_connected"] is True for h in hosts for r in
+                                 h.vsctl_json("--columns=is_connected", "list", "Controller")),
+                     15, 0.2, "OVS never reported the controller connection")
             assert len({h.datapath_id for h in hosts}) == 2
             assert hosts[0].vsctl("get", "Bridge", "br1", "other_config:datapath-id") \
                 .strip().strip('"') == hosts[0].datapath_id
