@@ -31,6 +31,9 @@ OVERLAY_OPTS = [
     cfg.IntOpt("flood-rate", default=100, min=1, help="ARP/NS floods for unknown IPs per second per host"),
     cfg.StrOpt("state-dir", default="/var/lib/sdn-overlay", help="where the database lives"),
     cfg.StrOpt("db", default=None, help="SQLite database path (default: <state-dir>/overlay.db)"),
+    cfg.StrOpt("api-token-file", default=None,
+               help="file holding the REST API bearer token; unset = no token (keep the API on 127.0.0.1)"),
+    cfg.BoolOpt("api-read-open", default=False, help="with a token: let GET calls through without it"),
 ]
 
 
