@@ -144,6 +144,9 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Ho
     out |= {
         f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=vid), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
         f.Flow(t.ND_RESPONDER, 1, f.match(vlan_vid=vid), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
+        # Probes (sender 0.0.0.0) must reach the real owner, not get the switch's answer.
+        f.Flow(t.ARP_RESPONDER, 20, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa="0.0.0.0"),
+               goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
         # Duplicate address detection (source ::) must reach the real owner, if any.
         f.Flow(t.ND_RESPONDER, 20, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ipv6_src="::"),
                goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
@@ -182,6 +185,11 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Ho
                     out.add(f.Flow(t.SRC_BINDING, 30, f.match(
                         vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip),
                         (f.Resubmit(t.SRC_MAC),), cookie=eck))
+                # A gratuitous ARP announces ip (a VM that moved or took it over): pass it on,
+                # never answer it, or the answer would teach br0 the MAC is behind br1.
+                out.add(f.Flow(t.ARP_RESPONDER, 20, f.match(
+                    vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa=ip, arp_tpa=ip),
+                    goto=t.FLOOD, meter=t.METER_FLOOD, cookie=eck))
                 reply = () if local else _arp_reply(ep.mac, ip)
                 out.add(f.Flow(t.ARP_RESPONDER, 10, f.match(
                     vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from lab.controller import Controller
@@ -66,3 +67,29 @@ def reachable_pairs(vms: list[Vm], deadline: float = 5.0) -> list[tuple[str, str
 
 def all_pairs(vms: list[Vm]) -> list[tuple[str, str]]:
     return [(a.name, b.name) for a in vms for b in vms if a is not b]
+
+
+def underlay_rx(hosts: list[Host]) -> dict[str, int]:
+    """Frames each host received from the overlay: rx on its tunnel ports (LAB.md: never tx)."""
+    out = {}
+    for h in hosts:
+        stats = h.port_stats()
+        out[h.name] = sum(stats.get(name, {}).get("rx_packets", 0) for name in h.tunnel_ports())
+    return out
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
+def arp_burst(vm: Vm, ip: str, count: int, interval: float = 0.01) -> list[str]:
+    """Send `count` ARP requests for ip; the MACs that answered, one per reply."""
+    cp = vm.exec(["arping", "-i", "eth0", "-c", str(count), "-W", f"{interval:g}", "-w", "2", ip],
+                 check=False, timeout=60)
+    return re.findall(r"bytes from ([0-9a-f:]{17})", cp.stdout)
+
+
+def announce(vms: list[Vm]) -> None:
+    """What a booting VM does: a gratuitous ARP, so the overlay learns where it is."""
+    for vm in vms:
+        vm.exec(["arping", "-U", "-i", "eth0", "-c", "1", "-w", "1", vm.ip], check=False)

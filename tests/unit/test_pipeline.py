@@ -168,3 +168,12 @@ def test_the_learning_copy_sees_the_frame_as_sent_not_as_the_responder_rewrote_i
     assert tr.ports() == [PATCH]  # answered in the switch
     (punted, meter), = tr.punts
     assert punted["eth_src"] == mac(8) and punted["arp_op"] == 1 and meter == t.METER_LEARN
+
+
+def test_gratuitous_arp_and_probes_are_passed_on_never_answered():
+    core = world(members={3: frozenset({10})})
+    learn_everywhere(core, [(3, BLUE, mac(3), "10.0.0.3")])
+    garp = arp_request(BLUE.vlan, mac(3), "10.0.0.3", "10.0.0.3")  # the VM, moved to h1, announces
+    assert tracer(core, 1).trace(garp).ports() == [tunnel_port(3)]
+    probe = arp_request(BLUE.vlan, mac(4), "0.0.0.0", "10.0.0.3")
+    assert tracer(core, 1).trace(probe).ports() == [tunnel_port(3)]
