@@ -20,6 +20,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from controller import config, ofmsg
+from controller.auth import TokenAuth
 from controller.core import Core
 from controller.ops import Op, OvsdbTransact
 from controller.ovsdb import OvsdbServer
@@ -57,6 +58,10 @@ class OverlayApp(app_manager.OSKenApp):
                                  on_view=lambda v: self.post(lambda: self._host_view(v)),
                                  on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(s))))
         self.api_address = (conf.wsapi_host, conf.wsapi_port)
+        self.api_auth = TokenAuth(conf.overlay.api_token_file, conf.overlay.api_read_open)
+        if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
+            LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
+                        "change tenants", conf.wsapi_host)
         LOG.info("overlay controller: mode=%s tunnels=%s tenants=%d", self.settings.mode,
                  self.settings.tunnel_type, len(self.core.tenants))
 
@@ -64,7 +69,7 @@ class OverlayApp(app_manager.OSKenApp):
         thread = super().start()
         self.ovsdb.listen()
         self.threads.append(hub.spawn(self.ovsdb.serve))
-        server = hub.WSGIServer(self.api_address, Api(self))
+        server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
         return thread
@@ -80,9 +85,10 @@ class OverlayApp(app_manager.OSKenApp):
         self.send_event(self.name, ev)
         return ev
 
-    def call(self, fn: Callable[[], Any]) -> Any:
+    def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
         ev = self.post(fn)
-        ev.done.wait()
+        if not ev.done.wait(timeout):
+            raise TimeoutError("the event loop did not answer in time")
         if ev.error is not None:
             raise ev.error
         return ev.result

@@ -18,7 +18,7 @@ class Backend:
         self.core = Core(Settings(), self.store.tenants())
         self.applied = []
 
-    def call(self, fn):
+    def call(self, fn, timeout=None):
         return fn()
 
     def apply(self, ops):
