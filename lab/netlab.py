@@ -707,7 +707,10 @@ class Lab:
         self._vm_counter = 0
         RUN_ROOT.mkdir(parents=True, exist_ok=True)
         # leftovers of killed runs hold subnets and names: clear them first
-        cleanup_stale()
+        try:
+            cleanup_stale()
+        except (LabError, TimeoutError) as exc:  # theirs; must not stop ours
+            log.warning("cleanup of stale labs failed: %s", exc)
         self.tag, self.prefix, self.rundir = self._claim(tag)
         try:
             self._lab_num = int(hashlib.sha1(self.prefix.encode()).hexdigest()[:8], 16)
