@@ -69,6 +69,7 @@ class OverlayApp(app_manager.OSKenApp):
         thread = super().start()
         self.ovsdb.listen()
         self.threads.append(hub.spawn(self.ovsdb.serve))
+        self.threads.append(hub.spawn(self._poll_stats, cfg.CONF.overlay.stats_interval))
         server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
@@ -145,6 +146,19 @@ class OverlayApp(app_manager.OSKenApp):
         msg = ev.msg
         match = dict(msg.match.items())
         self.apply(self.core.flow_removed(msg.datapath.id, msg.table_id, msg.reason, match, self.now()))
+
+    def _poll_stats(self, interval: float) -> None:
+        """Ask every switch for its flow counters: what was proxied, flooded, still alive."""
+        while True:
+            hub.sleep(interval)
+            for dp in list(self.datapaths.values()):
+                dp.send_msg(dp.ofproto_parser.OFPFlowStatsRequest(dp))
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev: Any) -> None:
+        entries = [(s.table_id, s.priority, tuple(sorted(s.match.items())), s.packet_count)
+                   for s in ev.msg.body]
+        self.apply(self.core.flow_stats(ev.msg.datapath.id, entries, self.now()))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev: Any) -> None:

@@ -29,6 +29,8 @@ OVERLAY_OPTS = [
     cfg.IntOpt("mac-idle-timeout", default=300, min=1, help="seconds before a silent MAC is forgotten"),
     cfg.IntOpt("learn-rate", default=200, min=1, help="learning packet-ins per second per host"),
     cfg.IntOpt("flood-rate", default=100, min=1, help="ARP/NS floods for unknown IPs per second per host"),
+    cfg.FloatOpt("stats-interval", default=2.0, min=0.2,
+                 help="seconds between flow-stats polls (switch-side counters, endpoints' last seen)"),
     cfg.StrOpt("state-dir", default="/var/lib/sdn-overlay", help="where the database lives"),
     cfg.StrOpt("db", default=None, help="SQLite database path (default: <state-dir>/overlay.db)"),
     cfg.StrOpt("api-token-file", default=None,

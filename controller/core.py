@@ -26,6 +26,24 @@ TUNNEL_RETRY_S = 10.0  # a tunnel port asked for but not seen by then is asked f
 OFPRR_IDLE_TIMEOUT = 0
 
 
+# Requests the article's pipeline would have flooded to every host, handled on the spot instead.
+SUPPRESSED = ("arp_proxied", "arp_local", "nd_proxied", "nd_local")
+
+
+def _counter_for(flow: f.Flow) -> str | None:
+    """Which counter a flow's packets feed, by the flow's role."""
+    if flow.table in (t.ARP_RESPONDER, t.ND_RESPONDER) and flow.priority == 10:
+        proto = "arp" if flow.table == t.ARP_RESPONDER else "nd"
+        return f"{proto}_proxied" if flow.actions else f"{proto}_local"
+    if flow.table in (t.ARP_RESPONDER, t.ND_RESPONDER) and flow.priority == 1:
+        return "floods_unknown_ip"
+    if flow.table == t.FLOOD and flow.priority == 10:
+        return "floods_sent"
+    if flow.table == t.UNICAST and flow.priority == 10 and flow.actions:
+        return "unicast_to_known"
+    return None
+
+
 @dataclass
 class Installed:
     """What one switch holds, as far as we put it there."""
@@ -47,6 +65,7 @@ class Core:
         self.pending_tunnels: dict[tuple[str, str], float] = {}  # (host, port name) -> asked at
         self.forgotten_ips: set[str] = set()
         self.counters: Counter[str] = Counter()
+        self.flow_packets: dict[int, dict[tuple, int]] = {}  # dpid -> flow key -> packets last seen
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -254,6 +273,41 @@ class Core:
         for ip in ep.ips:
             if self.bindings.get((ep.vni, ip)) == ep.mac:
                 del self.bindings[(ep.vni, ip)]
+
+    # ---- what the switches counted ---------------------------------------------------------
+
+    def flow_stats(self, dpid: int, entries: list[tuple[int, int, f.Match, int]], now: float) -> list[Op]:
+        """Fold a flow-stats reply (table, priority, match, packets) into the counters.
+
+        Counters are monotonic: each flow's increase since the last poll is added (a flow that
+        was replaced restarts from zero). A source entry that counted packets refreshes its
+        endpoint's last-seen time.
+        """
+        inst = self.installed.get(dpid)
+        host = self.host_of_dpid(dpid)
+        if inst is None or host is None:
+            return []
+        ours = {k: fl for part in inst.flows.values() for k, fl in part.items()}
+        last = self.flow_packets.setdefault(dpid, {})
+        for table, priority, match, packets in entries:
+            key = (table, priority, match)
+            prev = last.get(key, 0)
+            last[key] = packets
+            grown = packets - prev if packets >= prev else packets
+            flow = ours.get(key)
+            if grown <= 0 or flow is None:
+                continue
+            name = _counter_for(flow)
+            if name:
+                self.counters[name] += grown
+                if name in SUPPRESSED:
+                    self.counters["floods_suppressed"] += grown
+            if table == t.SRC_MAC and priority > 0:
+                tenant = self.tenant_on(host.id, int(dict(match).get("vlan_vid", 0)) & 0x0FFF)
+                ep = tenant and self.endpoints.get((tenant.vni, str(dict(match).get("eth_src"))))
+                if ep:
+                    ep.last_seen = now
+        return []
 
     # ---- reconcile -----------------------------------------------------------------------
 

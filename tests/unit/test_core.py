@@ -182,3 +182,21 @@ def test_a_tenant_limited_to_some_hosts_is_not_programmed_elsewhere():
 
 def test_view_helper_is_consistent():
     assert view(1, [2]).tunnels[0].remote_ip == ip_of(2)
+
+
+def test_switch_counters_grow_monotonically_and_refresh_last_seen():
+    core = world(3)
+    core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1.0)
+    vid = BLUE.vlan | f.OFPVID_PRESENT
+    proxy = (t.ARP_RESPONDER, 10, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa="10.0.0.2"))
+    flood = (t.FLOOD, 10, f.match(vlan_vid=vid))
+    core.flow_stats(1, [(*proxy, 5), (*flood, 2)], now=2.0)
+    core.flow_stats(1, [(*proxy, 7), (*flood, 2)], now=3.0)
+    core.flow_stats(1, [(*proxy, 1)], now=4.0)  # replaced flow: counts from zero again
+    assert core.counters["arp_proxied"] == 8 and core.counters["floods_suppressed"] == 8
+    assert core.counters["floods_sent"] == 2
+    src = (t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=mac(2)))
+    core.flow_stats(2, [(*src, 3)], now=9.0)
+    assert core.tenant_endpoints(BLUE.vni)[0].last_seen == 9.0
+    core.flow_stats(2, [(*src, 3)], now=12.0)  # silent since: unchanged
+    assert core.tenant_endpoints(BLUE.vni)[0].last_seen == 9.0
