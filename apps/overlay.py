@@ -139,7 +139,8 @@ class OverlayApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev: Any) -> None:
-        self.apply(self.core.packet_in(ev.msg.datapath.id, ev.msg.data, self.now()))
+        msg = ev.msg
+        self.apply(self.core.packet_in(msg.datapath.id, msg.data, self.now(), msg.table_id))
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev: Any) -> None:

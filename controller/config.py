@@ -29,6 +29,8 @@ OVERLAY_OPTS = [
     cfg.IntOpt("mac-idle-timeout", default=300, min=1, help="seconds before a silent MAC is forgotten"),
     cfg.IntOpt("learn-rate", default=200, min=1, help="learning packet-ins per second per host"),
     cfg.IntOpt("flood-rate", default=100, min=1, help="ARP/NS floods for unknown IPs per second per host"),
+    cfg.IntOpt("unknown-ip-holddown", default=3, min=1,
+               help="seconds a host drops further ARP/NS for an IP whose request was flooded unanswered"),
     cfg.FloatOpt("stats-interval", default=2.0, min=0.2,
                  help="seconds between flow-stats polls (switch-side counters, endpoints' last seen)"),
     cfg.StrOpt("state-dir", default="/var/lib/sdn-overlay", help="where the database lives"),
@@ -48,7 +50,7 @@ def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
 def settings(conf: cfg.ConfigOpts) -> Settings:
     o = conf.overlay
     return Settings(mode=o.mac_learning, tunnel_type=o.tunnel_type, mac_idle_timeout=o.mac_idle_timeout,
-                    learn_rate=o.learn_rate, flood_rate=o.flood_rate)
+                    learn_rate=o.learn_rate, flood_rate=o.flood_rate, unknown_ip_holddown=o.unknown_ip_holddown)
 
 
 def db_path(conf: cfg.ConfigOpts) -> str:

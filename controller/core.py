@@ -16,7 +16,15 @@ from controller import ovsdb_model as om
 from controller import packets
 from controller import tables as t
 from controller.ops import FlowMod, FlowPurge, GroupMod, MeterMod, Op, OvsdbTransact, Wipe
-from controller.pipeline import MODE_CONTROLLER, Settings, base_flows, flood_group, meters, tenant_flows
+from controller.pipeline import (
+    MODE_CONTROLLER,
+    Settings,
+    base_flows,
+    flood_group,
+    holddown_flow,
+    meters,
+    tenant_flows,
+)
 from controller.state import Endpoint, Host, HostView, Tenant
 
 LOG = logging.getLogger(__name__)
@@ -208,7 +216,22 @@ class Core:
 
     # ---- learning ------------------------------------------------------------------------
 
-    def packet_in(self, dpid: int, data: bytes, now: float) -> list[Op]:
+    def packet_in(self, dpid: int, data: bytes, now: float, table: int | None = None) -> list[Op]:
+        """Learn from a packet-in; one from a responder's miss also holds that unknown IP down."""
+        ops = self._learn(dpid, data, now)
+        if table not in (t.ARP_RESPONDER, t.ND_RESPONDER):
+            return ops
+        frame = packets.parse(data)
+        host = self.host_of_dpid(dpid)
+        tenant = frame and host and self.tenant_on(host.id, frame.vlan)
+        if not (frame and host and tenant and frame.asks_for):
+            return ops
+        if (tenant.vni, frame.asks_for) in self.bindings:
+            return ops  # learned meanwhile: its responder entry answers from now on
+        self.counters["unknown_ip_holddowns"] += 1
+        return ops + [FlowMod(dpid, holddown_flow(self.settings, tenant, host.id, frame.asks_for))]
+
+    def _learn(self, dpid: int, data: bytes, now: float) -> list[Op]:
         self.counters["packet_in"] += 1
         frame = packets.parse(data)
         host = self.host_of_dpid(dpid)
@@ -289,11 +312,11 @@ class Core:
             return []
         ours = {k: fl for part in inst.flows.values() for k, fl in part.items()}
         last = self.flow_packets.setdefault(dpid, {})
-        for table, priority, match, packets in entries:
+        for table, priority, match, count in entries:
             key = (table, priority, match)
             prev = last.get(key, 0)
-            last[key] = packets
-            grown = packets - prev if packets >= prev else packets
+            last[key] = count
+            grown = count - prev if count >= prev else count
             flow = ours.get(key)
             if grown <= 0 or flow is None:
                 continue

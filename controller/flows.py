@@ -27,6 +27,7 @@ COOKIE_BASE = 0x01 << 56  # the fixed pipeline
 COOKIE_TUNNEL = 0x02 << 56  # classify of one tunnel port
 COOKIE_TENANT = 0x03 << 56  # a tenant's tunnel-in, flood and responder-miss flows
 COOKIE_ENDPOINT = 0x04 << 56  # learned endpoints: unicast, source, responder entries
+COOKIE_HOLDDOWN = 0x05 << 56  # short-lived drops of requests for unanswered IPs
 COOKIE_KIND_MASK = 0xFF << 56
 
 
@@ -125,6 +126,7 @@ class Flow:
     meter: int | None = None
     cookie: int = 0
     idle_timeout: int = 0
+    hard_timeout: int = 0
     notify_removed: bool = False
 
     @property

@@ -125,7 +125,8 @@ def flow_mod(flow: f.Flow, delete: bool = False) -> bytes:
         inst.append(parser.OFPInstructionGotoTable(flow.goto))
     flags = ofp.OFPFF_SEND_FLOW_REM if flow.notify_removed else 0
     msg = parser.OFPFlowMod(_DP, cookie=flow.cookie, table_id=flow.table, command=ofp.OFPFC_ADD,
-                            idle_timeout=flow.idle_timeout, priority=flow.priority, flags=flags,
+                            idle_timeout=flow.idle_timeout, hard_timeout=flow.hard_timeout,
+                            priority=flow.priority, flags=flags,
                             match=match, instructions=inst)
     return _serialize(msg)
 

@@ -21,6 +21,7 @@ class Frame:
     src: str
     dst: str
     ip: str | None = None  # an address the source claims (ARP sender, ND source/target)
+    asks_for: str | None = None  # the address an ARP request or NS resolves
 
 
 def mac_str(b: bytes) -> str:
@@ -31,35 +32,36 @@ def is_multicast(mac: str) -> bool:
     return int(mac[:2], 16) & 1 == 1
 
 
-def _arp_ip(body: bytes, src: bytes) -> str | None:
+def _arp(body: bytes, src: bytes) -> tuple[str | None, str | None]:
     if len(body) < 28:
         raise ValueError("short ARP")
     htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", body)
     if (htype, ptype, hlen, plen) != (1, 0x0800, 6, 4) or op not in (1, 2):
         raise ValueError("not Ethernet/IPv4 ARP")
-    sha, spa = body[8:14], body[14:18]
+    sha, spa, tpa = body[8:14], body[14:18], body[24:28]
+    asks_for = str(ipaddress.IPv4Address(tpa)) if op == 1 else None
     if sha != src or spa == b"\0\0\0\0":
-        return None  # a probe or a proxy: no binding to learn
-    return str(ipaddress.IPv4Address(spa))
+        return None, asks_for  # a probe or a proxy: no binding to learn
+    return str(ipaddress.IPv4Address(spa)), asks_for
 
 
-def _nd_ip(body: bytes, src: bytes) -> str | None:
+def _nd(body: bytes, src: bytes) -> tuple[str | None, str | None]:
     if len(body) < 40:
         raise ValueError("short IPv6")
     payload_len, next_header = struct.unpack_from("!HB", body, 4)
     if next_header != 58:
-        return None
+        return None, None
     icmp = body[40:40 + payload_len]
     if len(icmp) < 24:
-        return None
+        return None, None
     kind = icmp[0]
     ip_src = ipaddress.IPv6Address(body[8:24])
     target = ipaddress.IPv6Address(icmp[8:24])
     if kind == 135:  # NS: the sender's own address, unless DAD (::)
-        return None if ip_src.is_unspecified else str(ip_src)
+        return (None if ip_src.is_unspecified else str(ip_src)), str(target)
     if kind == 136:  # NA: the target is the advertiser's address
-        return None if target.is_multicast else str(target)
-    return None
+        return (None if target.is_multicast else str(target)), None
+    return None, None
 
 
 def parse(data: bytes) -> Frame | None:
@@ -76,12 +78,12 @@ def parse(data: bytes) -> Frame | None:
             tci, ethertype = struct.unpack_from("!HH", data, 14)
             vlan, offset = tci & 0x0FFF, 18
         body = data[offset:]
-        ip = None
+        ip = asks_for = None
         if ethertype == ETH_ARP:
-            ip = _arp_ip(body, src)
+            ip, asks_for = _arp(body, src)
         elif ethertype == ETH_IPV6:
-            ip = _nd_ip(body, src)
-        frame = Frame(vlan, mac_str(src), mac_str(dst), ip)
+            ip, asks_for = _nd(body, src)
+        frame = Frame(vlan, mac_str(src), mac_str(dst), ip, asks_for)
     except (ValueError, struct.error):
         return None
     if is_multicast(frame.src):

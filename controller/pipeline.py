@@ -26,6 +26,7 @@ class Settings:
     learn_hard_timeout: int = 300  # the article's learn() entry lifetime
     learn_rate: int = 200  # packet-ins/s per host
     flood_rate: int = 100  # ARP/NS floods for unknown IPs, per host
+    unknown_ip_holddown: int = 3  # seconds a host drops requests for an IP nobody answered
 
 
 def _punt() -> tuple[f.Action, ...]:
@@ -142,8 +143,10 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Ho
     if s.mode != MODE_CONTROLLER:
         return out
     out |= {
-        f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=vid), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
-        f.Flow(t.ND_RESPONDER, 1, f.match(vlan_vid=vid), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
+        # Unknown IP: flood (metered), and tell the controller, which holds further requests
+        # for that IP down for a while (holddown_flow).
+        f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
+        f.Flow(t.ND_RESPONDER, 1, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
         # Probes (sender 0.0.0.0) must reach the real owner, not get the switch's answer.
         f.Flow(t.ARP_RESPONDER, 20, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa="0.0.0.0"),
                goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
@@ -194,3 +197,16 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Ho
                 out.add(f.Flow(t.ARP_RESPONDER, 10, f.match(
                     vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck))
     return out
+
+
+def holddown_flow(s: Settings, tenant: Tenant, host_id: str, ip: str) -> f.Flow:
+    """Drop requests for an IP that was just flooded unanswered; a learned answer (priority 10) wins."""
+    vid = tenant.vlan_on(host_id) | f.OFPVID_PRESENT
+    if ":" in ip:
+        m = f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                    icmpv6_type=f.ICMPV6_NS, ipv6_nd_target=ip)
+        table = t.ND_RESPONDER
+    else:
+        m = f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip)
+        table = t.ARP_RESPONDER
+    return f.Flow(table, 5, m, cookie=f.cookie(f.COOKIE_HOLDDOWN, tenant.vni), hard_timeout=s.unknown_ip_holddown)

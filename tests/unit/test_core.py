@@ -200,3 +200,17 @@ def test_switch_counters_grow_monotonically_and_refresh_last_seen():
     assert core.tenant_endpoints(BLUE.vni)[0].last_seen == 9.0
     core.flow_stats(2, [(*src, 3)], now=12.0)  # silent since: unchanged
     assert core.tenant_endpoints(BLUE.vni)[0].last_seen == 9.0
+
+
+def test_a_request_for_an_unknown_ip_is_held_down_on_the_asking_host():
+    core = world(3)
+    request = arp_frame(mac(1), "10.0.0.1", "10.0.0.99", BLUE.vlan)
+    ops = core.packet_in(1, request, now=1.0, table=t.ARP_RESPONDER)
+    holddown, = [op for op in flow_ops(ops) if op.flow.cookie & f.COOKIE_KIND_MASK == f.COOKIE_HOLDDOWN]
+    assert holddown.dpid == 1 and holddown.flow.hard_timeout == 3 and holddown.flow.actions == ()
+    assert dict(holddown.flow.match)["arp_tpa"] == "10.0.0.99"
+    assert holddown.flow.priority < 10  # a learned answer still wins
+    # The same request seen by the learning tables (not a responder miss) holds nothing down.
+    assert not [op for op in flow_ops(core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.98", BLUE.vlan),
+                                                     now=1.0))
+                if op.flow.cookie & f.COOKIE_KIND_MASK == f.COOKIE_HOLDDOWN]

@@ -9,7 +9,7 @@ from tests.unit.world import arp_frame, mac
 
 def test_arp_in_a_vlan_gives_vlan_source_and_sender_ip():
     frame = packets.parse(arp_frame(mac(1), "10.0.0.1", "10.0.0.2", vlan=10))
-    assert frame == packets.Frame(10, mac(1), "ff:ff:ff:ff:ff:ff", "10.0.0.1")
+    assert frame == packets.Frame(10, mac(1), "ff:ff:ff:ff:ff:ff", "10.0.0.1", asks_for="10.0.0.2")
 
 
 def test_arp_probe_and_proxied_sender_teach_no_binding():

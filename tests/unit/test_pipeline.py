@@ -129,7 +129,7 @@ def test_known_source_is_not_punted_again():
     tr = tracer(core, 1).trace(local_packet(BLUE.vlan, mac(1), "ff:ff:ff:ff:ff:ff"))
     assert tr.punts == []
     tr = tracer(core, 1).trace(arp_request(BLUE.vlan, mac(1), "10.0.0.1", "10.0.0.2"))
-    assert tr.punts == []
+    assert [meter for _, meter in tr.punts] == [t.METER_FLOOD]  # only the unknown-IP notice
 
 
 def test_same_mac_in_two_tenants_stays_apart():
