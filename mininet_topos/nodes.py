@@ -1,0 +1,499 @@
+"""Mininet nodes for the overlay lab: a physical host with its own Open vSwitch, VMs, root bridges.
+
+Runs under the system /usr/bin/python3 (Debian's python3-mininet); stdlib + Mininet only.
+
+Mininet puts every OVSSwitch into one ovs-vswitchd with one OVSDB, i.e. one Open_vSwitch row,
+one system-id and one overlay-ip, while the controller tells hosts apart by their OVSDB
+connection. So each emulated physical host here is an ``OverlayHost``: a Mininet node in its
+own network namespace that runs its *own* ovsdb-server + ovs-vswitchd (state in
+/run/overlay-mn/<run>/<host>/) and joins the controller exactly like a real host (README,
+"Joining a host"): system-id, overlay-ip, set-manager, br1 (secure, OpenFlow13, in-band off,
+unique datapath-id) with the controller, br0 patched to br1 (br1 ofport 1), VMs on br0 access
+ports tagged with their tenant's VLAN, the underlay address on br-phy. The controller makes
+the tunnels. Nothing of the system OVS is used or touched.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mininet.node import Host, Switch
+
+RUN_ROOT = Path("/run/overlay-mn")
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+UNDERLAY_MTU = 1600  # VXLAN adds 50 bytes, GRE 42: VMs keep MTU 1500
+UNDERLAY_NET = ipaddress.IPv4Network("10.99.0.0/24")  # inside host namespaces only
+# Keep IPv6 (RS, MLD, DAD) and IGMP reports for 224.0.0.x off lab wires: they spoil counts.
+QUIET_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+                 "net.ipv4.igmp_link_local_mcast_reports=0")
+DAEMONS = ("ovs-vswitchd", "ovsdb-server")
+
+
+class NodeError(RuntimeError):
+    pass
+
+
+def sh(cmd: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 30,
+       check: bool = True) -> str:
+    """Run a command (no shell); raise NodeError with its stderr when it fails."""
+    cp = subprocess.run(list(cmd), capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    if check and cp.returncode != 0:
+        raise NodeError(f"{' '.join(cmd)} failed ({cp.returncode}): {cp.stderr.strip() or cp.stdout.strip()}")
+    return cp.stdout
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, message: str = "") -> Any:
+    """Poll until predicate() is truthy; TimeoutError(message) after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(message or f"not within {timeout}s")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# run bookkeeping: what this process created, so that only that is removed
+
+
+def _starttime(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie counts as gone: detached daemons are reaped late here
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def _kill(pids: Sequence[int], timeout: float = 5.0) -> None:
+    pids = [p for p in pids if _alive(p)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        try:
+            wait_for(lambda: not any(_alive(p) for p in pids), timeout, 0.02)
+            return
+        except TimeoutError:
+            continue
+    raise NodeError(f"processes {pids} survived SIGKILL")
+
+
+def _daemon_pids(rundir: Path) -> list[int]:
+    """Pids from the OVS pidfiles under rundir, only if the pid still runs that daemon."""
+    pids = []
+    for name in DAEMONS:
+        try:
+            pid = int((rundir / f"{name}.pid").read_text())
+            exe = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except (OSError, ValueError):
+            continue
+        if Path(exe.decode()).name == name:
+            pids.append(pid)
+    return pids
+
+
+def _netns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+class Run:
+    """One topology instance: /run/overlay-mn/<id>/state.json names its owner and root bridges."""
+
+    current: dict[str, Run] = {}  # runs of this process
+
+    def __init__(self, run_id: str) -> None:
+        self.id = run_id
+        self.dir = RUN_ROOT / run_id
+        self.bridges: list[str] = []
+        self.netns: set[int] = set()  # namespaces of our nodes, swept at exit
+
+    @classmethod
+    def claim(cls) -> Run:
+        RUN_ROOT.mkdir(parents=True, exist_ok=True)
+        cleanup_stale()
+        for _ in range(50):
+            run = cls(os.urandom(2).hex())
+            try:
+                run.dir.mkdir()
+            except FileExistsError:
+                continue
+            run.save()
+            cls.current[run.id] = run
+            if len(cls.current) == 1:
+                atexit.register(cleanup_current)
+            return run
+        raise NodeError("no free run id under /run/overlay-mn")
+
+    @classmethod
+    def get(cls, run_id: str) -> Run:
+        if run_id not in cls.current:
+            raise NodeError(f"run {run_id} was not claimed by this process")
+        return cls.current[run_id]
+
+    def save(self) -> None:
+        state = {"pid": os.getpid(), "starttime": _starttime(os.getpid()), "bridges": self.bridges}
+        tmp = self.dir / "state.json.tmp"
+        tmp.write_text(json.dumps(state))
+        tmp.rename(self.dir / "state.json")
+
+    def add_bridge(self, name: str) -> None:
+        self.bridges.append(name)
+        self.save()  # recorded before it exists, so a killed run can still be cleaned
+
+    def remove(self) -> None:
+        """Stop every daemon, process and bridge of this run. Idempotent."""
+        _kill([p for d in self.dir.glob("*/") for p in _daemon_pids(d)])
+        if self.netns:  # e.g. `tcpdump -D &` left in a VM: it would keep the namespace alive
+            me = os.getpid()
+            _kill([int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me
+                   and _netns_inode(int(p)) in self.netns])
+        for br in self.bridges:
+            if Path(f"/sys/class/net/{br}").exists():
+                sh(["ip", "link", "del", br], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        Run.current.pop(self.id, None)
+
+
+def _load_stale(d: Path) -> Run | None:
+    try:
+        state = json.loads((d / "state.json").read_text())
+    except (OSError, ValueError):
+        return None if time.time() - d.stat().st_mtime < 60 else Run(d.name)  # just claimed?
+    pid = int(state.get("pid", 0))
+    if _alive(pid) and _starttime(pid) == state.get("starttime"):
+        return None
+    run = Run(d.name)
+    run.bridges = list(state.get("bridges", []))
+    return run
+
+
+def cleanup_stale() -> list[str]:
+    """Remove runs whose owning process is gone (killed mn, crashed script); return their ids."""
+    cleaned = []
+    for d in sorted(RUN_ROOT.glob("*/")) if RUN_ROOT.is_dir() else []:
+        run = _load_stale(d)
+        if run is not None:
+            run.remove()
+            cleaned.append(run.id)
+    return cleaned
+
+
+def cleanup_current() -> None:
+    """Remove what this process created; at exit, and instead of Mininet's cleanup() (see overlay.py)."""
+    for run in list(Run.current.values()):
+        run.remove()
+
+
+# --------------------------------------------------------------------------
+# management network: how hosts reach the controller
+
+
+def _local_ipv4() -> set[str]:
+    out = json.loads(sh(["ip", "-j", "-4", "addr", "show"]) or "[]")
+    return {a["local"] for link in out for a in link.get("addr_info", [])}
+
+
+def mgmt_plan(ctl_ip: str, mgmt_net: str) -> tuple[ipaddress.IPv4Interface, list[str], bool]:
+    """(management bridge address, host addresses in order, hosts need a /32 route to ctl_ip).
+
+    The controller must listen on an address the host namespaces reach. A free address
+    (e.g. ip=10.97.0.1) goes on the management bridge itself, with the hosts in its /24;
+    an address the machine already has (not loopback) is reached through the bridge, which
+    then takes the first address of ``mgmt_net``.
+    """
+    ip = ipaddress.IPv4Address(ctl_ip)
+    if ip.is_loopback or ip.is_unspecified:
+        raise NodeError(f"controller ip {ip}: host namespaces cannot reach it; give the controller's "
+                        "OpenFlow/OVSDB listeners all addresses and pass e.g. ip=10.97.0.1")
+    if str(ip) in _local_ipv4():
+        net = ipaddress.IPv4Network(mgmt_net)
+        gw = next(net.hosts())
+        return ipaddress.IPv4Interface(f"{gw}/{net.prefixlen}"), [str(a) for a in net.hosts() if a != gw], True
+    net = ipaddress.IPv4Network(f"{ip}/24", strict=False)
+    return ipaddress.IPv4Interface(f"{ip}/24"), [str(a) for a in net.hosts() if a != ip], False
+
+
+# --------------------------------------------------------------------------
+# nodes
+
+
+class RootBridge(Switch):
+    """A Linux bridge in the root namespace: the underlay or the management network.
+
+    Not OpenFlow. Its name is the bridge's name (unique per run: Mininet deletes
+    same-named root-namespace interfaces before creating a link).
+    """
+
+    def __init__(self, name: str, run: str, role: str, mgmt_net: str = "10.97.0.0/24", **params: Any) -> None:
+        params["inNamespace"] = False
+        Switch.__init__(self, name, dpid="1", **params)
+        self.run, self.role, self.mgmt_net = Run.get(run), role, mgmt_net
+        self.run.add_bridge(name)
+        mtu = UNDERLAY_MTU if role == "underlay" else 1500
+        sh(["ip", "link", "add", name, "mtu", str(mtu), "type", "bridge"])
+        Path(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6").write_text("1")
+        # bridged lab frames must not meet the machine's netfilter rules
+        sh(["ip", "link", "set", name, "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0",
+            "nf_call_arptables", "0"], check=False)
+
+    def start(self, controllers: list) -> None:
+        mtu = UNDERLAY_MTU if self.role == "underlay" else 1500
+        for intf in self.intfList():
+            if intf.name != "lo":
+                Path(f"/proc/sys/net/ipv6/conf/{intf.name}/disable_ipv6").write_text("1")
+                sh(["ip", "link", "set", intf.name, "mtu", str(mtu), "master", self.name, "up"])
+        if self.role == "mgmt":
+            addr, _hosts, _route = mgmt_plan(controller_of(controllers)[0], self.mgmt_net)
+            sh(["ip", "addr", "replace", str(addr), "dev", self.name])
+        sh(["ip", "link", "set", self.name, "up"])
+
+    def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's signature
+        sh(["ip", "link", "del", self.name], check=False)
+        Switch.stop(self, deleteIntfs)
+
+
+class Vm(Host):
+    """A VM: a Mininet host on its physical host's br0, in tenant ``tenant`` (VLAN ``vlan``)."""
+
+    def __init__(self, name: str, run: str, tenant: str = "", vlan: int = 0, **params: Any) -> None:
+        Host.__init__(self, name, **params)
+        self.tenant, self.vlan = tenant, vlan
+        Run.get(run).netns.add(_netns_inode(self.pid))
+
+    def config(self, **params: Any) -> Any:
+        r = Host.config(self, **params)
+        self.cmd("sysctl -qw " + " ".join(QUIET_SYSCTLS))
+        # userspace OVS reads this veth: TCP checksums must be complete (LAB.md)
+        self.cmd(f"ethtool -K {self.defaultIntf()} tx off >/dev/null")
+        return r
+
+
+def controller_of(controllers: list) -> tuple[str, int]:
+    if not controllers:
+        raise NodeError("no controller: run with --controller remote,ip=IP,port=OPENFLOW_PORT")
+    c = controllers[0]
+    return c.IP(), int(c.port)
+
+
+def _peer(intf: Any) -> Any:
+    link = intf.link
+    return (link.intf2 if link.intf1 is intf else link.intf1).node
+
+
+class OverlayHost(Switch):
+    """An emulated physical host with its own ovsdb-server and ovs-vswitchd (see module doc).
+
+    ``datapath``: "user" (netdev; no OVS kernel module needed) or "kernel" (system datapath).
+    ``tunnels``: None (the controller creates them) or "vxlan"/"gre": tunnel ports made here
+    as in the article (ofports 2.., towards every other host), which the controller adopts.
+    """
+
+    hosts: dict[str, list[OverlayHost]] = {}  # per run, in index order: peers for tunnels/neighbours
+
+    def __init__(self, name: str, run: str, index: int, ovsdb_port: int = 6640, datapath: str = "user",
+                 tunnels: str | None = None, **params: Any) -> None:
+        if datapath not in ("user", "kernel"):
+            raise NodeError(f"datapath must be user or kernel, not {datapath!r}")
+        if tunnels not in (None, "vxlan", "gre"):
+            raise NodeError(f"tunnels must be vxlan or gre, not {tunnels!r}")
+        params["inNamespace"] = True
+        self.run = Run.get(run)
+        self.index = index
+        # unique per run and distinguishable from other labs' bridges on the same controller
+        dpid = f"6d6e{int(self.run.id, 16):04x}{index:08x}"
+        Switch.__init__(self, name, dpid=dpid, **params)
+        self.run.netns.add(_netns_inode(self.pid))
+        self.ovsdb_port = ovsdb_port
+        self.datapath_type = "netdev" if datapath == "user" else "system"
+        self.tunnels = tunnels
+        self.underlay_ip = str(UNDERLAY_NET.network_address + index)
+        self.underlay_mac = f"02:99:00:00:{index >> 8:02x}:{index & 0xFF:02x}"
+        self.rundir = self.run.dir / name
+        self.rundir.mkdir()
+        OverlayHost.hosts.setdefault(self.run.id, []).append(self)
+        # so that `h1 ovs-vsctl show`, `h1 ovs-ofctl -O OpenFlow13 dump-flows br1` work in the CLI
+        self.cmd(f"export OVS_RUNDIR={self.rundir} OVS_DBDIR={self.rundir} OVS_LOGDIR={self.rundir}")
+
+    # ---- tools -----------------------------------------------------------
+
+    @property
+    def env(self) -> dict[str, str]:
+        d = str(self.rundir)
+        return {**os.environ, "OVS_RUNDIR": d, "OVS_DBDIR": d, "OVS_LOGDIR": d}
+
+    def ns(self, *cmd: str, timeout: float = 30) -> str:
+        """Run a command in this host's namespace (mnexec -a, as Mininet's popen does)."""
+        return sh(["mnexec", "-a", str(self.pid), *cmd], env=self.env, timeout=timeout)
+
+    def vsctl(self, *args: str) -> str:
+        # --timeout: ovs-vsctl waits forever for a vswitchd that is not there
+        return sh(["ovs-vsctl", f"--db=unix:{self.rundir}/db.sock", "--timeout=10", *args], env=self.env)
+
+    def vsctl_rows(self, *args: str) -> list[dict[str, Any]]:
+        data = json.loads(self.vsctl("--format=json", *args))
+        return [dict(zip(data["headings"], row, strict=True)) for row in data["data"]]
+
+    def appctl(self, *args: str) -> str:
+        return sh(["ovs-appctl", "--timeout=10", *args], env=self.env)
+
+    def ofctl(self, *args: str) -> str:
+        return sh(["ovs-ofctl", "-O", "OpenFlow13", *args], env=self.env)
+
+    # ---- lifecycle ---------------------------------------------------------
+
+    def start(self, controllers: list) -> None:
+        ctl_ip, of_port = controller_of(controllers)
+        peers = OverlayHost.hosts[self.run.id]
+        _addr, mgmt_ips, route = mgmt_plan(ctl_ip, self._mgmt_net())
+        underlay = mgmt = None
+        vms: list[tuple[str, Vm]] = []
+        for intf in self.intfList():
+            if intf.name == "lo":
+                continue
+            node = _peer(intf)
+            if isinstance(node, RootBridge):
+                if node.role == "underlay":
+                    underlay = intf.name
+                else:
+                    mgmt = intf.name
+            elif isinstance(node, Vm):
+                vms.append((intf.name, node))
+        if underlay is None or mgmt is None:
+            raise NodeError(f"{self.name}: needs a link to the underlay and to the management bridge")
+
+        self.ns("sysctl", "-qw", *QUIET_SYSCTLS, "net.ipv4.conf.all.arp_ignore=1")
+        batch = f"link set lo up\nlink set {underlay} mtu {UNDERLAY_MTU} up\n"
+        batch += f"addr add {mgmt_ips[self.index - 1]}/24 dev {mgmt}\nlink set {mgmt} up\n"
+        if route:
+            batch += f"route add {ctl_ip}/32 via {_addr.ip} dev {mgmt}\n"
+        self._ip_batch(batch)
+        self._start_daemons()
+        self._build_bridges(ctl_ip, of_port, underlay, vms)
+        self._underlay_up(peers)
+        if self.tunnels:
+            self._hand_tunnels(peers)
+        # Joining the controller's OVSDB manager is the last step, as on a real host.
+        self.vsctl("--", "--id=@m", "create", "Manager", f'target="tcp:{ctl_ip}:{self.ovsdb_port}"',
+                   "max_backoff=1000", "--", "set", "Open_vSwitch", ".", "manager_options=@m")
+
+    def _mgmt_net(self) -> str:
+        bridges = [n for i in self.intfList() if i.name != "lo" and isinstance(n := _peer(i), RootBridge)]
+        return next(b.mgmt_net for b in bridges if b.role == "mgmt")
+
+    def _ip_batch(self, batch: str) -> None:
+        cp = subprocess.run(["mnexec", "-a", str(self.pid), "ip", "-batch", "-"], input=batch, text=True,
+                            capture_output=True, check=False)
+        if cp.returncode:
+            raise NodeError(f"{self.name}: ip -batch failed: {cp.stderr.strip()}")
+
+    def _start_daemons(self) -> None:
+        d = self.rundir
+        sh(["ovsdb-tool", "create", f"{d}/conf.db", OVS_SCHEMA])
+        # the db remote makes ovsdb-server dial `set-manager` targets (ovs-ctl adds it too)
+        self.ns("ovsdb-server", f"{d}/conf.db", f"--remote=punix:{d}/db.sock",
+                "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+                "--pidfile", "--log-file", "--detach", "--no-chdir")
+        self.vsctl("--no-wait", "init", "--", "set", "Open_vSwitch", ".",
+                   f"external_ids:system-id={self.name}", f"external_ids:overlay-ip={self.underlay_ip}",
+                   f"external_ids:hostname={self.name}")
+        self.ns("ovs-vswitchd", f"unix:{d}/db.sock", "--pidfile", "--log-file", "--detach", "--no-chdir")
+
+    def _build_bridges(self, ctl_ip: str, of_port: int, underlay: str, vms: list[tuple[str, Vm]]) -> None:
+        dp = f"datapath_type={self.datapath_type}"
+        args = [
+            "--", "add-br", "br-phy", "--", "set", "Bridge", "br-phy", dp, f"other_config:hwaddr={self.underlay_mac}",
+            "--", "set", "Interface", "br-phy", f"mtu_request={UNDERLAY_MTU}",
+            "--", "add-port", "br-phy", underlay,
+            # br1's controller is set in the creating transaction: set-controller later flushes flows
+            "--", "add-br", "br1", "--", "set", "Bridge", "br1", dp, "fail_mode=secure", "protocols=OpenFlow13",
+            "other_config:disable-in-band=true", f"other_config:datapath-id={self.dpid}",
+            "--", "--id=@ctl", "create", "Controller", f'target="tcp:{ctl_ip}:{of_port}"', "max_backoff=1000",
+            "--", "set", "Bridge", "br1", "controller=@ctl",
+            "--", "add-br", "br0", "--", "set", "Bridge", "br0", dp, "fail_mode=standalone",
+            "--", "add-port", "br1", "patch-int", "--", "set", "Interface", "patch-int", "type=patch",
+            "options:peer=patch-tun", "ofport_request=1",
+            "--", "add-port", "br0", "patch-tun", "--", "set", "Interface", "patch-tun", "type=patch",
+            "options:peer=patch-int",
+        ]
+        for port, vm in vms:
+            args += ["--", "add-port", "br0", port, f"tag={vm.vlan}", "--", "set", "Interface", port,
+                     f"external_ids:attached-mac={vm.MAC()}", f"external_ids:vm-id={vm.name}"]
+        self.vsctl(*args)
+        # ovs-vsctl exits 0 even when a port failed to come up (e.g. no kernel datapath)
+        bad = [r for r in self.vsctl_rows("--columns=name,ofport,error", "list", "Interface")
+               if r["ofport"] in (-1, ["set", []]) or r["error"] not in ("", ["set", []])]
+        if bad:
+            raise NodeError(f"{self.name}: interfaces not up: {bad} (datapath {self.datapath_type}; "
+                            f"log {self.rundir}/ovs-vswitchd.log)")
+
+    def _underlay_up(self, peers: list[OverlayHost]) -> None:
+        self._ip_batch(f"addr add {self.underlay_ip}/{UNDERLAY_NET.prefixlen} dev br-phy\nlink set br-phy up\n")
+        if self.datapath_type != "netdev":
+            return  # the kernel datapath routes and resolves tunnel underlay by itself
+        # userspace tunnels: ovs-router learns the kernel route asynchronously
+        net = str(UNDERLAY_NET)
+        wait_for(lambda: any(net in ln and "br-phy" in ln for ln in self.appctl("ovs/route/show").splitlines()),
+                 5, 0.02, f"{self.name}: ovs-router never learned {net}")
+        # static underlay neighbours: else the first tunnelled packet to each peer is lost
+        for p in peers:
+            if p is not self:
+                self.appctl("tnl/neigh/set", "br-phy", p.underlay_ip, p.underlay_mac)
+
+    def _hand_tunnels(self, peers: list[OverlayHost]) -> None:
+        args: list[str] = []
+        for n, p in enumerate([p for p in peers if p is not self], start=2):
+            name = f"{self.tunnels}-{p.name}"[:15]
+            args += ["--", "add-port", "br1", name, "--", "set", "Interface", name, f"type={self.tunnels}",
+                     f"options:remote_ip={p.underlay_ip}", f"options:local_ip={self.underlay_ip}",
+                     "options:key=flow", f"ofport_request={n}"]
+        if args:
+            self.vsctl(*args)
+
+    def connected(self) -> bool:
+        """br1 and the manager are connected and the controller has meshed this host.
+
+        Mininet's waitConnected() (mn --wait, --test) polls this.
+        """
+        try:
+            if not all(r["is_connected"] is True for t in ("Controller", "Manager")
+                       for r in self.vsctl_rows("--columns=is_connected", "list", t) or [{"is_connected": 0}]):
+                return False
+            peers = len(OverlayHost.hosts[self.run.id]) - 1
+            tunnels = [r for r in self.vsctl_rows("--columns=type,ofport", "list", "Interface")
+                       if r["type"] in ("vxlan", "gre") and isinstance(r["ofport"], int) and r["ofport"] > 0]
+            # the controller's classify flows for the tunnels are in (tunnel port -> table 3)
+            return len(tunnels) >= peers and self.ofctl("dump-flows", "br1", "table=0").count("goto_table:3") >= peers
+        except NodeError:
+            return False
+
+    def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's signature
+        pids = _daemon_pids(self.rundir)
+        if self.datapath_type == "system" and pids:
+            # the kernel datapath outlives vswitchd unless asked to go with it
+            with contextlib.suppress(NodeError, subprocess.TimeoutExpired):
+                self.appctl("-t", f"{self.rundir}/ovs-vswitchd.{pids[0]}.ctl", "exit", "--cleanup")
+        _kill(_daemon_pids(self.rundir))
+        Switch.stop(self, deleteIntfs)
+
