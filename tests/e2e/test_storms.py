@@ -34,8 +34,10 @@ def test_arp_for_known_ips_is_answered_per_tenant_without_a_frame_on_the_underla
         for other in ov.tenant_vms("red"):
             if other is not vm:
                 assert arp_burst(vm, other.ip, 5) == [other.mac] * 5
-    counters = ov.ctl.api.get("/v1/counters")
-    assert counters.get("packet_in_malformed", 0) == 0
+    # blue: 3 VMs x 2 peers x 20 requests, all answered by a responder flow in the asker's br1
+    wait_for(lambda: ov.ctl.api.get("/v1/counters").get("arp_proxied", 0) >= 120, 5.0, 0.2,
+             "switch counters report the proxied ARPs")
+    assert ov.ctl.api.get("/v1/counters").get("packet_in_malformed", 0) == 0
 
 
 def test_the_first_ping_to_a_new_host_is_not_lost(make_overlay):
@@ -46,17 +48,17 @@ def test_the_first_ping_to_a_new_host_is_not_lost(make_overlay):
         assert firsts == all_pairs(vms)
 
 
-def test_arp_for_a_missing_ip_is_flooded_only_to_member_hosts_and_metered(make_overlay):
-    ov = make_overlay("vxlan", "controller", extra={"overlay": {"flood_rate": 10}})
+def test_arp_for_a_missing_ip_is_flooded_once_to_member_hosts_then_held_down(make_overlay):
+    ov = make_overlay("vxlan", "controller")
     announce(list(ov.vms.values()))
     wait_for(lambda: learned(ov, "blue", 3), 2.0, 0.05, "blue learned")
     b1 = ov.vms[("blue", 1)]
     before = underlay_rx(ov.hosts)
-    assert arp_burst(b1, "192.168.1.200", 100, interval=0.002) == []
+    assert arp_burst(b1, "192.168.1.200", 100, interval=0.005) == []
     got = delta(before, underlay_rx(ov.hosts))
-    # 100 requests would put 200 frames on the underlay unmetered (seed: 200); the meter lets
-    # through about rate x duration plus its burst.
-    assert got["h1"] == 0 and 0 < got["h2"] + got["h3"] <= 2 * 20, got
+    # The article's pipeline puts 200 frames on the underlay for this (LAB.md); the target is <= 10 %.
+    assert got["h1"] == 0 and 0 < got["h2"] + got["h3"] <= 20, got
+    assert ov.ctl.api.get("/v1/counters")["unknown_ip_holddowns"] >= 1
 
 
 def test_a_broadcast_reaches_exactly_the_hosts_with_members(make_overlay):
