@@ -91,9 +91,7 @@ def tenant_from_json(doc: Any, name: str | None = None) -> Tenant:
         if not isinstance(hosts, list):
             raise ApiError(400, "'hosts' must be null (every host) or a list of host ids")
         hosts = frozenset(_host_id(h, "each of 'hosts'") for h in hosts)
-    vlans = doc.get("vlans")
-    if vlans is None:
-        vlans = {}
+    vlans = doc.get("vlans", {})
     if not isinstance(vlans, dict):
         raise ApiError(400, "'vlans' must be an object mapping host id to VLAN")
     for host, v in vlans.items():
@@ -350,6 +348,8 @@ class Api:
         patch = self._body(req, PATCH_TYPES)
         if not isinstance(patch, dict):
             raise ApiError(400, "body must be a JSON object")
+        if "name" in patch and patch["name"] != name:  # also null: a merge patch would remove it
+            raise ApiError(400, "'name' cannot be changed; create a new tenant instead")
 
         def run() -> dict:
             # Read, merge and write in one step on the loop: no other write can come between.

@@ -1,0 +1,60 @@
+"""An in-memory backend for the WSGI app: the real core and store, no event loop, no switches."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from webob import Request
+
+from controller.core import Core
+from controller.pipeline import Settings
+from controller.rest import Api
+from controller.state import HostView, Tenant
+from controller.store import Store
+
+
+class Backend:
+    def __init__(self, db_path: str) -> None:
+        self.store = Store(db_path)
+        self.core = Core(Settings(), self.store.tenants())
+        self.applied: list = []
+        self.clock = 1000.0
+
+    def call(self, fn, timeout=None):
+        return fn()
+
+    def apply(self, ops) -> None:
+        self.applied += ops
+
+    def now(self) -> float:
+        return self.clock
+
+
+def seeded(api: Api) -> Api:
+    """Two tenants and two hosts, so reads and writes meet existing things."""
+    for tenant in (Tenant("blue", 5001, 10), Tenant("red", 5002, 20)):
+        api.b.store.put_tenant(tenant)
+        api.b.core.put_tenant(tenant)
+    for i, vlans in ((1, {10}), (2, {10, 20})):
+        api.b.core.host_view(HostView(f"host{i}", f"10.99.0.{i}", i, "br", 1,
+                                      member_vlans=frozenset(vlans)), now=0)
+    return api
+
+
+def call(api: Api, method: str, path: str, body: Any = None, content_type: str = "application/json",
+         raw: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    req = Request.blank(path, method=method, headers=headers or {})
+    if body is not None or raw is not None:
+        req.body = raw if raw is not None else json.dumps(body).encode()
+        req.content_type = content_type
+    resp = req.get_response(api)
+    if resp.content_type == "application/json" and resp.body:
+        return resp.status_int, resp.json
+    return resp.status_int, (resp.text if resp.body else None)
+
+
+def state(api: Api) -> tuple:
+    """Everything a request could change: stored and live tenants, hosts, ops sent out."""
+    b = api.b
+    return (b.store.tenants(), sorted(b.core.tenants.items()), sorted(b.core.hosts), len(b.applied))
