@@ -28,7 +28,7 @@ def make_overlay(request):
         for _ in range(hosts):
             ov.add_host(same_macs=same_macs)
         if hosts:
-            ov.wait_meshed()
+            ov.wait_meshed(settle=True)
         return ov
 
     yield make

@@ -30,8 +30,12 @@ class Overlay:
     def tenant_vms(self, tenant: str) -> list[Vm]:
         return [vm for (t, _), vm in sorted(self.vms.items(), key=lambda kv: kv[0][1]) if t == tenant]
 
-    def wait_meshed(self, timeout: float = 20.0) -> None:
-        """Until every host is connected and holds a tunnel (with an ofport) to every other one."""
+    def wait_meshed(self, timeout: float = 20.0, settle: bool = False) -> None:
+        """Until every host is connected and holds a tunnel (with an ofport) to every other one.
+
+        settle: also let the first hosts learn each other's underlay MACs (lab/README.md: a
+        host without tunnels misses a peer's announcement); only for a freshly built lab.
+        """
         want = len(self.hosts)
 
         def meshed() -> bool:
@@ -44,6 +48,8 @@ class Overlay:
         for host in self.hosts:  # and their classify flows are in
             wait_for(lambda h=host: h.ofctl("dump-flows", "br1", "table=0").count("goto_table:3") >= want - 1,
                      timeout, 0.1, f"tunnel classify flows on {host.name}")
+        if settle:
+            self.lab.settle_underlay()
 
 
 def create_tenants(ctl: Controller, tenants: dict[str, tuple[int, int]] = TENANTS) -> None:

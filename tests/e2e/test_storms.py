@@ -66,7 +66,7 @@ def test_a_broadcast_reaches_exactly_the_hosts_with_members(make_overlay):
     ov.ctl.api.post("/v1/tenants", {"name": "green", "vni": 7000, "vlan": 30})
     for _ in range(4):  # green lives on h1 and h2 only
         ov.add_host(tenants={})
-    ov.wait_meshed()
+    ov.wait_meshed(settle=True)
     g1 = ov.lab.add_vm(ov.hosts[0], "g1", 30, "172.16.0.1/24")
     g2 = ov.lab.add_vm(ov.hosts[1], "g2", 30, "172.16.0.2/24")
     wait_for(lambda: sum(t["name"] == "green" and t["members"] for h in ov.ctl.api.get("/v1/hosts")
