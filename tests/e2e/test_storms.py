@@ -109,7 +109,11 @@ def test_neighbour_solicitations_for_known_ipv6_are_answered_locally(make_overla
     wait_for(lambda: any("fd00::2" in e["ips"] for e in ov.ctl.api.get("/v1/tenants/blue/endpoints")),
              2.0, 0.05, "fd00::2 learned")
     before = underlay_rx(ov.hosts)
-    out = v1.exec(["ndisc6", "-r", "3", "-w", "500", "fd00::2", "eth0"], check=False).stdout
+    with v2.capture(bpf="icmp6") as cap:
+        out = v1.exec(["ndisc6", "-r", "3", "-w", "500", "fd00::2", "eth0"], check=False).stdout
     got = delta(before, underlay_rx(ov.hosts))
     assert v2.mac.upper() in out.upper(), out
-    assert got == {"h1": 0, "h2": 0}, got
+    # Nothing toward v2's host, and v2 never saw the solicitation (v2's own neighbour
+    # probes toward v1 may cross the other way meanwhile: that is not what we measure).
+    assert got["h2"] == 0, got
+    assert not [fr for fr in cap.frames if "neighbor solicitation" in fr and "fd00::2" in fr], cap.frames
