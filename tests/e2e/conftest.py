@@ -5,7 +5,7 @@ import pytest
 
 from lab.controller import Controller
 from lab.netlab import Lab
-from tests.e2e.overlay import Overlay, create_tenants
+from lab.overlay import Overlay, create_tenants
 
 if os.geteuid() != 0 or not shutil.which("ovs-vswitchd"):
     pytest.exit("the end-to-end tests need root and Open vSwitch: run ./setup.sh as root", returncode=2)

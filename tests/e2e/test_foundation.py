@@ -3,7 +3,7 @@
 import pytest
 
 from lab.netlab import wait_for
-from tests.e2e.overlay import TENANTS, all_pairs, announce, reachable_pairs
+from lab.overlay import TENANTS, all_pairs, announce, reachable_pairs
 
 MODES = ["controller", "learn"]
 

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from lab.netlab import wait_for
-from tests.e2e.overlay import TENANTS, all_pairs, announce, arp_burst, delta, underlay_rx
+from lab.overlay import TENANTS, all_pairs, announce, arp_burst, delta, underlay_rx
 
 
 def learned(ov, tenant: str, count: int) -> bool:
