@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(openvswitch-switch iproute2 ethtool iputils-ping arping tcpdump ndisc6 procps python3-venv)
+# mininet: Debian's python3-mininet, for mininet_topos/ (runs under /usr/bin/python3 only)
+APT_PACKAGES=(openvswitch-switch iproute2 ethtool iputils-ping arping tcpdump ndisc6 procps python3-venv mininet)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -228,6 +228,12 @@ def live_help(run: Run) -> str:
 # --------------------------------------------------------------------------
 
 
+def traces(run: Run) -> dict[str, Any]:
+    """What a run made, for a test to check that it is all gone afterwards."""
+    return {"lab": run.lab.prefix, "workdir": str(run.ctl.workdir),
+            "controller_pid": run.ctl.proc.pid if run.ctl.proc else None}
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__.split("\n\n")[1])
     p.add_argument("--tunnel-type", choices=("vxlan", "gre"), default="vxlan")
@@ -247,17 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     say = (lambda *_: None) if args.json else (lambda s="": print(s, flush=True))
     counts: dict[str, dict[str, int]] = {}
     result: dict[str, Any] = {"tunnel_type": args.tunnel_type, "count": args.count}
+    made: list[dict[str, Any]] = []
     say(f"The article's lab: {HOSTS} hosts (br0 + br1 each), 2 VMs per host in tenants blue (VNI 5001) and "
         f"red (VNI 5002),\nboth using 192.168.1.1-3; {args.tunnel_type} tunnels made by the controller.\n")
     try:
         say("[1/2] learn() baseline: the article's pipeline, floods to every host ...")
         run = build("learn", args.tunnel_type)
+        made.append(traces(run))
         try:
             counts["learn"] = measure(run, args.count)
         finally:
             run.close()
         say("[2/2] controller mode: ARP answered in the switch, floods only where needed ...")
         run = build("controller", args.tunnel_type)
+        made.append(traces(run))
         try:
             matrix = ping_matrix(run)
             counts["controller"] = measure(run, args.count)
@@ -269,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             say(render_endpoints(eps))
             say("\nUnderlay frames (rx on every host's tunnel ports):")
             say(render_counts(counts, args.count))
-            if args.json:
+            if args.json:  # with what was made, so that a test can check it is all gone
+                result["made"] = made
                 print(json.dumps(result))
             if args.live:
                 say(live_help(run))

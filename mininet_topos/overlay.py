@@ -224,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.check:
             matrix = ping_matrix(net.hosts)
             ok = verdict(net.hosts, matrix)
-            print(json.dumps({"matrix": matrix, "ok": ok}) if a.json else render_matrix(net.hosts, matrix))
+            result = {"run": topo.run_id, "matrix": matrix, "ok": ok,
+                      "tenants": {v.name: v.tenant for v in net.hosts}}
+            print(json.dumps(result) if a.json else render_matrix(net.hosts, matrix))
             return 0 if ok else 1
         CLI(net)
         return 0
