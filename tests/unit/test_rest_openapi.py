@@ -1,0 +1,53 @@
+"""The OpenAPI description is true to the code: every route is described, nothing else is."""
+
+import re
+
+import schemathesis
+
+from controller import openapi, rest
+from controller.rest import Api
+from tests.unit.api_backend import Backend, call
+
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def route_template(pattern: re.Pattern) -> str:
+    """'^/v1/tenants/(?P<name>[^/]+)$' -> '/v1/tenants/{name}'."""
+    text = pattern.pattern.removeprefix("^").removesuffix("$")
+    text = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", text)
+    return text.replace("\\.", ".")
+
+
+def test_every_route_is_described_and_nothing_else():
+    from_code = {(m.lower(), route_template(p)) for m, p, _ in rest.ROUTES}
+    from_spec = {(m, path) for path, item in openapi.SPEC["paths"].items() for m in item if m in METHODS}
+    assert from_code - from_spec == set(), "routes missing from the OpenAPI description"
+    assert from_spec - from_code == set(), "described operations the API does not have"
+
+
+def test_path_parameters_match_the_route_groups():
+    for method, pattern, _ in rest.ROUTES:
+        op = openapi.SPEC["paths"][route_template(pattern)][method.lower()]
+        params = {openapi.SPEC["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]["name"]
+                  for p in op.get("parameters", [])}
+        assert params == set(pattern.groupindex), (method, pattern.pattern)
+
+
+def test_public_routes_are_the_ones_described_without_security():
+    described_public = {op["operationId"] for item in openapi.SPEC["paths"].values()
+                        for m, op in item.items() if m in METHODS and op.get("security") == []}
+    assert described_public == {"health", "openapi"} and set(rest.PUBLIC) == {"health", "openapi"}
+
+
+def test_the_description_is_valid_openapi_and_served_as_is(tmp_path):
+    schema = schemathesis.openapi.from_dict(openapi.SPEC)
+    assert len(list(schema.get_all_operations())) == len(rest.ROUTES)
+    status, served = call(Api(Backend(str(tmp_path / "o.db"))), "GET", "/v1/openapi.json")
+    assert status == 200 and served == openapi.SPEC
+
+
+def test_schemas_agree_with_the_validation_limits():
+    props = openapi.SCHEMAS["Tenant"]["properties"]
+    assert props["vni"]["maximum"] == rest.VNI_MAX and props["vlan"]["maximum"] == rest.VLAN_MAX
+    assert props["name"]["pattern"] == f"^{rest.NAME_RE.pattern}$"
+    assert openapi.HOST_PATTERN == f"^{rest.HOST_RE.pattern}$"
