@@ -20,6 +20,7 @@ from controller.pipeline import (
     MODE_CONTROLLER,
     Settings,
     base_flows,
+    endpoint_flows,
     flood_group,
     holddown_flow,
     meters,
@@ -28,7 +29,10 @@ from controller.pipeline import (
 from controller.state import Endpoint, Host, HostView, Tenant
 
 LOG = logging.getLogger(__name__)
+# Partitions of a switch's flows, recomputed independently: BASE, a tenant (its VNI: flows
+# and flood group), and a learned endpoint ((VNI, MAC): its entries on that switch).
 BASE = "base"
+Part = str | int | tuple[int, str]
 TUNNEL_RETRY_S = 10.0  # a tunnel port asked for but not seen by then is asked for again
 
 OFPRR_IDLE_TIMEOUT = 0
@@ -247,28 +251,30 @@ class Core:
             return []
         key = (tenant.vni, frame.src)
         ep = self.endpoints.get(key)
-        changed = False
+        changed: set[tuple[int, str]] = set()
         if ep is None:
             ep = self.endpoints[key] = Endpoint(tenant.vni, frame.src, host.id, frame.vlan, now)
             self.counters["endpoints_learned"] += 1
-            changed = True
+            changed.add(key)
         elif ep.host_id != host.id:
             LOG.info("MAC %s of %s moved %s -> %s", frame.src, tenant.name, ep.host_id, host.id)
             ep.host_id, ep.vlan = host.id, frame.vlan
             self.counters["mac_moves"] += 1
-            changed = True
+            changed.add(key)
         ep.last_seen = now
         if frame.ip is not None and self.bindings.get((tenant.vni, frame.ip)) != frame.src:
             previous = self.endpoints.get((tenant.vni, self.bindings.get((tenant.vni, frame.ip), "")))
             if previous is not None:
                 previous.ips.discard(frame.ip)
+                changed.add((previous.vni, previous.mac))
             self.bindings[(tenant.vni, frame.ip)] = frame.src
             ep.ips.add(frame.ip)
             self.counters["bindings_learned"] += 1
-            changed = True
+            changed.add(key)
         if not changed:
             return []
-        return self._reconcile(list(self.hosts.values()), tenant.vni)
+        # Membership (the tenant's flood groups) may change too; the tenant part is small.
+        return self._reconcile(list(self.hosts.values()), [tenant.vni, *sorted(changed)])
 
     def flow_removed(self, dpid: int, table: int, reason: int, match: dict, now: float) -> list[Op]:
         """A source entry idled out: the MAC went silent, so it is forgotten everywhere."""
@@ -285,11 +291,10 @@ class Core:
         if ep is None or ep.host_id != host.id:
             return []
         if inst is not None:  # the switch has already removed it
-            inst.flows.get(tenant.vni, {}).pop(
-                (t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=mac)), None)
+            inst.flows.get(key, {}).pop((t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=mac)), None)
         self._drop_endpoint(key)
         self.counters["endpoints_aged"] += 1
-        return self._reconcile(list(self.hosts.values()), tenant.vni)
+        return self._reconcile(list(self.hosts.values()), [tenant.vni, key])
 
     def _drop_endpoint(self, key: tuple[int, str]) -> None:
         ep = self.endpoints.pop(key)
@@ -334,18 +339,23 @@ class Core:
 
     # ---- reconcile -----------------------------------------------------------------------
 
-    def _desired(self, host: Host, part: object) -> tuple[set[f.Flow], f.GroupEntry | None]:
+    def _desired(self, host: Host, part: Part) -> tuple[set[f.Flow], f.GroupEntry | None]:
         if part == BASE:
             return base_flows(self.settings, host), None
+        if isinstance(part, tuple):
+            ep = self.endpoints.get(part)
+            tenant = self.tenant_by_vni(part[0])
+            if ep is None or tenant is None:
+                return set(), None
+            return endpoint_flows(self.settings, host, tenant, ep, self.hosts), None
         tenant = self.tenant_by_vni(part)  # type: ignore[arg-type]
         if tenant is None or not tenant.present_on(host.id) or host.view.patch_ofport is None:
             return set(), None
         members = self.member_hosts(tenant)
-        flows = tenant_flows(self.settings, host, tenant, self.hosts, self.tenant_endpoints(tenant.vni))
-        return flows, flood_group(self.settings, host, tenant, self.hosts, members)
+        return tenant_flows(self.settings, host, tenant), flood_group(self.settings, host, tenant, self.hosts, members)
 
-    def _reconcile(self, hosts: list[Host], only: object = None) -> list[Op]:
-        """Diff desired against installed for the given hosts (and one partition, if given).
+    def _reconcile(self, hosts: list[Host], only: list[Part] | None = None) -> list[Op]:
+        """Diff desired against installed for the given hosts (only some partitions, if given).
 
         Order matters to the switch: meters and groups before the flows that use them,
         flow deletes before adds (a key may move between partitions), group deletes last.
@@ -366,9 +376,9 @@ class Core:
                     first.append(MeterMod(dpid, m, "modify" if mid in inst.meters else "add"))
             inst.meters = want_meters
             if only is None:
-                parts = {BASE} | set(inst.flows) | {tn.vni for tn in self.tenants.values()}
+                parts = {BASE} | set(inst.flows) | {tn.vni for tn in self.tenants.values()} | set(self.endpoints)
             else:
-                parts = {only}
+                parts = set(only)
             for part in sorted(parts, key=str):
                 want_flows, want_group = self._desired(host, part)
                 want = {fl.key: fl for fl in want_flows}
@@ -376,7 +386,7 @@ class Core:
                 deletes += [FlowMod(dpid, fl, delete=True) for k, fl in have.items() if k not in want]
                 adds += [FlowMod(dpid, fl) for k, fl in want.items() if have.get(k) != fl]
                 inst.flows[part] = want
-                if part == BASE:
+                if not isinstance(part, int):
                     continue
                 have_group = inst.groups.get(part)  # type: ignore[arg-type]
                 if want_group is not None and want_group != have_group:

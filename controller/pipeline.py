@@ -7,7 +7,7 @@ Three partitions per host, so an event recomputes only what it can change:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from controller import flows as f
@@ -128,8 +128,8 @@ def _na_option(mac: str) -> tuple[f.Action, ...]:
     return (f.SetField("nd_options_type", 2), f.SetField("ipv6_nd_tll", mac), f.Output(f.OFPP_IN_PORT))
 
 
-def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Host],
-                 endpoints: Iterable[Endpoint]) -> set[f.Flow]:
+def tenant_flows(s: Settings, host: Host, tenant: Tenant) -> set[f.Flow]:
+    """A tenant's own flows on a host: tunnel ID <-> VLAN, flood, responder misses."""
     if not tenant.present_on(host.id) or host.view.patch_ofport is None:
         return set()
     vni, vid = tenant.vni, tenant.vlan_on(host.id) | f.OFPVID_PRESENT
@@ -154,48 +154,56 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Ho
         f.Flow(t.ND_RESPONDER, 20, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ipv6_src="::"),
                goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
     }
+    return out
+
+
+def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts: Mapping[str, Host]) -> set[f.Flow]:
+    """One learned endpoint's entries on a host: unicast, responders, and at home its source entry."""
+    if s.mode != MODE_CONTROLLER or not tenant.present_on(host.id) or host.view.patch_ofport is None:
+        return set()
+    vni, vid = tenant.vni, tenant.vlan_on(host.id) | f.OFPVID_PRESENT
     eck = f.cookie(f.COOKIE_ENDPOINT, vni)
-    for ep in endpoints:
-        local = ep.host_id == host.id
-        if local:
-            # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
-            out.add(f.Flow(t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=ep.mac), cookie=eck,
-                           idle_timeout=s.mac_idle_timeout, notify_removed=True))
-            unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
-        else:
-            owner = hosts.get(ep.host_id)
-            port = owner and owner.view.overlay_ip and host.tunnel_to(owner.view.overlay_ip, s.tunnel_type)
-            if not port:
-                continue
-            unicast = (f.PopVlan(), f.SetField("tunnel_id", vni), f.Output(port.ofport))
-        out.add(f.Flow(t.UNICAST, 10, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck))
-        for ip in ep.ips:
-            if ":" in ip:
-                if local:
-                    out.add(f.Flow(t.SRC_BINDING, 30, f.match(
-                        vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                        ipv6_src=ip), (f.Resubmit(t.SRC_MAC),), cookie=eck))
-                reply = () if local else _na_reply(ep.mac, ip)
-                out.add(f.Flow(t.ND_RESPONDER, 10, f.match(
+    out: set[f.Flow] = set()
+    local = ep.host_id == host.id
+    if local:
+        # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
+        out.add(f.Flow(t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=ep.mac), cookie=eck,
+                       idle_timeout=s.mac_idle_timeout, notify_removed=True))
+        unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
+    else:
+        owner = hosts.get(ep.host_id)
+        port = owner and owner.view.overlay_ip and host.tunnel_to(owner.view.overlay_ip, s.tunnel_type)
+        if not port:
+            return out
+        unicast = (f.PopVlan(), f.SetField("tunnel_id", vni), f.Output(port.ofport))
+    out.add(f.Flow(t.UNICAST, 10, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck))
+    for ip in ep.ips:
+        if ":" in ip:
+            if local:
+                out.add(f.Flow(t.SRC_BINDING, 30, f.match(
+                    vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                    ipv6_src=ip), (f.Resubmit(t.SRC_MAC),), cookie=eck))
+            reply = () if local else _na_reply(ep.mac, ip)
+            out.add(f.Flow(t.ND_RESPONDER, 10, f.match(
+                vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                icmpv6_type=f.ICMPV6_NS, ipv6_nd_target=ip), reply, cookie=eck))
+            if not local:
+                out.add(f.Flow(t.ND_REPLY, 10, f.match(
                     vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                    icmpv6_type=f.ICMPV6_NS, ipv6_nd_target=ip), reply, cookie=eck))
-                if not local:
-                    out.add(f.Flow(t.ND_REPLY, 10, f.match(
-                        vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                        icmpv6_type=f.ICMPV6_NA, ipv6_nd_target=ip), _na_option(ep.mac), cookie=eck))
-            else:
-                if local:
-                    out.add(f.Flow(t.SRC_BINDING, 30, f.match(
-                        vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip),
-                        (f.Resubmit(t.SRC_MAC),), cookie=eck))
-                # A gratuitous ARP announces ip (a VM that moved or took it over): pass it on,
-                # never answer it, or the answer would teach br0 the MAC is behind br1.
-                out.add(f.Flow(t.ARP_RESPONDER, 20, f.match(
-                    vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa=ip, arp_tpa=ip),
-                    goto=t.FLOOD, meter=t.METER_FLOOD, cookie=eck))
-                reply = () if local else _arp_reply(ep.mac, ip)
-                out.add(f.Flow(t.ARP_RESPONDER, 10, f.match(
-                    vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck))
+                    icmpv6_type=f.ICMPV6_NA, ipv6_nd_target=ip), _na_option(ep.mac), cookie=eck))
+        else:
+            if local:
+                out.add(f.Flow(t.SRC_BINDING, 30, f.match(
+                    vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip),
+                    (f.Resubmit(t.SRC_MAC),), cookie=eck))
+            # A gratuitous ARP announces ip (a VM that moved or took it over): pass it on,
+            # never answer it, or the answer would teach br0 the MAC is behind br1.
+            out.add(f.Flow(t.ARP_RESPONDER, 20, f.match(
+                vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa=ip, arp_tpa=ip),
+                goto=t.FLOOD, meter=t.METER_FLOOD, cookie=eck))
+            reply = () if local else _arp_reply(ep.mac, ip)
+            out.add(f.Flow(t.ARP_RESPONDER, 10, f.match(
+                vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck))
     return out
 
 
