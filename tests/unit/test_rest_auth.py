@@ -140,3 +140,11 @@ def test_the_token_never_reaches_the_log(api, caplog):
         api.list_tenants = lambda req: 1 / 0  # the error path logs a traceback
         call(api, "GET", "/v1/tenants", headers=GOOD)
     assert "list_tenants failed" in caplog.text and TOKEN not in caplog.text
+
+
+def test_the_api_binds_to_loopback_unless_told_otherwise():
+    from controller import config
+    host = next(o for o in config.WSAPI_OPTS if o.name == "wsapi-host")
+    opts = {o.name: o for o in config.OVERLAY_OPTS}
+    assert host.default == "127.0.0.1"
+    assert opts["api-token-file"].default is None and opts["api-read-open"].default is False
