@@ -97,3 +97,16 @@ def test_ofproto_trace_agrees_with_the_pipeline(make_overlay):
     # An unknown VNI is dropped.
     out = h1.appctl("ofproto/trace", "br1", f"in_port={port},tun_id=0x999,dl_dst=ff:ff:ff:ff:ff:ff")
     assert out.split("Datapath actions:")[1].strip() == "drop", out
+
+
+def test_a_controller_restart_keeps_tenants_and_restores_the_overlay(make_overlay):
+    ov = make_overlay("vxlan", "controller")
+    blue = ov.tenant_vms("blue")
+    assert reachable_pairs(blue) == all_pairs(blue)
+    ov.ctl.stop()
+    ov.ctl.start()  # same database, same ports
+    assert [t["name"] for t in ov.ctl.api.get("/v1/tenants")] == ["blue", "red"]
+    ov.wait_meshed(timeout=30)
+    for tenant in TENANTS:
+        vms = ov.tenant_vms(tenant)
+        assert reachable_pairs(vms) == all_pairs(vms)
