@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -13,10 +14,19 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from lab.netlab import free_tcp_ports, tcp_port_free, wait_for
+from lab.netlab import free_tcp_ports, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 OSKEN_MANAGER = Path(sys.executable).parent / "osken-manager"
+
+
+def _listening(ip: str, port: int) -> bool:
+    """Is anything accepting connections there? (A bind test would also trip on TIME_WAIT.)"""
+    try:
+        with socket.create_connection((ip, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 class ApiError(Exception):
@@ -85,9 +95,10 @@ class Controller:
 
     def start(self, timeout: float = 20.0) -> Controller:
         # os-ken listens with SO_REUSEPORT: a leftover process would silently share our switches.
-        for port in (self.of_port, self.ovsdb_port, self.rest_port):
-            if not tcp_port_free(port):
-                raise RuntimeError(f"port {port} is taken")
+        for ip, port in ((self.listen_ip, self.of_port), (self.listen_ip, self.ovsdb_port),
+                         ("127.0.0.1", self.rest_port)):
+            if _listening(ip, port):
+                raise RuntimeError(f"something already listens on {ip}:{port}")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(OSKEN_MANAGER), "apps/overlay.py", "--config-file", str(self.conf_path),
