@@ -1,8 +1,10 @@
 """Load with `osken-manager --user-flags controller/flags.py ...` to set options as flags,
-e.g. --wsapi-port 8081 --overlay-tunnel-type gre (see README)."""
+e.g. --wsapi-port 8081 --overlay-tunnel-type gre --ovsdb-port 6641 (see README)."""
 
 from os_ken import cfg
+from os_ken.services.protocols.ovsdb import manager as ovsdb_manager
 
 from controller import config
 
 config.register(cfg.CONF, cli=True)
+cfg.CONF.register_cli_opts([o for o in ovsdb_manager.opts if o.dest in ("address", "port")], group="ovsdb")
