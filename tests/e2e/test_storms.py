@@ -117,3 +117,20 @@ def test_neighbour_solicitations_for_known_ipv6_are_answered_locally(make_overla
     # probes toward v1 may cross the other way meanwhile: that is not what we measure).
     assert got["h2"] == 0, got
     assert not [fr for fr in cap.frames if "neighbor solicitation" in fr and "fd00::2" in fr], cap.frames
+
+
+def test_a_silent_mac_ages_out_everywhere(make_overlay):
+    ov = make_overlay("vxlan", "controller", extra={"overlay": {"mac_idle_timeout": 2}})
+    b2, b3 = ov.vms[("blue", 2)], ov.vms[("blue", 3)]
+    announce([b3])
+    wait_for(lambda: b3.mac in ov.hosts[0].ofctl("dump-flows", "br1", "table=20"), 2.0, 0.05, "b3 known on h1")
+    # b2 keeps talking (to b1), b3 stays silent: only b3 is forgotten.
+    for _ in range(8):
+        assert b2.ping(ov.vms[("blue", 1)].ip, timeout=1)
+        if b3.mac not in ov.hosts[0].ofctl("dump-flows", "br1", "table=20"):
+            break
+    macs = {e["mac"] for e in ov.ctl.api.get("/v1/tenants/blue/endpoints")}
+    assert b3.mac not in macs and b2.mac in macs
+    for h in ov.hosts:
+        assert b3.mac not in h.ofctl("dump-flows", "br1")
+    assert ov.ctl.api.get("/v1/counters")["endpoints_aged"] >= 1
