@@ -147,6 +147,17 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, f"malformed JSON: {e}") from None
 
 
+def _read_up_to(stream: Any, limit: int) -> bytes:
+    parts, size = [], 0
+    while size < limit:
+        part = stream.read(limit - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -279,7 +290,13 @@ class Api:
             raise ApiError(413, f"body larger than {MAX_BODY} bytes")
         if req.content_type not in types:
             raise ApiError(415, f"body must be {' or '.join(sorted(types))}")
-        raw = req.body_file.read(MAX_BODY + 1)
+        if req.content_length is not None:
+            raw = req.body_file.read(MAX_BODY + 1)
+        elif "chunked" in req.headers.get("Transfer-Encoding", "").lower():
+            # No length up front: the server decodes the chunks; read one byte past the limit to tell.
+            raw = _read_up_to(req.environ["wsgi.input"], MAX_BODY + 1)
+        else:
+            raw = b""
         if len(raw) > MAX_BODY:
             raise ApiError(413, f"body larger than {MAX_BODY} bytes")
         return parse_json(raw)

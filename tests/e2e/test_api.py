@@ -1,5 +1,6 @@
 """The REST API of the real controller process (no switches): auth, limits, metrics, overlayctl."""
 
+import http.client
 import json
 import shutil
 import signal
@@ -18,7 +19,7 @@ TOKEN = "e2e-Secret-Token-4f9a"
 OVERLAYCTL = Path(sys.executable).parent / "overlayctl"
 
 
-def http(ctl: Controller, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+def send(ctl: Controller, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
     req = urllib.request.Request(ctl.api.base + path, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -62,15 +63,15 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def test_the_token_guards_writes_and_reads_and_never_reaches_the_log(start, tmp_path):
     ctl = start(api_token_file=token_file(tmp_path))
-    assert http(ctl, "GET", "/v1/health")[0] == 200  # probes need no token
+    assert send(ctl, "GET", "/v1/health")[0] == 200  # probes need no token
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
-        status, hdrs, raw = http(ctl, "POST", "/v1/tenants", BLUE, {**JSON, **headers})
+        status, hdrs, raw = send(ctl, "POST", "/v1/tenants", BLUE, {**JSON, **headers})
         assert status == 401 and "token" in as_json(raw)["error"] and hdrs["WWW-Authenticate"].startswith("Bearer")
-    assert http(ctl, "GET", "/v1/tenants")[0] == 401
-    assert http(ctl, "GET", "/v1/tenants", headers=AUTH)[2] == b"[]\n"  # the 401s changed nothing
-    assert http(ctl, "POST", "/v1/tenants", BLUE, {**JSON, **AUTH})[0] == 201
-    assert http(ctl, "PATCH", "/v1/tenants/blue", b'{"vlan": 11}', {**JSON, **AUTH})[0] == 200
-    assert http(ctl, "DELETE", "/v1/tenants/blue", headers=AUTH)[0] == 204
+    assert send(ctl, "GET", "/v1/tenants")[0] == 401
+    assert send(ctl, "GET", "/v1/tenants", headers=AUTH)[2] == b"[]\n"  # the 401s changed nothing
+    assert send(ctl, "POST", "/v1/tenants", BLUE, {**JSON, **AUTH})[0] == 201
+    assert send(ctl, "PATCH", "/v1/tenants/blue", b'{"vlan": 11}', {**JSON, **AUTH})[0] == 200
+    assert send(ctl, "DELETE", "/v1/tenants/blue", headers=AUTH)[0] == 204
     ctl.stop()
     log = ctl.log_path.read_text()
     assert '"POST /v1/tenants HTTP/1.1" 201' in log  # the access log is on...
@@ -79,10 +80,10 @@ def test_the_token_guards_writes_and_reads_and_never_reaches_the_log(start, tmp_
 
 def test_read_open_lets_gets_through_but_not_writes(start, tmp_path):
     ctl = start(api_token_file=token_file(tmp_path), api_read_open="true")
-    assert http(ctl, "GET", "/v1/tenants")[0] == 200
-    assert http(ctl, "GET", "/metrics")[0] == 200
-    assert http(ctl, "POST", "/v1/tenants", BLUE, JSON)[0] == 401
-    assert http(ctl, "GET", "/v1/tenants")[2] == b"[]\n"
+    assert send(ctl, "GET", "/v1/tenants")[0] == 200
+    assert send(ctl, "GET", "/metrics")[0] == 200
+    assert send(ctl, "POST", "/v1/tenants", BLUE, JSON)[0] == 401
+    assert send(ctl, "GET", "/v1/tenants")[2] == b"[]\n"
 
 
 def test_a_missing_token_file_stops_the_controller_at_start(tmp_path):
@@ -96,20 +97,35 @@ def test_a_missing_token_file_stops_the_controller_at_start(tmp_path):
 
 def test_oversized_and_wrongly_typed_bodies(start):
     ctl = start()
-    status, _, raw = http(ctl, "POST", "/v1/tenants", b" " * (65 * 1024) + BLUE, JSON)
+    status, _, raw = send(ctl, "POST", "/v1/tenants", b" " * (65 * 1024) + BLUE, JSON)
     assert status == 413 and "larger" in as_json(raw)["error"]
-    status, _, raw = http(ctl, "POST", "/v1/tenants", BLUE, {"Content-Type": "text/plain"})
+    status, _, raw = send(ctl, "POST", "/v1/tenants", BLUE, {"Content-Type": "text/plain"})
     assert status == 415 and "application/json" in as_json(raw)["error"]
-    status, _, raw = http(ctl, "POST", "/v1/tenants", b"{nope", JSON)
+    status, _, raw = send(ctl, "POST", "/v1/tenants", b"{nope", JSON)
     assert status == 400 and "malformed JSON" in as_json(raw)["error"]
     assert ctl.api.get("/v1/tenants") == []
+    # no Content-Length: a chunked body is read up to the limit, no further
+    assert chunked_post(ctl, [BLUE[:-1]] + [b" " * 1024] * 70 + [b"}"])[0] == 413
+    assert ctl.api.get("/v1/tenants") == []
+    assert chunked_post(ctl, [BLUE[:10], BLUE[10:]]) == (201, json.loads(BLUE) | {"hosts": None, "vlans": {}})
+
+
+def chunked_post(ctl: Controller, chunks: list[bytes]):
+    conn = http.client.HTTPConnection("127.0.0.1", ctl.rest_port, timeout=10)
+    try:
+        conn.request("POST", "/v1/tenants", body=iter(chunks), encode_chunked=True,
+                     headers={**JSON, "Transfer-Encoding": "chunked"})
+        resp = conn.getresponse()
+        return resp.status, as_json(resp.read())
+    finally:
+        conn.close()
 
 
 def test_metrics_and_openapi_are_served(start):
     ctl = start()
     ctl.api.post("/v1/tenants", json.loads(BLUE))
-    http(ctl, "GET", "/v1/tenants/ghost")
-    status, headers, raw = http(ctl, "GET", "/metrics")
+    send(ctl, "GET", "/v1/tenants/ghost")
+    status, headers, raw = send(ctl, "GET", "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(raw.decode()) for s in f.samples}

@@ -273,3 +273,16 @@ def test_health_is_ready_and_says_503_when_the_loop_or_database_do_not_answer(ap
     api.b.store.close()
     status, body = call(api, "GET", "/v1/health")
     assert status == 503 and body["ready"] is False
+
+
+def test_a_chunked_body_without_length_is_read_and_limited(api):
+    import io
+
+    def post(raw):
+        req = Request.blank("/v1/tenants", method="POST", headers={"Transfer-Encoding": "chunked"})
+        req.environ.pop("CONTENT_LENGTH", None)
+        req.environ["CONTENT_TYPE"] = "application/json"
+        req.environ["wsgi.input"] = io.BytesIO(raw)
+        return req.get_response(api).status_int
+    assert post(b" " * (65 * 1024) + b"{}") == 413
+    assert post(b'{"name": "a", "vni": 1, "vlan": 1}') == 201
