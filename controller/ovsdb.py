@@ -69,6 +69,8 @@ class _Connection:
                 self._report()
         except OSError as e:  # includes timeouts
             LOG.info("OVSDB connection from %s lost: %s", self.peer, e)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            LOG.warning("OVSDB connection from %s dropped: malformed message: %r", self.peer, e)
         finally:
             self.sock.close()
             self.server._closed(self)
