@@ -297,6 +297,11 @@ def controller_of(controllers: list) -> tuple[str, int]:
     return c.IP(), int(c.port)
 
 
+def _kernel_datapath() -> bool:
+    sh(["modprobe", "openvswitch"], check=False)
+    return Path("/sys/module/openvswitch").exists()
+
+
 def _peer(intf: Any) -> Any:
     link = intf.link
     return (link.intf2 if link.intf1 is intf else link.intf1).node
@@ -318,6 +323,9 @@ class OverlayHost(Switch):
             raise NodeError(f"datapath must be user or kernel, not {datapath!r}")
         if tunnels not in (None, "vxlan", "gre"):
             raise NodeError(f"tunnels must be vxlan or gre, not {tunnels!r}")
+        if datapath == "kernel" and not _kernel_datapath():
+            raise NodeError("datapath=kernel needs the openvswitch kernel module, which this machine lacks: "
+                            "use datapath=user")
         params["inNamespace"] = True
         self.run = Run.get(run)
         self.index = index
@@ -487,6 +495,18 @@ class OverlayHost(Switch):
             return len(tunnels) >= peers and self.ofctl("dump-flows", "br1", "table=0").count("goto_table:3") >= peers
         except NodeError:
             return False
+
+    def status(self) -> str:
+        """What connected() looks at, for a report when it stays False."""
+        try:
+            conns = {t: [r["is_connected"] for r in self.vsctl_rows("--columns=is_connected", "list", t)]
+                     for t in ("Controller", "Manager")}
+            tunnels = {r["name"]: r["ofport"] for r in self.vsctl_rows("--columns=name,type,ofport", "list",
+                                                                       "Interface") if r["type"] in ("vxlan", "gre")}
+            classify = self.ofctl("dump-flows", "br1", "table=0").count("goto_table:3")
+            return f"{self.name}: connected {conns}, tunnels {tunnels}, classify flows {classify}"
+        except NodeError as e:
+            return f"{self.name}: {e}"
 
     def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's signature
         pids = _daemon_pids(self.rundir)

@@ -24,6 +24,7 @@ import argparse
 import inspect
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -169,6 +170,12 @@ topos = {"article": ArticleTopo, "overlay": SpreadTopo}
 # script form
 
 
+def flood_buckets(host: OverlayHost) -> dict[int, int]:
+    """Group id (the tenant's VNI) -> how many hosts its floods reach from ``host``."""
+    out = host.ofctl("dump-groups", "br1")
+    return {int(m.group(1)): m.group(2).count("bucket=") for m in re.finditer(r"group_id=(\d+),(.*)", out)}
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="overlay.py", description=__doc__.split("\n\n")[0],
@@ -217,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         net.build()
         net.start()
         if not net.waitConnected(timeout=a.timeout):
-            print(f"hosts not meshed by the controller within {a.timeout:g}s", file=sys.stderr)
+            print(f"hosts not meshed by the controller within {a.timeout:g}s:", file=sys.stderr)
+            for s in net.switches:
+                if isinstance(s, OverlayHost):
+                    print(f"  {s.status()}", file=sys.stderr)
             return 1
         if a.pingall:
             return 0 if net.pingAll() is not None else 1
@@ -225,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             matrix = ping_matrix(net.hosts)
             ok = verdict(net.hosts, matrix)
             result = {"run": topo.run_id, "matrix": matrix, "ok": ok,
-                      "tenants": {v.name: v.tenant for v in net.hosts}}
+                      "tenants": {v.name: v.tenant for v in net.hosts},
+                      "flood_buckets": {s.name: flood_buckets(s) for s in net.switches if isinstance(s, OverlayHost)}}
             print(json.dumps(result) if a.json else render_matrix(net.hosts, matrix))
             return 0 if ok else 1
         CLI(net)
@@ -236,4 +247,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (RuntimeError, ValueError) as e:  # NodeError is a RuntimeError; what we made goes at exit
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

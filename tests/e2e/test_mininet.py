@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -116,6 +117,8 @@ def test_spread_topology_over_hand_made_gre_tunnels(controller):
                 for t in ("blue", "red", "green")}
     assert {t: len(h) for t, h in hosts_of.items()} == {"blue": 4, "red": 3, "green": 2}
     assert out["matrix"] == expected(out["tenants"]), out["stderr"]
+    # floods go only to hosts with members: from h1, blue reaches 3 hosts, red 2, green 1
+    assert out["flood_buckets"]["h1"] == {"1": 3, "2": 2, "3": 1}, out["flood_buckets"]
     # the article's hand-made ports (ofport 2..) were adopted, not replaced
     tunnels = [t for h in ctl.api.get("/v1/hosts") for t in h["tunnels"]]
     assert len(tunnels) == 12 and all(t["type"] == "gre" and t["name"].startswith("gre-h") for t in tunnels)
@@ -127,11 +130,13 @@ def test_mn_custom_pingall_reaches_same_tenant_only(controller):
     ip = free_mgmt_ip()
     cmd = ["mn", "--custom", str(TOPOS), "--topo", f"article,ovsdb={ctl.ovsdb_port},api={ctl.api.base}",
            "--controller", f"remote,ip={ip},port={ctl.of_port}", "--test", "pingall"]
+    mn = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    except subprocess.TimeoutExpired as e:  # mn got SIGKILL: its stale run is removed by the next topology
-        raise AssertionError(f"mn timed out: {e.stdout!r} {e.stderr!r}") from None
-    text = cp.stdout + cp.stderr
+        text, _ = mn.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        mn.send_signal(signal.SIGINT)  # mn's Ctrl-C path: the topology removes what it made
+        text, _ = mn.communicate(timeout=60)
+        raise AssertionError(f"mn timed out:\n{text}") from None
     rows = dict(re.findall(r"^(\w+) -> (.*?)\s*$", text, re.M))
     assert rows == {
         "blue1": "blue2 blue3 X X X", "blue2": "blue1 blue3 X X X", "blue3": "blue1 blue2 X X X",
