@@ -103,6 +103,11 @@ class Core:
                 if tenant.present_on(h.id) and tenant.vlan_on(h.id) in h.view.member_vlans}
         return out
 
+    def endpoint_port(self, ep: Endpoint) -> str | None:
+        """The br0 port an endpoint sits behind, when its host's OVSDB says (attached-mac)."""
+        host = self.hosts.get(ep.host_id)
+        return dict(host.view.attached).get(ep.mac) if host else None
+
     def tenant_endpoints(self, vni: int) -> list[Endpoint]:
         return sorted((ep for ep in self.endpoints.values() if ep.vni == vni), key=lambda e: e.mac)
 

@@ -85,11 +85,13 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Endpoint": {
-        "type": "object", "required": ["mac", "ips", "host", "vlan", "last_seen", "idle_s"],
+        "type": "object", "required": ["mac", "ips", "host", "port", "vlan", "last_seen", "idle_s"],
         "properties": {
             "mac": {"type": "string", "example": "02:00:00:00:01:01"},
             "ips": {"type": "array", "items": {"type": "string"}},
             "host": {"type": "string", "description": "the host it sits behind"},
+            "port": {"type": "string", "nullable": True,
+                     "description": "its br0 port, when the host records attached-mac on the interface"},
             "vlan": {**VLAN, "description": "its br0 VLAN on that host"},
             "last_seen": {"type": "number", "description": "Unix time of its last packet seen by the controller"},
             "idle_s": {"type": "number", "minimum": 0, "description": "seconds since last_seen"},

@@ -104,8 +104,13 @@ def host_view(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> 
                         tunnels=tuple(sorted(tunnels, key=lambda p: p.name)))
     _, br0 = bridge(integration_bridge)
     if br0 is not None:
-        tags = [ports.get(p, {}).get("tag") for p in as_list(br0.get("ports", []))]
-        view = replace(view, member_vlans=frozenset(t for t in tags if isinstance(t, int)))
+        br0_ports = [ports.get(p, {}) for p in as_list(br0.get("ports", []))]
+        tags = frozenset(p.get("tag") for p in br0_ports if isinstance(p.get("tag"), int))
+        # Hypervisors (libvirt, Nova) record a VM interface's MAC in attached-mac.
+        attached = sorted(((ifaces.get(i, {}).get("external_ids") or {}).get("attached-mac", "").lower(),
+                           p.get("name", ""))
+                          for p in br0_ports for i in as_list(p.get("interfaces", [])))
+        view = replace(view, member_vlans=tags, attached=tuple(a for a in attached if a[0]))
     return view
 
 

@@ -195,8 +195,9 @@ def host_vlans_json(core: Core, host_id: str) -> list[dict]:
     return sorted(out, key=lambda x: (x["vlan"], x["tenant"]))
 
 
-def endpoint_json(ep: Any, now: float) -> dict:
+def endpoint_json(ep: Any, now: float, port: str | None = None) -> dict:
     doc = ep.to_json()
+    doc["port"] = port
     doc["idle_s"] = round(max(0.0, now - ep.last_seen), 3)
     return doc
 
@@ -386,7 +387,8 @@ class Api:
         def run() -> list:
             tenant = self._tenant(name)
             now = self.b.now()
-            return [endpoint_json(ep, now) for ep in self.b.core.tenant_endpoints(tenant.vni)]
+            core = self.b.core
+            return [endpoint_json(ep, now, core.endpoint_port(ep)) for ep in core.tenant_endpoints(tenant.vni)]
         return 200, self.b.call(run)
 
     def list_hosts(self, req: Request) -> tuple[int, Any]:

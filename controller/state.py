@@ -72,6 +72,7 @@ class HostView:
     patch_ofport: int | None = None  # br1's port to br0 (the article's port 1)
     tunnels: tuple[TunnelPort, ...] = ()
     member_vlans: frozenset[int] = frozenset()  # VLAN tags of br0 access ports
+    attached: tuple[tuple[str, str], ...] = ()  # (MAC, br0 port) from external_ids:attached-mac
 
 
 @dataclass

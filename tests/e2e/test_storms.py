@@ -98,7 +98,7 @@ def test_a_mac_move_converges_within_a_second(make_overlay):
         wait_for(lambda h=h: follows(h), 1.0, 0.02, f"{h.name} follows the move")
     assert b1.ping(moved.ip, timeout=1)
     endpoint = next(e for e in ov.ctl.api.get("/v1/tenants/blue/endpoints") if e["mac"] == mac)
-    assert endpoint["host"] == "h2"
+    assert endpoint["host"] == "h2" and endpoint["port"] == moved.port
 
 
 def test_neighbour_solicitations_for_known_ipv6_are_answered_locally(make_overlay):

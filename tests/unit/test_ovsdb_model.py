@@ -23,7 +23,9 @@ def replica(tunnels=(), tag_ports=()):
         rows["Interface"][f"it{i}"] = {"new": {"name": f"t{i}", "type": kind, "ofport": 5 + i,
                                                "options": ["map", [["remote_ip", ip], ["key", "flow"]]]}}
     for i, tag in enumerate(tag_ports):
-        rows["Port"][f"pv{i}"] = {"new": {"name": f"vm{i}", "interfaces": ["set", []], "tag": tag}}
+        rows["Port"][f"pv{i}"] = {"new": {"name": f"vm{i}", "interfaces": ["uuid", f"iv{i}"], "tag": tag}}
+        rows["Interface"][f"iv{i}"] = {"new": {"name": f"vm{i}", "type": "", "external_ids": [
+            "map", [["attached-mac", f"02:AA:00:00:00:0{i}"]]]}}
     out: om.Replica = {}
     om.apply_update(out, rows)
     return out
@@ -36,6 +38,7 @@ def test_host_view_reads_identity_patch_tunnels_and_members():
     assert [(p.type, p.remote_ip, p.ofport, p.managed) for p in view.tunnels] == [
         ("vxlan", "10.99.0.2", 5, True), ("gre", "10.99.0.3", 6, False)]
     assert view.member_vlans == frozenset({10})
+    assert view.attached == (("02:aa:00:00:00:00", "vm0"), ("02:aa:00:00:00:01", "vm1"))
 
 
 def test_no_system_id_no_view_and_bad_overlay_ip_is_ignored():

@@ -247,7 +247,7 @@ def test_endpoints_show_mac_ips_host_vlan_and_age(api):
     status, eps = call(api, "GET", "/v1/tenants/blue/endpoints")
     assert status == 200 and [e["mac"] for e in eps] == ["02:00:00:00:00:01", "02:00:00:00:00:02"]
     assert eps[1] == {"mac": "02:00:00:00:00:02", "ips": ["10.0.0.2", "fd00::2"], "host": "host2",
-                      "vlan": 10, "last_seen": 990.0, "idle_s": 10.0}
+                      "port": None, "vlan": 10, "last_seen": 990.0, "idle_s": 10.0}
     assert call(api, "GET", "/v1/tenants/ghost/endpoints")[0] == 404
 
 
