@@ -24,11 +24,13 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mininet.node import Host, Switch
+
+from lab.netlab import wait_for
 
 RUN_ROOT = Path("/run/overlay-mn")
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -51,18 +53,6 @@ def sh(cmd: Sequence[str], *, env: dict[str, str] | None = None, timeout: float 
     if check and cp.returncode != 0:
         raise NodeError(f"{' '.join(cmd)} failed ({cp.returncode}): {cp.stderr.strip() or cp.stdout.strip()}")
     return cp.stdout
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, message: str = "") -> Any:
-    """Poll until predicate() is truthy; TimeoutError(message) after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(message or f"not within {timeout}s")
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------

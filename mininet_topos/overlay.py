@@ -32,8 +32,9 @@ from typing import Any
 
 # mn exec()s this file without __file__: find our directory from the code object instead
 _HERE = os.path.dirname(os.path.abspath(inspect.currentframe().f_code.co_filename))  # type: ignore[union-attr]
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+for _path in (_HERE, os.path.dirname(_HERE)):  # nodes.py, and the repo's stdlib-only lab package
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 import mininet.clean  # noqa: E402
 from mininet.log import info  # noqa: E402
