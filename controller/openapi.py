@@ -179,7 +179,7 @@ PATHS: dict[str, Any] = {
         "get": _op("Show a host", "showHost", {"200": _json(_ref("Host"), "the host")}, (401, 404),
                    params=("host",)),
         "delete": _op("Forget a host: its endpoints, and the tunnels toward it on every other host",
-                      "deleteHost", {"204": {"description": "forgotten"}}, (401, 404), params=("host",)),
+                      "deleteHost", {"204": {"description": "forgotten"}}, (401, 404, 409), params=("host",)),
     },
     "/v1/hosts/{host}/vlans": {"get": _op(
         "The host's br0 VLAN -> tenant mapping, by VLAN", "hostVlans",

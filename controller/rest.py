@@ -408,6 +408,10 @@ class Api:
     def delete_host(self, req: Request, host: str) -> tuple[int, Any]:
         def run() -> None:
             self._host(host)
+            if self.b.core.hosts[host].ovsdb_connected:
+                # It would come straight back with its next OVSDB update.
+                raise ApiError(409, f"host '{host}' is still connected; disconnect it first "
+                                    "(ovs-vsctl del-manager on it, or shut it down)")
             self.b.apply(self.b.core.forget_host(host, self.b.now()))
         self.b.call(run)
         return 204, None

@@ -2,6 +2,7 @@
 
 import pytest
 
+from lab.controller import ApiError
 from lab.netlab import wait_for
 from lab.overlay import TENANTS, all_pairs, announce, reachable_pairs
 
@@ -110,3 +111,21 @@ def test_a_controller_restart_keeps_tenants_and_restores_the_overlay(make_overla
     for tenant in TENANTS:
         vms = ov.tenant_vms(tenant)
         assert reachable_pairs(vms) == all_pairs(vms)
+
+
+def test_deleting_a_host_that_left_removes_the_tunnels_toward_it(make_overlay):
+    ov = make_overlay("gre", "controller")
+    h1, h2, h3 = ov.hosts
+    with pytest.raises(ApiError) as refused:
+        ov.ctl.api.delete("/v1/hosts/h3")
+    assert refused.value.status == 409  # still connected: it would come straight back
+    ov.lab.remove_host(h3)
+    wait_for(lambda: not next(h for h in ov.ctl.api.get("/v1/hosts") if h["id"] == "h3")["connected"]["ovsdb"],
+             5.0, 0.05, "h3 seen gone")
+    ov.ctl.api.delete("/v1/hosts/h3")
+    for h in (h1, h2):
+        wait_for(lambda h=h: all(p["remote_ip"] != h3.underlay_ip for p in h.tunnel_ports().values()),
+                 2.0, 0.05, f"{h.name}'s tunnel to h3 removed")
+        assert "h3" not in [x["id"] for x in ov.ctl.api.get("/v1/hosts")]
+    blue = [ov.vms[("blue", 1)], ov.vms[("blue", 2)]]
+    assert reachable_pairs(blue) == all_pairs(blue)

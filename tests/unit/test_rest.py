@@ -97,6 +97,9 @@ def test_hosts_and_endpoints(api):
     assert status == 200 and hosts[0]["id"] == "h1" and hosts[0]["overlay_ip"] == "10.99.0.1"
     assert hosts[0]["tenants"] == [{"name": "blue", "vni": 5001, "vlan": 10, "members": True}]
     assert call(api, "GET", "/v1/tenants/blue/endpoints") == (200, [])
+    status, reply = call(api, "DELETE", "/v1/hosts/h1")
+    assert status == 409 and "still connected" in reply["error"]
+    api.b.core.ovsdb_down("h1")
     assert call(api, "DELETE", "/v1/hosts/h1") == (204, None)
     assert call(api, "GET", "/v1/hosts") == (200, [])
 
