@@ -114,7 +114,9 @@ def test_neighbour_solicitations_for_known_ipv6_are_answered_locally(make_overla
     v1.exec(["ip", "-6", "neigh", "flush", "dev", "eth0"])
     with ov.hosts[1].capture("eth0") as underlay, v2.capture(bpf="icmp6") as cap:
         out = v1.exec(["ndisc6", "-r", "3", "-w", "500", "fd00::2", "eth0"], check=False).stdout
+        assert v1.ping("fd00::2", timeout=1)  # resolved locally too; the echo itself must cross
     assert v2.mac.upper() in out.upper(), out
+    assert [fr for fr in underlay.frames if "echo request" in fr], underlay.frames  # the capture decodes VXLAN
     assert not [fr for fr in underlay.frames if "neighbor solicitation" in fr], underlay.frames
     assert not [fr for fr in cap.frames if "neighbor solicitation" in fr and "fd00::2" in fr], cap.frames
 
