@@ -129,3 +129,22 @@ def test_deleting_a_host_that_left_removes_the_tunnels_toward_it(make_overlay):
         assert "h3" not in [x["id"] for x in ov.ctl.api.get("/v1/hosts")]
     blue = [ov.vms[("blue", 1)], ov.vms[("blue", 2)]]
     assert reachable_pairs(blue) == all_pairs(blue)
+
+
+def test_changing_a_vni_reprograms_every_host_without_disturbing_the_other_tenant(make_overlay):
+    ov = make_overlay("vxlan", "controller")
+    blue, red = ov.tenant_vms("blue"), ov.tenant_vms("red")
+    assert reachable_pairs(blue) == all_pairs(blue) and reachable_pairs(red) == all_pairs(red)
+    r1, r2 = red[0], red[1]
+    # red keeps pinging (50 echoes, 20 ms apart) while blue moves to another VNI
+    pinger = r1.exec(["sh", "-c", f"ping -n -c 50 -i 0.02 -W 1 {r2.ip} > /tmp/red-{ov.lab.prefix}.txt &"])
+    assert pinger.returncode == 0
+    ov.ctl.api.put("/v1/tenants/blue", {"vni": 6001, "vlan": TENANTS["blue"][1]})
+    for h in ov.hosts:
+        wait_for(lambda h=h: "tun_id=0x1771" in h.ofctl("dump-flows", "br1", "table=3")
+                 and "tun_id=0x1389" not in h.ofctl("dump-flows", "br1"), 1.0, 0.05, f"{h.name} uses VNI 6001")
+    assert reachable_pairs(blue) == all_pairs(blue)
+    result = wait_for(lambda: (text := r1.exec(["cat", f"/tmp/red-{ov.lab.prefix}.txt"], check=False).stdout)
+                      and "packets transmitted" in text and text, 10.0, 0.1, "red's pings done")
+    r1.exec(["rm", "-f", f"/tmp/red-{ov.lab.prefix}.txt"])
+    assert " 0% packet loss" in result, result
