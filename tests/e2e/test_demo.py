@@ -29,7 +29,7 @@ def test_demo_shows_isolation_endpoints_and_fewer_underlay_frames_and_leaves_not
     assert learn["existing"] >= 3 * COUNT and learn["missing"] >= 2 * COUNT, out["counts"]
     # controller: answered inside the switch; an unanswered IP is held down after a flood or two
     assert ctl["existing"] == 0, out["counts"]
-    assert ctl["missing"] <= learn["missing"] // 5, out["counts"]
+    assert 0 < ctl["missing"] <= learn["missing"] // 10, out["counts"]  # the issue: <= 10 % of the seed
 
     for made in out["made"]:
         prefix = made["lab"]
