@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import os_ken.services.protocols.ovsdb.manager  # noqa: F401  registers [ovsdb] address/port
+from eventlet.semaphore import Semaphore
 from os_ken import cfg
 from os_ken.base import app_manager
 from os_ken.controller import event, ofp_event
@@ -21,15 +22,20 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import config, ofmsg
 from controller.auth import TokenAuth
-from controller.core import Core
-from controller.ops import Op, OvsdbTransact
+from controller.core import ROLE_COUNTERS, Core
+from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
 from controller.ovsdb import OvsdbServer
 from controller.rest import Api
 from controller.state import HostView
 from controller.store import Store
+from controller.switch_state import SwitchDump
 
 LOG = logging.getLogger("overlay")
 config.register(cfg.CONF)
+SLICE_S = 0.02  # longest stretch of recomputation before the event loop serves others
+TICK_S = 1.0
+READ_TIMEOUT_S = 10.0  # a switch that has not been read back by then is wiped and refilled
+RECOVERY_WINDOW_S = 10.0  # after start: switches' endpoint entries wait for their own host's read-back
 
 
 class EventCall(event.EventBase):
@@ -43,6 +49,15 @@ class EventCall(event.EventBase):
         self.error: BaseException | None = None
 
 
+class _Reading:
+    """A switch's read-back in progress: flow, group and meter replies still to come."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.dump = SwitchDump()
+        self.waiting = {"flows", "groups", "meters"}
+
+
 class OverlayApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -51,12 +66,19 @@ class OverlayApp(app_manager.OSKenApp):
         conf = cfg.CONF
         self.settings = config.settings(conf)
         self.store = Store(config.db_path(conf))
-        self.core = Core(self.settings, self.store.tenants())  # loaded before any switch is programmed
+        # Tenants are loaded before any switch is programmed; work is drained in slices by _pump.
+        self.core = Core(self.settings, self.store.tenants(), canon=ofmsg.canonical_match)
+        self.core.eager = False
+        self.core.recovering, self.core.recover_until = True, self.now() + RECOVERY_WINDOW_S
+        self.work = hub.Event()
+        self.send_lock = Semaphore(1)
         self.datapaths: dict[int, Any] = {}
+        self.reading: dict[int, _Reading] = {}  # switches being read back
+        self.polls: dict[tuple[int, int], int] = {}  # (dpid, xid) -> role asked for
         self.ovsdb = OvsdbServer(conf.ovsdb.address, conf.ovsdb.port, conf.overlay.tunnel_bridge,
                                  conf.overlay.integration_bridge,
                                  on_view=lambda v: self.post(lambda: self._host_view(v)),
-                                 on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(s))))
+                                 on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(s, self.now()))))
         self.api_address = (conf.wsapi_host, conf.wsapi_port)
         self.api_auth = TokenAuth(conf.overlay.api_token_file, conf.overlay.api_read_open)
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
@@ -70,6 +92,8 @@ class OverlayApp(app_manager.OSKenApp):
         self.ovsdb.listen()
         self.threads.append(hub.spawn(self.ovsdb.serve))
         self.threads.append(hub.spawn(self._poll_stats, cfg.CONF.overlay.stats_interval))
+        self.threads.append(hub.spawn(self._pump))
+        self.threads.append(hub.spawn(self._ticker))
         server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
@@ -108,17 +132,47 @@ class OverlayApp(app_manager.OSKenApp):
             if isinstance(op, OvsdbTransact):
                 self.ovsdb.transact(op.system_id, op.ops, op.why)
             else:
+                if isinstance(op, ReadSwitch):
+                    self.reading[op.dpid] = _Reading(self.now())
                 of_ops.append(op)
-        for dpid, writes in ofmsg.batches(of_ops).items():
-            dp = self.datapaths.get(dpid)
-            if dp is None:
-                continue
-            for buf in writes:
-                dp.send(buf)
-            dp.send_msg(ofmsg.barrier())
+        if self.core.pending():
+            self.work.set()
+        # A switch's send queue may block and let another apply() run: keep batches whole, in order.
+        with self.send_lock:
+            for dpid, writes in ofmsg.batches(of_ops).items():
+                dp = self.datapaths.get(dpid)
+                if dp is None:
+                    continue
+                for buf in writes:
+                    dp.send(buf)
+                dp.send_msg(ofmsg.barrier())
 
     def _host_view(self, view: HostView) -> None:
         self.apply(self.core.host_view(view, self.now()))
+
+    def _pump(self) -> None:
+        """Drain the core's dirty work in slices, yielding to other events between them."""
+        while True:
+            self.work.wait()
+            self.work.clear()
+            while self.core.pending():
+                self.apply(self.core.drain(SLICE_S))
+                hub.sleep(0)
+
+    def _ticker(self) -> None:
+        while True:
+            hub.sleep(TICK_S)
+            self.post(self._tick)
+
+    def _tick(self) -> None:
+        now = self.now()
+        for dpid, reading in list(self.reading.items()):
+            if now - reading.since > READ_TIMEOUT_S:
+                LOG.warning("switch %016x: could not read back its flows in %.0f s: wiping it", dpid,
+                            READ_TIMEOUT_S)
+                del self.reading[dpid]
+                self.apply([Wipe(dpid)] + self.core.switch_read(dpid, SwitchDump(), now))
+        self.apply(self.core.tick(now))
 
     # ---- OpenFlow --------------------------------------------------------------------------
 
@@ -127,7 +181,7 @@ class OverlayApp(app_manager.OSKenApp):
         dp = ev.msg.datapath
         LOG.info("switch %016x connected from %s", dp.id, dp.address)
         self.datapaths[dp.id] = dp
-        self.apply(self.core.datapath_up(dp.id))
+        self.apply(self.core.datapath_up(dp.id))  # reads it back; reconciled when the replies are in
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _gone(self, ev: Any) -> None:
@@ -135,7 +189,8 @@ class OverlayApp(app_manager.OSKenApp):
         if dp.id is not None and self.datapaths.get(dp.id) is dp:
             LOG.info("switch %016x disconnected", dp.id)
             del self.datapaths[dp.id]
-            self.apply(self.core.datapath_down(dp.id))
+            self.reading.pop(dp.id, None)
+            self.apply(self.core.datapath_down(dp.id, self.now()))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev: Any) -> None:
@@ -148,18 +203,57 @@ class OverlayApp(app_manager.OSKenApp):
         match = dict(msg.match.items())
         self.apply(self.core.flow_removed(msg.datapath.id, msg.table_id, msg.reason, match, self.now()))
 
-    def _poll_stats(self, interval: float) -> None:
-        """Ask every switch for its flow counters: what was proxied, flooded, still alive."""
-        while True:
-            hub.sleep(interval)
-            for dp in list(self.datapaths.values()):
-                dp.send_msg(dp.ofproto_parser.OFPFlowStatsRequest(dp))
+    # ---- reading a switch back ---------------------------------------------------------------
+
+    def _read_part(self, ev: Any, part: str, fill: Callable[[SwitchDump], None]) -> None:
+        dpid = ev.msg.datapath.id
+        reading = self.reading.get(dpid)
+        if reading is None:
+            return
+        fill(reading.dump)
+        if ev.msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
+            return
+        reading.waiting.discard(part)
+        if not reading.waiting:
+            del self.reading[dpid]
+            LOG.info("switch %016x read back: %d flows, %d groups, %d meters", dpid, len(reading.dump.flows),
+                     len(reading.dump.groups), len(reading.dump.meters))
+            self.apply(self.core.switch_read(dpid, reading.dump, self.now()))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
-        entries = [(s.table_id, s.priority, tuple(sorted(s.match.items())), s.packet_count)
-                   for s in ev.msg.body]
-        self.apply(self.core.flow_stats(ev.msg.datapath.id, entries, self.now()))
+        def fill(dump: SwitchDump) -> None:
+            for s in ev.msg.body:
+                dump.flows[(s.table_id, s.priority, tuple(sorted(s.match.items())))] = s.cookie
+        self._read_part(ev, "flows", fill)
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def _group_desc(self, ev: Any) -> None:
+        self._read_part(ev, "groups", lambda dump: dump.groups.update(g.group_id for g in ev.msg.body))
+
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    def _meter_config(self, ev: Any) -> None:
+        self._read_part(ev, "meters", lambda dump: dump.meters.update(m.meter_id for m in ev.msg.body))
+
+    # ---- counters: one cookie-masked aggregate per counted role, never a flow dump -------------
+
+    def _poll_stats(self, interval: float) -> None:
+        while True:
+            hub.sleep(interval)
+            for i, dp in enumerate(list(self.datapaths.values())):
+                for role in ROLE_COUNTERS:
+                    req = ofmsg.role_stats_request(role)
+                    dp.set_xid(req)
+                    self.polls[(dp.id, req.xid)] = role
+                    dp.send_msg(req)
+                if i % 50 == 49:
+                    hub.sleep(0)
+
+    @set_ev_cls(ofp_event.EventOFPAggregateStatsReply, MAIN_DISPATCHER)
+    def _aggregate(self, ev: Any) -> None:
+        role = self.polls.pop((ev.msg.datapath.id, ev.msg.xid), None)
+        if role is not None:
+            self.core.role_stats(ev.msg.datapath.id, role, ev.msg.body.packet_count)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev: Any) -> None:

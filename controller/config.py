@@ -32,7 +32,12 @@ OVERLAY_OPTS = [
     cfg.IntOpt("unknown-ip-holddown", default=3, min=1,
                help="seconds a host drops further ARP/NS for an IP whose request was flooded unanswered"),
     cfg.FloatOpt("stats-interval", default=2.0, min=0.2,
-                 help="seconds between flow-stats polls (switch-side counters, endpoints' last seen)"),
+                 help="seconds between counter polls (one cookie-masked aggregate per counted role per switch)"),
+    cfg.IntOpt("max-endpoints", default=1000, min=1,
+               help="learned endpoints per (host, tenant); beyond it nothing more is learned there"),
+    cfg.FloatOpt("host-grace", default=30.0, min=0.0,
+                 help="seconds a host may lose both its OVSDB and OpenFlow connections before its "
+                      "endpoints are withdrawn from the other hosts (its tunnels stay)"),
     cfg.StrOpt("state-dir", default="/var/lib/sdn-overlay", help="where the database lives"),
     cfg.StrOpt("db", default=None, help="SQLite database path (default: <state-dir>/overlay.db)"),
     cfg.StrOpt("api-token-file", default=None,
@@ -50,7 +55,8 @@ def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
 def settings(conf: cfg.ConfigOpts) -> Settings:
     o = conf.overlay
     return Settings(mode=o.mac_learning, tunnel_type=o.tunnel_type, mac_idle_timeout=o.mac_idle_timeout,
-                    learn_rate=o.learn_rate, flood_rate=o.flood_rate, unknown_ip_holddown=o.unknown_ip_holddown)
+                    learn_rate=o.learn_rate, flood_rate=o.flood_rate, unknown_ip_holddown=o.unknown_ip_holddown,
+                    max_endpoints=o.max_endpoints, host_grace=o.host_grace)
 
 
 def db_path(conf: cfg.ConfigOpts) -> str:

@@ -1,21 +1,26 @@
 """Events in, operations out: the controller's decisions, in plain Python.
 
-Each event updates the state, then the affected partitions of the affected hosts are
-recomputed (pipeline.py) and diffed against what each switch holds; the diff is the list of
-operations returned. Nothing here touches a socket or os-ken.
+Each event updates the indexed state (index.py) and marks what it changed as dirty: a partition
+(BASE, a tenant, a learned endpoint) on the hosts where it lives. `drain` recomputes the dirty
+partitions (pipeline.py) and diffs them against what each switch holds; the diff is the list of
+operations returned. With `eager` (the default, for tests) every event drains at once; the app
+turns it off and drains in slices of at most a few tens of milliseconds, so one big change never
+stalls the event loop. Nothing here touches a socket or os-ken.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 from controller import flows as f
-from controller import ovsdb_model as om
-from controller import packets
 from controller import tables as t
-from controller.ops import FlowMod, FlowPurge, GroupMod, MeterMod, Op, OvsdbTransact, Wipe
+from controller.index import EpKey, Flip, Index
+from controller.learning import Learner
+from controller.ops import FlowDelete, FlowMod, FlowPurge, GroupMod, MeterMod, Op, ReadSwitch
 from controller.pipeline import (
     MODE_CONTROLLER,
     Settings,
@@ -27,378 +32,518 @@ from controller.pipeline import (
     tenant_flows,
 )
 from controller.state import Endpoint, Host, HostView, Tenant
+from controller.switch_state import Installed, SwitchDump, recovered_endpoints
+from controller.tunnel_ops import TUNNEL_RETRY_S, tunnel_ops
 
 LOG = logging.getLogger(__name__)
 # Partitions of a switch's flows, recomputed independently: BASE, a tenant (its VNI: flows
 # and flood group), and a learned endpoint ((VNI, MAC): its entries on that switch).
 BASE = "base"
+LEFTOVERS = "leftovers"  # after a full pass: what a read-back switch holds that nobody wants
 Part = str | int | tuple[int, str]
-TUNNEL_RETRY_S = 10.0  # a tunnel port asked for but not seen by then is asked for again
 
 OFPRR_IDLE_TIMEOUT = 0
 
-
+# What a role's packets count as (switch-side counters, read as cookie-masked aggregates).
+ROLE_COUNTERS = {
+    f.ROLE_ARP_PROXY: "arp_proxied", f.ROLE_ARP_LOCAL: "arp_local",
+    f.ROLE_ND_PROXY: "nd_proxied", f.ROLE_ND_LOCAL: "nd_local",
+    f.ROLE_FLOOD_UNKNOWN: "floods_unknown_ip", f.ROLE_FLOOD: "floods_sent",
+    f.ROLE_UNICAST_KNOWN: "unicast_to_known",
+}
 # Requests the article's pipeline would have flooded to every host, handled on the spot instead.
 SUPPRESSED = ("arp_proxied", "arp_local", "nd_proxied", "nd_local")
 
 
-def _counter_for(flow: f.Flow) -> str | None:
-    """Which counter a flow's packets feed, by the flow's role."""
-    if flow.table in (t.ARP_RESPONDER, t.ND_RESPONDER) and flow.priority == 10:
-        proto = "arp" if flow.table == t.ARP_RESPONDER else "nd"
-        return f"{proto}_proxied" if flow.actions else f"{proto}_local"
-    if flow.table in (t.ARP_RESPONDER, t.ND_RESPONDER) and flow.priority == 1:
-        return "floods_unknown_ip"
-    if flow.table == t.FLOOD and flow.priority == 10:
-        return "floods_sent"
-    if flow.table == t.UNICAST and flow.priority == 10 and flow.actions:
-        return "unicast_to_known"
-    return None
-
-
 @dataclass
-class Installed:
-    """What one switch holds, as far as we put it there."""
-
-    flows: dict[object, dict[tuple, f.Flow]] = field(default_factory=dict)  # partition -> key -> flow
-    groups: dict[int, f.GroupEntry] = field(default_factory=dict)
-    meters: dict[int, f.Meter] = field(default_factory=dict)
+class _Dirty:
+    parts: set = field(default_factory=set)
+    full: bool = False
 
 
 class Core:
-    def __init__(self, settings: Settings, tenants: list[Tenant] | tuple = ()) -> None:
+    def __init__(self, settings: Settings, tenants: Iterable[Tenant] = (),
+                 canon: Callable[[f.Match], f.Match] | None = None) -> None:
         self.settings = settings
-        self.tenants: dict[str, Tenant] = {tn.name: tn for tn in tenants}
-        self.hosts: dict[str, Host] = {}
+        self.ix = Index(tenants)
         self.datapaths: set[int] = set()  # connected over OpenFlow
-        self.installed: dict[int, Installed] = {}
-        self.endpoints: dict[tuple[int, str], Endpoint] = {}  # (vni, mac)
-        self.bindings: dict[tuple[int, str], str] = {}  # (vni, ip) -> mac
+        self.installed: dict[int, Installed] = {}  # only for switches whose content we know
+        self.dumps: dict[int, SwitchDump] = {}  # read back before the host's OVSDB view said whose it is
         self.pending_tunnels: dict[tuple[str, str], float] = {}  # (host, port name) -> asked at
         self.forgotten_ips: set[str] = set()
         self.counters: Counter[str] = Counter()
-        self.flow_packets: dict[int, dict[tuple, int]] = {}  # dpid -> flow key -> packets last seen
+        self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
+        self.dirty: dict[str, _Dirty] = {}
+        self.eager = True
+        self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
+        self.learner = Learner(settings, self.ix, self.counters)
+        # After a restart, endpoints come back from each host's own switch; until every switch had
+        # its turn (recover_until), another host's entries for them are kept, not deleted.
+        self.recover_until = 0.0
+        self.recovering = False
 
     # ---- queries -------------------------------------------------------------------------
 
+    @property
+    def tenants(self) -> dict[str, Tenant]:
+        return self.ix.tenants
+
+    @property
+    def hosts(self) -> dict[str, Host]:
+        return self.ix.hosts
+
+    @property
+    def endpoints(self) -> dict[EpKey, Endpoint]:
+        return self.ix.endpoints
+
+    @property
+    def bindings(self) -> dict[tuple[int, str], str]:
+        return self.ix.bindings
+
     def host_of_dpid(self, dpid: int) -> Host | None:
-        for host in self.hosts.values():
-            if host.view.datapath_id == dpid:
-                return host
-        return None
+        return self.ix.host_of_dpid(dpid)
 
     def tenant_by_vni(self, vni: int) -> Tenant | None:
-        return next((tn for tn in self.tenants.values() if tn.vni == vni), None)
+        return self.ix.tenant_by_vni(vni)
 
     def tenant_on(self, host_id: str, vlan: int) -> Tenant | None:
-        for tn in self.tenants.values():
-            if tn.present_on(host_id) and tn.vlan_on(host_id) == vlan:
-                return tn
-        return None
+        return self.ix.tenant_on(host_id, vlan)
 
     def member_hosts(self, tenant: Tenant) -> set[str]:
         """Hosts with members of the tenant: learned endpoints, or br0 ports tagged with its VLAN."""
-        out = {ep.host_id for ep in self.endpoints.values() if ep.vni == tenant.vni}
-        out |= {h.id for h in self.hosts.values()
-                if tenant.present_on(h.id) and tenant.vlan_on(h.id) in h.view.member_vlans}
-        return out
+        return set(self.ix.members.get(tenant.vni, ()))
+
+    def placed_on(self, host: Host) -> set[int]:
+        """The tenants whose flows a host holds: where it has members (learn mode: everywhere)."""
+        if self.settings.mode == MODE_CONTROLLER:
+            return set(self.ix.placed.get(host.id, ()))
+        return {tn.vni for tn in self.ix.tenants.values() if tn.present_on(host.id)}
+
+    def tenants_at(self, host_id: str) -> list[Tenant]:
+        """Tenants with members on a host or assigned to it by name (not every tenant of the cloud)."""
+        names = {self.ix.by_vni[v].name for v in self.ix.placed.get(host_id, ()) if v in self.ix.by_vni}
+        names |= set(self.ix.named_on(host_id))
+        return [self.ix.tenants[n] for n in sorted(names)]
 
     def endpoint_port(self, ep: Endpoint) -> str | None:
         """The br0 port an endpoint sits behind, when its host's OVSDB says (attached-mac)."""
-        host = self.hosts.get(ep.host_id)
+        host = self.ix.hosts.get(ep.host_id)
         return dict(host.view.attached).get(ep.mac) if host else None
 
     def tenant_endpoints(self, vni: int) -> list[Endpoint]:
-        return sorted((ep for ep in self.endpoints.values() if ep.vni == vni), key=lambda e: e.mac)
+        return self.ix.tenant_endpoints(vni)
 
     def is_programmable(self, host: Host) -> bool:
-        return host.view.datapath_id in self.datapaths and host.view.patch_ofport is not None
+        dpid = host.view.datapath_id
+        return dpid in self.datapaths and dpid in self.installed and host.view.patch_ofport is not None
 
     # ---- OpenFlow connection events ------------------------------------------------------
 
     def datapath_up(self, dpid: int) -> list[Op]:
+        """A switch connected: read what it holds before changing anything (no wipe)."""
         self.datapaths.add(dpid)
-        self.installed[dpid] = Installed()
-        ops: list[Op] = [Wipe(dpid)]
-        host = self.host_of_dpid(dpid)
+        self.installed.pop(dpid, None)
+        self.dumps.pop(dpid, None)
+        host = self.ix.host_of_dpid(dpid)
         if host is not None:
-            ops += self._reconcile([host])
-        return ops
+            host.lost_since = None
+        return [ReadSwitch(dpid)]
 
-    def datapath_down(self, dpid: int) -> list[Op]:
+    def switch_read(self, dpid: int, dump: SwitchDump, now: float) -> list[Op]:
+        """What a switch holds arrived: recover what it learned, then send only the difference."""
+        if dpid not in self.datapaths:
+            return []
+        self.dumps[dpid] = dump
+        host = self.ix.host_of_dpid(dpid)
+        return self._adopt_dump(host, now) if host is not None else []
+
+    def _adopt_dump(self, host: Host, now: float) -> list[Op]:
+        dpid = host.view.datapath_id
+        dump = self.dumps.pop(dpid, None) if dpid is not None else None
+        if dump is None:
+            return []
+        self.installed[dpid] = Installed.from_dump(dump)
+        for ep in recovered_endpoints(dump, host.id, self.ix, now):
+            self.counters["endpoints_recovered"] += 1
+            self._learned(ep)
+        self._mark_full(host.id)
+        return self._flush()
+
+    def datapath_down(self, dpid: int, now: float = 0.0) -> list[Op]:
         self.datapaths.discard(dpid)
         self.installed.pop(dpid, None)
+        self.dumps.pop(dpid, None)
+        host = self.ix.host_of_dpid(dpid)
+        if host is not None and not host.ovsdb_connected and host.lost_since is None:
+            host.lost_since = now
         return []
 
     # ---- OVSDB events --------------------------------------------------------------------
 
     def host_view(self, view: HostView, now: float) -> list[Op]:
-        old = self.hosts.get(view.system_id)
+        old = self.ix.hosts.get(view.system_id)
         if old is not None and old.view == view and old.ovsdb_connected:
             return []
         if old is None:
             LOG.info("host %s joined (overlay ip %s)", view.system_id, view.overlay_ip)
-        self.hosts[view.system_id] = Host(view)
+        flips = self.ix.put_host(view)
+        host = self.ix.hosts[view.system_id]
+        host.lost_since = None
         if view.overlay_ip:
             self.forgotten_ips.discard(view.overlay_ip)
-        return self._tunnel_ops(now) + self._reconcile(list(self.hosts.values()))
+        new_peer = old is None or old.view.overlay_ip != view.overlay_ip
+        if old is None or (old.view.datapath_id, old.view.patch_ofport, old.view.overlay_ip) != (
+                view.datapath_id, view.patch_ofport, view.overlay_ip):
+            self._mark_full(host.id)
+        elif old.view.tunnels != view.tunnels:
+            self._tunnels_changed(host, old.view)
+        self._mark_flips(flips)
+        if new_peer and self.settings.mode != MODE_CONTROLLER:  # learn mode floods to every host
+            for other in self.ix.hosts.values():
+                self._mark(other.id, self.placed_on(other))
+        ops = tunnel_ops(self, now, list(self.ix.hosts.values()) if new_peer else [host])
+        if view.datapath_id in self.dumps:
+            ops += self._adopt_dump(host, now)
+        return ops + self._flush()
 
-    def ovsdb_down(self, system_id: str) -> list[Op]:
-        host = self.hosts.get(system_id)
+    def _tunnels_changed(self, host: Host, old: HostView) -> None:
+        """Tunnel ports came or went: the classify flows, and whatever leads to those peers."""
+        changed = {p.remote_ip for p in set(old.tunnels) ^ set(host.view.tunnels)}
+        peers = {h.id for h in self.ix.hosts.values() if h.view.overlay_ip in changed}
+        placed = self.placed_on(host)
+        parts: set[Part] = {BASE} | placed
+        for peer in peers:
+            parts |= {k for k in self.ix.eps_by_host.get(peer, ()) if k[0] in placed}
+        self._mark(host.id, parts)
+
+    def ovsdb_down(self, system_id: str, now: float = 0.0) -> list[Op]:
+        host = self.ix.hosts.get(system_id)
         if host is not None:
             host.ovsdb_connected = False
+            if host.view.datapath_id not in self.datapaths and host.lost_since is None:
+                host.lost_since = now
         return []
+
+    def tick(self, now: float) -> list[Op]:
+        """Time passes: tunnel ports asked for but never seen are asked for again; hosts gone
+        longer than the grace period have their endpoints withdrawn."""
+        overdue = {h for (h, _), asked in self.pending_tunnels.items() if now - asked >= TUNNEL_RETRY_S}
+        if self.recovering and now >= self.recover_until:
+            self.recovering = False
+            for dpid, inst in self.installed.items():
+                host = self.ix.host_of_dpid(dpid)
+                if inst.read_back() and host is not None:
+                    self._mark(host.id, (LEFTOVERS,))
+        ops = tunnel_ops(self, now, [self.ix.hosts[h] for h in sorted(overdue) if h in self.ix.hosts])
+        for host in list(self.ix.hosts.values()):
+            if host.lost_since is None or host.withdrawn or now - host.lost_since < self.settings.host_grace:
+                continue
+            LOG.warning("host %s unreachable for %.0f s: withdrawing its endpoints (its tunnels stay)",
+                        host.id, now - host.lost_since)
+            self.counters["hosts_withdrawn"] += 1
+            for key in list(self.ix.eps_by_host.get(host.id, ())):
+                self._drop(key)
+            flips = self.ix.put_host(replace(host.view, member_vlans=frozenset()), ovsdb_connected=False)
+            self.ix.hosts[host.id].withdrawn = True
+            self._mark_flips(flips)
+        return ops + self._flush()
 
     def forget_host(self, system_id: str, now: float) -> list[Op]:
         """An operator removed a host: drop its endpoints and the tunnels toward it everywhere."""
-        host = self.hosts.pop(system_id)
+        host = self.ix.hosts[system_id]
         if host.view.overlay_ip:
             self.forgotten_ips.add(host.view.overlay_ip)
-        for key, ep in list(self.endpoints.items()):
-            if ep.host_id == system_id:
-                self._drop_endpoint(key)
-        return self._tunnel_ops(now) + self._reconcile(list(self.hosts.values()))
-
-    def _tunnel_ops(self, now: float) -> list[Op]:
-        """Create the missing tunnel ports (and remove ours toward forgotten hosts) on every host."""
-        kind = self.settings.tunnel_type
-        peers = {h.id: h.view.overlay_ip for h in self.hosts.values() if h.view.overlay_ip}
-        ops: list[Op] = []
-        for host in self.hosts.values():
-            view = host.view
-            seen = {p.name for p in view.tunnels}
-            for key in [k for k in self.pending_tunnels if k[0] == host.id and k[1] in seen]:
-                del self.pending_tunnels[key]
-            if not (host.ovsdb_connected and view.bridge_uuid and view.overlay_ip):
-                continue
-            missing = []
-            for peer_id, ip in sorted(peers.items()):
-                if peer_id == host.id or ip == view.overlay_ip:
-                    continue
-                if any(p.remote_ip == ip and p.type == kind for p in view.tunnels):
-                    continue  # ours, or made by hand and adopted
-                name = om.tunnel_name(kind, ip)
-                asked = self.pending_tunnels.get((host.id, name))
-                if asked is not None and now - asked < TUNNEL_RETRY_S:
-                    continue
-                self.pending_tunnels[(host.id, name)] = now
-                missing.append(ip)
-            if missing:
-                ops.append(OvsdbTransact(host.id, om.add_tunnels_txn(
-                    view.bridge_uuid, kind, view.overlay_ip, missing), f"tunnels to {missing}"))
-            stale = [p.port_uuid for p in view.tunnels if p.managed and p.port_uuid and (
-                p.remote_ip in self.forgotten_ips or p.type != kind)]
-            if stale:
-                ops.append(OvsdbTransact(host.id, om.del_ports_txn(view.bridge_uuid, stale),
-                                         "remove tunnels to forgotten hosts"))
-        return ops
+        for key in list(self.ix.eps_by_host.get(system_id, ())):
+            self._drop(key)
+        self._mark_flips(self.ix.drop_host(system_id))
+        self.dirty.pop(system_id, None)
+        ops = tunnel_ops(self, now, list(self.ix.hosts.values()))
+        return ops + self._flush()
 
     # ---- tenants (from REST) -------------------------------------------------------------
 
     def put_tenant(self, tenant: Tenant) -> list[Op]:
         """Create or replace a tenant; a changed VNI or VLAN re-programs only this tenant."""
-        old = self.tenants.get(tenant.name)
-        self.tenants[tenant.name] = tenant
+        old = self.ix.tenants.get(tenant.name)
+        if old == tenant:
+            return []
         ops: list[Op] = []
-        if old is not None and old != tenant:
-            for key in [k for k in self.endpoints if k[0] == old.vni]:
-                self._drop_endpoint(key)  # relearned under the new numbering
-            ops += self._purge_learned(old)
-        return ops + self._reconcile(list(self.hosts.values()))
+        if old is not None:
+            ops += self._retire_tenant(old)  # its endpoints are relearned under the new numbering
+        self._mark_flips(self.ix.put_tenant(tenant))
+        if self.settings.mode != MODE_CONTROLLER:
+            for host in self.ix.hosts.values():
+                if tenant.present_on(host.id):
+                    self._mark(host.id, {tenant.vni})
+        return ops + self._flush()
 
     def delete_tenant(self, name: str) -> list[Op]:
-        old = self.tenants.pop(name)
-        for key in [k for k in self.endpoints if k[0] == old.vni]:
-            self._drop_endpoint(key)
-        return self._purge_learned(old) + self._reconcile(list(self.hosts.values()))
+        ops = self._retire_tenant(self.ix.tenants[name])
+        return ops + self._flush()
+
+    def _retire_tenant(self, old: Tenant) -> list[Op]:
+        holders = set(self.ix.members.get(old.vni, ()))
+        eps = set(self.ix.eps_by_vni.get(old.vni, ()))
+        if self.settings.mode != MODE_CONTROLLER:
+            holders |= {h for h in self.ix.hosts if old.present_on(h)}
+        self.ix.delete_tenant(old.name)
+        for host_id in holders:
+            self._mark(host_id, {old.vni} | eps)
+        return self._purge_learned(old)
 
     def _purge_learned(self, tenant: Tenant) -> list[Op]:
         """learn() entries are the switch's own: remove those of a tenant that changed or left."""
         if self.settings.mode == MODE_CONTROLLER:
             return []
-        ops: list[Op] = []
-        for host in self.hosts.values():
-            if self.is_programmable(host) and tenant.present_on(host.id):
-                ops.append(FlowPurge(host.view.datapath_id, t.UNICAST,
-                                     f.match(vlan_vid=(tenant.vlan_on(host.id), 0x0FFF))))
-        return ops
+        return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tenant.vlan_on(host.id), 0x0FFF)))
+                for host in self.ix.hosts.values()
+                if self.is_programmable(host) and tenant.present_on(host.id) and host.view.datapath_id is not None]
 
     # ---- learning ------------------------------------------------------------------------
 
     def packet_in(self, dpid: int, data: bytes, now: float, table: int | None = None) -> list[Op]:
         """Learn from a packet-in; one from a responder's miss also holds that unknown IP down."""
-        ops = self._learn(dpid, data, now)
-        if table not in (t.ARP_RESPONDER, t.ND_RESPONDER):
-            return ops
-        frame = packets.parse(data)
-        host = self.host_of_dpid(dpid)
-        tenant = frame and host and self.tenant_on(host.id, frame.vlan)
-        if not (frame and host and tenant and frame.asks_for):
-            return ops
-        if (tenant.vni, frame.asks_for) in self.bindings:
-            return ops  # learned meanwhile: its responder entry answers from now on
-        self.counters["unknown_ip_holddowns"] += 1
-        return ops + [FlowMod(dpid, holddown_flow(self.settings, tenant, host.id, frame.asks_for))]
+        seen = self.learner.parse(dpid, data)
+        if seen is None:
+            return []
+        host, tenant, frame = seen
+        for change in self.learner.learn(host, tenant, frame, now):
+            self._apply_change(change)
+        ops = self._flush()
+        if table in (t.ARP_RESPONDER, t.ND_RESPONDER) and frame.asks_for \
+                and (tenant.vni, frame.asks_for) not in self.ix.bindings:
+            self.counters["unknown_ip_holddowns"] += 1
+            ops.append(FlowMod(dpid, holddown_flow(self.settings, tenant, host.id, frame.asks_for)))
+        return ops
 
-    def _learn(self, dpid: int, data: bytes, now: float) -> list[Op]:
-        self.counters["packet_in"] += 1
-        frame = packets.parse(data)
-        host = self.host_of_dpid(dpid)
-        if frame is None:
-            self.counters["packet_in_malformed"] += 1
-            return []
-        if host is None or self.settings.mode != MODE_CONTROLLER:
-            self.counters["packet_in_ignored"] += 1
-            return []
-        tenant = self.tenant_on(host.id, frame.vlan)
-        if tenant is None:
-            self.counters["packet_in_unknown_vlan"] += 1
-            return []
-        key = (tenant.vni, frame.src)
-        ep = self.endpoints.get(key)
-        changed: set[tuple[int, str]] = set()
-        if ep is None:
-            ep = self.endpoints[key] = Endpoint(tenant.vni, frame.src, host.id, frame.vlan, now)
-            self.counters["endpoints_learned"] += 1
-            changed.add(key)
-        elif ep.host_id != host.id:
-            LOG.info("MAC %s of %s moved %s -> %s", frame.src, tenant.name, ep.host_id, host.id)
-            ep.host_id, ep.vlan = host.id, frame.vlan
-            self.counters["mac_moves"] += 1
-            changed.add(key)
-        ep.last_seen = now
-        if frame.ip is not None and self.bindings.get((tenant.vni, frame.ip)) != frame.src:
-            previous = self.endpoints.get((tenant.vni, self.bindings.get((tenant.vni, frame.ip), "")))
+    def _apply_change(self, change: tuple) -> None:
+        kind, key, *rest = change
+        before = set(self.ix.members.get(key[0], ()))
+        if kind == "new":
+            self._learned(rest[0])
+            return
+        if kind == "move":
+            old_host = self.ix.endpoints[key].host_id
+            self._mark_flips(self.ix.move_endpoint(key, *rest))
+            before.add(old_host)
+        elif kind == "bind":
+            previous = self.ix.bind(key, rest[0])
             if previous is not None:
-                previous.ips.discard(frame.ip)
-                changed.add((previous.vni, previous.mac))
-            self.bindings[(tenant.vni, frame.ip)] = frame.src
-            ep.ips.add(frame.ip)
-            self.counters["bindings_learned"] += 1
-            changed.add(key)
-        if not changed:
-            return []
-        # Membership (the tenant's flood groups) may change too; the tenant part is small.
-        return self._reconcile(list(self.hosts.values()), [tenant.vni, *sorted(changed)])
+                self._mark_endpoint(previous, before)
+        self._mark_endpoint(key, before)
 
-    def flow_removed(self, dpid: int, table: int, reason: int, match: dict, now: float) -> list[Op]:
+    def _learned(self, ep: Endpoint) -> None:
+        key = (ep.vni, ep.mac)
+        ips = set(ep.ips)
+        ep.ips = set()
+        self._mark_flips(self.ix.add_endpoint(ep))
+        for ip in sorted(ips):
+            previous = self.ix.bind(key, ip)
+            if previous is not None:
+                self._mark_endpoint(previous, set())
+        self._mark_endpoint(key, set())
+
+    def _drop(self, key: EpKey) -> None:
+        ep = self.ix.endpoints[key]
+        before = set(self.ix.members.get(key[0], ())) | {ep.host_id}
+        self._mark_flips(self.ix.drop_endpoint(key))
+        self.learner.forget(key)
+        self._mark_endpoint(key, before)
+
+    def flow_removed(self, dpid: int, table: int, reason: int, match: dict, now: float,
+                     cookie: int | None = None) -> list[Op]:
         """A source entry idled out: the MAC went silent, so it is forgotten everywhere."""
-        host = self.host_of_dpid(dpid)
-        inst = self.installed.get(dpid)
+        host = self.ix.host_of_dpid(dpid)
         if host is None or table != t.SRC_MAC or reason != OFPRR_IDLE_TIMEOUT:
             return []
         vid, mac = match.get("vlan_vid"), match.get("eth_src")
-        tenant = self.tenant_on(host.id, (vid or 0) & 0x0FFF)
+        tenant = self.ix.tenant_on(host.id, (vid or 0) & 0x0FFF)
         if tenant is None or not isinstance(mac, str):
             return []
         key = (tenant.vni, mac)
-        ep = self.endpoints.get(key)
+        ep = self.ix.endpoints.get(key)
         if ep is None or ep.host_id != host.id:
             return []
+        inst = self.installed.get(dpid)
         if inst is not None:  # the switch has already removed it
-            inst.flows.get(key, {}).pop((t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=mac)), None)
-        self._drop_endpoint(key)
+            inst.forget((t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=mac)))
+        self._drop(key)
         self.counters["endpoints_aged"] += 1
-        return self._reconcile(list(self.hosts.values()), [tenant.vni, key])
-
-    def _drop_endpoint(self, key: tuple[int, str]) -> None:
-        ep = self.endpoints.pop(key)
-        for ip in ep.ips:
-            if self.bindings.get((ep.vni, ip)) == ep.mac:
-                del self.bindings[(ep.vni, ip)]
+        return self._flush()
 
     # ---- what the switches counted ---------------------------------------------------------
 
-    def flow_stats(self, dpid: int, entries: list[tuple[int, int, f.Match, int]], now: float) -> list[Op]:
-        """Fold a flow-stats reply (table, priority, match, packets) into the counters.
+    def role_stats(self, dpid: int, role: int, packets: int) -> None:
+        """Fold one switch's packet count for one role (an aggregate over its flows) into the counters.
 
-        Counters are monotonic: each flow's increase since the last poll is added (a flow that
-        was replaced restarts from zero). A source entry that counted packets refreshes its
-        endpoint's last-seen time.
+        Counters are monotonic: only growth is added. When flows of the role go away their
+        packets leave the aggregate; that drop is not counted as traffic.
         """
-        inst = self.installed.get(dpid)
-        host = self.host_of_dpid(dpid)
-        if inst is None or host is None:
-            return []
-        ours = {k: fl for part in inst.flows.values() for k, fl in part.items()}
-        last = self.flow_packets.setdefault(dpid, {})
-        for table, priority, match, count in entries:
-            key = (table, priority, match)
-            prev = last.get(key, 0)
-            last[key] = count
-            grown = count - prev if count >= prev else count
-            flow = ours.get(key)
-            if grown <= 0 or flow is None:
-                continue
-            name = _counter_for(flow)
-            if name:
-                self.counters[name] += grown
-                if name in SUPPRESSED:
-                    self.counters["floods_suppressed"] += grown
-            if table == t.SRC_MAC and priority > 0:
-                tenant = self.tenant_on(host.id, int(dict(match).get("vlan_vid", 0)) & 0x0FFF)
-                ep = tenant and self.endpoints.get((tenant.vni, str(dict(match).get("eth_src"))))
-                if ep:
-                    ep.last_seen = now
-        return []
+        name = ROLE_COUNTERS.get(role)
+        if name is None or dpid not in self.datapaths:
+            return
+        prev = self.role_packets.get((dpid, role))
+        self.role_packets[(dpid, role)] = packets
+        grown = packets - prev if prev is not None and packets > prev else 0
+        if grown:
+            self.counters[name] += grown
+            if name in SUPPRESSED:
+                self.counters["floods_suppressed"] += grown
 
-    # ---- reconcile -----------------------------------------------------------------------
+    # ---- marking what changed ----------------------------------------------------------------
+
+    def _mark(self, host_id: str, parts: Iterable[Part]) -> None:
+        self.dirty.setdefault(host_id, _Dirty()).parts.update(parts)
+
+    def _mark_full(self, host_id: str) -> None:
+        self.dirty.setdefault(host_id, _Dirty()).full = True
+
+    def _mark_endpoint(self, key: EpKey, also: set[str]) -> None:
+        """An endpoint's entries live on every member host of its tenant (and leave the others)."""
+        for host_id in set(self.ix.members.get(key[0], ())) | also:
+            self._mark(host_id, (key,))
+
+    def _mark_flips(self, flips: list[Flip]) -> None:
+        """A host joined or left a tenant: its copy of the tenant, and the others' flood buckets."""
+        if self.settings.mode != MODE_CONTROLLER:
+            return
+        for vni, host_id in flips:
+            self._mark(host_id, {vni} | set(self.ix.eps_by_vni.get(vni, ())))
+            for other in self.ix.members.get(vni, ()):
+                if other != host_id:
+                    self._mark(other, (vni,))
+
+    # ---- recompute and diff ------------------------------------------------------------------
+
+    def _flush(self) -> list[Op]:
+        return self.drain() if self.eager else []
+
+    def pending(self) -> bool:
+        return bool(self.dirty)
+
+    def drain(self, budget_s: float | None = None, max_parts: int = 2000) -> list[Op]:
+        """Recompute dirty partitions and return the difference; stop after budget_s seconds.
+
+        Order per switch (what the switch needs): meters and groups before the flows that use
+        them, adds before the deletes they replace, group deletes last.
+        """
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        first: list[Op] = []
+        adds: list[Op] = []
+        deletes: list[Op] = []
+        last: list[Op] = []
+        while self.dirty:
+            host_id = next(iter(self.dirty))
+            host = self.ix.hosts.get(host_id)
+            if host is None or not self.is_programmable(host):
+                del self.dirty[host_id]  # programmed in full when it becomes programmable
+                continue
+            d = self.dirty[host_id]
+            if d.full:
+                first += self._expand_full(host, d)
+            batch = self._take(d, max_parts)
+            if not d.parts and not d.full:
+                del self.dirty[host_id]
+            for part in batch:
+                self._diff(host, part, first, adds, deletes, last)
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        self.counters["flow_mods"] += len(adds) + len(deletes)
+        return first + adds + deletes + last
+
+    def _expand_full(self, host: Host, d: _Dirty) -> list[Op]:
+        """Everything a host should hold, and everything it holds: the meters now, the rest as parts."""
+        d.full = False
+        dpid = host.view.datapath_id
+        inst = self.installed[dpid]  # type: ignore[index]
+        ops: list[Op] = []
+        want = {m.meter_id: m for m in meters(self.settings)}
+        for mid, m in want.items():
+            if inst.meters.get(mid) != m:
+                ops.append(MeterMod(dpid, m, "modify" if mid in inst.meters else "add"))  # type: ignore[arg-type]
+        inst.meters = dict(want)
+        placed = self.placed_on(host)
+        parts: set[Part] = {BASE} | placed | set(inst.flows) | set(inst.groups)
+        for vni in placed:
+            parts |= self.ix.eps_by_vni.get(vni, set())
+        parts.discard(Installed.READ_BACK)
+        d.parts |= parts
+        if inst.read_back():
+            d.parts.add(LEFTOVERS)
+        return ops
+
+    @staticmethod
+    def _take(d: _Dirty, n: int) -> list[Part]:
+        """Up to n parts, LEFTOVERS only once everything else is done."""
+        batch: list[Part] = []
+        for part in list(d.parts):
+            if part == LEFTOVERS and len(d.parts) > 1:
+                continue
+            d.parts.discard(part)
+            batch.append(part)
+            if len(batch) >= n:
+                break
+        return batch
 
     def _desired(self, host: Host, part: Part) -> tuple[set[f.Flow], f.GroupEntry | None]:
         if part == BASE:
             return base_flows(self.settings, host), None
-        if isinstance(part, tuple):
-            ep = self.endpoints.get(part)
-            tenant = self.tenant_by_vni(part[0])
-            if ep is None or tenant is None:
-                return set(), None
-            return endpoint_flows(self.settings, host, tenant, ep, self.hosts), None
-        tenant = self.tenant_by_vni(part)  # type: ignore[arg-type]
-        if tenant is None or not tenant.present_on(host.id) or host.view.patch_ofport is None:
+        vni = part[0] if isinstance(part, tuple) else part
+        tenant = self.ix.tenant_by_vni(vni)  # type: ignore[arg-type]
+        if tenant is None or vni not in self.placed_on(host):
             return set(), None
-        members = self.member_hosts(tenant)
-        return tenant_flows(self.settings, host, tenant), flood_group(self.settings, host, tenant, self.hosts, members)
+        if isinstance(part, tuple):
+            ep = self.ix.endpoints.get(part)
+            if ep is None:
+                return set(), None
+            return endpoint_flows(self.settings, host, tenant, ep, self.ix.hosts), None
+        members = self.ix.members.get(tenant.vni, set())
+        return (tenant_flows(self.settings, host, tenant),
+                flood_group(self.settings, host, tenant, self.ix.hosts, members))
 
-    def _reconcile(self, hosts: list[Host], only: list[Part] | None = None) -> list[Op]:
-        """Diff desired against installed for the given hosts (only some partitions, if given).
+    def _diff(self, host: Host, part: Part, first: list[Op], adds: list[Op], deletes: list[Op],
+              last: list[Op]) -> None:
+        dpid: int = host.view.datapath_id  # type: ignore[assignment]
+        inst = self.installed[dpid]
+        if part == LEFTOVERS:
+            deletes += self._leftovers(host, inst)
+            return
+        want_flows, want_group = self._desired(host, part)
+        for fl in want_flows:
+            if not inst.claim(part, fl, self.canon):
+                adds.append(FlowMod(dpid, fl))
+        for key, have in inst.release(part, {fl.key for fl in want_flows}):
+            deletes.append(FlowMod(dpid, have, delete=True) if isinstance(have, f.Flow)
+                           else FlowDelete(dpid, *key))
+        if not isinstance(part, int):
+            return
+        have_group = inst.groups.get(part, Installed.ABSENT)
+        if want_group is not None and want_group != have_group:
+            first.append(GroupMod(dpid, want_group, "add" if have_group is Installed.ABSENT else "modify"))
+            inst.groups[part] = want_group
+        elif want_group is None and have_group is not Installed.ABSENT:
+            last.append(GroupMod(dpid, f.GroupEntry(part), "delete"))
+            del inst.groups[part]
 
-        Order matters to the switch: meters and groups before the flows that use them,
-        flow deletes before adds (a key may move between partitions), group deletes last.
-        """
-        first: list[Op] = []
-        deletes: list[Op] = []
-        adds: list[Op] = []
-        last: list[Op] = []
-        for host in hosts:
-            if not self.is_programmable(host):
+    def _leftovers(self, host: Host, inst: Installed) -> list[Op]:
+        """Flows a read-back switch holds that nothing wants: ours go, strangers go with a word."""
+        dpid: int = host.view.datapath_id  # type: ignore[assignment]
+        ops: list[Op] = []
+        strangers = 0
+        kept: dict = {}
+        for key, ck in inst.take_read_back().items():
+            kind = f.cookie_kind(ck)
+            if kind == f.COOKIE_HOLDDOWN:
+                continue  # expires by itself
+            if kind == f.COOKIE_ENDPOINT and self.recovering:
+                kept[key] = ck  # its endpoint's own host may not have been read back yet
                 continue
-            dpid = host.view.datapath_id
-            assert dpid is not None
-            inst = self.installed[dpid]
-            want_meters = {m.meter_id: m for m in meters(self.settings)}
-            for mid, m in want_meters.items():
-                if inst.meters.get(mid) != m:
-                    first.append(MeterMod(dpid, m, "modify" if mid in inst.meters else "add"))
-            inst.meters = want_meters
-            if only is None:
-                parts = {BASE} | set(inst.flows) | {tn.vni for tn in self.tenants.values()} | set(self.endpoints)
-            else:
-                parts = set(only)
-            for part in sorted(parts, key=str):
-                want_flows, want_group = self._desired(host, part)
-                want = {fl.key: fl for fl in want_flows}
-                have = inst.flows.get(part, {})
-                deletes += [FlowMod(dpid, fl, delete=True) for k, fl in have.items() if k not in want]
-                adds += [FlowMod(dpid, fl) for k, fl in want.items() if have.get(k) != fl]
-                inst.flows[part] = want
-                if not isinstance(part, int):
-                    continue
-                have_group = inst.groups.get(part)  # type: ignore[arg-type]
-                if want_group is not None and want_group != have_group:
-                    first.append(GroupMod(dpid, want_group, "modify" if have_group else "add"))
-                    inst.groups[part] = want_group  # type: ignore[index]
-                elif want_group is None and have_group is not None:
-                    last.append(GroupMod(dpid, have_group, "delete"))
-                    del inst.groups[part]  # type: ignore[arg-type]
-        self.counters["flow_mods"] += len(deletes) + len(adds)
-        return first + deletes + adds + last
+            if ck == 0 and key[0] == t.UNICAST and self.settings.mode != MODE_CONTROLLER:
+                continue  # made by the switch's own learn()
+            if kind not in f.OUR_KINDS:
+                strangers += 1
+            ops.append(FlowDelete(dpid, *key))
+        inst.keep_read_back(kept)
+        if strangers:
+            LOG.warning("switch %016x held %d flows not made by this controller: removed", dpid, strangers)
+        return ops

@@ -6,7 +6,9 @@ use that key, so a delete always removes exactly what the install put there.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from controller import tables as t
 
@@ -22,17 +24,49 @@ ICMPV6_NA = 136
 UNICAST_MAC = ("00:00:00:00:00:00", "01:00:00:00:00:00")
 MULTICAST_MAC = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 
-# Cookies say who owns a flow: kind in the top byte, the tenant's VNI below it.
+# Cookies say who owns a flow and what it holds, so a switch's own table can be read back:
+#   bits 56-63 kind, 32-55 the tenant's VNI, 24-31 the flow's role (what its packets count as),
+#   0-23 a digest of everything else in the flow (set by Flow.wire_cookie): a flow read back
+#   with the same key and cookie is the flow we would install, and is left alone.
 COOKIE_BASE = 0x01 << 56  # the fixed pipeline
 COOKIE_TUNNEL = 0x02 << 56  # classify of one tunnel port
 COOKIE_TENANT = 0x03 << 56  # a tenant's tunnel-in, flood and responder-miss flows
 COOKIE_ENDPOINT = 0x04 << 56  # learned endpoints: unicast, source, responder entries
 COOKIE_HOLDDOWN = 0x05 << 56  # short-lived drops of requests for unanswered IPs
 COOKIE_KIND_MASK = 0xFF << 56
+OUR_KINDS = (COOKIE_BASE, COOKIE_TUNNEL, COOKIE_TENANT, COOKIE_ENDPOINT, COOKIE_HOLDDOWN)
+ROLE_SHIFT = 24
+ROLE_MASK = 0xFF << ROLE_SHIFT
+DIGEST_MASK = (1 << ROLE_SHIFT) - 1
+
+# Roles: what a flow's packets mean, so counters ask a flow (or a cookie-masked aggregate of the
+# switch's flows) instead of guessing from table and priority numbers.
+ROLE_NONE = 0
+ROLE_ARP_PROXY = 1  # ARP request answered in the switch for a remote endpoint
+ROLE_ARP_LOCAL = 2  # ARP request for a local endpoint: its owner answers, nothing crosses the underlay
+ROLE_ND_PROXY = 3
+ROLE_ND_LOCAL = 4
+ROLE_FLOOD_UNKNOWN = 5  # ARP/NS for an IP nobody announced: flooded (metered)
+ROLE_FLOOD = 6  # a tenant's broadcast/multicast/unknown unicast sent to its flood group
+ROLE_UNICAST_KNOWN = 7  # unicast to a known remote endpoint
+ROLE_SOURCE = 8  # a local endpoint's source entry: its idle timeout ages the MAC
+ROLE_BINDING = 9  # a local endpoint's known (MAC, IP) binding
 
 
 def cookie(kind: int, vni: int = 0) -> int:
     return kind | (vni & 0xFFFFFF) << 32
+
+
+def cookie_kind(value: int) -> int:
+    return value & COOKIE_KIND_MASK
+
+
+def cookie_vni(value: int) -> int:
+    return value >> 32 & 0xFFFFFF
+
+
+def cookie_role(value: int) -> int:
+    return (value & ROLE_MASK) >> ROLE_SHIFT
 
 
 # Match values: int/str, or (value, mask) for masked fields.
@@ -128,10 +162,16 @@ class Flow:
     idle_timeout: int = 0
     hard_timeout: int = 0
     notify_removed: bool = False
+    role: int = ROLE_NONE
 
     @property
     def key(self) -> tuple[int, int, Match]:
         return (self.table, self.priority, self.match)
+
+    @property
+    def wire_cookie(self) -> int:
+        """The cookie the switch holds: owner and role, plus a digest of the flow's content."""
+        return _wire_cookie(self)
 
     def __post_init__(self) -> None:
         if self.table not in t.BY_ID:
@@ -143,6 +183,13 @@ class Flow:
         for n in nexts:
             if n not in t.BY_ID[self.table].next:
                 raise ValueError(f"table {self.table} may not continue to table {n}")
+
+
+@lru_cache(maxsize=1 << 18)
+def _wire_cookie(fl: Flow) -> int:
+    content = repr((fl.table, fl.priority, fl.match, fl.actions, fl.goto, fl.meter,
+                    fl.idle_timeout, fl.hard_timeout, fl.notify_removed)).encode()
+    return fl.cookie | fl.role << ROLE_SHIFT | zlib.crc32(content) & DIGEST_MASK
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller import flows as f
-from controller.ops import FlowMod, FlowPurge, GroupMod, MeterMod, Op, Wipe
+from controller.ops import FlowDelete, FlowMod, FlowPurge, GroupMod, MeterMod, Op, ReadSwitch, Wipe
 
 _DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
 WRITE_BATCH = 256  # messages per socket write
@@ -124,7 +124,7 @@ def flow_mod(flow: f.Flow, delete: bool = False) -> bytes:
     if flow.goto is not None:
         inst.append(parser.OFPInstructionGotoTable(flow.goto))
     flags = ofp.OFPFF_SEND_FLOW_REM if flow.notify_removed else 0
-    msg = parser.OFPFlowMod(_DP, cookie=flow.cookie, table_id=flow.table, command=ofp.OFPFC_ADD,
+    msg = parser.OFPFlowMod(_DP, cookie=flow.wire_cookie, table_id=flow.table, command=ofp.OFPFC_ADD,
                             idle_timeout=flow.idle_timeout, hard_timeout=flow.hard_timeout,
                             priority=flow.priority, flags=flags,
                             match=match, instructions=inst)
@@ -154,6 +154,37 @@ def _wipe() -> list[bytes]:
     ]
 
 
+@lru_cache(maxsize=65536)
+def _delete_strict(table: int, priority: int, match: f.Match) -> bytes:
+    return _serialize(parser.OFPFlowMod(_DP, table_id=table, command=ofp.OFPFC_DELETE_STRICT, priority=priority,
+                                        match=parser.OFPMatch(**dict(match)), out_port=ofp.OFPP_ANY,
+                                        out_group=ofp.OFPG_ANY))
+
+
+def read_switch() -> list[bytes]:
+    """Everything a switch holds: all flows (with cookies), group ids, meter ids."""
+    return [
+        _serialize(parser.OFPFlowStatsRequest(_DP, table_id=ofp.OFPTT_ALL, out_port=ofp.OFPP_ANY,
+                                              out_group=ofp.OFPG_ANY)),
+        _serialize(parser.OFPGroupDescStatsRequest(_DP)),
+        _serialize(parser.OFPMeterConfigStatsRequest(_DP, meter_id=ofp.OFPM_ALL)),
+    ]
+
+
+def role_stats_request(role: int) -> parser.OFPAggregateStatsRequest:
+    """Packets of every flow with this role, summed by the switch (cookie-masked aggregate)."""
+    return parser.OFPAggregateStatsRequest(_DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                           role << f.ROLE_SHIFT, f.ROLE_MASK, parser.OFPMatch())
+
+
+@lru_cache(maxsize=1 << 18)
+def canonical_match(m: f.Match) -> f.Match:
+    """A match as the switch writes it back (os-ken's parse of our encoding)."""
+    buf = bytearray()
+    parser.OFPMatch(**dict(m)).serialize(buf, 0)
+    return tuple(sorted(parser.OFPMatch.parser(bytes(buf), 0).items()))
+
+
 def _purge(op: FlowPurge) -> bytes:
     return _serialize(parser.OFPFlowMod(_DP, table_id=op.table, command=ofp.OFPFC_DELETE,
                                         match=parser.OFPMatch(**dict(op.match)),
@@ -163,6 +194,10 @@ def _purge(op: FlowPurge) -> bytes:
 def encode(op: Op) -> list[bytes]:
     if isinstance(op, FlowMod):
         return [flow_mod(op.flow, op.delete)]
+    if isinstance(op, FlowDelete):
+        return [_delete_strict(op.table, op.priority, op.match)]
+    if isinstance(op, ReadSwitch):
+        return read_switch()
     if isinstance(op, GroupMod):
         return [_group_mod(op)]
     if isinstance(op, MeterMod):

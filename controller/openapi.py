@@ -98,9 +98,15 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "HostTenant": {
-        "type": "object", "required": ["name", "vni", "vlan", "members"],
+        "type": "object", "required": ["name", "vni", "vlan", "members", "endpoints", "learning_capped"],
         "properties": {"name": {"type": "string"}, "vni": {"type": "integer"}, "vlan": VLAN,
-                       "members": {"type": "boolean", "description": "the host has endpoints of it"}},
+                       "members": {"type": "boolean",
+                                   "description": "the host has endpoints of it or br0 ports in its VLAN: "
+                                                  "it holds the tenant's flows"},
+                       "endpoints": {"type": "integer", "minimum": 0,
+                                     "description": "endpoints of the tenant learned behind this host"},
+                       "learning_capped": {"type": "boolean",
+                                           "description": "max_endpoints reached here: nothing more is learned"}},
     },
     "Tunnel": {
         "type": "object", "required": ["name", "type", "remote_ip", "ofport", "managed", "peer"],

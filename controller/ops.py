@@ -15,6 +15,16 @@ class FlowMod:
 
 
 @dataclass(frozen=True)
+class FlowDelete:
+    """Strict delete of a flow known only by its key (read back from the switch, not made by us)."""
+
+    dpid: int
+    table: int
+    priority: int
+    match: Match
+
+
+@dataclass(frozen=True)
 class FlowPurge:
     """Delete, non-strict, every flow in a table that matches: for entries the switch made (learn())."""
 
@@ -38,8 +48,15 @@ class MeterMod:
 
 
 @dataclass(frozen=True)
+class ReadSwitch:
+    """Read back what a switch holds (flows with cookies, groups, meters) before reconciling it."""
+
+    dpid: int
+
+
+@dataclass(frozen=True)
 class Wipe:
-    """Remove every flow, group and meter: a switch we (re)connect to starts from nothing."""
+    """Remove every flow, group and meter: only when a switch could not be read back."""
 
     dpid: int
 
@@ -51,4 +68,4 @@ class OvsdbTransact:
     why: str
 
 
-Op = FlowMod | FlowPurge | GroupMod | MeterMod | Wipe | OvsdbTransact
+Op = FlowMod | FlowDelete | FlowPurge | GroupMod | MeterMod | ReadSwitch | Wipe | OvsdbTransact

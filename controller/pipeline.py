@@ -27,6 +27,8 @@ class Settings:
     learn_rate: int = 200  # packet-ins/s per host
     flood_rate: int = 100  # ARP/NS floods for unknown IPs, per host
     unknown_ip_holddown: int = 3  # seconds a host drops requests for an IP nobody answered
+    max_endpoints: int = 1000  # learned endpoints per (host, tenant); beyond it nothing more is learned
+    host_grace: float = 30.0  # seconds a host may be unreachable before its endpoints are withdrawn
 
 
 def _punt() -> tuple[f.Action, ...]:
@@ -86,7 +88,7 @@ def base_flows(s: Settings, host: Host) -> set[f.Flow]:
     for port in host.view.tunnels:
         if port.ofport:
             out.add(f.Flow(t.CLASSIFY, 100, f.match(in_port=port.ofport), goto=t.TUNNEL_IN,
-                           cookie=f.COOKIE_TUNNEL | port.ofport))
+                           cookie=f.COOKIE_TUNNEL))
     return out
 
 
@@ -138,15 +140,17 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant) -> set[f.Flow]:
         f.Flow(t.TUNNEL_IN, 10, f.match(tunnel_id=vni),
                (f.PushVlan(), f.SetField("vlan_vid", vid)), goto=t.TO_LOCAL, cookie=ck),
         f.Flow(t.FLOOD, 10, f.match(vlan_vid=vid),
-               (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni)), cookie=ck),
+               (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni)), cookie=ck, role=f.ROLE_FLOOD),
     }
     if s.mode != MODE_CONTROLLER:
         return out
     out |= {
         # Unknown IP: flood (metered), and tell the controller, which holds further requests
         # for that IP down for a while (holddown_flow).
-        f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
-        f.Flow(t.ND_RESPONDER, 1, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
+        f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck,
+               role=f.ROLE_FLOOD_UNKNOWN),
+        f.Flow(t.ND_RESPONDER, 1, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck,
+               role=f.ROLE_FLOOD_UNKNOWN),
         # Probes (sender 0.0.0.0) must reach the real owner, not get the switch's answer.
         f.Flow(t.ARP_RESPONDER, 20, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa="0.0.0.0"),
                goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
@@ -168,7 +172,7 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
     if local:
         # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
         out.add(f.Flow(t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=ep.mac), cookie=eck,
-                       idle_timeout=s.mac_idle_timeout, notify_removed=True))
+                       idle_timeout=s.mac_idle_timeout, notify_removed=True, role=f.ROLE_SOURCE))
         unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
     else:
         owner = hosts.get(ep.host_id)
@@ -176,17 +180,19 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
         if not port:
             return out
         unicast = (f.PopVlan(), f.SetField("tunnel_id", vni), f.Output(port.ofport))
-    out.add(f.Flow(t.UNICAST, 10, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck))
+    out.add(f.Flow(t.UNICAST, 10, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck,
+                   role=f.ROLE_NONE if local else f.ROLE_UNICAST_KNOWN))
     for ip in ep.ips:
         if ":" in ip:
             if local:
                 out.add(f.Flow(t.SRC_BINDING, 30, f.match(
                     vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                    ipv6_src=ip), (f.Resubmit(t.SRC_MAC),), cookie=eck))
+                    ipv6_src=ip), (f.Resubmit(t.SRC_MAC),), cookie=eck, role=f.ROLE_BINDING))
             reply = () if local else _na_reply(ep.mac, ip)
             out.add(f.Flow(t.ND_RESPONDER, 10, f.match(
                 vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                icmpv6_type=f.ICMPV6_NS, ipv6_nd_target=ip), reply, cookie=eck))
+                icmpv6_type=f.ICMPV6_NS, ipv6_nd_target=ip), reply, cookie=eck,
+                role=f.ROLE_ND_LOCAL if local else f.ROLE_ND_PROXY))
             if not local:
                 out.add(f.Flow(t.ND_REPLY, 10, f.match(
                     vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
@@ -195,7 +201,7 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
             if local:
                 out.add(f.Flow(t.SRC_BINDING, 30, f.match(
                     vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip),
-                    (f.Resubmit(t.SRC_MAC),), cookie=eck))
+                    (f.Resubmit(t.SRC_MAC),), cookie=eck, role=f.ROLE_BINDING))
             # A gratuitous ARP announces ip (a VM that moved or took it over): pass it on,
             # never answer it, or the answer would teach br0 the MAC is behind br1.
             out.add(f.Flow(t.ARP_RESPONDER, 20, f.match(
@@ -203,7 +209,8 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
                 goto=t.FLOOD, meter=t.METER_FLOOD, cookie=eck))
             reply = () if local else _arp_reply(ep.mac, ip)
             out.add(f.Flow(t.ARP_RESPONDER, 10, f.match(
-                vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck))
+                vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck,
+                role=f.ROLE_ARP_LOCAL if local else f.ROLE_ARP_PROXY))
     return out
 
 

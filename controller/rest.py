@@ -169,10 +169,12 @@ def host_json(core: Core, host_id: str) -> dict:
     v = host.view
     by_ip = {h.view.overlay_ip: h.id for h in core.hosts.values()}
     tenants = []
-    for tn in sorted(core.tenants.values(), key=lambda x: x.name):
-        if tn.present_on(host_id):
-            tenants.append({"name": tn.name, "vni": tn.vni, "vlan": tn.vlan_on(host_id),
-                            "members": host_id in core.member_hosts(tn)})
+    for tn in core.tenants_at(host_id):
+        spot = (tn.vni, host_id)
+        tenants.append({"name": tn.name, "vni": tn.vni, "vlan": tn.vlan_on(host_id),
+                        "members": host_id in core.ix.members.get(tn.vni, ()),
+                        "endpoints": core.ix.ep_count.get(spot, 0),
+                        "learning_capped": spot in core.learner.capped})
     return {
         "id": host_id,
         "overlay_ip": v.overlay_ip,

@@ -79,7 +79,8 @@ class HostView:
 class Host:
     view: HostView
     ovsdb_connected: bool = True
-    of_connected: bool = False
+    lost_since: float | None = None  # both channels down since then
+    withdrawn: bool = False  # lost past the grace period: its endpoints were withdrawn
 
     @property
     def id(self) -> str:

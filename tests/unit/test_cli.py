@@ -42,8 +42,7 @@ def served(tmp_path):
     token.write_text(TOKEN)
     token.chmod(0o600)
     api = seeded(Api(Backend(str(tmp_path / "c.db")), TokenAuth(str(token))))
-    api.b.core.endpoints[(5001, "02:00:00:00:00:01")] = Endpoint(5001, "02:00:00:00:00:01", "host1", 10, 990.0,
-                                                                  {"10.0.0.1"})
+    api.b.core.ix.add_endpoint(Endpoint(5001, "02:00:00:00:00:01", "host1", 10, 990.0, {"10.0.0.1"}))
     s = Served(api)
     yield s
     s.close()

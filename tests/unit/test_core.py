@@ -3,16 +3,17 @@
 from controller import flows as f
 from controller import tables as t
 from controller.core import Core
-from controller.ops import FlowPurge, OvsdbTransact, Wipe
+from controller.ops import FlowPurge, OvsdbTransact, ReadSwitch
 from controller.pipeline import MODE_LEARN, Settings
 from controller.state import HostView, TunnelPort
+from controller.switch_state import SwitchDump
 from tests.unit.world import BLUE, RED, arp_frame, flow_ops, group_ops, ip_of, mac, tracer, view, world
 
 
-def test_a_switch_that_connects_is_wiped_then_given_the_whole_pipeline():
+def test_a_switch_that_connects_is_read_back_then_given_the_whole_pipeline():
     core = world(2)
-    ops = core.datapath_up(1)
-    assert ops[0] == Wipe(1)
+    assert core.datapath_up(1) == [ReadSwitch(1)]  # nothing is wiped
+    ops = core.switch_read(1, SwitchDump(), now=1.0)
     tables = {op.flow.table for op in flow_ops(ops)}
     assert {t.CLASSIFY, t.LOCAL_SPLIT, t.TUNNEL_IN, t.TO_LOCAL, t.UNICAST, t.FLOOD} <= tables
     assert {g.group.group_id for g in group_ops(ops)} == {BLUE.vni, RED.vni}
@@ -44,7 +45,8 @@ def test_a_tunnel_asked_for_is_not_asked_again_until_the_retry_time():
     core.host_view(HostView("h2", ip_of(2), 2, "br-2", 1), now=0)
     again = core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1, member_vlans=frozenset({10})), now=1)
     assert not [op for op in again if isinstance(op, OvsdbTransact)]
-    later = core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1), now=60)
+    assert not [op for op in core.tick(now=5) if isinstance(op, OvsdbTransact)]
+    later = core.tick(now=60)
     assert [op.system_id for op in later if isinstance(op, OvsdbTransact)] == ["h1", "h2"]
 
 
@@ -113,12 +115,13 @@ def test_a_flow_removed_by_our_own_delete_is_not_ageing():
 
 
 def test_membership_changes_update_the_flood_groups():
-    core = world(3)
-    assert all(not g.buckets for g in [core.installed[1].groups[BLUE.vni]])
+    core = world(3, members={1: frozenset({10})})
+    assert not core.installed[1].groups[BLUE.vni].buckets
     ops = core.packet_in(3, arp_frame(mac(3), "10.0.0.3", "10.0.0.1", BLUE.vlan), now=1.0)
     modified = {op.dpid: op.group for op in group_ops(ops)}
     assert [b.actions for b in modified[1].buckets] == [(f.Output(13),)]
-    assert not modified.get(3, f.GroupEntry(0)).buckets  # never to itself
+    assert [b.actions for b in modified[3].buckets] == [(f.Output(11),)]  # never to itself
+    assert 2 not in modified  # no members on h2: it holds nothing of blue
 
 
 def test_deleting_a_tenant_removes_its_flows_and_group_everywhere():
@@ -184,22 +187,27 @@ def test_view_helper_is_consistent():
     assert view(1, [2]).tunnels[0].remote_ip == ip_of(2)
 
 
-def test_switch_counters_grow_monotonically_and_refresh_last_seen():
+def test_switch_counters_grow_monotonically_from_role_aggregates():
     core = world(3)
-    core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1.0)
-    vid = BLUE.vlan | f.OFPVID_PRESENT
-    proxy = (t.ARP_RESPONDER, 10, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa="10.0.0.2"))
-    flood = (t.FLOOD, 10, f.match(vlan_vid=vid))
-    core.flow_stats(1, [(*proxy, 5), (*flood, 2)], now=2.0)
-    core.flow_stats(1, [(*proxy, 7), (*flood, 2)], now=3.0)
-    core.flow_stats(1, [(*proxy, 1)], now=4.0)  # replaced flow: counts from zero again
+    core.role_stats(1, f.ROLE_ARP_PROXY, 5)  # the first reading is a baseline, not traffic
+    core.role_stats(1, f.ROLE_ARP_PROXY, 12)
+    core.role_stats(1, f.ROLE_FLOOD, 0)
+    core.role_stats(1, f.ROLE_FLOOD, 2)
+    core.role_stats(1, f.ROLE_ARP_PROXY, 3)  # flows went away with their packets: not traffic
+    core.role_stats(1, f.ROLE_ARP_PROXY, 4)
     assert core.counters["arp_proxied"] == 8 and core.counters["floods_suppressed"] == 8
     assert core.counters["floods_sent"] == 2
-    src = (t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=mac(2)))
-    core.flow_stats(2, [(*src, 3)], now=9.0)
-    assert core.tenant_endpoints(BLUE.vni)[0].last_seen == 9.0
-    core.flow_stats(2, [(*src, 3)], now=12.0)  # silent since: unchanged
-    assert core.tenant_endpoints(BLUE.vni)[0].last_seen == 9.0
+    core.role_stats(99, f.ROLE_FLOOD, 50)  # not a switch we know
+    assert core.counters["floods_sent"] == 2
+
+
+def test_counted_flows_carry_their_role_in_the_cookie():
+    core = world(2)
+    core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1.0)
+    roles = {f.cookie_role(fl.wire_cookie) for fl in core.installed[1].all_flows()}
+    assert {f.ROLE_ARP_PROXY, f.ROLE_FLOOD, f.ROLE_FLOOD_UNKNOWN, f.ROLE_UNICAST_KNOWN} <= roles
+    home = {f.cookie_role(fl.wire_cookie) for fl in core.installed[2].all_flows()}
+    assert {f.ROLE_SOURCE, f.ROLE_BINDING, f.ROLE_ARP_LOCAL} <= home
 
 
 def test_a_request_for_an_unknown_ip_is_held_down_on_the_asking_host():

@@ -109,7 +109,7 @@ def test_arp_for_a_local_ip_is_left_to_br0():
 
 
 def test_arp_for_an_unknown_ip_is_flooded_through_the_flood_meter():
-    core = world(members={2: frozenset({10})})
+    core = world(members={1: frozenset({10}), 2: frozenset({10})})
     tr = tracer(core, 1).trace(arp_request(BLUE.vlan, mac(1), "10.0.0.1", "10.0.0.99"))
     assert tr.ports() == [tunnel_port(2)]
     responder_miss = [fl for fl in tr.path if fl.table == t.ARP_RESPONDER]
@@ -117,7 +117,7 @@ def test_arp_for_an_unknown_ip_is_flooded_through_the_flood_meter():
 
 
 def test_unknown_source_is_punted_through_the_learning_meter_while_the_frame_goes_on():
-    core = world(members={2: frozenset({10})})
+    core = world(members={1: frozenset({10}), 2: frozenset({10})})
     tr = tracer(core, 1).trace(local_packet(BLUE.vlan, mac(9), "ff:ff:ff:ff:ff:ff"))
     assert [meter for _, meter in tr.punts] == [t.METER_LEARN]
     assert tr.ports() == [tunnel_port(2)]
@@ -171,7 +171,7 @@ def test_the_learning_copy_sees_the_frame_as_sent_not_as_the_responder_rewrote_i
 
 
 def test_gratuitous_arp_and_probes_are_passed_on_never_answered():
-    core = world(members={3: frozenset({10})})
+    core = world(members={1: frozenset({10}), 3: frozenset({10})})
     learn_everywhere(core, [(3, BLUE, mac(3), "10.0.0.3")])
     garp = arp_request(BLUE.vlan, mac(3), "10.0.0.3", "10.0.0.3")  # the VM, moved to h1, announces
     assert tracer(core, 1).trace(garp).ports() == [tunnel_port(3)]

@@ -95,7 +95,8 @@ def test_hosts_and_endpoints(api):
     api.b.core.host_view(HostView("h1", "10.99.0.1", 1, "br", 1, member_vlans=frozenset({10})), now=0)
     status, hosts = call(api, "GET", "/v1/hosts")
     assert status == 200 and hosts[0]["id"] == "h1" and hosts[0]["overlay_ip"] == "10.99.0.1"
-    assert hosts[0]["tenants"] == [{"name": "blue", "vni": 5001, "vlan": 10, "members": True}]
+    assert hosts[0]["tenants"] == [{"name": "blue", "vni": 5001, "vlan": 10, "members": True, "endpoints": 0,
+                                   "learning_capped": False}]
     assert call(api, "GET", "/v1/tenants/blue/endpoints") == (200, [])
     status, reply = call(api, "DELETE", "/v1/hosts/h1")
     assert status == 409 and "still connected" in reply["error"]
@@ -243,10 +244,9 @@ def test_hosts_are_listed_by_id_with_connection_state(api):
 def test_endpoints_show_mac_ips_host_vlan_and_age(api):
     seeded(api)
     core = api.b.core
-    core.endpoints[(5001, "02:00:00:00:00:02")] = Endpoint(5001, "02:00:00:00:00:02", "host2", 10, 990.0,
-                                                            {"10.0.0.2", "fd00::2"})
-    core.endpoints[(5001, "02:00:00:00:00:01")] = Endpoint(5001, "02:00:00:00:00:01", "host1", 10, 999.5)
-    core.endpoints[(5002, "02:00:00:00:00:03")] = Endpoint(5002, "02:00:00:00:00:03", "host1", 20, 999.0)
+    core.ix.add_endpoint(Endpoint(5001, "02:00:00:00:00:02", "host2", 10, 990.0, {"10.0.0.2", "fd00::2"}))
+    core.ix.add_endpoint(Endpoint(5001, "02:00:00:00:00:01", "host1", 10, 999.5))
+    core.ix.add_endpoint(Endpoint(5002, "02:00:00:00:00:03", "host1", 20, 999.0))
     status, eps = call(api, "GET", "/v1/tenants/blue/endpoints")
     assert status == 200 and [e["mac"] for e in eps] == ["02:00:00:00:00:01", "02:00:00:00:00:02"]
     assert eps[1] == {"mac": "02:00:00:00:00:02", "ips": ["10.0.0.2", "fd00::2"], "host": "host2",

@@ -21,7 +21,7 @@ def scrape(api) -> dict[tuple[str, tuple], float]:
 def test_gauges_follow_the_core(tmp_path):
     api = seeded(Api(Backend(str(tmp_path / "m.db"))))
     api.b.core.datapaths.add(1)  # host1's br1 is connected over OpenFlow
-    api.b.core.endpoints[(5001, "02:00:00:00:00:01")] = Endpoint(5001, "02:00:00:00:00:01", "host1", 10, 0.0)
+    api.b.core.ix.add_endpoint(Endpoint(5001, "02:00:00:00:00:01", "host1", 10, 0.0))
     m = scrape(api)
     assert m[("overlay_hosts", ())] == 2
     assert m[("overlay_hosts_connected", (("channel", "openflow"),))] == 1

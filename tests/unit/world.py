@@ -9,6 +9,7 @@ from controller.core import Core
 from controller.ops import FlowMod, GroupMod, Op
 from controller.pipeline import Settings
 from controller.state import HostView, Tenant, TunnelPort
+from controller.switch_state import SwitchDump
 from controller.trace import Tracer
 
 PATCH = 1
@@ -35,19 +36,23 @@ def tunnel_port(j: int) -> int:
 
 def world(n: int = 3, settings: Settings | None = None, tenants=(BLUE, RED),
           members: dict[int, frozenset] | None = None) -> Core:
+    """n hosts, meshed; by default every host has a VM port in every tenant's VLAN (members=
+    says otherwise: host number -> VLANs tagged on its br0)."""
     core = Core(settings or Settings(), list(tenants))
+    if members is None:
+        members = {i: frozenset(tn.vlan for tn in tenants) for i in range(1, n + 1)}
     for i in range(1, n + 1):
         core.datapath_up(i)
+        core.switch_read(i, SwitchDump(), now=0.0)  # a fresh switch holds nothing
     for i in range(1, n + 1):
         peers = [j for j in range(1, n + 1) if j != i]
-        core.host_view(view(i, peers, member_vlans=(members or {}).get(i, frozenset())), now=0.0)
+        core.host_view(view(i, peers, member_vlans=members.get(i, frozenset())), now=0.0)
     return core
 
 
 def tracer(core: Core, dpid: int) -> Tracer:
     inst = core.installed[dpid]
-    flows = [fl for part in inst.flows.values() for fl in part.values()]
-    return Tracer(flows, inst.groups.values())
+    return Tracer(list(inst.all_flows()), [g for g in inst.groups.values() if g is not None])
 
 
 def flow_ops(ops: list[Op], dpid: int | None = None) -> list[FlowMod]:

@@ -1,0 +1,52 @@
+"""The tunnel ports each host should have: one toward every peer (the article's mesh).
+
+Only the hosts given are checked, so one host joining costs one pass over the peers for itself
+plus one look per peer, not a pass over every pair.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from controller import ovsdb_model as om
+from controller.ops import Op, OvsdbTransact
+from controller.state import Host
+
+if TYPE_CHECKING:
+    from controller.core import Core
+
+TUNNEL_RETRY_S = 10.0  # a tunnel port asked for but not seen by then is asked for again
+
+
+def tunnel_ops(core: Core, now: float, hosts: list[Host]) -> list[Op]:
+    """Create the missing tunnel ports (and remove ours toward forgotten hosts) on these hosts."""
+    kind = core.settings.tunnel_type
+    peers = {h.id: h.view.overlay_ip for h in core.hosts.values() if h.view.overlay_ip}
+    ops: list[Op] = []
+    for host in hosts:
+        view = host.view
+        seen = {p.name for p in view.tunnels}
+        for name in seen:
+            core.pending_tunnels.pop((host.id, name), None)
+        if not (host.ovsdb_connected and view.bridge_uuid and view.overlay_ip):
+            continue
+        have = {p.remote_ip for p in view.tunnels if p.type == kind}  # ours, or made by hand and adopted
+        missing = []
+        for peer_id, ip in sorted(peers.items()):
+            if peer_id == host.id or ip == view.overlay_ip or ip in have:
+                continue
+            name = om.tunnel_name(kind, ip)
+            asked = core.pending_tunnels.get((host.id, name))
+            if asked is not None and now - asked < TUNNEL_RETRY_S:
+                continue
+            core.pending_tunnels[(host.id, name)] = now
+            missing.append(ip)
+        if missing:
+            ops.append(OvsdbTransact(host.id, om.add_tunnels_txn(
+                view.bridge_uuid, kind, view.overlay_ip, missing), f"tunnels to {missing}"))
+        stale = [p.port_uuid for p in view.tunnels if p.managed and p.port_uuid and (
+            p.remote_ip in core.forgotten_ips or p.type != kind)]
+        if stale:
+            ops.append(OvsdbTransact(host.id, om.del_ports_txn(view.bridge_uuid, stale),
+                                     "remove tunnels to forgotten hosts"))
+    return ops
