@@ -151,6 +151,10 @@ def _link_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
 
+def _link_in_ns(ns: str, name: str) -> bool:
+    return subprocess.run(["ip", "-n", ns, "link", "show", name], capture_output=True).returncode == 0
+
+
 def _root_sysctl(path: str, value: str) -> None:
     with open(f"/proc/sys/{path}", "w") as f:
         f.write(value)
@@ -478,6 +482,39 @@ class Host:
     @property
     def db(self) -> str:
         return f"unix:{self.rundir}/db.sock"
+
+    def start_vswitchd(self) -> None:
+        d = self.rundir
+        run(["ip", "netns", "exec", self.ns, "ovs-vswitchd", f"unix:{d}/db.sock",
+             f"--pidfile={d}/ovs-vswitchd.pid", f"--log-file={d}/ovs-vswitchd.log",
+             f"--unixctl={d}/ovs-vswitchd.ctl", "--detach", "--no-chdir"],
+            env=self.env)
+
+    def configure_underlay(self) -> None:
+        """The underlay address on br-phy's internal port (userspace tunnels leave through it)."""
+        net = self.lab.underlay_net
+        wait_for(lambda: _link_in_ns(self.ns, "br-phy"), 5, 0.02, f"host {self.name}: br-phy device")
+        run(["ip", "-n", self.ns, "-batch", "-"], input=(
+            f"addr replace {self.underlay_ip}/{net.prefixlen} dev br-phy\n"
+            "link set br-phy up\n"
+        ))
+        # ovs-router learns the kernel route asynchronously; tunnels need it
+        wait_for(lambda: any(str(net) in ln and "br-phy" in ln
+                             for ln in self.appctl("ovs/route/show").splitlines()),
+                 5, 0.02, f"host {self.name}: ovs-router never learned {net}")
+
+    def restart_vswitchd(self) -> None:
+        """What an OVS upgrade or crash does: every flow is gone, the daemon comes back empty.
+
+        Its br-phy internal port (a tap) goes with it, so the host's network configuration
+        (the underlay address) is applied again, as a real host's would be.
+        """
+        pid = _daemon_pid(Path(self.rundir), "ovs-vswitchd")
+        if pid is not None:
+            _kill_and_wait([pid])
+        self.start_vswitchd()
+        self.configure_underlay()
+        self.announce()
 
     def vsctl(self, *args: str, timeout: float = VSCTL_TIMEOUT,
               check: bool = True) -> str:
@@ -896,10 +933,7 @@ class Lab:
                 f"external_ids:system-id={h.name}",
                 f"external_ids:overlay-ip={h.underlay_ip}",
                 f"external_ids:hostname={h.name}")
-        run(["ip", "netns", "exec", h.ns, "ovs-vswitchd", f"unix:{d}/db.sock",
-             f"--pidfile={d}/ovs-vswitchd.pid", f"--log-file={d}/ovs-vswitchd.log",
-             f"--unixctl={d}/ovs-vswitchd.ctl", "--detach", "--no-chdir"],
-            env=h.env)
+        h.start_vswitchd()
 
         # One transaction: underlay bridge, tunnel bridge with its controller
         # (set at creation: set-controller later would flush the app's flows),
@@ -936,15 +970,7 @@ class Lab:
         if h.ofport("patch-int") != 1:
             raise LabError(f"host {h.name}: patch-int did not get ofport 1")
 
-        run(["ip", "-n", h.ns, "-batch", "-"], input=(
-            f"addr add {h.underlay_ip}/{self.underlay_net.prefixlen} dev br-phy\n"
-            "link set br-phy up\n"
-        ))
-        # ovs-router learns the kernel route asynchronously; tunnels need it
-        net = str(self.underlay_net)
-        wait_for(lambda: any(net in ln and "br-phy" in ln
-                             for ln in h.appctl("ovs/route/show").splitlines()),
-                 5, 0.02, f"host {h.name}: ovs-router never learned {net}")
+        h.configure_underlay()
 
         # Underlay neighbours, from this host's side only: it knows the peers
         # it is joining (static entries, so its first packets are not lost)

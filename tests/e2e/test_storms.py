@@ -85,6 +85,8 @@ def test_a_mac_move_converges_within_a_second(make_overlay):
     b1, b3 = ov.vms[("blue", 1)], ov.vms[("blue", 3)]
     assert b1.ping(b3.ip, timeout=2)
     mac, ip = b3.mac, b3.cidr
+    # another blue VM stays on h3, so h3 keeps blue's flows (a host without members holds none)
+    ov.lab.add_vm(ov.hosts[2], "b3stay", TENANTS["blue"][1], "192.168.1.33/24")
     ov.lab.remove_vm(b3)
     moved = ov.lab.add_vm(ov.hosts[1], "b3moved", TENANTS["blue"][1], ip, mac=mac)
     announce([moved])  # the migrated VM's gratuitous ARP

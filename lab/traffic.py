@@ -1,0 +1,161 @@
+"""Traffic for scenarios that must prove "nothing was lost": streams, floods, latency samplers.
+
+Each runs in the background for a bounded time inside lab namespaces (or against the
+controller's REST API on loopback) and reports what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+from lab.netlab import Vm, free_tcp_ports, wait_for
+
+
+@dataclass
+class StreamResult:
+    sent: int
+    lost: int
+    seconds: float
+
+    @property
+    def pps(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+class UdpStream:
+    """iperf3 -u between two VMs: sequence-numbered datagrams, the receiver counts what is lost."""
+
+    def __init__(self, src: Vm, dst: Vm, pps: int = 10_000, seconds: float = 10.0, size: int = 64) -> None:
+        self.src, self.dst, self.pps, self.seconds, self.size = src, dst, pps, seconds, size
+        self.port = free_tcp_ports(1)[0]
+        self.server: subprocess.Popen | None = None
+        self.client: subprocess.Popen | None = None
+
+    def start(self) -> UdpStream:
+        self.server = subprocess.Popen(
+            ["ip", "netns", "exec", self.dst.ns, "iperf3", "-s", "-1", "-J", "-p", str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for(lambda: f":{self.port} " in subprocess.run(
+            ["ip", "netns", "exec", self.dst.ns, "ss", "-ltn"], capture_output=True, text=True).stdout,
+            5, 0.02, "iperf3 server listening")
+        self.client = subprocess.Popen(
+            ["ip", "netns", "exec", self.src.ns, "iperf3", "-c", self.dst.ip, "-p", str(self.port), "-u",
+             "-b", str(self.pps * self.size * 8), "-l", str(self.size), "-t", f"{self.seconds:g}", "-J"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return self
+
+    def result(self) -> StreamResult:
+        assert self.client is not None and self.server is not None
+        out, _ = self.client.communicate(timeout=self.seconds + 30)
+        server_out, _ = self.server.communicate(timeout=10)
+        doc = json.loads(server_out)  # the receiver's count is the one that matters
+        total = doc["end"]["sum"]
+        return StreamResult(int(total["packets"]), int(total["lost_packets"]), float(total["seconds"]))
+
+    def stop(self) -> None:
+        for p in (self.client, self.server):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(5)
+
+
+# Runs inside a VM's namespace: frames with random source MACs at a rate, for a while.
+_MAC_FLOOD = """
+import os, socket, sys, time
+iface, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+end, sent, t0 = time.monotonic() + seconds, 0, time.monotonic()
+while time.monotonic() < end:
+    src = bytes([0x02]) + os.urandom(5)
+    s.send(b"\\xff" * 6 + src + b"\\x08\\x00" + bytes(46))
+    sent += 1
+    ahead = sent / rate - (time.monotonic() - t0)
+    if ahead > 0:
+        time.sleep(ahead)
+print(sent)
+"""
+
+
+class MacFlood:
+    """One VM sending broadcast frames from random source MACs: what a MAC-flooding attack does."""
+
+    def __init__(self, vm: Vm, rate: int = 1000, seconds: float = 60.0) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", vm.ns, sys.executable, "-c", _MAC_FLOOD, "eth0", str(rate), f"{seconds:g}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.seconds = seconds
+
+    def wait(self) -> int:
+        out, _ = self.proc.communicate(timeout=self.seconds + 30)
+        return int(out.strip().splitlines()[-1])
+
+
+class PingStream:
+    """ping at a fixed interval in the background; how many echoes came back."""
+
+    def __init__(self, src: Vm, ip: str, count: int, interval: float = 0.02) -> None:
+        self.count = count
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", src.ns, "ping", "-n", "-c", str(count), "-i", f"{interval:g}", "-W", "1", ip],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def lost(self) -> int:
+        out, _ = self.proc.communicate(timeout=self.count * 0.05 + 30)
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        assert m, out
+        return int(m.group(1)) - int(m.group(2))
+
+
+@dataclass
+class LatencySampler:
+    """GET a URL every `interval` in a thread; the latencies, in seconds."""
+
+    url: str
+    interval: float = 0.05
+    samples: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> LatencySampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as resp:
+                    resp.read()
+                self.samples.append(time.perf_counter() - t0)
+            except OSError:
+                self.errors += 1
+            self._stop.wait(self.interval)
+
+    def stop(self) -> LatencySampler:
+        self._stop.set()
+        self._thread.join(10)
+        return self
+
+    def p(self, q: float) -> float:
+        s = sorted(self.samples)
+        return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        kb = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+    return kb / 1024

@@ -1,0 +1,208 @@
+"""Hitless and bounded, on the real lab: restarts change no flow and lose no packet, a restarted
+switch is refilled at once, a lost host is withdrawn and comes back, learning is bounded, and an
+IP taken over by another MAC (a VIP failing over) is rebound everywhere at once."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import time
+
+import pytest
+
+from lab.netlab import Host, wait_for
+from lab.overlay import TENANTS, announce
+from lab.traffic import LatencySampler, MacFlood, PingStream, UdpStream, rss_mb
+
+# Fields of a dumped flow that change while it lives; the rest says what the flow is.
+_LIVE = re.compile(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^ ,]+,? ?")
+
+
+def flow_table(host: Host) -> dict[str, tuple[float, int]]:
+    """br1's flows: what each is -> (duration, packets)."""
+    out = {}
+    for line in host.ofctl("dump-flows", "br1").splitlines():
+        d, n = re.search(r"duration=([0-9.]+)s", line), re.search(r"n_packets=(\d+)", line)
+        if d and n:
+            out[_LIVE.sub("", line).strip()] = (float(d.group(1)), int(n.group(1)))
+    return out
+
+
+def endpoints(ov) -> dict[str, list[tuple]]:
+    return {t: sorted((e["mac"], e["host"], tuple(e["ips"])) for e in ov.ctl.api.get(f"/v1/tenants/{t}/endpoints"))
+            for t in TENANTS}
+
+
+def learned(ov) -> dict[str, list[tuple]]:
+    announce(list(ov.vms.values()))
+    want = {t: len(ov.tenant_vms(t)) for t in TENANTS}
+    wait_for(lambda: {t: len(e) for t, e in endpoints(ov).items()} == want, 5, 0.05, "every VM learned")
+    return endpoints(ov)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_controller_restart_changes_no_flow_and_loses_no_packet(make_overlay, sig):
+    ov = make_overlay("vxlan", "controller")
+    before_eps = learned(ov)
+    src, dst = ov.vms[("blue", 1)], ov.vms[("blue", 2)]
+    stream = UdpStream(src, dst, pps=10_000, seconds=8).start()
+    try:
+        rx0 = dst.host.port_stats()["patch-int"]["tx_packets"]
+        wait_for(lambda: dst.host.port_stats()["patch-int"]["tx_packets"] - rx0 > 5_000, 5, 0.05, "stream flowing")
+        before = {h.name: flow_table(h) for h in ov.hosts}
+        ov.ctl.stop(sig)
+        ov.ctl.start()
+        t_up = time.monotonic()
+        wait_for(lambda: all(h["connected"]["openflow"] for h in ov.ctl.api.get("/v1/hosts")), 10, 0.02,
+                 "switches reconnected")
+        t_connected = time.monotonic()
+        wait_for(lambda: endpoints(ov) == before_eps, 5, 0.02, "endpoints recovered")
+        t_complete = time.monotonic()
+        counters = ov.ctl.api.get("/v1/counters")
+        result = stream.result()
+    finally:
+        stream.stop()
+    after = {h.name: flow_table(h) for h in ov.hosts}
+    kept = 0
+    for name, flows in before.items():
+        for flow, (duration, packets) in flows.items():
+            assert flow in after[name], f"{name}: flow gone or rewritten: {flow}"
+            assert after[name][flow][0] >= duration and after[name][flow][1] >= packets, flow
+            kept += 1
+    print(f"\n{sig.name}: {result.sent} datagrams at {result.pps:.0f}/s, {result.lost} lost; {kept} flows kept "
+          f"(duration and counters ran on); reconnected {t_connected - t_up:.2f} s after start, endpoints "
+          f"complete {t_complete - t_connected:.2f} s after reconnect; recovered {counters['endpoints_recovered']}, "
+          f"flow-mods sent {counters['flow_mods']}")
+    assert result.lost == 0 and result.sent > 50_000
+    assert t_complete - t_connected <= 2.0
+    assert counters["endpoints_recovered"] == sum(len(e) for e in before_eps.values())
+    assert counters["flow_mods"] == 0
+
+
+def test_a_restarted_vswitchd_is_refilled_within_2s_and_the_others_lose_nothing(make_overlay):
+    ov = make_overlay("vxlan", "controller")
+    learned(ov)
+    h2 = ov.hosts[1]
+    want = set(flow_table(h2))
+    pings = PingStream(ov.vms[("blue", 1)], ov.vms[("blue", 3)].ip, count=250)  # 5 s at 20 ms
+    h2.restart_vswitchd()
+
+    def connected() -> bool:
+        return next(h for h in ov.ctl.api.get("/v1/hosts") if h["id"] == "h2")["connected"]["openflow"]
+    wait_for(lambda: h2.controller_connected() and connected(), 10, 0.02, "h2 reconnected")
+    t0 = time.monotonic()
+    wait_for(lambda: set(flow_table(h2)) == want, 5, 0.02, "h2 holds its flows again")
+    recovered = time.monotonic() - t0
+    assert pings.running(), "the ping stream must overlap the restart"
+    lost = pings.lost()
+    b1, b2 = ov.vms[("blue", 1)], ov.vms[("blue", 2)]
+    wait_for(lambda: b1.ping(b2.ip, timeout=0.5), 5, 0.05, "h2's VM reachable again")
+    print(f"\nvswitchd restart: {len(want)} flows back {recovered:.2f} s after reconnect; "
+          f"h1 -> h3 lost {lost} of 250 echoes")
+    assert recovered <= 2.0 and lost == 0
+
+
+def test_a_lost_host_is_withdrawn_after_the_grace_period_and_rejoins_by_itself(make_overlay):
+    ov = make_overlay("vxlan", "controller", extra={"overlay": {"host_grace": 2}})
+    learned(ov)
+    h3 = ov.hosts[2]
+    h1 = ov.hosts[0]
+    mac3 = ov.vms[("blue", 3)].mac
+    assert f"dl_dst={mac3}" in h1.ofctl("dump-flows", "br1", "table=20")
+    h3.vsctl("del-manager")
+    h3.vsctl("del-controller", "br1")
+    wait_for(lambda: f"dl_dst={mac3}" not in h1.ofctl("dump-flows", "br1", "table=20"), 10, 0.1,
+             "h3's endpoints withdrawn from h1")
+    assert len(h1.tunnel_ports()) == 2  # its tunnels stay until an operator deletes the host
+    h3.vsctl("set-controller", "br1", f"tcp:{ov.lab.controller_ip}:{h3.of_port}")
+    h3.vsctl("set-manager", f"tcp:{ov.lab.controller_ip}:{h3.ovsdb_port}")
+    wait_for(lambda: f"dl_dst={mac3}" in h1.ofctl("dump-flows", "br1", "table=20"), 10, 0.1,
+             "h3's endpoints back (recovered from its switch)")
+    assert ov.vms[("blue", 1)].ping(ov.vms[("blue", 3)].ip, timeout=1)
+
+
+def test_a_random_mac_flood_is_bounded_and_disturbs_nobody(make_overlay):
+    cap, seconds = 100, 60
+    ov = make_overlay("vxlan", "controller", extra={"overlay": {"max_endpoints": cap}})
+    learned(ov)
+    flows_before = {h.name: len(flow_table(h)) for h in ov.hosts}
+    rss0 = rss_mb(ov.ctl.proc.pid)
+    health = LatencySampler(f"{ov.ctl.api.base}/v1/health").start()
+    red1, red2 = ov.vms[("red", 1)], ov.vms[("red", 2)]
+    pings = PingStream(red1, red2.ip, count=int(seconds / 0.02))
+    flood = MacFlood(ov.vms[("blue", 1)], rate=1000, seconds=seconds)
+    sent = flood.wait()
+    lost = pings.lost()
+    health.stop()
+    flows_after = {h.name: len(flow_table(h)) for h in ov.hosts}
+    counters = ov.ctl.api.get("/v1/counters")
+    h1 = next(h for h in ov.ctl.api.get("/v1/hosts") if h["id"] == "h1")
+    blue_on_h1 = next(t for t in h1["tenants"] if t["name"] == "blue")
+    growth = rss_mb(ov.ctl.proc.pid) - rss0
+    print(f"\nMAC flood: {sent} frames in {seconds} s; blue endpoints on h1 {blue_on_h1['endpoints']} (cap {cap}), "
+          f"refused {counters['learning_capped']}; flows per host {flows_before} -> {flows_after}; "
+          f"red lost {lost} echoes; REST p50 {health.p(0.5) * 1000:.1f} ms p99 {health.p(0.99) * 1000:.1f} ms "
+          f"({len(health.samples)} samples); controller RSS +{growth:.1f} MB")
+    assert blue_on_h1["endpoints"] == cap and blue_on_h1["learning_capped"]
+    # each learned endpoint costs at most a few entries per host: the bound is the cap, not the flood
+    assert all(flows_after[h] - flows_before[h] <= cap * 6 for h in flows_after)
+    assert lost == 0
+    assert health.errors == 0 and health.p(0.99) <= 0.1
+
+
+@pytest.mark.parametrize("family", ["arp", "nd"])
+def test_a_virtual_ip_that_fails_over_is_rebound_everywhere_within_a_second(make_overlay, family):
+    ov = make_overlay("vxlan", "controller")
+    learned(ov)
+    b1, b2, b3 = ov.vms[("blue", 1)], ov.vms[("blue", 2)], ov.vms[("blue", 3)]
+    vip = "192.168.1.200" if family == "arp" else "fd00::200"
+    plen = "24" if family == "arp" else "64"
+    if family == "nd":
+        for i, vm in enumerate((b1, b2, b3), 1):
+            vm.exec(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.eth0.disable_ipv6=0"])
+            vm.exec(["ip", "addr", "add", f"fd00::{i}/64", "dev", "eth0", "nodad"])
+
+    def announce_vip(vm) -> None:
+        if family == "arp":
+            vm.exec(["arping", "-U", "-i", "eth0", "-c", "1", "-w", "1", vip], check=False)
+        else:  # an unsolicited neighbour advertisement, as keepalived sends one
+            vm.exec([*_unsolicited_na(vm.mac, vip)], check=False)
+
+    b1.exec(["ip", "addr", "add", f"{vip}/{plen}", "dev", "eth0", "nodad"])
+    announce_vip(b1)
+    wait_for(lambda: b2.ping(vip, timeout=0.5), 5, 0.05, "VIP reachable on h1")
+    b1.exec(["ip", "addr", "del", f"{vip}/{plen}", "dev", "eth0"])
+    b3.exec(["ip", "addr", "add", f"{vip}/{plen}", "dev", "eth0", "nodad"])
+    t0 = time.monotonic()
+    announce_vip(b3)
+
+    def bound_to_b3() -> bool:
+        eps = ov.ctl.api.get("/v1/tenants/blue/endpoints")
+        return any(vip in e["ips"] and e["mac"] == b3.mac for e in eps) and \
+            not any(vip in e["ips"] and e["mac"] != b3.mac for e in eps)
+    wait_for(bound_to_b3, 1.0, 0.02, "VIP rebound to b3's MAC")
+    rebound = time.monotonic() - t0
+    wait_for(lambda: b2.ping(vip, timeout=0.5), 5, 0.05, "VIP reachable on h3")
+    counters = ov.ctl.api.get("/v1/counters")
+    print(f"\n{family}: VIP rebound in {rebound * 1000:.0f} ms; ip_rebinds={counters['ip_rebinds']}")
+    assert counters["ip_rebinds"] >= 1
+
+
+def _unsolicited_na(mac: str, ip: str) -> list[str]:
+    """A command that sends an unsolicited NA (override) for ip from mac, from the VM's eth0."""
+    script = (
+        "import socket,struct,ipaddress,sys\n"
+        "mac=bytes.fromhex(sys.argv[1].replace(':',''));ip=ipaddress.IPv6Address(sys.argv[2]).packed\n"
+        "dst=ipaddress.IPv6Address('ff02::1').packed\n"
+        "opt=bytes([2,1])+mac\n"
+        "icmp=bytearray(struct.pack('!BBHI',136,0,0,0x20000000)+ip+opt)\n"
+        "ph=ip+dst+struct.pack('!I3xB',len(icmp),58)\n"
+        "d=ph+bytes(icmp)\n"
+        "s=sum(struct.unpack('!%dH'%(len(d)//2),d));s=(s>>16)+(s&0xffff);s+=s>>16\n"
+        "struct.pack_into('!H',icmp,2,~s&0xffff)\n"
+        "ip6=struct.pack('!IHBB',0x60000000,len(icmp),58,255)+ip+dst\n"
+        "eth=bytes.fromhex('333300000001')+mac+b'\\x86\\xdd'\n"
+        "so=socket.socket(socket.AF_PACKET,socket.SOCK_RAW);so.bind(('eth0',0));so.send(eth+ip6+bytes(icmp))\n"
+    )
+    return [sys.executable, "-c", script, mac, ip]
