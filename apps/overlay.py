@@ -6,6 +6,7 @@ app's one event loop) and sends back the operations the core returns.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -160,8 +161,13 @@ class OverlayApp(app_manager.OSKenApp):
                 hub.sleep(0)
 
     def _ticker(self) -> None:
+        # The state is millions of long-lived, acyclic objects: a full collection over them would
+        # stall the loop for a second. Young garbage is collected as usual; what survived a tick
+        # is moved out of the collector's sight.
+        gc.set_threshold(50_000, 20, 1000)
         while True:
             hub.sleep(TICK_S)
+            gc.freeze()
             self.post(self._tick)
 
     def _tick(self) -> None:

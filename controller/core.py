@@ -30,6 +30,7 @@ from controller.pipeline import (
     holddown_flow,
     meters,
     tenant_flows,
+    tunnel_classify,
 )
 from controller.state import Endpoint, Host, HostView, Tenant
 from controller.switch_state import Installed, SwitchDump, recovered_endpoints
@@ -40,6 +41,12 @@ LOG = logging.getLogger(__name__)
 # and flood group), and a learned endpoint ((VNI, MAC): its entries on that switch).
 BASE = "base"
 LEFTOVERS = "leftovers"  # after a full pass: what a read-back switch holds that nobody wants
+TUNNEL_PART = "tunnel:"  # + port name: that tunnel port's classify flow
+
+
+def tunnel_part(name: str) -> str:
+    return TUNNEL_PART + name
+
 Part = str | int | tuple[int, str]
 
 OFPRR_IDLE_TIMEOUT = 0
@@ -196,23 +203,29 @@ class Core:
                 view.datapath_id, view.patch_ofport, view.overlay_ip):
             self._mark_full(host.id)
         elif old.view.tunnels != view.tunnels:
-            self._tunnels_changed(host, old.view)
+            self._tunnels_changed(host, old)
         self._mark_flips(flips)
         if new_peer and self.settings.mode != MODE_CONTROLLER:  # learn mode floods to every host
             for other in self.ix.hosts.values():
                 self._mark(other.id, self.placed_on(other))
-        ops = tunnel_ops(self, now, list(self.ix.hosts.values()) if new_peer else [host])
+        ops = tunnel_ops(self, now, [host])
+        if new_peer:  # one more peer for everyone else
+            ops += tunnel_ops(self, now, [h for h in self.ix.hosts.values() if h is not host], toward=host)
         if view.datapath_id in self.dumps:
             ops += self._adopt_dump(host, now)
         return ops + self._flush()
 
-    def _tunnels_changed(self, host: Host, old: HostView) -> None:
-        """Tunnel ports came or went: the classify flows, and whatever leads to those peers."""
-        changed = {p.remote_ip for p in set(old.tunnels) ^ set(host.view.tunnels)}
-        peers = {h.id for h in self.ix.hosts.values() if h.view.overlay_ip in changed}
+    def _tunnels_changed(self, host: Host, old: Host) -> None:
+        """Tunnel ports came or went: their classify flows, and whatever leads to those peers."""
+        was, now = old.tunnels_by_name, host.tunnels_by_name
+        diff = [p for name, p in now.items() if was.get(name) != p]
+        diff += [p for name, p in was.items() if name not in now or now[name] != p]
+        changed = {p.remote_ip for p in diff}
+        peers = [self.ix.host_by_ip[ip] for ip in changed if ip in self.ix.host_by_ip]
         placed = self.placed_on(host)
-        parts: set[Part] = {BASE} | placed
+        parts: set[Part] = {tunnel_part(p.name) for p in diff}
         for peer in peers:
+            parts |= placed & self.ix.placed.get(peer, set())  # flood buckets toward it
             parts |= {k for k in self.ix.eps_by_host.get(peer, ()) if k[0] in placed}
         self._mark(host.id, parts)
 
@@ -421,7 +434,7 @@ class Core:
     def pending(self) -> bool:
         return bool(self.dirty)
 
-    def drain(self, budget_s: float | None = None, max_parts: int = 2000) -> list[Op]:
+    def drain(self, budget_s: float | None = None, max_parts: int = 100) -> list[Op]:
         """Recompute dirty partitions and return the difference; stop after budget_s seconds.
 
         Order per switch (what the switch needs): meters and groups before the flows that use
@@ -464,6 +477,7 @@ class Core:
         inst.meters = dict(want)
         placed = self.placed_on(host)
         parts: set[Part] = {BASE} | placed | set(inst.flows) | set(inst.groups)
+        parts |= {tunnel_part(p.name) for p in host.view.tunnels}
         for vni in placed:
             parts |= self.ix.eps_by_vni.get(vni, set())
         parts.discard(Installed.READ_BACK)
@@ -488,6 +502,8 @@ class Core:
     def _desired(self, host: Host, part: Part) -> tuple[set[f.Flow], f.GroupEntry | None]:
         if part == BASE:
             return base_flows(self.settings, host), None
+        if isinstance(part, str):
+            return tunnel_classify(host, part[len(TUNNEL_PART):]), None
         vni = part[0] if isinstance(part, tuple) else part
         tenant = self.ix.tenant_by_vni(vni)  # type: ignore[arg-type]
         if tenant is None or vni not in self.placed_on(host):

@@ -28,6 +28,7 @@ class Index:
         self._host_vlan: dict[str, dict[int, str]] = defaultdict(dict)  # host -> VLAN -> tenant named there
         self.hosts: dict[str, Host] = {}
         self.by_dpid: dict[int, str] = {}
+        self.host_by_ip: dict[str, str] = {}  # overlay ip -> host id
         self.endpoints: dict[EpKey, Endpoint] = {}
         self.eps_by_vni: dict[int, set[EpKey]] = defaultdict(set)
         self.eps_by_host: dict[str, set[EpKey]] = defaultdict(set)
@@ -113,12 +114,16 @@ class Index:
         if old is not None and old.view.datapath_id is not None:
             if self.by_dpid.get(old.view.datapath_id) == old.id:
                 del self.by_dpid[old.view.datapath_id]
+        if old is not None and self.host_by_ip.get(old.view.overlay_ip or "") == old.id:
+            del self.host_by_ip[old.view.overlay_ip]  # type: ignore[arg-type]
         host = Host(view, ovsdb_connected)
         if old is not None:
             host.lost_since = old.lost_since
         self.hosts[view.system_id] = host
         if view.datapath_id is not None:
             self.by_dpid[view.datapath_id] = view.system_id
+        if view.overlay_ip:
+            self.host_by_ip[view.overlay_ip] = view.system_id
         before = old.view.member_vlans if old is not None else frozenset()
         flips: list[Flip] = []
         for vlan in before ^ view.member_vlans:
@@ -136,6 +141,8 @@ class Index:
         host = self.hosts.pop(host_id)
         if host.view.datapath_id is not None and self.by_dpid.get(host.view.datapath_id) == host_id:
             del self.by_dpid[host.view.datapath_id]
+        if self.host_by_ip.get(host.view.overlay_ip or "") == host_id:
+            del self.host_by_ip[host.view.overlay_ip]  # type: ignore[arg-type]
         flips: list[Flip] = []
         for key in list(self.eps_by_host.get(host_id, ())):
             flips += self.drop_endpoint(key)

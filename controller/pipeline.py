@@ -85,21 +85,26 @@ def base_flows(s: Settings, host: Host) -> set[f.Flow]:
     else:
         learn = f.Learn(t.UNICAST, priority=1, hard_timeout=s.learn_hard_timeout)
         out.add(f.Flow(t.TO_LOCAL, 0, f.match(), (learn, f.Output(patch)), cookie=ck))
-    for port in host.view.tunnels:
-        if port.ofport:
-            out.add(f.Flow(t.CLASSIFY, 100, f.match(in_port=port.ofport), goto=t.TUNNEL_IN,
-                           cookie=f.COOKIE_TUNNEL))
     return out
+
+
+def tunnel_classify(host: Host, port_name: str) -> set[f.Flow]:
+    """Arriving over one tunnel port: on to the tunnel path (its own partition: ports come and go)."""
+    port = host.tunnels_by_name.get(port_name)
+    if port is None or not port.ofport or host.view.patch_ofport is None:
+        return set()
+    return {f.Flow(t.CLASSIFY, 100, f.match(in_port=port.ofport), goto=t.TUNNEL_IN, cookie=f.COOKIE_TUNNEL)}
 
 
 def flood_group(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Host],
                 member_hosts: set[str]) -> f.GroupEntry:
     """One copy per remote host of the tenant (learn mode: every remote host)."""
     buckets = []
-    for peer in sorted(hosts.values(), key=lambda h: h.id):
-        if peer.id == host.id or not peer.view.overlay_ip or not tenant.present_on(peer.id):
-            continue
-        if s.mode == MODE_CONTROLLER and peer.id not in member_hosts:
+    # controller mode: only hosts with members (a handful, however large the cloud)
+    peers = member_hosts if s.mode == MODE_CONTROLLER else hosts.keys()
+    for peer_id in sorted(peers):
+        peer = hosts.get(peer_id)
+        if peer is None or peer.id == host.id or not peer.view.overlay_ip or not tenant.present_on(peer.id):
             continue
         port = host.tunnel_to(peer.view.overlay_ip, s.tunnel_type)
         if port is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 VNI_MAX = 0xFFFFFF
 VLAN_MAX = 4094
@@ -88,10 +89,29 @@ class Host:
 
     def tunnel_to(self, ip: str, tunnel_type: str) -> TunnelPort | None:
         """The tunnel port used toward a peer: ours or an adopted one of the right type."""
-        usable = [p for p in self.view.tunnels
-                  if p.remote_ip == ip and p.type == tunnel_type and p.ofport]
-        usable.sort(key=lambda p: (not p.managed, p.name))
-        return usable[0] if usable else None
+        return self.tunnel_index.get((ip, tunnel_type))
+
+    @cached_property
+    def tunnel_index(self) -> dict[tuple[str, str], TunnelPort]:
+        """(remote ip, type) -> the port used: ours before adopted ones, then by name (a Host is
+        rebuilt on every view change, so this is computed once per view)."""
+        out: dict[tuple[str, str], TunnelPort] = {}
+        for p in sorted(self.view.tunnels, key=lambda p: (not p.managed, p.name)):
+            if p.ofport:
+                out.setdefault((p.remote_ip, p.type), p)
+        return out
+
+    def has_tunnel_to(self, ip: str, tunnel_type: str) -> bool:
+        """Any port of that type toward ip, up or still coming up (no ofport yet)."""
+        return (ip, tunnel_type) in self.tunnel_remotes
+
+    @cached_property
+    def tunnel_remotes(self) -> set[tuple[str, str]]:
+        return {(p.remote_ip, p.type) for p in self.view.tunnels}
+
+    @cached_property
+    def tunnels_by_name(self) -> dict[str, TunnelPort]:
+        return {p.name: p for p in self.view.tunnels}
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The tunnel ports each host should have: one toward every peer (the article's mesh).
 
-Only the hosts given are checked, so one host joining costs one pass over the peers for itself
-plus one look per peer, not a pass over every pair.
+Only what an event changes is checked: a host whose view changed is compared with every peer;
+a host joining is one more peer for the others, so each of them looks at that one peer only.
+One join costs O(hosts), not a pass over every pair.
 """
 
 from __future__ import annotations
@@ -18,23 +19,26 @@ if TYPE_CHECKING:
 TUNNEL_RETRY_S = 10.0  # a tunnel port asked for but not seen by then is asked for again
 
 
-def tunnel_ops(core: Core, now: float, hosts: list[Host]) -> list[Op]:
-    """Create the missing tunnel ports (and remove ours toward forgotten hosts) on these hosts."""
+def tunnel_ops(core: Core, now: float, hosts: list[Host], toward: Host | None = None) -> list[Op]:
+    """Create the missing tunnel ports on these hosts (toward every peer, or only `toward`), and
+    remove ours toward forgotten hosts."""
     kind = core.settings.tunnel_type
-    peers = {h.id: h.view.overlay_ip for h in core.hosts.values() if h.view.overlay_ip}
+    if toward is not None:
+        peers = {toward.id: toward.view.overlay_ip} if toward.view.overlay_ip else {}
+    else:
+        peers = {h.id: h.view.overlay_ip for h in core.hosts.values() if h.view.overlay_ip}
     ops: list[Op] = []
     for host in hosts:
         view = host.view
-        seen = {p.name for p in view.tunnels}
-        for name in seen:
-            core.pending_tunnels.pop((host.id, name), None)
+        if toward is None:
+            for name in host.tunnels_by_name:
+                core.pending_tunnels.pop((host.id, name), None)
         if not (host.ovsdb_connected and view.bridge_uuid and view.overlay_ip):
             continue
-        have = {p.remote_ip for p in view.tunnels if p.type == kind}  # ours, or made by hand and adopted
         missing = []
         for peer_id, ip in sorted(peers.items()):
-            if peer_id == host.id or ip == view.overlay_ip or ip in have:
-                continue
+            if peer_id == host.id or ip == view.overlay_ip or host.has_tunnel_to(ip, kind):
+                continue  # ours, or made by hand and adopted
             name = om.tunnel_name(kind, ip)
             asked = core.pending_tunnels.get((host.id, name))
             if asked is not None and now - asked < TUNNEL_RETRY_S:
@@ -44,6 +48,8 @@ def tunnel_ops(core: Core, now: float, hosts: list[Host]) -> list[Op]:
         if missing:
             ops.append(OvsdbTransact(host.id, om.add_tunnels_txn(
                 view.bridge_uuid, kind, view.overlay_ip, missing), f"tunnels to {missing}"))
+        if toward is not None:
+            continue
         stale = [p.port_uuid for p in view.tunnels if p.managed and p.port_uuid and (
             p.remote_ip in core.forgotten_ips or p.type != kind)]
         if stale:
