@@ -196,6 +196,7 @@ class OverlayApp(app_manager.OSKenApp):
             LOG.info("switch %016x disconnected", dp.id)
             del self.datapaths[dp.id]
             self.reading.pop(dp.id, None)
+            self.polls = {k: role for k, role in self.polls.items() if k[0] != dp.id}
             self.apply(self.core.datapath_down(dp.id, self.now()))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
