@@ -208,7 +208,17 @@ class Core:
         if new_peer and self.settings.mode != MODE_CONTROLLER:  # learn mode floods to every host
             for other in self.ix.hosts.values():
                 self._mark(other.id, self.placed_on(other))
-        ops = tunnel_ops(self, now, [host])
+        if old is None or (old.view.bridge_uuid, old.view.overlay_ip, old.ovsdb_connected) != (
+                view.bridge_uuid, view.overlay_ip, True):
+            ops = tunnel_ops(self, now, [host])  # toward every peer
+        else:  # only its ports changed: forget what was asked for and came; ask again for what went
+            ops = []
+            for name in set(host.tunnels_by_name) - set(old.tunnels_by_name):
+                self.pending_tunnels.pop((host.id, name), None)
+            for gone in set(old.tunnel_remotes) - set(host.tunnel_remotes):
+                peer = self.ix.hosts.get(self.ix.host_by_ip.get(gone[0], ""))
+                if peer is not None:
+                    ops += tunnel_ops(self, now, [host], toward=peer)
         if new_peer:  # one more peer for everyone else
             ops += tunnel_ops(self, now, [h for h in self.ix.hosts.values() if h is not host], toward=host)
         if view.datapath_id in self.dumps:
