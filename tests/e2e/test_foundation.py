@@ -65,15 +65,19 @@ def test_deleting_a_tenant_removes_its_flows_and_its_connectivity(make_overlay, 
     ov = make_overlay("gre", mode)
     blue, red = ov.tenant_vms("blue"), ov.tenant_vms("red")
     assert reachable_pairs(blue) == all_pairs(blue)
-    ov.ctl.api.delete("/v1/tenants/blue")
     vni = TENANTS["blue"][0]
 
-    def gone(h) -> bool:
+    def blues(h) -> dict[str, bool]:
+        """Which of blue's traces h holds: its VNI's flows, flows to its flood group, the group."""
         flows = h.ofctl("dump-flows", "br1")
-        return f"tun_id={vni:#x}" not in flows and f"group:{vni}" not in flows and \
-            f"group_id={vni}" not in h.ofctl("dump-groups", "br1")
+        return {"tun_id": f"tun_id={vni:#x}" in flows, "to group": f"group:{vni}" in flows,
+                "group": f"group_id={vni}" in h.ofctl("dump-groups", "br1")}
+    nothing = {"tun_id": False, "to group": False, "group": False}
+    # present before: "absent after" proves nothing if the patterns never match
+    assert {h.name: blues(h) for h in ov.hosts} == {h.name: dict.fromkeys(nothing, True) for h in ov.hosts}
+    ov.ctl.api.delete("/v1/tenants/blue")
     for h in ov.hosts:
-        wait_for(lambda h=h: gone(h), 1.0, 0.05, f"blue's flows gone from {h.name}")
+        wait_for(lambda h=h: blues(h) == nothing, 1.0, 0.05, f"blue's flows gone from {h.name}")
     assert reachable_pairs(blue, deadline=1.0) == []
     assert reachable_pairs(red) == all_pairs(red)
 
