@@ -4,7 +4,7 @@ import pytest
 
 from lab.controller import ApiError
 from lab.netlab import wait_for
-from lab.overlay import TENANTS, all_pairs, announce, reachable_pairs
+from lab.overlay import TENANTS, PingStream, all_pairs, announce, flood_buckets, reachable_pairs
 
 MODES = ["controller", "learn"]
 
@@ -44,14 +44,15 @@ def test_a_host_joining_later_reaches_the_others_with_nothing_done_on_them(make_
     assert reachable_pairs(blue) == all_pairs(blue)
     before = {h.name: h.tunnel_ports() for h in ov.hosts}
     # Traffic between the first hosts keeps flowing while the fourth joins: not one echo lost.
-    log = f"/tmp/join-{ov.lab.prefix}.txt"
-    blue[0].exec(["sh", "-c", f"ping -n -c 100 -i 0.02 -W 1 {blue[1].ip} > {log} &"])
-    ov.add_host()
-    ov.wait_meshed()
-    pings = wait_for(lambda: "packets transmitted" in (text := blue[0].exec(["cat", log]).stdout) and text,
-                     10.0, 0.1, "the background pings finished")
-    blue[0].exec(["rm", "-f", log])
-    assert " 0% packet loss" in pings, pings
+    with PingStream(blue[0], blue[1].ip) as stream:
+        ov.add_host()
+        ov.wait_meshed()
+        # the join is complete once every old host floods blue to the newcomer too
+        for h in ov.hosts[:3]:
+            wait_for(lambda h=h: flood_buckets(h).get(TENANTS["blue"][0]) == 3, 5.0, 0.05,
+                     f"{h.name} floods blue to 3 hosts")
+        assert stream.running(), "the pings ended before the join had completed"
+    assert stream.lost == [] and stream.replies > 0, (stream.lost, stream.replies)
     blue = ov.tenant_vms("blue")
     assert reachable_pairs(blue) == all_pairs(blue)
     for h in ov.hosts[:3]:
@@ -144,15 +145,12 @@ def test_changing_a_vni_reprograms_every_host_without_disturbing_the_other_tenan
     blue, red = ov.tenant_vms("blue"), ov.tenant_vms("red")
     assert reachable_pairs(blue) == all_pairs(blue) and reachable_pairs(red) == all_pairs(red)
     r1, r2 = red[0], red[1]
-    # red keeps pinging (50 echoes, 20 ms apart) while blue moves to another VNI
-    pinger = r1.exec(["sh", "-c", f"ping -n -c 50 -i 0.02 -W 1 {r2.ip} > /tmp/red-{ov.lab.prefix}.txt &"])
-    assert pinger.returncode == 0
-    ov.ctl.api.put("/v1/tenants/blue", {"vni": 6001, "vlan": TENANTS["blue"][1]})
-    for h in ov.hosts:
-        wait_for(lambda h=h: "tun_id=0x1771" in h.ofctl("dump-flows", "br1", "table=3")
-                 and "tun_id=0x1389" not in h.ofctl("dump-flows", "br1"), 1.0, 0.05, f"{h.name} uses VNI 6001")
-    assert reachable_pairs(blue) == all_pairs(blue)
-    result = wait_for(lambda: (text := r1.exec(["cat", f"/tmp/red-{ov.lab.prefix}.txt"], check=False).stdout)
-                      and "packets transmitted" in text and text, 10.0, 0.1, "red's pings done")
-    r1.exec(["rm", "-f", f"/tmp/red-{ov.lab.prefix}.txt"])
-    assert " 0% packet loss" in result, result
+    # red keeps pinging (every 20 ms) until blue has moved to another VNI on every host
+    with PingStream(r1, r2.ip) as stream:
+        ov.ctl.api.put("/v1/tenants/blue", {"vni": 6001, "vlan": TENANTS["blue"][1]})
+        for h in ov.hosts:
+            wait_for(lambda h=h: "tun_id=0x1771" in h.ofctl("dump-flows", "br1", "table=3")
+                     and "tun_id=0x1389" not in h.ofctl("dump-flows", "br1"), 1.0, 0.05, f"{h.name} uses VNI 6001")
+        assert reachable_pairs(blue) == all_pairs(blue)
+        assert stream.running(), "red's pings ended before the change had completed"
+    assert stream.lost == [] and stream.replies > 0, (stream.lost, stream.replies)
