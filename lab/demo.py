@@ -19,6 +19,7 @@ from typing import Any
 
 from lab.controller import Controller
 from lab.netlab import Host, Lab, Vm, wait_for
+from lab.overlay import underlay_rx
 
 TENANTS = {"blue": (5001, 10), "red": (5002, 20)}  # name -> (VNI, VLAN on br0)
 HOSTS = 3
@@ -122,11 +123,7 @@ def ping_matrix(run: Run) -> dict[str, dict[str, bool]]:
 
 def tunnel_rx(run: Run) -> int:
     """Frames received from the underlay on all tunnel ports (rx: tx counts twice, LAB.md)."""
-    total = 0
-    for h in run.hosts:
-        stats = h.port_stats("br1")
-        total += sum(stats.get(name, {}).get("rx_packets", 0) for name in h.tunnel_ports())
-    return total
+    return sum(underlay_rx(run.hosts).values())  # raises on a tunnel port without counters
 
 
 def settled_rx(run: Run, quiet: float = 0.5, timeout: float = 15.0) -> int:

@@ -84,7 +84,11 @@ def underlay_rx(hosts: list[Host]) -> dict[str, int]:
     out = {}
     for h in hosts:
         stats = h.port_stats()
-        out[h.name] = sum(stats.get(name, {}).get("rx_packets", 0) for name in h.tunnel_ports())
+        ports = list(h.tunnel_ports())
+        missing = [name for name in ports if "rx_packets" not in stats.get(name, {})]
+        if missing:  # a port renamed or not yet numbered must not count as silent
+            raise LookupError(f"{h.name}: no rx counter for tunnel ports {missing} (counters: {sorted(stats)})")
+        out[h.name] = sum(stats[name]["rx_packets"] for name in ports)
     return out
 
 
