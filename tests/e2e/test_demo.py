@@ -31,6 +31,7 @@ def test_demo_shows_isolation_endpoints_and_fewer_underlay_frames_and_leaves_not
     assert ctl["existing"] == 0, out["counts"]
     assert 0 < ctl["missing"] <= learn["missing"] // 10, out["counts"]  # the issue: <= 10 % of the seed
 
+    assert len(out["made"]) == 2, out["made"]  # learn, then controller: both checked below
     for made in out["made"]:
         prefix = made["lab"]
         assert not Path(f"/run/overlay-lab/{prefix}").exists()

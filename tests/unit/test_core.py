@@ -118,7 +118,10 @@ def test_membership_changes_update_the_flood_groups():
     ops = core.packet_in(3, arp_frame(mac(3), "10.0.0.3", "10.0.0.1", BLUE.vlan), now=1.0)
     modified = {op.dpid: op.group for op in group_ops(ops)}
     assert [b.actions for b in modified[1].buckets] == [(f.Output(13),)]
-    assert not modified.get(3, f.GroupEntry(0)).buckets  # never to itself
+    # h2 joins the tenant: h3's group changes too, toward h2 and never toward itself
+    ops = core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=2.0)
+    modified = {op.dpid: op.group for op in group_ops(ops)}
+    assert [b.actions for b in modified[3].buckets] == [(f.Output(12),)]
 
 
 def test_deleting_a_tenant_removes_its_flows_and_group_everywhere():
