@@ -49,16 +49,22 @@ def test_the_first_ping_to_a_new_host_is_not_lost(make_overlay):
 
 
 def test_arp_for_a_missing_ip_is_flooded_once_to_member_hosts_then_held_down(make_overlay):
-    ov = make_overlay("vxlan", "controller")
+    # a holddown long enough that it cannot end during the burst on a slow machine
+    ov = make_overlay("vxlan", "controller", extra={"overlay": {"unknown_ip_holddown": 10}})
     announce(list(ov.vms.values()))
     wait_for(lambda: learned(ov, "blue", 3), 2.0, 0.05, "blue learned")
-    b1 = ov.vms[("blue", 1)]
+    b1, missing = ov.vms[("blue", 1)], "192.168.1.200"
     before = underlay_rx(ov.hosts)
-    assert arp_burst(b1, "192.168.1.200", 100, interval=0.005) == []
-    got = delta(before, underlay_rx(ov.hosts))
-    # The article's pipeline puts 200 frames on the underlay for this (LAB.md); the target is <= 10 %.
-    assert got["h1"] == 0 and 0 < got["h2"] + got["h3"] <= 20, got
-    assert ov.ctl.api.get("/v1/counters")["unknown_ip_holddowns"] >= 1
+    assert arp_burst(b1, missing, 1) == []
+    wait_for(lambda: f"arp_tpa={missing}" in ov.hosts[0].ofctl("dump-flows", "br1"), 2.0, 0.05, "held down on h1")
+    flooded = delta(before, underlay_rx(ov.hosts))
+    # once: one copy to each other host with members of the tenant, none back to h1
+    assert flooded == {"h1": 0, "h2": 1, "h3": 1}, flooded
+    before = underlay_rx(ov.hosts)
+    assert arp_burst(b1, missing, 100, interval=0.005) == []
+    held = delta(before, underlay_rx(ov.hosts))
+    assert held == {"h1": 0, "h2": 0, "h3": 0}, held
+    assert ov.ctl.api.get("/v1/counters")["unknown_ip_holddowns"] == 1
 
 
 def test_a_broadcast_reaches_exactly_the_hosts_with_members(make_overlay):
