@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from lab.controller import Controller
 from lab.netlab import Lab, Vm, wait_for
-from lab.overlay import Overlay, announce, arp_burst, create_tenants, underlay_rx
+from lab.overlay import Overlay, announce, arp_burst, cold_ping_ms, create_tenants, underlay_rx
 
 MODES = ("learn", "controller")
 BASELINE = "learn"
@@ -55,14 +55,9 @@ def arp_latency_ms(vm: Vm, ip: str, count: int = 20) -> float:
 
 def first_ping_ms(vm: Vm, ip: str, rounds: int = 10) -> float:
     """A ping with a cold ARP cache: the RTT includes resolving the address."""
-    times = []
-    for _ in range(rounds):
-        vm.exec(["ip", "neigh", "flush", "dev", "eth0"])
-        out = vm.exec(["ping", "-n", "-c", "1", "-W", "2", ip], check=False).stdout
-        m = re.search(r"time=([\d.]+) ms", out)
-        if m is None:
-            raise RuntimeError(f"first ping to {ip} lost:\n{out}")
-        times.append(float(m.group(1)))
+    times = [cold_ping_ms(vm, ip) for _ in range(rounds)]
+    if None in times:
+        raise RuntimeError(f"a first ping to {ip} was lost: {times}")
     return statistics.median(times)
 
 

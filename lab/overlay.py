@@ -108,6 +108,14 @@ def arp_burst(vm: Vm, ip: str, count: int, interval: float = 0.01) -> list[str]:
     return re.findall(r"bytes from ([0-9a-f:]{17})", cp.stdout)
 
 
+def cold_ping_ms(vm: Vm, ip: str) -> float | None:
+    """One ping from vm to ip with vm's ARP cache flushed first: the reply's RTT (ms), which
+    includes resolving ip, or None when no reply came within 2 s."""
+    vm.exec(["ip", "neigh", "flush", "dev", "eth0"])
+    m = re.search(r"time=([\d.]+) ms", vm.exec(["ping", "-n", "-c", "1", "-W", "2", ip], check=False).stdout)
+    return float(m.group(1)) if m else None
+
+
 def announce(vms: list[Vm]) -> None:
     """What a booting VM does: a gratuitous ARP, so the overlay learns where it is."""
     for vm in vms:
