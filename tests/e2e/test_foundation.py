@@ -10,13 +10,17 @@ MODES = ["controller", "learn"]
 
 
 def assert_tenant_isolated(ov, talker: str, listener: str):
-    """Every talker pair pings, and not one frame reaches the listener tenant's VMs meanwhile."""
+    """Every talker pair pings, and not one frame reaches the listener tenant's VMs meanwhile,
+    while a capture in a talker VM on another host, in the same window, does see the pings."""
+    vms = ov.tenant_vms(talker)
     caps = [vm.capture().start() for vm in ov.tenant_vms(listener)]
+    witness = vms[-1].capture().start()  # the positive control: these captures can see frames
     try:
-        vms = ov.tenant_vms(talker)
         assert reachable_pairs(vms) == all_pairs(vms)
     finally:
         seen = {cap.ns: cap.stop() for cap in caps}
+        control = witness.stop()
+    assert [fr for fr in control if vms[0].mac in fr and "echo request" in fr], control
     assert all(frames == [] for frames in seen.values()), seen
 
 
