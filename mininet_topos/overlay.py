@@ -181,7 +181,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="overlay.py", description=__doc__.split("\n\n")[0],
         epilog="Start the controller first (listening on all addresses, the default). Exit status of --check: "
-               "0 when every same-tenant pair pings and no cross-tenant pair does.")
+               "0 when every same-tenant pair pings and no frame of a VM reaches another tenant's VM.")
     p.add_argument("topo", choices=sorted(topos), help="article: 3 hosts x 2 VMs x 2 tenants; overlay: parameterised")
     p.add_argument("--hosts", type=int, default=4, help="overlay: physical hosts (4)")
     p.add_argument("--vms", type=int, default=3, help="overlay: VMs per host (3)")
