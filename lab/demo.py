@@ -19,6 +19,7 @@ from typing import Any
 
 from lab.controller import Controller
 from lab.netlab import Host, Lab, Vm, wait_for
+from lab.overlay import underlay_rx
 
 TENANTS = {"blue": (5001, 10), "red": (5002, 20)}  # name -> (VNI, VLAN on br0)
 HOSTS = 3
@@ -95,38 +96,38 @@ def wait_meshed(run: Run, timeout: float = 30.0) -> None:
 
 
 def ping_matrix(run: Run) -> dict[str, dict[str, bool]]:
-    """matrix[a][b]: a reached b. Same tenant: a's ping got b's reply. Other tenant: any frame from
-    a's MAC arrived at b while a pinged every address it has (captures on b prove absence). The
-    tenants share IPs, so a ping alone could not tell blue2 from red2."""
+    """matrix[a][b]: a reached b: a frame from a's MAC arrived at b while a pinged every address it
+    has (captures on every VM; same tenant: also a's ping got its reply). The tenants share IPs, so
+    a ping alone could not tell blue2 from red2; the same-tenant frames in the same captures prove
+    that an empty cross-tenant capture could have seen something."""
     matrix: dict[str, dict[str, bool]] = {a.name: {} for a in run.vms}
     for talker in TENANTS:
         talkers = [v for v in run.vms if tenant(v) == talker]
-        others = [v for v in run.vms if tenant(v) != talker]
-        caps = {v.name: v.capture().start() for v in others}
+        caps = {v.name: v.capture().start() for v in run.vms}
+        pinged: dict[tuple[str, str], bool] = {}
         try:
             for a in talkers:
                 for b in talkers:
                     if a is not b:
                         try:
                             wait_for(lambda a=a, b=b: a.ping(b.ip, timeout=0.5), 5.0, 0.05)
-                            matrix[a.name][b.name] = True
+                            pinged[a.name, b.name] = True
                         except TimeoutError:
-                            matrix[a.name][b.name] = False
+                            pinged[a.name, b.name] = False
         finally:
             seen = {name: cap.stop() for name, cap in caps.items()}
         for a in talkers:
-            for b in others:
-                matrix[a.name][b.name] = any(a.mac in frame for frame in seen[b.name])
+            for b in run.vms:
+                if b is not a:
+                    frames = [fr for fr in seen[b.name] if a.mac in fr]
+                    matrix[a.name][b.name] = pinged[a.name, b.name] and any("echo request" in fr for fr in frames) \
+                        if tenant(b) == talker else bool(frames)
     return matrix
 
 
 def tunnel_rx(run: Run) -> int:
     """Frames received from the underlay on all tunnel ports (rx: tx counts twice, LAB.md)."""
-    total = 0
-    for h in run.hosts:
-        stats = h.port_stats("br1")
-        total += sum(stats.get(name, {}).get("rx_packets", 0) for name in h.tunnel_ports())
-    return total
+    return sum(underlay_rx(run.hosts).values())  # raises on a tunnel port without counters
 
 
 def settled_rx(run: Run, quiet: float = 0.5, timeout: float = 15.0) -> int:

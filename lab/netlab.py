@@ -312,6 +312,13 @@ def _send_frames(ns: str | None, iface: str, frames: Sequence[bytes]) -> None:
     run(prefix + [sys.executable, "-c", _SEND_FRAMES, iface] + [f.hex() for f in frames])
 
 
+def group_buckets(dump_groups: str) -> dict[int, int]:
+    """Group id -> its bucket count, from `ovs-ofctl dump-groups` output (a flood group's id is
+    its tenant's VNI, each bucket one host its floods reach)."""
+    return {int(m.group(1)): m.group(2).count("bucket=")
+            for m in re.finditer(r"group_id=(\d+),(.*)", dump_groups)}
+
+
 # --------------------------------------------------------------------------
 # capture
 

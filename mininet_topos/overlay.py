@@ -24,7 +24,6 @@ import argparse
 import inspect
 import json
 import os
-import re
 import sys
 import urllib.error
 import urllib.request
@@ -40,6 +39,8 @@ import mininet.clean  # noqa: E402
 from mininet.log import info  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 from nodes import OverlayHost, RootBridge, Run, Vm, cleanup_current  # noqa: E402
+
+from lab.netlab import group_buckets  # noqa: E402
 
 COLOURS = ("blue", "red", "green", "gold", "pink", "cyan", "grey", "lime")
 
@@ -173,15 +174,14 @@ topos = {"article": ArticleTopo, "overlay": SpreadTopo}
 
 def flood_buckets(host: OverlayHost) -> dict[int, int]:
     """Group id (the tenant's VNI) -> how many hosts its floods reach from ``host``."""
-    out = host.ofctl("dump-groups", "br1")
-    return {int(m.group(1)): m.group(2).count("bucket=") for m in re.finditer(r"group_id=(\d+),(.*)", out)}
+    return group_buckets(host.ofctl("dump-groups", "br1"))
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="overlay.py", description=__doc__.split("\n\n")[0],
         epilog="Start the controller first (listening on all addresses, the default). Exit status of --check: "
-               "0 when every same-tenant pair pings and no cross-tenant pair does.")
+               "0 when every same-tenant pair pings and no frame of a VM reaches another tenant's VM.")
     p.add_argument("topo", choices=sorted(topos), help="article: 3 hosts x 2 VMs x 2 tenants; overlay: parameterised")
     p.add_argument("--hosts", type=int, default=4, help="overlay: physical hosts (4)")
     p.add_argument("--vms", type=int, default=3, help="overlay: VMs per host (3)")

@@ -51,14 +51,14 @@ def test_a_tunnel_asked_for_is_not_asked_again_until_the_retry_time():
 
 
 def test_forgetting_a_host_removes_the_tunnels_toward_it():
-    core = world(3)
+    core = world(3, members={i: frozenset({BLUE.vlan}) for i in (1, 2, 3)})
+    flood = {"in_port": 1, "vlan_vid": BLUE.vlan | 0x1000, "eth_src": mac(1), "eth_dst": "ff:ff:ff:ff:ff:ff"}
+    assert sorted(tracer(core, 1).trace(flood).ports()) == [12, 13]  # h3 has members: floods reach it
     ops = core.forget_host("h3", now=1)
     dels = [op for op in ops if isinstance(op, OvsdbTransact)]
     assert {op.system_id for op in dels} == {"h1", "h2"}
     assert all(o["mutations"][0][1] == "delete" for op in dels for o in op.ops)
-    tr = tracer(core, 1).trace({"in_port": 1, "vlan_vid": BLUE.vlan | 0x1000, "eth_src": mac(1),
-                                "eth_dst": "ff:ff:ff:ff:ff:ff"})
-    assert 13 not in tr.ports()
+    assert tracer(core, 1).trace(flood).ports() == [12]
 
 
 def test_a_learned_mac_is_installed_on_every_other_host_before_it_is_needed():
@@ -122,6 +122,10 @@ def test_membership_changes_update_the_flood_groups():
     assert [b.actions for b in modified[1].buckets] == [(f.Output(13),)]
     assert [b.actions for b in modified[3].buckets] == [(f.Output(11),)]  # never to itself
     assert 2 not in modified  # no members on h2: it holds nothing of blue
+    # h2 joins the tenant: h3's group changes too, toward h2 and never toward itself
+    ops = core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=2.0)
+    modified = {op.dpid: op.group for op in group_ops(ops)}
+    assert [b.actions for b in modified[3].buckets] == [(f.Output(11),), (f.Output(12),)]
 
 
 def test_deleting_a_tenant_removes_its_flows_and_group_everywhere():
