@@ -704,6 +704,13 @@ class Vm:
         m = re.search(r"(\d+) received", cp.stdout)
         return bool(m) and int(m.group(1)) == count
 
+    def gratuitous_arp(self, ip: str) -> None:
+        """What keepalived sends when it takes over a VIP: sender IP = target IP = ip, from our MAC.
+
+        (`arping -U ip` alone is not this: it sends from the interface's primary address.)
+        """
+        _send_frames(self.ns, "eth0", [_garp_frame(self.mac, ip)])
+
     def arping(self, ip: str, count: int = 1, timeout: float = 1.0) -> bool:
         """True if ``count`` ARP replies came back within ``timeout`` seconds."""
         cp = self.exec(

@@ -169,8 +169,7 @@ def test_a_virtual_ip_that_fails_over_is_rebound_everywhere_within_a_second(make
 
     def announce_vip(vm) -> None:
         if family == "arp":
-            cp = vm.exec(["arping", "-U", "-i", "eth0", "-c", "1", "-w", "1", vip], check=False)
-            print(cp.stdout, cp.stderr)
+            vm.gratuitous_arp(vip)
         else:  # an unsolicited neighbour advertisement, as keepalived sends one
             vm.exec([*_unsolicited_na(vm.mac, vip)], check=False)
 
@@ -186,12 +185,7 @@ def test_a_virtual_ip_that_fails_over_is_rebound_everywhere_within_a_second(make
         eps = ov.ctl.api.get("/v1/tenants/blue/endpoints")
         return any(vip in e["ips"] and e["mac"] == b3.mac for e in eps) and \
             not any(vip in e["ips"] and e["mac"] != b3.mac for e in eps)
-    try:
-        wait_for(bound_to_b3, 1.0, 0.02, "VIP rebound to b3's MAC")
-    except TimeoutError:
-        raise AssertionError(f"not rebound: {ov.ctl.api.get('/v1/tenants/blue/endpoints')} "
-                             f"{ov.ctl.api.get('/v1/counters')}\n{b3.exec(['ip', 'addr'], check=False).stdout}"
-                             f"\n{ov.hosts[2].ofctl('dump-flows', 'br1', 'table=4')}") from None
+    wait_for(bound_to_b3, 1.0, 0.02, "VIP rebound to b3's MAC")
     rebound = time.monotonic() - t0
     wait_for(lambda: b2.ping(vip, timeout=0.5), 5, 0.05, "VIP reachable on h3")
     counters = ov.ctl.api.get("/v1/counters")
