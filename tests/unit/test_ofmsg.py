@@ -46,3 +46,15 @@ def test_batches_join_messages_per_datapath():
     writes = ofmsg.batches(ops)[1]
     assert len(writes) == -(-messages // ofmsg.WRITE_BATCH) == 2
     assert sum(len(w) for w in writes) == sum(len(m) for op in ops for m in ofmsg.encode(op))
+
+
+def test_the_fast_flow_mod_is_byte_for_byte_what_os_ken_encodes():
+    from controller.pipeline import MODE_LEARN
+    from tests.unit.world import BLUE, arp_frame, world
+    for settings in (Settings(), Settings(mode=MODE_LEARN, tunnel_type="gre")):
+        core = world(3, settings=settings)
+        for i in range(5):
+            core.packet_in(2, arp_frame(f"02:00:00:00:09:{i:02x}", f"10.0.9.{i}", "10.0.0.1", BLUE.vlan), now=1.0)
+        flows = [fl for dpid in (1, 2, 3) for fl in core.installed[dpid].all_flows()]
+        assert len(flows) > 30
+        assert [fl for fl in flows if ofmsg.flow_mod(fl) != ofmsg.flow_mod_slow(fl)] == []
