@@ -60,6 +60,8 @@ class Installed:
             have = self._read_back.pop((key[0], key[1], canon(key[2])), None)
         self.flows.setdefault(part, {})[key] = fl
         self.owner[key] = part
+        if have is None:
+            return False
         return have == fl if isinstance(have, f.Flow) else have == fl.wire_cookie
 
     def release(self, part: object, keep: set[FlowKey]) -> list[tuple[FlowKey, f.Flow]]:
