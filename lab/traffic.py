@@ -7,7 +7,6 @@ controller's REST API on loopback) and reports what it measured.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import threading
@@ -96,25 +95,6 @@ class MacFlood:
     def wait(self) -> int:
         out, _ = self.proc.communicate(timeout=self.seconds + 30)
         return int(out.strip().splitlines()[-1])
-
-
-class PingStream:
-    """ping at a fixed interval in the background; how many echoes came back."""
-
-    def __init__(self, src: Vm, ip: str, count: int, interval: float = 0.02) -> None:
-        self.count = count
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", src.ns, "ping", "-n", "-c", str(count), "-i", f"{interval:g}", "-W", "1", ip],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def lost(self) -> int:
-        out, _ = self.proc.communicate(timeout=self.count * 0.05 + 30)
-        m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-        assert m, out
-        return int(m.group(1)) - int(m.group(2))
 
 
 @dataclass

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from lab.netlab import Host, wait_for
-from lab.overlay import TENANTS, announce
-from lab.traffic import LatencySampler, MacFlood, PingStream, UdpStream, rss_mb
+from lab.overlay import TENANTS, PingStream, announce
+from lab.traffic import LatencySampler, MacFlood, UdpStream, rss_mb
 
 # Fields of a dumped flow that change while it lives; the rest says what the flow is.
 _LIVE = re.compile(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^ ,]+,? ?")
@@ -85,21 +85,21 @@ def test_a_restarted_vswitchd_is_refilled_within_2s_and_the_others_lose_nothing(
     learned(ov)
     h2 = ov.hosts[1]
     want = set(flow_table(h2))
-    pings = PingStream(ov.vms[("blue", 1)], ov.vms[("blue", 3)].ip, count=250)  # 5 s at 20 ms
-    h2.restart_vswitchd()
 
     def connected() -> bool:
         return next(h for h in ov.ctl.api.get("/v1/hosts") if h["id"] == "h2")["connected"]["openflow"]
-    wait_for(lambda: h2.controller_connected() and connected(), 10, 0.02, "h2 reconnected")
-    t0 = time.monotonic()
-    wait_for(lambda: set(flow_table(h2)) == want, 5, 0.02, "h2 holds its flows again")
-    recovered = time.monotonic() - t0
-    assert pings.running(), "the ping stream must overlap the restart"
-    lost = pings.lost()
+    with PingStream(ov.vms[("blue", 1)], ov.vms[("blue", 3)].ip) as pings:  # every 20 ms, h1 -> h3
+        h2.restart_vswitchd()
+        wait_for(lambda: h2.controller_connected() and connected(), 10, 0.02, "h2 reconnected")
+        t0 = time.monotonic()
+        wait_for(lambda: set(flow_table(h2)) == want, 5, 0.02, "h2 holds its flows again")
+        recovered = time.monotonic() - t0
+        assert pings.running(), "the ping stream must overlap the restart"
+    lost = len(pings.lost)
     b1, b2 = ov.vms[("blue", 1)], ov.vms[("blue", 2)]
     wait_for(lambda: b1.ping(b2.ip, timeout=0.5), 5, 0.05, "h2's VM reachable again")
     print(f"\nvswitchd restart: {len(want)} flows back {recovered:.2f} s after reconnect; "
-          f"h1 -> h3 lost {lost} of 250 echoes")
+          f"h1 -> h3 lost {lost} of {pings.replies + lost} echoes")
     assert recovered <= 2.0 and lost == 0
 
 
@@ -134,10 +134,10 @@ def test_a_random_mac_flood_is_bounded_and_disturbs_nobody(make_overlay):
     rss0 = rss_mb(ov.ctl.proc.pid)
     health = LatencySampler(f"{ov.ctl.api.base}/v1/health").start()
     red1, red2 = ov.vms[("red", 1)], ov.vms[("red", 2)]
-    pings = PingStream(red1, red2.ip, count=int(seconds / 0.02))
-    flood = MacFlood(ov.vms[("blue", 1)], rate=1000, seconds=seconds)
-    sent = flood.wait()
-    lost = pings.lost()
+    with PingStream(red1, red2.ip) as pings:  # every 20 ms, throughout
+        sent = MacFlood(ov.vms[("blue", 1)], rate=1000, seconds=seconds).wait()
+        assert pings.running()
+    lost = len(pings.lost)
     health.stop()
     flows_after = {h.name: len(flow_table(h)) for h in ov.hosts}
     counters = ov.ctl.api.get("/v1/counters")
@@ -146,7 +146,8 @@ def test_a_random_mac_flood_is_bounded_and_disturbs_nobody(make_overlay):
     growth = rss_mb(ov.ctl.proc.pid) - rss0
     print(f"\nMAC flood: {sent} frames in {seconds} s; blue endpoints on h1 {blue_on_h1['endpoints']} (cap {cap}), "
           f"refused {counters['learning_capped']}; flows per host {flows_before} -> {flows_after}; "
-          f"red lost {lost} echoes; REST p50 {health.p(0.5) * 1000:.1f} ms p99 {health.p(0.99) * 1000:.1f} ms "
+          f"red lost {lost} of {pings.replies + lost} echoes; "
+          f"REST p50 {health.p(0.5) * 1000:.1f} ms p99 {health.p(0.99) * 1000:.1f} ms "
           f"({len(health.samples)} samples); controller RSS +{growth:.1f} MB")
     assert blue_on_h1["endpoints"] == cap and blue_on_h1["learning_capped"]
     # each learned endpoint costs at most a few entries per host: the bound is the cap, not the flood
