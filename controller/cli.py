@@ -25,6 +25,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from controller.version import __version__
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -217,6 +219,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="overlayctl", description="Operate the sdn-overlay controller.",
                                 parents=[common])
+    p.add_argument("--version", action="version", version=f"overlayctl {__version__}")
     sub = p.add_subparsers(dest="what", required=True, metavar="COMMAND")
 
     tenants = sub.add_parser("tenants", help="list, show, create, update, delete tenants", parents=[common])

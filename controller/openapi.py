@@ -130,7 +130,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object", "required": ["ready"],
-        "properties": {"ready": {"type": "boolean"}, "reason": {"type": "string"},
+        "properties": {"ready": {"type": "boolean"}, "reason": {"type": "string"}, "version": {"type": "string"},
                        "tenants": {"type": "integer"}, "hosts": {"type": "integer"},
                        "openflow_connections": {"type": "integer"}},
     },

@@ -21,6 +21,7 @@ from controller.core import Core
 from controller.ops import Op
 from controller.state import VLAN_MAX, VNI_MAX, Tenant, vlan_clash
 from controller.store import Store, StoreError
+from controller.version import __version__
 
 LOG = logging.getLogger(__name__)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -308,7 +309,7 @@ class Api:
         def run() -> dict:
             self.b.store.ping()
             core = self.b.core
-            return {"ready": True, "tenants": len(core.tenants), "hosts": len(core.hosts),
+            return {"ready": True, "version": __version__, "tenants": len(core.tenants), "hosts": len(core.hosts),
                     "openflow_connections": len(core.datapaths)}
         try:
             return 200, self.b.call(run, timeout=HEALTH_TIMEOUT_S)
