@@ -19,7 +19,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import config, ofmsg
+from controller import config, metrics, ofmsg
 from controller.auth import TokenAuth
 from controller.core import Core
 from controller.ops import Op, OvsdbTransact
@@ -52,6 +52,8 @@ class OverlayApp(app_manager.OSKenApp):
         self.settings = config.settings(conf)
         self.store = Store(config.db_path(conf))
         self.core = Core(self.settings, self.store.tenants())  # loaded before any switch is programmed
+        self.metrics = metrics.Metrics()
+        self.core.on_reconcile = self.metrics.reconciled
         self.datapaths: dict[int, Any] = {}
         self.ovsdb = OvsdbServer(conf.ovsdb.address, conf.ovsdb.port, conf.overlay.tunnel_bridge,
                                  conf.overlay.integration_bridge,
@@ -70,9 +72,14 @@ class OverlayApp(app_manager.OSKenApp):
         self.ovsdb.listen()
         self.threads.append(hub.spawn(self.ovsdb.serve))
         self.threads.append(hub.spawn(self._poll_stats, cfg.CONF.overlay.stats_interval))
-        server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
+        server = hub.WSGIServer(self.api_address, Api(self, self.api_auth, self.metrics))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
+        o = cfg.CONF.overlay
+        if o.metrics_port is not None:  # read-only: Prometheus scrapes here, never near the write API
+            scrape = hub.WSGIServer((o.metrics_host, o.metrics_port), metrics.Listener(self, self.metrics))
+            LOG.info("metrics on http://%s:%s/metrics", o.metrics_host, o.metrics_port)
+            self.threads.append(hub.spawn(scrape.serve_forever))
         return thread
 
     # ---- running things on the event loop --------------------------------------------------
@@ -115,7 +122,9 @@ class OverlayApp(app_manager.OSKenApp):
                 continue
             for buf in writes:
                 dp.send(buf)
-            dp.send_msg(ofmsg.barrier())
+            barrier = ofmsg.barrier()
+            dp.send_msg(barrier)  # gives it an xid
+            self.metrics.barrier_sent(dpid, barrier.xid)
 
     def _host_view(self, view: HostView) -> None:
         self.apply(self.core.host_view(view, self.now()))
@@ -135,12 +144,19 @@ class OverlayApp(app_manager.OSKenApp):
         if dp.id is not None and self.datapaths.get(dp.id) is dp:
             LOG.info("switch %016x disconnected", dp.id)
             del self.datapaths[dp.id]
+            self.metrics.datapath_gone(dp.id)
             self.apply(self.core.datapath_down(dp.id))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev: Any) -> None:
         msg = ev.msg
+        started = time.perf_counter()
         self.apply(self.core.packet_in(msg.datapath.id, msg.data, self.now(), msg.table_id))
+        self.metrics.packet_in(msg.datapath.id, time.perf_counter() - started)
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _barrier_reply(self, ev: Any) -> None:
+        self.metrics.barrier_replied(ev.msg.datapath.id, ev.msg.xid)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev: Any) -> None:

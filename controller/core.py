@@ -8,7 +8,9 @@ operations returned. Nothing here touches a socket or os-ken.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller import flows as f
@@ -78,6 +80,7 @@ class Core:
         self.forgotten_ips: set[str] = set()
         self.counters: Counter[str] = Counter()
         self.flow_packets: dict[int, dict[tuple, int]] = {}  # dpid -> flow key -> packets last seen
+        self.on_reconcile: Callable[[float], None] = lambda seconds: None  # the app times reconciles
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -365,6 +368,7 @@ class Core:
         Order matters to the switch: meters and groups before the flows that use them,
         flow deletes before adds (a key may move between partitions), group deletes last.
         """
+        started = time.perf_counter()
         first: list[Op] = []
         deletes: list[Op] = []
         adds: list[Op] = []
@@ -401,4 +405,5 @@ class Core:
                     last.append(GroupMod(dpid, have_group, "delete"))
                     del inst.groups[part]  # type: ignore[arg-type]
         self.counters["flow_mods"] += len(deletes) + len(adds)
+        self.on_reconcile(time.perf_counter() - started)
         return first + deletes + adds + last

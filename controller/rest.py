@@ -228,10 +228,10 @@ PUBLIC = frozenset({"health", "openapi"})  # probes and the description: no toke
 
 
 class Api:
-    def __init__(self, backend: Backend, auth: TokenAuth | None = None) -> None:
+    def __init__(self, backend: Backend, auth: TokenAuth | None = None, prom: metrics.Metrics | None = None) -> None:
         self.b = backend
         self.auth = auth or TokenAuth()
-        self.prom = metrics.Metrics()
+        self.prom = prom or metrics.Metrics()
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         req = Request(environ)
@@ -322,10 +322,7 @@ class Api:
         return 200, openapi.SPEC
 
     def metrics(self, req: Request) -> Response:
-        snap = self.b.call(lambda: metrics.snapshot(self.b.core))
-        resp = Response(status=200, body=self.prom.render(snap))
-        resp.headers["Content-Type"] = metrics.CONTENT_TYPE
-        return resp
+        return self.prom.response(self.b)
 
     def list_tenants(self, req: Request) -> tuple[int, Any]:
         return 200, self.b.call(lambda: [t.to_json() for t in sorted(
