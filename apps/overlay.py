@@ -126,6 +126,9 @@ class OverlayApp(app_manager.OSKenApp):
             dp.send_msg(barrier)  # gives it an xid
             self.metrics.barrier_sent(dpid, barrier.xid)
 
+    def unidentified_hosts(self) -> dict[str, str]:
+        return dict(self.ovsdb.unidentified)
+
     def _host_view(self, view: HostView) -> None:
         self.apply(self.core.host_view(view, self.now()))
 

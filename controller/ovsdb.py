@@ -31,6 +31,7 @@ class _Connection:
         self.peer = peer
         self.replica: om.Replica = {}
         self.view: HostView | None = None
+        self.refused: str | None = None  # why this OVSDB cannot be a host at all (no system-id)
         self.ids = itertools.count(1)
         self.pending: dict[int, str] = {}  # transact id -> why
 
@@ -98,8 +99,17 @@ class _Connection:
             om.apply_update(self.replica, updates)
 
     def _report(self) -> None:
+        refused = om.unidentified(self.replica)
+        if refused != self.refused:
+            self.refused = refused
+            self.server._refused(self, refused)
         view = om.host_view(self.replica, self.server.tunnel_bridge, self.server.integration_bridge)
         if view is not None and view != self.view:
+            old_problems = self.view.problems if self.view is not None else ()
+            if view.problems and view.problems != old_problems:  # logged once per change, not per update
+                LOG.warning("host %s (%s) not joined: %s", view.system_id, self.peer, "; ".join(view.problems))
+            elif old_problems and not view.problems:
+                LOG.info("host %s (%s) can join now", view.system_id, self.peer)
             self.view = view
             self.server._view_changed(self, view)
 
@@ -111,6 +121,7 @@ class OvsdbServer:
         self.tunnel_bridge, self.integration_bridge = tunnel_bridge, integration_bridge
         self.on_view, self.on_down = on_view, on_down
         self.by_system: dict[str, _Connection] = {}
+        self.unidentified: dict[str, str] = {}  # peer -> why it is not a host (listed by GET /v1/hosts)
         self.server: socket.socket | None = None
 
     def listen(self) -> None:
@@ -143,7 +154,15 @@ class OvsdbServer:
         self.by_system[view.system_id] = conn
         self.on_view(view)
 
+    def _refused(self, conn: _Connection, reason: str | None) -> None:
+        if reason is None:
+            self.unidentified.pop(conn.peer, None)
+        else:
+            LOG.warning("OVSDB connection from %s not joined: %s", conn.peer, reason)
+            self.unidentified[conn.peer] = reason
+
     def _closed(self, conn: _Connection) -> None:
+        self.unidentified.pop(conn.peer, None)
         if conn.view is not None and self.by_system.get(conn.view.system_id) is conn:
             del self.by_system[conn.view.system_id]
             self.on_down(conn.view.system_id)

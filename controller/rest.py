@@ -54,6 +54,9 @@ class Backend(Protocol):
     def apply(self, ops: list[Op]) -> None:
         """Send operations to switches and OVSDB (called on the event loop)."""
 
+    def unidentified_hosts(self) -> dict[str, str]:
+        """OVSDB connections that cannot be hosts (no system-id): peer -> why (called on the event loop)."""
+
     def now(self) -> float:
         """Wall-clock seconds."""
 
@@ -183,7 +186,16 @@ def host_json(core: Core, host_id: str) -> dict:
                      "managed": p.managed, "peer": by_ip.get(p.remote_ip)}
                     for p in sorted(v.tunnels, key=lambda p: p.name)],
         "tenants": tenants,
+        "joined": not v.problems,
+        "reason": "; ".join(v.problems) or None,
     }
+
+
+def unidentified_json(peer: str, reason: str) -> dict:
+    """An OVSDB connection without a system-id: listed so that it is not refused in silence."""
+    return {"id": None, "peer": peer, "overlay_ip": None, "datapath_id": None,
+            "connected": {"ovsdb": True, "openflow": False}, "tunnels": [], "tenants": [],
+            "joined": False, "reason": reason}
 
 
 def host_vlans_json(core: Core, host_id: str) -> list[dict]:
@@ -390,7 +402,10 @@ class Api:
         return 200, self.b.call(run)
 
     def list_hosts(self, req: Request) -> tuple[int, Any]:
-        return 200, self.b.call(lambda: [host_json(self.b.core, h) for h in sorted(self.b.core.hosts)])
+        def run() -> list:
+            return ([host_json(self.b.core, h) for h in sorted(self.b.core.hosts)]
+                    + [unidentified_json(p, r) for p, r in sorted(self.b.unidentified_hosts().items())])
+        return 200, self.b.call(run)
 
     def _host(self, host: str) -> str:
         if host not in self.b.core.hosts:

@@ -20,6 +20,10 @@ class Backend:
         self.core = Core(Settings(), self.store.tenants())
         self.applied: list = []
         self.clock = 1000.0
+        self.unidentified: dict[str, str] = {}  # OVSDB peer -> why it is not a host
+
+    def unidentified_hosts(self) -> dict[str, str]:
+        return dict(self.unidentified)
 
     def call(self, fn, timeout=None):
         return fn()
