@@ -25,6 +25,7 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from controller.core import Core
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+disable_created_metrics()  # no <histogram>_created series: in the text format they are one more gauge each
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_PENDING_BARRIERS = 4096  # a switch that never answers must not grow this without bound
 

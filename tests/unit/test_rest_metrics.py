@@ -1,5 +1,9 @@
 """/metrics: Prometheus exposition text with what the core knows, what the app timed and what the API answered."""
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from webob import Request
@@ -177,3 +181,16 @@ def test_the_metrics_listener_serves_metrics_only_and_read_only(tmp_path):
         assert resp.status_int == status and "error" in resp.json, (method, path)
     assert Request.blank("/metrics", method="POST").get_response(listener).headers["Allow"] == "GET, HEAD"
     assert len(api.b.store.tenants()) == 2  # nothing changed
+
+
+def test_the_grafana_dashboard_is_built_on_these_metrics_and_shows_every_one(tmp_path):
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "contrib" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(bucket|count|sum)$", "", n)
+            for e in exprs for n in re.findall(r"\b((?:overlay|process)_[a-z_]+)\b(?!\s*\()", e)}
+    resp = Request.blank("/metrics").get_response(seeded(Api(Backend(str(tmp_path / "m.db")))))
+    exported = {}
+    for family in text_string_to_metric_families(resp.text):
+        exported[family.name + ("_total" if family.type == "counter" else "")] = family.type
+    assert used - set(exported) == set(), "the dashboard queries metrics nobody exports"
+    assert {n for n in exported if n.startswith("overlay_")} - used == set(), "metrics the dashboard does not show"
