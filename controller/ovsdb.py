@@ -74,6 +74,7 @@ class _Connection:
             LOG.warning("OVSDB connection from %s dropped: malformed message: %r", self.peer, e)
         finally:
             self.sock.close()
+            self.server.unidentified.pop(self.peer, None)
             self.server._closed(self)
 
     def _handle(self, msg: dict) -> None:
@@ -160,9 +161,11 @@ class OvsdbServer:
         else:
             LOG.warning("OVSDB connection from %s not joined: %s", conn.peer, reason)
             self.unidentified[conn.peer] = reason
+            if conn.view is not None:  # it was a host and lost its name: that host is gone from here
+                self._closed(conn)
+                conn.view = None
 
     def _closed(self, conn: _Connection) -> None:
-        self.unidentified.pop(conn.peer, None)
         if conn.view is not None and self.by_system.get(conn.view.system_id) is conn:
             del self.by_system[conn.view.system_id]
             self.on_down(conn.view.system_id)

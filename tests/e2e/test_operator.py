@@ -68,5 +68,6 @@ def test_hosts_that_cannot_join_are_listed_with_the_reason(make_overlay):
     h2.vsctl("remove", "Open_vSwitch", ".", "external_ids", "system-id")
     doc = wait_for(lambda: host(None), 10, 0.1, "the host without a system-id listed")
     assert not doc["joined"] and doc["reason"].startswith("no external_ids:system-id") and doc["peer"]
+    assert host(h2.name)["connected"]["ovsdb"] is False  # the host it was is gone from that connection
     log = ov.ctl.log_tail(400)
     assert log.count("not an IPv4 address") == 1 and log.count("no external_ids:system-id") == 1, log

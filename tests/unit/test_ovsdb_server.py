@@ -60,10 +60,11 @@ def test_garbage_drops_the_connection_without_crashing():
     assert views == [] and downs == []
 
 
-def run_in_steps(messages: list[bytes]) -> tuple[OvsdbServer, list]:
+def run_in_steps(messages: list[bytes], downs: list | None = None) -> tuple[OvsdbServer, list]:
     """Like run_connection, but each message is read and reported before the next is sent."""
     views: list = []
-    server = OvsdbServer("127.0.0.1", 0, "br1", "br0", views.append, lambda s: None)
+    downs = [] if downs is None else downs
+    server = OvsdbServer("127.0.0.1", 0, "br1", "br0", views.append, downs.append)
     ours, theirs = socket.socketpair()
     conn = _Connection(server, eventlet.green.socket.socket(fileno=ours.detach()), "test")
     reports = []
@@ -138,3 +139,19 @@ def test_an_unidentified_connection_is_no_longer_listed_once_it_closes(monkeypat
     server, views = run_in_steps([json.dumps({"id": "monitor", "result": rows, "error": None}).encode()])
     assert seen == [{"test": om.NO_SYSTEM_ID}] and views == []
     assert server.unidentified == {}
+
+
+def test_a_host_that_loses_its_system_id_is_down_and_listed_by_its_connection(monkeypatch):
+    reply = json.dumps({"id": "monitor", "result": initial_rows(), "error": None}).encode()
+    seen, downs = [], []
+    original = OvsdbServer._refused
+
+    def spy(self, conn, reason):
+        original(self, conn, reason)
+        seen.append((dict(self.unidentified), dict(self.by_system), list(downs)))
+    monkeypatch.setattr(OvsdbServer, "_refused", spy)
+    _, views = run_in_steps([reply, _update("Open_vSwitch", "o", {"external_ids": {"overlay-ip": "10.99.0.1"}})],
+                            downs)
+    assert [v.system_id for v in views] == ["h1"]
+    assert seen == [({"test": om.NO_SYSTEM_ID}, {}, ["h1"])]
+    assert downs == ["h1"]  # once: closing the connection later does not report it again
