@@ -56,6 +56,13 @@ NAMED_COUNTERS: dict[str, tuple[str, str]] = {
     "floods_sent": ("overlay_floods_sent", "floods sent over the underlay"),
     "unknown_ip_holddowns": ("overlay_unknown_ip_holddowns", "hold-downs started for unanswered IPs"),
     "switch_errors": ("overlay_switch_errors", "OpenFlow error messages from switches"),
+    "endpoints_recovered": ("overlay_endpoints_recovered",
+                            "endpoints read back from their host's switch after a (re)connect"),
+    "learning_capped": ("overlay_learning_capped", "frames not learned: their (host, tenant) is at max_endpoints"),
+    "ip_rebinds": ("overlay_ip_rebinds", "IPs announced by another MAC and rebound to it (VIP failover)"),
+    "mac_flaps": ("overlay_mac_flaps", "MACs found flapping between hosts and held"),
+    "mac_flaps_damped": ("overlay_mac_flaps_damped", "moves refused while a flapping MAC was held"),
+    "hosts_withdrawn": ("overlay_hosts_withdrawn", "hosts unreachable past host_grace: endpoints withdrawn"),
 }
 PACKET_IN_PREFIX = "packet_in_"  # core.counters packet_in_<reason>: packet-ins not learned from
 
