@@ -52,8 +52,6 @@ class OverlayApp(app_manager.OSKenApp):
         self.settings = config.settings(conf)
         self.store = Store(config.db_path(conf))
         self.core = Core(self.settings, self.store.tenants())  # loaded before any switch is programmed
-        self.metrics = metrics.Metrics()
-        self.core.on_reconcile = self.metrics.reconciled
         self.datapaths: dict[int, Any] = {}
         self.ovsdb = OvsdbServer(conf.ovsdb.address, conf.ovsdb.port, conf.overlay.tunnel_bridge,
                                  conf.overlay.integration_bridge,
@@ -61,6 +59,8 @@ class OverlayApp(app_manager.OSKenApp):
                                  on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(s))))
         self.api_address = (conf.wsapi_host, conf.wsapi_port)
         self.api_auth = TokenAuth(conf.overlay.api_token_file, conf.overlay.api_read_open)
+        self.metrics = metrics.Metrics()  # served by the REST API and the optional metrics listener
+        self.core.on_reconcile = self.metrics.reconciled
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
             LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
                         "change tenants", conf.wsapi_host)
@@ -72,7 +72,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.ovsdb.listen()
         self.threads.append(hub.spawn(self.ovsdb.serve))
         self.threads.append(hub.spawn(self._poll_stats, cfg.CONF.overlay.stats_interval))
-        server = hub.WSGIServer(self.api_address, Api(self, self.api_auth, self.metrics))
+        server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
         o = cfg.CONF.overlay
@@ -87,6 +87,9 @@ class OverlayApp(app_manager.OSKenApp):
     @staticmethod
     def now() -> float:
         return time.time()
+
+    def unidentified_hosts(self) -> dict[str, str]:
+        return dict(self.ovsdb.unidentified)
 
     def post(self, fn: Callable[[], Any]) -> EventCall:
         ev = EventCall(fn)
@@ -126,9 +129,6 @@ class OverlayApp(app_manager.OSKenApp):
             dp.send_msg(barrier)  # gives it an xid
             self.metrics.barrier_sent(dpid, barrier.xid)
 
-    def unidentified_hosts(self) -> dict[str, str]:
-        return dict(self.ovsdb.unidentified)
-
     def _host_view(self, view: HostView) -> None:
         self.apply(self.core.host_view(view, self.now()))
 
@@ -146,8 +146,8 @@ class OverlayApp(app_manager.OSKenApp):
         dp = ev.datapath
         if dp.id is not None and self.datapaths.get(dp.id) is dp:
             LOG.info("switch %016x disconnected", dp.id)
-            del self.datapaths[dp.id]
             self.metrics.datapath_gone(dp.id)
+            del self.datapaths[dp.id]
             self.apply(self.core.datapath_down(dp.id))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)

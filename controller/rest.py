@@ -47,6 +47,7 @@ class ApiError(Exception):
 class Backend(Protocol):
     core: Core
     store: Store
+    metrics: metrics.Metrics  # the app's: the API counts requests into it and serves it
 
     def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
         """Run fn on the app's event loop and return its result (TimeoutError after timeout)."""
@@ -240,10 +241,10 @@ PUBLIC = frozenset({"health", "openapi"})  # probes and the description: no toke
 
 
 class Api:
-    def __init__(self, backend: Backend, auth: TokenAuth | None = None, prom: metrics.Metrics | None = None) -> None:
+    def __init__(self, backend: Backend, auth: TokenAuth | None = None) -> None:
         self.b = backend
         self.auth = auth or TokenAuth()
-        self.prom = prom or metrics.Metrics()
+        self.prom = backend.metrics
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         req = Request(environ)
