@@ -21,4 +21,6 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
-echo "setup: done (.venv/bin/osken-manager apps/overlay.py --config-file overlay.conf)"
+# The test harness (lab/, bench/, tests/) is not in the package: the dev venv sees it in this tree.
+pwd > "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sdn-overlay-harness.pth"
+echo "setup: done (.venv/bin/overlay-controller --config-file overlay.conf)"

@@ -21,7 +21,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import config, ofmsg
+from controller import config, metrics, ofmsg
 from controller.auth import TokenAuth
 from controller.core import ROLE_COUNTERS, Core
 from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
@@ -82,6 +82,7 @@ class OverlayApp(app_manager.OSKenApp):
                                  on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(s, self.now()))))
         self.api_address = (conf.wsapi_host, conf.wsapi_port)
         self.api_auth = TokenAuth(conf.overlay.api_token_file, conf.overlay.api_read_open)
+        self.metrics = metrics.Metrics()  # served by the REST API and the optional metrics listener
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
             LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
                         "change tenants", conf.wsapi_host)
@@ -98,6 +99,11 @@ class OverlayApp(app_manager.OSKenApp):
         server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
+        o = cfg.CONF.overlay
+        if o.metrics_port is not None:  # read-only: Prometheus scrapes here, never near the write API
+            scrape = hub.WSGIServer((o.metrics_host, o.metrics_port), metrics.Listener(self, self.metrics))
+            LOG.info("metrics on http://%s:%s/metrics", o.metrics_host, o.metrics_port)
+            self.threads.append(hub.spawn(scrape.serve_forever))
         return thread
 
     # ---- running things on the event loop --------------------------------------------------
@@ -105,6 +111,9 @@ class OverlayApp(app_manager.OSKenApp):
     @staticmethod
     def now() -> float:
         return time.time()
+
+    def unidentified_hosts(self) -> dict[str, str]:
+        return dict(self.ovsdb.unidentified)
 
     def post(self, fn: Callable[[], Any]) -> EventCall:
         ev = EventCall(fn)
@@ -146,7 +155,9 @@ class OverlayApp(app_manager.OSKenApp):
                     continue
                 for buf in writes:
                     dp.send(buf)
-                dp.send_msg(ofmsg.barrier())
+                barrier = ofmsg.barrier()
+                dp.send_msg(barrier)  # gives it an xid
+                self.metrics.barrier_sent(dpid, barrier.xid)
 
     def _host_view(self, view: HostView) -> None:
         self.apply(self.core.host_view(view, self.now()))
@@ -156,9 +167,11 @@ class OverlayApp(app_manager.OSKenApp):
         while True:
             self.work.wait()
             self.work.clear()
+            started = time.perf_counter()
             while self.core.pending():
                 self.apply(self.core.drain(SLICE_S))
                 hub.sleep(0)
+            self.metrics.reconciled(time.perf_counter() - started)
 
     def _ticker(self) -> None:
         # The state is millions of long-lived, acyclic objects: a full collection over them would
@@ -194,6 +207,7 @@ class OverlayApp(app_manager.OSKenApp):
         dp = ev.datapath
         if dp.id is not None and self.datapaths.get(dp.id) is dp:
             LOG.info("switch %016x disconnected", dp.id)
+            self.metrics.datapath_gone(dp.id)
             del self.datapaths[dp.id]
             self.reading.pop(dp.id, None)
             self.polls = {k: role for k, role in self.polls.items() if k[0] != dp.id}
@@ -202,7 +216,13 @@ class OverlayApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev: Any) -> None:
         msg = ev.msg
+        started = time.perf_counter()
         self.apply(self.core.packet_in(msg.datapath.id, msg.data, self.now(), msg.table_id))
+        self.metrics.packet_in(msg.datapath.id, time.perf_counter() - started)
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _barrier_reply(self, ev: Any) -> None:
+        self.metrics.barrier_replied(ev.msg.datapath.id, ev.msg.xid)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev: Any) -> None:

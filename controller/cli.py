@@ -25,6 +25,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from controller.version import __version__
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -92,11 +94,12 @@ def _overrides(t: dict) -> str:
 TENANT_COLUMNS = [("name", lambda t: t["name"]), ("vni", lambda t: t["vni"]), ("vlan", lambda t: t["vlan"]),
                   ("hosts", _hosts_of), ("vlan overrides", _overrides)]
 HOST_COLUMNS = [
-    ("id", lambda h: h["id"]), ("overlay ip", lambda h: h["overlay_ip"]),
+    ("id", lambda h: h["id"] or f"({h.get('peer')})"), ("overlay ip", lambda h: h["overlay_ip"]),
     ("ovsdb", lambda h: "up" if h["connected"]["ovsdb"] else "down"),
     ("openflow", lambda h: "up" if h["connected"]["openflow"] else "down"),
     ("tunnels", lambda h: len(h["tunnels"])),
     ("tenants", lambda h: ",".join(f"{t['name']}:{t['vlan']}" for t in h["tenants"]) or None),
+    ("joined", lambda h: "yes" if h.get("joined", True) else f"no: {h.get('reason')}"),
 ]
 VLAN_COLUMNS = [("vlan", lambda r: r["vlan"]), ("tenant", lambda r: r["tenant"]), ("vni", lambda r: r["vni"]),
                 ("members", lambda r: "yes" if r["members"] else "no")]
@@ -217,6 +220,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="overlayctl", description="Operate the sdn-overlay controller.",
                                 parents=[common])
+    p.add_argument("--version", action="version", version=f"overlayctl {__version__}")
     sub = p.add_subparsers(dest="what", required=True, metavar="COMMAND")
 
     tenants = sub.add_parser("tenants", help="list, show, create, update, delete tenants", parents=[common])

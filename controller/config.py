@@ -43,13 +43,28 @@ OVERLAY_OPTS = [
     cfg.StrOpt("api-token-file", default=None,
                help="file holding the REST API bearer token; unset = no token (keep the API on 127.0.0.1)"),
     cfg.BoolOpt("api-read-open", default=False, help="with a token: let GET calls through without it"),
+    cfg.HostAddressOpt("metrics-host", default="127.0.0.1",
+                       help="address of the read-only metrics listener (GET /metrics only, no token)"),
+    cfg.PortOpt("metrics-port", default=None,
+                help="port of the read-only metrics listener; unset = none (/metrics is on the REST API)"),
 ]
+
+
+OVSDB_OPTS = ("address", "port")  # os-ken's [ovsdb] options our OVSDB manager uses
 
 
 def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
     reg = conf.register_cli_opts if cli else conf.register_opts
     reg(WSAPI_OPTS)
     reg(OVERLAY_OPTS, group="overlay")
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """For oslo-config-generator (entry point oslo.config.opts: sdn_overlay): the sample config."""
+    from os_ken.services.protocols.ovsdb import manager as ovsdb_manager
+
+    return [("DEFAULT", WSAPI_OPTS), ("ovsdb", [o for o in ovsdb_manager.opts if o.dest in OVSDB_OPTS]),
+            ("overlay", OVERLAY_OPTS)]
 
 
 def settings(conf: cfg.ConfigOpts) -> Settings:

@@ -7,4 +7,4 @@ from os_ken.services.protocols.ovsdb import manager as ovsdb_manager
 from controller import config
 
 config.register(cfg.CONF, cli=True)
-cfg.CONF.register_cli_opts([o for o in ovsdb_manager.opts if o.dest in ("address", "port")], group="ovsdb")
+cfg.CONF.register_cli_opts([o for o in ovsdb_manager.opts if o.dest in config.OVSDB_OPTS], group="ovsdb")

@@ -1,27 +1,49 @@
-"""Prometheus metrics at /metrics, read from the core at scrape time.
+"""Prometheus metrics at /metrics (and on an optional read-only listener, [overlay] metrics_port).
 
-The core keeps plain counters (core.counters); this module only names them. A snapshot is taken
-on the app's event loop (like every other read), then rendered in the exposition format by
-prometheus_client from a private registry, so several Api objects (tests) never collide.
+Prometheus conventions: base units (`_seconds`), `_total` counters, a `host` label where an
+operator looks at one host (connected, flows, packet-ins), and no metric that re-exports others
+(sums and counts are the query's job). Gauges and the core's counters are read from the core at
+scrape time, in a snapshot taken on the app's event loop; the app feeds the histograms and the
+per-host packet-ins as things happen, also on the loop. Each Metrics has its own registry, so
+several Api objects (tests) never collide; the default process, platform and GC collectors are
+registered on it too.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from webob import Request, Response
 
-from controller.core import Core
+from controller.version import __version__
+
+if TYPE_CHECKING:
+    from controller.core import Core
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+disable_created_metrics()  # no <histogram>_created series: in the text format they are one more gauge each
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+MAX_PENDING_BARRIERS = 4096  # a switch that never answers must not grow this without bound
 
 # core.counters key -> (metric name without _total, help). Absent keys are exported as 0, so a
-# dashboard does not break on a controller that has not seen the event yet.
+# dashboard does not break on a controller that has not seen the event yet. A new core counter
+# is exported once it is named here.
 NAMED_COUNTERS: dict[str, tuple[str, str]] = {
     "flow_mods": ("overlay_flow_mods", "flow-mods sent to switches"),
     "endpoints_learned": ("overlay_endpoints_learned", "endpoints (MACs) learned"),
@@ -32,6 +54,7 @@ NAMED_COUNTERS: dict[str, tuple[str, str]] = {
     "nd_proxied": ("overlay_nd_proxied", "neighbour solicitations answered in the switches"),
     "floods_suppressed": ("overlay_floods_suppressed", "floods kept off the underlay"),
     "floods_sent": ("overlay_floods_sent", "floods sent over the underlay"),
+    "unknown_ip_holddowns": ("overlay_unknown_ip_holddowns", "hold-downs started for unanswered IPs"),
     "switch_errors": ("overlay_switch_errors", "OpenFlow error messages from switches"),
     "endpoints_recovered": ("overlay_endpoints_recovered",
                             "endpoints read back from their host's switch after a (re)connect"),
@@ -41,32 +64,47 @@ NAMED_COUNTERS: dict[str, tuple[str, str]] = {
     "mac_flaps_damped": ("overlay_mac_flaps_damped", "moves refused while a flapping MAC was held"),
     "hosts_withdrawn": ("overlay_hosts_withdrawn", "hosts unreachable past host_grace: endpoints withdrawn"),
 }
-PACKET_IN = "packet_in"
-PACKET_IN_PREFIX = "packet_in_"
+PACKET_IN_PREFIX = "packet_in_"  # core.counters packet_in_<reason>: packet-ins not learned from
+
+# Histogram buckets, in seconds: handling a packet-in and computing a reconcile take 0.1-50 ms
+# on the event loop; programming a switch (write -> barrier reply) up to seconds under load.
+LOOP_BUCKETS = (.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5)
+SWITCH_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class HostSample:
+    host: str
+    ovsdb: bool
+    openflow: bool
+    flows: int
+    packet_ins: int
 
 
 @dataclass
 class Snapshot:
     """What one scrape shows; built on the event loop, rendered off it."""
 
-    hosts: int = 0
-    hosts_ovsdb: int = 0
-    hosts_openflow: int = 0
+    hosts: list[HostSample] = field(default_factory=list)
     tenants: int = 0
     endpoints: int = 0
     counters: dict[str, int] = field(default_factory=dict)
 
 
-def snapshot(core: Core) -> Snapshot:
-    hosts = list(core.hosts.values())
-    return Snapshot(
-        hosts=len(hosts),
-        hosts_ovsdb=sum(1 for h in hosts if h.ovsdb_connected),
-        hosts_openflow=sum(1 for h in hosts if h.view.datapath_id in core.datapaths),
-        tenants=len(core.tenants),
-        endpoints=len(core.endpoints),
-        counters=dict(core.counters),
-    )
+def snapshot(core: Core, packet_ins: dict[int, int]) -> Snapshot:
+    """`packet_ins` by datapath ID; those of a switch no host claims (yet) are labelled by its DPID."""
+    hosts, claimed = [], set()
+    for host in sorted(core.hosts.values(), key=lambda h: h.id):
+        dpid = host.view.datapath_id
+        inst = core.installed.get(dpid) if dpid is not None and dpid in core.datapaths else None
+        flows = sum(len(part) for part in inst.flows.values()) if inst is not None else 0
+        claimed.add(dpid)
+        hosts.append(HostSample(host.id, host.ovsdb_connected, dpid in core.datapaths, flows,
+                                packet_ins.get(dpid, 0) if dpid is not None else 0))
+    for dpid in sorted(set(packet_ins) - claimed):
+        hosts.append(HostSample(f"dpid:{dpid:016x}", False, dpid in core.datapaths, 0, packet_ins[dpid]))
+    return Snapshot(hosts=hosts, tenants=len(core.tenants), endpoints=len(core.endpoints),
+                    counters=dict(core.counters))
 
 
 class RestStats:
@@ -87,38 +125,39 @@ class RestStats:
 
 
 def families(snap: Snapshot, rest: RestStats) -> Iterator[Metric]:
-    g = GaugeMetricFamily("overlay_hosts", "hosts known to the controller")
-    g.add_metric([], snap.hosts)
+    g = GaugeMetricFamily("overlay_build_info", "the controller's version", labels=["version"])
+    g.add_metric([__version__], 1)
     yield g
-    g = GaugeMetricFamily("overlay_hosts_connected", "hosts connected, by channel", labels=["channel"])
-    g.add_metric(["ovsdb"], snap.hosts_ovsdb)
-    g.add_metric(["openflow"], snap.hosts_openflow)
+    g = GaugeMetricFamily("overlay_host_connected", "1 if the host is connected on the channel, else 0",
+                          labels=["host", "channel"])
+    for h in snap.hosts:
+        g.add_metric([h.host, "ovsdb"], int(h.ovsdb))
+        g.add_metric([h.host, "openflow"], int(h.openflow))
     yield g
+    g = GaugeMetricFamily("overlay_host_flows", "flows the controller has installed on the host's br1",
+                          labels=["host"])
+    for h in snap.hosts:
+        g.add_metric([h.host], h.flows)
+    yield g
+    c = CounterMetricFamily("overlay_packet_ins", "packet-ins received from the host's br1", labels=["host"])
+    for h in snap.hosts:
+        c.add_metric([h.host], h.packet_ins)
+    yield c
+    c = CounterMetricFamily("overlay_packet_ins_not_learned",
+                            "packet-ins the controller did not learn from, by reason", labels=["reason"])
+    for key in sorted(k for k in snap.counters if k.startswith(PACKET_IN_PREFIX)):
+        c.add_metric([key[len(PACKET_IN_PREFIX):]], snap.counters[key])
+    yield c
     g = GaugeMetricFamily("overlay_tenants", "tenants configured")
     g.add_metric([], snap.tenants)
     yield g
     g = GaugeMetricFamily("overlay_endpoints", "endpoints (MACs) currently learned")
     g.add_metric([], snap.endpoints)
     yield g
-
-    c = CounterMetricFamily("overlay_packet_ins", "packet-ins received from switches")
-    c.add_metric([], snap.counters.get(PACKET_IN, 0))
-    yield c
-    c = CounterMetricFamily("overlay_packet_ins_by_reason",
-                            "packet-ins the controller did not learn from, by reason", labels=["reason"])
-    for key in sorted(k for k in snap.counters if k.startswith(PACKET_IN_PREFIX)):
-        c.add_metric([key[len(PACKET_IN_PREFIX):]], snap.counters[key])
-    yield c
     for key, (name, help_text) in NAMED_COUNTERS.items():
         c = CounterMetricFamily(name, help_text)
         c.add_metric([], snap.counters.get(key, 0))
         yield c
-    # Everything the core counts, also the keys added after this module was written.
-    c = CounterMetricFamily("overlay_core_events", "every counter the core keeps, by name", labels=["name"])
-    for key in sorted(snap.counters):
-        c.add_metric([key], snap.counters[key])
-    yield c
-
     c = CounterMetricFamily("overlay_rest_requests", "REST API requests, by method, route and status",
                             labels=["method", "route", "code"])
     for (method, route, status), n in rest.items():
@@ -136,19 +175,93 @@ class _Collector:
 
 
 class Metrics:
-    """One Api's metrics: feed it REST results, render it with a fresh snapshot."""
+    """One controller's metrics: fed by the app and the API, rendered with a fresh snapshot."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self._collector = _Collector()
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self._collector)
+        for default in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self._registry.register(default)
         self._render_lock = threading.Lock()
+        self.packet_in_seconds = Histogram(
+            "overlay_packet_in_duration_seconds", "handling one packet-in on the event loop, sends included",
+            buckets=LOOP_BUCKETS, registry=self._registry)
+        self.programming_seconds = Histogram(
+            "overlay_flow_programming_duration_seconds",
+            "one batch of flow, group and meter changes: sent to a switch until its barrier reply",
+            buckets=SWITCH_BUCKETS, registry=self._registry)
+        self.reconcile_seconds = Histogram(
+            "overlay_reconcile_duration_seconds",
+            "reconciling what changed: from the first dirty partition until none is left (recomputed "
+            "in slices of at most 20 ms, sends included)",
+            buckets=SWITCH_BUCKETS + (30.0, 60.0, 120.0), registry=self._registry)
+        self.packet_ins: Counter[int] = Counter()  # by datapath ID
+        self._barriers: dict[tuple[int, int], float] = {}  # (dpid, xid) -> sent at
 
     @property
     def rest(self) -> RestStats:
         return self._collector.rest
 
+    # ---- fed by the app, on its event loop ---------------------------------------------------
+
+    def packet_in(self, dpid: int, seconds: float) -> None:
+        self.packet_ins[dpid] += 1
+        self.packet_in_seconds.observe(seconds)
+
+    def reconciled(self, seconds: float) -> None:
+        self.reconcile_seconds.observe(seconds)
+
+    def barrier_sent(self, dpid: int, xid: int) -> None:
+        if len(self._barriers) >= MAX_PENDING_BARRIERS:
+            del self._barriers[next(iter(self._barriers))]  # the oldest: its reply is not coming
+        self._barriers[(dpid, xid)] = self.clock()
+
+    def barrier_replied(self, dpid: int, xid: int) -> None:
+        sent = self._barriers.pop((dpid, xid), None)
+        if sent is not None:
+            self.programming_seconds.observe(self.clock() - sent)
+
+    def datapath_gone(self, dpid: int) -> None:
+        for key in [k for k in self._barriers if k[0] == dpid]:
+            del self._barriers[key]
+        self.packet_ins.pop(dpid, None)
+
+    # ---- scrapes ------------------------------------------------------------------------------
+
     def render(self, snap: Snapshot) -> bytes:
         with self._render_lock:
             self._collector.snap = snap
             return generate_latest(self._registry)
+
+    def response(self, backend: Any) -> Response:
+        """The /metrics answer: a snapshot from the backend's event loop, rendered off it."""
+        snap = backend.call(lambda: snapshot(backend.core, dict(self.packet_ins)))
+        resp = Response(status=200, body=self.render(snap))
+        resp.headers["Content-Type"] = CONTENT_TYPE
+        return resp
+
+
+class Listener:
+    """The read-only metrics listener ([overlay] metrics_host/metrics_port): GET /metrics, nothing else.
+
+    No token: Prometheus can scrape it without being let onto the write API's port.
+    """
+
+    ALLOW = "GET, HEAD"
+
+    def __init__(self, backend: Any, metrics: Metrics) -> None:
+        self.b = backend
+        self.metrics = metrics
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        req = Request(environ)
+        if req.path_info != "/metrics":
+            resp = Response(status=404, json_body={"error": "only /metrics is served here"})
+        elif req.method not in ("GET", "HEAD"):
+            resp = Response(status=405, json_body={"error": f"method {req.method} not allowed; use {self.ALLOW}"})
+            resp.headers["Allow"] = self.ALLOW
+        else:
+            resp = self.metrics.response(self.b)
+        return resp(environ, start_response)

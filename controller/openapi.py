@@ -118,9 +118,14 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Host": {
-        "type": "object", "required": ["id", "overlay_ip", "datapath_id", "connected", "tunnels", "tenants"],
+        "type": "object",
+        "required": ["id", "overlay_ip", "datapath_id", "connected", "tunnels", "tenants", "joined", "reason"],
         "properties": {
-            "id": {"type": "string", "description": "its OVSDB system-id"},
+            "id": {"type": "string", "nullable": True,
+                   "description": "its OVSDB system-id (null: it has none, see peer and reason)"},
+            "peer": {"type": "string", "description": "only without a system-id: its OVSDB connection's address"},
+            "joined": {"type": "boolean", "description": "false: it cannot join the overlay, see reason"},
+            "reason": {"type": "string", "nullable": True, "description": "what keeps it from joining"},
             "overlay_ip": {"type": "string", "nullable": True},
             "datapath_id": {"type": "string", "nullable": True, "description": "br1's, 16 hex digits"},
             "connected": {"type": "object", "required": ["ovsdb", "openflow"],
@@ -136,7 +141,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object", "required": ["ready"],
-        "properties": {"ready": {"type": "boolean"}, "reason": {"type": "string"},
+        "properties": {"ready": {"type": "boolean"}, "reason": {"type": "string"}, "version": {"type": "string"},
                        "tenants": {"type": "integer"}, "hosts": {"type": "integer"},
                        "openflow_connections": {"type": "integer"}},
     },

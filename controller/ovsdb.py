@@ -31,6 +31,7 @@ class _Connection:
         self.peer = peer
         self.replica: om.Replica = {}
         self.view: HostView | None = None
+        self.refused: str | None = None  # why this OVSDB cannot be a host at all (no system-id)
         self.ids = itertools.count(1)
         self.pending: dict[int, str] = {}  # transact id -> why
 
@@ -73,6 +74,7 @@ class _Connection:
             LOG.warning("OVSDB connection from %s dropped: malformed message: %r", self.peer, e)
         finally:
             self.sock.close()
+            self.server.unidentified.pop(self.peer, None)
             self.server._closed(self)
 
     def _handle(self, msg: dict) -> None:
@@ -98,8 +100,17 @@ class _Connection:
             om.apply_update(self.replica, updates)
 
     def _report(self) -> None:
+        refused = om.unidentified(self.replica)
+        if refused != self.refused:
+            self.refused = refused
+            self.server._refused(self, refused)
         view = om.host_view(self.replica, self.server.tunnel_bridge, self.server.integration_bridge)
         if view is not None and view != self.view:
+            old_problems = self.view.problems if self.view is not None else ()
+            if view.problems and view.problems != old_problems:  # logged once per change, not per update
+                LOG.warning("host %s (%s) not joined: %s", view.system_id, self.peer, "; ".join(view.problems))
+            elif old_problems and not view.problems:
+                LOG.info("host %s (%s) can join now", view.system_id, self.peer)
             self.view = view
             self.server._view_changed(self, view)
 
@@ -111,6 +122,7 @@ class OvsdbServer:
         self.tunnel_bridge, self.integration_bridge = tunnel_bridge, integration_bridge
         self.on_view, self.on_down = on_view, on_down
         self.by_system: dict[str, _Connection] = {}
+        self.unidentified: dict[str, str] = {}  # peer -> why it is not a host (listed by GET /v1/hosts)
         self.server: socket.socket | None = None
 
     def listen(self) -> None:
@@ -142,6 +154,16 @@ class OvsdbServer:
             LOG.info("host %s reconnected from %s", view.system_id, conn.peer)
         self.by_system[view.system_id] = conn
         self.on_view(view)
+
+    def _refused(self, conn: _Connection, reason: str | None) -> None:
+        if reason is None:
+            self.unidentified.pop(conn.peer, None)
+        else:
+            LOG.warning("OVSDB connection from %s not joined: %s", conn.peer, reason)
+            self.unidentified[conn.peer] = reason
+            if conn.view is not None:  # it was a host and lost its name: that host is gone from here
+                self._closed(conn)
+                conn.view = None
 
     def _closed(self, conn: _Connection) -> None:
         if conn.view is not None and self.by_system.get(conn.view.system_id) is conn:

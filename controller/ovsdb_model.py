@@ -111,7 +111,45 @@ def host_view(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> 
                            p.get("name", ""))
                           for p in br0_ports for i in as_list(p.get("interfaces", [])))
         view = replace(view, member_vlans=tags, attached=tuple(a for a in attached if a[0]))
-    return view
+    return replace(view, problems=problems(replica, tunnel_bridge, integration_bridge))
+
+
+NO_SYSTEM_ID = "no external_ids:system-id (ovs-vsctl set Open_vSwitch . external_ids:system-id=NAME)"
+
+
+def unidentified(replica: Replica) -> str | None:
+    """Why a connected OVSDB cannot be a host at all (it has no name), or None."""
+    system = next(iter(replica.get("Open_vSwitch", {}).values()), None)
+    if system is None:  # the monitor reply has not come yet
+        return None
+    return None if (system.get("external_ids") or {}).get("system-id") else NO_SYSTEM_ID
+
+
+def problems(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> tuple[str, ...]:
+    """Why a named host cannot join the overlay: what its operator must fix, in their words."""
+    out = []
+    system = next(iter(replica.get("Open_vSwitch", {}).values()), {})
+    ip = (system.get("external_ids") or {}).get("overlay-ip")
+    if not ip:
+        out.append("no external_ids:overlay-ip (its underlay IPv4 address)")
+    else:
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError:
+            out.append(f"external_ids:overlay-ip {ip!r} is not an IPv4 address")
+    by_name = {row.get("name"): row for row in replica.get("Bridge", {}).values()}
+    br1 = by_name.get(tunnel_bridge)
+    if br1 is None:
+        out.append(f"no bridge {tunnel_bridge}")
+    else:
+        ports = replica.get("Port", {})
+        ifaces = replica.get("Interface", {})
+        if not any(ifaces.get(i, {}).get("type") == "patch"
+                   for p in as_list(br1.get("ports", [])) for i in as_list(ports.get(p, {}).get("interfaces", []))):
+            out.append(f"no patch port on {tunnel_bridge} (to {integration_bridge})")
+    if integration_bridge not in by_name:
+        out.append(f"no bridge {integration_bridge}")
+    return tuple(out)
 
 
 def tunnel_name(tunnel_type: str, remote_ip: str) -> str:

@@ -21,6 +21,7 @@ from controller.core import Core
 from controller.ops import Op
 from controller.state import VLAN_MAX, VNI_MAX, Tenant, vlan_clash
 from controller.store import Store, StoreError
+from controller.version import __version__
 
 LOG = logging.getLogger(__name__)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -46,12 +47,16 @@ class ApiError(Exception):
 class Backend(Protocol):
     core: Core
     store: Store
+    metrics: metrics.Metrics  # the app's: the API counts requests into it and serves it
 
     def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
         """Run fn on the app's event loop and return its result (TimeoutError after timeout)."""
 
     def apply(self, ops: list[Op]) -> None:
         """Send operations to switches and OVSDB (called on the event loop)."""
+
+    def unidentified_hosts(self) -> dict[str, str]:
+        """OVSDB connections that cannot be hosts (no system-id): peer -> why (called on the event loop)."""
 
     def now(self) -> float:
         """Wall-clock seconds."""
@@ -184,7 +189,16 @@ def host_json(core: Core, host_id: str) -> dict:
                      "managed": p.managed, "peer": by_ip.get(p.remote_ip)}
                     for p in sorted(v.tunnels, key=lambda p: p.name)],
         "tenants": tenants,
+        "joined": not v.problems,
+        "reason": "; ".join(v.problems) or None,
     }
+
+
+def unidentified_json(peer: str, reason: str) -> dict:
+    """An OVSDB connection without a system-id: listed so that it is not refused in silence."""
+    return {"id": None, "peer": peer, "overlay_ip": None, "datapath_id": None,
+            "connected": {"ovsdb": True, "openflow": False}, "tunnels": [], "tenants": [],
+            "joined": False, "reason": reason}
 
 
 def host_vlans_json(core: Core, host_id: str) -> list[dict]:
@@ -232,7 +246,7 @@ class Api:
     def __init__(self, backend: Backend, auth: TokenAuth | None = None) -> None:
         self.b = backend
         self.auth = auth or TokenAuth()
-        self.prom = metrics.Metrics()
+        self.prom = backend.metrics
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         req = Request(environ)
@@ -310,7 +324,7 @@ class Api:
         def run() -> dict:
             self.b.store.ping()
             core = self.b.core
-            return {"ready": True, "tenants": len(core.tenants), "hosts": len(core.hosts),
+            return {"ready": True, "version": __version__, "tenants": len(core.tenants), "hosts": len(core.hosts),
                     "openflow_connections": len(core.datapaths)}
         try:
             return 200, self.b.call(run, timeout=HEALTH_TIMEOUT_S)
@@ -323,10 +337,7 @@ class Api:
         return 200, openapi.SPEC
 
     def metrics(self, req: Request) -> Response:
-        snap = self.b.call(lambda: metrics.snapshot(self.b.core))
-        resp = Response(status=200, body=self.prom.render(snap))
-        resp.headers["Content-Type"] = metrics.CONTENT_TYPE
-        return resp
+        return self.prom.response(self.b)
 
     def list_tenants(self, req: Request) -> tuple[int, Any]:
         return 200, self.b.call(lambda: [t.to_json() for t in sorted(
@@ -394,7 +405,10 @@ class Api:
         return 200, self.b.call(run)
 
     def list_hosts(self, req: Request) -> tuple[int, Any]:
-        return 200, self.b.call(lambda: [host_json(self.b.core, h) for h in sorted(self.b.core.hosts)])
+        def run() -> list:
+            return ([host_json(self.b.core, h) for h in sorted(self.b.core.hosts)]
+                    + [unidentified_json(p, r) for p, r in sorted(self.b.unidentified_hosts().items())])
+        return 200, self.b.call(run)
 
     def _host(self, host: str) -> str:
         if host not in self.b.core.hosts:

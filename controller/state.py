@@ -74,6 +74,7 @@ class HostView:
     tunnels: tuple[TunnelPort, ...] = ()
     member_vlans: frozenset[int] = frozenset()  # VLAN tags of br0 access ports
     attached: tuple[tuple[str, str], ...] = ()  # (MAC, br0 port) from external_ids:attached-mac
+    problems: tuple[str, ...] = ()  # why it cannot join the overlay (empty: it can)
 
 
 @dataclass

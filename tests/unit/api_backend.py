@@ -8,6 +8,7 @@ from typing import Any
 from webob import Request
 
 from controller.core import Core
+from controller.metrics import Metrics
 from controller.pipeline import Settings
 from controller.rest import Api
 from controller.state import HostView, Tenant
@@ -20,6 +21,11 @@ class Backend:
         self.core = Core(Settings(), self.store.tenants())
         self.applied: list = []
         self.clock = 1000.0
+        self.metrics = Metrics()
+        self.unidentified: dict[str, str] = {}  # OVSDB peer -> why it is not a host
+
+    def unidentified_hosts(self) -> dict[str, str]:
+        return dict(self.unidentified)
 
     def call(self, fn, timeout=None):
         return fn()

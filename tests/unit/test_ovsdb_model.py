@@ -1,5 +1,7 @@
 """OVSDB decoding into HostViews, and the transactions that make tunnels."""
 
+import pytest
+
 from controller import ovsdb_model as om
 
 
@@ -69,3 +71,38 @@ def test_add_and_delete_transactions():
     assert ops[-1]["mutations"][0][2] == ["set", [["named-uuid", "port0"], ["named-uuid", "port1"]]]
     (d,) = om.del_ports_txn("b1", ["p9"])
     assert d["mutations"] == [["ports", "delete", ["set", [["uuid", "p9"]]]]]
+
+
+def test_a_complete_host_can_join():
+    r = replica()
+    assert om.host_view(r, "br1", "br0").problems == ()
+    assert om.unidentified(r) is None
+
+
+def _without(r, table, uuid):
+    del r[table][uuid]
+    return r
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda r: r["Open_vSwitch"]["o"].update(external_ids={"system-id": "h1"}),
+     "no external_ids:overlay-ip (its underlay IPv4 address)"),
+    (lambda r: r["Open_vSwitch"]["o"].update(external_ids={"system-id": "h1", "overlay-ip": "10.0.0.300"}),
+     "external_ids:overlay-ip '10.0.0.300' is not an IPv4 address"),
+    (lambda r: _without(r, "Bridge", "b1"), "no bridge br1"),
+    (lambda r: r["Interface"]["i1"].update(type="internal"), "no patch port on br1 (to br0)"),
+    (lambda r: _without(r, "Bridge", "b0"), "no bridge br0"),
+])
+def test_what_keeps_a_host_from_joining_is_named(change, reason):
+    r = replica([("vxlan", "10.99.0.2", True)])
+    change(r)
+    view = om.host_view(r, "br1", "br0")
+    assert view.system_id == "h1" and view.problems == (reason,)
+
+
+def test_an_ovsdb_without_a_system_id_is_unidentified_not_ignored():
+    r = replica()
+    r["Open_vSwitch"]["o"]["external_ids"] = {"overlay-ip": "10.0.0.1"}
+    assert om.host_view(r, "br1", "br0") is None
+    assert om.unidentified(r) == om.NO_SYSTEM_ID
+    assert om.unidentified({}) is None  # no monitor reply yet: nothing to say
