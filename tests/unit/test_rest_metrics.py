@@ -10,7 +10,7 @@ from webob import Request
 
 from controller import metrics
 from controller.rest import Api
-from controller.state import Endpoint, Tenant
+from controller.state import Endpoint
 from controller.switch_state import SwitchDump
 from controller.version import __version__
 from tests.unit.api_backend import Backend, call, seeded
