@@ -148,6 +148,17 @@ def _from_text(came: dict) -> str:
     return f"from tunnel {came.get('port', '?')} (host {came['host']}), tunnel_id={came.get('tunnel_id')}"
 
 
+def split_actions(text: str) -> list[str]:
+    """'a,clone(b,c),d' -> ['a', 'clone(b,c)', 'd']: one action a line, as ofproto/trace prints them."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            out.append(text[start:i])
+            start = i + 1
+    return [*out, text[start:]]
+
+
 def trace_text(tr: dict) -> str:
     src, dst, tn = tr["src"], tr["dst"], tr["tenant"]
     target = f"{dst['mac']} on {dst['host']}" if dst else tr["packet"]["eth_dst"]
@@ -165,7 +176,7 @@ def trace_text(tr: dict) -> str:
             if s["kind"] == "flow":
                 out.append(f"{pad}{s['table']:2d}. {s['table_name']}: {s['match']}, priority {s['priority']}, "
                            f"cookie {s['cookie']}")
-                out.append(f"{pad}    {s['actions']}")
+                out += [f"{pad}    {action}" for action in split_actions(s["actions"])]
             elif s["kind"] == "miss":
                 out.append(f"{pad}{s['table']:2d}. {s['table_name']}: no match: drop")
             elif s["kind"] == "output":

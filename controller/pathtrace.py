@@ -190,26 +190,18 @@ def trace(core: Core, req: Request) -> dict:
         where = _port_json(src_host, port, by_ip)
         if where["kind"] == "br0":  # only a responder sends back where the frame came from
             answered = True
-            continue
         if where["kind"] != "tunnel":
             continue
         tunnels.append({"from": src_host.id, "to": where["peer"], "port": where["name"], "ofport": port,
                         "type": where["type"], "remote_ip": where["remote_ip"], "tunnel_id": sent.get("tunnel_id")})
-        peer = core.hosts.get(where["peer"]) if where["peer"] else None
-        in_port = peer and src_host.view.overlay_ip and _ingress_port(peer, src_host.view.overlay_ip, where["type"])
-        if not (peer and in_port):
-            hops.append({"host": where["peer"], "from": {"kind": "tunnel", "host": src_host.id},
-                         "packet": packet_json(sent), "steps": [],
-                         "note": "no tunnel port back to the sender on this host: the frame is dropped"})
-            continue
-        arriving = {**sent, "in_port": in_port, "vlan_vid": 0}
-        hop, rtr = _hop(core, peer, arriving, {"kind": "tunnel", "host": src_host.id, "port": _port_name(peer, in_port),
-                                               "tunnel_id": sent.get("tunnel_id")}, by_ip)
+        hop, rtr = _receive(core, src_host, where, sent, by_ip)
         hops.append(hop)
-        punts += len(rtr.punts) if rtr else 0
-        for rport, rsent in rtr.outputs if rtr else []:
-            if rport == peer.view.patch_ofport:
-                delivered.append({"host": peer.id, "vlan": int(rsent.get("vlan_vid", 0)) & 0xFFF})  # type: ignore[call-overload]
+        if rtr is None:
+            continue
+        punts += len(rtr.punts)
+        patch = core.hosts[hop["host"]].view.patch_ofport
+        delivered += [{"host": hop["host"], "vlan": int(str(out.get("vlan_vid", 0))) & 0xFFF}
+                      for rport, out in rtr.outputs if rport == patch]
     summary = {"tunnels": tunnels, "delivered": delivered, "answered_in_switch": answered,
                "to_controller": punts}
     summary["verdict"] = _verdict(summary, src, dst if pkt["eth_dst"] != BROADCAST else None)
@@ -218,6 +210,18 @@ def trace(core: Core, req: Request) -> dict:
             "dst": {"mac": dst.mac, "ips": sorted(dst.ips), "host": dst.host_id} if dst else None,
             "kind": "arp" if req.arp else ("broadcast" if pkt["eth_dst"] == BROADCAST else "unicast"),
             "packet": packet_json(pkt), "hops": hops, "summary": summary}
+
+
+def _receive(core: Core, sender: Host, where: dict, sent: Packet, by_ip: dict[str, str]) -> tuple[dict, Trace | None]:
+    """The hop on the host at the far end of a tunnel: in on its tunnel port from the sender."""
+    peer = core.hosts.get(where["peer"]) if where["peer"] else None
+    in_port = peer and sender.view.overlay_ip and _ingress_port(peer, sender.view.overlay_ip, where["type"])
+    came = {"kind": "tunnel", "host": sender.id, "tunnel_id": sent.get("tunnel_id")}
+    if not (peer and in_port):
+        return {"host": where["peer"], "from": came, "packet": packet_json(sent), "steps": [],
+                "note": "no tunnel port back to the sender on this host: the frame is dropped"}, None
+    came["port"] = _port_name(peer, in_port)
+    return _hop(core, peer, {**sent, "in_port": in_port, "vlan_vid": 0}, came, by_ip)
 
 
 def _ingress_port(peer: Host, sender_ip: str, kind: str) -> int | None:

@@ -7,11 +7,13 @@ number of copies to the controller and flood through the same number of group bu
 datapath actions must tunnel to exactly the hosts our trace says.
 """
 
+import io
 import re
 from dataclasses import dataclass, field
 
 import pytest
 
+from controller import cli
 from lab.netlab import Host, wait_for
 from lab.overlay import TENANTS, announce
 
@@ -93,9 +95,9 @@ def tunnelled_to(datapath_actions: str) -> list[str]:
     return re.findall(r"tnl_push\(.*?ipv4\(src=[\d.]+,dst=([\d.]+)", datapath_actions)
 
 
-@pytest.fixture
-def lab(make_overlay):
-    ov = make_overlay("vxlan", "controller")
+@pytest.fixture(params=["vxlan", "gre"])
+def lab(make_overlay, request):
+    ov = make_overlay(request.param, "controller")
     b1, b2 = ov.vms[("blue", 1)], ov.vms[("blue", 2)]
     announce([b1, b2, ov.vms[("blue", 3)]])
     wait_for(lambda: len(ov.ctl.api.get("/v1/tenants/blue/endpoints")) == 3, 3.0, 0.05, "blue's VMs learned")
@@ -116,10 +118,21 @@ def test_unicast_to_a_known_mac_takes_the_same_tunnel_and_lands_on_the_same_vlan
     tr, (src, dst) = trace_both(lab, {"tenant": "blue", "src": b1.mac, "dst": b2.ip})
     h2 = lab.hosts[1]
     assert [x["remote_ip"] for x in tr["summary"]["tunnels"]] == tunnelled_to(src.datapath) == [h2.underlay_ip]
-    assert f"vni={TENANTS['blue'][0]:#x}" in src.datapath
+    assert re.search(rf"\b(vni|key)={TENANTS['blue'][0]:#x}\)", src.datapath), src.datapath  # VXLAN | GRE
     assert tr["summary"]["delivered"] == [{"host": "h2", "vlan": TENANTS["blue"][1]}]
     # br0 knows b2's port: straight out of it, untagged (an access port), not back into a tunnel.
     assert dst.outputs == ["1"] and dst.datapath not in ("", "drop") and "tnl_push" not in dst.datapath
+
+
+def test_overlayctl_trace_shows_the_same_path(lab):
+    b1, b2 = lab.vms[("blue", 1)], lab.vms[("blue", 2)]
+    out = io.StringIO()
+    assert cli.main(["trace", "blue", b1.ip, b2.mac], out=out, env={"OVERLAY_URL": lab.ctl.api.base}) == 0
+    text = out.getvalue()
+    name, port = next((n, p) for n, p in lab.hosts[0].tunnel_ports().items()
+                      if p["remote_ip"] == lab.hosts[1].underlay_ip)  # as OVSDB on h1 says
+    assert f"-> output:{port['ofport']}: tunnel {name} ({port['type']}) to h2" in text, text
+    assert "h2: br1, from tunnel" in text and "Result: sent over 1 tunnel(s) to h2; delivered to br0 on h2" in text
 
 
 def test_an_arp_request_for_a_known_ip_is_answered_in_the_switch_as_traced(lab):
