@@ -100,7 +100,8 @@ def _tracer(core: Core, host: Host) -> Tracer | None:
     inst = core.installed.get(host.view.datapath_id) if host.view.datapath_id is not None else None
     if inst is None:
         return None
-    return Tracer([fl for part in inst.flows.values() for fl in part.values()], inst.groups.values())
+    groups = [g for g in inst.groups.values() if g is not None]  # None: a group whose buckets are not known
+    return Tracer([fl for part in inst.flows.values() for fl in part.values()], groups)
 
 
 def _packet(core: Core, req: Request, tenant: Tenant, src: Endpoint, dst: Endpoint | None) -> Packet:
