@@ -5,8 +5,8 @@ from webob import Request
 
 from controller import rest
 from controller.rest import Api
-from controller.state import Endpoint
 from tests.unit.api_backend import Backend, call, seeded, state
+from tests.unit.world import arp_frame
 
 
 @pytest.fixture
@@ -99,9 +99,8 @@ def test_if_match_on_a_missing_tenant_is_a_404(api):
 
 
 def test_endpoints_filtered_by_host(api):
-    eps = api.b.core.endpoints
-    for i, host in ((1, "host1"), (2, "host2"), (3, "host2")):
-        eps[(5001, f"02:00:00:00:00:0{i}")] = Endpoint(5001, f"02:00:00:00:00:0{i}", host, 10, 990.0)
+    for i, dpid in ((1, 1), (2, 2), (3, 2)):  # learned as the switches would report them
+        api.b.core.packet_in(dpid, arp_frame(f"02:00:00:00:00:0{i}", f"10.0.0.{i}", "10.0.0.9", 10), now=990.0)
     status, all_eps = call(api, "GET", "/v1/tenants/blue/endpoints")
     assert status == 200 and [e["host"] for e in all_eps] == ["host1", "host2", "host2"]
     status, on2 = call(api, "GET", "/v1/tenants/blue/endpoints?host=host2")
