@@ -27,6 +27,7 @@ ERRORS = {
     401: "missing or wrong bearer token; nothing changed",
     404: "no such tenant or host",
     409: "conflicts with another tenant (name, VNI or VLAN); nothing changed",
+    412: "If-Match does not name the tenant's current ETag (someone changed it since); nothing changed",
     413: "body larger than 64 KiB",
     415: "wrong Content-Type",
     503: "the database could not be written; nothing changed",
@@ -147,13 +148,55 @@ SCHEMAS: dict[str, Any] = {
     },
     "Counters": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
                  "description": "the core's event counters by name (packet_in, flow_mods, arp_proxied, ...)"},
+    "TraceRequest": {
+        "type": "object", "required": ["tenant", "src", "dst"], "additionalProperties": False,
+        "properties": {
+            "tenant": {"type": "string", "example": "blue"},
+            "src": {"type": "string", "example": "02:00:00:00:01:01",
+                    "description": "the source VM: its MAC or one of its IPs (a learned endpoint)"},
+            "dst": {"type": "string", "example": "02:00:00:00:01:02",
+                    "description": "a MAC (ff:ff:ff:ff:ff:ff: a broadcast) or an IP; with arp, the IPv4 asked for"},
+            "arp": {"type": "boolean", "default": False,
+                    "description": "trace the broadcast ARP request for dst instead of a unicast frame"},
+        },
+    },
+    "TraceStep": {
+        "type": "object", "required": ["depth", "kind"],
+        "description": "a flow hit (table, priority, match, actions), a table miss, an output (port, where "
+                       "it leads, the packet as sent), a copy to the controller (meter) or a group",
+        "properties": {"depth": {"type": "integer"},
+                       "kind": {"type": "string", "enum": ["flow", "miss", "output", "controller", "group"]}},
+    },
+    "TraceHop": {
+        "type": "object", "required": ["host", "from", "packet", "steps"],
+        "properties": {"host": {"type": "string", "nullable": True}, "from": {"type": "object"},
+                       "packet": {"type": "object"}, "steps": {"type": "array", "items": _ref("TraceStep")},
+                       "note": {"type": "string"}},
+    },
+    "Trace": {
+        "type": "object", "required": ["tenant", "src", "dst", "kind", "packet", "hops", "summary"],
+        "properties": {
+            "tenant": {"type": "object"}, "src": {"type": "object"},
+            "dst": {"type": "object", "nullable": True, "description": "the destination endpoint, if learned"},
+            "kind": {"type": "string", "enum": ["unicast", "broadcast", "arp"]},
+            "packet": {"type": "object", "description": "the frame as br1 receives it from br0"},
+            "hops": {"type": "array", "items": _ref("TraceHop"),
+                     "description": "the source host, then each host a tunnel copy reaches"},
+            "summary": {"type": "object", "required": ["tunnels", "delivered", "answered_in_switch",
+                                                       "to_controller", "verdict"],
+                        "properties": {"verdict": {"type": "string"}}},
+        },
+    },
 }
 
 TENANT_BODY = {"application/json": {"schema": _ref("TenantCreate")}}
 REPLACE_BODY = {"application/json": {"schema": _ref("TenantReplace")}}
 PATCH_BODY = {"application/merge-patch+json": {"schema": _ref("TenantPatch")},
               "application/json": {"schema": _ref("TenantPatch")}}
-TENANT_OK = _json(_ref("Tenant"), "the tenant")
+ETAG = {"ETag": {"description": "the tenant's entity tag, for If-Match", "schema": {"type": "string"}}}
+TENANT_TAGGED = {**_json(_ref("Tenant"), "the tenant"), "headers": ETAG}
+TENANT_CREATED = {**_json(_ref("Tenant"), "the tenant, created"), "headers": {
+    **ETAG, "Location": {"description": "its URL", "schema": {"type": "string"}}}}
 
 PATHS: dict[str, Any] = {
     "/v1/health": {"get": _op(
@@ -169,20 +212,24 @@ PATHS: dict[str, Any] = {
         "get": _op("List tenants, by name", "listTenants",
                    {"200": _json({"type": "array", "items": _ref("Tenant")}, "tenants")}, (401,)),
         "post": _op("Create a tenant (stored before it is acknowledged)", "createTenant",
-                    {"201": TENANT_OK}, (400, 401, 409, 413, 415, 503), body=TENANT_BODY),
+                    {"201": TENANT_CREATED}, (400, 401, 409, 413, 415, 503), body=TENANT_BODY),
     },
     "/v1/tenants/{name}": {
-        "get": _op("Show a tenant", "showTenant", {"200": TENANT_OK}, (401, 404), params=("name",)),
+        "get": _op("Show a tenant (with its ETag)", "showTenant", {"200": TENANT_TAGGED}, (401, 404),
+                   params=("name",)),
         "put": _op("Replace a tenant; a VNI or VLAN change re-programs every host", "replaceTenant",
-                   {"200": TENANT_OK}, (400, 401, 404, 409, 413, 415, 503), body=REPLACE_BODY, params=("name",)),
+                   {"200": TENANT_TAGGED}, (400, 401, 404, 409, 412, 413, 415, 503), body=REPLACE_BODY,
+                   params=("name", "ifMatch")),
         "patch": _op("Change some fields of a tenant (JSON Merge Patch)", "updateTenant",
-                     {"200": TENANT_OK}, (400, 401, 404, 409, 413, 415, 503), body=PATCH_BODY, params=("name",)),
+                     {"200": TENANT_TAGGED}, (400, 401, 404, 409, 412, 413, 415, 503), body=PATCH_BODY,
+                     params=("name", "ifMatch")),
         "delete": _op("Delete a tenant", "deleteTenant", {"204": {"description": "deleted"}},
-                      (401, 404, 503), params=("name",)),
+                      (400, 401, 404, 412, 503), params=("name", "ifMatch")),
     },
     "/v1/tenants/{name}/endpoints": {"get": _op(
-        "A tenant's learned endpoints, by MAC", "tenantEndpoints",
-        {"200": _json({"type": "array", "items": _ref("Endpoint")}, "endpoints")}, (401, 404), params=("name",))},
+        "A tenant's learned endpoints, by MAC (?host=: only those behind that host)", "tenantEndpoints",
+        {"200": _json({"type": "array", "items": _ref("Endpoint")}, "endpoints")}, (400, 401, 404),
+        params=("name", "hostFilter"))},
     "/v1/hosts": {"get": _op(
         "List hosts, by id", "listHosts",
         {"200": _json({"type": "array", "items": _ref("Host")}, "hosts")}, (401,))},
@@ -197,7 +244,25 @@ PATHS: dict[str, Any] = {
         {"200": _json({"type": "array", "items": _ref("HostVlan")}, "mapping")}, (401, 404), params=("host",))},
     "/v1/counters": {"get": _op(
         "The core's event counters", "counters", {"200": _json(_ref("Counters"), "counters")}, (401,))},
+    "/v1/trace": {"post": _op(
+        "Trace a frame from a VM through the overlay (like ovn-trace), from the controller's state; "
+        "changes nothing", "trace", {"200": _json(_ref("Trace"), "the path, host by host")},
+        (400, 401, 404, 413, 415), body={"application/json": {"schema": _ref("TraceRequest")}})},
 }
+
+
+def _head(get: dict) -> dict:
+    """HEAD wherever GET works: the same statuses and headers, no body."""
+    responses = {code: {"description": "as GET, without the body",
+                        **({"headers": r["headers"]} if "headers" in r else {})}
+                 for code, r in get["responses"].items()}
+    return {**get, "summary": get["summary"] + " (headers only)", "operationId": get["operationId"] + "Head",
+            "responses": responses}
+
+
+for _item in PATHS.values():
+    if "get" in _item:
+        _item["head"] = _head(_item["get"])
 
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -220,6 +285,11 @@ SPEC: dict[str, Any] = {
                      "example": "blue"},
             "host": {"name": "host", "in": "path", "required": True, "schema": {"type": "string"},
                      "example": "host1"},
+            "ifMatch": {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                        "description": "only if the tenant's ETag is still this one (else 412); * = any"},
+            "hostFilter": {"name": "host", "in": "query", "required": False,
+                           "schema": {"type": "string", "pattern": HOST_PATTERN},
+                           "description": "only the endpoints behind this host"},
         },
         "responses": {f"E{c}": _json(_ref("Error"), text) for c, text in ERRORS.items()},
     },

@@ -7,15 +7,17 @@ applied and acknowledged. The OpenAPI description of these routes is controller/
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from webob import Request, Response
 
-from controller import metrics, openapi
+from controller import metrics, openapi, pathtrace
 from controller.auth import TokenAuth
 from controller.core import Core
 from controller.ops import Op
@@ -26,6 +28,7 @@ from controller.version import __version__
 LOG = logging.getLogger(__name__)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 HOST_RE = re.compile(r"[^\x00-\x1f\x7f/]{1,255}")  # OVSDB system-ids: anything printable, URL-safe
+ETAG_LIST_RE = re.compile(r'\s*(W/)?"[^"]*"\s*(,\s*(W/)?"[^"]*"\s*)*')  # If-Match's list (RFC 9110)
 MAX_BODY = 64 * 1024
 JSON_TYPES = frozenset({"application/json"})
 PATCH_TYPES = frozenset({"application/json", "application/merge-patch+json"})
@@ -211,6 +214,26 @@ def host_vlans_json(core: Core, host_id: str) -> list[dict]:
     return sorted(out, key=lambda x: (x["vlan"], x["tenant"]))
 
 
+def tenant_etag(doc: dict) -> str:
+    """A tenant's entity tag: a hash of its JSON, so any change to it changes the tag."""
+    return '"' + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:20] + '"'
+
+
+def check_if_match(header: str | None, name: str, current: dict) -> None:
+    """RFC 9110 If-Match with strong comparison: '*' or a list of quoted tags; 412 when none is current."""
+    if header is None:
+        return
+    if header.strip() == "*":
+        return
+    if not ETAG_LIST_RE.fullmatch(header):
+        raise ApiError(400, 'If-Match must be * or a comma-separated list of quoted ETags, e.g. "1a2b"')
+    tags = re.findall(r'(W/)?("[^"]*")', header)
+    etag = tenant_etag(current)
+    if not any(not weak and tag == etag for weak, tag in tags):
+        raise ApiError(412, f"tenant '{name}' has changed since it was read: its ETag is {etag}, "
+                            f"If-Match gave {header.strip()}; GET it again and retry")
+
+
 def endpoint_json(ep: Any, now: float, port: str | None = None) -> dict:
     doc = ep.to_json()
     doc["port"] = port
@@ -237,6 +260,7 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
         ("DELETE", r"^/v1/hosts/(?P<host>[^/]+)$", "delete_host"),
         ("GET", r"^/v1/hosts/(?P<host>[^/]+)/vlans$", "host_vlans"),
         ("GET", r"^/v1/counters$", "counters"),
+        ("POST", r"^/v1/trace$", "trace"),
     ]
 ]
 PUBLIC = frozenset({"health", "openapi"})  # probes and the description: no token needed
@@ -264,6 +288,8 @@ class Api:
         except Exception:  # a bug: say so in JSON, keep the server up, log it for us
             LOG.exception("REST %s %s failed", req.method, route)
             result = (500, {"error": "internal error; see the controller log"})
+        if isinstance(result, tuple) and len(result) == 3:  # (status, body, headers)
+            result, headers = result[:2], {**result[2], **headers}
         resp = result if isinstance(result, Response) else self._json(*result)
         resp.headers.update(headers)
         self.prom.rest.count(req.method, route, resp.status_int)
@@ -283,12 +309,13 @@ class Api:
         except UnicodeDecodeError:
             raise ApiError(400, "the path is not valid UTF-8") from None
         allowed = []
+        wanted = "GET" if req.method == "HEAD" else req.method  # HEAD: the GET without its body (webob)
         for method, pattern, handler in ROUTES:
             m = pattern.match(path)
             if m is None:
                 continue
-            allowed.append(method)
-            if method == req.method:
+            allowed += [method, "HEAD"] if method == "GET" else [method]
+            if method == wanted:
                 return handler, getattr(self, handler), m.groupdict()
         if allowed:
             allow = ", ".join(sorted(set(allowed)))
@@ -349,8 +376,9 @@ class Api:
             raise ApiError(404, f"no tenant named '{name}'")
         return tenant
 
-    def show_tenant(self, req: Request, name: str) -> tuple[int, Any]:
-        return 200, self.b.call(lambda: self._tenant(name).to_json())
+    def show_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
+        doc = self.b.call(lambda: self._tenant(name).to_json())
+        return 200, doc, {"ETag": tenant_etag(doc)}
 
     def _put(self, tenant: Tenant, must_exist: bool) -> dict:
         """Runs on the event loop: check against current state, commit, then program switches."""
@@ -366,14 +394,24 @@ class Api:
             self.b.apply(core.put_tenant(tenant))
         return tenant.to_json()
 
-    def create_tenant(self, req: Request) -> tuple[int, Any]:
+    def create_tenant(self, req: Request) -> tuple[int, Any, dict]:
         tenant = tenant_from_json(self._body(req))
         doc = self.b.call(lambda: self._put(tenant, must_exist=False))
-        return 201, doc
+        location = f"{req.script_name}/v1/tenants/{urllib.parse.quote(tenant.name, safe='')}"
+        return 201, doc, {"Location": location, "ETag": tenant_etag(doc)}
 
-    def replace_tenant(self, req: Request, name: str) -> tuple[int, Any]:
+    def _if_match(self, req: Request, name: str) -> None:
+        """On the event loop, before a write: 404 for no tenant, 412 for a stale If-Match."""
+        check_if_match(req.headers.get("If-Match"), name, self._tenant(name).to_json())
+
+    def replace_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
         tenant = tenant_from_json(self._body(req), name=name)
-        return 200, self.b.call(lambda: self._put(tenant, must_exist=True))
+
+        def run() -> dict:
+            self._if_match(req, name)
+            return self._put(tenant, must_exist=True)
+        doc = self.b.call(run)
+        return 200, doc, {"ETag": tenant_etag(doc)}
 
     def update_tenant(self, req: Request, name: str) -> tuple[int, Any]:
         patch = self._body(req, PATCH_TYPES)
@@ -384,24 +422,34 @@ class Api:
 
         def run() -> dict:
             # Read, merge and write in one step on the loop: no other write can come between.
+            self._if_match(req, name)
             merged = merge_patch(self._tenant(name).to_json(), patch)
             return self._put(tenant_from_json(merged, name=name), must_exist=True)
-        return 200, self.b.call(run)
+        doc = self.b.call(run)
+        return 200, doc, {"ETag": tenant_etag(doc)}
 
     def delete_tenant(self, req: Request, name: str) -> tuple[int, Any]:
         def run() -> None:
-            self._tenant(name)
+            self._if_match(req, name)
             self.b.store.delete_tenant(name)
             self.b.apply(self.b.core.delete_tenant(name))
         self.b.call(run)
         return 204, None
 
     def tenant_endpoints(self, req: Request, name: str) -> tuple[int, Any]:
+        try:
+            host = req.GET.get("host")
+        except UnicodeDecodeError:
+            raise ApiError(400, "the query string is not valid UTF-8") from None
+        if host is not None:
+            _host_id(host, "'host'")
+
         def run() -> list:
             tenant = self._tenant(name)
             now = self.b.now()
             core = self.b.core
-            return [endpoint_json(ep, now, core.endpoint_port(ep)) for ep in core.tenant_endpoints(tenant.vni)]
+            return [endpoint_json(ep, now, core.endpoint_port(ep)) for ep in core.tenant_endpoints(tenant.vni)
+                    if host is None or ep.host_id == host]
         return 200, self.b.call(run)
 
     def list_hosts(self, req: Request) -> tuple[int, Any]:
@@ -438,3 +486,11 @@ class Api:
             values.update(self.b.core.counters)
             return dict(sorted(values.items()))
         return 200, self.b.call(run)
+
+    def trace(self, req: Request) -> tuple[int, Any]:
+        """The packet tracer (controller/pathtrace.py): read-only, from the core's own state."""
+        try:
+            query = pathtrace.request_from_json(self._body(req))
+            return 200, self.b.call(lambda: pathtrace.trace(self.b.core, query))
+        except pathtrace.TraceError as e:
+            raise ApiError(e.status, str(e)) from None

@@ -1,18 +1,25 @@
-"""overlayctl against the real WSGI app served over HTTP in a thread."""
+"""overlayctl against the real WSGI app served over HTTP in a thread: commands, formats, columns, completion."""
 
 import io
 import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+import yaml
 
 from controller import cli
 from controller.auth import TokenAuth
+from controller.pathtrace import Request, trace
 from controller.rest import Api
 from controller.state import Endpoint
 from lab.netlab import free_tcp_ports
 from tests.unit.api_backend import Backend, seeded
+from tests.unit.test_pathtrace import learned
+from tests.unit.world import mac
 
 TOKEN = "cli-token-123"
 
@@ -138,3 +145,128 @@ def test_an_unreachable_api_exits_3():
 def test_names_are_quoted_into_the_url(served):
     code, _, err = run(served, "tenants", "show", "a b?c")
     assert code == 1 and "no tenant named 'a b?c'" in err
+
+
+def test_formats_json_yaml_value_and_the_json_alias(served):
+    _, as_json, _ = run(served, "tenants", "list", "-f", "json")
+    assert run(served, "tenants", "list", "--json")[1] == as_json
+    code, as_yaml, _ = run(served, "tenants", "list", "-f", "yaml")
+    assert code == 0 and yaml.safe_load(as_yaml) == json.loads(as_json)
+    assert as_yaml.startswith("- name: blue\n")
+    code, value, _ = run(served, "tenants", "list", "-f", "value")
+    assert code == 0 and value.splitlines() == ["blue 5001 10 all -", "red 5002 20 all -"]
+
+
+def test_columns_pick_and_order_in_every_format(served):
+    code, out, _ = run(served, "tenants", "list", "-c", "vni", "-c", "Name")
+    assert code == 0 and out.splitlines() == ["VNI   NAME", "5001  blue", "5002  red"]
+    assert run(served, "tenants", "list", "-f", "value", "-c", "name")[1].split() == ["blue", "red"]
+    _, out, _ = run(served, "hosts", "list", "-f", "json", "-c", "overlay_ip", "-c", "id")
+    assert json.loads(out) == [{"overlay_ip": "10.99.0.1", "id": "host1"}, {"overlay_ip": "10.99.0.2", "id": "host2"}]
+    _, out, _ = run(served, "hosts", "list", "-f", "yaml", "-c", "overlay-ip")
+    assert yaml.safe_load(out) == [{"overlay_ip": "10.99.0.1"}, {"overlay_ip": "10.99.0.2"}]
+
+
+def test_an_unknown_column_is_a_usage_error_that_lists_the_columns(served):
+    before = len(served.api.b.applied)
+    code, out, err = run(served, "tenants", "delete", "blue", "-c", "colour")
+    assert code == 2 and out == "" and "no column 'colour'; columns: deleted" in err
+    assert "blue" in served.api.b.core.tenants and len(served.api.b.applied) == before  # nothing was sent
+    assert run(served, "tenants", "list", "-f", "xml")[0] == 2
+
+
+def test_hosts_delete(served):
+    code, _, err = run(served, "hosts", "delete", "host2")
+    assert code == 1 and "still connected" in err
+    served.api.b.core.ovsdb_down("host2")
+    code, out, _ = run(served, "hosts", "delete", "host2")
+    assert code == 0 and out.strip() == "host host2 forgotten" and "host2" not in served.api.b.core.hosts
+    assert run(served, "hosts", "delete", "host2")[0] == 1
+
+
+def test_update_and_delete_with_if_match(served):
+    _, doc, _ = run(served, "tenants", "show", "blue", "-f", "json")
+    code, _, err = run(served, "tenants", "update", "blue", "--vlan", "11", "--if-match", '"stale"')
+    assert code == 1 and "HTTP 412" in err and served.api.b.core.tenants["blue"].vlan == 10
+    code, _, err = run(served, "tenants", "delete", "blue", "--if-match", "*")
+    assert code == 0 and "blue" not in served.api.b.core.tenants
+
+
+def test_endpoints_of_one_host(served):
+    code, out, _ = run(served, "endpoints", "blue", "--host", "host1", "-f", "value", "-c", "mac")
+    assert code == 0 and out.split() == ["02:00:00:00:00:01"]
+    assert run(served, "endpoints", "blue", "--host", "host2", "-f", "value")[1] == ""
+
+
+def test_topology_tree_and_rows(served):
+    code, out, _ = run(served, "topology")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "host host1 (10.99.0.1) ovsdb up, openflow down"
+    assert lines.index("tenant blue (VNI 5001, VLAN 10, on every host)") < lines.index(
+        "tenant red (VNI 5002, VLAN 20, on every host)")
+    blue = lines.index("tenant blue (VNI 5001, VLAN 10, on every host)")
+    assert lines[blue + 1:blue + 4] == ["    host host1 (VLAN 10)",
+                                        "        endpoint 02:00:00:00:00:01 10.0.0.1 (idle 10s)",
+                                        "    host host2 (VLAN 10)"]
+    code, out, _ = run(served, "topology", "-f", "value", "-c", "tenant", "-c", "host", "-c", "mac")
+    assert [x for x in out.splitlines() if x.startswith("blue")] == ["blue host1 02:00:00:00:00:01", "blue host2 -"]
+
+
+def test_trace_as_text_rows_and_json(served):
+    served.api.b.core = learned()
+    code, out, _ = run(served, "trace", "blue", mac(1), mac(2))
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == f"# tenant blue (VNI 5001), unicast: {mac(1)} on h1 -> {mac(2)} on h2"
+    assert "h1: br1, from br0 (patch), VLAN 10" in lines
+    assert "h2: br1, from tunnel t1 (host h1), tunnel_id=5001" in lines
+    unicast = next(i for i, x in enumerate(lines) if "20. unicast: eth_dst=02:00:00:00:00:02,vlan_vid=0x100a" in x)
+    assert [x.strip() for x in lines[unicast + 1:unicast + 4]] == [  # one action a line, as ofproto/trace
+        "pop_vlan", "set_field:0x1389->tunnel_id", "output:12"]
+    assert any("-> output:12: tunnel t2 (vxlan) to h2 (10.99.0.2), tunnel_id=5001" in x for x in lines)
+    assert lines[-1].startswith("Result: sent over 1 tunnel(s) to h2; delivered to br0 on h2 (VLAN 10)")
+    code, out, _ = run(served, "trace", "blue", mac(1), "10.0.0.2", "--arp", "-f", "value")
+    assert out.split() == ["h1", "br0", "0,1,18,4,5", "br0"]
+    _, out, _ = run(served, "trace", "blue", mac(1), "ff:ff:ff:ff:ff:ff", "--json")
+    assert json.loads(out) == trace(served.api.b.core, Request("blue", mac(1), "ff:ff:ff:ff:ff:ff"))
+    code, _, err = run(served, "trace", "blue", mac(1), "10.0.0.99")
+    assert code == 1 and "HTTP 404" in err and "arp: true" in err
+
+
+def test_help_shows_every_command():
+    script = Path(sys.executable).parent / "overlayctl"  # the installed console script
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
+    for word in ("tenants", "hosts", "endpoints", "topology", "trace", "counters", "health", "completion",
+                 "--format", "--column"):
+        assert word in out
+
+
+def complete(words: list[str]) -> list[str]:
+    """What bash completes for the last word of `overlayctl words...`, with our script loaded."""
+    script = cli.completion_bash(cli.parser())
+    line = " ".join(f"'{w}'" for w in ["overlayctl", *words])
+    probe = (f"{script}\nCOMP_WORDS=({line}); COMP_CWORD={len(words)}; _overlayctl; "
+             'printf "%s\\n" "${COMPREPLY[@]}"')
+    return subprocess.run(["bash", "--norc", "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.parametrize("words, want", [
+    ([""], {"tenants", "hosts", "endpoints", "topology", "trace", "counters", "health", "completion"}),
+    (["te"], {"tenants"}),
+    (["tenants", ""], {"list", "show", "create", "update", "delete"}),
+    (["hosts", "d"], {"delete"}),
+    (["tenants", "create", "x", "--vl"], {"--vlan", "--vlan-on"}),
+    (["--url", "http://x", "trace", "blue", "--a"], {"--arp"}),
+    (["tenants", "list", "-f", ""], {"table", "json", "yaml", "value"}),
+    (["completion", "b"], {"bash"}),
+])
+def test_bash_completion(words, want):
+    got = set(complete(words))
+    assert want <= got and (len(want) > 1 or got == want), got
+
+
+def test_completion_bash_prints_the_script():
+    out = io.StringIO()
+    assert cli.main(["completion", "bash"], out=out) == 0
+    assert out.getvalue().rstrip().endswith("complete -F _overlayctl overlayctl")

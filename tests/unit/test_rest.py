@@ -188,7 +188,7 @@ def test_names_and_host_ids_are_checked(api, body, words):
 def test_405_names_the_allowed_methods_in_allow(api):
     req = Request.blank("/v1/tenants/blue", method="POST")
     resp = req.get_response(api)
-    assert resp.status_int == 405 and resp.headers["Allow"] == "DELETE, GET, PATCH, PUT"
+    assert resp.status_int == 405 and resp.headers["Allow"] == "DELETE, GET, HEAD, PATCH, PUT"
     assert resp.json["error"].startswith("method POST not allowed")
 
 

@@ -2,7 +2,8 @@
 
 Values come from small pools so that names, VNIs and VLANs collide often. After every request:
 a rejected one changed nothing (store, core, ops sent); the store always equals the core; no two
-tenants share a VNI or a VLAN on a host; and a reopened database holds the same tenants.
+tenants share a VNI or a VLAN on a host; a write whose If-Match names a stale ETag never goes
+through; and a reopened database holds the same tenants.
 """
 
 import tempfile
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from webob import Request
 
 from controller.rest import Api
 from controller.state import vlan_clash
@@ -49,12 +51,23 @@ PATCHES = st.fixed_dictionaries({}, optional={
     "vlans": st.one_of(st.none(), st.dictionaries(st.sampled_from(["h1", "h2"]),
                                                   st.one_of(st.none(), VLANS), max_size=2))})
 
+IF_MATCH = st.sampled_from([None, None, "current", "stale", "*"])  # the If-Match header a write carries
 REQUESTS = st.one_of(
-    st.tuples(st.just("POST"), st.just(""), bodies(name=True)),
-    st.tuples(st.just("PUT"), NAMES, bodies(name=False)),
-    st.tuples(st.just("PATCH"), NAMES, PATCHES),
-    st.tuples(st.just("DELETE"), NAMES, st.none()),
+    st.tuples(st.just("POST"), st.just(""), bodies(name=True), st.none()),
+    st.tuples(st.just("PUT"), NAMES, bodies(name=False), IF_MATCH),
+    st.tuples(st.just("PATCH"), NAMES, PATCHES, IF_MATCH),
+    st.tuples(st.just("DELETE"), NAMES, st.none(), IF_MATCH),
 )
+
+
+def if_match(api: Api, path: str, which: str | None) -> dict[str, str]:
+    if which is None:
+        return {}
+    if which == "*":
+        return {"If-Match": "*"}
+    resp = Request.blank(path).get_response(api)
+    etag = resp.headers.get("ETag", '"none"')
+    return {"If-Match": etag if which == "current" else '"x' + etag.strip('"')[1:] + '"'}
 
 
 def check_invariants(api: Api) -> None:
@@ -72,11 +85,16 @@ def test_random_writes_keep_store_and_core_consistent(requests):
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "p.db")
         api = Api(Backend(db))
-        for method, name, body in requests:
-            before = state(api)
+        for method, name, body, which in requests:
             path = "/v1/tenants" + (f"/{name}" if name else "")
-            status, reply = call(api, method, path, body)
+            headers = if_match(api, path, which)
+            before = state(api)
+            status, reply = call(api, method, path, body, headers=headers)
             assert status < 500, reply
+            if which == "stale":
+                assert status >= 400, (method, path, body, headers)
+            if status == 412:
+                assert which == "stale" and "changed since it was read" in reply["error"]
             if status >= 400:
                 assert state(api) == before, (method, path, body, status)
                 assert isinstance(reply["error"], str) and reply["error"]
