@@ -44,20 +44,31 @@ function tenantColour(topo, name) {
 
 // ---- the drawing ------------------------------------------------------------------------
 
+// Hosts on an ellipse (clockwise from the top); the view box is fitted around them.
 function layout(hosts) {
   const n = hosts.length, pos = {};
-  const rx = n <= 2 ? 200 : 210, ry = n <= 2 ? 0 : 150;
+  const rx = 110 + 45 * Math.min(n, 6), ry = n <= 2 ? 0 : 80 + 35 * Math.min(n, 6);
   hosts.forEach((h, i) => {
     const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(n, 1) + (n === 2 ? Math.PI / 2 : 0);
-    pos[h.id] = { x: W / 2 + (n === 1 ? 0 : rx * Math.cos(a)), y: H / 2 + (n === 1 ? 0 : ry * Math.sin(a)) };
+    pos[h.id] = { x: n === 1 ? 0 : rx * Math.cos(a), y: n === 1 ? 0 : ry * Math.sin(a) };
   });
   return pos;
+}
+
+function fitViewBox(root, pos) {
+  const pts = Object.values(pos), m = 24;
+  if (!pts.length) { root.setAttribute("viewBox", `0 0 ${W} ${H / 3}`); return; }
+  const x0 = Math.min(...pts.map((p) => p.x)) - BOX_W / 2 - m, x1 = Math.max(...pts.map((p) => p.x)) + BOX_W / 2 + m;
+  const y0 = Math.min(...pts.map((p) => p.y)) - BOX_H / 2 - m, y1 = Math.max(...pts.map((p) => p.y)) + BOX_H / 2 + m;
+  const w = Math.max(x1 - x0, W * 0.6), h = Math.max(y1 - y0, H / 3);
+  root.setAttribute("viewBox", `${(x0 + x1 - w) / 2} ${(y0 + y1 - h) / 2} ${w} ${h}`);
 }
 
 function drawTopology(topo, endpoints) {
   const root = $("#topology");
   root.replaceChildren();
   const pos = layout(topo.hosts);
+  fitViewBox(root, pos);
   const sel = topo.tenants.find((t) => t.name === state.tenant) || null;
   const colour = sel ? tenantColour(topo, sel.name) : null;
 
@@ -77,6 +88,7 @@ function drawTopology(topo, endpoints) {
       "data-host": t.host, "data-peer": t.peer, "data-state": t.state });
     line.append(svg("title", {}, `${t.host} → ${t.peer}: ${t.port || "no port"} (${t.state})`));
     links.append(line);
+    if (t.host < t.peer) links.append(svg("circle", { cx: mx, cy: my, r: 3.5, class: "mid" }));
   }
   root.append(links);
 
@@ -87,8 +99,10 @@ function drawTopology(topo, endpoints) {
         const a = pos[from], b = pos[to];
         if (!a || !b) continue;
         const dx = b.x - a.x, dy = b.y - a.y, len = Math.hypot(dx, dy) || 1;
-        const ox = (-dy / len) * 7, oy = (dx / len) * 7; // to the right of the direction of travel
-        const start = 0.5 * BOX_H / len + 0.12, end = 0.5 - 0.04;
+        const ox = (-dy / len) * 10, oy = (dx / len) * 10; // to the right of the direction of travel
+        // from box edge to box edge: the fraction of the centre line inside one box, plus a gap
+        const inBox = Math.min(BOX_W / 2 / (Math.abs(dx) || 1e-9), BOX_H / 2 / (Math.abs(dy) || 1e-9));
+        const start = inBox + 14 / len, end = 1 - inBox - 14 / len;
         flood.append(svg("line", { x1: a.x + dx * start + ox, y1: a.y + dy * start + oy,
           x2: a.x + dx * end + ox, y2: a.y + dy * end + oy, class: "flood-arrow", stroke: colour,
           "marker-end": "url(#arrow)", "data-host": from, "data-peer": to }));
@@ -108,8 +122,9 @@ function drawTopology(topo, endpoints) {
     const g = svg("g", { class: `host${member ? " member" : ""}${absent ? " absent" : ""}`,
       "data-host": h.id, "data-ovsdb": up(h.connected.ovsdb), "data-openflow": up(h.connected.openflow),
       transform: `translate(${p.x - BOX_W / 2},${p.y - BOX_H / 2})` });
-    g.append(svg("rect", { width: BOX_W, height: BOX_H, rx: 10, class: "box",
-      stroke: member ? colour : null }));
+    const box = svg("rect", { width: BOX_W, height: BOX_H, rx: 10, class: "box" });
+    if (member) box.style.stroke = colour; // CSSOM, not a style attribute: the CSP allows it
+    g.append(box);
     g.append(svg("text", { x: 12, y: 22, class: "name" }, h.id));
     g.append(svg("text", { x: BOX_W - 12, y: 22, class: "ip", "text-anchor": "end" }, h.overlay_ip || "no overlay IP"));
     [["OVSDB", h.connected.ovsdb], ["OpenFlow", h.connected.openflow]].forEach(([label, ok], i) => {
@@ -120,7 +135,9 @@ function drawTopology(topo, endpoints) {
     if (sel) {
       const n = perHost[h.id] || 0;
       const what = absent ? `${sel.name}: not placed here` : `${sel.name}: ${n} endpoint${n === 1 ? "" : "s"}`;
-      g.append(svg("text", { x: 12, y: 64, class: "tenant-line", fill: member ? colour : null }, what));
+      const line = svg("text", { x: 12, y: 64, class: "tenant-line" }, what);
+      if (member) line.style.fill = colour;
+      g.append(line);
     }
     g.append(svg("title", {}, `${h.id} ${h.overlay_ip || ""}\nOVSDB ${up(h.connected.ovsdb)}, ` +
       `OpenFlow ${up(h.connected.openflow)}${h.datapath_id ? "\ndpid " + h.datapath_id : ""}`));
@@ -171,8 +188,8 @@ function drawCounters(c) {
   const fill = el("div", { class: "fill" });
   fill.style.width = share + "%";
   bar.append(fill);
-  box.append(bar, el("p", { class: "muted" }, `${share} % of ARP/ND requests and floods answered in the switch ·` +
-    ` ${fmt(c.packet_in)} packet-ins · ${fmt(c.endpoints_learned)} endpoints learned`));
+  box.append(bar, el("p", { class: "muted" }, `${share} % of broadcasts answered without a flood · ` +
+    `${fmt(c.packet_in)} packet-ins · ${fmt(c.endpoints_learned)} endpoints learned`));
 }
 
 function idle(s) {
