@@ -144,7 +144,9 @@ function drawTopology(topo, endpoints) {
     nodes.append(g);
   }
   root.append(nodes);
-  $("#tunnel-type").textContent = `(${topo.tunnel_type}; ${topo.hosts.length} hosts, ${topo.tunnels.length} tunnels)`;
+  const usable = topo.tunnels.filter((t) => t.state !== "missing").length;
+  $("#tunnel-type").textContent =
+    `(${topo.tunnel_type} · ${topo.hosts.length} hosts · ${usable} of ${topo.tunnels.length} tunnels usable)`;
 }
 
 // ---- the side panels --------------------------------------------------------------------
@@ -217,9 +219,12 @@ function drawEndpoints(topo, endpoints) {
   }
   const flood = $("#flood tbody");
   flood.replaceChildren();
+  const programmed = new Set(topo.hosts.filter((h) => h.connected.openflow).map((h) => h.id));
   for (const [from, peers] of Object.entries(sel ? sel.flood : {})) {
     const tr = el("tr", { "data-host": from });
-    tr.append(el("td", {}, from), el("td", {}, peers.length ? peers.join(", ") : "nobody (no other member)"));
+    const none = programmed.has(from) ? "nobody (no other member)" : "unknown: OpenFlow down";
+    tr.append(el("td", {}, from),
+      el("td", { class: peers.length ? null : "muted" }, peers.length ? peers.join(", ") : none));
     flood.append(tr);
   }
 }
@@ -236,7 +241,9 @@ async function refresh() {
   clearTimeout(state.timer);
   try {
     const [topo, counters] = await Promise.all([api("/v1/topology"), api("/v1/counters")]);
-    if (!topo.tenants.some((t) => t.name === state.tenant)) state.tenant = topo.tenants.length ? topo.tenants[0].name : null;
+    if (!topo.tenants.some((t) => t.name === state.tenant)) {
+      state.tenant = topo.tenants.length ? topo.tenants[0].name : null;
+    }
     const endpoints = state.tenant ? await api(`/v1/tenants/${encodeURIComponent(state.tenant)}/endpoints`) : [];
     state.last = { topo, endpoints };
     drawTopology(topo, endpoints);
@@ -271,9 +278,14 @@ function askForToken() {
   $("#token").focus();
 }
 
-function init() {
+function tenantFromHash() {
   const m = /^#tenant=(.+)$/.exec(location.hash);
-  if (m) state.tenant = decodeURIComponent(m[1]);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+function init() {
+  state.tenant = tenantFromHash();
+  window.addEventListener("hashchange", () => { const t = tenantFromHash(); if (t && t !== state.tenant) select(t); });
   $("#login").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const token = $("#token").value.trim();

@@ -2,7 +2,8 @@
 
 With the 3-host lab: the page draws 3 hosts with both channels up, 6 tunnels, both tenants,
 and, tenant by tenant, exactly the VMs that talked (MAC, IP, host), the flood set and the
-suppression counters; it saves the screenshot the README shows (docs/webview.png). With a
+suppression counters; it saves the screenshot the README shows (docs/webview.png), then follows
+a new tenant and a dropped OVSDB channel without a reload. With a
 token and closed reads: the page asks for the token, refuses a wrong one, then shows the data.
 """
 
@@ -124,6 +125,17 @@ def test_the_page_shows_the_lab_live(make_overlay, browser):
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))
 
+    # Live, without a reload: a new tenant appears, and a host whose OVSDB channel drops turns red
+    # on that channel only.
+    ov.ctl.api.post("/v1/tenants", {"name": "green", "vni": 5003, "vlan": 30})
+    wait(browser, "the new tenant", lambda d: [a for (a,) in attrs(d, "#tenants .tenant", "data-tenant")] == [
+        "blue", "green", "red"])
+    ov.hosts[2].vsctl("del-manager")
+    wait(browser, "h3's OVSDB channel down", lambda d: sorted(
+        attrs(d, "#hosts g.host", "data-host", "data-ovsdb", "data-openflow")) == [
+        (h.name, "down" if h is ov.hosts[2] else "up", "up") for h in ov.hosts])
+    no_console_errors(browser)
+
 
 def test_with_a_token_the_page_asks_for_it(browser, tmp_path):
     token = tmp_path / "api.token"
@@ -139,7 +151,7 @@ def test_with_a_token_the_page_asks_for_it(browser, tmp_path):
         field.send_keys("not-the-token\n")
         wait(browser, "the refusal", lambda d: "refused" in d.find_element(By.ID, "login-error").text)
         field.send_keys(TOKEN + "\n")
-        wait(browser, "the (empty) topology", lambda d: not login.is_displayed() and "0 hosts, 0 tunnels" in
+        wait(browser, "the (empty) topology", lambda d: not login.is_displayed() and "0 hosts · 0 of 0 tunnels" in
              d.find_element(By.ID, "tunnel-type").text)
         assert browser.execute_script("return sessionStorage.getItem('overlay-api-token')") == TOKEN
         assert browser.execute_script("return localStorage.length") == 0  # nothing outlives the tab
