@@ -54,17 +54,16 @@ def tunnel_state(core: Core, host_id: str, peer_ip: str) -> tuple[str, str | Non
     return ("created" if port.managed else "adopted"), port.name
 
 
-def flood_set(core: Core, host_id: str, vni: int) -> list[str]:
-    """The peers the host's flood group for the VNI copies to, as last sent to its switch."""
+def flood_sets(core: Core, host_id: str, by_ip: dict[str, str]) -> dict[int, list[str]]:
+    """VNI -> the peers the host's flood group copies to, as last sent to its switch."""
     host = core.hosts[host_id]
     inst = core.installed.get(host.view.datapath_id) if host.view.datapath_id is not None else None
-    group = inst.groups.get(vni) if inst is not None else None
-    if group is None:
-        return []
-    by_ip = {h.view.overlay_ip: h.id for h in core.hosts.values() if h.view.overlay_ip}
+    if inst is None:
+        return {}
     by_port = {p.ofport: by_ip.get(p.remote_ip, p.remote_ip) for p in host.view.tunnels if p.ofport}
-    ports = {a.port for b in group.buckets for a in b.actions if isinstance(a, f.Output)}
-    return sorted(by_port[p] for p in ports if p in by_port)
+    return {vni: sorted({by_port[a.port] for b in group.buckets for a in b.actions
+                         if isinstance(a, f.Output) and a.port in by_port})
+            for vni, group in inst.groups.items()}
 
 
 def topology_json(core: Core) -> dict:
@@ -84,12 +83,14 @@ def topology_json(core: Core) -> dict:
             if peer_id != host_id and ip != v.overlay_ip:
                 state, port = tunnel_state(core, host_id, ip)
                 tunnels.append({"host": host_id, "peer": peer_id, "port": port, "state": state})
+    by_ip = {ip: h for h, ip in peers}
+    floods = {h: flood_sets(core, h, by_ip) for h in ids}
     tenants = []
     for tn in sorted(core.tenants.values(), key=lambda x: x.name):
         present = [h for h in ids if tn.present_on(h)]
         tenants.append({"name": tn.name, "vni": tn.vni, "hosts": present,
                         "members": sorted(core.member_hosts(tn)),
-                        "flood": {h: flood_set(core, h, tn.vni) for h in present}})
+                        "flood": {h: floods[h].get(tn.vni, []) for h in present}})
     return {"tunnel_type": core.settings.tunnel_type, "hosts": hosts, "tunnels": tunnels, "tenants": tenants}
 
 
