@@ -162,3 +162,5 @@ def test_with_a_token_the_page_asks_for_it(browser, tmp_path):
         raise
     finally:
         ctl.stop(signal.SIGKILL)
+    log = ctl.log_path.read_text()
+    assert '"GET /v1/topology HTTP/1.1" 200' in log and TOKEN not in log  # used, and never logged
