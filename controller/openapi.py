@@ -155,14 +155,19 @@ SCHEMAS["Topology"] = {  # the web view's one read (controller/web.py)
                         "state": {"type": "string", "enum": ["created", "adopted", "missing"],
                                   "description": "made by the controller, made by hand, or none usable"}}}},
         "tenants": {"type": "array", "items": {
-            "type": "object", "required": ["name", "vni", "hosts", "members", "flood"], "properties": {
+            "type": "object", "required": ["name", "vni", "hosts"], "properties": {
                 "name": {"type": "string"}, "vni": {"type": "integer"},
-                "hosts": {"type": "array", "items": {"type": "string"}, "description": "where it exists"},
-                "members": {"type": "array", "items": {"type": "string"},
-                            "description": "hosts with endpoints of it"},
-                "flood": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
-                          "description": "host -> the peers its flood group copies to, as programmed"}}}},
+                "hosts": {"type": "array", "items": {"type": "string"}, "nullable": True,
+                          "description": "where it is placed; null = every host"},
+            }}},
     },
+}
+SCHEMAS["Flood"] = {
+    "type": "object", "required": ["name", "vni", "members", "flood"], "properties": {
+        "name": {"type": "string"}, "vni": {"type": "integer"},
+        "members": {"type": "array", "items": {"type": "string"}, "description": "hosts with endpoints of it"},
+        "flood": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                  "description": "host it is placed on -> the peers its flood group there copies to"}},
 }
 
 TENANT_BODY = {"application/json": {"schema": _ref("TenantCreate")}}
@@ -191,8 +196,11 @@ PATHS: dict[str, Any] = {
                                                         "text/css": {"schema": {"type": "string"}}}}},
         (404,), public=True, params=("asset",))},
     "/v1/topology": {"get": _op(
-        "Hosts with their channels, the tunnel between each ordered pair, each tenant's hosts and flood set",
+        "Hosts with their channels, the tunnel of each ordered pair of hosts, where tenants are placed",
         "topology", {"200": _json(_ref("Topology"), "the topology")}, (401,))},
+    "/v1/tenants/{name}/flood": {"get": _op(
+        "The tenant's member hosts and flood set: where a broadcast from each host is copied, as programmed",
+        "tenantFlood", {"200": _json(_ref("Flood"), "its flood set")}, (401, 404), params=("name",))},
     "/v1/tenants": {
         "get": _op("List tenants, by name", "listTenants",
                    {"200": _json({"type": "array", "items": _ref("Tenant")}, "tenants")}, (401,)),

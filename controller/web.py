@@ -1,12 +1,13 @@
-"""The operator's web view: a live page at `/`, its script and style, and the one JSON it adds.
+"""The operator's web view: a live page at `/`, its script and style, and the JSON it adds.
 
 The page (controller/static/) is hand-written HTML, JS and CSS shipped as package data: no
 external network at run time. The page and its code hold no data, so they are public like
 /v1/health; everything they show comes from the JSON API with the same auth rules as any GET.
 When a token is required for reads, the page asks for it once and keeps it in the tab's
 sessionStorage (README: "The web view"). `/v1/topology` is the read-only document the drawing
-needs in one call: hosts with their channels, the tunnel each host uses toward each peer, and
-each tenant's hosts and flood set as programmed on the switches.
+needs in one call: hosts with their channels, the tunnel each host uses toward each peer and
+where each tenant is placed; `/v1/tenants/{name}/flood` adds the picked tenant's member hosts
+and flood set as programmed on the switches.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ROUTES = [
     ("GET", r"^/$", "web_page"),
     ("GET", r"^/ui/(?P<asset>[^/]+)$", "web_asset"),
     ("GET", r"^/v1/topology$", "topology"),
+    ("GET", r"^/v1/tenants/(?P<name>[^/]+)/flood$", "tenant_flood"),
 ]
 PUBLIC = frozenset({"web_page", "web_asset"})  # code only; its data comes through the API's auth
 SERVED = tuple(name for name in ASSETS if name != PAGE)  # what /ui/{asset} serves
@@ -54,20 +56,20 @@ def tunnel_state(core: Core, host_id: str, peer_ip: str) -> tuple[str, str | Non
     return ("created" if port.managed else "adopted"), port.name
 
 
-def flood_sets(core: Core, host_id: str, by_ip: dict[str, str]) -> dict[int, list[str]]:
-    """VNI -> the peers the host's flood group copies to, as last sent to its switch."""
+def flood_set(core: Core, host_id: str, vni: int, by_ip: dict[str, str]) -> list[str]:
+    """The peers the host's flood group for the VNI copies to, as last sent to its switch."""
     host = core.hosts[host_id]
     inst = core.installed.get(host.view.datapath_id) if host.view.datapath_id is not None else None
-    if inst is None:
-        return {}
+    group = inst.groups.get(vni) if inst is not None else None
+    if group is None:
+        return []
     by_port = {p.ofport: by_ip.get(p.remote_ip, p.remote_ip) for p in host.view.tunnels if p.ofport}
-    return {vni: sorted({by_port[a.port] for b in group.buckets for a in b.actions
-                         if isinstance(a, f.Output) and a.port in by_port})
-            for vni, group in inst.groups.items()}
+    return sorted({by_port[a.port] for b in group.buckets for a in b.actions
+                   if isinstance(a, f.Output) and a.port in by_port})
 
 
 def topology_json(core: Core) -> dict:
-    """Hosts, the tunnel of every ordered pair of hosts, and where each tenant lives and floods."""
+    """Hosts, the tunnel of every ordered pair of hosts, and where each tenant is placed."""
     ids = sorted(core.hosts)
     peers = [(h, core.hosts[h].view.overlay_ip) for h in ids if core.hosts[h].view.overlay_ip]
     hosts, tunnels = [], []
@@ -83,15 +85,23 @@ def topology_json(core: Core) -> dict:
             if peer_id != host_id and ip != v.overlay_ip:
                 state, port = tunnel_state(core, host_id, ip)
                 tunnels.append({"host": host_id, "peer": peer_id, "port": port, "state": state})
-    by_ip = {ip: h for h, ip in peers}
-    floods = {h: flood_sets(core, h, by_ip) for h in ids}
-    tenants = []
-    for tn in sorted(core.tenants.values(), key=lambda x: x.name):
-        present = [h for h in ids if tn.present_on(h)]
-        tenants.append({"name": tn.name, "vni": tn.vni, "hosts": present,
-                        "members": sorted(core.member_hosts(tn)),
-                        "flood": {h: floods[h].get(tn.vni, []) for h in present}})
+    tenants = [{"name": tn.name, "vni": tn.vni, "hosts": sorted(tn.hosts) if tn.hosts is not None else None}
+               for tn in sorted(core.tenants.values(), key=lambda x: x.name)]
     return {"tunnel_type": core.settings.tunnel_type, "hosts": hosts, "tunnels": tunnels, "tenants": tenants}
+
+
+def tenant_flood_json(core: Core, name: str) -> dict | None:
+    """One tenant's member hosts and, per host it is placed on, its flood set (None: no such tenant).
+
+    Per tenant, not in the topology: members cost a pass over the endpoints, which for every
+    tenant at once would hold the event loop far too long.
+    """
+    tn = core.tenants.get(name)
+    if tn is None:
+        return None
+    by_ip = {h.view.overlay_ip: h.id for h in core.hosts.values() if h.view.overlay_ip}
+    return {"name": tn.name, "vni": tn.vni, "members": sorted(core.member_hosts(tn)),
+            "flood": {h: flood_set(core, h, tn.vni, by_ip) for h in sorted(core.hosts) if tn.present_on(h)}}
 
 
 class WebView:
@@ -109,3 +119,7 @@ class WebView:
 
     def topology(self, req: Request) -> tuple[int, Any]:
         return 200, self.b.call(lambda: topology_json(self.b.core))
+
+    def tenant_flood(self, req: Request, name: str) -> tuple[int, Any]:
+        doc = self.b.call(lambda: tenant_flood_json(self.b.core, name))
+        return (404, {"error": f"no tenant named '{name}'"}) if doc is None else (200, doc)

@@ -64,12 +64,14 @@ function fitViewBox(root, pos) {
   root.setAttribute("viewBox", `${(x0 + x1 - w) / 2} ${(y0 + y1 - h) / 2} ${w} ${h}`);
 }
 
-function drawTopology(topo, endpoints) {
+// picked: the picked tenant's flood document (/v1/tenants/{name}/flood) with its placement
+// (`hosts`, null = every host) and `endpoints`; null when no tenant is picked.
+function drawTopology(topo, picked) {
   const root = $("#topology");
   root.replaceChildren();
   const pos = layout(topo.hosts);
   fitViewBox(root, pos);
-  const sel = topo.tenants.find((t) => t.name === state.tenant) || null;
+  const sel = picked;
   const colour = sel ? tenantColour(topo, sel.name) : null;
 
   const defs = svg("defs");
@@ -112,12 +114,12 @@ function drawTopology(topo, endpoints) {
   }
 
   const perHost = {};
-  for (const ep of endpoints || []) perHost[ep.host] = (perHost[ep.host] || 0) + 1;
+  for (const ep of sel ? sel.endpoints : []) perHost[ep.host] = (perHost[ep.host] || 0) + 1;
   const nodes = svg("g", { id: "hosts" });
   for (const h of topo.hosts) {
     const p = pos[h.id];
     const member = sel && sel.members.includes(h.id);
-    const absent = sel && !sel.hosts.includes(h.id);
+    const absent = sel && sel.hosts !== null && !sel.hosts.includes(h.id);
     const up = (ok) => (ok ? "up" : "down");
     const g = svg("g", { class: `host${member ? " member" : ""}${absent ? " absent" : ""}`,
       "data-host": h.id, "data-ovsdb": up(h.connected.ovsdb), "data-openflow": up(h.connected.openflow),
@@ -160,8 +162,8 @@ function drawTenants(topo) {
       "data-tenant": t.name, "aria-pressed": t.name === state.tenant });
     const sw = el("i", { class: "swatch" });
     sw.style.background = tenantColour(topo, t.name);
-    b.append(sw, el("b", {}, t.name), el("span", { class: "muted" },
-      ` VNI ${t.vni} · on ${t.members.length}/${t.hosts.length} hosts`));
+    const where = t.hosts === null ? "every host" : `${t.hosts.length} host${t.hosts.length === 1 ? "" : "s"}`;
+    b.append(sw, el("b", {}, t.name), el("span", { class: "muted" }, ` VNI ${t.vni} · on ${where}`));
     b.addEventListener("click", () => select(t.name));
     box.append(b);
   }
@@ -190,8 +192,9 @@ function drawCounters(c) {
   const fill = el("div", { class: "fill" });
   fill.style.width = share + "%";
   bar.append(fill);
-  box.append(bar, el("p", { class: "muted" }, `${share} % of broadcasts answered without a flood · ` +
-    `${fmt(c.packet_in)} packet-ins · ${fmt(c.endpoints_learned)} endpoints learned`));
+  const what = answered + sent ? `${share} % of broadcasts answered without a flood` : "no broadcasts counted yet";
+  box.append(bar, el("p", { class: "muted" },
+    `${what} · ${fmt(c.packet_in)} packet-ins · ${fmt(c.endpoints_learned)} endpoints learned`));
 }
 
 function idle(s) {
@@ -200,8 +203,8 @@ function idle(s) {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
-function drawEndpoints(topo, endpoints) {
-  const sel = topo.tenants.find((t) => t.name === state.tenant);
+function drawEndpoints(topo, picked) {
+  const sel = picked, endpoints = sel ? sel.endpoints : [];
   $("#ep-tenant").textContent = sel ? `of ${sel.name} (${endpoints.length})` : "";
   const body = $("#endpoints tbody");
   body.replaceChildren();
@@ -241,15 +244,20 @@ async function refresh() {
   clearTimeout(state.timer);
   try {
     const [topo, counters] = await Promise.all([api("/v1/topology"), api("/v1/counters")]);
-    if (!topo.tenants.some((t) => t.name === state.tenant)) {
-      state.tenant = topo.tenants.length ? topo.tenants[0].name : null;
+    let tenant = topo.tenants.find((t) => t.name === state.tenant);
+    if (!tenant) tenant = topo.tenants[0]; // the first, until one is picked
+    state.tenant = tenant ? tenant.name : null;
+    let picked = null;
+    if (tenant) {
+      const path = `/v1/tenants/${encodeURIComponent(tenant.name)}`;
+      const [flood, endpoints] = await Promise.all([api(path + "/flood"), api(path + "/endpoints")]);
+      picked = { ...flood, hosts: tenant.hosts, endpoints };
     }
-    const endpoints = state.tenant ? await api(`/v1/tenants/${encodeURIComponent(state.tenant)}/endpoints`) : [];
-    state.last = { topo, endpoints };
-    drawTopology(topo, endpoints);
+    state.last = topo;
+    drawTopology(topo, picked);
     drawTenants(topo);
     drawCounters(counters);
-    drawEndpoints(topo, endpoints);
+    drawEndpoints(topo, picked);
     $("#logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
     setStatus(`live · updated ${new Date().toLocaleTimeString("en-GB")} · every ${POLL_MS / 1000} s`);
   } catch (e) {
@@ -262,10 +270,7 @@ async function refresh() {
 function select(name) {
   state.tenant = name;
   history.replaceState(null, "", "#tenant=" + encodeURIComponent(name));
-  if (state.last) { // redraw at once from what we have, then fetch its endpoints
-    drawTenants(state.last.topo);
-    drawTopology(state.last.topo, []);
-  }
+  if (state.last) drawTenants(state.last); // the button at once, the rest when it has been read
   refresh();
 }
 

@@ -8,8 +8,8 @@ from webob import Request
 
 from controller.auth import TokenAuth
 from controller.rest import Api
-from controller.state import HostView, TunnelPort
-from controller.web import CSP, SERVED, topology_json
+from controller.state import HostView, Tenant, TunnelPort
+from controller.web import CSP, SERVED, tenant_flood_json, topology_json
 from tests.unit.api_backend import Backend, call, seeded
 
 TOKEN = "web-token-42"
@@ -58,8 +58,9 @@ def test_anything_else_under_ui_is_a_json_404(api, asset):
 
 def test_with_a_token_the_page_is_public_but_its_data_is_not(locked):
     assert get(locked, "/").status_int == 200 and get(locked, "/ui/app.js").status_int == 200
-    status, body = call(locked, "GET", "/v1/topology")
-    assert status == 401 and "token" in body["error"]
+    for path in ("/v1/topology", "/v1/tenants/blue/flood"):
+        status, body = call(locked, "GET", path)
+        assert status == 401 and "token" in body["error"]
     status, body = call(locked, "GET", "/v1/topology", headers={"Authorization": f"Bearer {TOKEN}"})
     assert status == 200 and [h["id"] for h in body["hosts"]] == ["host1", "host2"]
     assert call(locked, "POST", "/", {})[0] == 405  # nothing to write there
@@ -92,13 +93,28 @@ def test_topology_tunnel_states_channels_and_flood_sets(api):
         ("host1", "host2"): ("created", "vx2"), ("host1", "host3"): ("adopted", "hand3"),
         ("host2", "host1"): ("created", "vx1"), ("host2", "host3"): ("missing", None),
         ("host3", "host1"): ("created", "vx1"), ("host3", "host2"): ("missing", None)}
-    blue, red = doc["tenants"]
-    assert (blue["name"], blue["members"], red["members"]) == ("blue", ["host1", "host2", "host3"], ["host2"])
+    assert doc["tenants"] == [{"name": "blue", "vni": 5001, "hosts": None},
+                              {"name": "red", "vni": 5002, "hosts": None}]
+    status, blue = call(api, "GET", "/v1/tenants/blue/flood")
+    assert status == 200 and blue == tenant_flood_json(core, "blue")
     # As programmed: host1 copies blue's broadcasts to both peers (one over the adopted port),
     # host2 has no usable port to host3, host3 is not connected so nothing was programmed there.
-    assert blue["flood"] == {"host1": ["host2", "host3"], "host2": ["host1"], "host3": []}
+    assert blue == {"name": "blue", "vni": 5001, "members": ["host1", "host2", "host3"],
+                    "flood": {"host1": ["host2", "host3"], "host2": ["host1"], "host3": []}}
     # red lives on host2 only: host1 copies to it, host2 has nobody to copy to.
-    assert red["flood"] == {"host1": ["host2"], "host2": [], "host3": []}
+    red = call(api, "GET", "/v1/tenants/red/flood")[1]
+    assert (red["members"], red["flood"]) == (["host2"], {"host1": ["host2"], "host2": [], "host3": []})
+
+
+def test_a_placed_tenant_floods_only_where_it_is(api):
+    core = api.b.core
+    core.put_tenant(Tenant("green", 5003, 30, frozenset({"host2", "elsewhere"})))
+    assert call(api, "GET", "/v1/topology")[1]["tenants"][1] == {
+        "name": "green", "vni": 5003, "hosts": ["elsewhere", "host2"]}
+    assert call(api, "GET", "/v1/tenants/green/flood")[1] == {
+        "name": "green", "vni": 5003, "members": [], "flood": {"host2": []}}
+    status, body = call(api, "GET", "/v1/tenants/nope/flood")
+    assert status == 404 and "nope" in body["error"]
 
 
 def test_topology_of_an_empty_controller(tmp_path):
