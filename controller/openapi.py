@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.state import VLAN_MAX, VNI_MAX
+from controller.web import SERVED
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 HOST_PATTERN = r"^[^\x00-\x1f\x7f/]{1,255}$"
@@ -189,6 +190,37 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+SCHEMAS["Topology"] = {  # the web view's one read (controller/web.py)
+    "type": "object", "required": ["tunnel_type", "hosts", "tunnels", "tenants"],
+    "description": "what the web view draws, in one read",
+    "properties": {
+        "tunnel_type": {"type": "string"},
+        "hosts": {"type": "array", "items": {
+            "type": "object", "required": ["id", "overlay_ip", "datapath_id", "connected"],
+            "properties": {k: v for k, v in SCHEMAS["Host"]["properties"].items()
+                           if k not in ("tunnels", "tenants")}}},
+        "tunnels": {"type": "array", "description": "one per ordered pair of hosts with overlay IPs",
+                    "items": {"type": "object", "required": ["host", "peer", "port", "state"], "properties": {
+                        "host": {"type": "string"}, "peer": {"type": "string"},
+                        "port": {"type": "string", "nullable": True, "description": "the port on 'host'"},
+                        "state": {"type": "string", "enum": ["created", "adopted", "missing"],
+                                  "description": "made by the controller, made by hand, or none usable"}}}},
+        "tenants": {"type": "array", "items": {
+            "type": "object", "required": ["name", "vni", "hosts"], "properties": {
+                "name": {"type": "string"}, "vni": {"type": "integer"},
+                "hosts": {"type": "array", "items": {"type": "string"}, "nullable": True,
+                          "description": "where it is placed; null = every host"},
+            }}},
+    },
+}
+SCHEMAS["Flood"] = {
+    "type": "object", "required": ["name", "vni", "members", "flood"], "properties": {
+        "name": {"type": "string"}, "vni": {"type": "integer"},
+        "members": {"type": "array", "items": {"type": "string"}, "description": "hosts with endpoints of it"},
+        "flood": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                  "description": "host it is placed on -> the peers its flood group there copies to"}},
+}
+
 TENANT_BODY = {"application/json": {"schema": _ref("TenantCreate")}}
 REPLACE_BODY = {"application/json": {"schema": _ref("TenantReplace")}}
 PATCH_BODY = {"application/merge-patch+json": {"schema": _ref("TenantPatch")},
@@ -208,6 +240,21 @@ PATHS: dict[str, Any] = {
         "Prometheus metrics", "metrics",
         {"200": {"description": "exposition format",
                  "content": {"text/plain": {"schema": {"type": "string"}}}}}, (401,))},
+    "/": {"get": _op(
+        "The web view: a live page of hosts, tunnels, tenants and counters (its data comes from this API)",
+        "web_page", {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+        (), public=True)},
+    "/ui/{asset}": {"get": _op(
+        "The web view's script or style", "web_asset",
+        {"200": {"description": "the file", "content": {"text/javascript": {"schema": {"type": "string"}},
+                                                        "text/css": {"schema": {"type": "string"}}}}},
+        (404,), public=True, params=("asset",))},
+    "/v1/topology": {"get": _op(
+        "Hosts with their channels, the tunnel of each ordered pair of hosts, where tenants are placed",
+        "topology", {"200": _json(_ref("Topology"), "the topology")}, (401,))},
+    "/v1/tenants/{name}/flood": {"get": _op(
+        "The tenant's member hosts and flood set: where a broadcast from each host is copied, as programmed",
+        "tenantFlood", {"200": _json(_ref("Flood"), "its flood set")}, (401, 404), params=("name",))},
     "/v1/tenants": {
         "get": _op("List tenants, by name", "listTenants",
                    {"200": _json({"type": "array", "items": _ref("Tenant")}, "tenants")}, (401,)),
@@ -290,6 +337,8 @@ SPEC: dict[str, Any] = {
             "hostFilter": {"name": "host", "in": "query", "required": False,
                            "schema": {"type": "string", "pattern": HOST_PATTERN},
                            "description": "only the endpoints behind this host"},
+            "asset": {"name": "asset", "in": "path", "required": True,
+                      "schema": {"type": "string", "enum": list(SERVED)}},
         },
         "responses": {f"E{c}": _json(_ref("Error"), text) for c, text in ERRORS.items()},
     },

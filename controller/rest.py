@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from webob import Request, Response
 
-from controller import metrics, openapi, pathtrace
+from controller import metrics, openapi, pathtrace, web
 from controller.auth import TokenAuth
 from controller.core import Core
 from controller.ops import Op
@@ -248,6 +248,7 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
         ("GET", r"^/v1/health$", "health"),
         ("GET", r"^/v1/openapi\.json$", "openapi"),
         ("GET", r"^/metrics$", "metrics"),
+        *web.ROUTES,  # the web view: controller/web.py
         ("GET", r"^/v1/tenants$", "list_tenants"),
         ("POST", r"^/v1/tenants$", "create_tenant"),
         ("GET", r"^/v1/tenants/(?P<name>[^/]+)$", "show_tenant"),
@@ -263,10 +264,10 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
         ("POST", r"^/v1/trace$", "trace"),
     ]
 ]
-PUBLIC = frozenset({"health", "openapi"})  # probes and the description: no token needed
+PUBLIC = frozenset({"health", "openapi"}) | web.PUBLIC  # probes, the description, page code: no token
 
 
-class Api:
+class Api(web.WebView):
     def __init__(self, backend: Backend, auth: TokenAuth | None = None) -> None:
         self.b = backend
         self.auth = auth or TokenAuth()

@@ -1,0 +1,310 @@
+// The live view: polls the JSON API (same origin, same auth as any GET) and redraws.
+// Hand-written, no libraries; every value from the API goes into the DOM as text, never as markup.
+"use strict";
+
+const POLL_MS = 2000;
+const TOKEN_KEY = "overlay-api-token"; // sessionStorage: this tab only, gone when it closes
+const SVG = "http://www.w3.org/2000/svg";
+const PALETTE = ["#2f7de1", "#e0483e", "#2a9d5c", "#b55fd6", "#e08a1e", "#1fa3a8", "#c2457f", "#6b7a8f"];
+const W = 640, H = 460, BOX_W = 176, BOX_H = 74;
+
+const state = { tenant: null, timer: null, last: null };
+
+class AuthNeeded extends Error {}
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs = {}, text = null, ns = null) {
+  const e = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v !== null && v !== undefined) e.setAttribute(k, String(v));
+  }
+  if (text !== null) e.textContent = String(text);
+  return e;
+}
+const svg = (tag, attrs = {}, text = null) => el(tag, attrs, text, SVG);
+
+async function api(path) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = token ? { Authorization: "Bearer " + token } : {};
+  const resp = await fetch(path, { headers, cache: "no-store" });
+  if (resp.status === 401) throw new AuthNeeded();
+  if (!resp.ok) {
+    let msg = resp.statusText;
+    try { msg = (await resp.json()).error || msg; } catch (_) { /* not JSON */ }
+    throw new Error(`${path}: HTTP ${resp.status} ${msg}`);
+  }
+  return resp.json();
+}
+
+function tenantColour(topo, name) {
+  const i = topo.tenants.findIndex((t) => t.name === name);
+  return PALETTE[(i < 0 ? 0 : i) % PALETTE.length];
+}
+
+// ---- the drawing ------------------------------------------------------------------------
+
+// Hosts on an ellipse (clockwise from the top); the view box is fitted around them.
+function layout(hosts) {
+  const n = hosts.length, pos = {};
+  const rx = 110 + 45 * Math.min(n, 6), ry = n <= 2 ? 0 : 80 + 35 * Math.min(n, 6);
+  hosts.forEach((h, i) => {
+    const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(n, 1) + (n === 2 ? Math.PI / 2 : 0);
+    pos[h.id] = { x: n === 1 ? 0 : rx * Math.cos(a), y: n === 1 ? 0 : ry * Math.sin(a) };
+  });
+  return pos;
+}
+
+function fitViewBox(root, pos) {
+  const pts = Object.values(pos), m = 24;
+  if (!pts.length) { root.setAttribute("viewBox", `0 0 ${W} ${H / 3}`); return; }
+  const x0 = Math.min(...pts.map((p) => p.x)) - BOX_W / 2 - m, x1 = Math.max(...pts.map((p) => p.x)) + BOX_W / 2 + m;
+  const y0 = Math.min(...pts.map((p) => p.y)) - BOX_H / 2 - m, y1 = Math.max(...pts.map((p) => p.y)) + BOX_H / 2 + m;
+  const w = Math.max(x1 - x0, W * 0.6), h = Math.max(y1 - y0, H / 3);
+  root.setAttribute("viewBox", `${(x0 + x1 - w) / 2} ${(y0 + y1 - h) / 2} ${w} ${h}`);
+}
+
+// picked: the picked tenant's flood document (/v1/tenants/{name}/flood) with its placement
+// (`hosts`, null = every host) and `endpoints`; null when no tenant is picked.
+function drawTopology(topo, picked) {
+  const root = $("#topology");
+  root.replaceChildren();
+  const pos = layout(topo.hosts);
+  fitViewBox(root, pos);
+  const sel = picked;
+  const colour = sel ? tenantColour(topo, sel.name) : null;
+
+  const defs = svg("defs");
+  const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7,
+    markerHeight: 7, orient: "auto-start-reverse" });
+  marker.append(svg("path", { d: "M0,0 L10,5 L0,10 z", fill: colour || "#888" }));
+  defs.append(marker);
+  root.append(defs);
+
+  const links = svg("g", { id: "tunnels" });
+  for (const t of topo.tunnels) {
+    const a = pos[t.host], b = pos[t.peer];
+    if (!a || !b) continue;
+    const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2;
+    const line = svg("line", { x1: a.x, y1: a.y, x2: mx, y2: my, class: `tunnel ${t.state}`,
+      "data-host": t.host, "data-peer": t.peer, "data-state": t.state });
+    line.append(svg("title", {}, `${t.host} → ${t.peer}: ${t.port || "no port"} (${t.state})`));
+    links.append(line);
+    if (t.host < t.peer) links.append(svg("circle", { cx: mx, cy: my, r: 3.5, class: "mid" }));
+  }
+  root.append(links);
+
+  if (sel) { // the flood set: one arrow per copy, offset beside the tunnel it uses
+    const flood = svg("g", { id: "flood-arrows" });
+    for (const [from, peers] of Object.entries(sel.flood)) {
+      for (const to of peers) {
+        const a = pos[from], b = pos[to];
+        if (!a || !b) continue;
+        const dx = b.x - a.x, dy = b.y - a.y, len = Math.hypot(dx, dy) || 1;
+        const ox = (-dy / len) * 10, oy = (dx / len) * 10; // to the right of the direction of travel
+        // from box edge to box edge: the fraction of the centre line inside one box, plus a gap
+        const inBox = Math.min(BOX_W / 2 / (Math.abs(dx) || 1e-9), BOX_H / 2 / (Math.abs(dy) || 1e-9));
+        const start = inBox + 14 / len, end = 1 - inBox - 14 / len;
+        flood.append(svg("line", { x1: a.x + dx * start + ox, y1: a.y + dy * start + oy,
+          x2: a.x + dx * end + ox, y2: a.y + dy * end + oy, class: "flood-arrow", stroke: colour,
+          "marker-end": "url(#arrow)", "data-host": from, "data-peer": to }));
+      }
+    }
+    root.append(flood);
+  }
+
+  const perHost = {};
+  for (const ep of sel ? sel.endpoints : []) perHost[ep.host] = (perHost[ep.host] || 0) + 1;
+  const nodes = svg("g", { id: "hosts" });
+  for (const h of topo.hosts) {
+    const p = pos[h.id];
+    const member = sel && sel.members.includes(h.id);
+    const absent = sel && sel.hosts !== null && !sel.hosts.includes(h.id);
+    const up = (ok) => (ok ? "up" : "down");
+    const g = svg("g", { class: `host${member ? " member" : ""}${absent ? " absent" : ""}`,
+      "data-host": h.id, "data-ovsdb": up(h.connected.ovsdb), "data-openflow": up(h.connected.openflow),
+      transform: `translate(${p.x - BOX_W / 2},${p.y - BOX_H / 2})` });
+    const box = svg("rect", { width: BOX_W, height: BOX_H, rx: 10, class: "box" });
+    if (member) box.style.stroke = colour; // CSSOM, not a style attribute: the CSP allows it
+    g.append(box);
+    g.append(svg("text", { x: 12, y: 22, class: "name" }, h.id));
+    g.append(svg("text", { x: BOX_W - 12, y: 22, class: "ip", "text-anchor": "end" }, h.overlay_ip || "no overlay IP"));
+    [["OVSDB", h.connected.ovsdb], ["OpenFlow", h.connected.openflow]].forEach(([label, ok], i) => {
+      const x = 12 + i * 74;
+      g.append(svg("circle", { cx: x + 5, cy: 42, r: 5, class: `dot ${up(ok)}` }));
+      g.append(svg("text", { x: x + 14, y: 46, class: "chan" }, label));
+    });
+    if (sel) {
+      const n = perHost[h.id] || 0;
+      const what = absent ? `${sel.name}: not placed here` : `${sel.name}: ${n} endpoint${n === 1 ? "" : "s"}`;
+      const line = svg("text", { x: 12, y: 64, class: "tenant-line" }, what);
+      if (member) line.style.fill = colour;
+      g.append(line);
+    }
+    g.append(svg("title", {}, `${h.id} ${h.overlay_ip || ""}\nOVSDB ${up(h.connected.ovsdb)}, ` +
+      `OpenFlow ${up(h.connected.openflow)}${h.datapath_id ? "\ndpid " + h.datapath_id : ""}`));
+    nodes.append(g);
+  }
+  root.append(nodes);
+  const usable = topo.tunnels.filter((t) => t.state !== "missing").length;
+  $("#tunnel-type").textContent =
+    `(${topo.tunnel_type} · ${topo.hosts.length} hosts · ${usable} of ${topo.tunnels.length} tunnels usable)`;
+}
+
+// ---- the side panels --------------------------------------------------------------------
+
+function drawTenants(topo) {
+  const box = $("#tenants");
+  box.replaceChildren();
+  if (!topo.tenants.length) box.append(el("p", { class: "muted" }, "no tenants yet"));
+  for (const t of topo.tenants) {
+    const b = el("button", { type: "button", class: "tenant" + (t.name === state.tenant ? " selected" : ""),
+      "data-tenant": t.name, "aria-pressed": t.name === state.tenant });
+    const sw = el("i", { class: "swatch" });
+    sw.style.background = tenantColour(topo, t.name);
+    const where = t.hosts === null ? "every host" : `${t.hosts.length} host${t.hosts.length === 1 ? "" : "s"}`;
+    b.append(sw, el("b", {}, t.name), el("span", { class: "muted" }, ` VNI ${t.vni} · on ${where}`));
+    b.addEventListener("click", () => select(t.name));
+    box.append(b);
+  }
+}
+
+function fmt(n) { return Number(n || 0).toLocaleString("en"); }
+
+function drawCounters(c) {
+  const answered = (c.arp_proxied || 0) + (c.arp_local || 0) + (c.nd_proxied || 0) + (c.nd_local || 0);
+  const sent = c.floods_sent || 0;
+  const share = answered + sent ? Math.round((100 * answered) / (answered + sent)) : 0;
+  const box = $("#counters");
+  box.replaceChildren();
+  const rows = [
+    ["arp", "ARP answered in switch", (c.arp_proxied || 0) + (c.arp_local || 0)],
+    ["nd", "ND answered in switch", (c.nd_proxied || 0) + (c.nd_local || 0)],
+    ["floods", "floods sent", sent],
+    ["unknown", "of them for unknown IPs", c.floods_unknown_ip || 0],
+  ];
+  for (const [key, label, value] of rows) {
+    const r = el("div", { class: `counter ${key}`, "data-counter": key });
+    r.append(el("span", { class: "value" }, fmt(value)), el("span", { class: "label" }, label));
+    box.append(r);
+  }
+  const bar = el("div", { class: "bar", title: `${share} % of broadcasts answered without a flood` });
+  const fill = el("div", { class: "fill" });
+  fill.style.width = share + "%";
+  bar.append(fill);
+  const what = answered + sent ? `${share} % of broadcasts answered without a flood` : "no broadcasts counted yet";
+  box.append(bar, el("p", { class: "muted" },
+    `${what} · ${fmt(c.packet_in)} packet-ins · ${fmt(c.endpoints_learned)} endpoints learned`));
+}
+
+function idle(s) {
+  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+function drawEndpoints(topo, picked) {
+  const sel = picked, endpoints = sel ? sel.endpoints : [];
+  $("#ep-tenant").textContent = sel ? `of ${sel.name} (${endpoints.length})` : "";
+  const body = $("#endpoints tbody");
+  body.replaceChildren();
+  for (const ep of endpoints) {
+    const tr = el("tr", { "data-mac": ep.mac, "data-host": ep.host });
+    tr.append(el("td", { class: "mono" }, ep.mac), el("td", { class: "mono" }, ep.ips.join(", ") || "–"),
+      el("td", {}, ep.host), el("td", {}, ep.port || "–"), el("td", {}, ep.vlan), el("td", {}, idle(ep.idle_s)));
+    body.append(tr);
+  }
+  if (!endpoints.length) {
+    const tr = el("tr", { class: "empty" });
+    tr.append(el("td", { colspan: 6, class: "muted" },
+      sel ? "nothing learned yet: endpoints appear once their VMs send" : "pick a tenant"));
+    body.append(tr);
+  }
+  const flood = $("#flood tbody");
+  flood.replaceChildren();
+  const programmed = new Set(topo.hosts.filter((h) => h.connected.openflow).map((h) => h.id));
+  for (const [from, peers] of Object.entries(sel ? sel.flood : {})) {
+    const tr = el("tr", { "data-host": from });
+    const none = programmed.has(from) ? "nobody (no other member)" : "unknown: OpenFlow down";
+    tr.append(el("td", {}, from),
+      el("td", { class: peers.length ? null : "muted" }, peers.length ? peers.join(", ") : none));
+    flood.append(tr);
+  }
+}
+
+// ---- the loop ---------------------------------------------------------------------------
+
+function setStatus(text, bad = false) {
+  const s = $("#status");
+  s.textContent = text;
+  s.classList.toggle("bad", bad);
+}
+
+async function refresh() {
+  clearTimeout(state.timer);
+  try {
+    const [topo, counters] = await Promise.all([api("/v1/topology"), api("/v1/counters")]);
+    let tenant = topo.tenants.find((t) => t.name === state.tenant);
+    if (!tenant) tenant = topo.tenants[0]; // the first, until one is picked
+    state.tenant = tenant ? tenant.name : null;
+    let picked = null;
+    if (tenant) {
+      const path = `/v1/tenants/${encodeURIComponent(tenant.name)}`;
+      const [flood, endpoints] = await Promise.all([api(path + "/flood"), api(path + "/endpoints")]);
+      picked = { ...flood, hosts: tenant.hosts, endpoints };
+    }
+    state.last = topo;
+    drawTopology(topo, picked);
+    drawTenants(topo);
+    drawCounters(counters);
+    drawEndpoints(topo, picked);
+    $("#logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
+    setStatus(`live · updated ${new Date().toLocaleTimeString("en-GB")} · every ${POLL_MS / 1000} s`);
+  } catch (e) {
+    if (e instanceof AuthNeeded) return askForToken();
+    setStatus(`cannot read the API: ${e.message}`, true);
+  }
+  state.timer = setTimeout(refresh, POLL_MS);
+}
+
+function select(name) {
+  state.tenant = name;
+  history.replaceState(null, "", "#tenant=" + encodeURIComponent(name));
+  if (state.last) drawTenants(state.last); // the button at once, the rest when it has been read
+  refresh();
+}
+
+function askForToken() {
+  const had = sessionStorage.getItem(TOKEN_KEY);
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("#login").hidden = false;
+  $("#login-error").textContent = had ? "that token was refused" : "";
+  setStatus("waiting for the API token", true);
+  $("#token").focus();
+}
+
+function tenantFromHash() {
+  const m = /^#tenant=(.+)$/.exec(location.hash);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+function init() {
+  state.tenant = tenantFromHash();
+  window.addEventListener("hashchange", () => { const t = tenantFromHash(); if (t && t !== state.tenant) select(t); });
+  $("#login").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const token = $("#token").value.trim();
+    if (!/^[\x21-\x7e]+$/.test(token)) { // a header can carry only these
+      $("#login-error").textContent = "a token is printable ASCII without spaces";
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $("#token").value = "";
+    $("#login").hidden = true;
+    refresh();
+  });
+  $("#logout").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
+  refresh();
+}
+
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,124 @@
+"""The web view's routes: the page and its code are served (public), its data follows the API's auth,
+and /v1/topology says which tunnel each host uses toward each peer and where each tenant floods."""
+
+import re
+
+import pytest
+from webob import Request
+
+from controller.auth import TokenAuth
+from controller.rest import Api
+from controller.state import HostView, Tenant, TunnelPort
+from controller.switch_state import SwitchDump
+from controller.web import CSP, SERVED, tenant_flood_json, topology_json
+from tests.unit.api_backend import Backend, call, seeded
+
+TOKEN = "web-token-42"
+
+
+def get(api, path, headers=None):
+    return Request.blank(path, headers=headers or {}).get_response(api)
+
+
+@pytest.fixture
+def api(tmp_path):
+    return seeded(Api(Backend(str(tmp_path / "w.db"))))
+
+
+@pytest.fixture
+def locked(tmp_path):
+    path = tmp_path / "token"
+    path.write_text(TOKEN)
+    path.chmod(0o600)
+    return seeded(Api(Backend(str(tmp_path / "w.db")), TokenAuth(str(path))))
+
+
+def test_the_page_loads_only_its_own_script_and_style(api):
+    resp = get(api, "/")
+    assert resp.status_int == 200 and resp.content_type == "text/html"
+    assert resp.headers["Content-Security-Policy"] == CSP and "'unsafe-inline'" not in CSP
+    refs = re.findall(r'(?:src|href)="([^"]+)"', resp.text)
+    assert sorted(refs) == ["/ui/app.css", "/ui/app.js", "data:,"]  # nothing from elsewhere
+    assert "<script>" not in resp.text and "style=" not in resp.text  # the CSP would block inline code
+
+
+@pytest.mark.parametrize("asset,ctype,needle", [("app.js", "text/javascript", "/v1/topology"),
+                                                ("app.css", "text/css", ".tunnel.missing")])
+def test_assets_are_served_from_the_package(api, asset, ctype, needle):
+    resp = get(api, f"/ui/{asset}")
+    assert resp.status_int == 200 and resp.content_type == ctype and needle in resp.text
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert asset in SERVED
+
+
+@pytest.mark.parametrize("asset", ["index.html", "nope.js", "..", "%2e%2e%2fweb.py", "app.js.bak"])
+def test_anything_else_under_ui_is_a_json_404(api, asset):
+    status, body = call(api, "GET", f"/ui/{asset}")
+    assert status == 404 and "no such" in body["error"]
+
+
+def test_with_a_token_the_page_is_public_but_its_data_is_not(locked):
+    assert get(locked, "/").status_int == 200 and get(locked, "/ui/app.js").status_int == 200
+    for path in ("/v1/topology", "/v1/tenants/blue/flood"):
+        status, body = call(locked, "GET", path)
+        assert status == 401 and "token" in body["error"]
+    status, body = call(locked, "GET", "/v1/topology", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and [h["id"] for h in body["hosts"]] == ["host1", "host2"]
+    assert call(locked, "POST", "/", {})[0] == 405  # nothing to write there
+
+
+def ip(i):
+    return f"10.99.0.{i}"
+
+
+def test_topology_tunnel_states_channels_and_flood_sets(api):
+    core = api.b.core
+    # host1: ours to host2, one made by hand to host3; host2: ours to host1, none yet to host3
+    # (port asked for, no ofport); host3: ours to host1, a GRE one to host2 (wrong kind: unusable).
+    ports = {1: (TunnelPort("vx2", "vxlan", ip(2), 2, True), TunnelPort("hand3", "vxlan", ip(3), 3, False)),
+             2: (TunnelPort("vx1", "vxlan", ip(1), 2, True), TunnelPort("vx3", "vxlan", ip(3), None, True)),
+             3: (TunnelPort("vx1", "vxlan", ip(1), 2, True), TunnelPort("gre2", "gre", ip(2), 3, True))}
+    vlans = {1: {10}, 2: {10, 20}, 3: {10}}
+    for i in (1, 2, 3):
+        core.host_view(HostView(f"host{i}", ip(i), i, "br", 1, ports[i], frozenset(vlans[i])), now=0)
+    for dpid in (1, 2):
+        core.datapath_up(dpid)
+        core.switch_read(dpid, SwitchDump(), now=0)
+    core.ovsdb_down("host3")
+    status, doc = call(api, "GET", "/v1/topology")
+    assert status == 200 and doc == topology_json(core)
+    assert doc["tunnel_type"] == "vxlan"
+    assert [(h["id"], h["connected"]) for h in doc["hosts"]] == [
+        ("host1", {"ovsdb": True, "openflow": True}), ("host2", {"ovsdb": True, "openflow": True}),
+        ("host3", {"ovsdb": False, "openflow": False})]
+    assert {(t["host"], t["peer"]): (t["state"], t["port"]) for t in doc["tunnels"]} == {
+        ("host1", "host2"): ("created", "vx2"), ("host1", "host3"): ("adopted", "hand3"),
+        ("host2", "host1"): ("created", "vx1"), ("host2", "host3"): ("missing", None),
+        ("host3", "host1"): ("created", "vx1"), ("host3", "host2"): ("missing", None)}
+    assert doc["tenants"] == [{"name": "blue", "vni": 5001, "hosts": None},
+                              {"name": "red", "vni": 5002, "hosts": None}]
+    status, blue = call(api, "GET", "/v1/tenants/blue/flood")
+    assert status == 200 and blue == tenant_flood_json(core, "blue")
+    # As programmed: host1 copies blue's broadcasts to both peers (one over the adopted port),
+    # host2 has no usable port to host3, host3 is not connected so nothing was programmed there.
+    assert blue == {"name": "blue", "vni": 5001, "members": ["host1", "host2", "host3"],
+                    "flood": {"host1": ["host2", "host3"], "host2": ["host1"], "host3": []}}
+    # red lives on host2 only: only host2 holds it (placement), with nobody to copy to.
+    red = call(api, "GET", "/v1/tenants/red/flood")[1]
+    assert (red["members"], red["flood"]) == (["host2"], {"host1": [], "host2": [], "host3": []})
+
+
+def test_a_placed_tenant_floods_only_where_it_is(api):
+    core = api.b.core
+    core.put_tenant(Tenant("green", 5003, 30, frozenset({"host2", "elsewhere"})))
+    assert call(api, "GET", "/v1/topology")[1]["tenants"][1] == {
+        "name": "green", "vni": 5003, "hosts": ["elsewhere", "host2"]}
+    assert call(api, "GET", "/v1/tenants/green/flood")[1] == {
+        "name": "green", "vni": 5003, "members": [], "flood": {"host2": []}}
+    status, body = call(api, "GET", "/v1/tenants/nope/flood")
+    assert status == 404 and "nope" in body["error"]
+
+
+def test_topology_of_an_empty_controller(tmp_path):
+    assert call(Api(Backend(str(tmp_path / "e.db"))), "GET", "/v1/topology") == (
+        200, {"tunnel_type": "vxlan", "hosts": [], "tunnels": [], "tenants": []})
