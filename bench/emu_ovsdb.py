@@ -1,0 +1,270 @@
+"""An emulated host's OVSDB (ovsdb-server + the ofports ovs-vswitchd assigns), for the scale benchmark.
+
+It dials the controller's manager port as `ovs-vsctl set-manager` makes a real host do,
+answers the controller's monitor with the rows a host built like lab/ has (Open_vSwitch
+external_ids, br0/br1, patch ports, VM ports tagged on br0 with attached-mac), applies its
+transactions (insert, mutate of a set column; Port/Interface rows nobody references are
+garbage-collected, as in OVSDB), gives new br1 interfaces ofports and sends the resulting
+update notifications. It probes the controller every 5 s, as ovsdb-server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import uuid as uuidlib
+from collections.abc import Callable
+from typing import Any
+
+LOG = logging.getLogger(__name__)
+PROBE_S = 5.0
+REF_COLUMNS = {("Open_vSwitch", "bridges"), ("Bridge", "ports"), ("Port", "interfaces")}
+GC_TABLES = ("Port", "Interface")  # non-root: removed when no row references them
+
+Row = dict[str, Any]  # column -> OVSDB JSON datum
+
+
+def omap(d: dict[str, str]) -> list:
+    return ["map", sorted([k, v] for k, v in d.items())]
+
+
+def refs(uuids: list[str]) -> list:
+    return ["set", [["uuid", u] for u in uuids]]
+
+
+def ref_list(datum: Any) -> list[str]:
+    """The uuids of a reference datum: ["uuid", u] or ["set", [...]]."""
+    if datum[0] == "uuid":
+        return [datum[1]]
+    return [d[1] for d in datum[1]]
+
+
+class Database:
+    """The rows of one host's Open_vSwitch database that the benchmark needs."""
+
+    def __init__(self, system_id: str, overlay_ip: str, dpid: int) -> None:
+        self.tables: dict[str, dict[str, Row]] = {t: {} for t in ("Open_vSwitch", "Bridge", "Port", "Interface")}
+        self.next_ofport: dict[str, itertools.count] = {}
+        self.used_ofports: dict[str, set[int]] = {}
+        self.on_ofport: Callable[[str, int | None, str], None] | None = None  # bridge name, ofport, iface name
+        self.br = {name: self._new_bridge(name, f"{dpid:016x}" if name == "br1" else f"{dpid | 1 << 63:016x}")
+                   for name in ("br1", "br0")}
+        self.root = self._insert("Open_vSwitch", {
+            "external_ids": omap({"system-id": system_id, "overlay-ip": overlay_ip, "hostname": system_id}),
+            "bridges": refs(list(self.br.values()))})
+        self.add_port("br1", "patch-int", "patch", {"peer": "patch-tun"}, ofport=1)
+        self.add_port("br0", "patch-tun", "patch", {"peer": "patch-int"})
+
+    def _insert(self, table: str, row: Row, uid: str | None = None) -> str:
+        uid = uid or str(uuidlib.uuid4())
+        self.tables[table][uid] = row
+        return uid
+
+    def _new_bridge(self, name: str, dpid: str) -> str:
+        self.next_ofport[name] = itertools.count(1)
+        self.used_ofports[name] = set()
+        port_iface = self._insert("Interface", {"name": name, "type": "internal", "options": omap({}),
+                                                "ofport": 65534, "external_ids": omap({})})
+        port = self._insert("Port", {"name": name, "interfaces": refs([port_iface]), "tag": ["set", []],
+                                     "external_ids": omap({})})
+        return self._insert("Bridge", {"name": name, "datapath_id": dpid, "ports": refs([port])})
+
+    def add_port(self, bridge: str, name: str, kind: str = "", options: dict | None = None, *,
+                 tag: int | None = None, attached_mac: str | None = None, ofport: int | None = None) -> str:
+        """A port with one interface; returns the Port uuid. (The caller sends the update.)"""
+        ofport = ofport or self._free_ofport(bridge)
+        self.used_ofports[bridge].add(ofport)
+        iface = self._insert("Interface", {
+            "name": name, "type": kind, "options": omap(options or {}), "ofport": ofport,
+            "external_ids": omap({"attached-mac": attached_mac} if attached_mac else {})})
+        port = self._insert("Port", {"name": name, "interfaces": refs([iface]),
+                                     "tag": tag if tag is not None else ["set", []], "external_ids": omap({})})
+        b = self.tables["Bridge"][self.br[bridge]]
+        b["ports"] = refs(ref_list(b["ports"]) + [port])
+        if self.on_ofport is not None:
+            self.on_ofport(bridge, ofport, name)
+        return port
+
+    def _free_ofport(self, bridge: str) -> int:
+        """The next ofport never used on the bridge (OVS does not hand a freed one out at once)."""
+        used = self.used_ofports[bridge]
+        n = next(n for n in self.next_ofport[bridge] if n not in used)
+        used.add(n)
+        return n
+
+    def snapshot(self) -> dict[str, dict[str, Row]]:
+        return {t: {u: dict(r) for u, r in rows.items()} for t, rows in self.tables.items()}
+
+    def transact(self, ops: list[dict]) -> list[dict]:
+        """Apply a transaction's operations; one result per operation (an error stops it, as OVSDB)."""
+        names: dict[str, str] = {}
+        results: list[dict] = []
+        for op in ops:
+            kind = op.get("op")
+            if kind == "insert":
+                uid = str(uuidlib.uuid4())
+                if "uuid-name" in op:
+                    names[op["uuid-name"]] = uid
+                self.tables[op["table"]][uid] = dict(op.get("row", {}))
+                results.append({"uuid": ["uuid", uid]})
+            elif kind == "mutate":
+                rows = self._where(op["table"], op.get("where", []))
+                for row in rows:
+                    for column, mutator, value in op["mutations"]:
+                        have = ref_list(row[column]) if row.get(column) else []
+                        given = ref_list(value) if value[0] in ("set", "uuid") else []
+                        given = [names.get(g, g) for g in given]
+                        if mutator == "insert":
+                            row[column] = refs(have + [g for g in given if g not in have])
+                        elif mutator == "delete":
+                            row[column] = refs([h for h in have if h not in given])
+                        else:
+                            return results + [{"error": "not supported", "details": f"mutator {mutator}"}]
+                results.append({"count": len(rows)})
+            elif kind in ("comment", "wait"):
+                results.append({})
+            else:
+                return results + [{"error": "not supported", "details": f"operation {kind}"}]
+        for rows in self.tables.values():  # named-uuid -> uuid in the new rows
+            for row in rows.values():
+                for column, datum in row.items():
+                    row[column] = _resolve(datum, names)
+        self._collect_garbage()
+        new = [u for u, row in self.tables["Interface"].items() if "ofport" not in row]
+        if new:  # vswitchd gives new interfaces an ofport on their bridge
+            port_of = {i: p for p, row in self.tables["Port"].items() for i in ref_list(row["interfaces"])}
+            bridge_of = {p: name for name, b in self.br.items() for p in ref_list(self.tables["Bridge"][b]["ports"])}
+            for uid in new:
+                row = self.tables["Interface"][uid]
+                bridge = bridge_of.get(port_of.get(uid, ""), "br1")
+                row.setdefault("external_ids", omap({}))
+                row.setdefault("options", omap({}))
+                row["ofport"] = self._free_ofport(bridge)
+                if self.on_ofport is not None:
+                    self.on_ofport(bridge, row["ofport"], row.get("name", ""))
+        for row in self.tables["Port"].values():
+            row.setdefault("tag", ["set", []])
+            row.setdefault("external_ids", omap({}))
+        return results
+
+    def _where(self, table: str, where: list) -> list[Row]:
+        rows = self.tables[table]
+        for column, fn, value in where:
+            if column == "_uuid" and fn == "==":
+                return [rows[value[1]]] if value[1] in rows else []
+        return list(rows.values())
+
+    def _collect_garbage(self) -> None:
+        used_ports = {p for b in self.tables["Bridge"].values() for p in ref_list(b["ports"])}
+        for uid in [u for u in self.tables["Port"] if u not in used_ports]:
+            del self.tables["Port"][uid]
+        used_ifaces = {i for p in self.tables["Port"].values() for i in ref_list(p["interfaces"])}
+        for uid in [u for u in self.tables["Interface"] if u not in used_ifaces]:
+            row = self.tables["Interface"].pop(uid)
+            if self.on_ofport is not None:
+                self.on_ofport("br1", None, row.get("name", ""))
+
+
+def _resolve(datum: Any, names: dict[str, str]) -> Any:
+    if isinstance(datum, list):
+        if len(datum) == 2 and datum[0] == "named-uuid":
+            return ["uuid", names[datum[1]]]
+        return [_resolve(d, names) for d in datum]
+    return datum
+
+
+def diff(before: dict[str, dict[str, Row]], after: dict[str, dict[str, Row]],
+         columns: dict[str, list[str]]) -> dict:
+    """<table-updates> between two snapshots, for the monitored columns only."""
+    out: dict[str, dict] = {}
+    for table, cols in columns.items():
+        old, new = before.get(table, {}), after.get(table, {})
+        for uid in set(old) | set(new):
+            o = {c: old[uid][c] for c in cols if c in old.get(uid, {})} if uid in old else None
+            n = {c: new[uid][c] for c in cols if c in new.get(uid, {})} if uid in new else None
+            if o == n:
+                continue
+            change: dict[str, Any] = {}
+            if n is not None:
+                change["new"] = n
+            if o is not None:
+                change["old"] = {c: v for c, v in o.items() if n is None or n.get(c) != v}
+            out.setdefault(table, {})[uid] = change
+    return out
+
+
+class OvsdbPeer(asyncio.Protocol):
+    """The JSON-RPC connection to the controller's manager port."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.transport: asyncio.Transport | None = None
+        self.decoder = json.JSONDecoder()
+        self.buf = ""
+        self.monitors: list[tuple[Any, dict[str, list[str]]]] = []  # (monitor id, table -> columns)
+        self.probe: asyncio.TimerHandle | None = None
+        self.transactions = 0
+        self.monitored = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._schedule_probe()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.probe is not None:
+            self.probe.cancel()
+        self.closed.set()
+
+    def _schedule_probe(self) -> None:
+        self.probe = asyncio.get_running_loop().call_later(PROBE_S, self._send_probe)
+
+    def _send_probe(self) -> None:
+        self.send({"method": "echo", "params": [], "id": "echo"})
+        self._schedule_probe()
+
+    def send(self, msg: dict) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(json.dumps(msg).encode())
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data.decode()
+        while True:
+            self.buf = self.buf.lstrip()
+            if not self.buf:
+                return
+            try:
+                msg, end = self.decoder.raw_decode(self.buf)
+            except json.JSONDecodeError:
+                return  # incomplete
+            self.buf = self.buf[end:]
+            self.handle(msg)
+
+    def handle(self, msg: dict) -> None:
+        method, msg_id = msg.get("method"), msg.get("id")
+        if method == "echo":
+            self.send({"id": msg_id, "result": msg.get("params", []), "error": None})
+        elif method == "monitor":
+            _db, monitor_id, requests = msg["params"]
+            columns = {t: list(r.get("columns", [])) for t, r in requests.items() if t in self.db.tables}
+            self.monitors.append((monitor_id, columns))
+            self.send({"id": msg_id, "result": diff({}, self.db.snapshot(), columns), "error": None})
+            self.monitored.set()
+        elif method == "transact":
+            before = self.db.snapshot()
+            result = self.db.transact(msg["params"][1:])
+            self.transactions += 1
+            self.send({"id": msg_id, "result": result, "error": None})
+            self.notify(before)
+        elif method is not None:
+            self.send({"id": msg_id, "result": None, "error": f"unknown method {method}"})
+
+    def notify(self, before: dict[str, dict[str, Row]]) -> None:
+        """Send what changed since `before` to every monitor."""
+        after = self.db.snapshot()
+        for monitor_id, columns in self.monitors:
+            updates = diff(before, after, columns)
+            if updates:
+                self.send({"method": "update", "params": [monitor_id, updates], "id": None})
