@@ -424,7 +424,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     ap.add_argument("--plot", metavar="PNG", help="plot each figure against hosts (needs the bench extra)")
+    ap.add_argument("--replot", metavar="JSON", help="no run: print the table (and --plot) of an earlier --json")
     args = ap.parse_args(argv)
+    if args.replot:
+        with open(args.replot) as f:
+            doc = json.load(f)
+        print(scale_report.table(doc))
+        if args.plot:
+            scale_report.plot(doc, args.plot)
+        return 0
     if args.vms is None:
         args.vms = 10 if args.shape == "dense" else 1
     scale_report.raise_fd_limit()
