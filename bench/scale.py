@@ -283,6 +283,7 @@ class Run:
         for hid, ip, dpid in self.p.hosts:
             self.new_host(hid, ip, dpid)
         cpu0, started = self.proc.cpu(), time.monotonic()
+        expects = [self.tracker.expect(self.host_needs(h), started) for h in self.hosts.values()]
         gate = asyncio.Semaphore(64)  # no more SYNs at once than the controller's accept backlog
 
         async def dial(h: EmuHost) -> None:
@@ -293,7 +294,6 @@ class Run:
         while time.monotonic() < deadline and not all(h.ready for h in self.hosts.values()):
             await asyncio.sleep(0.05)
         connected = time.monotonic() - started
-        expects = [self.tracker.expect(self.host_needs(h), started) for h in self.hosts.values()]
         ok = await wait(expects, deadline)
         done = [e.done - started for e in expects if e.done is not None]
         self.phase("connect", started, ok, all_connected_s=round(connected, 3),
@@ -365,7 +365,6 @@ class Run:
             peers = list(self.hosts.values())
             self.hosts[hid] = h
             c0, t0 = self.proc.cpu(), time.monotonic()
-            await h.connect(self.ctl.of_port, self.ctl.ovsdb_port)
             needs = self.host_needs(h)
             for o in peers:
                 needs.append((o, ("tun", tunnel_name(TUNNEL_TYPE, ip))))
@@ -376,6 +375,7 @@ class Run:
                 if hid in self.members[vm.tenant.name]:
                     needs += self.vm_needs(vm, on=[hid])
             e = self.tracker.expect(needs, t0)
+            await h.connect(self.ctl.of_port, self.ctl.ovsdb_port)
             if not await wait([e], min(deadline, t0 + self.args.event_timeout)):
                 break
             lat.append(e.done - t0)  # type: ignore[operator]
