@@ -168,6 +168,7 @@ class FlowTable:
 
     def __init__(self) -> None:
         self.flows: dict[tuple[int, int, bytes], Flow] = {}
+        self.version = 0  # bumped on every change: cached replies are reused until then
         # table -> mask signature -> masked values -> flows
         self.spaces: dict[int, dict[tuple, dict[tuple, list[Flow]]]] = {}
 
@@ -177,6 +178,7 @@ class FlowTable:
         return tuple((n, m) for n, (_, m) in items), tuple(v for _, (v, _) in items)
 
     def put(self, fl: Flow) -> Flow | None:
+        self.version += 1
         old = self.flows.get(fl.key)
         if old is not None:
             self._unindex(old)
@@ -186,6 +188,7 @@ class FlowTable:
         return old
 
     def remove(self, fl: Flow) -> None:
+        self.version += 1
         del self.flows[fl.key]
         self._unindex(fl)
 
@@ -245,6 +248,7 @@ class Switch(asyncio.Protocol):
         self.marks: dict[tuple, float] = {}  # mark -> when it (last) appeared
         self.watch: Callable[[Switch, tuple, float], None] | None = None
         self.barriers: list[float] = []  # when each barrier reply was sent
+        self._entries: tuple[int, list[bytes]] = (-1, [])
         self.counts = {"flow_mod": 0, "group_mod": 0, "meter_mod": 0, "packet_in": 0, "errors": 0,
                        "stats_requests": 0}
         self.transport: asyncio.Transport | None = None
@@ -361,6 +365,7 @@ class Switch(asyncio.Protocol):
         else:  # modify: new instructions, same entry (OpenFlow 1.3 does not add on modify)
             for fl in victims:
                 fl.instr = msg[48 + pad8(mlen):]
+            self.table.version += 1
 
     def _install(self, fl: Flow) -> None:
         old = self.table.put(fl)
@@ -448,7 +453,10 @@ class Switch(asyncio.Protocol):
         (mp_type, _flags) = struct.unpack_from("!HH", msg, 8)
         body = msg[16:]
         if mp_type == ofp.OFPMP_FLOW:
-            self.reply(xid, mp_type, [fl.stats_entry(time.monotonic()) for fl in self.select(body)])
+            if body[:1] + body[4:12] == b"\xff" * 9 and body[16:32] == bytes(16) and body[34:36] == b"\0\x04":
+                self.reply(xid, mp_type, self.all_entries())  # the controller's poll: everything
+            else:
+                self.reply(xid, mp_type, [fl.stats_entry(time.monotonic()) for fl in self.select(body)])
         elif mp_type == ofp.OFPMP_AGGREGATE:
             self.reply(xid, mp_type, [struct.pack("!QQI4x", 0, 0, len(self.select(body)))])
         elif mp_type == ofp.OFPMP_TABLE:
@@ -491,6 +499,13 @@ class Switch(asyncio.Protocol):
                 if (table == ofp.OFPTT_ALL or fl.table == table)
                 and fl.cookie & cookie_mask == cookie & cookie_mask
                 and (not request or covers(request, fl.fields)) and fl.outputs(out_port, out_group)]
+
+    def all_entries(self) -> list[bytes]:
+        """Every flow's stats entry, reused while the table is unchanged (durations as of then)."""
+        if self._entries[0] != self.table.version:
+            now = time.monotonic()
+            self._entries = (self.table.version, [fl.stats_entry(now) for fl in self.table.flows.values()])
+        return self._entries[1]
 
     def group_desc(self) -> list[bytes]:
         return [struct.pack("!HBxI", 8 + len(b), gtype, g) + b for g, (gtype, b) in sorted(self.groups.items())]

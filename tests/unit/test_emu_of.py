@@ -101,6 +101,13 @@ def test_flow_stats_reply_round_trips_through_os_ken_and_filters_by_table():
     got = {(s.table_id, s.priority, tuple(sorted(s.match.items())), s.cookie) for s in reply.body}
     want = {(fl.table, fl.priority, fl.match, fl.cookie) for fl in flows if fl.table == t.SRC_BINDING}
     assert got == want and len(want) == 4
+    everything = parser.OFPFlowStatsRequest(ofmsg._DP)  # the controller's poll (a cached reply)
+    everything.serialize()
+    for _ in range(2):
+        send(sw, bytes(everything.buf))
+        [(_, _, msg)] = wire.messages()
+        reply = parser.OFPMultipartReply.parser(ofmsg._DP, *HDR.unpack_from(msg)[:3], 0, msg)
+        assert len(reply.body) == len(flows)
 
 
 def test_group_add_twice_is_an_error_and_modify_changes_the_bucket_mark():
