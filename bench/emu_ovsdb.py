@@ -21,7 +21,7 @@ from typing import Any
 LOG = logging.getLogger(__name__)
 PROBE_S = 5.0
 REF_COLUMNS = {("Open_vSwitch", "bridges"), ("Bridge", "ports"), ("Port", "interfaces")}
-GC_TABLES = ("Port", "Interface")  # non-root: removed when no row references them
+NAME_INDEXED = ("Bridge", "Port", "Interface")  # the schema indexes these by name
 
 Row = dict[str, Any]  # column -> OVSDB JSON datum
 
@@ -97,17 +97,39 @@ class Database:
     def snapshot(self) -> dict[str, dict[str, Row]]:
         return {t: {u: dict(r) for u, r in rows.items()} for t, rows in self.tables.items()}
 
+    def refuse(self, ops: list[dict]) -> str | None:
+        """Why OVSDB would refuse the whole transaction (nothing is applied then), or None."""
+        names = {t: {r.get("name") for r in self.tables[t].values()} for t in NAME_INDEXED}
+        for op in ops:
+            kind = op.get("op")
+            if kind not in ("insert", "mutate", "comment", "wait"):
+                return f"operation {kind} not supported here"
+            if kind == "mutate" and any(m[1] not in ("insert", "delete") for m in op["mutations"]):
+                return f"mutator in {op['mutations']} not supported here"
+            if kind == "insert" and op["table"] in NAME_INDEXED:
+                name = op.get("row", {}).get("name")
+                if name in names[op["table"]]:  # the schema's name index
+                    return f"constraint violation: a {op['table']} named {name} exists"
+                names[op["table"]].add(name)
+        return None
+
     def transact(self, ops: list[dict]) -> list[dict]:
-        """Apply a transaction's operations; one result per operation (an error stops it, as OVSDB)."""
+        """Apply a transaction's operations; one result per operation, or an error and no change."""
+        why = self.refuse(ops)
+        if why is not None:
+            return [{"error": "constraint violation" if "constraint" in why else "not supported", "details": why}]
         names: dict[str, str] = {}
         results: list[dict] = []
+        inserted: list[Row] = []
+        deleted = False
         for op in ops:
             kind = op.get("op")
             if kind == "insert":
                 uid = str(uuidlib.uuid4())
                 if "uuid-name" in op:
                     names[op["uuid-name"]] = uid
-                self.tables[op["table"]][uid] = dict(op.get("row", {}))
+                row = self.tables[op["table"]][uid] = dict(op.get("row", {}))
+                inserted.append(row)
                 results.append({"uuid": ["uuid", uid]})
             elif kind == "mutate":
                 rows = self._where(op["table"], op.get("where", []))
@@ -117,21 +139,20 @@ class Database:
                         given = ref_list(value) if value[0] in ("set", "uuid") else []
                         given = [names.get(g, g) for g in given]
                         if mutator == "insert":
-                            row[column] = refs(have + [g for g in given if g not in have])
-                        elif mutator == "delete":
-                            row[column] = refs([h for h in have if h not in given])
+                            there = set(have)
+                            row[column] = refs(have + [g for g in given if g not in there])
                         else:
-                            return results + [{"error": "not supported", "details": f"mutator {mutator}"}]
+                            gone = set(given)
+                            row[column] = refs([h for h in have if h not in gone])
+                            deleted = True
                 results.append({"count": len(rows)})
-            elif kind in ("comment", "wait"):
-                results.append({})
             else:
-                return results + [{"error": "not supported", "details": f"operation {kind}"}]
-        for rows in self.tables.values():  # named-uuid -> uuid in the new rows
-            for row in rows.values():
-                for column, datum in row.items():
-                    row[column] = _resolve(datum, names)
-        self._collect_garbage()
+                results.append({})
+        for row in inserted:  # named-uuid -> uuid
+            for column, datum in row.items():
+                row[column] = _resolve(datum, names)
+        if deleted:
+            self._collect_garbage()
         new = [u for u, row in self.tables["Interface"].items() if "ofport" not in row]
         if new:  # vswitchd gives new interfaces an ofport on their bridge
             port_of = {i: p for p, row in self.tables["Port"].items() for i in ref_list(row["interfaces"])}

@@ -156,3 +156,13 @@ def test_ovsdb_transaction_gives_tunnels_ofports_and_reports_them():
     assert sorted(host.switch.ports.items()) == [(1, "patch-int"), (2, "vx-0a000002"), (3, "vx-0a000003")]
     updates = diff(before, host.db.snapshot(), {"Interface": ["name", "ofport"]})
     assert sorted(r["new"]["ofport"] for r in updates["Interface"].values()) == [2, 3]
+
+
+def test_ovsdb_refuses_a_second_port_of_the_same_name_and_changes_nothing():
+    host = EmuHost("h1", "10.0.0.1", 7)
+    txn = list(add_tunnels_txn(host.db.br["br1"], "vxlan", "10.0.0.1", ["10.0.0.2"]))
+    host.db.transact(txn)
+    before = host.db.snapshot()
+    [result] = host.db.transact(txn)  # a retry that crossed the update: the name index refuses it
+    assert result["error"] == "constraint violation"
+    assert host.db.snapshot() == before
