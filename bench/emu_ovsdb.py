@@ -47,6 +47,7 @@ class Database:
     def __init__(self, system_id: str, overlay_ip: str, dpid: int) -> None:
         self.tables: dict[str, dict[str, Row]] = {t: {} for t in ("Open_vSwitch", "Bridge", "Port", "Interface")}
         self.next_ofport: dict[str, itertools.count] = {}
+        self.touched: dict[tuple[str, str], Row | None] = {}  # (table, uuid) -> the row before this change
         self.used_ofports: dict[str, set[int]] = {}
         self.on_ofport: Callable[[str, int | None, str], None] | None = None  # bridge name, ofport, iface name
         self.br = {name: self._new_bridge(name, f"{dpid:016x}" if name == "br1" else f"{dpid | 1 << 63:016x}")
@@ -59,8 +60,21 @@ class Database:
 
     def _insert(self, table: str, row: Row, uid: str | None = None) -> str:
         uid = uid or str(uuidlib.uuid4())
+        self.touch(table, uid)
         self.tables[table][uid] = row
         return uid
+
+    def touch(self, table: str, uid: str) -> None:
+        """Remember a row as it was before the change under way (None: it did not exist)."""
+        if (table, uid) not in self.touched:
+            row = self.tables[table].get(uid)
+            self.touched[(table, uid)] = dict(row) if row is not None else None
+
+    def take(self) -> list[tuple[str, str, Row | None, Row | None]]:
+        """(table, uuid, before, now) of every row changed since the last take."""
+        out = [(t, u, old, self.tables[t].get(u)) for (t, u), old in self.touched.items()]
+        self.touched = {}
+        return out
 
     def _new_bridge(self, name: str, dpid: str) -> str:
         self.next_ofport[name] = itertools.count(1)
@@ -81,6 +95,7 @@ class Database:
             "external_ids": omap({"attached-mac": attached_mac} if attached_mac else {})})
         port = self._insert("Port", {"name": name, "interfaces": refs([iface]),
                                      "tag": tag if tag is not None else ["set", []], "external_ids": omap({})})
+        self.touch("Bridge", self.br[bridge])
         b = self.tables["Bridge"][self.br[bridge]]
         b["ports"] = refs(ref_list(b["ports"]) + [port])
         if self.on_ofport is not None:
@@ -96,6 +111,10 @@ class Database:
 
     def snapshot(self) -> dict[str, dict[str, Row]]:
         return {t: {u: dict(r) for u, r in rows.items()} for t, rows in self.tables.items()}
+
+    def rows(self) -> list[tuple[str, str, Row | None, Row | None]]:
+        """Every row as if just inserted: a monitor's initial contents."""
+        return [(t, u, None, r) for t, rows in self.tables.items() for u, r in rows.items()]
 
     def refuse(self, ops: list[dict]) -> str | None:
         """Why OVSDB would refuse the whole transaction (nothing is applied then), or None."""
@@ -120,7 +139,7 @@ class Database:
             return [{"error": "constraint violation" if "constraint" in why else "not supported", "details": why}]
         names: dict[str, str] = {}
         results: list[dict] = []
-        inserted: list[Row] = []
+        inserted: list[tuple[str, Row]] = []
         deleted = False
         for op in ops:
             kind = op.get("op")
@@ -128,12 +147,14 @@ class Database:
                 uid = str(uuidlib.uuid4())
                 if "uuid-name" in op:
                     names[op["uuid-name"]] = uid
+                self.touch(op["table"], uid)
                 row = self.tables[op["table"]][uid] = dict(op.get("row", {}))
-                inserted.append(row)
+                inserted.append((op["table"], row))
                 results.append({"uuid": ["uuid", uid]})
             elif kind == "mutate":
                 rows = self._where(op["table"], op.get("where", []))
-                for row in rows:
+                for uid, row in rows:
+                    self.touch(op["table"], uid)
                     for column, mutator, value in op["mutations"]:
                         have = ref_list(row[column]) if row.get(column) else []
                         given = ref_list(value) if value[0] in ("set", "uuid") else []
@@ -148,9 +169,10 @@ class Database:
                 results.append({"count": len(rows)})
             else:
                 results.append({})
-        for row in inserted:  # named-uuid -> uuid
-            for column, datum in row.items():
-                row[column] = _resolve(datum, names)
+        for table, row in inserted:  # named-uuid -> uuid, in the columns that hold references
+            for column in row:
+                if (table, column) in REF_COLUMNS:
+                    row[column] = _resolve(row[column], names)
         if deleted:
             self._collect_garbage()
         new = [u for u, row in self.tables["Interface"].items() if "ofport" not in row]
@@ -170,19 +192,21 @@ class Database:
             row.setdefault("external_ids", omap({}))
         return results
 
-    def _where(self, table: str, where: list) -> list[Row]:
+    def _where(self, table: str, where: list) -> list[tuple[str, Row]]:
         rows = self.tables[table]
         for column, fn, value in where:
             if column == "_uuid" and fn == "==":
-                return [rows[value[1]]] if value[1] in rows else []
-        return list(rows.values())
+                return [(value[1], rows[value[1]])] if value[1] in rows else []
+        return list(rows.items())
 
     def _collect_garbage(self) -> None:
         used_ports = {p for b in self.tables["Bridge"].values() for p in ref_list(b["ports"])}
         for uid in [u for u in self.tables["Port"] if u not in used_ports]:
+            self.touch("Port", uid)
             del self.tables["Port"][uid]
         used_ifaces = {i for p in self.tables["Port"].values() for i in ref_list(p["interfaces"])}
         for uid in [u for u in self.tables["Interface"] if u not in used_ifaces]:
+            self.touch("Interface", uid)
             row = self.tables["Interface"].pop(uid)
             if self.on_ofport is not None:
                 self.on_ofport("br1", None, row.get("name", ""))
@@ -196,23 +220,23 @@ def _resolve(datum: Any, names: dict[str, str]) -> Any:
     return datum
 
 
-def diff(before: dict[str, dict[str, Row]], after: dict[str, dict[str, Row]],
-         columns: dict[str, list[str]]) -> dict:
-    """<table-updates> between two snapshots, for the monitored columns only."""
+def updates(changes: list[tuple[str, str, Row | None, Row | None]], columns: dict[str, list[str]]) -> dict:
+    """<table-updates> for changed rows (table, uuid, before, now), monitored columns only."""
     out: dict[str, dict] = {}
-    for table, cols in columns.items():
-        old, new = before.get(table, {}), after.get(table, {})
-        for uid in set(old) | set(new):
-            o = {c: old[uid][c] for c in cols if c in old.get(uid, {})} if uid in old else None
-            n = {c: new[uid][c] for c in cols if c in new.get(uid, {})} if uid in new else None
-            if o == n:
-                continue
-            change: dict[str, Any] = {}
-            if n is not None:
-                change["new"] = n
-            if o is not None:
-                change["old"] = {c: v for c, v in o.items() if n is None or n.get(c) != v}
-            out.setdefault(table, {})[uid] = change
+    for table, uid, before, now in changes:
+        cols = columns.get(table)
+        if cols is None:
+            continue
+        o = {c: before[c] for c in cols if c in before} if before is not None else None
+        n = {c: now[c] for c in cols if c in now} if now is not None else None
+        if o == n:
+            continue
+        change: dict[str, Any] = {}
+        if n is not None:
+            change["new"] = n
+        if o is not None:
+            change["old"] = {c: v for c, v in o.items() if n is None or n.get(c) != v}
+        out.setdefault(table, {})[uid] = change
     return out
 
 
@@ -271,21 +295,20 @@ class OvsdbPeer(asyncio.Protocol):
             _db, monitor_id, requests = msg["params"]
             columns = {t: list(r.get("columns", [])) for t, r in requests.items() if t in self.db.tables}
             self.monitors.append((monitor_id, columns))
-            self.send({"id": msg_id, "result": diff({}, self.db.snapshot(), columns), "error": None})
+            self.send({"id": msg_id, "result": updates(self.db.rows(), columns), "error": None})
             self.monitored.set()
         elif method == "transact":
-            before = self.db.snapshot()
+            self.db.take()
             result = self.db.transact(msg["params"][1:])
             self.transactions += 1
             self.send({"id": msg_id, "result": result, "error": None})
-            self.notify(before)
+            self.notify(self.db.take())
         elif method is not None:
             self.send({"id": msg_id, "result": None, "error": f"unknown method {method}"})
 
-    def notify(self, before: dict[str, dict[str, Row]]) -> None:
-        """Send what changed since `before` to every monitor."""
-        after = self.db.snapshot()
+    def notify(self, changes: list[tuple[str, str, Row | None, Row | None]]) -> None:
+        """Send these changes (Database.take) to every monitor."""
         for monitor_id, columns in self.monitors:
-            updates = diff(before, after, columns)
-            if updates:
-                self.send({"method": "update", "params": [monitor_id, updates], "id": None})
+            table_updates = updates(changes, columns)
+            if table_updates:
+                self.send({"method": "update", "params": [monitor_id, table_updates], "id": None})

@@ -60,10 +60,11 @@ class EmuHost:
     def add_vm(self, vlan: int, mac: str) -> None:
         """A VM's port on br0 (before connecting: part of the initial rows; after: an update)."""
         self.vm_count += 1
-        before = self.db.snapshot() if self.ovsdb is not None else None
+        self.db.take()
         self.db.add_port("br0", f"vm{self.vm_count}", tag=vlan, attached_mac=mac)
-        if self.ovsdb is not None and before is not None:
-            self.ovsdb.notify(before)
+        changes = self.db.take()
+        if self.ovsdb is not None:
+            self.ovsdb.notify(changes)
 
     async def connect(self, of_port: int, ovsdb_port: int, address: str = "127.0.0.1") -> None:
         """Dial the controller as a host built like lab/ does: br1's controller, then the manager."""

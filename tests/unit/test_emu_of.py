@@ -8,7 +8,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from bench.emu_of import HDR, Switch, decode_match
-from bench.emu_ovsdb import diff
+from bench.emu_ovsdb import updates
 from bench.emuhost import EmuHost, garp, mac_int
 from controller import flows as f
 from controller import ofmsg
@@ -149,13 +149,15 @@ def test_match_decoding_keeps_masks():
 
 def test_ovsdb_transaction_gives_tunnels_ofports_and_reports_them():
     host = EmuHost("h1", "10.0.0.1", 7)
-    before = host.db.snapshot()
+    host.db.take()
     br1 = host.db.br["br1"]
     result = host.db.transact(list(add_tunnels_txn(br1, "vxlan", "10.0.0.1", ["10.0.0.2", "10.0.0.3"])))
     assert len(result) == 5 and all("error" not in r for r in result)
     assert sorted(host.switch.ports.items()) == [(1, "patch-int"), (2, "vx-0a000002"), (3, "vx-0a000003")]
-    updates = diff(before, host.db.snapshot(), {"Interface": ["name", "ofport"]})
-    assert sorted(r["new"]["ofport"] for r in updates["Interface"].values()) == [2, 3]
+    sent = updates(host.db.take(), {"Interface": ["name", "ofport"], "Bridge": ["ports"]})
+    assert sorted(r["new"]["ofport"] for r in sent["Interface"].values()) == [2, 3]
+    [bridge] = sent["Bridge"].values()
+    assert len(bridge["new"]["ports"][1]) == len(bridge["old"]["ports"][1]) + 2
 
 
 def test_ovsdb_refuses_a_second_port_of_the_same_name_and_changes_nothing():
