@@ -191,6 +191,9 @@ class Run:
         self.hosts: dict[str, EmuHost] = {}
         self.members: dict[str, set[str]] = {tn.name: set(tn.vlans) for tn in p.tenants}
         self.learned: list[VmPlan] = []
+        self.vms_by_host: dict[str, list[VmPlan]] = {}
+        for vm in p.vms:
+            self.vms_by_host.setdefault(vm.host, []).append(vm)
         self.tracker = Tracker()
         self.out: dict = {"hosts": len(p.hosts), "tenants": len(p.tenants), "endpoints": len(p.vms), "phases": {}}
         self.pool = ThreadPoolExecutor(8)
@@ -222,9 +225,8 @@ class Run:
 
     def new_host(self, hid: str, ip: str, dpid: int) -> EmuHost:
         h = EmuHost(hid, ip, dpid)
-        for vm in self.p.vms:
-            if vm.host == hid:
-                h.add_vm(vm.vlan, vm.mac)
+        for vm in self.vms_by_host.get(hid, ()):
+            h.add_vm(vm.vlan, vm.mac)
         self.tracker.watch(h)
         self.hosts[hid] = h
         return h
@@ -303,10 +305,7 @@ class Run:
     async def learn(self) -> None:
         cpu0, started = self.proc.cpu(), time.monotonic()
         deadline = started + self.args.phase_timeout
-        by_host: dict[str, list[VmPlan]] = {}
-        for vm in self.p.vms:
-            by_host.setdefault(vm.host, []).append(vm)
-        order = [vm for group in itertools.zip_longest(*by_host.values()) for vm in group if vm is not None]
+        order = [vm for group in itertools.zip_longest(*self.vms_by_host.values()) for vm in group if vm is not None]
         expects, lost = [], 0
         step = max(1, self.args.announce_rate // 20)
         for i in range(0, len(order), step):
