@@ -35,6 +35,11 @@ def _pair(d: dict, a: str = "p50", b: str = "p99") -> str:
     return f"{d[a]:.0f} / {d[b]:.0f}" if d.get("n") else "-"
 
 
+def _health(d: dict) -> str:
+    failed = f" ({d['failed']}/{d['n']} failed)" if d.get("failed") else ""
+    return _pair(d) + failed
+
+
 def row(run: dict) -> dict[str, str]:
     ph = run["phases"]
     vm, join = ph.get("vm", {}), ph.get("join", {})
@@ -49,7 +54,7 @@ def row(run: dict) -> dict[str, str]:
         "vm": _pair(vm_lat) + timed_out(vm), "vm_cpu": f"{vm['cpu_ms']['mean']:.0f}" if vm_lat.get("n") else "-",
         "join": (f"{join_lat['p50']:.0f}" if join_lat.get("n") else "-") + timed_out(join),
         "join_cpu": f"{join['cpu_ms']['mean']:.0f}" if join_lat.get("n") else "-",
-        "h_conv": _pair(run["health"]["convergence"]), "h_steady": _pair(run["health"]["steady"]),
+        "h_conv": _health(run["health"]["convergence"]), "h_steady": _health(run["health"]["steady"]),
         "cpu": f"{run['controller_cpu_s']:.1f}", "rss": f"{run['controller_rss_mb'].get('VmHWM', 0):.0f}",
         "mods": str(run["flow_mods_received"]),
     }
