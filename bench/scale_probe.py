@@ -91,11 +91,13 @@ class ProcStat:
         return out
 
 
-def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000) -> dict:
-    """Flows/s of ofmsg's batched encoding, uncached, for flows of the kind these hosts hold.
+def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000, sample_hosts: int = 40) -> dict:
+    """Flows/s of ofmsg's batched encoding, uncached, and the flows the overlay needs in all.
 
     The flows are computed with controller/pipeline.py from the run's hosts (their real
-    tunnel ofports), tenants and endpoints; the same flow on two hosts is encoded once.
+    tunnel ofports), tenants and every planned endpoint: the whole overlay converged, which
+    a run that timed out never reached. `needed` is counted on up to `sample_hosts` hosts
+    and scaled to all; up to `sample` distinct flows of them are encoded (each once).
     """
     settings = Settings(tunnel_type="vxlan")
     tenants = {tn.name: Tenant(tn.name, tn.vni, next(iter(tn.vlans.values())),
@@ -109,18 +111,25 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000) -> dict
                 remote = dict(row["options"][1]).get("remote_ip", "")
                 tunnels.append(TunnelPort(row["name"], "vxlan", remote, row["ofport"], True))
         views[h.id] = Host(HostView(h.id, h.ip, h.dpid, "br1", 1, tuple(sorted(tunnels, key=lambda x: x.name))))
+    by_tenant: dict[str, list] = {}
+    for vm in p.vms:
+        by_tenant.setdefault(vm.tenant.name, []).append(vm)
     flows: dict = {}
-    for hid, host in views.items():
-        if len(flows) >= sample:
-            break
-        for fl in base_flows(settings, host):
-            flows[fl] = host.view.datapath_id
-        for vm in p.vms:
-            tn = tenants[vm.tenant.name]
-            if tn.present_on(hid):
+    counted: list[int] = []
+    every = max(1, len(views) // sample_hosts)
+    for hid, host in list(views.items())[::every]:
+        here = base_flows(settings, host)
+        for tn in tenants.values():
+            if not tn.present_on(hid):
+                continue
+            here |= tenant_flows(settings, host, tn)
+            for vm in by_tenant.get(tn.name, ()):
                 ep = Endpoint(tn.vni, vm.mac, vm.host, vm.vlan, 0.0, {vm.ip})
-                for fl in tenant_flows(settings, host, tn) | endpoint_flows(settings, host, tn, ep, views):
-                    flows[fl] = host.view.datapath_id
+                here |= endpoint_flows(settings, host, tn, ep, views)
+        counted.append(len(here))
+        for fl in here:
+            if len(flows) < sample:
+                flows[fl] = host.view.datapath_id
     ops = [FlowMod(dpid, fl) for fl, dpid in flows.items()]
     ofmsg.flow_mod.cache_clear()
     t0 = time.perf_counter()
@@ -128,4 +137,6 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000) -> dict
     seconds = time.perf_counter() - t0
     ofmsg.flow_mod.cache_clear()
     return {"flows": len(ops), "seconds": round(seconds, 3), "flows_per_s": round(len(ops) / seconds),
-            "bytes": sum(len(w) for ws in writes.values() for w in ws)}
+            "bytes": sum(len(w) for ws in writes.values() for w in ws),
+            "needed_per_host": round(sum(counted) / len(counted), 1),
+            "needed_total": round(sum(counted) / len(counted) * len(views))}

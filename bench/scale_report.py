@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 
 COLUMNS = (
-    ("hosts", "hosts"), ("endpoints", "endpoints"), ("flows/host", "flows/host"),
+    ("hosts", "hosts"), ("endpoints", "endpoints"), ("flows/host", "flows/host held / needed"),
     ("connect", "connect s"), ("learn", "learn s"), ("cold", "cold start s"), ("bound", "encoder bound s"),
     ("vm", "1 VM p50/p99 ms"), ("vm_cpu", "1 VM CPU ms"), ("join", "1 host p50 ms"), ("join_cpu", "1 host CPU ms"),
     ("h_conv", "health p50/p99 ms (converging)"), ("h_steady", "health p50/p99 ms (steady)"),
@@ -47,7 +47,7 @@ def row(run: dict) -> dict[str, str]:
     timed_out = lambda p: "" if p.get("converged") else f" ({p.get('events', 0)} done)"  # noqa: E731
     return {
         "hosts": str(run["hosts"]), "endpoints": str(run["endpoints"]),
-        "flows/host": f"{run['flows_per_host']['mean']:.0f}",
+        "flows/host": f"{run['flows_per_host']['mean']:.0f} / {run.get('flows_needed_per_host', 0):.0f}",
         "connect": _phase(run, "connect"), "learn": _phase(run, "learn"),
         "cold": f"{run['cold_start_s']:.2f}" if "cold_start_s" in run else "-",
         "bound": f"{run['encoder_bound_s']:.2f}",
@@ -100,7 +100,8 @@ def plot(doc: dict, path: str) -> None:
         ("/v1/health (ms)", [("p99 converging", ("health", "convergence", "p99")),
                              ("p99 steady", ("health", "steady", "p99"))]),
         ("controller", [("CPU s", ("controller_cpu_s",)), ("peak RSS MB", ("controller_rss_mb", "VmHWM"))]),
-        ("flows per host", [("mean", ("flows_per_host", "mean")), ("max", ("flows_per_host", "max"))]),
+        ("flows per host", [("mean", ("flows_per_host", "mean")), ("max", ("flows_per_host", "max")),
+                            ("needed", ("flows_needed_per_host",))]),
         ("flow-mods", [("received", ("flow_mods_received",))]),
     ]
     fig, axes = plt.subplots(2, 4, figsize=(18, 8))
