@@ -47,7 +47,7 @@ def row(run: dict) -> dict[str, str]:
     timed_out = lambda p: "" if p.get("converged") else f" ({p.get('events', 0)} done)"  # noqa: E731
     return {
         "hosts": str(run["hosts"]), "endpoints": str(run["endpoints"]),
-        "flows/host": f"{run['flows_per_host']['mean']:.0f} / {run.get('flows_needed_per_host', 0):.0f}",
+        "flows/host": f"{run['flows_per_host']['mean']:.0f} / {run.get('flows_needed_per_host', '?')}",
         "connect": _phase(run, "connect"), "learn": _phase(run, "learn"),
         "cold": f"{run['cold_start_s']:.2f}" if "cold_start_s" in run else "-",
         "bound": f"{run['encoder_bound_s']:.2f}",
