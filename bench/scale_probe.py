@@ -138,5 +138,5 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000, sample_
     ofmsg.flow_mod.cache_clear()
     return {"flows": len(ops), "seconds": round(seconds, 3), "flows_per_s": round(len(ops) / seconds),
             "bytes": sum(len(w) for ws in writes.values() for w in ws),
-            "needed_per_host": round(sum(counted) / len(counted), 1),
+            "needed_per_host": round(sum(counted) / len(counted)),
             "needed_total": round(sum(counted) / len(counted) * len(views))}
