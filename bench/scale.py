@@ -1,0 +1,467 @@
+"""Scale: the real controller against hundreds of emulated hosts, many per process.
+
+    .venv/bin/python -m bench.scale --hosts 10,100,1000 --shape sparse|dense [--json F] [--plot F]
+
+Each size runs a fresh controller (`osken-manager apps/overlay.py`, lab/controller.py) on
+loopback and emulated hosts (bench/emuhost.py) that speak OVSDB and OpenFlow 1.3 to it.
+Phases, each with its own timeout (a phase that times out reports how much converged):
+
+  tenants   every tenant created over REST (`hosts` lists restrict placement)
+  connect   every host dials in with its VMs' br0 ports: converged when every host holds
+            its tunnels (classify flows), base pipeline, its tenants' tunnel-in flows and
+            flood groups with one bucket per other member host
+  learn     every VM announces itself (GARP): converged when its entries are on every
+            member host (source entry at home, unicast + ARP responder elsewhere)
+  vm        steady state: one more VM at a time (br0 port over OVSDB, then its GARP)
+  join      steady state: one more host at a time (tunnels and flows on it and its peers)
+
+"Converged" means the entries are in the emulated tables and the switch has since answered
+a barrier. Cold start = connect + learn. The baseline measured in the same run is the
+encoder bound: the flows the whole overlay needs (controller/pipeline.py), divided by the
+batched encoding rate of controller/ofmsg.py (uncached) on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bench import scale_report
+from bench.emuhost import EmuHost, ip_int, mac_int
+from bench.scale_probe import HealthProbe, ProcStat, encoder_rate
+from controller.ovsdb_model import tunnel_name
+from lab.controller import ApiError, Controller
+
+TUNNEL_TYPE = "vxlan"
+VLAN_BASE = 100
+
+
+@dataclass
+class TenantPlan:
+    name: str
+    vni: int
+    vlans: dict[str, int]  # host id -> its local VLAN (every host of the tenant)
+    restricted: bool  # sent with a `hosts` list
+
+    def body(self) -> dict:
+        default = next(iter(self.vlans.values()), VLAN_BASE)
+        doc: dict = {"name": self.name, "vni": self.vni, "vlan": default}
+        if self.restricted:
+            doc["hosts"] = sorted(self.vlans)
+            doc["vlans"] = {h: v for h, v in self.vlans.items() if v != default}
+        return doc
+
+
+@dataclass
+class VmPlan:
+    tenant: TenantPlan
+    host: str
+    mac: str
+    ip: str
+
+    @property
+    def vlan(self) -> int:
+        return self.tenant.vlans[self.host]
+
+
+@dataclass
+class Plan:
+    shape: str
+    hosts: list[tuple[str, str, int]]  # (id, overlay ip, dpid)
+    tenants: list[TenantPlan]
+    vms: list[VmPlan] = field(default_factory=list)
+    macs: int = 0
+    per_tenant: dict[str, int] = field(default_factory=dict)  # VMs so far: their IPs count up
+
+    def new_mac(self) -> str:
+        self.macs += 1
+        return ":".join(f"{b:02x}" for b in (0x020000000000 | self.macs).to_bytes(6, "big"))
+
+    def add_vm(self, tenant: TenantPlan, host: str) -> VmPlan:
+        n = self.per_tenant[tenant.name] = self.per_tenant.get(tenant.name, 0) + 1
+        vm = VmPlan(tenant, host, self.new_mac(), f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
+        self.vms.append(vm)
+        return vm
+
+
+def host_tuple(i: int) -> tuple[str, str, int]:
+    return (f"h{i}", f"10.{100 + (i >> 16)}.{i >> 8 & 255}.{i & 255}", i)
+
+
+def plan(shape: str, n: int, tenants: int, vms: int, tenants_per_host: int, seed: int) -> Plan:
+    """dense: `tenants` tenants on every host, `vms` VMs per host per tenant.
+    sparse: `tenants_per_host` x n tenants, each on 3-8 random hosts with `vms` VMs on each."""
+    rng = random.Random(seed)
+    hosts = [host_tuple(i) for i in range(1, n + 1)]
+    ids = [h[0] for h in hosts]
+    p = Plan(shape, hosts, [])
+    if shape == "dense":
+        for k in range(tenants):
+            p.tenants.append(TenantPlan(f"t{k}", 1000 + k, {h: VLAN_BASE + k for h in ids}, False))
+    else:
+        next_vlan = dict.fromkeys(ids, VLAN_BASE)
+        for k in range(tenants_per_host * n):
+            members = rng.sample(ids, min(n, rng.randint(3, 8)))
+            vlans = {}
+            for h in members:
+                vlans[h] = next_vlan[h]
+                next_vlan[h] += 1
+            p.tenants.append(TenantPlan(f"t{k}", 1000 + k, vlans, True))
+    for tn in p.tenants:
+        for h in tn.vlans:
+            for _ in range(vms):
+                p.add_vm(tn, h)
+    return p
+
+
+class Tracker:
+    """Waits for marks (bench/emu_of.py mark_of) to appear on switches, without polling tables."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[tuple[int, tuple], list[Expect]] = {}
+
+    def watch(self, host: EmuHost) -> None:
+        host.switch.watch = self._seen
+
+    def _seen(self, switch, mark: tuple, now: float) -> None:
+        for e in self.waiting.pop((id(switch), mark), ()):
+            e.missing -= 1
+            e.last[switch] = max(e.last.get(switch, e.t0), now)
+
+    def expect(self, needs: list[tuple[EmuHost, tuple]], t0: float) -> Expect:
+        e = Expect(t0)
+        for host, mark in needs:
+            sw = host.switch
+            if mark in sw.marks:
+                continue  # there already: nothing to wait for on this account
+            e.missing += 1
+            self.waiting.setdefault((id(sw), mark), []).append(e)
+        return e
+
+
+@dataclass
+class Expect:
+    t0: float
+    missing: int = 0
+    last: dict = field(default_factory=dict)  # switch -> when its last needed mark appeared
+    done: float | None = None
+
+    def check(self) -> float | None:
+        if self.done is None and self.missing == 0:
+            confirmed = [sw.confirmed_at(t) for sw, t in self.last.items()]
+            if all(c is not None for c in confirmed):
+                self.done = max([self.t0, *confirmed])  # type: ignore[type-var]
+        return self.done
+
+
+async def wait(expects: list[Expect], deadline: float, every_s: Callable[[], object] | None = None) -> bool:
+    """Until every expectation is met (True) or the deadline; every_s() is called once a second."""
+    tick = time.monotonic()
+    while time.monotonic() < deadline:
+        if all(e.check() is not None for e in expects):
+            return True
+        if every_s is not None and time.monotonic() - tick >= 1.0:
+            tick = time.monotonic()
+            every_s()
+        await asyncio.sleep(0.05)
+    return all(e.check() is not None for e in expects)
+
+
+def percentiles(values: list[float], scale: float = 1.0) -> dict:
+    if not values:
+        return {"n": 0}
+    v = sorted(values)
+    pick = lambda q: v[min(len(v) - 1, int(q * len(v)))] * scale  # noqa: E731
+    return {"n": len(v), "p50": round(pick(0.5), 3), "p90": round(pick(0.9), 3), "p99": round(pick(0.99), 3),
+            "max": round(v[-1] * scale, 3), "mean": round(statistics.fmean(v) * scale, 3)}
+
+
+class Run:
+    """One size: a controller, its hosts, the phases."""
+
+    def __init__(self, p: Plan, args: argparse.Namespace) -> None:
+        self.p, self.args = p, args
+        self.ctl = Controller("127.0.0.1", tunnel_type=TUNNEL_TYPE,
+                              extra={"overlay": {"stats_interval": args.stats_interval}})
+        self.hosts: dict[str, EmuHost] = {}
+        self.members: dict[str, set[str]] = {tn.name: set(tn.vlans) for tn in p.tenants}
+        self.learned: list[VmPlan] = []
+        self.vms_by_host: dict[str, list[VmPlan]] = {}
+        for vm in p.vms:
+            self.vms_by_host.setdefault(vm.host, []).append(vm)
+        self.tracker = Tracker()
+        self.out: dict = {"hosts": len(p.hosts), "tenants": len(p.tenants), "endpoints": len(p.vms), "phases": {}}
+        self.pool = ThreadPoolExecutor(8)
+        self.rng = random.Random(args.seed + 1)
+        self.cpu_at_start = time.process_time()  # this process: the emulated hosts must not be the bottleneck
+
+    def host_needs(self, h: EmuHost) -> list[tuple[EmuHost, tuple]]:
+        """What a connected host must hold: tunnels, base pipeline, its tenants and their flood groups."""
+        needs: list[tuple[EmuHost, tuple]] = [(h, ("base",))]
+        needs += [(h, ("tun", tunnel_name(TUNNEL_TYPE, o.ip))) for o in self.hosts.values() if o is not h]
+        for tn in self.p.tenants:
+            if h.id in self.members[tn.name]:
+                needs += [(h, ("tin", tn.vni)), (h, ("grp", tn.vni, len(self.members[tn.name]) - 1))]
+        return needs
+
+    def vm_needs(self, vm: VmPlan, on: list[str] | None = None) -> list[tuple[EmuHost, tuple]]:
+        """A learned VM: its source entry at home; unicast and ARP responder entries on the other members."""
+        needs: list[tuple[EmuHost, tuple]] = []
+        for hid in on if on is not None else sorted(self.members[vm.tenant.name]):
+            h = self.hosts.get(hid)
+            if h is None:
+                continue
+            if hid == vm.host:
+                needs.append((h, ("src", mac_int(vm.mac))))
+            else:
+                vlan = vm.tenant.vlans.get(hid, vm.tenant.vlans.get(vm.host))
+                needs += [(h, ("uc", mac_int(vm.mac))), (h, ("arp", vlan, ip_int(vm.ip)))]
+        return needs
+
+    def new_host(self, hid: str, ip: str, dpid: int) -> EmuHost:
+        h = EmuHost(hid, ip, dpid)
+        for vm in self.vms_by_host.get(hid, ()):
+            h.add_vm(vm.vlan, vm.mac)
+        self.tracker.watch(h)
+        self.hosts[hid] = h
+        return h
+
+    async def rest(self, fn, *a):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *a)
+
+    def phase(self, name: str, started: float, ok: bool, **extra) -> dict:
+        doc = {"seconds": round(time.monotonic() - started, 3), "converged": ok, **extra}
+        self.out["phases"][name] = doc
+        self.probe.mark(name, started, time.monotonic())
+        print(f"  {len(self.p.hosts)} hosts {name}: {doc}", file=sys.stderr, flush=True)
+        return doc
+
+    async def run(self) -> dict:
+        self.ctl.start()
+        self.proc = ProcStat(self.ctl.proc.pid)  # type: ignore[union-attr]
+        self.probe = HealthProbe(f"http://127.0.0.1:{self.ctl.rest_port}/v1/health").start()
+        try:
+            await self.tenants()
+            await self.connect()
+            await self.learn()
+            await self.vm_events()
+            await self.joins()
+            await self.totals()
+        finally:
+            self.probe.stop()
+            for h in self.hosts.values():
+                h.close()
+            await asyncio.sleep(0.1)
+            self.out["controller_log_tail"] = self.ctl.log_tail(5)
+            self.ctl.stop()
+            shutil.rmtree(self.ctl.workdir, ignore_errors=True)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.out["health"] = self.probe.summary({"convergence": ("connect", "learn"), "steady": ("vm", "join")})
+        return self.out
+
+    async def tenants(self) -> None:
+        started = time.monotonic()
+        deadline = started + self.args.phase_timeout
+        done = errors = 0
+
+        def post(tn: TenantPlan) -> bool:
+            if time.monotonic() > deadline:
+                return False
+            try:
+                self.ctl.api.post("/v1/tenants", tn.body())
+                return True
+            except (ApiError, OSError):
+                return False
+        for ok in await asyncio.gather(*(self.rest(post, tn) for tn in self.p.tenants)):
+            done, errors = done + ok, errors + (not ok)
+        self.phase("tenants", started, errors == 0, created=done, failed=errors)
+
+    async def connect(self) -> None:
+        for hid, ip, dpid in self.p.hosts:
+            self.new_host(hid, ip, dpid)
+        cpu0, started = self.proc.cpu(), time.monotonic()
+        expects = [self.tracker.expect(self.host_needs(h), started) for h in self.hosts.values()]
+        gate = asyncio.Semaphore(64)  # no more SYNs at once than the controller's accept backlog
+
+        async def dial(h: EmuHost) -> None:
+            async with gate:
+                await h.connect(self.ctl.of_port, self.ctl.ovsdb_port)
+        await asyncio.gather(*(dial(h) for h in self.hosts.values()))
+        deadline = started + self.args.phase_timeout
+        while time.monotonic() < deadline and not all(h.ready for h in self.hosts.values()):
+            await asyncio.sleep(0.05)
+        connected = time.monotonic() - started
+        ok = await wait(expects, deadline)
+        done = [e.done - started for e in expects if e.done is not None]
+        self.phase("connect", started, ok, all_connected_s=round(connected, 3),
+                   hosts_converged=len(done), converged_s=round(max(done), 3) if ok and done else None,
+                   cpu_s=round(self.proc.cpu() - cpu0, 3))
+
+    async def learn(self) -> None:
+        cpu0, started = self.proc.cpu(), time.monotonic()
+        deadline = started + self.args.phase_timeout
+        order = [vm for group in itertools.zip_longest(*self.vms_by_host.values()) for vm in group if vm is not None]
+        expects: list[Expect] = []
+        unheard: list[VmPlan] = []  # GARPs br1 dropped (no learning flows yet): the VM repeats it
+        step = max(1, self.args.announce_rate // 20)
+        for i in range(0, len(order), step):
+            if time.monotonic() > deadline:
+                break
+            now = time.monotonic()
+            for vm in order[i:i + step]:
+                expects.append(self.tracker.expect(self.vm_needs(vm), now))
+                if self.hosts[vm.host].announce(vm.vlan, vm.mac, vm.ip) == 0:
+                    unheard.append(vm)
+            await asyncio.sleep(step / self.args.announce_rate)
+        lost = len(unheard)
+
+        def repeat() -> None:
+            unheard[:] = [vm for vm in unheard if self.hosts[vm.host].announce(vm.vlan, vm.mac, vm.ip) == 0]
+        ok = await wait(expects, deadline, repeat) and len(expects) == len(order)
+        lat = [e.done - e.t0 for e in expects if e.done is not None]
+        self.learned = [vm for vm, e in zip(order, expects, strict=False) if e.done is not None]
+        self.phase("learn", started, ok, announced=len(expects), repeated=lost, endpoints_converged=len(lat),
+                   converged_s=round(max(e.done for e in expects) - started, 3) if ok and expects else None,
+                   latency_ms=percentiles(lat, 1000), cpu_s=round(self.proc.cpu() - cpu0, 3))
+
+    async def vm_events(self) -> None:
+        started = time.monotonic()
+        deadline = started + self.args.phase_timeout
+        lat, cpu = [], []
+        for _ in range(self.args.vm_events):
+            if time.monotonic() > deadline:
+                break
+            tn = self.rng.choice(self.p.tenants)
+            host = self.rng.choice(sorted(self.members[tn.name]))
+            vm = self.p.add_vm(tn, host)
+            c0, t0 = self.proc.cpu(), time.monotonic()
+            self.hosts[host].add_vm(vm.vlan, vm.mac)  # the VM boots: its port appears on br0
+            self.hosts[host].announce(vm.vlan, vm.mac, vm.ip)
+            e = self.tracker.expect(self.vm_needs(vm), t0)
+            if not await wait([e], min(deadline, t0 + self.args.event_timeout)):
+                break
+            lat.append(e.done - t0)  # type: ignore[operator]
+            cpu.append(self.proc.cpu() - c0)
+        self.phase("vm", started, len(lat) == self.args.vm_events, events=len(lat), latency_ms=percentiles(lat, 1000),
+                   cpu_ms=percentiles(cpu, 1000))
+
+    async def joins(self) -> None:
+        started = time.monotonic()
+        deadline = started + self.args.phase_timeout
+        lat, cpu = [], []
+        for j in range(self.args.joins):
+            if time.monotonic() > deadline:
+                break
+            hid, ip, dpid = host_tuple(len(self.p.hosts) + j + 1)
+            h = EmuHost(hid, ip, dpid)
+            self.tracker.watch(h)
+            for tn in self.p.tenants:  # dense: the new host has VMs of every tenant; sparse: of none
+                if not tn.restricted:
+                    tn.vlans[hid] = VLAN_BASE + self.p.tenants.index(tn)
+                    self.members[tn.name].add(hid)
+                    for _ in range(self.args.vms):
+                        h.add_vm(tn.vlans[hid], self.p.new_mac())
+            peers = list(self.hosts.values())
+            self.hosts[hid] = h
+            c0, t0 = self.proc.cpu(), time.monotonic()
+            needs = self.host_needs(h)
+            for o in peers:
+                needs.append((o, ("tun", tunnel_name(TUNNEL_TYPE, ip))))
+                for tn in self.p.tenants:
+                    if hid in self.members[tn.name] and o.id in self.members[tn.name]:
+                        needs.append((o, ("grp", tn.vni, len(self.members[tn.name]) - 1)))
+            for vm in self.learned:  # every endpoint of its tenants, on it
+                if hid in self.members[vm.tenant.name]:
+                    needs += self.vm_needs(vm, on=[hid])
+            e = self.tracker.expect(needs, t0)
+            await h.connect(self.ctl.of_port, self.ctl.ovsdb_port)
+            if not await wait([e], min(deadline, t0 + self.args.event_timeout)):
+                break
+            lat.append(e.done - t0)  # type: ignore[operator]
+            cpu.append(self.proc.cpu() - c0)
+        self.phase("join", started, len(lat) == self.args.joins, events=len(lat), latency_ms=percentiles(lat, 1000),
+                   cpu_ms=percentiles(cpu, 1000))
+
+    async def totals(self) -> None:
+        flows = [len(h.switch.table.flows) for h in self.hosts.values()]
+        counts = [h.switch.counts for h in self.hosts.values()]
+        try:
+            counters = await asyncio.wait_for(self.rest(self.ctl.api.get, "/v1/counters"), 30)
+        except (TimeoutError, ApiError, OSError):
+            counters = {}
+        rate = encoder_rate(self.p, self.hosts)
+        total = sum(flows)
+        self.out.update({
+            "flows_total": total, "flows_needed_per_host": rate["needed_per_host"],
+            "flows_per_host": {"mean": round(statistics.fmean(flows), 1), "max": max(flows)},
+            "groups_total": sum(len(h.switch.groups) for h in self.hosts.values()),
+            "flow_mods_received": sum(c["flow_mod"] for c in counts),
+            "flow_mods_core": counters.get("flow_mods"),
+            "packet_ins_sent": sum(c["packet_in"] for c in counts),
+            "stats_requests": sum(c["stats_requests"] for c in counts),
+            "controller_cpu_s": round(self.proc.cpu(), 2), "controller_rss_mb": self.proc.rss_mb(),
+            "emulator_cpu_s": round(time.process_time() - self.cpu_at_start, 2),
+            "encoder": rate, "encoder_bound_s": round(rate["needed_total"] / rate["flows_per_s"], 3),
+        })
+        phases = self.out["phases"]
+        if phases["connect"]["converged"] and phases["learn"]["converged"]:
+            self.out["cold_start_s"] = round(phases["connect"]["converged_s"] + phases["learn"]["converged_s"], 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hosts", default="10,100", help="comma-separated host counts (default 10,100)")
+    ap.add_argument("--shape", choices=["sparse", "dense"], default="sparse")
+    ap.add_argument("--tenants", type=int, default=4, help="dense: tenants on every host (4)")
+    ap.add_argument("--vms", type=int, default=None, help="VMs per host per tenant (dense 10, sparse 1)")
+    ap.add_argument("--tenants-per-host", type=int, default=5, help="sparse: tenants = this x hosts (5)")
+    ap.add_argument("--announce-rate", type=int, default=2000, help="GARPs per second, all hosts together")
+    ap.add_argument("--vm-events", type=int, default=10, help="steady-state VMs added one at a time")
+    ap.add_argument("--joins", type=int, default=2, help="steady-state hosts joined one at a time")
+    ap.add_argument("--phase-timeout", type=float, default=90.0, help="seconds per phase")
+    ap.add_argument("--event-timeout", type=float, default=20.0, help="seconds per steady-state event")
+    ap.add_argument("--stats-interval", type=float, default=2.0, help="the controller's [overlay] stats_interval")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", metavar="FILE", help="also write the results to FILE")
+    ap.add_argument("--plot", metavar="PNG", help="plot each figure against hosts (needs the bench extra)")
+    ap.add_argument("--replot", metavar="JSON", help="no run: print the table (and --plot) of an earlier --json")
+    args = ap.parse_args(argv)
+    if args.replot:
+        with open(args.replot) as f:
+            doc = json.load(f)
+        print(scale_report.table(doc))
+        if args.plot:
+            scale_report.plot(doc, args.plot)
+        return 0
+    if args.vms is None:
+        args.vms = 10 if args.shape == "dense" else 1
+    scale_report.raise_fd_limit()
+    runs = []
+    for n in [int(x) for x in args.hosts.split(",")]:
+        p = plan(args.shape, n, args.tenants, args.vms, args.tenants_per_host, args.seed)
+        print(f"{args.shape}, {n} hosts: {len(p.tenants)} tenants, {len(p.vms)} endpoints", file=sys.stderr, flush=True)
+        runs.append(asyncio.run(Run(p, args).run()))
+    doc = {"bench": "scale", "shape": args.shape, "args": vars(args), "cpus": os.cpu_count(), "runs": runs}
+    print(scale_report.table(doc))
+    print(json.dumps(doc))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(doc, out, indent=1)
+    if args.plot:
+        scale_report.plot(doc, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

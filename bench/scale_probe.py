@@ -1,0 +1,142 @@
+"""What bench/scale.py measures besides the emulated tables: REST health, /proc, the encoder."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING
+
+from controller import ofmsg
+from controller.ops import FlowMod
+from controller.pipeline import Settings, base_flows, endpoint_flows, tenant_flows
+from controller.state import Endpoint, Host, HostView, Tenant, TunnelPort
+
+if TYPE_CHECKING:
+    from bench.emuhost import EmuHost
+    from bench.scale import Plan
+
+HEALTH_EVERY_S = 0.1
+HEALTH_TIMEOUT_S = 10.0
+
+
+class HealthProbe:
+    """GET /v1/health every 100 ms in a thread; latencies are grouped by phase afterwards."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[float, float, bool]] = []  # (when, seconds, 200?)
+        self.phases: dict[str, tuple[float, float]] = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> HealthProbe:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(HEALTH_TIMEOUT_S + 1)
+
+    def mark(self, phase: str, start: float, end: float) -> None:
+        self.phases[phase] = (start, end)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=HEALTH_TIMEOUT_S) as resp:
+                    resp.read()
+                    ok = resp.status == 200
+            except (urllib.error.URLError, OSError):
+                ok = False
+            self.samples.append((t0, time.monotonic() - t0, ok))
+            self.stopping.wait(max(0.0, HEALTH_EVERY_S - (time.monotonic() - t0)))
+
+    def summary(self, groups: dict[str, tuple[str, ...]]) -> dict:
+        from bench.scale import percentiles
+        out = {}
+        for name, phases in groups.items():
+            windows = [self.phases[p] for p in phases if p in self.phases]
+            picked = [(d, ok) for t, d, ok in self.samples if any(a <= t <= b for a, b in windows)]
+            out[name] = {**percentiles([d for d, _ in picked], 1000), "failed": sum(not ok for _, ok in picked)}
+        return out
+
+
+class ProcStat:
+    """CPU seconds and memory of a process, from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(self) -> float:
+        try:
+            fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    def rss_mb(self) -> dict:
+        out = {}
+        try:
+            for line in open(f"/proc/{self.pid}/status"):
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = round(int(value.split()[0]) / 1024, 1)
+        except OSError:
+            pass
+        return out
+
+
+def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000, sample_hosts: int = 40) -> dict:
+    """Flows/s of ofmsg's batched encoding, uncached, and the flows the overlay needs in all.
+
+    The flows are computed with controller/pipeline.py from the run's hosts (their real
+    tunnel ofports), tenants and every planned endpoint: the whole overlay converged, which
+    a run that timed out never reached. `needed` is counted on up to `sample_hosts` hosts
+    and scaled to all; up to `sample` distinct flows of them are encoded (each once).
+    """
+    settings = Settings(tunnel_type="vxlan")
+    tenants = {tn.name: Tenant(tn.name, tn.vni, next(iter(tn.vlans.values())),
+                               frozenset(tn.vlans) if tn.restricted else None,
+                               tuple(sorted(tn.vlans.items())) if tn.restricted else ()) for tn in p.tenants}
+    views: dict[str, Host] = {}
+    for h in hosts.values():
+        tunnels = []
+        for row in h.db.tables["Interface"].values():
+            if row.get("type") == "vxlan" and isinstance(row.get("ofport"), int):
+                remote = dict(row["options"][1]).get("remote_ip", "")
+                tunnels.append(TunnelPort(row["name"], "vxlan", remote, row["ofport"], True))
+        views[h.id] = Host(HostView(h.id, h.ip, h.dpid, "br1", 1, tuple(sorted(tunnels, key=lambda x: x.name))))
+    by_tenant: dict[str, list] = {}
+    for vm in p.vms:
+        by_tenant.setdefault(vm.tenant.name, []).append(vm)
+    flows: dict = {}
+    counted: list[int] = []
+    every = max(1, len(views) // sample_hosts)
+    for hid, host in list(views.items())[::every]:
+        here = base_flows(settings, host)
+        for tn in tenants.values():
+            if not tn.present_on(hid):
+                continue
+            here |= tenant_flows(settings, host, tn)
+            for vm in by_tenant.get(tn.name, ()):
+                ep = Endpoint(tn.vni, vm.mac, vm.host, vm.vlan, 0.0, {vm.ip})
+                here |= endpoint_flows(settings, host, tn, ep, views)
+        counted.append(len(here))
+        for fl in here:
+            if len(flows) < sample:
+                flows[fl] = host.view.datapath_id
+    ops = [FlowMod(dpid, fl) for fl, dpid in flows.items()]
+    ofmsg.flow_mod.cache_clear()
+    t0 = time.perf_counter()
+    writes = ofmsg.batches(ops)
+    seconds = time.perf_counter() - t0
+    ofmsg.flow_mod.cache_clear()
+    return {"flows": len(ops), "seconds": round(seconds, 3), "flows_per_s": round(len(ops) / seconds),
+            "bytes": sum(len(w) for ws in writes.values() for w in ws),
+            "needed_per_host": round(sum(counted) / len(counted)),
+            "needed_total": round(sum(counted) / len(counted) * len(views))}

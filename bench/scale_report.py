@@ -1,0 +1,122 @@
+"""bench/scale.py's output: the table for people (and the README), the plot, the fd limit it needs."""
+
+from __future__ import annotations
+
+import resource
+
+COLUMNS = (
+    ("hosts", "hosts"), ("endpoints", "endpoints"), ("flows/host", "flows/host held / needed"),
+    ("connect", "connect s"), ("learn", "learn s"), ("cold", "cold start s"), ("bound", "encoder bound s"),
+    ("vm", "1 VM p50/p99 ms"), ("vm_cpu", "1 VM CPU ms"), ("join", "1 host p50 ms"), ("join_cpu", "1 host CPU ms"),
+    ("h_conv", "health p50/p99 ms (converging)"), ("h_steady", "health p50/p99 ms (steady)"),
+    ("cpu", "CPU s"), ("rss", "RSS MB"), ("mods", "flow-mods"),
+)
+
+
+def raise_fd_limit() -> None:
+    """Two sockets per emulated host here, two in the controller (it inherits the limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _phase(run: dict, name: str, key: str = "converged_s") -> str:
+    ph = run["phases"].get(name)
+    if ph is None:
+        return "-"
+    if ph["converged"]:
+        return f"{ph[key]:.2f}"
+    if name == "connect":
+        return f"timeout ({ph['hosts_converged']}/{run['hosts']} hosts)"
+    return f"timeout ({ph['endpoints_converged']}/{run['endpoints']} VMs)"
+
+
+def _pair(d: dict, a: str = "p50", b: str = "p99") -> str:
+    return f"{d[a]:.0f} / {d[b]:.0f}" if d.get("n") else "-"
+
+
+def _health(d: dict) -> str:
+    failed = f" ({d['failed']}/{d['n']} failed)" if d.get("failed") else ""
+    return _pair(d) + failed
+
+
+def row(run: dict) -> dict[str, str]:
+    ph = run["phases"]
+    vm, join = ph.get("vm", {}), ph.get("join", {})
+    vm_lat, join_lat = vm.get("latency_ms", {}), join.get("latency_ms", {})
+    timed_out = lambda p: "" if p.get("converged") else f" ({p.get('events', 0)} done)"  # noqa: E731
+    return {
+        "hosts": str(run["hosts"]), "endpoints": str(run["endpoints"]),
+        "flows/host": f"{run['flows_per_host']['mean']:.0f} / {run.get('flows_needed_per_host', '?')}",
+        "connect": _phase(run, "connect"), "learn": _phase(run, "learn"),
+        "cold": f"{run['cold_start_s']:.2f}" if "cold_start_s" in run else "-",
+        "bound": f"{run['encoder_bound_s']:.2f}",
+        "vm": _pair(vm_lat) + timed_out(vm), "vm_cpu": f"{vm['cpu_ms']['mean']:.0f}" if vm_lat.get("n") else "-",
+        "join": (f"{join_lat['p50']:.0f}" if join_lat.get("n") else "-") + timed_out(join),
+        "join_cpu": f"{join['cpu_ms']['mean']:.0f}" if join_lat.get("n") else "-",
+        "h_conv": _health(run["health"]["convergence"]), "h_steady": _health(run["health"]["steady"]),
+        "cpu": f"{run['controller_cpu_s']:.1f}", "rss": f"{run['controller_rss_mb'].get('VmHWM', 0):.0f}",
+        "mods": str(run["flow_mods_received"]),
+    }
+
+
+def table(doc: dict) -> str:
+    """A Markdown table, one row per size."""
+    rows = [row(r) for r in doc["runs"]]
+    head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
+    body = ["| " + " | ".join(r[key if key in r else title] for key, title in COLUMNS) + " |" for r in rows]
+    return "\n".join([f"shape: {doc['shape']}", head, rule, *body])
+
+
+def plot(doc: dict, path: str) -> None:
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise SystemExit("--plot needs matplotlib: pip install -e '.[bench]'") from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = doc["runs"]
+    x = [r["hosts"] for r in runs]
+
+    def get(r: dict, *keys: str) -> float | None:
+        v = r
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v if isinstance(v, int | float) else None
+
+    panels = [
+        ("cold start (s)", [("connect", ("phases", "connect", "converged_s")),
+                            ("learn", ("phases", "learn", "converged_s")), ("cold start", ("cold_start_s",)),
+                            ("encoder bound", ("encoder_bound_s",))]),
+        ("one VM (ms)", [("latency p50", ("phases", "vm", "latency_ms", "p50")),
+                         ("latency p99", ("phases", "vm", "latency_ms", "p99")),
+                         ("controller CPU", ("phases", "vm", "cpu_ms", "mean"))]),
+        ("one host (ms)", [("latency p50", ("phases", "join", "latency_ms", "p50")),
+                           ("controller CPU", ("phases", "join", "cpu_ms", "mean"))]),
+        ("learning latency (ms)", [("p50", ("phases", "learn", "latency_ms", "p50")),
+                                   ("p99", ("phases", "learn", "latency_ms", "p99"))]),
+        ("/v1/health (ms)", [("p99 converging", ("health", "convergence", "p99")),
+                             ("p99 steady", ("health", "steady", "p99"))]),
+        ("controller", [("CPU s", ("controller_cpu_s",)), ("peak RSS MB", ("controller_rss_mb", "VmHWM"))]),
+        ("flows per host", [("mean", ("flows_per_host", "mean")), ("max", ("flows_per_host", "max")),
+                            ("needed", ("flows_needed_per_host",))]),
+        ("flow-mods", [("received", ("flow_mods_received",))]),
+    ]
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
+    for ax, (title, series) in zip(axes.flat, panels, strict=True):
+        for label, keys in series:
+            pts = [(xi, get(r, *keys)) for xi, r in zip(x, runs, strict=True)]
+            pts = [(a, b) for a, b in pts if b is not None]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+        ax.set_title(title)
+        ax.set_xlabel("hosts")
+        ax.set_xscale("log")
+        ax.set_yscale("log")  # zeros (nothing measured) are left out
+        ax.legend(fontsize=8)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"bench/scale.py, shape {doc['shape']} (missing points: phase timed out)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
