@@ -99,7 +99,7 @@ def test_flow_stats_reply_round_trips_through_os_ken_and_filters_by_table():
     reply = parser.OFPMultipartReply.parser(ofmsg._DP, *HDR.unpack_from(msg)[:3], xid, msg)
     assert kind == ofp.OFPT_MULTIPART_REPLY and xid == 99
     got = {(s.table_id, s.priority, tuple(sorted(s.match.items())), s.cookie) for s in reply.body}
-    want = {(fl.table, fl.priority, fl.match, fl.cookie) for fl in flows if fl.table == t.SRC_BINDING}
+    want = {(fl.table, fl.priority, fl.match, fl.wire_cookie) for fl in flows if fl.table == t.SRC_BINDING}
     assert got == want and len(want) == 4
     everything = parser.OFPFlowStatsRequest(ofmsg._DP)  # the controller's poll (a cached reply)
     everything.serialize()
@@ -125,14 +125,17 @@ def test_group_add_twice_is_an_error_and_modify_changes_the_bucket_mark():
 def test_garp_is_punted_from_the_tables_a_real_br1_punts_from_until_learned():
     sw, wire = switch()
     view = HostView("h1", "10.0.0.1", 7, "u", 1)
-    send(sw, b"".join(ofmsg.flow_mod(fl) for fl in base_flows(Settings(), Host(view))))
+    base = base_flows(Settings(), Host(view))
+    send(sw, b"".join(ofmsg.flow_mod(fl) for fl in base))
+    arp_punt = next(fl for fl in base if fl.table == t.SRC_BINDING and dict(fl.match).get("eth_type") == 0x0806)
     miss = f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=10 | f.OFPVID_PRESENT), (f.Output(f.OFPP_CONTROLLER),),
                   goto=t.FLOOD, meter=t.METER_FLOOD, cookie=f.cookie(f.COOKIE_TENANT, 5001))
     send(sw, ofmsg.flow_mod(miss))
     packet, data = garp(10, MAC, "192.168.1.1")
     assert sw.inject(packet, data) == 2
     ins = [parser.OFPPacketIn.parser(ofmsg._DP, *HDR.unpack_from(m)[:3], x, m) for k, x, m in wire.messages()]
-    assert [(p.table_id, p.cookie) for p in ins] == [(t.ARP_RESPONDER, miss.cookie), (t.SRC_BINDING, f.COOKIE_BASE)]
+    assert [(p.table_id, p.cookie) for p in ins] == [(t.ARP_RESPONDER, miss.wire_cookie),
+                                                    (t.SRC_BINDING, arp_punt.wire_cookie)]
     assert ins[0].data == data and ins[0].match["in_port"] == 1
     binding = f.Flow(t.SRC_BINDING, 30, f.match(vlan_vid=10 | f.OFPVID_PRESENT, eth_src=MAC,
                                                 eth_type=f.ETH_TYPE_ARP, arp_spa="192.168.1.1"),
