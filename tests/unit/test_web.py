@@ -2,16 +2,17 @@
 and /v1/topology says which tunnel each host uses toward each peer and where each tenant floods."""
 
 import re
+from dataclasses import replace
 
 import pytest
 from webob import Request
 
 from controller.auth import TokenAuth
 from controller.rest import Api
-from controller.state import HostView, Tenant, TunnelPort
-from controller.switch_state import SwitchDump
+from controller.state import Tenant, TunnelPort
 from controller.web import CSP, SERVED, tenant_flood_json, topology_json
 from tests.unit.api_backend import Backend, call, seeded
+from tests.unit.world import ip_of, view, world
 
 TOKEN = "web-token-42"
 
@@ -67,45 +68,40 @@ def test_with_a_token_the_page_is_public_but_its_data_is_not(locked):
     assert call(locked, "POST", "/", {})[0] == 405  # nothing to write there
 
 
-def ip(i):
-    return f"10.99.0.{i}"
-
-
 def test_topology_tunnel_states_channels_and_flood_sets(api):
-    core = api.b.core
-    # host1: ours to host2, one made by hand to host3; host2: ours to host1, none yet to host3
-    # (port asked for, no ofport); host3: ours to host1, a GRE one to host2 (wrong kind: unusable).
-    ports = {1: (TunnelPort("vx2", "vxlan", ip(2), 2, True), TunnelPort("hand3", "vxlan", ip(3), 3, False)),
-             2: (TunnelPort("vx1", "vxlan", ip(1), 2, True), TunnelPort("vx3", "vxlan", ip(3), None, True)),
-             3: (TunnelPort("vx1", "vxlan", ip(1), 2, True), TunnelPort("gre2", "gre", ip(2), 3, True))}
-    vlans = {1: {10}, 2: {10, 20}, 3: {10}}
-    for i in (1, 2, 3):
-        core.host_view(HostView(f"host{i}", ip(i), i, "br", 1, ports[i], frozenset(vlans[i])), now=0)
-    for dpid in (1, 2):
-        core.datapath_up(dpid)
-        core.switch_read(dpid, SwitchDump(), now=0)
-    core.ovsdb_down("host3")
+    # world(): h1..h3 meshed with our tunnels (t<j> on ofport 10 + j) and connected; blue has VMs
+    # on every host, red on h2 only. Then: h1's port to h3 is one made by hand; h2's to h3 has no
+    # ofport yet; h3's to h2 is GRE (the wrong kind: unusable), and h3 drops both channels.
+    core = api.b.core = world(3, members={1: frozenset({10}), 2: frozenset({10, 20}), 3: frozenset({10})})
+    by_hand = TunnelPort("hand3", "vxlan", ip_of(3), 13, False)
+    changes = {1: {3: by_hand}, 2: {3: replace(view(2, [3]).tunnels[0], ofport=None)},
+               3: {2: replace(view(3, [2]).tunnels[0], type="gre")}}
+    for i, ports in changes.items():
+        v = core.hosts[f"h{i}"].view
+        tunnels = tuple(ports.get(j, p) for j, p in zip([j for j in (1, 2, 3) if j != i], v.tunnels, strict=True))
+        core.host_view(replace(v, tunnels=tunnels), now=0.0)
+    core.datapath_down(3)
+    core.ovsdb_down("h3")
     status, doc = call(api, "GET", "/v1/topology")
     assert status == 200 and doc == topology_json(core)
     assert doc["tunnel_type"] == "vxlan"
     assert [(h["id"], h["connected"]) for h in doc["hosts"]] == [
-        ("host1", {"ovsdb": True, "openflow": True}), ("host2", {"ovsdb": True, "openflow": True}),
-        ("host3", {"ovsdb": False, "openflow": False})]
+        ("h1", {"ovsdb": True, "openflow": True}), ("h2", {"ovsdb": True, "openflow": True}),
+        ("h3", {"ovsdb": False, "openflow": False})]
     assert {(t["host"], t["peer"]): (t["state"], t["port"]) for t in doc["tunnels"]} == {
-        ("host1", "host2"): ("created", "vx2"), ("host1", "host3"): ("adopted", "hand3"),
-        ("host2", "host1"): ("created", "vx1"), ("host2", "host3"): ("missing", None),
-        ("host3", "host1"): ("created", "vx1"), ("host3", "host2"): ("missing", None)}
+        ("h1", "h2"): ("created", "t2"), ("h1", "h3"): ("adopted", "hand3"),
+        ("h2", "h1"): ("created", "t1"), ("h2", "h3"): ("missing", None),
+        ("h3", "h1"): ("created", "t1"), ("h3", "h2"): ("missing", None)}
     assert doc["tenants"] == [{"name": "blue", "vni": 5001, "hosts": None},
                               {"name": "red", "vni": 5002, "hosts": None}]
     status, blue = call(api, "GET", "/v1/tenants/blue/flood")
     assert status == 200 and blue == tenant_flood_json(core, "blue")
-    # As programmed: host1 copies blue's broadcasts to both peers (one over the adopted port),
-    # host2 has no usable port to host3, host3 is not connected so nothing was programmed there.
-    assert blue == {"name": "blue", "vni": 5001, "members": ["host1", "host2", "host3"],
-                    "flood": {"host1": ["host2", "host3"], "host2": ["host1"], "host3": []}}
-    # red lives on host2 only: only host2 holds it (placement), with nobody to copy to.
+    # As programmed: h1 copies blue's broadcasts to both peers (one over the adopted port), h2
+    # has no usable port to h3, h3 is not connected so nothing of it is known.
+    assert blue == {"name": "blue", "vni": 5001, "members": ["h1", "h2", "h3"],
+                    "flood": {"h1": ["h2", "h3"], "h2": ["h1"], "h3": []}}
     red = call(api, "GET", "/v1/tenants/red/flood")[1]
-    assert (red["members"], red["flood"]) == (["host2"], {"host1": [], "host2": [], "host3": []})
+    assert (red["members"], red["flood"]["h2"]) == (["h2"], [])  # nobody else to copy to
 
 
 def test_a_placed_tenant_floods_only_where_it_is(api):
