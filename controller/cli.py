@@ -17,17 +17,16 @@ cannot be reached).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from controller import clifmt as fmt
+from controller.client import ApiError, Client
 from controller.version import __version__
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -38,39 +37,6 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_API) -> None:
         super().__init__(message)
         self.code = code
-
-
-class Client:
-    def __init__(self, url: str, token: str | None, timeout: float) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-                headers: dict[str, str] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
-        if data is not None:
-            req.add_header("Content-Type", content_type)
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            raise CliError(f"HTTP {e.code}: {_error_text(e.read())}") from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise CliError(f"cannot reach the API at {self.url}: {reason}", EXIT_UNREACHABLE) from None
-        return json.loads(raw) if raw else None
-
-
-def _error_text(raw: bytes) -> str:
-    try:
-        doc = json.loads(raw)
-        return str(doc["error"] if "error" in doc else doc["reason"])
-    except (ValueError, KeyError, TypeError):
-        return raw.decode(errors="replace").strip() or "(no message)"
 
 
 def _quote(segment: str) -> str:
@@ -266,14 +232,21 @@ BY_WORDS = {c.words: c for c in COMMANDS}
 
 
 def run(args: argparse.Namespace, client: Client) -> tuple[Any, Command]:
-    """Do the command: (the JSON document, the command that made it)."""
+    """Do the command: (the JSON document, the command that made it). CliError when the API says
+    no (the API's message) or cannot be reached."""
     cmd = BY_WORDS[args.words]
-    if cmd.fetch is not None:
-        return cmd.fetch(client, args), cmd
-    assert cmd.path is not None
-    headers = {"If-Match": args.if_match} if getattr(args, "if_match", None) else {}
-    body = cmd.body(args) if cmd.body else None
-    doc = client.request(cmd.method, cmd.path(args), body, cmd.content_type, headers)
+    try:
+        if cmd.fetch is not None:
+            return cmd.fetch(client, args), cmd
+        assert cmd.path is not None
+        headers = {"If-Match": args.if_match} if getattr(args, "if_match", None) else {}
+        body = cmd.body(args) if cmd.body else None
+        doc = client.request(cmd.method, cmd.path(args), body, cmd.content_type, headers)
+    except ApiError as e:
+        raise CliError(f"HTTP {e.status}: {e.message}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise CliError(f"cannot reach the API at {client.base}: {reason}", EXIT_UNREACHABLE) from None
     return (cmd.result(args, doc) if cmd.result else doc), cmd
 
 

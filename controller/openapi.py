@@ -1,7 +1,8 @@
 """The OpenAPI 3 description of the REST API, served at /v1/openapi.json.
 
 tests/unit/test_rest_openapi.py keeps it true: every route in rest.ROUTES is here and nothing
-else is, and a schemathesis fuzz drives the API from it. The schemas mirror rest.py's checks.
+else is, and a schemathesis fuzz drives the API from it. The schemas take their
+patterns from the tenant service (controller/tenants.py), their limits from controller/state.py.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from controller.state import VLAN_MAX, VNI_MAX
+from controller.tenants import HOST_RE, NAME_RE
 from controller.web import SERVED
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-HOST_PATTERN = r"^[^\x00-\x1f\x7f/]{1,255}$"
+# The tenant service's own patterns, anchored (an OpenAPI pattern may match anywhere).
+NAME_PATTERN = f"^{NAME_RE.pattern}$"
+HOST_PATTERN = f"^{HOST_RE.pattern}$"
 
 
 def _ref(name: str) -> dict:

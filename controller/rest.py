@@ -1,13 +1,14 @@
-"""The REST API (JSON): validation here, every state change run on the app's event loop.
+"""The REST API (JSON), HTTP only: routing, authentication, bodies, status codes and headers.
 
-A request is routed, authenticated and parsed and validated first; only a valid one reaches the
-core, so a rejected request changes nothing. Writes are committed to SQLite before they are
-applied and acknowledged. The OpenAPI description of these routes is controller/openapi.py.
+A request is routed, authenticated and its body parsed first; the tenant rules (validation,
+conflicts, merge patch, ETags, the write sequence) are controller/tenants.py, whose errors map to
+400/404/409/412 here. Every state change runs on the app's event loop; a rejected request changes
+nothing, and writes are committed to SQLite before they are applied and acknowledged. The OpenAPI
+description of these routes is controller/openapi.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -17,22 +18,19 @@ from typing import Any, Protocol
 
 from webob import Request, Response
 
-from controller import metrics, openapi, pathtrace, web
+from controller import metrics, openapi, pathtrace, tenants, web
 from controller.auth import TokenAuth
 from controller.core import Core
 from controller.ops import Op
-from controller.state import VLAN_MAX, VNI_MAX, Tenant, vlan_clash
 from controller.store import Store, StoreError
 from controller.version import __version__
 
 LOG = logging.getLogger(__name__)
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-HOST_RE = re.compile(r"[^\x00-\x1f\x7f/]{1,255}")  # OVSDB system-ids: anything printable, URL-safe
-ETAG_LIST_RE = re.compile(r'\s*(W/)?"[^"]*"\s*(,\s*(W/)?"[^"]*"\s*)*')  # If-Match's list (RFC 9110)
 MAX_BODY = 64 * 1024
 JSON_TYPES = frozenset({"application/json"})
 PATCH_TYPES = frozenset({"application/json", "application/merge-patch+json"})
-TENANT_FIELDS = ("name", "vni", "vlan", "hosts", "vlans")
+TENANT_STATUS: dict[type[tenants.TenantError], int] = {
+    tenants.Invalid: 400, tenants.NotFound: 404, tenants.Conflict: 409, tenants.PreconditionFailed: 412}
 HEALTH_TIMEOUT_S = 5.0
 # Counters an operator looks for even before the first event: shown as 0 until they move.
 BASE_COUNTERS = ("packet_in", "endpoints_learned", "flow_mods", "mac_moves",
@@ -65,76 +63,7 @@ class Backend(Protocol):
         """Wall-clock seconds."""
 
 
-# ---- validation (pure) -------------------------------------------------------------------
-
-def _int_in(doc: dict, key: str, lo: int, hi: int) -> int:
-    value = doc.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ApiError(400, f"'{key}' must be an integer from {lo} to {hi}")
-    return value
-
-
-def _host_id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not HOST_RE.fullmatch(value):
-        raise ApiError(400, f"{what} must be a host id: 1-255 printable characters, no '/'")
-    return value
-
-
-def tenant_from_json(doc: Any, name: str | None = None) -> Tenant:
-    """A Tenant from a request body; `name` comes from the URL for PUT and PATCH."""
-    if not isinstance(doc, dict):
-        raise ApiError(400, "body must be a JSON object")
-    unknown = set(doc) - set(TENANT_FIELDS)
-    if unknown:
-        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
-    if name is not None and "name" in doc and doc["name"] != name:
-        raise ApiError(400, "'name' cannot be changed; create a new tenant instead")
-    name = doc.get("name", name)
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise ApiError(400, "'name' must be 1-63 letters, digits, '.', '_' or '-', starting alphanumeric")
-    vni = _int_in(doc, "vni", 1, VNI_MAX)
-    vlan = _int_in(doc, "vlan", 1, VLAN_MAX)
-    hosts = doc.get("hosts")
-    if hosts is not None:
-        if not isinstance(hosts, list):
-            raise ApiError(400, "'hosts' must be null (every host) or a list of host ids")
-        hosts = frozenset(_host_id(h, "each of 'hosts'") for h in hosts)
-    vlans = doc.get("vlans", {})
-    if not isinstance(vlans, dict):
-        raise ApiError(400, "'vlans' must be an object mapping host id to VLAN")
-    for host, v in vlans.items():
-        _host_id(host, "each key of 'vlans'")
-        _int_in({f"vlans.{host}": v}, f"vlans.{host}", 1, VLAN_MAX)
-        if hosts is not None and host not in hosts:
-            raise ApiError(400, f"'vlans' names host '{host}', which is not in 'hosts'")
-    return Tenant(name, vni, vlan, hosts, tuple(sorted(vlans.items())))
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON Merge Patch: objects merge, null removes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
-
-
-def check_conflicts(tenant: Tenant, others: list[Tenant]) -> None:
-    for other in sorted(others, key=lambda x: x.name):
-        if other.name == tenant.name:
-            continue
-        if other.vni == tenant.vni:
-            raise ApiError(409, f"VNI {tenant.vni} is already used by tenant '{other.name}'")
-        where = vlan_clash(tenant, other)
-        if where is not None:
-            place = "every host" if where == "*" else f"host '{where}'"
-            raise ApiError(409, f"VLAN {tenant.vlan_on(where)} on {place} is already used by "
-                                f"tenant '{other.name}'")
-
+# ---- bodies ------------------------------------------------------------------------------
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     seen: dict[str, Any] = {}
@@ -214,26 +143,6 @@ def host_vlans_json(core: Core, host_id: str) -> list[dict]:
     return sorted(out, key=lambda x: (x["vlan"], x["tenant"]))
 
 
-def tenant_etag(doc: dict) -> str:
-    """A tenant's entity tag: a hash of its JSON, so any change to it changes the tag."""
-    return '"' + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:20] + '"'
-
-
-def check_if_match(header: str | None, name: str, current: dict) -> None:
-    """RFC 9110 If-Match with strong comparison: '*' or a list of quoted tags; 412 when none is current."""
-    if header is None:
-        return
-    if header.strip() == "*":
-        return
-    if not ETAG_LIST_RE.fullmatch(header):
-        raise ApiError(400, 'If-Match must be * or a comma-separated list of quoted ETags, e.g. "1a2b"')
-    tags = re.findall(r'(W/)?("[^"]*")', header)
-    etag = tenant_etag(current)
-    if not any(not weak and tag == etag for weak, tag in tags):
-        raise ApiError(412, f"tenant '{name}' has changed since it was read: its ETag is {etag}, "
-                            f"If-Match gave {header.strip()}; GET it again and retry")
-
-
 def endpoint_json(ep: Any, now: float, port: str | None = None) -> dict:
     doc = ep.to_json()
     doc["port"] = port
@@ -272,6 +181,7 @@ class Api(web.WebView):
         self.b = backend
         self.auth = auth or TokenAuth()
         self.prom = backend.metrics
+        self.tenants = tenants.Tenants(backend)
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         req = Request(environ)
@@ -283,6 +193,8 @@ class Api(web.WebView):
             result = handler(req, **args)
         except ApiError as e:
             result, headers = (e.status, {"error": e.message}), e.headers
+        except tenants.TenantError as e:  # the tenant rules said no: nothing changed
+            result = (TENANT_STATUS[type(e)], {"error": str(e)})
         except StoreError as e:  # nothing was committed, so nothing was applied either
             LOG.error("REST %s %s: database error: %s", req.method, route, e)
             result = (503, {"error": f"database unavailable: {e}"})
@@ -368,73 +280,30 @@ class Api(web.WebView):
         return self.prom.response(self.b)
 
     def list_tenants(self, req: Request) -> tuple[int, Any]:
-        return 200, self.b.call(lambda: [t.to_json() for t in sorted(
-            self.b.core.tenants.values(), key=lambda x: x.name)])
-
-    def _tenant(self, name: str) -> Tenant:
-        tenant = self.b.core.tenants.get(name)
-        if tenant is None:
-            raise ApiError(404, f"no tenant named '{name}'")
-        return tenant
+        return 200, self.b.call(self.tenants.listing)
 
     def show_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
-        doc = self.b.call(lambda: self._tenant(name).to_json())
-        return 200, doc, {"ETag": tenant_etag(doc)}
-
-    def _put(self, tenant: Tenant, must_exist: bool) -> dict:
-        """Runs on the event loop: check against current state, commit, then program switches."""
-        core = self.b.core
-        exists = tenant.name in core.tenants
-        if must_exist and not exists:
-            raise ApiError(404, f"no tenant named '{tenant.name}'")
-        if not must_exist and exists:
-            raise ApiError(409, f"tenant '{tenant.name}' already exists")
-        check_conflicts(tenant, list(core.tenants.values()))
-        if core.tenants.get(tenant.name) != tenant:  # an unchanged PUT touches nothing
-            self.b.store.put_tenant(tenant)
-            self.b.apply(core.put_tenant(tenant))
-        return tenant.to_json()
+        doc = self.b.call(lambda: self.tenants.get(name).to_json())
+        return 200, doc, {"ETag": tenants.etag(doc)}
 
     def create_tenant(self, req: Request) -> tuple[int, Any, dict]:
-        tenant = tenant_from_json(self._body(req))
-        doc = self.b.call(lambda: self._put(tenant, must_exist=False))
+        tenant = tenants.tenant_from_json(self._body(req))
+        doc = self.b.call(lambda: self.tenants.create(tenant))
         location = f"{req.script_name}/v1/tenants/{urllib.parse.quote(tenant.name, safe='')}"
-        return 201, doc, {"Location": location, "ETag": tenant_etag(doc)}
-
-    def _if_match(self, req: Request, name: str) -> None:
-        """On the event loop, before a write: 404 for no tenant, 412 for a stale If-Match."""
-        check_if_match(req.headers.get("If-Match"), name, self._tenant(name).to_json())
+        return 201, doc, {"Location": location, "ETag": tenants.etag(doc)}
 
     def replace_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
-        tenant = tenant_from_json(self._body(req), name=name)
+        tenant = tenants.tenant_from_json(self._body(req), name=name)
+        doc = self.b.call(lambda: self.tenants.replace(tenant, req.headers.get("If-Match")))
+        return 200, doc, {"ETag": tenants.etag(doc)}
 
-        def run() -> dict:
-            self._if_match(req, name)
-            return self._put(tenant, must_exist=True)
-        doc = self.b.call(run)
-        return 200, doc, {"ETag": tenant_etag(doc)}
-
-    def update_tenant(self, req: Request, name: str) -> tuple[int, Any]:
-        patch = self._body(req, PATCH_TYPES)
-        if not isinstance(patch, dict):
-            raise ApiError(400, "body must be a JSON object")
-        if "name" in patch and patch["name"] != name:  # also null: a merge patch would remove it
-            raise ApiError(400, "'name' cannot be changed; create a new tenant instead")
-
-        def run() -> dict:
-            # Read, merge and write in one step on the loop: no other write can come between.
-            self._if_match(req, name)
-            merged = merge_patch(self._tenant(name).to_json(), patch)
-            return self._put(tenant_from_json(merged, name=name), must_exist=True)
-        doc = self.b.call(run)
-        return 200, doc, {"ETag": tenant_etag(doc)}
+    def update_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
+        patch = tenants.patch_from_json(self._body(req, PATCH_TYPES), name)
+        doc = self.b.call(lambda: self.tenants.update(name, patch, req.headers.get("If-Match")))
+        return 200, doc, {"ETag": tenants.etag(doc)}
 
     def delete_tenant(self, req: Request, name: str) -> tuple[int, Any]:
-        def run() -> None:
-            self._if_match(req, name)
-            self.b.store.delete_tenant(name)
-            self.b.apply(self.b.core.delete_tenant(name))
-        self.b.call(run)
+        self.b.call(lambda: self.tenants.delete(name, req.headers.get("If-Match")))
         return 204, None
 
     def tenant_endpoints(self, req: Request, name: str) -> tuple[int, Any]:
@@ -443,10 +312,10 @@ class Api(web.WebView):
         except UnicodeDecodeError:
             raise ApiError(400, "the query string is not valid UTF-8") from None
         if host is not None:
-            _host_id(host, "'host'")
+            tenants.host_id(host, "'host'")
 
         def run() -> list:
-            tenant = self._tenant(name)
+            tenant = self.tenants.get(name)
             now = self.b.now()
             core = self.b.core
             return [endpoint_json(ep, now, core.endpoint_port(ep)) for ep in core.tenant_endpoints(tenant.vni)

@@ -1,19 +1,18 @@
-"""Run the real controller (osken-manager apps/overlay.py) as a process, and talk to its REST API."""
+"""Run the real controller (osken-manager apps/overlay.py) as a process, and talk to its REST API
+(with overlayctl's client, controller/client.py: ctl.api.get/post/put/delete/request, ApiError)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from controller.client import ApiError, Client
 from lab.netlab import free_tcp_ports, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,46 +26,6 @@ def _listening(ip: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(f"HTTP {status}: {body}")
-        self.status = status
-        self.body = body
-
-
-class Rest:
-    """A tiny JSON client: returns the decoded body, raises ApiError on 4xx/5xx."""
-
-    def __init__(self, base: str, timeout: float = 10.0) -> None:
-        self.base = base.rstrip("/")
-        self.timeout = timeout
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            raise ApiError(e.code, json.loads(raw) if raw else None) from None
-        return json.loads(raw) if raw else None
-
-    def get(self, path: str) -> Any:
-        return self.request("GET", path)
-
-    def post(self, path: str, body: Any) -> Any:
-        return self.request("POST", path, body)
-
-    def put(self, path: str, body: Any) -> Any:
-        return self.request("PUT", path, body)
-
-    def delete(self, path: str) -> Any:
-        return self.request("DELETE", path)
 
 
 class Controller:
@@ -90,7 +49,7 @@ class Controller:
         self.conf_path.write_text("".join(
             f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
             for name, values in sections.items()))
-        self.api = Rest(f"http://127.0.0.1:{self.rest_port}")
+        self.api = Client(f"http://127.0.0.1:{self.rest_port}")  # overlayctl's client
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> Controller:

@@ -4,7 +4,7 @@ import re
 
 import schemathesis
 
-from controller import openapi, rest
+from controller import openapi, rest, tenants
 from controller.rest import Api
 from tests.unit.api_backend import Backend, call
 
@@ -57,6 +57,6 @@ def test_the_description_is_valid_openapi_and_served_as_is(tmp_path):
 
 def test_schemas_agree_with_the_validation_limits():
     props = openapi.SCHEMAS["Tenant"]["properties"]
-    assert props["vni"]["maximum"] == rest.VNI_MAX and props["vlan"]["maximum"] == rest.VLAN_MAX
-    assert props["name"]["pattern"] == f"^{rest.NAME_RE.pattern}$"
-    assert openapi.HOST_PATTERN == f"^{rest.HOST_RE.pattern}$"
+    assert props["vni"]["maximum"] == tenants.VNI_MAX and props["vlan"]["maximum"] == tenants.VLAN_MAX
+    assert props["name"]["pattern"] == f"^{tenants.NAME_RE.pattern}$"
+    assert openapi.HOST_PATTERN == f"^{tenants.HOST_RE.pattern}$"
