@@ -292,13 +292,13 @@ class Run:
             self.new_host(hid, ip, dpid)
         cpu0, started = self.proc.cpu(), time.monotonic()
         expects = [self.tracker.expect(self.host_needs(h), started) for h in self.hosts.values()]
+        deadline = started + self.args.phase_timeout
         gate = asyncio.Semaphore(64)  # no more SYNs at once than the controller's accept backlog
 
-        async def dial(h: EmuHost) -> None:
+        async def dial(h: EmuHost) -> bool:
             async with gate:
-                await h.connect(self.ctl.of_port, self.ctl.ovsdb_port)
+                return await h.dial(self.ctl.of_port, self.ctl.ovsdb_port, deadline)
         await asyncio.gather(*(dial(h) for h in self.hosts.values()))
-        deadline = started + self.args.phase_timeout
         while time.monotonic() < deadline and not all(h.ready for h in self.hosts.values()):
             await asyncio.sleep(0.05)
         connected = time.monotonic() - started
@@ -385,8 +385,8 @@ class Run:
                 if hid in self.members[vm.tenant.name]:
                     needs += self.vm_needs(vm, on=[hid])
             e = self.tracker.expect(needs, t0)
-            await h.connect(self.ctl.of_port, self.ctl.ovsdb_port)
-            if not await wait([e], min(deadline, t0 + self.args.event_timeout)):
+            until = min(deadline, t0 + self.args.event_timeout)
+            if not await h.dial(self.ctl.of_port, self.ctl.ovsdb_port, until) or not await wait([e], until):
                 break
             lat.append(e.done - t0)  # type: ignore[operator]
             cpu.append(self.proc.cpu() - c0)
