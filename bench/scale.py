@@ -252,12 +252,12 @@ class Run:
         self.proc = ProcStat(self.ctl.proc.pid)  # type: ignore[union-attr]
         self.probe = HealthProbe(f"http://127.0.0.1:{self.ctl.rest_port}/v1/health").start()
         try:
-            await self.tenants()
-            await self.connect()
-            await self.learn()
-            await self.vm_events()
-            await self.joins()
-            await self.totals()
+            for step in (self.tenants, self.connect, self.learn, self.vm_events, self.joins, self.totals):
+                try:
+                    await step()
+                except Exception as e:  # reported; the later phases still say what they can
+                    self.out.setdefault("errors", []).append(f"{step.__name__}: {e!r}")
+                    print(f"  {len(self.p.hosts)} hosts {step.__name__} failed: {e!r}", file=sys.stderr, flush=True)
         finally:
             self.probe.stop()
             for h in self.hosts.values():
@@ -415,7 +415,7 @@ class Run:
             "encoder": rate, "encoder_bound_s": round(rate["needed_total"] / rate["flows_per_s"], 3),
         })
         phases = self.out["phases"]
-        if phases["connect"]["converged"] and phases["learn"]["converged"]:
+        if phases.get("connect", {}).get("converged") and phases.get("learn", {}).get("converged"):
             self.out["cold_start_s"] = round(phases["connect"]["converged_s"] + phases["learn"]["converged_s"], 3)
 
 
