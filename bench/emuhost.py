@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import struct
+import time
 
 from bench.emu_of import Switch
 from bench.emu_ovsdb import Database, OvsdbPeer
@@ -69,11 +70,26 @@ class EmuHost:
     async def connect(self, of_port: int, ovsdb_port: int, address: str = "127.0.0.1") -> None:
         """Dial the controller as a host built like lab/ does: br1's controller, then the manager."""
         loop = asyncio.get_running_loop()
-        tr, _ = await loop.create_connection(lambda: self.switch, address, of_port)
-        self.transports.append(tr)
-        self.ovsdb = OvsdbPeer(self.db)
-        tr, _ = await loop.create_connection(lambda: self.ovsdb, address, ovsdb_port)  # type: ignore[arg-type, return-value]
-        self.transports.append(tr)
+        if self.switch.transport is None:  # a retry after a failed attempt dials only what is missing
+            tr, _ = await loop.create_connection(lambda: self.switch, address, of_port)
+            self.transports.append(tr)
+        if self.ovsdb is None:
+            peer = OvsdbPeer(self.db)
+            tr, _ = await loop.create_connection(lambda: peer, address, ovsdb_port)
+            self.ovsdb = peer
+            self.transports.append(tr)
+
+    async def dial(self, of_port: int, ovsdb_port: int, deadline: float, address: str = "127.0.0.1") -> bool:
+        """connect(), again and again as a real host's reconnect does (1 s apart), until the deadline."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self.connect(of_port, ovsdb_port, address), left)
+                return True
+            except (OSError, TimeoutError):
+                await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
     @property
     def ready(self) -> bool:

@@ -62,7 +62,13 @@ def row(run: dict) -> dict[str, str]:
 
 def table(doc: dict) -> str:
     """A Markdown table, one row per size."""
-    rows = [row(r) for r in doc["runs"]]
+    rows = []
+    for r in doc["runs"]:
+        try:
+            rows.append(row(r))
+        except KeyError:  # a run whose totals failed: its errors are in the JSON
+            rows.append({"hosts": str(r["hosts"]), "endpoints": str(r["endpoints"])}
+                        | {key: "error" for key, _ in COLUMNS[2:]})
     head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
     rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
     body = ["| " + " | ".join(r[key if key in r else title] for key, title in COLUMNS) + " |" for r in rows]

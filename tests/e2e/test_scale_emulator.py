@@ -5,7 +5,8 @@ the same system-ids, overlay IPs and VM ports each join their own controller; te
 created and every VM announces itself. Then each host's br1 is dumped: `ovs-ofctl
 dump-flows/dump-groups` on the real one, and on the emulated one `ovs-ofctl ofp-print` of
 the very flow/group stats replies it would send the controller. Normalised (counters and
-ages dropped, port numbers replaced by port names, lines sorted) they must be equal.
+ages dropped, port numbers, also in tunnel cookies, replaced by port names: each OVS numbers
+ports its own way; lines sorted) they must be equal.
 """
 
 from __future__ import annotations
@@ -18,11 +19,22 @@ import subprocess
 import time
 
 from bench.emuhost import EmuHost
+from controller import flows as f
 from lab.controller import Controller
 from lab.overlay import announce, create_tenants
 
 VOLATILE = re.compile(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ")
 PORT = re.compile(r"(in_port=|output:)(\d+)")
+COOKIE = re.compile(r"cookie=(0x[0-9a-f]+)")
+
+
+def _cookie(value: str, ports: dict[int, str]) -> str:
+    """A tunnel port's cookie carries its ofport, which each OVS numbers its own way: name it."""
+    cookie = int(value, 16)
+    if cookie & f.COOKIE_KIND_MASK == f.COOKIE_TUNNEL:
+        port = cookie & 0xFFFFFFFF
+        return f"cookie=tunnel:{ports.get(port, port)}"
+    return f"cookie={value}"
 
 
 def normalise(text: str, ports: dict[int, str]) -> list[str]:
@@ -34,6 +46,7 @@ def normalise(text: str, ports: dict[int, str]) -> list[str]:
             continue  # reply headers
         line = VOLATILE.sub("", line)
         line = PORT.sub(lambda m: m.group(1) + ports.get(int(m.group(2)), m.group(2)), line)
+        line = COOKIE.sub(lambda m: _cookie(m.group(1), ports), line)
         out.append(line)
     return sorted(out)
 
