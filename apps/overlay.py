@@ -19,7 +19,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import config, ofmsg
+from controller import config, looplag, ofguard, ofmsg
 from controller.auth import TokenAuth
 from controller.core import Core
 from controller.ops import Op, OvsdbTransact
@@ -38,6 +38,7 @@ class EventCall(event.EventBase):
     def __init__(self, fn: Callable[[], Any]) -> None:
         super().__init__()
         self.fn = fn
+        self.posted = time.monotonic()  # its wait in the queue feeds looplag
         self.done = hub.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -52,11 +53,15 @@ class OverlayApp(app_manager.OSKenApp):
         self.settings = config.settings(conf)
         self.store = Store(config.db_path(conf))
         self.core = Core(self.settings, self.store.tenants())  # loaded before any switch is programmed
+        count = lambda counter: self.core.counters.update((counter,))  # noqa: E731
+        ofguard.install(count)
         self.datapaths: dict[int, Any] = {}
+        self.loop_lag = looplag.LoopLag()
         self.ovsdb = OvsdbServer(conf.ovsdb.address, conf.ovsdb.port, conf.overlay.tunnel_bridge,
                                  conf.overlay.integration_bridge,
                                  on_view=lambda v: self.post(lambda: self._host_view(v)),
-                                 on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(s))))
+                                 on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(s))),
+                                 on_malformed=count)
         self.api_address = (conf.wsapi_host, conf.wsapi_port)
         self.api_auth = TokenAuth(conf.overlay.api_token_file, conf.overlay.api_read_open)
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
@@ -70,6 +75,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.ovsdb.listen()
         self.threads.append(hub.spawn(self.ovsdb.serve))
         self.threads.append(hub.spawn(self._poll_stats, cfg.CONF.overlay.stats_interval))
+        self.threads.append(hub.spawn(looplag.run_probe, self.loop_lag, self.post))
         server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
@@ -96,6 +102,7 @@ class OverlayApp(app_manager.OSKenApp):
 
     @set_ev_cls(EventCall)
     def _on_call(self, ev: EventCall) -> None:
+        self.loop_lag.observe(time.monotonic() - ev.posted)
         try:
             ev.result = ev.fn()
         except Exception as e:  # handed back to the caller (REST turns ApiError into a 4xx)

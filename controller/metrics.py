@@ -141,7 +141,13 @@ class Metrics:
     def rest(self) -> RestStats:
         return self._collector.rest
 
-    def render(self, snap: Snapshot) -> bytes:
+    def register(self, collector: object) -> None:
+        """Also export a collector read off the event loop (e.g. the loop's own lag)."""
+        self._registry.register(collector)  # type: ignore[arg-type]
+
+    def render(self, snap: Snapshot | None) -> bytes:
+        """None: the event loop did not answer; the previous snapshot is shown again."""
         with self._render_lock:
-            self._collector.snap = snap
+            if snap is not None:
+                self._collector.snap = snap
             return generate_latest(self._registry)

@@ -231,6 +231,9 @@ class Api:
         self.b = backend
         self.auth = auth or TokenAuth()
         self.prom = metrics.Metrics()
+        lag = getattr(backend, "loop_lag", None)  # the app's event-loop health (controller/looplag.py)
+        if lag is not None:
+            self.prom.register(lag)
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         req = Request(environ)
@@ -321,7 +324,10 @@ class Api:
         return 200, openapi.SPEC
 
     def metrics(self, req: Request) -> Response:
-        snap = self.b.call(lambda: metrics.snapshot(self.b.core))
+        try:
+            snap = self.b.call(lambda: metrics.snapshot(self.b.core), timeout=HEALTH_TIMEOUT_S)
+        except TimeoutError:  # a stuck event loop: still show its lag, with the last snapshot
+            snap = None
         resp = Response(status=200, body=self.prom.render(snap))
         resp.headers["Content-Type"] = metrics.CONTENT_TYPE
         return resp
