@@ -18,8 +18,9 @@ from typing import Any
 from controller import ovsdb_model as om
 
 COUNTER_PREFIX = "ovsdb_malformed_"
-# A monitor reply of a host with ~10,000 ports fits; decoding this much takes ~30 ms.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# A monitor reply of a host with ~2,500 ports fits; decoding more would hold every green thread
+# (JSON decoding keeps the GIL) for over ~50 ms.
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 MAX_ROWS_PER_TABLE = 20_000
 UUID_RE = re.compile(r"[0-9a-zA-Z_-]{1,64}")
 HOST_ID_RE = re.compile(r"[^\x00-\x1f\x7f/]{1,255}")  # as the REST API accepts (controller/rest.py)
@@ -37,15 +38,18 @@ class Malformed(Exception):
 class Framer:
     """Bytes in, whole JSON objects out; garbage or an oversized message raises Malformed.
 
-    Decoding is tried only when the buffer ends in '}' (a JSON-RPC message is an object), so a
-    large message arriving in many reads is decoded about once, not once per read.
+    Each byte is scanned once (braces and quotes outside strings, quotes and backslashes in
+    them, found by regex), so a message's end is known as soon as it arrives, and a large
+    message arriving in many reads costs one decode, not one per read.
     """
 
     def __init__(self, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.max_bytes = max_bytes
         self._text = codecs.getincrementaldecoder("utf-8")()
-        self._decoder = json.JSONDecoder()
         self._buf = ""
+        self._pos = 0  # scanned up to here
+        self._depth = 0  # of braces, outside strings; 0: between messages
+        self._in_string = False
 
     def feed(self, data: bytes) -> list[Any]:
         try:
@@ -53,29 +57,59 @@ class Framer:
         except UnicodeDecodeError as e:
             raise Malformed("bad_utf8", str(e)) from None
         out = []
-        while True:
-            self._buf = self._buf.lstrip()
-            if not self._buf:
-                return out
-            if self._buf[0] != "{":
-                raise Malformed("not_json_rpc", f"a message starts with {self._buf[:16]!r}")
-            if not self._buf.rstrip().endswith("}"):
-                break
-            try:
-                msg, end = self._decoder.raw_decode(self._buf)
-            except json.JSONDecodeError as e:
-                if e.pos < len(self._buf.rstrip()) and not e.msg.startswith("Unterminated string"):
-                    raise Malformed("bad_json", f"{e.msg} at byte {e.pos}") from None
-                break  # incomplete: wait for more
-            except RecursionError:
-                raise Malformed("bad_json", "nested too deeply") from None
+        while (end := self._scan()) is not None:
             if end > self.max_bytes:
                 raise Malformed("too_big", f"a message of {end} bytes (limit {self.max_bytes})")
-            self._buf = self._buf[end:]
-            out.append(msg)
+            raw, self._buf, self._pos = self._buf[:end], self._buf[end:], 0
+            try:
+                out.append(json.loads(raw))
+            except json.JSONDecodeError as e:
+                raise Malformed("bad_json", f"{e.msg} at byte {e.pos}") from None
+            except RecursionError:
+                raise Malformed("bad_json", "nested too deeply") from None
         if len(self._buf) > self.max_bytes:
             raise Malformed("too_big", f"a message longer than {self.max_bytes} bytes")
         return out
+
+    def _scan(self) -> int | None:
+        """Where the message at the start of the buffer ends, once it has all arrived."""
+        buf, pos = self._buf, self._pos
+        while True:
+            if self._depth == 0:
+                m = _NOT_SPACE.search(buf, pos)
+                if m is None:
+                    self._buf, self._pos = "", 0  # only whitespace so far
+                    return None
+                if m.group() != "{":
+                    raise Malformed("not_json_rpc", f"a message starts with {buf[m.start():m.start() + 16]!r}")
+                if m.start():
+                    buf = self._buf = buf[m.start():]
+                self._depth, pos = 1, 1
+                continue
+            m = (_IN_STRING if self._in_string else _OUTSIDE).search(buf, pos)
+            if m is None:
+                self._pos = len(buf)
+                return None
+            c, pos = m.group(), m.end()
+            if c == "\\":
+                if pos >= len(buf):  # the escaped character has not arrived: rescan the backslash
+                    self._pos = m.start()
+                    return None
+                pos += 1
+            elif c == '"':
+                self._in_string = not self._in_string
+            elif c == "{":
+                self._depth += 1
+            else:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._pos = pos
+                    return pos
+
+
+_NOT_SPACE = re.compile(r"[^ \t\r\n]")
+_OUTSIDE = re.compile(r'[{}"]')
+_IN_STRING = re.compile(r'["\\]')
 
 
 # ---- the schema of what we monitor -------------------------------------------------------

@@ -33,12 +33,16 @@ def test_framer_cuts_messages_anywhere_and_decodes_each_once():
     (b'{"id": 1, oops}', "bad_json"),
     (b'{"id": 1} {"id": 2,, }', "bad_json"),
     (b'{"a": "\xff"}', "bad_utf8"),
-    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "bad_json"),
     (b'{"a": "' + b"x" * 2000, "too_big"),
     (b'{"a": "' + b"x" * 2000 + b'"}', "too_big"),
 ])
 def test_framer_rejects_garbage_and_oversized_messages(raw, kind):
     assert kind_of(Framer(max_bytes=1000).feed, raw) == kind
+
+
+def test_framer_rejects_deep_nesting():
+    assert kind_of(Framer().feed, b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}") == "bad_json"
+    assert kind_of(Framer().feed, b"{" * 100_000 + b"}" * 100_000) == "bad_json"
 
 
 def test_framer_waits_for_the_rest_of_an_incomplete_message():
@@ -109,3 +113,12 @@ def test_messages_are_what_ovsdb_server_sends_a_manager(msg, kind):
         assert check_message(msg, {3: "tunnels"}) == kind
     except Malformed as e:
         assert e.kind == kind
+
+
+def test_a_whole_message_is_handed_over_even_when_garbage_follows_in_the_same_read():
+    framer = Framer()
+    with pytest.raises(Malformed) as e:
+        framer.feed(b'{"id": "monitor", "result": {}}\r\nGET / HTTP/1.0\r\n')
+    assert e.value.kind == "not_json_rpc"
+    assert Framer().feed(b'{"id": 1, "s": "a\\\\"}{"id": 2, "s": "\\"}"}') == [{"id": 1, "s": "a\\"},
+                                                                           {"id": 2, "s": '"}'}]
