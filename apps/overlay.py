@@ -145,11 +145,13 @@ class OverlayApp(app_manager.OSKenApp):
             self.apply(self.core.datapath_down(dp.id))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    @ofguard.guarded
     def _packet_in(self, ev: Any) -> None:
         msg = ev.msg
         self.apply(self.core.packet_in(msg.datapath.id, msg.data, self.now(), msg.table_id))
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    @ofguard.guarded
     def _flow_removed(self, ev: Any) -> None:
         msg = ev.msg
         match = dict(msg.match.items())
@@ -163,12 +165,14 @@ class OverlayApp(app_manager.OSKenApp):
                 dp.send_msg(dp.ofproto_parser.OFPFlowStatsRequest(dp))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @ofguard.guarded
     def _flow_stats(self, ev: Any) -> None:
         entries = [(s.table_id, s.priority, tuple(sorted(s.match.items())), s.packet_count)
                    for s in ev.msg.body]
         self.apply(self.core.flow_stats(ev.msg.datapath.id, entries, self.now()))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @ofguard.guarded
     def _error(self, ev: Any) -> None:
         msg = ev.msg
         self.core.counters["switch_errors"] += 1

@@ -15,6 +15,7 @@ connection handler its server spawns); nothing else of os-ken changes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import struct
 from collections.abc import Callable
@@ -140,6 +141,9 @@ def install(count: Callable[[str], None]) -> None:
     """Route every OpenFlow connection through the checks; count(counter name) per dropped one."""
     from os_ken.controller import controller as osken_controller  # imported first, it cannot import itself
 
+    global _count
+    _count = count
+
     def serve(sock: Any, address: Any) -> None:
         with contextlib.closing(osken_controller.Datapath(sock, address)) as dp:
             try:
@@ -159,3 +163,24 @@ def install(count: Callable[[str], None]) -> None:
 
 def _dpid(dp: Any) -> str:
     return "(no features yet)" if dp.id is None else f"{dp.id:016x}"
+
+
+_count: Callable[[str], None] = lambda counter: None  # noqa: E731  set by install()
+
+
+def guarded(handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """For the app's OpenFlow event handlers: a message that parsed but makes no sense (a masked
+    field where none can be, a value out of range) closes its switch's connection, counted and
+    logged in one line, instead of a traceback in os-ken's event loop. Put under @set_ev_cls."""
+
+    @functools.wraps(handler)
+    def run(app: Any, ev: Any) -> None:
+        try:
+            handler(app, ev)
+        except Exception as e:
+            dp = ev.msg.datapath
+            _count(COUNTER_PREFIX + "unusable")
+            LOG.error("switch %s: %s could not use a %s (%s: %s); connection closed", _dpid(dp),
+                      handler.__name__, type(ev.msg).__name__, type(e).__name__, e)
+            dp.close()
+    return run

@@ -19,7 +19,7 @@ from typing import Any
 OFP_VERSION = 0x04
 OFP_HEADER = struct.Struct("!BBHI")
 HELLO, ERROR, ECHO_REQUEST, ECHO_REPLY = 0, 1, 2, 3
-FEATURES_REQUEST, FEATURES_REPLY, PACKET_IN = 5, 6, 10
+FEATURES_REQUEST, FEATURES_REPLY, PACKET_IN, FLOW_REMOVED = 5, 6, 10, 11
 MULTIPART_REQUEST, MULTIPART_REPLY, BARRIER_REQUEST, BARRIER_REPLY = 18, 19, 20, 21
 OFPMP_FLOW, OFPMP_PORT_DESC = 1, 13
 
@@ -41,6 +41,20 @@ def packet_in(frame: bytes, table_id: int = 0, in_port: int = 1, xid: int = 0) -
     match += b"\0" * (-len(match) % 8)
     body = struct.pack("!IHBBQ", 0xFFFFFFFF, len(frame), 0, table_id, 0) + match + b"\0\0" + frame
     return of_msg(PACKET_IN, body, xid)
+
+
+def flow_removed(table_id: int, oxms: bytes, reason: int = 0, priority: int = 10) -> bytes:
+    """An OFPT_FLOW_REMOVED whose match is the given OXM TLVs."""
+    match = struct.pack("!HH", 1, 4 + len(oxms)) + oxms
+    match += b"\0" * (-len(match) % 8)
+    body = struct.pack("!QHBBIIHHQQ", 0, priority, reason, table_id, 0, 0, 60, 0, 0, 0) + match
+    return of_msg(FLOW_REMOVED, body)
+
+
+def oxm(field: int, value: bytes, mask: bytes = b"") -> bytes:
+    """An OpenFlow-basic OXM TLV (e.g. field 6, vlan_vid), masked when mask is given."""
+    return struct.pack("!I", (0x8000 << 16) | (field << 9) | (bool(mask) << 8) | (len(value) + len(mask))) \
+        + value + mask
 
 
 class FakeSwitch:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from controller import tables as t
 from controller.looplag import LAG_METRIC
 from controller.ovsdb_wire import MAX_MESSAGE_BYTES as OVSDB_MAX
 from lab.controller import Controller, Rest
@@ -32,8 +33,10 @@ from lab.fakes import (
     PACKET_IN,
     FakeOvsdbHost,
     FakeSwitch,
+    flow_removed,
     multipart_reply,
     of_msg,
+    oxm,
     packet_in,
 )
 from lab.netlab import wait_for
@@ -168,6 +171,13 @@ def test_openflow_garbage_closes_only_the_offending_switch(ctl: Controller) -> N
             bad.close()
             expected[kind] = expected.get(kind, 0) + 1
             good.echo()
+        # Parses, but the app cannot use it: a masked VLAN in a source-MAC entry of a known host's switch.
+        victim = FakeOvsdbHost(("127.0.0.1", ctl.ovsdb_port), "victim", "127.0.1.9", 0x300).start()
+        wait_for(lambda: any(h["id"] == "victim" for h in ctl.api.get("/v1/hosts")), 10, 0.05, "host known")
+        bad = FakeSwitch(addr, 0x300).start()
+        bad.send(flow_removed(t.SRC_MAC, oxm(6, struct.pack("!H", 0x1000 | 10), struct.pack("!H", 0x1000))))
+        assert bad.closed.wait(5), f"unusable: the controller kept the connection\n{ctl.log_tail()}"
+        expected["unusable"] = 1
         flooder = FakeSwitch(addr, 0x200).start()
         start = time.monotonic()
         batch = []
@@ -200,6 +210,7 @@ def test_openflow_garbage_closes_only_the_offending_switch(ctl: Controller) -> N
     assert_clean_log(ctl)
     good.close()
     flooder.close()
+    victim.close()
 
 
 # ---- OVSDB ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 from os_ken.controller.handler import CONFIG_DISPATCHER, HANDSHAKE_DISPATCHER, MAIN_DISPATCHER
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
+from controller import ofguard
 from controller.ofguard import Malformed, strict_msg
 from lab.fakes import (
     ECHO_REQUEST,
@@ -93,3 +94,28 @@ def test_only_hello_echo_and_error_before_the_version_is_agreed():
     assert kind_of(packet_in(b"\x02" * 14), HANDSHAKE_DISPATCHER) == "unexpected_type"
     assert kind_of(packet_in(b"\x02" * 14), CONFIG_DISPATCHER) is None
     assert kind_of(of_msg(PACKET_IN, b"\0" * 20, version=0x01), CONFIG_DISPATCHER) == "bad_version"
+
+
+def test_a_handler_that_cannot_use_a_message_closes_that_switch_only(monkeypatch):
+    counted: list[str] = []
+    monkeypatch.setattr(ofguard, "_count", counted.append)
+
+    class Dp:
+        id, closed = 7, False
+
+        def close(self) -> None:
+            self.closed = True
+
+    class Ev:
+        def __init__(self) -> None:
+            self.msg = type("OFPFlowRemoved", (), {"datapath": Dp()})()
+
+    @ofguard.guarded
+    def handler(app, ev):
+        return (0, 0x1000) & 0x0FFF  # a masked field where the core wants an int
+
+    good, bad = Ev(), Ev()
+    ofguard.guarded(lambda app, ev: None)(None, good)
+    handler(None, bad)
+    assert counted == ["openflow_malformed_unusable"]
+    assert bad.msg.datapath.closed and not good.msg.datapath.closed
