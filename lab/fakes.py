@@ -148,10 +148,11 @@ class FakeOvsdbHost:
     """An OVSDB server that dialled the controller's manager port, with one host's rows.
 
     It answers the controller's monitor with an Open_vSwitch row (system-id, overlay-ip) and a
-    bridge `br1` with datapath id `dpid`, answers echo and transact, and can send raw bytes.
+    bridge `br1` with datapath id `dpid` (no overlay-ip: no tunnels are made toward it), answers
+    echo and transact, and can send raw bytes.
     """
 
-    def __init__(self, address: tuple[str, int], system_id: str, overlay_ip: str, dpid: int) -> None:
+    def __init__(self, address: tuple[str, int], system_id: str, overlay_ip: str | None, dpid: int) -> None:
         self.system_id, self.overlay_ip, self.dpid = system_id, overlay_ip, dpid
         self.sock = socket.create_connection(address, timeout=5)
         self.sock.settimeout(None)
@@ -172,7 +173,7 @@ class FakeOvsdbHost:
 
     def rows(self) -> dict[str, Any]:
         """The <table-updates> of this host's initial monitor reply."""
-        ids = ["map", [["system-id", self.system_id], ["overlay-ip", self.overlay_ip]]]
+        ids = ["map", [["system-id", self.system_id]] + ([["overlay-ip", self.overlay_ip]] if self.overlay_ip else [])]
         return {
             "Open_vSwitch": {"0000-root": {"new": {"external_ids": ids, "bridges": ["uuid", "0000-br1"]}}},
             "Bridge": {"0000-br1": {"new": {"name": "br1", "datapath_id": f"{self.dpid:016x}",

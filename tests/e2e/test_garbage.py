@@ -300,7 +300,7 @@ def test_overlay_still_fully_reachable_after_garbage(make_overlay) -> None:
     switch = FakeSwitch((ctl.listen_ip, ctl.of_port), 0xBAD).start()
     switch.send(b"".join(packet_in(f) for f in malformed_frames(1000)))
     switch.send(multipart_reply(OFPMP_FLOW, flow_stats_record(0)))
-    host = FakeOvsdbHost((ctl.listen_ip, ctl.ovsdb_port), "bad", "127.0.3.1", 0xBAD0).start()
+    host = FakeOvsdbHost((ctl.listen_ip, ctl.ovsdb_port), "bad", None, 0xBAD0).start()
     host.attack(update({"Evil": {"r": {"new": {}}}}))
     assert switch.closed.wait(10) and host.closed.wait(10)
     switch.close()
