@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller import ovsdb_model as om
+from controller.state import HOST_ID_RE
 
 COUNTER_PREFIX = "ovsdb_malformed_"
 # A monitor reply of a host with ~2,500 ports fits; decoding more would hold every green thread
@@ -23,7 +24,6 @@ COUNTER_PREFIX = "ovsdb_malformed_"
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 MAX_ROWS_PER_TABLE = 20_000
 UUID_RE = re.compile(r"[0-9a-zA-Z_-]{1,64}")
-HOST_ID_RE = re.compile(r"[^\x00-\x1f\x7f/]{1,255}")  # as the REST API accepts (controller/rest.py)
 DPID_RE = re.compile(r"[0-9a-fA-F]{16}")
 
 

@@ -19,12 +19,12 @@ from controller import metrics, openapi
 from controller.auth import TokenAuth
 from controller.core import Core
 from controller.ops import Op
-from controller.state import VLAN_MAX, VNI_MAX, Tenant, vlan_clash
+from controller.state import HOST_ID_RE, VLAN_MAX, VNI_MAX, Tenant, vlan_clash
 from controller.store import Store, StoreError
 
 LOG = logging.getLogger(__name__)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-HOST_RE = re.compile(r"[^\x00-\x1f\x7f/]{1,255}")  # OVSDB system-ids: anything printable, URL-safe
+HOST_RE = HOST_ID_RE
 MAX_BODY = 64 * 1024
 JSON_TYPES = frozenset({"application/json"})
 PATCH_TYPES = frozenset({"application/json", "application/merge-patch+json"})

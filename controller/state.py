@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+HOST_ID_RE = re.compile(r"[^\x00-\x1f\x7f/]{1,255}")  # OVSDB system-ids we name: anything printable, URL-safe
 
 VNI_MAX = 0xFFFFFF
 VLAN_MAX = 4094
