@@ -53,17 +53,18 @@ class OverlayApp(app_manager.OSKenApp):
         self.settings = config.settings(conf)
         self.store = Store(config.db_path(conf))
         self.core = Core(self.settings, self.store.tenants())  # loaded before any switch is programmed
-        count = lambda counter: self.core.counters.update((counter,))  # noqa: E731
-        ofguard.install(count)
         self.datapaths: dict[int, Any] = {}
-        self.loop_lag = looplag.LoopLag()
         self.ovsdb = OvsdbServer(conf.ovsdb.address, conf.ovsdb.port, conf.overlay.tunnel_bridge,
                                  conf.overlay.integration_bridge,
                                  on_view=lambda v: self.post(lambda: self._host_view(v)),
-                                 on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(s))),
-                                 on_malformed=count)
+                                 on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(s))))
         self.api_address = (conf.wsapi_host, conf.wsapi_port)
         self.api_auth = TokenAuth(conf.overlay.api_token_file, conf.overlay.api_read_open)
+        # Garbage on the control channels is counted by kind; the event loop's own health measured.
+        count = lambda counter: self.core.counters.update((counter,))  # noqa: E731
+        ofguard.install(count)
+        self.ovsdb.on_malformed = count
+        self.loop_lag = looplag.LoopLag()
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
             LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
                         "change tenants", conf.wsapi_host)
@@ -75,10 +76,10 @@ class OverlayApp(app_manager.OSKenApp):
         self.ovsdb.listen()
         self.threads.append(hub.spawn(self.ovsdb.serve))
         self.threads.append(hub.spawn(self._poll_stats, cfg.CONF.overlay.stats_interval))
-        self.threads.append(hub.spawn(looplag.run_probe, self.loop_lag, self.post))
         server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
+        self.threads.append(hub.spawn(looplag.run_probe, self.loop_lag, self.post))
         return thread
 
     # ---- running things on the event loop --------------------------------------------------
