@@ -55,6 +55,7 @@ class _Connection:
                     break
                 for msg in framer.feed(data):
                     self._handle(msg)
+                    hub.sleep(0)
                 self._report()
                 hub.sleep(0)  # a peer that always has data ready must not starve the others
         except OSError as e:  # includes timeouts

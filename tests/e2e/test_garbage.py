@@ -167,6 +167,8 @@ def test_openflow_garbage_closes_only_the_offending_switch(ctl: Controller) -> N
     addr = ("127.0.0.1", ctl.of_port)
     good = FakeSwitch(addr, 1).start()
     expected: dict[str, int] = {}
+    frames = list(malformed_frames(MALFORMED_PACKET_INS))  # built first: the probe shares our GIL
+    batches = [b"".join(packet_in(f) for f in frames[i:i + 500]) for i in range(0, len(frames), 500)]
     with RestProbe(ctl.api.base) as probe:
         for i, (kind, data) in enumerate(OPENFLOW_GARBAGE):
             bad = FakeSwitch(addr, 0x100 + i).start()
@@ -184,14 +186,9 @@ def test_openflow_garbage_closes_only_the_offending_switch(ctl: Controller) -> N
         expected["unusable"] = 1
         flooder = FakeSwitch(addr, 0x200).start()
         start = time.monotonic()
-        batch = []
-        for frame in malformed_frames(MALFORMED_PACKET_INS):
-            batch.append(packet_in(frame))
-            if len(batch) == 500:
-                flooder.send(b"".join(batch))
-                batch = []
-                good.echo()
-        flooder.send(b"".join(batch))
+        for batch in batches:
+            flooder.send(batch)
+            good.echo()
         wait_for(lambda: ctl.api.get("/v1/counters").get("packet_in_malformed", 0) >= MALFORMED_PACKET_INS,
                  60, 0.1, "every malformed packet-in counted")
         flood_s = time.monotonic() - start
