@@ -1,7 +1,9 @@
 """Event-loop health: how long the app's events wait before they run.
 
 Every EventCall is stamped when it is posted and observed when it runs; a probe posts a no-op
-EventCall every PROBE_INTERVAL_S, so the histogram moves even when nobody calls the REST API.
+EventCall every PROBE_INTERVAL_S, so the histogram moves even when nobody calls the REST API,
+and also observes how late its own hub.sleep woke (a green thread hogging the process delays
+everything, the REST API's sockets included, before any event is even queued).
 The probe waits in the same queue as packet-ins, switch and OVSDB events, so its wait is what
 any event waits. `overlay_event_loop_lag_seconds` is that histogram; while a probe is still
 queued, `overlay_event_loop_waiting_seconds` says for how long, so a loop that is stuck (and
@@ -57,7 +59,8 @@ class LoopLag:
             buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
         h = HistogramMetricFamily(LAG_METRIC, "how long events waited on the controller's event loop "
                                   "before they ran (REST calls, OVSDB updates, a probe every "
-                                  f"{PROBE_INTERVAL_S:g} s)", buckets=buckets, sum_value=self.total)
+                                  f"{PROBE_INTERVAL_S:g} s), and how late the probe woke from sleep",
+                                  buckets=buckets, sum_value=self.total)
         yield h
         g = GaugeMetricFamily(WAITING_METRIC, "how long the event-loop probe queued now has waited "
                               "(0 when none is queued): grows while the loop is stuck")
@@ -71,4 +74,6 @@ def run_probe(lag: LoopLag, post: Callable[[Callable[[], Any]], Any]) -> None:
 
     while True:
         lag.probe(post)
+        start = lag.clock()
         hub.sleep(PROBE_INTERVAL_S)
+        lag.observe(max(0.0, lag.clock() - start - PROBE_INTERVAL_S))  # woken late: the hub was hogged

@@ -19,10 +19,10 @@ from controller import ovsdb_model as om
 from controller.state import HOST_ID_RE
 
 COUNTER_PREFIX = "ovsdb_malformed_"
-# A monitor reply of a host with ~2,500 ports fits; decoding more would hold every green thread
-# (JSON decoding keeps the GIL) for over ~50 ms.
-MAX_MESSAGE_BYTES = 2 * 1024 * 1024
-MAX_ROWS_PER_TABLE = 20_000
+# A monitor reply of a host with ~1,200 ports fits in one message; decoding a larger one (JSON
+# decoding holds the GIL, so every green thread waits) could take over ~50 ms on a loaded machine.
+MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_ROWS_PER_TABLE = 10_000
 UUID_RE = re.compile(r"[0-9a-zA-Z_-]{1,64}")
 DPID_RE = re.compile(r"[0-9a-fA-F]{16}")
 

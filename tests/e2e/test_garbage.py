@@ -238,7 +238,7 @@ OVSDB_GARBAGE: list[tuple[str | None, bytes]] = [
     ("too_big", b'{"method": "echo", "id": 1, "params": ["' + b"x" * (OVSDB_MAX + 1024)),
     ("too_big", huge_row(OVSDB_MAX + 100_000)),
     (None, huge_row(OVSDB_MAX * 3 // 4)),
-    ("too_many_rows", update({"Port": port_rows(20_001)})),
+    ("too_many_rows", update({"Port": port_rows(5_000)}) + update({"Port": port_rows(5_001, 5_000)})),
     ("unknown_table", update({"Evil": {"r1": {"new": {"x": 1}}}})),
     ("unknown_column", update({"Bridge": {"0000-br1": {"new": {"fail_mode": "secure"}}}})),
     ("wrong_type", update({"Bridge": {"0000-br1": {"new": {"datapath_id": 12345}}}})),
