@@ -21,7 +21,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import config, metrics, ofmsg
+from controller import config, looplag, metrics, ofguard, ofmsg
 from controller.auth import TokenAuth
 from controller.core import ROLE_COUNTERS, Core
 from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
@@ -45,6 +45,7 @@ class EventCall(event.EventBase):
     def __init__(self, fn: Callable[[], Any]) -> None:
         super().__init__()
         self.fn = fn
+        self.posted = time.monotonic()  # its wait in the queue feeds looplag
         self.done = hub.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -83,6 +84,12 @@ class OverlayApp(app_manager.OSKenApp):
         self.api_address = (conf.wsapi_host, conf.wsapi_port)
         self.api_auth = TokenAuth(conf.overlay.api_token_file, conf.overlay.api_read_open)
         self.metrics = metrics.Metrics()  # served by the REST API and the optional metrics listener
+        # Garbage on the control channels is counted by kind; the event loop's own health measured.
+        count = lambda counter: self.core.counters.update((counter,))  # noqa: E731
+        ofguard.install(count)
+        self.ovsdb.on_malformed = count
+        self.loop_lag = looplag.LoopLag()
+        self.metrics.register(self.loop_lag)
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
             LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
                         "change tenants", conf.wsapi_host)
@@ -104,6 +111,7 @@ class OverlayApp(app_manager.OSKenApp):
             scrape = hub.WSGIServer((o.metrics_host, o.metrics_port), metrics.Listener(self, self.metrics))
             LOG.info("metrics on http://%s:%s/metrics", o.metrics_host, o.metrics_port)
             self.threads.append(hub.spawn(scrape.serve_forever))
+        self.threads.append(hub.spawn(looplag.run_probe, self.loop_lag, self.post))
         return thread
 
     # ---- running things on the event loop --------------------------------------------------
@@ -132,6 +140,7 @@ class OverlayApp(app_manager.OSKenApp):
 
     @set_ev_cls(EventCall)
     def _on_call(self, ev: EventCall) -> None:
+        self.loop_lag.observe(time.monotonic() - ev.posted)
         try:
             ev.result = ev.fn()
         except Exception as e:  # handed back to the caller (REST turns ApiError into a 4xx)
@@ -216,6 +225,7 @@ class OverlayApp(app_manager.OSKenApp):
             self.apply(self.core.datapath_down(dp.id, self.now()))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    @ofguard.guarded
     def _packet_in(self, ev: Any) -> None:
         msg = ev.msg
         started = time.perf_counter()
@@ -227,6 +237,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.metrics.barrier_replied(ev.msg.datapath.id, ev.msg.xid)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    @ofguard.guarded
     def _flow_removed(self, ev: Any) -> None:
         msg = ev.msg
         match = dict(msg.match.items())
@@ -250,6 +261,7 @@ class OverlayApp(app_manager.OSKenApp):
             self.apply(self.core.switch_read(dpid, reading.dump, self.now()))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @ofguard.guarded
     def _flow_stats(self, ev: Any) -> None:
         def fill(dump: SwitchDump) -> None:
             for s in ev.msg.body:
@@ -257,10 +269,12 @@ class OverlayApp(app_manager.OSKenApp):
         self._read_part(ev, "flows", fill)
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    @ofguard.guarded
     def _group_desc(self, ev: Any) -> None:
         self._read_part(ev, "groups", lambda dump: dump.groups.update(g.group_id for g in ev.msg.body))
 
     @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    @ofguard.guarded
     def _meter_config(self, ev: Any) -> None:
         self._read_part(ev, "meters", lambda dump: dump.meters.update(m.meter_id for m in ev.msg.body))
 
@@ -279,12 +293,14 @@ class OverlayApp(app_manager.OSKenApp):
                     hub.sleep(0)
 
     @set_ev_cls(ofp_event.EventOFPAggregateStatsReply, MAIN_DISPATCHER)
+    @ofguard.guarded
     def _aggregate(self, ev: Any) -> None:
         role = self.polls.pop((ev.msg.datapath.id, ev.msg.xid), None)
         if role is not None:
             self.core.role_stats(ev.msg.datapath.id, role, ev.msg.body.packet_count)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @ofguard.guarded
     def _error(self, ev: Any) -> None:
         msg = ev.msg
         self.core.counters["switch_errors"] += 1

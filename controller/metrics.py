@@ -31,10 +31,12 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from webob import Request, Response
 
+from controller import ofguard, ovsdb_wire
 from controller.version import __version__
 
 if TYPE_CHECKING:
-    from controller.core import Core
+    from controller import ofguard, ovsdb_wire
+from controller.core import Core
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 disable_created_metrics()  # no <histogram>_created series: in the text format they are one more gauge each
@@ -64,6 +66,14 @@ NAMED_COUNTERS: dict[str, tuple[str, str]] = {
     "mac_flaps_damped": ("overlay_mac_flaps_damped", "moves refused while a flapping MAC was held"),
     "hosts_withdrawn": ("overlay_hosts_withdrawn", "hosts unreachable past host_grace: endpoints withdrawn"),
 }
+# core.counters <prefix><kind> -> one counter labelled by kind: garbage on the control channels.
+LABELLED_BY_KIND = (
+    (ofguard.COUNTER_PREFIX, "overlay_openflow_malformed",
+     "malformed or unusable OpenFlow messages: counted, and the switch's connection closed"),
+    (ovsdb_wire.COUNTER_PREFIX, "overlay_ovsdb_malformed",
+     "malformed or hostile OVSDB messages: counted, and the host's connection closed"),
+)
+SCRAPE_TIMEOUT_S = 5.0
 PACKET_IN_PREFIX = "packet_in_"  # core.counters packet_in_<reason>: packet-ins not learned from
 
 # Histogram buckets, in seconds: handling a packet-in and computing a reconcile take 0.1-50 ms
@@ -148,6 +158,11 @@ def families(snap: Snapshot, rest: RestStats) -> Iterator[Metric]:
     for key in sorted(k for k in snap.counters if k.startswith(PACKET_IN_PREFIX)):
         c.add_metric([key[len(PACKET_IN_PREFIX):]], snap.counters[key])
     yield c
+    for prefix, name, help_text in LABELLED_BY_KIND:
+        c = CounterMetricFamily(name, help_text, labels=["kind"])
+        for key in sorted(k for k in snap.counters if k.startswith(prefix)):
+            c.add_metric([key[len(prefix):]], snap.counters[key])
+        yield c
     g = GaugeMetricFamily("overlay_tenants", "tenants configured")
     g.add_metric([], snap.tenants)
     yield g
@@ -230,14 +245,23 @@ class Metrics:
 
     # ---- scrapes ------------------------------------------------------------------------------
 
-    def render(self, snap: Snapshot) -> bytes:
+    def register(self, collector: object) -> None:
+        """Also export a collector read off the event loop (e.g. the loop's own lag)."""
+        self._registry.register(collector)  # type: ignore[arg-type]
+
+    def render(self, snap: Snapshot | None) -> bytes:
+        """None: the event loop did not answer; the previous snapshot is shown again."""
         with self._render_lock:
-            self._collector.snap = snap
+            if snap is not None:
+                self._collector.snap = snap
             return generate_latest(self._registry)
 
     def response(self, backend: Any) -> Response:
         """The /metrics answer: a snapshot from the backend's event loop, rendered off it."""
-        snap = backend.call(lambda: snapshot(backend.core, dict(self.packet_ins)))
+        try:
+            snap = backend.call(lambda: snapshot(backend.core, dict(self.packet_ins)), timeout=SCRAPE_TIMEOUT_S)
+        except TimeoutError:  # a stuck event loop: still show its lag, with the last snapshot
+            snap = None
         resp = Response(status=200, body=self.render(snap))
         resp.headers["Content-Type"] = CONTENT_TYPE
         return resp

@@ -8,7 +8,6 @@ reports each changed HostView; tunnel transactions are sent on the host's connec
 
 from __future__ import annotations
 
-import codecs
 import itertools
 import json
 import logging
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from os_ken.lib import hub
 
 from controller import ovsdb_model as om
+from controller import ovsdb_wire as wire
 from controller.state import HostView
 
 LOG = logging.getLogger(__name__)
@@ -44,9 +44,7 @@ class _Connection:
         self.send({"method": "transact", "params": ["Open_vSwitch", *ops], "id": txn_id})
 
     def run(self) -> None:
-        decoder = json.JSONDecoder()
-        text = codecs.getincrementaldecoder("utf-8")()
-        buf = ""
+        framer = wire.Framer()
         self.sock.settimeout(DEAD_AFTER_S)
         self.send({"method": "monitor", "id": "monitor",
                    "params": ["Open_vSwitch", None, {tbl: {"columns": cols}
@@ -56,48 +54,43 @@ class _Connection:
                 data = self.sock.recv(65536)
                 if not data:
                     break
-                buf += text.decode(data)
-                while True:
-                    buf = buf.lstrip()
-                    if not buf:
-                        break
-                    try:
-                        msg, end = decoder.raw_decode(buf)
-                    except json.JSONDecodeError:
-                        break  # incomplete: wait for more
-                    buf = buf[end:]
+                for msg in framer.feed(data):
                     self._handle(msg)
+                    hub.sleep(0)
                 self._report()
+                hub.sleep(0)  # a peer that always has data ready must not starve the others
         except OSError as e:  # includes timeouts
             LOG.info("OVSDB connection from %s lost: %s", self.peer, e)
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
-            LOG.warning("OVSDB connection from %s dropped: malformed message: %r", self.peer, e)
+        except wire.Malformed as e:
+            self.server.on_malformed(wire.COUNTER_PREFIX + e.kind)
+            LOG.warning("OVSDB connection from %s dropped: malformed message (%s: %s)", self.peer, e.kind, e)
         finally:
             self.sock.close()
             self.server.unidentified.pop(self.peer, None)
             self.server._closed(self)
 
     def _handle(self, msg: dict) -> None:
-        method, msg_id = msg.get("method"), msg.get("id")
-        if method == "echo":
-            self.send({"id": msg_id, "result": msg.get("params", []), "error": None})
-        elif method == "update":
+        kind = wire.check_message(msg, self.pending)
+        if kind == "echo":
+            self.send({"id": msg["id"], "result": msg.get("params", []), "error": None})
+        elif kind == "update":
             self._apply(msg["params"][1])
-        elif msg_id == "monitor":
+        elif kind == "monitor":
             if msg.get("error"):
                 LOG.error("OVSDB monitor refused by %s: %s", self.peer, msg["error"])
             else:
                 self._apply(msg.get("result") or {})
-        elif msg_id in self.pending:
-            why = self.pending.pop(msg_id)
+        else:
+            why = self.pending.pop(msg["id"])
             errors = [r for r in (msg.get("result") or []) if isinstance(r, dict) and "error" in r]
             if msg.get("error") or errors:
                 LOG.warning("OVSDB transaction on %s (%s) failed: %s", self.peer, why,
                             msg.get("error") or errors)
 
     def _apply(self, updates: dict) -> None:
-        if isinstance(updates, dict):
-            om.apply_update(self.replica, updates)
+        wire.check_table_updates(updates, self.replica)
+        om.apply_update(self.replica, updates)
+        wire.check_system_id(self.replica)
 
     def _report(self) -> None:
         refused = om.unidentified(self.replica)
@@ -117,10 +110,11 @@ class _Connection:
 
 class OvsdbServer:
     def __init__(self, address: str, port: int, tunnel_bridge: str, integration_bridge: str,
-                 on_view: Callable[[HostView], None], on_down: Callable[[str], None]) -> None:
+                 on_view: Callable[[HostView], None], on_down: Callable[[str], None],
+                 on_malformed: Callable[[str], None] = lambda counter: None) -> None:
         self.address, self.port = address, port
         self.tunnel_bridge, self.integration_bridge = tunnel_bridge, integration_bridge
-        self.on_view, self.on_down = on_view, on_down
+        self.on_view, self.on_down, self.on_malformed = on_view, on_down, on_malformed
         self.by_system: dict[str, _Connection] = {}
         self.unidentified: dict[str, str] = {}  # peer -> why it is not a host (listed by GET /v1/hosts)
         self.server: socket.socket | None = None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
+
+HOST_ID_RE = re.compile(r"[^\x00-\x1f\x7f/]{1,255}")  # OVSDB system-ids we name: anything printable, URL-safe
 
 VNI_MAX = 0xFFFFFF
 VLAN_MAX = 4094

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 from controller.core import Core
 from controller.ops import Op
-from controller.state import VLAN_MAX, VNI_MAX, Tenant, vlan_clash
+from controller.state import HOST_ID_RE, VLAN_MAX, VNI_MAX, Tenant, vlan_clash
 from controller.store import Store
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-HOST_RE = re.compile(r"[^\x00-\x1f\x7f/]{1,255}")  # OVSDB system-ids: anything printable, URL-safe
+HOST_RE = HOST_ID_RE  # OVSDB system-ids: the ones the OVSDB manager accepts (controller/state.py)
 ETAG_LIST_RE = re.compile(r'\s*(W/)?"[^"]*"\s*(,\s*(W/)?"[^"]*"\s*)*')  # If-Match's list (RFC 9110)
 FIELDS = ("name", "vni", "vlan", "hosts", "vlans")
 

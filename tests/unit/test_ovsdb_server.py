@@ -32,11 +32,16 @@ def run_connection(messages: list[bytes]) -> tuple[list, list, list[dict]]:
 
 def initial_rows() -> dict:
     r = replica([("vxlan", "10.99.0.2", True)])
-    return {table: {uuid: {"new": {k: _encode(v) for k, v in row.items()}} for uuid, row in rows.items()}
+    return {table: {uuid: {"new": {k: _encode(v, k in REFS) for k, v in row.items()}} for uuid, row in rows.items()}
             for table, rows in r.items()}
 
 
-def _encode(value):
+REFS = ("bridges", "ports", "interfaces")  # columns of row references: sets of ["uuid", ...]
+
+
+def _encode(value, ref=False):
+    if ref:
+        return ["set", [["uuid", v] for v in (value if isinstance(value, list) else [value])]]
     if isinstance(value, dict):
         return ["map", [[k, v] for k, v in value.items()]]
     if isinstance(value, list):

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from webob import Request
 
 from controller import metrics
+from controller.looplag import LoopLag
 from controller.rest import Api
 from controller.state import Endpoint
 from controller.switch_state import SwitchDump
@@ -190,7 +191,9 @@ def test_the_grafana_dashboard_is_built_on_these_metrics_and_shows_every_one(tmp
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = {re.sub(r"_(bucket|count|sum)$", "", n)
             for e in exprs for n in re.findall(r"\b((?:overlay|process)_[a-z_]+)\b(?!\s*\()", e)}
-    resp = Request.blank("/metrics").get_response(seeded(Api(Backend(str(tmp_path / "m.db")))))
+    backend = Backend(str(tmp_path / "m.db"))
+    backend.metrics.register(LoopLag())  # the app registers its event-loop lag
+    resp = Request.blank("/metrics").get_response(seeded(Api(backend)))
     exported = {}
     for family in text_string_to_metric_families(resp.text):
         exported[family.name + ("_total" if family.type == "counter" else "")] = family.type
