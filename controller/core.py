@@ -235,7 +235,7 @@ class Core:
         placed = self.placed_on(host)
         parts: set[Part] = {tunnel_part(p.name) for p in diff}
         for peer in peers:
-            parts |= placed & self.ix.placed.get(peer, set())  # flood buckets toward it
+            parts |= placed & self.placed_on(self.ix.hosts[peer])  # flood buckets toward it
             parts |= {k for k in self.ix.eps_by_host.get(peer, ()) if k[0] in placed}
         self._mark(host.id, parts)
 

@@ -169,3 +169,26 @@ def test_hosts_by_datapath_follow_view_changes():
     assert core.host_of_dpid(7).id == "h1"
     core.host_view(HostView("h1", ip_of(1), 8, "br-1", 1), now=0)
     assert core.host_of_dpid(7) is None and core.host_of_dpid(8).id == "h1"
+
+
+def test_learn_mode_floods_reach_a_host_whose_tunnel_arrives_after_it_joined():
+    from controller.pipeline import MODE_LEARN
+    from controller.state import TunnelPort
+    from tests.unit.world import local_packet, tracer
+
+    core = Core(Settings(mode=MODE_LEARN), [BLUE, RED])
+
+    def joined(i: int, peers: list[int], vlans: frozenset = frozenset({10})) -> HostView:
+        return HostView(f"h{i}", ip_of(i), i, f"br{i}", 1, tuple(
+            TunnelPort(f"t{j}", "vxlan", ip_of(j), 10 + j, True, f"u{i}{j}") for j in peers), vlans)
+    for i, peers in ((1, []), (2, [1]), (1, [2])):
+        core.datapath_up(i)
+        core.switch_read(i, SwitchDump(), now=0)
+        core.host_view(joined(i, peers), now=0)
+    core.datapath_up(3)
+    core.switch_read(3, SwitchDump(), now=0)
+    core.host_view(joined(3, [1, 2], vlans=frozenset()), now=0)  # its VMs are not plugged in yet
+    assert tracer(core, 1).trace(local_packet(BLUE.vlan, mac(1), "ff:ff:ff:ff:ff:ff")).ports() == [12]
+    core.host_view(joined(1, [2, 3]), now=1)  # h1's port toward h3 comes up: its floods reach h3
+    core.host_view(joined(3, [1, 2]), now=2)
+    assert sorted(tracer(core, 1).trace(local_packet(BLUE.vlan, mac(1), "ff:ff:ff:ff:ff:ff")).ports()) == [12, 13]
