@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from controller import ofmsg
 from controller.ops import FlowMod
-from controller.pipeline import Settings, base_flows, endpoint_flows, tenant_flows
+from controller.pipeline import Settings, base_flows, endpoint_flows, tenant_flows, tunnel_classify
 from controller.state import Endpoint, Host, HostView, Tenant, TunnelPort
 
 if TYPE_CHECKING:
@@ -119,6 +119,8 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000, sample_
     every = max(1, len(views) // sample_hosts)
     for hid, host in list(views.items())[::every]:
         here = base_flows(settings, host)
+        for port in host.view.tunnels:
+            here |= tunnel_classify(host, port.name)
         for tn in tenants.values():
             if not tn.present_on(hid):
                 continue
