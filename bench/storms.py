@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from lab.controller import Controller
 from lab.netlab import Lab, Vm, wait_for
-from lab.overlay import Overlay, announce, arp_burst, cold_ping_ms, create_tenants, underlay_rx
+from lab.overlay import Overlay, announce, arp_burst, cold_ping_ms, create_tenants, frames_of
 
 MODES = ("learn", "controller")
 BASELINE = "learn"
@@ -39,23 +39,6 @@ TARGETS: dict[str, tuple[str, Callable[[float, float, float], bool]]] = {
     ARP_LATENCY: ("<= baseline", lambda base, ours, ratio: ratio <= 1.0),
     BROADCAST: ("k - 1 = 1 frame", lambda base, ours, ratio: ours == 1),
 }
-
-
-def settled_frames(ov: Overlay) -> int:
-    """Total underlay rx, read once it has stopped changing (frames still in flight land first)."""
-    last = [-1]
-
-    def stable() -> int | None:
-        now = sum(underlay_rx(ov.hosts).values())
-        same, last[0] = now == last[0], now
-        return now if same else None
-    return wait_for(lambda: (v := stable()) is not None and (v,), 5.0, 0.15, "underlay counters settle")[0]
-
-
-def frames_of(ov: Overlay, work: Callable[[], object]) -> int:
-    before = settled_frames(ov)
-    work()
-    return settled_frames(ov) - before
 
 
 def arp_latency_ms(vm: Vm, ip: str, count: int = 20) -> float:
@@ -94,9 +77,9 @@ def article_lab(mode: str, tunnel_type: str) -> dict[str, float]:
             ready(ov, mode)
             b1, b2 = ov.vms[("blue", 1)], ov.vms[("blue", 2)]
             return {
-                ONE_ARP: frames_of(ov, lambda: arp_burst(b1, b2.ip, 1)),
-                KNOWN_ARPS: frames_of(ov, lambda: arp_burst(b1, b2.ip, 100)),
-                MISSING_ARPS: frames_of(ov, lambda: arp_burst(b1, "192.168.1.200", 100)),
+                ONE_ARP: frames_of(ov.hosts, lambda: arp_burst(b1, b2.ip, 1)),
+                KNOWN_ARPS: frames_of(ov.hosts, lambda: arp_burst(b1, b2.ip, 100)),
+                MISSING_ARPS: frames_of(ov.hosts, lambda: arp_burst(b1, "192.168.1.200", 100)),
                 ARP_LATENCY: arp_latency_ms(b1, b2.ip),
                 FIRST_PING: first_ping_ms(b1, b2.ip),
             }
@@ -120,7 +103,7 @@ def partial_tenant_lab(mode: str, tunnel_type: str) -> dict[str, float]:
             if mode == "controller":
                 wait_for(lambda: len(ctl.api.get("/v1/tenants/green/endpoints")) == 2, 5.0, 0.05, "green learned")
             broadcast = ["arping", "-i", "eth0", "-c", "1", "-w", "1", "172.16.0.99"]
-            return {BROADCAST: frames_of(ov, lambda: g1.exec(broadcast, check=False))}
+            return {BROADCAST: frames_of(ov.hosts, lambda: g1.exec(broadcast, check=False))}
         finally:
             ctl.stop()
 

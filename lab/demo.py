@@ -19,7 +19,7 @@ from typing import Any
 
 from lab.controller import Controller
 from lab.netlab import Host, Lab, Vm, wait_for
-from lab.overlay import underlay_rx
+from lab.overlay import frames_of, judge, reachable_pairs, render_matrix, wait_meshed
 
 TENANTS = {"blue": (5001, 10), "red": (5002, 20)}  # name -> (VNI, VLAN on br0)
 HOSTS = 3
@@ -71,24 +71,12 @@ def build(mode: str, tunnel_type: str) -> Run:
                 # same IPs in both tenants; MACs differ only to tell frames apart in captures
                 mac = f"02:00:00:00:{t + 1:02x}:{i:02x}"
                 run.vms.append(lab.add_vm(h, f"{name}{i}", vlan, f"192.168.1.{i}/24", mac=mac))
-        wait_meshed(run)
+        wait_meshed(ctl, run.hosts, timeout=30.0)
         lab.settle_underlay()
         return run
     except BaseException:
         run.close()
         raise
-
-
-def wait_meshed(run: Run, timeout: float = 30.0) -> None:
-    """Every host connected, with a tunnel (ofport) to each other host and its classify flows."""
-    def meshed() -> bool:
-        hosts = run.ctl.api.get("/v1/hosts")
-        return len(hosts) == HOSTS and all(
-            h["connected"]["openflow"] and sum(1 for p in h["tunnels"] if p["ofport"]) >= HOSTS - 1 for h in hosts)
-    wait_for(meshed, timeout, 0.1, f"hosts meshed by the controller (log: {run.ctl.log_path})")
-    for h in run.hosts:
-        wait_for(lambda h=h: h.ofctl("dump-flows", "br1", "table=0").count("goto_table:3") >= HOSTS - 1,
-                 timeout, 0.1, f"tunnel classify flows on {h.name}")
 
 
 # --------------------------------------------------------------------------
@@ -101,54 +89,25 @@ def ping_matrix(run: Run) -> dict[str, dict[str, bool]]:
     a ping alone could not tell blue2 from red2; the same-tenant frames in the same captures prove
     that an empty cross-tenant capture could have seen something."""
     matrix: dict[str, dict[str, bool]] = {a.name: {} for a in run.vms}
+    tenants = {v.name: tenant(v) for v in run.vms}
+    macs = {v.name: v.mac for v in run.vms}
     for talker in TENANTS:
         talkers = [v for v in run.vms if tenant(v) == talker]
         caps = {v.name: v.capture().start() for v in run.vms}
-        pinged: dict[tuple[str, str], bool] = {}
         try:
-            for a in talkers:
-                for b in talkers:
-                    if a is not b:
-                        try:
-                            wait_for(lambda a=a, b=b: a.ping(b.ip, timeout=0.5), 5.0, 0.05)
-                            pinged[a.name, b.name] = True
-                        except TimeoutError:
-                            pinged[a.name, b.name] = False
+            pinged = set(reachable_pairs(talkers))
         finally:
             seen = {name: cap.stop() for name, cap in caps.items()}
-        for a in talkers:
-            for b in run.vms:
-                if b is not a:
-                    frames = [fr for fr in seen[b.name] if a.mac in fr]
-                    matrix[a.name][b.name] = pinged[a.name, b.name] and any("echo request" in fr for fr in frames) \
-                        if tenant(b) == talker else bool(frames)
+        for a, row in judge([v.name for v in talkers], list(macs), tenants, macs, pinged, seen).items():
+            matrix[a].update(row)
     return matrix
-
-
-def tunnel_rx(run: Run) -> int:
-    """Frames received from the underlay on all tunnel ports (rx: tx counts twice, LAB.md)."""
-    return sum(underlay_rx(run.hosts).values())  # raises on a tunnel port without counters
-
-
-def settled_rx(run: Run, quiet: float = 0.5, timeout: float = 15.0) -> int:
-    """The rx total once it has not moved for ``quiet`` seconds."""
-    last = [tunnel_rx(run), time.monotonic()]
-
-    def steady() -> int | None:
-        now = tunnel_rx(run)
-        if now != last[0]:
-            last[:] = [now, time.monotonic()]
-            return None
-        return now if time.monotonic() - last[1] >= quiet else None
-    return wait_for(steady, timeout, 0.1, "underlay counters kept moving")
 
 
 def arp_burst(run: Run, src: Vm, ip: str, count: int) -> int:
     """Underlay frames caused by ``count`` ARP requests (10 ms apart) from src for ip."""
-    before = settled_rx(run)
-    src.exec(["arping", "-i", "eth0", "-c", str(count), "-W", "0.01", "-w", str(count // 50 + 5), ip],
-             check=False, timeout=count // 10 + 30)
-    return settled_rx(run) - before
+    return frames_of(run.hosts, lambda: src.exec(
+        ["arping", "-i", "eth0", "-c", str(count), "-W", "0.01", "-w", str(count // 50 + 5), ip],
+        check=False, timeout=count // 10 + 30))
 
 
 def endpoints(run: Run) -> list[dict[str, Any]]:
@@ -168,23 +127,6 @@ def measure(run: Run, count: int) -> dict[str, int]:
 
 # --------------------------------------------------------------------------
 # output
-
-
-def render_matrix(run: Run, matrix: dict[str, dict[str, bool]]) -> str:
-    names = [v.name for v in sorted(run.vms, key=lambda v: (tenant(v) != "blue", v.name))]
-    w = max(map(len, names)) + 2
-    lines = [" " * w + "".join(f"{n:>{w}}" for n in names)]
-    for a in names:
-        row = []
-        for b in names:
-            if a == b:
-                cell = "-"
-            else:
-                ok, want = matrix[a][b], tenant(run.vm(a)) == tenant(run.vm(b))
-                cell = ("ok" if ok else ".") + ("" if ok == want else "!")
-            row.append(f"{cell:>{w}}")
-        lines.append(f"{a:<{w}}" + "".join(row))
-    return "\n".join(lines)
 
 
 def render_endpoints(eps: list[dict[str, Any]]) -> str:
@@ -276,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             eps = endpoints(run)
             result.update(matrix=matrix, endpoints=eps, counts=counts)
             say("\nPing matrix (row pings column; ok = reached, . = not one frame arrived, ! = wrong):")
-            say(render_matrix(run, matrix))
+            names = [v.name for v in sorted(run.vms, key=lambda v: (tenant(v) != "blue", v.name))]
+            say(render_matrix(names, {v.name: tenant(v) for v in run.vms}, matrix))
             say("\nEndpoints the controller learned (GET /v1/tenants/{name}/endpoints):")
             say(render_endpoints(eps))
             say("\nUnderlay frames (rx on every host's tunnel ports):")

@@ -7,6 +7,9 @@ and reach the controller under test through a management Linux bridge in the
 root namespace that holds ``Lab.controller_ip``.
 
 Only stdlib; everything is done with ip/ovs-vsctl/ovs-ofctl/ovs-appctl.
+This module keeps the Lab and its VMs; a host's OVS and its join sequence are in
+lab/ovshost.py, captures and raw frames in lab/capture.py, processes, namespaces and
+run directories in lab/procs.py. Their public names are importable from here too.
 Every object the lab creates is named with a per-lab prefix and recorded under
 ``/run/overlay-lab/<prefix>/`` (written before anything is created), so that
 ``cleanup_stale()`` can remove what a killed run left behind and nothing else.
@@ -23,248 +26,63 @@ import logging
 import os
 import re
 import secrets
-import shlex
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Self
+
+from lab.capture import SENTINEL_ETHERTYPE, Capture, _garp_frame, _send_frames, _sentinel_frame
+from lab.ovshost import (
+    OVS_SCHEMA,
+    TUNNEL_TYPES,
+    VSCTL_TIMEOUT,
+    Host,
+    OvsHost,
+    _ovs_map,
+    _ovs_scalar,
+    _parse_ovs_json,
+    group_buckets,
+)
+from lab.procs import (
+    QUIET_SYSCTLS,
+    RUN_ROOT,
+    LabError,
+    _delete_namespaces,
+    _kill_and_wait,
+    _link_exists,
+    _link_in_ns,
+    _netns_inode,
+    _pid_alive,
+    _pids_in_netns,
+    _prefix_for,
+    _proc_cmdline,
+    _proc_starttime,
+    _root_sysctl,
+    _state_owner_alive,
+    _teardown_prefix,
+    cleanup_stale,
+    daemon_pids,
+    free_tcp_ports,
+    run,
+    tcp_port_free,
+    wait_for,
+    write_state,
+)
+
+__all__ = [
+    "OVS_SCHEMA", "QUIET_SYSCTLS", "RUN_ROOT", "SENTINEL_ETHERTYPE", "TUNNEL_TYPES", "VSCTL_TIMEOUT",
+    "Capture", "Host", "Lab", "LabError", "OvsHost", "Vm", "cleanup_stale", "free_tcp_ports",
+    "group_buckets", "run", "tcp_port_free", "wait_for",
+]
+# private helpers other modules and tests used from here, kept importable
+_REEXPORTED = (_proc_starttime, _garp_frame, _send_frames, _sentinel_frame, _ovs_map, _parse_ovs_json, _link_in_ns,
+               _netns_inode, _pid_alive, _pids_in_netns, _proc_cmdline)
 
 log = logging.getLogger(__name__)
 
-RUN_ROOT = Path("/run/overlay-lab")
-OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
-VSCTL_TIMEOUT = 10
-TUNNEL_TYPES = ("vxlan", "gre", "geneve", "stt", "erspan", "ip6erspan", "ip6gre")
-# Local experimental ethertype (IEEE 802): frames of this type are never
-# produced by the lab's traffic, so they can mark the end of a capture.
-SENTINEL_ETHERTYPE = 0x88B5
-# Namespace sysctls that keep unsolicited frames off lab wires: IPv6 (RS,
-# MLD, DAD) and IGMP reports for 224.0.0.x (Linux reports 224.0.0.106 on every
-# interface that comes up) would spoil frame counts.
-QUIET_SYSCTLS = (
-    "net.ipv6.conf.all.disable_ipv6=1",
-    "net.ipv6.conf.default.disable_ipv6=1",
-    "net.ipv4.igmp_link_local_mcast_reports=0",
-)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-
-T = TypeVar("T")
-
-
-class LabError(RuntimeError):
-    """A lab command failed or the lab is in an unexpected state."""
-
-
-# --------------------------------------------------------------------------
-# small helpers
-
-
-def run(
-    cmd: Sequence[str],
-    *,
-    check: bool = True,
-    timeout: float = 30,
-    env: dict[str, str] | None = None,
-    input: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run a command (no shell); raise LabError with its stderr on failure."""
-    log.debug("run: %s", " ".join(cmd))
-    try:
-        cp = subprocess.run(
-            list(cmd),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            input=input,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LabError(f"timed out after {timeout}s: {' '.join(cmd)}") from exc
-    if check and cp.returncode != 0:
-        raise LabError(
-            f"command failed ({cp.returncode}): {' '.join(cmd)}\n"
-            f"stdout: {cp.stdout.strip()}\nstderr: {cp.stderr.strip()}"
-        )
-    return cp
-
-
-def wait_for(
-    predicate: Callable[[], T],
-    timeout: float,
-    interval: float = 0.05,
-    message: str = "",
-) -> T:
-    """Poll ``predicate`` until it returns a truthy value; return that value.
-
-    Raises TimeoutError(message) when the deadline passes. Exceptions raised
-    by the predicate propagate (a broken probe should not look like a slow one).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(message or f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-def tcp_port_free(port: int, ip: str = "0.0.0.0") -> bool:
-    """True if nobody listens on ip:port.
-
-    os-ken binds with SO_REUSEPORT, so a leftover controller would silently
-    share the port with a new one; a bind without SO_REUSEPORT detects it.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((ip, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_tcp_ports(count: int, ip: str = "0.0.0.0") -> list[int]:
-    """Return ``count`` distinct TCP ports that are currently free on ip."""
-    ports: list[int] = []
-    socks: list[socket.socket] = []
-    try:
-        while len(ports) < count:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(s)
-            s.bind((ip, 0))
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
-
-
-def _link_exists(name: str) -> bool:
-    return os.path.exists(f"/sys/class/net/{name}")
-
-
-def _link_in_ns(ns: str, name: str) -> bool:
-    return subprocess.run(["ip", "-n", ns, "link", "show", name], capture_output=True).returncode == 0
-
-
-def _root_sysctl(path: str, value: str) -> None:
-    with open(f"/proc/sys/{path}", "w") as f:
-        f.write(value)
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if pid runs; a zombie counts as gone.
-
-    Detached OVS daemons are reparented to whatever reaps orphans here, which
-    may take a while to reap: kill(pid, 0) alone would still see them.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _proc_starttime(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # field 22 (starttime); the command name (field 2) may contain spaces
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _proc_cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [p.decode(errors="replace") for p in raw.split(b"\0") if p]
-
-
-def _kill_and_wait(pids: Iterable[int], timeout: float = 5.0) -> None:
-    """SIGTERM the given pids, SIGKILL whatever survives ``timeout``."""
-    pids = [p for p in pids if _pid_alive(p)]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    try:
-        wait_for(lambda: not any(_pid_alive(p) for p in pids), timeout, 0.02)
-    except TimeoutError:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        wait_for(
-            lambda: not any(_pid_alive(p) for p in pids),
-            timeout,
-            0.02,
-            f"processes {pids} survived SIGKILL",
-        )
-
-
-def _netns_inode(ns: str) -> int | None:
-    try:
-        return os.stat(f"/run/netns/{ns}").st_ino
-    except OSError:
-        return None
-
-
-def _pids_in_netns(inodes: set[int]) -> list[int]:
-    """Pids whose network namespace is one of ``inodes``.
-
-    A process left in a deleted namespace keeps it (and its veths) alive, so
-    teardown must find them all, not only the daemons it knows by pidfile.
-    """
-    found = []
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            ino = os.stat(f"/proc/{entry}/ns/net").st_ino
-        except OSError:
-            continue
-        if ino in inodes:
-            found.append(int(entry))
-    return found
-
-
-def _ovs_map(value: Any) -> dict[str, str]:
-    """Decode an OVSDB JSON map (["map", [[k, v], ...]])."""
-    if isinstance(value, list) and value and value[0] == "map":
-        return {k: v for k, v in value[1]}
-    return {}
-
-
-def _ovs_scalar(value: Any) -> Any:
-    """Decode an OVSDB JSON optional scalar (["set", []] means empty)."""
-    if isinstance(value, list) and value and value[0] == "set":
-        return value[1][0] if value[1] else None
-    return value
-
-
-def _parse_ovs_json(text: str) -> list[dict[str, Any]]:
-    data = json.loads(text)
-    cols = data["headings"]
-    return [dict(zip(cols, row, strict=True)) for row in data["data"]]
-
-
-def _prefix_for(tag: str) -> str:
-    """Short name prefix: 'ol' + tag if tag is tiny, else 'ol' + a hash of it.
-
-    At most 6 characters, so '<prefix>u123' etc. stay within IFNAMSIZ (15).
-    """
-    if re.fullmatch(r"[a-z0-9]{1,4}", tag):
-        return "ol" + tag
-    return "ol" + hashlib.sha1(tag.encode()).hexdigest()[:4]
 
 
 def _used_root_networks() -> list[ipaddress.IPv4Network]:
@@ -277,397 +95,6 @@ def _used_root_networks() -> list[ipaddress.IPv4Network]:
         with contextlib.suppress(ValueError):
             nets.append(ipaddress.IPv4Network(dst, strict=False))
     return nets
-
-
-def _sentinel_frame(dst_mac: str, token: str) -> bytes:
-    dst = bytes.fromhex(dst_mac.replace(":", ""))
-    src = bytes.fromhex("02ffffffffff")
-    payload = f"overlay-lab-sentinel {token}".encode().ljust(46, b"\0")
-    return dst + src + SENTINEL_ETHERTYPE.to_bytes(2, "big") + payload
-
-
-def _garp_frame(mac: str, ip: str) -> bytes:
-    """Gratuitous ARP request (sender IP == target IP), as Linux sends one."""
-    m = bytes.fromhex(mac.replace(":", ""))
-    a = socket.inet_aton(ip)
-    arp = (
-        b"\x00\x01\x08\x00\x06\x04\x00\x01"  # Ethernet/IPv4, request
-        + m + a + b"\x00" * 6 + a
-    )
-    return b"\xff" * 6 + m + b"\x08\x06" + arp
-
-
-# Runs inside a namespace (via `ip netns exec ... python -c`): sends raw frames.
-_SEND_FRAMES = (
-    "import socket,sys\n"
-    "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n"
-    "s.bind((sys.argv[1],0))\n"
-    "for h in sys.argv[2:]: s.send(bytes.fromhex(h))\n"
-)
-
-
-def _send_frames(ns: str | None, iface: str, frames: Sequence[bytes]) -> None:
-    """Send raw frames out of ``iface`` of namespace ``ns`` (None: root)."""
-    prefix = ["ip", "netns", "exec", ns] if ns else []
-    run(prefix + [sys.executable, "-c", _SEND_FRAMES, iface] + [f.hex() for f in frames])
-
-
-def group_buckets(dump_groups: str) -> dict[int, int]:
-    """Group id -> its bucket count, from `ovs-ofctl dump-groups` output (a flood group's id is
-    its tenant's VNI, each bucket one host its floods reach)."""
-    return {int(m.group(1)): m.group(2).count("bucket=")
-            for m in re.finditer(r"group_id=(\d+),(.*)", dump_groups)}
-
-
-# --------------------------------------------------------------------------
-# capture
-
-
-class Capture:
-    """tcpdump on one interface of one namespace, text output into a file.
-
-    ``start()`` returns only once tcpdump has opened the capture. With an
-    ``inject`` point, ``stop()`` first sends a sentinel frame to the interface
-    from its peer and waits until tcpdump has printed it, so a frame that
-    arrived before stop() cannot be missed: that makes "no frame seen" a real
-    proof. A tcpdump that died early raises instead of returning nothing.
-    Sentinels are removed from the result (they do count in the kernel
-    counters of the interface they cross, see README). Direction "in" (default) shows
-    frames delivered to the interface only; None shows both; "out" gets no
-    sentinel (it arrives inbound).
-    """
-
-    def __init__(
-        self,
-        ns: str,
-        iface: str,
-        *,
-        direction: str | None = "in",
-        bpf: str | None = None,
-        inject: tuple[str | None, str, str] | None = None,
-        workdir: Path | None = None,
-        on_stop: Callable[[Capture], None] | None = None,
-    ) -> None:
-        self.ns = ns
-        self.iface = iface
-        self.direction = direction
-        self.bpf = bpf
-        # (namespace or None for root, interface, dst MAC) from which a
-        # sentinel reaches iface; it arrives inbound, so not with -Q out
-        self.inject = inject if direction in ("in", None) else None
-        self._dir = Path(tempfile.mkdtemp(prefix="cap-", dir=workdir))
-        self.path = self._dir / "frames.txt"
-        self._err = self._dir / "tcpdump.err"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._on_stop = on_stop
-        self.frames: list[str] = []
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def start(self, timeout: float = 5.0) -> Capture:
-        cmd = ["ip", "netns", "exec", self.ns, "tcpdump", "-i", self.iface,
-               "-nn", "-e", "-l", "--immediate-mode"]
-        if self.direction:
-            cmd += ["-Q", self.direction]
-        if self.bpf:
-            expr = " ".join(shlex.split(self.bpf))
-            if self.inject:  # the filter must not hide the sentinel
-                expr = f"({expr}) or ether proto {SENTINEL_ETHERTYPE:#x}"
-            cmd.append(expr)
-        with open(self.path, "wb") as out, open(self._err, "wb") as err:
-            self._proc = subprocess.Popen(cmd, stdout=out, stderr=err)
-        # tcpdump prints "listening on ..." once the socket is open
-        wait_for(
-            lambda: "listening on" in self._err.read_text() or self._died(),
-            timeout,
-            0.01,
-            f"tcpdump on {self.ns}/{self.iface} did not start",
-        )
-        if self._died():
-            raise LabError(f"tcpdump failed: {self._err.read_text()}")
-        return self
-
-    def _died(self) -> bool:
-        return self._proc is not None and self._proc.poll() is not None
-
-    def lines(self) -> list[str]:
-        """Frames printed so far, one string each (sentinels excluded).
-
-        tcpdump continues a frame on indented lines (e.g. hex dumps of
-        unknown protocols); those are folded into their frame's string.
-        """
-        if not self.path.exists():
-            return self.frames
-        frames: list[str] = []
-        for ln in self.path.read_text().splitlines():
-            if not ln.strip():
-                continue
-            if ln[0].isspace() and frames:
-                frames[-1] += "\n" + ln
-            else:
-                frames.append(ln)
-        marker = f"0x{SENTINEL_ETHERTYPE:04x}"
-        return [f for f in frames if marker not in f.splitlines()[0].lower()]
-
-    def stop(self, timeout: float = 5.0) -> list[str]:
-        if self._proc is None:
-            return self.frames
-        died_early = ""
-        try:
-            if self._died():
-                died_early = self._err.read_text()
-            elif self.inject:
-                token = secrets.token_hex(4)
-                ns, iface, mac = self.inject
-                _send_frames(ns, iface, [_sentinel_frame(mac, token)])
-                wait_for(
-                    lambda: f"0x{SENTINEL_ETHERTYPE:04x}" in
-                    self.path.read_text().lower() or self._died(),
-                    timeout,
-                    0.01,
-                    f"capture sentinel never reached {self.ns}/{self.iface}",
-                )
-                if self._died():
-                    died_early = self._err.read_text()
-        finally:
-            if self._proc.poll() is None:
-                self._proc.send_signal(signal.SIGINT)
-                try:
-                    self._proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait(timeout)
-            self.frames = self.lines()
-            self._proc = None
-            shutil.rmtree(self._dir, ignore_errors=True)
-            if self._on_stop:
-                self._on_stop(self)
-        if died_early:
-            raise LabError(f"capture on {self.ns}/{self.iface} died early: {died_early}")
-        return self.frames
-
-    def __enter__(self) -> Self:
-        return self.start() if self._proc is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-# --------------------------------------------------------------------------
-# hosts and VMs
-
-
-@dataclass(eq=False)
-class Host:
-    """An emulated physical host: a namespace with its own OVS daemons."""
-
-    lab: Lab = field(repr=False)
-    name: str
-    index: int
-    ns: str
-    underlay_ip: str
-    underlay_mac: str
-    mgmt_ip: str
-    rundir: str
-    datapath_id: str
-    of_port: int
-    ovsdb_port: int
-    ul_veth: str  # root-namespace end of the underlay veth
-    mgmt_veth: str  # root-namespace end of the management veth
-    vms: dict[str, Vm] = field(default_factory=dict, repr=False)
-    alive: bool = True
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(OVS_RUNDIR=self.rundir, OVS_DBDIR=self.rundir,
-                   OVS_LOGDIR=self.rundir)
-        return env
-
-    @property
-    def db(self) -> str:
-        return f"unix:{self.rundir}/db.sock"
-
-    def start_vswitchd(self) -> None:
-        d = self.rundir
-        run(["ip", "netns", "exec", self.ns, "ovs-vswitchd", f"unix:{d}/db.sock",
-             f"--pidfile={d}/ovs-vswitchd.pid", f"--log-file={d}/ovs-vswitchd.log",
-             f"--unixctl={d}/ovs-vswitchd.ctl", "--detach", "--no-chdir"],
-            env=self.env)
-
-    def configure_underlay(self) -> None:
-        """The underlay address on br-phy's internal port (userspace tunnels leave through it)."""
-        net = self.lab.underlay_net
-        wait_for(lambda: _link_in_ns(self.ns, "br-phy"), 5, 0.02, f"host {self.name}: br-phy device")
-        run(["ip", "-n", self.ns, "-batch", "-"], input=(
-            f"addr replace {self.underlay_ip}/{net.prefixlen} dev br-phy\n"
-            "link set br-phy up\n"
-        ))
-        # ovs-router learns the kernel route asynchronously; tunnels need it
-        wait_for(lambda: any(str(net) in ln and "br-phy" in ln
-                             for ln in self.appctl("ovs/route/show").splitlines()),
-                 5, 0.02, f"host {self.name}: ovs-router never learned {net}")
-
-    def restart_vswitchd(self) -> None:
-        """What an OVS upgrade or crash does: every flow is gone, the daemon comes back empty.
-
-        Its br-phy internal port (a tap) goes with it, so the host's network configuration
-        (the underlay address) is applied again, as a real host's would be.
-        """
-        pid = _daemon_pid(Path(self.rundir), "ovs-vswitchd")
-        if pid is not None:
-            _kill_and_wait([pid])
-        self.start_vswitchd()
-        self.configure_underlay()
-        self.announce()
-
-    def vsctl(self, *args: str, timeout: float = VSCTL_TIMEOUT,
-              check: bool = True) -> str:
-        # --timeout: without it ovs-vsctl hangs forever if vswitchd is down
-        return run(
-            ["ovs-vsctl", f"--db={self.db}", f"--timeout={int(timeout)}", *args],
-            env=self.env, timeout=timeout + 5, check=check,
-        ).stdout
-
-    def vsctl_json(self, *args: str) -> list[dict[str, Any]]:
-        return _parse_ovs_json(self.vsctl("--format=json", *args))
-
-    def ofctl(self, *args: str, protocol: str | None = "OpenFlow13",
-              input: str | None = None, check: bool = True) -> str:
-        cmd = ["ovs-ofctl"] + (["-O", protocol] if protocol else []) + list(args)
-        return run(cmd, env=self.env, input=input, check=check).stdout
-
-    def appctl(self, *args: str, target: str = "ovs-vswitchd",
-               check: bool = True) -> str:
-        if "/" not in target:  # daemons run with --unixctl=<rundir>/<name>.ctl
-            target = f"{self.rundir}/{target}.ctl"
-        return run(
-            ["ovs-appctl", "--timeout=10", "-t", target, *args],
-            env=self.env, timeout=15, check=check,
-        ).stdout
-
-    def exec(self, cmd: Sequence[str], check: bool = True, timeout: float = 30,
-             input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return run(["ip", "netns", "exec", self.ns, *cmd], check=check,
-                   timeout=timeout, input=input)
-
-    def port_stats(self, bridge: str = "br1") -> dict[str, dict[str, int]]:
-        """Live OpenFlow port counters per port name (ovs-ofctl dump-ports).
-
-        The OVSDB statistics column lags by up to 5 s, hence OpenFlow. Mind
-        LAB.md: userspace tunnel tx counters count packets twice, use rx.
-        """
-        protocol = "OpenFlow13" if bridge == "br1" else None
-        text = self.ofctl("--names", "dump-ports", bridge, protocol=protocol)
-        stats: dict[str, dict[str, int]] = {}
-        cur: dict[str, int] | None = None
-        for line in text.splitlines():
-            m = re.match(r'\s*port\s+"?([^":]+?)"?:\s*(rx|tx)\s+(.*)', line)
-            if m:
-                cur = stats.setdefault(m.group(1).strip(), {})
-                kind, rest = m.group(2), m.group(3)
-            else:
-                m2 = re.match(r"\s*(rx|tx)\s+(.*)", line)
-                if not m2 or cur is None:
-                    continue
-                kind, rest = m2.group(1), m2.group(2)
-            for key, val in re.findall(r"(\w+)=(\d+|\?)", rest):
-                name = {"pkts": "packets"}.get(key, key)
-                cur[f"{kind}_{name}"] = int(val) if val.isdigit() else -1
-        return stats
-
-    def tunnel_ports(self) -> dict[str, dict[str, Any]]:
-        """Tunnel interfaces of this host: name -> {type, remote_ip, ofport, ...}."""
-        rows = self.vsctl_json("--columns=name,type,options,ofport",
-                               "list", "Interface")
-        result = {}
-        for r in rows:
-            if r["type"] not in TUNNEL_TYPES:
-                continue
-            opts = _ovs_map(r["options"])
-            result[r["name"]] = {
-                "type": r["type"],
-                "remote_ip": opts.get("remote_ip"),
-                "local_ip": opts.get("local_ip"),
-                "key": opts.get("key"),
-                "ofport": _ovs_scalar(r["ofport"]),
-                "options": opts,
-            }
-        return result
-
-    def ofport(self, iface: str) -> int:
-        value = self.vsctl("get", "Interface", iface, "ofport").strip()
-        return int(value.strip("[]") or -1)
-
-    def neighbours(self) -> dict[str, str]:
-        """OVS tunnel neighbour cache of br-phy: underlay IP -> MAC."""
-        out = self.appctl("tnl/neigh/show")
-        result = {}
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) >= 3 and parts[2] == "br-phy" and "STALE" not in parts:
-                result[parts[0]] = parts[1]
-        return result
-
-    def set_neighbour(self, ip: str, mac: str) -> None:
-        self.appctl("tnl/neigh/set", "br-phy", ip, mac)
-
-    def announce(self) -> None:
-        """Send a gratuitous ARP for the underlay IP out of br-phy.
-
-        Peers' ovs-vswitchd snoop gratuitous ARPs into their tunnel neighbour
-        cache, but only while they have at least one tunnel port (see README).
-        """
-        _send_frames(self.ns, "br-phy",
-                     [_garp_frame(self.underlay_mac, self.underlay_ip)])
-
-    def established_peers(self) -> set[str]:
-        """'ip:port' of every established TCP peer of this host namespace."""
-        out = self.exec(["ss", "-Htn", "state", "established"]).stdout
-        return {line.split()[-1] for line in out.splitlines() if line.strip()}
-
-    # TCP-level checks: OVSDB's is_connected columns are refreshed lazily
-    # (measured: 2-5 s after the connection was up).
-    def controller_connected(self) -> bool:
-        return f"{self.lab.controller_ip}:{self.of_port}" in self.established_peers()
-
-    def manager_connected(self) -> bool:
-        return f"{self.lab.controller_ip}:{self.ovsdb_port}" in self.established_peers()
-
-    def capture(self, iface: str = "eth0", direction: str | None = "in",
-                bpf: str | None = None) -> Capture:
-        """tcpdump inside the host namespace, e.g. the underlay NIC eth0.
-
-        Count underlay frames with direction "in" (LAB.md: tunnel tx counters
-        lie). On eth0 the stop sentinel is sent from the root-namespace end of
-        the underlay veth: it reaches only this host (br-phy floods it to its
-        own kernel, which drops it), never the other hosts.
-        """
-        inject = (None, self.ul_veth, "02:ff:00:00:00:01") if iface == "eth0" else None
-        return self.lab._new_capture(self.ns, iface, direction, bpf, inject)
-
-    def vswitchd_log(self) -> str:
-        p = Path(self.rundir) / "ovs-vswitchd.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    def diagnostics(self) -> str:
-        """A state dump for test failure reports (never raises)."""
-        parts = [f"=== host {self.name} ns={self.ns} ul={self.underlay_ip}"]
-        probes: list[tuple[str, Callable[[], str]]] = [
-            ("vsctl show", lambda: self.vsctl("show")),
-            ("br1 flows", lambda: self.ofctl("dump-flows", "br1")),
-            ("br1 groups", lambda: self.ofctl("dump-groups", "br1")),
-            ("neigh", lambda: self.appctl("tnl/neigh/show")),
-            ("routes", lambda: self.appctl("ovs/route/show")),
-        ]
-        for title, fn in probes:
-            try:
-                parts.append(f"--- {title}\n{fn()}")
-            except Exception as exc:  # noqa: BLE001 - diagnostics only
-                parts.append(f"--- {title}: failed: {exc}")
-        return "\n".join(parts)
 
 
 @dataclass(eq=False)
@@ -809,16 +236,7 @@ class Lab:
         raise LabError("could not find a free lab prefix")
 
     def _write_state(self, extra: dict[str, str]) -> None:
-        state = {
-            "pid": os.getpid(),
-            "starttime": _proc_starttime(os.getpid()),
-            "tag": self.tag,
-            "prefix": self.prefix,
-            **extra,
-        }
-        tmp = self.rundir / "state.json.tmp"
-        tmp.write_text(json.dumps(state))
-        tmp.rename(self.rundir / "state.json")  # atomic for readers
+        write_state(self.rundir, {"tag": self.tag, "prefix": self.prefix, **extra})
 
     def _pick_subnets(
         self, mgmt: str | None, underlay: str | None
@@ -933,76 +351,11 @@ class Lab:
             "link set mgmt0 up\n"
         ))
 
-        # own ovsdb-server + ovs-vswitchd, all state under h.rundir
-        d = h.rundir
-        run(["ovsdb-tool", "create", f"{d}/conf.db", str(OVS_SCHEMA)])
-        run(["ip", "netns", "exec", h.ns, "ovsdb-server", f"{d}/conf.db",
-             f"--remote=punix:{d}/db.sock",
-             # without this remote, `set-manager` is stored but never dialled
-             "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
-             f"--pidfile={d}/ovsdb-server.pid", f"--log-file={d}/ovsdb-server.log",
-             f"--unixctl={d}/ovsdb-server.ctl", "--detach", "--no-chdir"],
-            env=h.env)
-        h.vsctl("--no-wait", "init", "--", "set", "Open_vSwitch", ".",
-                f"external_ids:system-id={h.name}",
-                f"external_ids:overlay-ip={h.underlay_ip}",
-                f"external_ids:hostname={h.name}")
-        h.start_vswitchd()
-
-        # One transaction: underlay bridge, tunnel bridge with its controller
-        # (set at creation: set-controller later would flush the app's flows),
-        # VM bridge and the patch pair. No tunnel ports: the controller's job.
-        h.vsctl(
-            "--", "add-br", "br-phy",
-            "--", "set", "Bridge", "br-phy", "datapath_type=netdev",
-            f"other_config:hwaddr={h.underlay_mac}",
-            "--", "set", "Interface", "br-phy", f"mtu_request={self.underlay_mtu}",
-            "--", "add-port", "br-phy", "eth0",
-            "--", "add-br", "br1",
-            "--", "set", "Bridge", "br1", "datapath_type=netdev", "fail_mode=secure",
-            "protocols=OpenFlow13", "other_config:disable-in-band=true",
-            f"other_config:datapath-id={h.datapath_id}",
-            "--", "--id=@ctl", "create", "Controller",
-            f"target=\"tcp:{self.controller_ip}:{h.of_port}\"", "max_backoff=1000",
-            "--", "set", "Bridge", "br1", "controller=@ctl",
-            "--", "add-br", "br0",
-            "--", "set", "Bridge", "br0", "datapath_type=netdev",
-            "fail_mode=standalone",
-            "--", "add-port", "br1", "patch-int",
-            "--", "set", "Interface", "patch-int", "type=patch",
-            "options:peer=patch-tun", "ofport_request=1",
-            "--", "add-port", "br0", "patch-tun",
-            "--", "set", "Interface", "patch-tun", "type=patch",
-            "options:peer=patch-int",
-        )
-        # ovs-vsctl exits 0 even if a bridge failed to come up: check ofports
-        rows = h.vsctl_json("--columns=name,ofport,error", "list", "Interface")
-        bad = [r for r in rows if _ovs_scalar(r["ofport"]) in (None, -1)
-               or _ovs_scalar(r["error"])]
-        if bad or len(rows) != 6:
-            raise LabError(f"host {h.name}: interfaces not up: {rows}")
-        if h.ofport("patch-int") != 1:
-            raise LabError(f"host {h.name}: patch-int did not get ofport 1")
-
-        h.configure_underlay()
-
-        # Underlay neighbours, from this host's side only: it knows the peers
-        # it is joining (static entries, so its first packets are not lost)
-        # and announces itself so that peers' OVS snoop its MAC (README).
-        if preset_neighbours:
-            for peer in self.hosts.values():
-                if peer is not h and peer.alive:
-                    h.set_neighbour(peer.underlay_ip, peer.underlay_mac)
-        if announce:
-            h.announce()
-
-        # Joining the controller's OVSDB manager is the last step.
-        h.vsctl(
-            "--", "--id=@m", "create", "Manager",
-            f"target=\"tcp:{self.controller_ip}:{h.ovsdb_port}\"",
-            "max_backoff=1000",
-            "--", "set", "Open_vSwitch", ".", "manager_options=@m",
-        )
+        # own ovsdb-server + ovs-vswitchd, all state under h.rundir; the peers it
+        # joins preset as underlay neighbours (only the live ones)
+        neighbours = [(peer.underlay_ip, peer.underlay_mac) for peer in self.hosts.values()
+                      if peer is not h and peer.alive] if preset_neighbours else []
+        h.join(self.controller_ip, h.of_port, h.ovsdb_port, neighbours=neighbours, announce=announce)
 
     def remove_host(self, host: Host | str) -> None:
         h = self.hosts[host] if isinstance(host, str) else host
@@ -1019,9 +372,7 @@ class Lab:
             except Exception as exc:  # noqa: BLE001 - keep tearing down
                 errors.append(exc)
         h.alive = False
-        pids = [pid for name in ("ovs-vswitchd", "ovsdb-server")
-                if (pid := _daemon_pid(Path(h.rundir), name))]
-        _kill_and_wait(pids)
+        _kill_and_wait(daemon_pids(Path(h.rundir)))
         _delete_namespaces([h.ns])
         for link in (h.ul_veth, h.mgmt_veth):
             if _link_exists(link):
@@ -1216,93 +567,3 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# --------------------------------------------------------------------------
-# teardown by prefix (used by close() and cleanup_stale())
-
-
-def _daemon_pid(rundir: Path, name: str) -> int | None:
-    """Pid from an OVS pidfile, only if that pid still runs that daemon."""
-    try:
-        pid = int((rundir / f"{name}.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-    cmd = _proc_cmdline(pid)
-    return pid if cmd and Path(cmd[0]).name == name else None
-
-
-def _delete_namespaces(names: Sequence[str]) -> None:
-    present = [n for n in names if _netns_inode(n) is not None]
-    if not present:
-        return
-    inodes = {i for n in present if (i := _netns_inode(n)) is not None}
-    # leftover processes would keep a deleted namespace (and its veths) alive
-    _kill_and_wait(_pids_in_netns(inodes))
-    for n in present:
-        run(["ip", "netns", "del", n], check=False)
-
-
-def _lab_namespaces(prefix: str) -> list[str]:
-    try:
-        return sorted(n for n in os.listdir("/run/netns") if n.startswith(prefix + "-"))
-    except FileNotFoundError:
-        return []
-
-
-def _lab_links(prefix: str) -> list[str]:
-    pat = re.compile(rf"^{re.escape(prefix)}(mg|ul|[mu]\d+)$")
-    return sorted(n for n in os.listdir("/sys/class/net") if pat.match(n))
-
-
-def _teardown_prefix(prefix: str) -> None:
-    rundir = RUN_ROOT / prefix
-    pids = []
-    if rundir.is_dir():
-        for hdir in rundir.iterdir():
-            if hdir.is_dir():
-                pids += [p for n in ("ovs-vswitchd", "ovsdb-server")
-                         if (p := _daemon_pid(hdir, n))]
-    _kill_and_wait(pids)
-    _delete_namespaces(_lab_namespaces(prefix))
-    for link in _lab_links(prefix):
-        run(["ip", "link", "del", link], check=False)
-    wait_for(lambda: not _lab_links(prefix), 10, 0.02,
-             f"links of lab {prefix} did not vanish: {_lab_links(prefix)}")
-    shutil.rmtree(rundir, ignore_errors=True)
-
-
-def _state_owner_alive(rundir: Path) -> int | None:
-    """Pid of the live process that owns a lab run dir, else None."""
-    try:
-        state = json.loads((rundir / "state.json").read_text())
-        pid = int(state["pid"])
-    except (OSError, ValueError, KeyError):
-        return None
-    if _pid_alive(pid) and _proc_starttime(pid) == state.get("starttime"):
-        return pid
-    return None
-
-
-def cleanup_stale(tag: str | None = None) -> list[str]:
-    """Tear down labs whose owning process is gone; return their prefixes.
-
-    Only objects recorded under /run/overlay-lab/<prefix>/ (daemon pidfiles)
-    or named with such a prefix are touched; a prefix without a run dir is
-    never guessed at.
-    """
-    if not RUN_ROOT.is_dir():
-        return []
-    prefixes = [_prefix_for(tag)] if tag is not None else sorted(
-        d.name for d in RUN_ROOT.iterdir() if d.is_dir())
-    cleaned = []
-    for prefix in prefixes:
-        rundir = RUN_ROOT / prefix
-        if not rundir.is_dir() or _state_owner_alive(rundir):
-            continue
-        if not (rundir / "state.json").exists() and \
-                time.time() - rundir.stat().st_mtime < 60:
-            continue  # just claimed; its owner writes the state next
-        _teardown_prefix(prefix)
-        cleaned.append(prefix)
-    return cleaned

@@ -1,4 +1,6 @@
-"""Build the article's lab against the real controller: hosts, tenants over REST, VMs, underlay counts."""
+"""Lab scenarios against the real controller, written once for the tests, the demo, the benchmarks and
+the Mininet check: hosts, tenants over REST, VMs, meshing, underlay counts, ping pairs and the
+reachability matrix. Only stdlib (mininet_topos/check.py imports it under /usr/bin/python3)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,20 +44,26 @@ class Overlay:
         settle: also let the first hosts learn each other's underlay MACs (lab/README.md: a
         host without tunnels misses a peer's announcement); only for a freshly built lab.
         """
-        want = len(self.hosts)
-
-        def meshed() -> bool:
-            hosts = self.ctl.api.get("/v1/hosts")
-            if len(hosts) != want:
-                return False
-            return all(h["connected"]["openflow"] and len([p for p in h["tunnels"] if p["ofport"]]) >= want - 1
-                       for h in hosts)
-        wait_for(meshed, timeout, 0.1, f"{want} hosts meshed with tunnels\n{self.ctl.log_tail()}")
-        for host in self.hosts:  # and their classify flows are in
-            wait_for(lambda h=host: h.ofctl("dump-flows", "br1", "table=0").count("goto_table:3") >= want - 1,
-                     timeout, 0.1, f"tunnel classify flows on {host.name}")
+        wait_meshed(self.ctl, self.hosts, timeout)
         if settle:
             self.lab.settle_underlay()
+
+
+def wait_meshed(ctl: Controller, hosts: list[Host], timeout: float = 20.0) -> None:
+    """Until the controller has every host connected with a tunnel (with an ofport) to every other
+    one, and each host's br1 holds the classify flows of those tunnels."""
+    want = len(hosts)
+
+    def meshed() -> bool:
+        got = ctl.api.get("/v1/hosts")
+        if len(got) != want:
+            return False
+        return all(h["connected"]["openflow"] and len([p for p in h["tunnels"] if p["ofport"]]) >= want - 1
+                   for h in got)
+    wait_for(meshed, timeout, 0.1, f"{want} hosts meshed with tunnels\n{ctl.log_tail()}")
+    for host in hosts:
+        wait_for(lambda h=host: h.tunnel_classify_flows() >= want - 1,
+                 timeout, 0.1, f"tunnel classify flows on {host.name}")
 
 
 def create_tenants(ctl: Controller, tenants: dict[str, tuple[int, int]] = TENANTS) -> None:
@@ -75,6 +85,52 @@ def reachable_pairs(vms: list[Vm], deadline: float = 5.0) -> list[tuple[str, str
     return out
 
 
+# --------------------------------------------------------------------------
+# the reachability matrix: rows ping columns, decided by captures (the demo, the Mininet check)
+
+Matrix = dict[str, dict[str, bool]]
+
+
+def judge(talkers: Iterable[str], vms: Iterable[str], tenant: Mapping[str, str], mac: Mapping[str, str],
+          pinged: Collection[tuple[str, str]], frames: Mapping[str, list[str]]) -> Matrix:
+    """matrix[a][b] for each talker a: a reached b. Same tenant: a's ping got its reply and b's capture
+    shows a's echo request (the positive control); other tenant: b's capture holds any frame from a's
+    MAC. ``frames``: what each VM captured while the talkers pinged; ``pinged``: pairs that got replies."""
+    cols = list(vms)
+    matrix: Matrix = {}
+    for a in talkers:
+        row = matrix.setdefault(a, {})
+        for b in cols:
+            if b != a:
+                seen = [fr for fr in frames[b] if mac[a] in fr]
+                row[b] = (a, b) in pinged and any("echo request" in fr for fr in seen) \
+                    if tenant[a] == tenant[b] else bool(seen)
+    return matrix
+
+
+def verdict(tenant: Mapping[str, str], matrix: Matrix) -> bool:
+    """Same tenant reachable, other tenants not."""
+    return all(ok == (tenant[a] == tenant[b]) for a, row in matrix.items() for b, ok in row.items())
+
+
+def render_matrix(names: list[str], tenant: Mapping[str, str], matrix: Matrix) -> str:
+    """Rows ping columns: 'ok' reached, '.' not one frame arrived; '!' marks a wrong result."""
+    w = max(len(n) for n in names) + 1
+    lines = [" " * w + "".join(f"{n:>{w}}" for n in names)]
+    for a in names:
+        cells = []
+        for b in names:
+            ok = matrix[a].get(b)
+            cell = "-" if a == b else "ok" if ok else "."
+            if a != b and ok != (tenant[a] == tenant[b]):
+                cell += "!"
+            cells.append(f"{cell:>{w}}")
+        lines.append(f"{a:<{w}}" + "".join(cells))
+    good = verdict(tenant, matrix)
+    lines.append("same tenant reachable, other tenants not: " + ("YES" if good else "NO ('!' marks wrong pairs)"))
+    return "\n".join(lines)
+
+
 def all_pairs(vms: list[Vm]) -> list[tuple[str, str]]:
     return [(a.name, b.name) for a in vms for b in vms if a is not b]
 
@@ -90,6 +146,27 @@ def underlay_rx(hosts: list[Host]) -> dict[str, int]:
             raise LookupError(f"{h.name}: no rx counter for tunnel ports {missing} (counters: {sorted(stats)})")
         out[h.name] = sum(stats[name]["rx_packets"] for name in ports)
     return out
+
+
+def settled_rx(hosts: list[Host], quiet: float = 0.5, timeout: float = 15.0) -> int:
+    """Total underlay rx of hosts once it has not moved for ``quiet`` seconds (frames in flight land first)."""
+    last = [sum(underlay_rx(hosts).values()), time.monotonic()]
+
+    def steady() -> int | None:
+        now = sum(underlay_rx(hosts).values())
+        if now != last[0]:
+            last[:] = [now, time.monotonic()]
+            return None
+        return now if time.monotonic() - last[1] >= quiet else None
+    # (value,): a settled total of 0 is an answer too
+    return wait_for(lambda: (v := steady()) is not None and (v,), timeout, 0.1, "underlay counters kept moving")[0]
+
+
+def frames_of(hosts: list[Host], work: Callable[[], object]) -> int:
+    """Underlay frames (rx on every tunnel port of hosts) that ``work`` caused."""
+    before = settled_rx(hosts)
+    work()
+    return settled_rx(hosts) - before
 
 
 def flood_buckets(host: Host) -> dict[int, int]:

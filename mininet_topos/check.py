@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.netlab import wait_for
+from lab.overlay import Matrix, judge
 
-Matrix = dict[str, dict[str, bool]]
 BARRIER_SIZE = 1111  # payload of the echo that closes each capture: ICMP length 1119, seen nowhere else
 
 
@@ -104,38 +104,6 @@ def ping_matrix(vms: list[Any], deadline: float = 15.0) -> Matrix:
         frames = {v.name: caps.frames(v) for v in vms}
     finally:
         caps.remove()
-    matrix: Matrix = {a.name: {} for a in vms}
-    for a in vms:
-        for b in vms:
-            if b is not a:
-                seen = [fr for fr in frames[b.name] if a.MAC() in fr]
-                if a.tenant == b.tenant:  # the positive control: b's capture shows a's echo requests
-                    matrix[a.name][b.name] = pinged[a.name][b.name] and any("echo request" in fr for fr in seen)
-                else:
-                    matrix[a.name][b.name] = bool(seen)
-    return matrix
-
-
-def verdict(vms: list[Any], matrix: Matrix) -> bool:
-    tenant = {v.name: v.tenant for v in vms}
-    return all(ok == (tenant[a] == tenant[b]) for a, row in matrix.items() for b, ok in row.items())
-
-
-def render_matrix(vms: list[Any], matrix: Matrix) -> str:
-    """Rows ping columns: 'ok' reached, '.' not one frame arrived; '!' marks a wrong result."""
     names = [v.name for v in vms]
-    tenant = {v.name: v.tenant for v in vms}
-    w = max(len(n) for n in names) + 1
-    lines = [" " * w + "".join(f"{n:>{w}}" for n in names)]
-    for a in names:
-        cells = []
-        for b in names:
-            ok = matrix[a].get(b)
-            cell = "-" if a == b else "ok" if ok else "."
-            if a != b and ok != (tenant[a] == tenant[b]):
-                cell += "!"
-            cells.append(f"{cell:>{w}}")
-        lines.append(f"{a:<{w}}" + "".join(cells))
-    good = verdict(vms, matrix)
-    lines.append("same tenant reachable, other tenants not: " + ("YES" if good else "NO ('!' marks wrong pairs)"))
-    return "\n".join(lines)
+    return judge(names, names, {v.name: v.tenant for v in vms}, {v.name: v.MAC() for v in vms},
+                 {(a, b) for a, row in pinged.items() for b, ok in row.items() if ok}, frames)

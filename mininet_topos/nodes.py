@@ -11,6 +11,10 @@ own network namespace that runs its *own* ovsdb-server + ovs-vswitchd (state in
 unique datapath-id) with the controller, br0 patched to br1 (br1 ofport 1), VMs on br0 access
 ports tagged with their tenant's VLAN, the underlay address on br-phy. The controller makes
 the tunnels. Nothing of the system OVS is used or touched.
+
+The join sequence itself is lab/ovshost.py's (the same as the namespace lab's hosts), and
+processes, namespaces and stale runs are handled by lab/procs.py. In the Mininet CLI, address
+a host's daemons by their control sockets: `h1 ovs-appctl -t $OVS_RUNDIR/ovs-vswitchd.ctl ...`.
 """
 
 from __future__ import annotations
@@ -21,91 +25,45 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mininet.node import Host, Switch
 
-from lab.netlab import wait_for
+from lab.ovshost import OvsHost
+from lab.procs import (
+    QUIET_SYSCTLS,
+    LabError,
+    _kill_and_wait,
+    _pid_netns_inode,
+    _pids_in_netns,
+    daemon_pids,
+    is_stale,
+    write_state,
+)
+from lab.procs import (
+    run as _run,
+)
 
 RUN_ROOT = Path("/run/overlay-mn")
-OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 UNDERLAY_MTU = 1600  # VXLAN adds 50 bytes, GRE 42: VMs keep MTU 1500
 UNDERLAY_NET = ipaddress.IPv4Network("10.99.0.0/24")  # inside host namespaces only
-# Keep IPv6 (RS, MLD, DAD) and IGMP reports for 224.0.0.x off lab wires: they spoil counts.
-QUIET_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
-                 "net.ipv4.igmp_link_local_mcast_reports=0")
-DAEMONS = ("ovs-vswitchd", "ovsdb-server")
 
 
-class NodeError(RuntimeError):
+class NodeError(LabError):
     pass
 
 
 def sh(cmd: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 30,
-       check: bool = True) -> str:
-    """Run a command (no shell); raise NodeError with its stderr when it fails."""
-    cp = subprocess.run(list(cmd), capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    if check and cp.returncode != 0:
-        raise NodeError(f"{' '.join(cmd)} failed ({cp.returncode}): {cp.stderr.strip() or cp.stdout.strip()}")
-    return cp.stdout
+       check: bool = True, input: str | None = None) -> str:
+    """Run a command (no shell); raise LabError with its stderr when it fails."""
+    return _run(cmd, env=env, timeout=timeout, check=check, input=input).stdout
 
 
 # --------------------------------------------------------------------------
 # run bookkeeping: what this process created, so that only that is removed
-
-
-def _starttime(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:  # a zombie counts as gone: detached daemons are reaped late here
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
-def _kill(pids: Sequence[int], timeout: float = 5.0) -> None:
-    pids = [p for p in pids if _alive(p)]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        try:
-            wait_for(lambda: not any(_alive(p) for p in pids), timeout, 0.02)
-            return
-        except TimeoutError:
-            continue
-    raise NodeError(f"processes {pids} survived SIGKILL")
-
-
-def _daemon_pids(rundir: Path) -> list[int]:
-    """Pids from the OVS pidfiles under rundir, only if the pid still runs that daemon."""
-    pids = []
-    for name in DAEMONS:
-        try:
-            pid = int((rundir / f"{name}.pid").read_text())
-            exe = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        except (OSError, ValueError):
-            continue
-        if Path(exe.decode()).name == name:
-            pids.append(pid)
-    return pids
-
-
-def _netns_inode(pid: int) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
-        return None
 
 
 class Run:
@@ -143,10 +101,7 @@ class Run:
         return cls.current[run_id]
 
     def save(self) -> None:
-        state = {"pid": os.getpid(), "starttime": _starttime(os.getpid()), "bridges": self.bridges}
-        tmp = self.dir / "state.json.tmp"
-        tmp.write_text(json.dumps(state))
-        tmp.rename(self.dir / "state.json")
+        write_state(self.dir, {"bridges": self.bridges})
 
     def add_bridge(self, name: str) -> None:
         self.bridges.append(name)
@@ -154,11 +109,9 @@ class Run:
 
     def remove(self) -> None:
         """Stop every daemon, process and bridge of this run. Idempotent."""
-        _kill([p for d in self.dir.glob("*/") for p in _daemon_pids(d)])
+        _kill_and_wait([p for d in self.dir.glob("*/") for p in daemon_pids(d)])
         if self.netns:  # e.g. `tcpdump -D &` left in a VM: it would keep the namespace alive
-            me = os.getpid()
-            _kill([int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me
-                   and _netns_inode(int(p)) in self.netns])
+            _kill_and_wait(_pids_in_netns(self.netns))
         for br in self.bridges:
             if Path(f"/sys/class/net/{br}").exists():
                 sh(["ip", "link", "del", br], check=False)
@@ -167,15 +120,11 @@ class Run:
 
 
 def _load_stale(d: Path) -> Run | None:
-    try:
-        state = json.loads((d / "state.json").read_text())
-    except (OSError, ValueError):
-        return None if time.time() - d.stat().st_mtime < 60 else Run(d.name)  # just claimed?
-    pid = int(state.get("pid", 0))
-    if _alive(pid) and _starttime(pid) == state.get("starttime"):
+    if not is_stale(d):  # alive, or just claimed
         return None
     run = Run(d.name)
-    run.bridges = list(state.get("bridges", []))
+    with contextlib.suppress(OSError, ValueError):
+        run.bridges = list(json.loads((d / "state.json").read_text()).get("bridges", []))
     return run
 
 
@@ -270,7 +219,7 @@ class Vm(Host):
     def __init__(self, name: str, run: str, tenant: str = "", vlan: int = 0, **params: Any) -> None:
         Host.__init__(self, name, **params)
         self.tenant, self.vlan = tenant, vlan
-        Run.get(run).netns.add(_netns_inode(self.pid))
+        Run.get(run).netns.add(_pid_netns_inode(self.pid))
 
     def config(self, **params: Any) -> Any:
         r = Host.config(self, **params)
@@ -297,7 +246,7 @@ def _peer(intf: Any) -> Any:
     return (link.intf2 if link.intf1 is intf else link.intf1).node
 
 
-class OverlayHost(Switch):
+class OverlayHost(Switch, OvsHost):
     """An emulated physical host with its own ovsdb-server and ovs-vswitchd (see module doc).
 
     ``datapath``: "user" (netdev; no OVS kernel module needed) or "kernel" (system datapath).
@@ -306,6 +255,8 @@ class OverlayHost(Switch):
     """
 
     hosts: dict[str, list[OverlayHost]] = {}  # per run, in index order: peers for tunnels/neighbours
+    underlay_net = UNDERLAY_NET
+    underlay_mtu = UNDERLAY_MTU
 
     def __init__(self, name: str, run: str, index: int, ovsdb_port: int = 6640, datapath: str = "user",
                  tunnels: str | None = None, **params: Any) -> None:
@@ -322,7 +273,8 @@ class OverlayHost(Switch):
         # unique per run and distinguishable from other labs' bridges on the same controller
         dpid = f"6d6e{int(self.run.id, 16):04x}{index:08x}"
         Switch.__init__(self, name, dpid=dpid, **params)
-        self.run.netns.add(_netns_inode(self.pid))
+        self.datapath_id = dpid
+        self.run.netns.add(_pid_netns_inode(self.pid))
         self.ovsdb_port = ovsdb_port
         self.datapath_type = "netdev" if datapath == "user" else "system"
         self.tunnels = tunnels
@@ -334,30 +286,8 @@ class OverlayHost(Switch):
         # so that `h1 ovs-vsctl show`, `h1 ovs-ofctl -O OpenFlow13 dump-flows br1` work in the CLI
         self.cmd(f"export OVS_RUNDIR={self.rundir} OVS_DBDIR={self.rundir} OVS_LOGDIR={self.rundir}")
 
-    # ---- tools -----------------------------------------------------------
-
-    @property
-    def env(self) -> dict[str, str]:
-        d = str(self.rundir)
-        return {**os.environ, "OVS_RUNDIR": d, "OVS_DBDIR": d, "OVS_LOGDIR": d}
-
-    def ns(self, *cmd: str, timeout: float = 30) -> str:
-        """Run a command in this host's namespace (mnexec -a, as Mininet's popen does)."""
-        return sh(["mnexec", "-a", str(self.pid), *cmd], env=self.env, timeout=timeout)
-
-    def vsctl(self, *args: str) -> str:
-        # --timeout: ovs-vsctl waits forever for a vswitchd that is not there
-        return sh(["ovs-vsctl", f"--db=unix:{self.rundir}/db.sock", "--timeout=10", *args], env=self.env)
-
-    def vsctl_rows(self, *args: str) -> list[dict[str, Any]]:
-        data = json.loads(self.vsctl("--format=json", *args))
-        return [dict(zip(data["headings"], row, strict=True)) for row in data["data"]]
-
-    def appctl(self, *args: str) -> str:
-        return sh(["ovs-appctl", "--timeout=10", *args], env=self.env)
-
-    def ofctl(self, *args: str) -> str:
-        return sh(["ovs-ofctl", "-O", "OpenFlow13", *args], env=self.env)
+    def netns_cmd(self) -> list[str]:
+        return ["mnexec", "-a", str(self.pid)]  # as Mininet's popen does
 
     # ---- lifecycle ---------------------------------------------------------
 
@@ -381,83 +311,20 @@ class OverlayHost(Switch):
         if underlay is None or mgmt is None:
             raise NodeError(f"{self.name}: needs a link to the underlay and to the management bridge")
 
-        self.ns("sysctl", "-qw", *QUIET_SYSCTLS, "net.ipv4.conf.all.arp_ignore=1")
+        sh([*self.netns_cmd(), "sysctl", "-qw", *QUIET_SYSCTLS, "net.ipv4.conf.all.arp_ignore=1"])
         batch = f"link set lo up\nlink set {underlay} mtu {UNDERLAY_MTU} up\n"
         batch += f"addr add {mgmt_ips[self.index - 1]}/24 dev {mgmt}\nlink set {mgmt} up\n"
         if route:
             batch += f"route add {ctl_ip}/32 via {_addr.ip} dev {mgmt}\n"
-        self._ip_batch(batch)
-        self._start_daemons()
-        self._build_bridges(ctl_ip, of_port, underlay, vms)
-        self._underlay_up(peers)
-        if self.tunnels:
-            self._hand_tunnels(peers)
-        # Joining the controller's OVSDB manager is the last step, as on a real host.
-        self.vsctl("--", "--id=@m", "create", "Manager", f'target="tcp:{ctl_ip}:{self.ovsdb_port}"',
-                   "max_backoff=1000", "--", "set", "Open_vSwitch", ".", "manager_options=@m")
+        sh([*self.netns_cmd(), "ip", "-batch", "-"], input=batch)
+        self.join(ctl_ip, of_port, self.ovsdb_port, underlay_port=underlay,
+                  vm_ports=[(port, vm.vlan, vm.MAC(), vm.name) for port, vm in vms],
+                  neighbours=[(p.underlay_ip, p.underlay_mac) for p in peers if p is not self],
+                  announce=False, before_manager=(lambda: self._hand_tunnels(peers)) if self.tunnels else None)
 
     def _mgmt_net(self) -> str:
         bridges = [n for i in self.intfList() if i.name != "lo" and isinstance(n := _peer(i), RootBridge)]
         return next(b.mgmt_net for b in bridges if b.role == "mgmt")
-
-    def _ip_batch(self, batch: str) -> None:
-        cp = subprocess.run(["mnexec", "-a", str(self.pid), "ip", "-batch", "-"], input=batch, text=True,
-                            capture_output=True, check=False)
-        if cp.returncode:
-            raise NodeError(f"{self.name}: ip -batch failed: {cp.stderr.strip()}")
-
-    def _start_daemons(self) -> None:
-        d = self.rundir
-        sh(["ovsdb-tool", "create", f"{d}/conf.db", OVS_SCHEMA])
-        # the db remote makes ovsdb-server dial `set-manager` targets (ovs-ctl adds it too)
-        self.ns("ovsdb-server", f"{d}/conf.db", f"--remote=punix:{d}/db.sock",
-                "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
-                "--pidfile", "--log-file", "--detach", "--no-chdir")
-        self.vsctl("--no-wait", "init", "--", "set", "Open_vSwitch", ".",
-                   f"external_ids:system-id={self.name}", f"external_ids:overlay-ip={self.underlay_ip}",
-                   f"external_ids:hostname={self.name}")
-        self.ns("ovs-vswitchd", f"unix:{d}/db.sock", "--pidfile", "--log-file", "--detach", "--no-chdir")
-
-    def _build_bridges(self, ctl_ip: str, of_port: int, underlay: str, vms: list[tuple[str, Vm]]) -> None:
-        dp = f"datapath_type={self.datapath_type}"
-        args = [
-            "--", "add-br", "br-phy", "--", "set", "Bridge", "br-phy", dp, f"other_config:hwaddr={self.underlay_mac}",
-            "--", "set", "Interface", "br-phy", f"mtu_request={UNDERLAY_MTU}",
-            "--", "add-port", "br-phy", underlay,
-            # br1's controller is set in the creating transaction: set-controller later flushes flows
-            "--", "add-br", "br1", "--", "set", "Bridge", "br1", dp, "fail_mode=secure", "protocols=OpenFlow13",
-            "other_config:disable-in-band=true", f"other_config:datapath-id={self.dpid}",
-            "--", "--id=@ctl", "create", "Controller", f'target="tcp:{ctl_ip}:{of_port}"', "max_backoff=1000",
-            "--", "set", "Bridge", "br1", "controller=@ctl",
-            "--", "add-br", "br0", "--", "set", "Bridge", "br0", dp, "fail_mode=standalone",
-            "--", "add-port", "br1", "patch-int", "--", "set", "Interface", "patch-int", "type=patch",
-            "options:peer=patch-tun", "ofport_request=1",
-            "--", "add-port", "br0", "patch-tun", "--", "set", "Interface", "patch-tun", "type=patch",
-            "options:peer=patch-int",
-        ]
-        for port, vm in vms:
-            args += ["--", "add-port", "br0", port, f"tag={vm.vlan}", "--", "set", "Interface", port,
-                     f"external_ids:attached-mac={vm.MAC()}", f"external_ids:vm-id={vm.name}"]
-        self.vsctl(*args)
-        # ovs-vsctl exits 0 even when a port failed to come up (e.g. no kernel datapath)
-        bad = [r for r in self.vsctl_rows("--columns=name,ofport,error", "list", "Interface")
-               if r["ofport"] in (-1, ["set", []]) or r["error"] not in ("", ["set", []])]
-        if bad:
-            raise NodeError(f"{self.name}: interfaces not up: {bad} (datapath {self.datapath_type}; "
-                            f"log {self.rundir}/ovs-vswitchd.log)")
-
-    def _underlay_up(self, peers: list[OverlayHost]) -> None:
-        self._ip_batch(f"addr add {self.underlay_ip}/{UNDERLAY_NET.prefixlen} dev br-phy\nlink set br-phy up\n")
-        if self.datapath_type != "netdev":
-            return  # the kernel datapath routes and resolves tunnel underlay by itself
-        # userspace tunnels: ovs-router learns the kernel route asynchronously
-        net = str(UNDERLAY_NET)
-        wait_for(lambda: any(net in ln and "br-phy" in ln for ln in self.appctl("ovs/route/show").splitlines()),
-                 5, 0.02, f"{self.name}: ovs-router never learned {net}")
-        # static underlay neighbours: else the first tunnelled packet to each peer is lost
-        for p in peers:
-            if p is not self:
-                self.appctl("tnl/neigh/set", "br-phy", p.underlay_ip, p.underlay_mac)
 
     def _hand_tunnels(self, peers: list[OverlayHost]) -> None:
         args: list[str] = []
@@ -476,34 +343,33 @@ class OverlayHost(Switch):
         """
         try:
             if not all(r["is_connected"] is True for t in ("Controller", "Manager")
-                       for r in self.vsctl_rows("--columns=is_connected", "list", t) or [{"is_connected": 0}]):
+                       for r in self.vsctl_json("--columns=is_connected", "list", t) or [{"is_connected": 0}]):
                 return False
             peers = len(OverlayHost.hosts[self.run.id]) - 1
-            tunnels = [r for r in self.vsctl_rows("--columns=type,ofport", "list", "Interface")
+            tunnels = [r for r in self.vsctl_json("--columns=type,ofport", "list", "Interface")
                        if r["type"] in ("vxlan", "gre") and isinstance(r["ofport"], int) and r["ofport"] > 0]
-            # the controller's classify flows for the tunnels are in (tunnel port -> table 3)
-            return len(tunnels) >= peers and self.ofctl("dump-flows", "br1", "table=0").count("goto_table:3") >= peers
-        except NodeError:
+            # the controller's classify flows for the tunnels are in
+            return len(tunnels) >= peers and self.tunnel_classify_flows() >= peers
+        except LabError:
             return False
 
     def status(self) -> str:
         """What connected() looks at, for a report when it stays False."""
         try:
-            conns = {t: [r["is_connected"] for r in self.vsctl_rows("--columns=is_connected", "list", t)]
+            conns = {t: [r["is_connected"] for r in self.vsctl_json("--columns=is_connected", "list", t)]
                      for t in ("Controller", "Manager")}
-            tunnels = {r["name"]: r["ofport"] for r in self.vsctl_rows("--columns=name,type,ofport", "list",
+            tunnels = {r["name"]: r["ofport"] for r in self.vsctl_json("--columns=name,type,ofport", "list",
                                                                        "Interface") if r["type"] in ("vxlan", "gre")}
-            classify = self.ofctl("dump-flows", "br1", "table=0").count("goto_table:3")
+            classify = self.tunnel_classify_flows()
             return f"{self.name}: connected {conns}, tunnels {tunnels}, classify flows {classify}"
-        except NodeError as e:
+        except LabError as e:
             return f"{self.name}: {e}"
 
     def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's signature
-        pids = _daemon_pids(self.rundir)
-        if self.datapath_type == "system" and pids:
+        if self.datapath_type == "system" and daemon_pids(self.rundir):
             # the kernel datapath outlives vswitchd unless asked to go with it
-            with contextlib.suppress(NodeError, subprocess.TimeoutExpired):
-                self.appctl("-t", f"{self.rundir}/ovs-vswitchd.{pids[0]}.ctl", "exit", "--cleanup")
-        _kill(_daemon_pids(self.rundir))
+            with contextlib.suppress(LabError, subprocess.TimeoutExpired):
+                self.appctl("exit", "--cleanup")
+        _kill_and_wait(daemon_pids(self.rundir))
         Switch.stop(self, deleteIntfs)
 

@@ -206,11 +206,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from check import ping_matrix, render_matrix, verdict
+    from check import ping_matrix
     from mininet.cli import CLI
     from mininet.log import setLogLevel
     from mininet.net import Mininet
     from mininet.node import RemoteController
+
+    from lab.overlay import render_matrix, verdict
 
     a = _parse(argv)
     setLogLevel("warning" if a.json else "info")
@@ -234,11 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if net.pingAll() is not None else 1
         if a.check:
             matrix = ping_matrix(net.hosts)
-            ok = verdict(net.hosts, matrix)
-            result = {"run": topo.run_id, "matrix": matrix, "ok": ok,
-                      "tenants": {v.name: v.tenant for v in net.hosts},
+            tenants = {v.name: v.tenant for v in net.hosts}
+            ok = verdict(tenants, matrix)
+            result = {"run": topo.run_id, "matrix": matrix, "ok": ok, "tenants": tenants,
                       "flood_buckets": {s.name: flood_buckets(s) for s in net.switches if isinstance(s, OverlayHost)}}
-            print(json.dumps(result) if a.json else render_matrix(net.hosts, matrix))
+            print(json.dumps(result) if a.json else render_matrix([v.name for v in net.hosts], tenants, matrix))
             return 0 if ok else 1
         CLI(net)
         return 0
