@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from controller import tunnels
 from lab.controller import Controller
 from lab.netlab import Lab, Vm, wait_for
 from lab.overlay import Overlay, announce, arp_burst, create_tenants, underlay_rx
@@ -119,7 +120,7 @@ def partial_tenant_lab(mode: str, tunnel_type: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tunnel-type", choices=["vxlan", "gre"], default="vxlan")
+    ap.add_argument("--tunnel-type", choices=tunnels.NAMES, default=tunnels.DEFAULT)
     ap.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     args = ap.parse_args(argv)
     started = time.time()

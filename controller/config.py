@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from controller import tunnels
 from controller.pipeline import MODE_CONTROLLER, MODE_LEARN, Settings
 
 # Ryu's names; os-ken 3.x no longer registers them.
@@ -19,7 +20,7 @@ WSAPI_OPTS = [
 ]
 
 OVERLAY_OPTS = [
-    cfg.StrOpt("tunnel-type", default="vxlan", choices=["vxlan", "gre"],
+    cfg.StrOpt("tunnel-type", default=tunnels.DEFAULT, choices=list(tunnels.NAMES),
                help="tunnel ports the controller creates between hosts"),
     cfg.StrOpt("mac-learning", default=MODE_CONTROLLER, choices=[MODE_CONTROLLER, MODE_LEARN],
                help="controller: controller-driven learning, ARP/ND proxy, pruned floods; "

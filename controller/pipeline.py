@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from controller import flows as f
 from controller import tables as t
+from controller import tunnels
 from controller.state import Endpoint, Host, Tenant
 
 MODE_CONTROLLER = "controller"  # controller-driven learning, ARP/ND proxy, pruned floods
@@ -21,12 +22,15 @@ MODE_LEARN = "learn"  # the article's learn() pipeline: the baseline
 @dataclass(frozen=True)
 class Settings:
     mode: str = MODE_CONTROLLER
-    tunnel_type: str = "vxlan"
+    tunnel_type: str = tunnels.DEFAULT
     mac_idle_timeout: int = 300
     learn_hard_timeout: int = 300  # the article's learn() entry lifetime
     learn_rate: int = 200  # packet-ins/s per host
     flood_rate: int = 100  # ARP/NS floods for unknown IPs, per host
     unknown_ip_holddown: int = 3  # seconds a host drops requests for an IP nobody answered
+
+    def __post_init__(self) -> None:
+        tunnels.get(self.tunnel_type)  # an unknown kind is an error here, not a silent fallback
 
 
 def _punt() -> tuple[f.Action, ...]:

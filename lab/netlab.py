@@ -36,12 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from controller import tunnels as kinds
+
 log = logging.getLogger(__name__)
 
 RUN_ROOT = Path("/run/overlay-lab")
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 VSCTL_TIMEOUT = 10
-TUNNEL_TYPES = ("vxlan", "gre", "geneve", "stt", "erspan", "ip6erspan", "ip6gre")
+TUNNEL_TYPES = tuple(k.ovsdb_type for k in kinds.KINDS)
 # Local experimental ethertype (IEEE 802): frames of this type are never
 # produced by the lab's traffic, so they can mark the end of a capture.
 SENTINEL_ETHERTYPE = 0x88B5
@@ -999,8 +1001,8 @@ class Lab:
                         name: str | None = None, ofport: int | None = None) -> str:
         """Add a br1 tunnel port towards ``peer`` as the article does by hand."""
         self._check()
-        if tunnel_type not in TUNNEL_TYPES:
-            raise LabError(f"unknown tunnel type {tunnel_type}")
+        if tunnel_type not in kinds.NAMES:
+            raise LabError(f"unknown tunnel type {tunnel_type}: one of {', '.join(kinds.NAMES)}")
         name = name or f"{tunnel_type}-{peer.name}"[:15]
         if ofport is None:  # the article numbers br1's tunnels from 2 up
             on_br1 = set(host.vsctl("list-ifaces", "br1").split())
@@ -1010,7 +1012,7 @@ class Lab:
             ofport = next(n for n in range(2, 65280) if n not in used)
         host.vsctl(
             "add-port", "br1", name, "--", "set", "Interface", name,
-            f"type={tunnel_type}", f"options:remote_ip={peer.underlay_ip}",
+            f"type={kinds.get(tunnel_type).ovsdb_type}", f"options:remote_ip={peer.underlay_ip}",
             f"options:local_ip={host.underlay_ip}", "options:key=flow",
             f"ofport_request={ofport}",
         )

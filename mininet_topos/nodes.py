@@ -30,9 +30,11 @@ from typing import Any
 
 from mininet.node import Host, Switch
 
+from controller import tunnels as kinds
 from lab.netlab import wait_for
 
 RUN_ROOT = Path("/run/overlay-mn")
+TUNNEL_TYPES = {k.ovsdb_type for k in kinds.KINDS}
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 UNDERLAY_MTU = 1600  # VXLAN adds 50 bytes, GRE 42: VMs keep MTU 1500
 UNDERLAY_NET = ipaddress.IPv4Network("10.99.0.0/24")  # inside host namespaces only
@@ -301,7 +303,7 @@ class OverlayHost(Switch):
     """An emulated physical host with its own ovsdb-server and ovs-vswitchd (see module doc).
 
     ``datapath``: "user" (netdev; no OVS kernel module needed) or "kernel" (system datapath).
-    ``tunnels``: None (the controller creates them) or "vxlan"/"gre": tunnel ports made here
+    ``tunnels``: None (the controller creates them) or a tunnel kind (controller/tunnels.py): ports made here
     as in the article (ofports 2.., towards every other host), which the controller adopts.
     """
 
@@ -311,8 +313,8 @@ class OverlayHost(Switch):
                  tunnels: str | None = None, **params: Any) -> None:
         if datapath not in ("user", "kernel"):
             raise NodeError(f"datapath must be user or kernel, not {datapath!r}")
-        if tunnels not in (None, "vxlan", "gre"):
-            raise NodeError(f"tunnels must be vxlan or gre, not {tunnels!r}")
+        if tunnels is not None and tunnels not in kinds.NAMES:
+            raise NodeError(f"tunnels must be one of {', '.join(kinds.NAMES)}, not {tunnels!r}")
         if datapath == "kernel" and not _kernel_datapath():
             raise NodeError("datapath=kernel needs the openvswitch kernel module, which this machine lacks: "
                             "use datapath=user")
@@ -461,9 +463,10 @@ class OverlayHost(Switch):
 
     def _hand_tunnels(self, peers: list[OverlayHost]) -> None:
         args: list[str] = []
+        kind = kinds.get(self.tunnels)
         for n, p in enumerate([p for p in peers if p is not self], start=2):
             name = f"{self.tunnels}-{p.name}"[:15]
-            args += ["--", "add-port", "br1", name, "--", "set", "Interface", name, f"type={self.tunnels}",
+            args += ["--", "add-port", "br1", name, "--", "set", "Interface", name, f"type={kind.ovsdb_type}",
                      f"options:remote_ip={p.underlay_ip}", f"options:local_ip={self.underlay_ip}",
                      "options:key=flow", f"ofport_request={n}"]
         if args:
@@ -480,7 +483,7 @@ class OverlayHost(Switch):
                 return False
             peers = len(OverlayHost.hosts[self.run.id]) - 1
             tunnels = [r for r in self.vsctl_rows("--columns=type,ofport", "list", "Interface")
-                       if r["type"] in ("vxlan", "gre") and isinstance(r["ofport"], int) and r["ofport"] > 0]
+                       if r["type"] in TUNNEL_TYPES and isinstance(r["ofport"], int) and r["ofport"] > 0]
             # the controller's classify flows for the tunnels are in (tunnel port -> table 3)
             return len(tunnels) >= peers and self.ofctl("dump-flows", "br1", "table=0").count("goto_table:3") >= peers
         except NodeError:
@@ -492,7 +495,7 @@ class OverlayHost(Switch):
             conns = {t: [r["is_connected"] for r in self.vsctl_rows("--columns=is_connected", "list", t)]
                      for t in ("Controller", "Manager")}
             tunnels = {r["name"]: r["ofport"] for r in self.vsctl_rows("--columns=name,type,ofport", "list",
-                                                                       "Interface") if r["type"] in ("vxlan", "gre")}
+                                                                       "Interface") if r["type"] in TUNNEL_TYPES}
             classify = self.ofctl("dump-flows", "br1", "table=0").count("goto_table:3")
             return f"{self.name}: connected {conns}, tunnels {tunnels}, classify flows {classify}"
         except NodeError as e:

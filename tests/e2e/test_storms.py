@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from controller import tunnels
 from lab.netlab import wait_for
 from lab.overlay import TENANTS, all_pairs, announce, arp_burst, delta, underlay_rx
 
@@ -12,7 +13,7 @@ def learned(ov, tenant: str, count: int) -> bool:
     return len(ov.ctl.api.get(f"/v1/tenants/{tenant}/endpoints")) >= count
 
 
-@pytest.mark.parametrize("tunnel_type", ["vxlan", "gre"])
+@pytest.mark.parametrize("tunnel_type", tunnels.NAMES)
 def test_arp_for_known_ips_is_answered_per_tenant_without_a_frame_on_the_underlay(make_overlay, tunnel_type):
     ov = make_overlay(tunnel_type, "controller")
     announce(list(ov.vms.values()))
