@@ -34,6 +34,7 @@ class TunnelKind:
 KINDS: tuple[TunnelKind, ...] = (
     TunnelKind("vxlan", "vx", "vxlan", 4789),
     TunnelKind("gre", "gre", "gre", None),
+    TunnelKind("geneve", "gnv", "geneve", 6081),
 )
 NAMES: tuple[str, ...] = tuple(k.name for k in KINDS)
 DEFAULT = "vxlan"

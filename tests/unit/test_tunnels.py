@@ -9,7 +9,7 @@ from controller.openapi import SCHEMAS
 from controller.pipeline import Settings
 from tests.unit.test_ovsdb_model import replica
 
-EXPECTED = {"vxlan": ("vx", "vxlan", 4789), "gre": ("gre", "gre", None)}
+EXPECTED = {"vxlan": ("vx", "vxlan", 4789), "gre": ("gre", "gre", None), "geneve": ("gnv", "geneve", 6081)}
 
 
 def test_the_registry_holds_the_known_kinds_with_their_wire_facts():
