@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from controller import tunnels
+from controller import tunnel_ports, tunnels
 from controller.pipeline import MODE_CONTROLLER, MODE_LEARN, Settings
 
 # Ryu's names; os-ken 3.x no longer registers them.
@@ -22,6 +22,9 @@ WSAPI_OPTS = [
 OVERLAY_OPTS = [
     cfg.StrOpt("tunnel-type", default=tunnels.DEFAULT, choices=list(tunnels.NAMES),
                help="tunnel ports the controller creates between hosts"),
+    cfg.StrOpt("tunnel-ports", default=tunnel_ports.MESH.name, choices=list(tunnel_ports.MODES),
+               help="mesh: a tunnel port per peer on every host; flow: one port per kind "
+                    "(remote_ip=flow), the flows set each packet's peer"),
     cfg.StrOpt("mac-learning", default=MODE_CONTROLLER, choices=[MODE_CONTROLLER, MODE_LEARN],
                help="controller: controller-driven learning, ARP/ND proxy, pruned floods; "
                     "learn: the article's learn() pipeline (the baseline)"),
@@ -50,7 +53,8 @@ def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
 
 def settings(conf: cfg.ConfigOpts) -> Settings:
     o = conf.overlay
-    return Settings(mode=o.mac_learning, tunnel_type=o.tunnel_type, mac_idle_timeout=o.mac_idle_timeout,
+    return Settings(mode=o.mac_learning, tunnel_type=o.tunnel_type, tunnel_ports=tunnel_ports.get(o.tunnel_ports),
+                    mac_idle_timeout=o.mac_idle_timeout,
                     learn_rate=o.learn_rate, flood_rate=o.flood_rate, unknown_ip_holddown=o.unknown_ip_holddown)
 
 

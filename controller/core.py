@@ -160,8 +160,11 @@ class Core:
         return self._tunnel_ops(now) + self._reconcile(list(self.hosts.values()))
 
     def _tunnel_ops(self, now: float) -> list[Op]:
-        """Create the missing tunnel ports (and remove ours toward forgotten hosts) on every host."""
-        kind = self.settings.tunnel_type
+        """Create the missing tunnel ports (and remove ours toward forgotten hosts) on every host.
+
+        Which ports a host needs is the tunnel_ports mode's (mesh: one per peer; flow: one).
+        """
+        kind, ports = self.settings.tunnel_type, self.settings.tunnel_ports
         peers = {h.id: h.view.overlay_ip for h in self.hosts.values() if h.view.overlay_ip}
         ops: list[Op] = []
         for host in self.hosts.values():
@@ -171,12 +174,9 @@ class Core:
                 del self.pending_tunnels[key]
             if not (host.ovsdb_connected and view.bridge_uuid and view.overlay_ip):
                 continue
+            peer_ips = [ip for peer_id, ip in sorted(peers.items()) if peer_id != host.id and ip != view.overlay_ip]
             missing = []
-            for peer_id, ip in sorted(peers.items()):
-                if peer_id == host.id or ip == view.overlay_ip:
-                    continue
-                if any(p.remote_ip == ip and p.type == kind for p in view.tunnels):
-                    continue  # ours, or made by hand and adopted
+            for ip in ports.missing(view, kind, peer_ips):
                 name = om.tunnel_name(kind, ip)
                 asked = self.pending_tunnels.get((host.id, name))
                 if asked is not None and now - asked < TUNNEL_RETRY_S:
@@ -186,11 +186,12 @@ class Core:
             if missing:
                 ops.append(OvsdbTransact(host.id, om.add_tunnels_txn(
                     view.bridge_uuid, kind, view.overlay_ip, missing), f"tunnels to {missing}"))
-            stale = [p.port_uuid for p in view.tunnels if p.managed and p.port_uuid and (
-                p.remote_ip in self.forgotten_ips or p.type != kind)]
+            stale = {p.port_uuid for p in view.tunnels if p.managed and p.remote_ip in self.forgotten_ips}
+            stale |= {p.port_uuid for p in ports.replaced(view, kind, peer_ips)}
+            stale.discard("")
             if stale:
-                ops.append(OvsdbTransact(host.id, om.del_ports_txn(view.bridge_uuid, stale),
-                                         "remove tunnels to forgotten hosts"))
+                ops.append(OvsdbTransact(host.id, om.del_ports_txn(view.bridge_uuid, sorted(stale)),
+                                         "remove tunnels to forgotten hosts or of another kind or mode"))
         return ops
 
     # ---- tenants (from REST) -------------------------------------------------------------

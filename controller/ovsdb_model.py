@@ -95,7 +95,7 @@ def host_view(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> 
                 options = iface.get("options") or {}
                 if iface_type == "patch" and patch is None:
                     patch = ofport
-                elif kind is not None and options.get("remote_ip") not in (None, "flow"):
+                elif kind is not None and options.get("remote_ip"):  # an IP, or "flow"
                     managed = (port.get("external_ids") or {}).get(MANAGED_KEY) == "true"
                     found.append(TunnelPort(iface.get("name", ""), kind.name, options["remote_ip"], ofport,
                                             managed, port_uuid))
@@ -117,12 +117,12 @@ def host_view(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> 
 
 
 def tunnel_name(tunnel_type: str, remote_ip: str) -> str:
-    """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002."""
+    """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002 (vx-flow)."""
     return tunnels.get(tunnel_type).port_name(remote_ip)
 
 
 def add_tunnels_txn(bridge_uuid: str, tunnel_type: str, local_ip: str, remote_ips: list[str]) -> tuple:
-    """One transaction adding a tunnel port per remote IP (LAB.md: batch them)."""
+    """One transaction adding a tunnel port per remote IP, or "flow" (LAB.md: batch them)."""
     ops: list[dict] = []
     port_refs = []
     managed = ["map", [[MANAGED_KEY, "true"]]]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+FLOW = "flow"  # the remote_ip of a port whose peer each flow sets (options:remote_ip=flow)
+
 
 class UnknownTunnelKind(ValueError):
     pass
@@ -22,7 +24,9 @@ class TunnelKind:
     udp_port: int | None  # IANA destination port (OVS's default); None: not carried over UDP
 
     def port_name(self, remote_ip: str) -> str:
-        """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002."""
+        """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002 (vx-flow)."""
+        if remote_ip == FLOW:
+            return self.flow_port_name
         return f"{self.prefix}-{int(ipaddress.IPv4Address(remote_ip)):08x}"
 
     @property
