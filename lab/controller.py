@@ -73,7 +73,8 @@ class Controller:
     """The app under test, with its own config file, ports, database and log."""
 
     def __init__(self, listen_ip: str, *, tunnel_type: str = "vxlan", mac_learning: str = "controller",
-                 workdir: str | None = None, extra: dict[str, dict[str, Any]] | None = None) -> None:
+                 tunnel_ports: str = "mesh", workdir: str | None = None,
+                 extra: dict[str, dict[str, Any]] | None = None) -> None:
         self.listen_ip = listen_ip
         self.of_port, self.ovsdb_port, self.rest_port = free_tcp_ports(3)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="overlay-ctl-"))
@@ -82,7 +83,7 @@ class Controller:
         sections: dict[str, dict[str, Any]] = {
             "DEFAULT": {"wsapi_host": "127.0.0.1", "wsapi_port": self.rest_port},
             "ovsdb": {"address": listen_ip, "port": self.ovsdb_port},
-            "overlay": {"tunnel_type": tunnel_type, "mac_learning": mac_learning,
+            "overlay": {"tunnel_type": tunnel_type, "mac_learning": mac_learning, "tunnel_ports": tunnel_ports,
                         "db": self.workdir / "overlay.db"},
         }
         for name, values in (extra or {}).items():
