@@ -8,6 +8,8 @@ same Opt objects, which oslo.config accepts twice.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 from oslo_config import cfg
 
 from controller import tunnel_ports, tunnels
@@ -56,6 +58,19 @@ def settings(conf: cfg.ConfigOpts) -> Settings:
     return Settings(mode=o.mac_learning, tunnel_type=o.tunnel_type, tunnel_ports=tunnel_ports.get(o.tunnel_ports),
                     mac_idle_timeout=o.mac_idle_timeout,
                     learn_rate=o.learn_rate, flood_rate=o.flood_rate, unknown_ip_holddown=o.unknown_ip_holddown)
+
+
+LIVE = ("tunnel_type", "tunnel_ports")  # what a reload (SIGHUP) changes on a running overlay
+
+
+def reloaded(conf: cfg.ConfigOpts, current: Settings) -> tuple[Settings, list[str]]:
+    """Re-read the config files: current with the new tunnel settings, and the names of the
+    other settings that changed (they take a restart). A bad file raises ValueError."""
+    conf.reload_config_files()
+    fresh = settings(conf)
+    later = [fl.name for fl in fields(Settings) if fl.name not in LIVE
+             and getattr(fresh, fl.name) != getattr(current, fl.name)]
+    return replace(current, **{name: getattr(fresh, name) for name in LIVE}), later
 
 
 def db_path(conf: cfg.ConfigOpts) -> str:

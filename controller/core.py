@@ -159,6 +159,15 @@ class Core:
                 self._drop_endpoint(key)
         return self._tunnel_ops(now) + self._reconcile(list(self.hosts.values()))
 
+    def retune_tunnels(self, settings: Settings, now: float) -> list[Op]:
+        """A new tunnel kind or tunnel_ports mode on a running overlay, without a restart.
+
+        New ports are asked for at once; traffic keeps the old ones until the new are up,
+        and the old ones go only then (tunnel_ports.py).
+        """
+        self.settings = settings
+        return self._tunnel_ops(now) + self._reconcile(list(self.hosts.values()))
+
     def _tunnel_ops(self, now: float) -> list[Op]:
         """Create the missing tunnel ports (and remove ours toward forgotten hosts) on every host.
 
@@ -192,6 +201,8 @@ class Core:
             if stale:
                 ops.append(OvsdbTransact(host.id, om.del_ports_txn(view.bridge_uuid, sorted(stale)),
                                          "remove tunnels to forgotten hosts or of another kind or mode"))
+                if self.is_programmable(host):  # learn() entries may send out of a removed port
+                    ops += self._purge_learned_on(host)
         return ops
 
     # ---- tenants (from REST) -------------------------------------------------------------
@@ -223,6 +234,12 @@ class Core:
                 ops.append(FlowPurge(host.view.datapath_id, t.UNICAST,
                                      f.match(vlan_vid=(tenant.vlan_on(host.id), 0x0FFF))))
         return ops
+
+    def _purge_learned_on(self, host: Host) -> list[Op]:
+        if self.settings.mode == MODE_CONTROLLER:
+            return []
+        return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tn.vlan_on(host.id), 0x0FFF)))  # type: ignore[arg-type]
+                for tn in self.tenants.values() if tn.present_on(host.id)]
 
     # ---- learning ------------------------------------------------------------------------
 

@@ -24,14 +24,24 @@ def _flow_port(view: HostView, kind: str) -> TunnelPort | None:
     return next((p for p in view.tunnels if p.remote_ip == FLOW and p.type == kind and p.ofport), None)
 
 
+def _by_peer_port(host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
+    port = host.tunnel_to(peer_ip, kind)
+    return (f.Output(port.ofport),) if port and port.ofport else None
+
+
+def _by_flow_port(host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
+    port = _flow_port(host.view, kind)
+    return (f.SetField("tun_ipv4_dst", peer_ip), f.Output(port.ofport)) if port and port.ofport else None
+
+
 @dataclass(frozen=True)
 class Mesh:
     name: str = "mesh"
     learn_tun_dst: bool = False  # learn() outputs to the port the frame came in by
 
     def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
-        port = host.tunnel_to(peer_ip, kind)
-        return (f.Output(port.ofport),) if port and port.ofport else None
+        """Out of the peer's port; while switching from flow, the flow port until that is up."""
+        return _by_peer_port(host, peer_ip, kind) or _by_flow_port(host, peer_ip, kind)
 
     def missing(self, view: HostView, kind: str, peer_ips: Iterable[str]) -> list[str]:
         """Remote IPs to make a port toward (ours, or one made by hand and adopted, counts)."""
@@ -52,8 +62,8 @@ class FlowBased:
     learn_tun_dst: bool = True  # learn() also sends the reply to the frame's tun_src
 
     def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
-        port = _flow_port(host.view, kind)
-        return (f.SetField("tun_ipv4_dst", peer_ip), f.Output(port.ofport)) if port and port.ofport else None
+        """tun_dst = the peer, out of the flow port; while switching from mesh, the peer's port."""
+        return _by_flow_port(host, peer_ip, kind) or _by_peer_port(host, peer_ip, kind)
 
     def missing(self, view: HostView, kind: str, peer_ips: Iterable[str]) -> list[str]:
         return [] if any(p.remote_ip == FLOW and p.type == kind for p in view.tunnels) else [FLOW]

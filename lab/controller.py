@@ -88,11 +88,22 @@ class Controller:
         }
         for name, values in (extra or {}).items():
             sections.setdefault(name, {}).update(values)
-        self.conf_path.write_text("".join(
-            f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
-            for name, values in sections.items()))
+        self.sections = sections
+        self._write_conf()
         self.api = Rest(f"http://127.0.0.1:{self.rest_port}")
         self.proc: subprocess.Popen | None = None
+
+    def _write_conf(self) -> None:
+        self.conf_path.write_text("".join(
+            f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+            for name, values in self.sections.items()))
+
+    def reload(self, **overlay: Any) -> None:
+        """Change [overlay] options in the config file and tell the running app (SIGHUP)."""
+        self.sections["overlay"].update(overlay)
+        self._write_conf()
+        assert self.proc is not None and self.proc.poll() is None, "controller not running"
+        os.kill(self.proc.pid, signal.SIGHUP)
 
     def start(self, timeout: float = 20.0) -> Controller:
         # os-ken listens with SO_REUSEPORT: a leftover process would silently share our switches.

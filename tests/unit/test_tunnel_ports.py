@@ -3,12 +3,13 @@
 import struct
 
 import pytest
+from oslo_config import cfg
 
 from controller import config, ofmsg, tunnels
 from controller import flows as f
 from controller import tables as t
 from controller.core import Core
-from controller.ops import OvsdbTransact
+from controller.ops import FlowPurge, OvsdbTransact
 from controller.pipeline import MODE_LEARN, Settings
 from controller.state import HostView, TunnelPort
 from controller.tunnel_ports import FLOW, FLOW_BASED, MESH, MODES, get
@@ -152,3 +153,44 @@ def test_a_port_of_another_kind_goes_once_the_new_kinds_flow_port_is_up():
     old = flow_view(1, "vxlan").tunnels
     assert deleted(core.host_view(flow_view(1, "gre", ofport=None, extra=old), now=0), "h1") == []
     assert deleted(core.host_view(flow_view(1, "gre", ofport=8, extra=old), now=1), "h1") == ["flow-uuid-vxlan-1"]
+
+
+def test_while_the_flow_port_comes_up_traffic_keeps_the_mesh_ports():
+    core = Core(Settings(), [BLUE])
+    for i in (1, 2):
+        core.datapath_up(i)
+        core.host_view(view(i, [3 - i]), now=0)
+    core.packet_in(2, arp_frame(mac(2), "192.168.1.2", "192.168.1.1", BLUE.vlan), now=1)
+    core.retune_tunnels(Settings(tunnel_ports=FLOW_BASED), now=2)
+    unicast = local_packet(BLUE.vlan, mac(1), mac(2))
+    assert tracer(core, 1).trace(unicast).ports() == [12]  # h1's mesh port to h2
+    core.host_view(flow_view(1, extra=view(1, [2]).tunnels), now=3)
+    (out,) = tracer(core, 1).trace(unicast).outputs
+    assert (out[0], out[1]["tun_ipv4_dst"]) == (FLOW_OFPORT, ip_of(2))
+
+
+def test_learn_mode_forgets_learned_entries_when_old_ports_go():
+    core = Core(Settings(mode=MODE_LEARN, tunnel_ports=FLOW_BASED), [BLUE, RED])
+    core.datapath_up(1)
+    core.host_view(view(2, [1]), now=0)
+    ops = core.host_view(flow_view(1, extra=view(1, [2]).tunnels), now=0)
+    purges = [op for op in ops if isinstance(op, FlowPurge)]
+    assert deleted(ops, "h1") == ["port-uuid-1-2"]
+    assert sorted(p.match for p in purges) == [f.match(vlan_vid=(BLUE.vlan, 0x0FFF)),
+                                              f.match(vlan_vid=(RED.vlan, 0x0FFF))]
+
+
+def test_a_reload_changes_the_tunnel_settings_and_names_what_needs_a_restart(tmp_path):
+    conf = cfg.ConfigOpts()
+    config.register(conf)
+    path = tmp_path / "overlay.conf"
+    path.write_text("[overlay]\ntunnel_ports = mesh\n")
+    conf(args=["--config-file", str(path)])
+    current = config.settings(conf)
+    path.write_text("[overlay]\ntunnel_ports = flow\ntunnel_type = gre\nlearn_rate = 7\n")
+    new, later = config.reloaded(conf, current)
+    assert (new.tunnel_ports, new.tunnel_type, new.learn_rate) == (FLOW_BASED, "gre", current.learn_rate)
+    assert later == ["learn_rate"]
+    path.write_text("[overlay]\ntunnel_ports = ring\n")
+    with pytest.raises(ValueError, match="ring"):
+        config.reloaded(conf, new)
