@@ -28,7 +28,7 @@ def test_switching_mesh_to_flow_and_back_live_costs_the_other_tenant_under_a_sec
     for source, target in (("mesh", "flow"), ("flow", "mesh")):
         # red keeps pinging (5 s of echoes) while the overlay switches under it
         red[0].exec(["rm", "-f", log])  # a lab prefix may be reused: no file of an earlier run
-        red[0].exec(["sh", "-c", f"ping -n -c 250 -i {INTERVAL} -W 1 {red[1].ip} > {log} &"])
+        red[0].exec(["sh", "-c", f"ping -n -c 250 -i {INTERVAL} -W 1 {red[1].ip} > {log} 2>&1 < /dev/null &"])
         started = time.monotonic()
         ov.ctl.reload(tunnel_ports=target)
         for h in ov.hosts:
