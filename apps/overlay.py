@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -93,8 +94,8 @@ class OverlayApp(app_manager.OSKenApp):
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
             LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
                         "change tenants", conf.wsapi_host)
-        LOG.info("overlay controller: mode=%s tunnels=%s tenants=%d", self.settings.mode,
-                 self.settings.tunnel_type, len(self.core.tenants))
+        LOG.info("overlay controller: mode=%s tunnels=%s tunnel_ports=%s tenants=%d", self.settings.mode,
+                 self.settings.tunnel_type, self.settings.tunnel_ports.name, len(self.core.tenants))
 
     def start(self) -> Any:
         thread = super().start()
@@ -103,6 +104,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.threads.append(hub.spawn(self._poll_stats, cfg.CONF.overlay.stats_interval))
         self.threads.append(hub.spawn(self._pump))
         self.threads.append(hub.spawn(self._ticker))
+        self.threads.append(hub.spawn(self._watch_sighup))
         server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
@@ -169,6 +171,31 @@ class OverlayApp(app_manager.OSKenApp):
                 barrier = ofmsg.barrier()
                 dp.send_msg(barrier)  # gives it an xid
                 self.metrics.barrier_sent(dpid, barrier.xid)
+
+    def _watch_sighup(self) -> None:
+        """SIGHUP re-reads the config file: tunnel_type and tunnel_ports switch without a restart.
+
+        The handler only raises a flag; the reload runs on the event loop like any event.
+        """
+        asked = []
+        signal.signal(signal.SIGHUP, lambda *_: asked.append(True))
+        while True:
+            hub.sleep(0.1)
+            if asked:
+                asked.clear()
+                self.post(self._reload)
+
+    def _reload(self) -> None:
+        try:
+            new, later = config.reloaded(cfg.CONF, self.core.settings)
+        except ValueError as e:
+            LOG.error("config reload refused, nothing changed: %s", e)
+            return
+        if later:
+            LOG.warning("config reload: %s take effect at the next restart", ", ".join(later))
+        LOG.info("config reload: tunnels=%s tunnel_ports=%s", new.tunnel_type, new.tunnel_ports.name)
+        self.settings = new
+        self.apply(self.core.retune_tunnels(new, self.now()))
 
     def _host_view(self, view: HostView) -> None:
         self.apply(self.core.host_view(view, self.now()))

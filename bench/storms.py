@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from controller import tunnels
 from lab.controller import Controller
 from lab.netlab import Lab, Vm, wait_for
 from lab.overlay import Overlay, announce, arp_burst, cold_ping_ms, create_tenants, frames_of
@@ -133,7 +134,7 @@ def markdown(doc: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tunnel-type", choices=["vxlan", "gre"], default="vxlan")
+    ap.add_argument("--tunnel-type", choices=tunnels.NAMES, default=tunnels.DEFAULT)
     ap.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     ap.add_argument("--markdown", metavar="FILE", help="print the Markdown table of a run's JSON FILE; run nothing")
     args = ap.parse_args(argv)

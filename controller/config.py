@@ -8,8 +8,11 @@ same Opt objects, which oslo.config accepts twice.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 from oslo_config import cfg
 
+from controller import tunnel_ports, tunnels
 from controller.pipeline import MODE_CONTROLLER, MODE_LEARN, Settings
 
 # Ryu's names; os-ken 3.x no longer registers them.
@@ -19,8 +22,11 @@ WSAPI_OPTS = [
 ]
 
 OVERLAY_OPTS = [
-    cfg.StrOpt("tunnel-type", default="vxlan", choices=["vxlan", "gre"],
+    cfg.StrOpt("tunnel-type", default=tunnels.DEFAULT, choices=list(tunnels.NAMES),
                help="tunnel ports the controller creates between hosts"),
+    cfg.StrOpt("tunnel-ports", default=tunnel_ports.MESH.name, choices=list(tunnel_ports.MODES),
+               help="mesh: a tunnel port per peer on every host; flow: one port per kind "
+                    "(remote_ip=flow), the flows set each packet's peer"),
     cfg.StrOpt("mac-learning", default=MODE_CONTROLLER, choices=[MODE_CONTROLLER, MODE_LEARN],
                help="controller: controller-driven learning, ARP/ND proxy, pruned floods; "
                     "learn: the article's learn() pipeline (the baseline)"),
@@ -69,9 +75,23 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
 
 def settings(conf: cfg.ConfigOpts) -> Settings:
     o = conf.overlay
-    return Settings(mode=o.mac_learning, tunnel_type=o.tunnel_type, mac_idle_timeout=o.mac_idle_timeout,
+    return Settings(mode=o.mac_learning, tunnel_type=o.tunnel_type, tunnel_ports=tunnel_ports.get(o.tunnel_ports),
+                    mac_idle_timeout=o.mac_idle_timeout,
                     learn_rate=o.learn_rate, flood_rate=o.flood_rate, unknown_ip_holddown=o.unknown_ip_holddown,
                     max_endpoints=o.max_endpoints, host_grace=o.host_grace)
+
+
+LIVE = ("tunnel_type", "tunnel_ports")  # what a reload (SIGHUP) changes on a running overlay
+
+
+def reloaded(conf: cfg.ConfigOpts, current: Settings) -> tuple[Settings, list[str]]:
+    """Re-read the config files: current with the new tunnel settings, and the names of the
+    other settings that changed (they take a restart). A bad file raises ValueError."""
+    conf.reload_config_files()
+    fresh = settings(conf)
+    later = [fl.name for fl in fields(Settings) if fl.name not in LIVE
+             and getattr(fresh, fl.name) != getattr(current, fl.name)]
+    return replace(current, **{name: getattr(fresh, name) for name in LIVE}), later
 
 
 def db_path(conf: cfg.ConfigOpts) -> str:

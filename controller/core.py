@@ -35,6 +35,7 @@ from controller.pipeline import (
 from controller.state import Endpoint, Host, HostView, Tenant
 from controller.switch_state import Installed, SwitchDump, recovered_endpoints
 from controller.tunnel_ops import TUNNEL_RETRY_S, tunnel_ops
+from controller.tunnels import FLOW
 
 LOG = logging.getLogger(__name__)
 # Partitions of a switch's flows, recomputed independently: BASE, a tenant (its VNI: flows
@@ -208,9 +209,13 @@ class Core:
         if new_peer and self.settings.mode != MODE_CONTROLLER:  # learn mode floods to every host
             for other in self.ix.hosts.values():
                 self._mark(other.id, self.placed_on(other))
+        # the switch was read back before OVSDB said whose it is: programmable from now on
+        adopted = self._adopt_dump(host, now) if view.datapath_id in self.dumps else []
         if old is None or (old.view.bridge_uuid, old.view.overlay_ip, old.ovsdb_connected) != (
                 view.bridge_uuid, view.overlay_ip, True):
             ops = tunnel_ops(self, now, [host])  # toward every peer
+        elif self._holds_other_ports(host):  # switching kind or mode: the old ports go once the new are up
+            ops = tunnel_ops(self, now, [host])
         else:  # only its ports changed: forget what was asked for and came; ask again for what went
             ops = []
             for name in set(host.tunnels_by_name) - set(old.tunnels_by_name):
@@ -221,9 +226,12 @@ class Core:
                     ops += tunnel_ops(self, now, [host], toward=peer)
         if new_peer:  # one more peer for everyone else
             ops += tunnel_ops(self, now, [h for h in self.ix.hosts.values() if h is not host], toward=host)
-        if view.datapath_id in self.dumps:
-            ops += self._adopt_dump(host, now)
-        return ops + self._flush()
+        return adopted + ops + self._flush()
+
+    def _holds_other_ports(self, host: Host) -> bool:
+        """Ports we made of another kind or the other tunnel_ports mode (after a reload)."""
+        kind, flow = self.settings.tunnel_type, self.settings.tunnel_ports.name == "flow"
+        return any(p.managed and (p.type != kind or (p.remote_ip == FLOW) != flow) for p in host.view.tunnels)
 
     def _tunnels_changed(self, host: Host, old: Host) -> None:
         """Tunnel ports came or went: their classify flows, and whatever leads to those peers."""
@@ -231,6 +239,9 @@ class Core:
         diff = [p for name, p in now.items() if was.get(name) != p]
         diff += [p for name, p in was.items() if name not in now or now[name] != p]
         changed = {p.remote_ip for p in diff}
+        if FLOW in changed:  # the flow-based port came, went or got its ofport: everything uses it
+            self._mark_full(host.id)
+            return
         peers = [self.ix.host_by_ip[ip] for ip in changed if ip in self.ix.host_by_ip]
         placed = self.placed_on(host)
         parts: set[Part] = {tunnel_part(p.name) for p in diff}
@@ -282,6 +293,26 @@ class Core:
         self.dirty.pop(system_id, None)
         ops = tunnel_ops(self, now, list(self.ix.hosts.values()))
         return ops + self._flush()
+
+    def retune_tunnels(self, settings: Settings, now: float) -> list[Op]:
+        """A new tunnel kind or tunnel_ports mode on a running overlay, without a restart.
+
+        New ports are asked for at once; traffic keeps the old ones until the new are up, and
+        the old ones go only then (tunnel_ports.py). Every host's flows are recomputed: unicast
+        entries and flood buckets name the ports.
+        """
+        self.settings = settings
+        self.learner.settings = settings
+        for host in self.ix.hosts.values():
+            self._mark_full(host.id)
+        return tunnel_ops(self, now, list(self.ix.hosts.values())) + self._flush()
+
+    def purge_learned_on(self, host: Host) -> list[Op]:
+        """learn() entries of every tenant on a host: they may send out of a port that is going."""
+        if self.settings.mode == MODE_CONTROLLER or host.view.datapath_id is None or not self.is_programmable(host):
+            return []
+        return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tn.vlan_on(host.id), 0x0FFF)))
+                for tn in self.ix.tenants.values() if tn.present_on(host.id)]
 
     # ---- tenants (from REST) -------------------------------------------------------------
 

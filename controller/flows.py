@@ -127,6 +127,7 @@ class Learn:
     table: int
     priority: int
     hard_timeout: int
+    tun_dst_from_src: bool = False  # flow-based tunnel ports: reply to the frame's tun_src
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,14 +65,18 @@ def _set_ericsson_field(name: str, value: int) -> RawAction:
 
 
 def _learn(a: f.Learn) -> parser.NXActionLearn:
-    """The article's learn(): VLAN + MAC -> strip VLAN, same tunnel ID, back out the tunnel it came in."""
+    """The article's learn(): VLAN + MAC -> strip VLAN, same tunnel ID, back out the tunnel it came in
+
+    (on a flow-based port: back to the host it came from, tun_src -> tun_dst)."""
     specs = [
         parser.NXFlowSpecMatch(src=("vlan_tci", 0), dst=("vlan_tci", 0), n_bits=12),
         parser.NXFlowSpecMatch(src=("eth_src_nxm", 0), dst=("eth_dst_nxm", 0), n_bits=48),
         parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16),
         parser.NXFlowSpecLoad(src=("tunnel_id_nxm", 0), dst=("tunnel_id_nxm", 0), n_bits=64),
-        parser.NXFlowSpecOutput(src=("in_port_nxm", 0), dst="", n_bits=16),
     ]
+    if a.tun_dst_from_src:
+        specs.append(parser.NXFlowSpecLoad(src=("tun_ipv4_src", 0), dst=("tun_ipv4_dst", 0), n_bits=32))
+    specs.append(parser.NXFlowSpecOutput(src=("in_port_nxm", 0), dst="", n_bits=16))
     return parser.NXActionLearn(table_id=a.table, priority=a.priority, hard_timeout=a.hard_timeout,
                                 specs=specs)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller import tunnels
 from controller.state import VLAN_MAX, VNI_MAX
 from controller.tenants import HOST_RE, NAME_RE
 from controller.web import SERVED
@@ -59,7 +60,7 @@ HOST_ID = {"type": "string", "pattern": HOST_PATTERN}
 TENANT_PROPS = {
     "name": {"type": "string", "pattern": NAME_PATTERN, "example": "blue"},
     "vni": {"type": "integer", "minimum": 1, "maximum": VNI_MAX, "example": 5001,
-            "description": "the tenant's VXLAN VNI / GRE key on the wire"},
+            "description": "the tenant's tunnel key on the wire (the VNI or GRE key of every tunnel kind)"},
     "vlan": {**VLAN, "example": 10, "description": "its br0 VLAN on every host, unless overridden in 'vlans'"},
     "hosts": {"type": "array", "items": HOST_ID, "nullable": True,
               "description": "the hosts it exists on; null = every host"},
@@ -116,7 +117,7 @@ SCHEMAS: dict[str, Any] = {
     "Tunnel": {
         "type": "object", "required": ["name", "type", "remote_ip", "ofport", "managed", "peer"],
         "properties": {
-            "name": {"type": "string"}, "type": {"type": "string", "enum": ["vxlan", "gre"]},
+            "name": {"type": "string"}, "type": {"type": "string", "enum": list(tunnels.NAMES)},
             "remote_ip": {"type": "string"}, "ofport": {"type": "integer", "nullable": True},
             "managed": {"type": "boolean", "description": "created by the controller (else adopted)"},
             "peer": {"type": "string", "nullable": True, "description": "the host at remote_ip"},

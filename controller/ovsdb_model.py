@@ -6,10 +6,10 @@ import ipaddress
 from dataclasses import replace
 from typing import Any
 
+from controller import tunnels
 from controller.state import HostView, TunnelPort
 
 MANAGED_KEY = "overlay-managed"  # external_ids mark on the tunnel ports this controller made
-TUNNEL_TYPES = ("vxlan", "gre")
 
 # What we monitor: only the columns a HostView is made of.
 MONITORED = {
@@ -82,26 +82,28 @@ def host_view(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> 
 
     view = HostView(system_id=system_id, overlay_ip=overlay_ip)
     br_uuid, br1 = bridge(tunnel_bridge)
-    tunnels, patch = [], None
+    found: list[TunnelPort] = []
+    patch = None
     if br1 is not None:
         for port_uuid in as_list(br1.get("ports", [])):
             port = ports.get(port_uuid, {})
             for iface_uuid in as_list(port.get("interfaces", [])):
                 iface = ifaces.get(iface_uuid, {})
-                kind = iface.get("type", "")
+                iface_type = iface.get("type", "")
+                kind = tunnels.of_interface(iface_type)
                 ofport = _int_or_none(iface.get("ofport"))
                 options = iface.get("options") or {}
-                if kind == "patch" and patch is None:
+                if iface_type == "patch" and patch is None:
                     patch = ofport
-                elif kind in TUNNEL_TYPES and options.get("remote_ip") not in (None, "flow"):
+                elif kind is not None and options.get("remote_ip"):  # an IP, or "flow"
                     managed = (port.get("external_ids") or {}).get(MANAGED_KEY) == "true"
-                    tunnels.append(TunnelPort(iface.get("name", ""), kind, options["remote_ip"], ofport,
-                                              managed, port_uuid))
+                    found.append(TunnelPort(iface.get("name", ""), kind.name, options["remote_ip"], ofport,
+                                            managed, port_uuid))
         dpid = br1.get("datapath_id")
         view = HostView(system_id=system_id, overlay_ip=overlay_ip,
                         datapath_id=int(dpid, 16) if isinstance(dpid, str) and dpid else None,
                         bridge_uuid=br_uuid, patch_ofport=patch,
-                        tunnels=tuple(sorted(tunnels, key=lambda p: p.name)))
+                        tunnels=tuple(sorted(found, key=lambda p: p.name)))
     _, br0 = bridge(integration_bridge)
     if br0 is not None:
         br0_ports = [ports.get(p, {}) for p in as_list(br0.get("ports", []))]
@@ -153,21 +155,21 @@ def problems(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> t
 
 
 def tunnel_name(tunnel_type: str, remote_ip: str) -> str:
-    """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002."""
-    prefix = "vx" if tunnel_type == "vxlan" else "gre"
-    return f"{prefix}-{int(ipaddress.IPv4Address(remote_ip)):08x}"
+    """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002 (vx-flow)."""
+    return tunnels.get(tunnel_type).port_name(remote_ip)
 
 
 def add_tunnels_txn(bridge_uuid: str, tunnel_type: str, local_ip: str, remote_ips: list[str]) -> tuple:
-    """One transaction adding a tunnel port per remote IP (LAB.md: batch them)."""
+    """One transaction adding a tunnel port per remote IP, or "flow" (LAB.md: batch them)."""
     ops: list[dict] = []
     port_refs = []
     managed = ["map", [[MANAGED_KEY, "true"]]]
+    kind = tunnels.get(tunnel_type)
     for i, ip in enumerate(remote_ips):
-        name = tunnel_name(tunnel_type, ip)
+        name = kind.port_name(ip)
         options = ["map", [["key", "flow"], ["local_ip", local_ip], ["remote_ip", ip]]]
         ops.append({"op": "insert", "table": "Interface", "uuid-name": f"iface{i}",
-                    "row": {"name": name, "type": tunnel_type, "options": options}})
+                    "row": {"name": name, "type": kind.ovsdb_type, "options": options}})
         ops.append({"op": "insert", "table": "Port", "uuid-name": f"port{i}",
                     "row": {"name": name, "interfaces": ["named-uuid", f"iface{i}"],
                             "external_ids": managed}})

@@ -23,6 +23,7 @@ from controller import tables as t
 from controller.core import Core
 from controller.state import Endpoint, Host, Tenant
 from controller.trace import Packet, Step, Trace, Tracer, actions_text, match_text
+from controller.tunnels import FLOW
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 ETH_TYPE_IPV4 = 0x0800
@@ -194,6 +195,9 @@ def trace(core: Core, req: Request) -> dict:
     punts = len(tr.punts) if tr else 0
     for port, sent in tr.outputs if tr else []:
         where = _port_json(src_host, port, by_ip)
+        if where["kind"] == "tunnel" and where["remote_ip"] == FLOW:  # tunnel_ports = flow: tun_dst says
+            dst_ip = str(sent.get("tun_ipv4_dst", ""))
+            where = {**where, "remote_ip": dst_ip, "peer": by_ip.get(dst_ip)}
         if where["kind"] == "br0":  # only a responder sends back where the frame came from
             answered = True
         if where["kind"] != "tunnel":
@@ -231,7 +235,7 @@ def _receive(core: Core, sender: Host, where: dict, sent: Packet, by_ip: dict[st
 
 
 def _ingress_port(peer: Host, sender_ip: str, kind: str) -> int | None:
-    port = peer.tunnel_to(sender_ip, kind)
+    port = peer.tunnel_to(sender_ip, kind) or peer.tunnel_to(FLOW, kind)  # its port to the sender, or the flow port
     if port is None:  # another kind toward the sender: still where its frames arrive
         port = next((p for p in peer.view.tunnels if p.remote_ip == sender_ip and p.ofport), None)
     return port.ofport if port else None

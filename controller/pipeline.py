@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from controller import flows as f
 from controller import tables as t
+from controller import tunnels
 from controller.state import Endpoint, Host, Tenant
+from controller.tunnel_ports import MESH, TunnelPorts
 
 MODE_CONTROLLER = "controller"  # controller-driven learning, ARP/ND proxy, pruned floods
 MODE_LEARN = "learn"  # the article's learn() pipeline: the baseline
@@ -21,7 +23,8 @@ MODE_LEARN = "learn"  # the article's learn() pipeline: the baseline
 @dataclass(frozen=True)
 class Settings:
     mode: str = MODE_CONTROLLER
-    tunnel_type: str = "vxlan"
+    tunnel_type: str = tunnels.DEFAULT
+    tunnel_ports: TunnelPorts = MESH  # one port per peer, or one per kind whose peer the flow sets
     mac_idle_timeout: int = 300
     learn_hard_timeout: int = 300  # the article's learn() entry lifetime
     learn_rate: int = 200  # packet-ins/s per host
@@ -29,6 +32,9 @@ class Settings:
     unknown_ip_holddown: int = 3  # seconds a host drops requests for an IP nobody answered
     max_endpoints: int = 1000  # learned endpoints per (host, tenant); beyond it nothing more is learned
     host_grace: float = 30.0  # seconds a host may be unreachable before its endpoints are withdrawn
+
+    def __post_init__(self) -> None:
+        tunnels.get(self.tunnel_type)  # an unknown kind is an error here, not a silent fallback
 
 
 def _punt() -> tuple[f.Action, ...]:
@@ -83,7 +89,8 @@ def base_flows(s: Settings, host: Host) -> set[f.Flow]:
             f.Flow(t.SRC_MAC, 0, f.match(), _punt(), meter=t.METER_LEARN, cookie=ck),
         }
     else:
-        learn = f.Learn(t.UNICAST, priority=1, hard_timeout=s.learn_hard_timeout)
+        learn = f.Learn(t.UNICAST, priority=1, hard_timeout=s.learn_hard_timeout,
+                        tun_dst_from_src=s.tunnel_ports.learn_tun_dst)
         out.add(f.Flow(t.TO_LOCAL, 0, f.match(), (learn, f.Output(patch)), cookie=ck))
     return out
 
@@ -106,9 +113,9 @@ def flood_group(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Hos
         peer = hosts.get(peer_id)
         if peer is None or peer.id == host.id or not peer.view.overlay_ip or not tenant.present_on(peer.id):
             continue
-        port = host.tunnel_to(peer.view.overlay_ip, s.tunnel_type)
-        if port is not None:
-            buckets.append(f.Bucket((f.Output(port.ofport),)))
+        out = s.tunnel_ports.output(host, peer.view.overlay_ip, s.tunnel_type)
+        if out is not None:
+            buckets.append(f.Bucket(out))
     return f.GroupEntry(tenant.vni, tuple(buckets))
 
 
@@ -181,10 +188,11 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
         unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
     else:
         owner = hosts.get(ep.host_id)
-        port = owner and owner.view.overlay_ip and host.tunnel_to(owner.view.overlay_ip, s.tunnel_type)
-        if not port:
+        to_owner = owner and owner.view.overlay_ip and s.tunnel_ports.output(host, owner.view.overlay_ip,
+                                                                             s.tunnel_type)
+        if not to_owner:
             return out
-        unicast = (f.PopVlan(), f.SetField("tunnel_id", vni), f.Output(port.ofport))
+        unicast = (f.PopVlan(), f.SetField("tunnel_id", vni), *to_owner)
     out.add(f.Flow(t.UNICAST, 10, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck,
                    role=f.ROLE_NONE if local else f.ROLE_UNICAST_KNOWN))
     for ip in ep.ips:

@@ -1,4 +1,5 @@
-"""The tunnel ports each host should have: one toward every peer (the article's mesh).
+"""The tunnel ports each host should have: one toward every peer (mesh, the article's), or one
+per kind whose peer each flow sets (flow): `[overlay] tunnel_ports`, controller/tunnel_ports.py.
 
 Only what an event changes is checked: a host whose view changed is compared with every peer;
 a host joining is one more peer for the others, so each of them looks at that one peer only.
@@ -22,7 +23,7 @@ TUNNEL_RETRY_S = 10.0  # a tunnel port asked for but not seen by then is asked f
 def tunnel_ops(core: Core, now: float, hosts: list[Host], toward: Host | None = None) -> list[Op]:
     """Create the missing tunnel ports on these hosts (toward every peer, or only `toward`), and
     remove ours toward forgotten hosts."""
-    kind = core.settings.tunnel_type
+    kind, mode = core.settings.tunnel_type, core.settings.tunnel_ports
     if toward is not None:
         peers = {toward.id: toward.view.overlay_ip} if toward.view.overlay_ip else {}
     else:
@@ -35,10 +36,9 @@ def tunnel_ops(core: Core, now: float, hosts: list[Host], toward: Host | None = 
                 core.pending_tunnels.pop((host.id, name), None)
         if not (host.ovsdb_connected and view.bridge_uuid and view.overlay_ip):
             continue
+        peer_ips = [ip for peer_id, ip in sorted(peers.items()) if peer_id != host.id and ip != view.overlay_ip]
         missing = []
-        for peer_id, ip in sorted(peers.items()):
-            if peer_id == host.id or ip == view.overlay_ip or host.has_tunnel_to(ip, kind):
-                continue  # ours, or made by hand and adopted
+        for ip in mode.missing(host, kind, peer_ips):  # mesh: one per peer; flow: one in all
             name = om.tunnel_name(kind, ip)
             asked = core.pending_tunnels.get((host.id, name))
             if asked is not None and now - asked < TUNNEL_RETRY_S:
@@ -50,9 +50,11 @@ def tunnel_ops(core: Core, now: float, hosts: list[Host], toward: Host | None = 
                 view.bridge_uuid, kind, view.overlay_ip, missing), f"tunnels to {missing}"))
         if toward is not None:
             continue
-        stale = [p.port_uuid for p in view.tunnels if p.managed and p.port_uuid and (
-            p.remote_ip in core.forgotten_ips or p.type != kind)]
+        stale = {p.port_uuid for p in view.tunnels if p.managed and p.remote_ip in core.forgotten_ips}
+        stale |= {p.port_uuid for p in mode.replaced(view, kind, peer_ips)}
+        stale.discard("")
         if stale:
-            ops.append(OvsdbTransact(host.id, om.del_ports_txn(view.bridge_uuid, stale),
-                                     "remove tunnels to forgotten hosts"))
+            ops.append(OvsdbTransact(host.id, om.del_ports_txn(view.bridge_uuid, sorted(stale)),
+                                     "remove tunnels to forgotten hosts or of another kind or mode"))
+            ops += core.purge_learned_on(host)
     return ops

@@ -64,8 +64,15 @@ def flood_set(core: Core, host_id: str, vni: int, by_ip: dict[str, str]) -> list
     if group is None:
         return []
     by_port = {p.ofport: by_ip.get(p.remote_ip, p.remote_ip) for p in host.view.tunnels if p.ofport}
-    return sorted({by_port[a.port] for b in group.buckets for a in b.actions
-                   if isinstance(a, f.Output) and a.port in by_port})
+    peers = set()
+    for bucket in group.buckets:
+        # a flow-based port (tunnel_ports = flow): the bucket names its peer in tun_dst
+        dst = next((a.value for a in bucket.actions if isinstance(a, f.SetField) and a.field == "tun_ipv4_dst"), None)
+        if dst is not None:
+            peers.add(by_ip.get(str(dst), str(dst)))
+            continue
+        peers |= {by_port[a.port] for a in bucket.actions if isinstance(a, f.Output) and a.port in by_port}
+    return sorted(peers)
 
 
 def topology_json(core: Core) -> dict:

@@ -32,7 +32,8 @@ class Controller:
     """The app under test, with its own config file, ports, database and log."""
 
     def __init__(self, listen_ip: str, *, tunnel_type: str = "vxlan", mac_learning: str = "controller",
-                 workdir: str | None = None, extra: dict[str, dict[str, Any]] | None = None) -> None:
+                 tunnel_ports: str = "mesh", workdir: str | None = None,
+                 extra: dict[str, dict[str, Any]] | None = None) -> None:
         self.listen_ip = listen_ip
         self.of_port, self.ovsdb_port, self.rest_port = free_tcp_ports(3)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="overlay-ctl-"))
@@ -41,16 +42,27 @@ class Controller:
         sections: dict[str, dict[str, Any]] = {
             "DEFAULT": {"wsapi_host": "127.0.0.1", "wsapi_port": self.rest_port},
             "ovsdb": {"address": listen_ip, "port": self.ovsdb_port},
-            "overlay": {"tunnel_type": tunnel_type, "mac_learning": mac_learning,
+            "overlay": {"tunnel_type": tunnel_type, "mac_learning": mac_learning, "tunnel_ports": tunnel_ports,
                         "db": self.workdir / "overlay.db"},
         }
         for name, values in (extra or {}).items():
             sections.setdefault(name, {}).update(values)
-        self.conf_path.write_text("".join(
-            f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
-            for name, values in sections.items()))
+        self.sections = sections
+        self._write_conf()
         self.api = Client(f"http://127.0.0.1:{self.rest_port}")  # overlayctl's client
         self.proc: subprocess.Popen | None = None
+
+    def _write_conf(self) -> None:
+        self.conf_path.write_text("".join(
+            f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+            for name, values in self.sections.items()))
+
+    def reload(self, **overlay: Any) -> None:
+        """Change [overlay] options in the config file and tell the running app (SIGHUP)."""
+        self.sections["overlay"].update(overlay)
+        self._write_conf()
+        assert self.proc is not None and self.proc.poll() is None, "controller not running"
+        os.kill(self.proc.pid, signal.SIGHUP)
 
     def start(self, timeout: float = 20.0) -> Controller:
         # os-ken listens with SO_REUSEPORT: a leftover process would silently share our switches.

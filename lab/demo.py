@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller import tunnels
 from lab.controller import Controller
 from lab.netlab import Host, Lab, Vm, wait_for
 from lab.overlay import frames_of, judge, reachable_pairs, render_matrix, wait_meshed
@@ -179,7 +180,7 @@ def traces(run: Run) -> dict[str, Any]:
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__.split("\n\n")[1])
-    p.add_argument("--tunnel-type", choices=("vxlan", "gre"), default="vxlan")
+    p.add_argument("--tunnel-type", choices=tunnels.NAMES, default=tunnels.DEFAULT)
     p.add_argument("--count", type=int, default=100, help="ARP requests per burst (100)")
     p.add_argument("--live", action="store_true", help="keep the controller-driven lab up until Ctrl-C")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object (for tests)")

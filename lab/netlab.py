@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from controller import tunnels as kinds
 from lab.capture import SENTINEL_ETHERTYPE, Capture, _garp_frame, _send_frames, _sentinel_frame
 from lab.ovshost import (
     OVS_SCHEMA,
@@ -390,8 +391,8 @@ class Lab:
                         name: str | None = None, ofport: int | None = None) -> str:
         """Add a br1 tunnel port towards ``peer`` as the article does by hand."""
         self._check()
-        if tunnel_type not in TUNNEL_TYPES:
-            raise LabError(f"unknown tunnel type {tunnel_type}")
+        if tunnel_type not in kinds.NAMES:
+            raise LabError(f"unknown tunnel type {tunnel_type}: one of {', '.join(kinds.NAMES)}")
         name = name or f"{tunnel_type}-{peer.name}"[:15]
         if ofport is None:  # the article numbers br1's tunnels from 2 up
             on_br1 = set(host.vsctl("list-ifaces", "br1").split())
@@ -401,7 +402,7 @@ class Lab:
             ofport = next(n for n in range(2, 65280) if n not in used)
         host.vsctl(
             "add-port", "br1", name, "--", "set", "Interface", name,
-            f"type={tunnel_type}", f"options:remote_ip={peer.underlay_ip}",
+            f"type={kinds.get(tunnel_type).ovsdb_type}", f"options:remote_ip={peer.underlay_ip}",
             f"options:local_ip={host.underlay_ip}", "options:key=flow",
             f"ofport_request={ofport}",
         )
@@ -528,7 +529,9 @@ class Lab:
         def missing() -> list[str]:
             out = []
             for h in hosts:
-                want = {t["remote_ip"] for t in h.tunnel_ports().values()} & ips
+                remotes = {t["remote_ip"] for t in h.tunnel_ports().values()}
+                # a flow-based port (remote_ip=flow) may send to any peer
+                want = (ips - {h.underlay_ip}) if "flow" in remotes else remotes & ips
                 out += [f"{h.name}->{ip}" for ip in sorted(want - set(h.neighbours()))]
             return out
 

@@ -39,7 +39,8 @@ class Overlay:
         return [vm for (t, _), vm in sorted(self.vms.items(), key=lambda kv: kv[0][1]) if t == tenant]
 
     def wait_meshed(self, timeout: float = 20.0, settle: bool = False) -> None:
-        """Until every host is connected and holds a tunnel (with an ofport) to every other one.
+        """Until every host is connected and holds a tunnel (with an ofport) to every other one,
+        or (tunnel_ports = flow) its one flow-based port, and their classify flows are in.
 
         settle: also let the first hosts learn each other's underlay MACs (lab/README.md: a
         host without tunnels misses a peer's announcement); only for a freshly built lab.
@@ -51,19 +52,33 @@ class Overlay:
 
 def wait_meshed(ctl: Controller, hosts: list[Host], timeout: float = 20.0) -> None:
     """Until the controller has every host connected with a tunnel (with an ofport) to every other
-    one, and each host's br1 holds the classify flows of those tunnels."""
+    one, or (tunnel_ports = flow) its one flow-based port, and each host's br1 holds the classify
+    flows of those tunnels."""
     want = len(hosts)
 
     def meshed() -> bool:
         got = ctl.api.get("/v1/hosts")
         if len(got) != want:
             return False
-        return all(h["connected"]["openflow"] and len([p for p in h["tunnels"] if p["ofport"]]) >= want - 1
+        return all(h["connected"]["openflow"] and (len(up := [p for p in h["tunnels"] if p["ofport"]]) >= want - 1
+                                                   or any(p["remote_ip"] == "flow" for p in up))
                    for h in got)
     wait_for(meshed, timeout, 0.1, f"{want} hosts meshed with tunnels\n{ctl.log_tail()}")
     for host in hosts:
-        wait_for(lambda h=host: h.tunnel_classify_flows() >= want - 1,
+        ports = 1 if is_flow_based(host) else want - 1
+        wait_for(lambda h=host, n=ports: h.tunnel_classify_flows() >= n,
                  timeout, 0.1, f"tunnel classify flows on {host.name}")
+
+
+def is_flow_based(host: Host) -> bool:
+    """The host reaches its peers through a remote_ip=flow port (tunnel_ports = flow)."""
+    return any(p["remote_ip"] == "flow" for p in host.tunnel_ports().values())
+
+
+def port_toward(host: Host, peer: Host) -> int:
+    """The ofport br1 of host sends to peer by: its tunnel to peer, or the flow-based port."""
+    ports = host.tunnel_ports().values()
+    return next(p["ofport"] for p in ports if p["remote_ip"] in (peer.underlay_ip, "flow"))
 
 
 def create_tenants(ctl: Controller, tenants: dict[str, tuple[int, int]] = TENANTS) -> None:

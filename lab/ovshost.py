@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from controller import tunnels as kinds
 from controller.tables import CLASSIFY, TUNNEL_IN
 from lab.capture import Capture, _garp_frame, _send_frames
 from lab.procs import LabError, _daemon_pid, _kill_and_wait, run, wait_for
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 VSCTL_TIMEOUT = 10
-TUNNEL_TYPES = ("vxlan", "gre", "geneve", "stt", "erspan", "ip6erspan", "ip6gre")
+TUNNEL_TYPES = tuple(k.ovsdb_type for k in kinds.KINDS)
 
 
 def _ovs_map(value: Any) -> dict[str, str]:

@@ -32,6 +32,7 @@ from typing import Any
 
 from mininet.node import Host, Switch
 
+from controller import tunnels as kinds
 from lab.ovshost import OvsHost
 from lab.procs import (
     QUIET_SYSCTLS,
@@ -48,6 +49,7 @@ from lab.procs import (
 )
 
 RUN_ROOT = Path("/run/overlay-mn")
+TUNNEL_TYPES = {k.ovsdb_type for k in kinds.KINDS}
 UNDERLAY_MTU = 1600  # VXLAN adds 50 bytes, GRE 42: VMs keep MTU 1500
 UNDERLAY_NET = ipaddress.IPv4Network("10.99.0.0/24")  # inside host namespaces only
 
@@ -250,7 +252,7 @@ class OverlayHost(Switch, OvsHost):
     """An emulated physical host with its own ovsdb-server and ovs-vswitchd (see module doc).
 
     ``datapath``: "user" (netdev; no OVS kernel module needed) or "kernel" (system datapath).
-    ``tunnels``: None (the controller creates them) or "vxlan"/"gre": tunnel ports made here
+    ``tunnels``: None (the controller creates them) or a tunnel kind (controller/tunnels.py): ports made here
     as in the article (ofports 2.., towards every other host), which the controller adopts.
     """
 
@@ -262,8 +264,8 @@ class OverlayHost(Switch, OvsHost):
                  tunnels: str | None = None, **params: Any) -> None:
         if datapath not in ("user", "kernel"):
             raise NodeError(f"datapath must be user or kernel, not {datapath!r}")
-        if tunnels not in (None, "vxlan", "gre"):
-            raise NodeError(f"tunnels must be vxlan or gre, not {tunnels!r}")
+        if tunnels is not None and tunnels not in kinds.NAMES:
+            raise NodeError(f"tunnels must be one of {', '.join(kinds.NAMES)}, not {tunnels!r}")
         if datapath == "kernel" and not _kernel_datapath():
             raise NodeError("datapath=kernel needs the openvswitch kernel module, which this machine lacks: "
                             "use datapath=user")
@@ -328,9 +330,10 @@ class OverlayHost(Switch, OvsHost):
 
     def _hand_tunnels(self, peers: list[OverlayHost]) -> None:
         args: list[str] = []
+        kind = kinds.get(self.tunnels)
         for n, p in enumerate([p for p in peers if p is not self], start=2):
             name = f"{self.tunnels}-{p.name}"[:15]
-            args += ["--", "add-port", "br1", name, "--", "set", "Interface", name, f"type={self.tunnels}",
+            args += ["--", "add-port", "br1", name, "--", "set", "Interface", name, f"type={kind.ovsdb_type}",
                      f"options:remote_ip={p.underlay_ip}", f"options:local_ip={self.underlay_ip}",
                      "options:key=flow", f"ofport_request={n}"]
         if args:
@@ -347,7 +350,7 @@ class OverlayHost(Switch, OvsHost):
                 return False
             peers = len(OverlayHost.hosts[self.run.id]) - 1
             tunnels = [r for r in self.vsctl_json("--columns=type,ofport", "list", "Interface")
-                       if r["type"] in ("vxlan", "gre") and isinstance(r["ofport"], int) and r["ofport"] > 0]
+                       if r["type"] in TUNNEL_TYPES and isinstance(r["ofport"], int) and r["ofport"] > 0]
             # the controller's classify flows for the tunnels are in
             return len(tunnels) >= peers and self.tunnel_classify_flows() >= peers
         except LabError:
@@ -359,7 +362,7 @@ class OverlayHost(Switch, OvsHost):
             conns = {t: [r["is_connected"] for r in self.vsctl_json("--columns=is_connected", "list", t)]
                      for t in ("Controller", "Manager")}
             tunnels = {r["name"]: r["ofport"] for r in self.vsctl_json("--columns=name,type,ofport", "list",
-                                                                       "Interface") if r["type"] in ("vxlan", "gre")}
+                                                                       "Interface") if r["type"] in TUNNEL_TYPES}
             classify = self.tunnel_classify_flows()
             return f"{self.name}: connected {conns}, tunnels {tunnels}, classify flows {classify}"
         except LabError as e:

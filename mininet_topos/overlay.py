@@ -11,7 +11,7 @@
 Every physical host is a node with its own ovsdb-server + ovs-vswitchd that joins the
 controller as a real host does (see nodes.py); the topology creates its tenants over the
 controller's REST API (topo argument api=URL, or api=none). Topology arguments (mn style):
-tunnels=vxlan|gre (make the article's tunnel ports by hand; default: the controller makes
+tunnels=<kind> (vxlan, gre, ...: make the article's tunnel ports by hand; default: the controller makes
 them), datapath=user|kernel, ovsdb=PORT (the controller's OVSDB manager port, 6640),
 mgmt=NET (only if the controller ip is an address the machine already has), sameips=1.
 
@@ -40,6 +40,7 @@ from mininet.log import info  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 from nodes import OverlayHost, RootBridge, Run, Vm, cleanup_current  # noqa: E402
 
+from controller import tunnels as kinds  # noqa: E402
 from lab.netlab import group_buckets  # noqa: E402
 
 COLOURS = ("blue", "red", "green", "gold", "pink", "cyan", "grey", "lime")
@@ -190,7 +191,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="OpenFlow address the hosts dial (10.97.0.1:6653); a free ip goes on the management bridge")
     p.add_argument("--ovsdb-port", type=int, default=6640, help="the controller's OVSDB manager port (6640)")
     p.add_argument("--api", default="http://127.0.0.1:8080", help="controller REST API, or 'none'")
-    p.add_argument("--tunnels", choices=("controller", "vxlan", "gre"), default="controller",
+    p.add_argument("--tunnels", choices=("controller", *kinds.NAMES), default="controller",
                    help="who makes the tunnel ports: the controller (its tunnel_type) or this script, by hand")
     p.add_argument("--datapath", choices=("user", "kernel"), default="user",
                    help="user: netdev, no OVS kernel module needed; kernel: the system datapath")

@@ -1,12 +1,24 @@
-"""Issue 2 on the real lab: the article's 3 hosts x 2 tenants, over VXLAN and GRE, both learning modes."""
+"""Issue 2 on the real lab: the article's 3 hosts x 2 tenants, over every tunnel kind, both learning modes."""
 
 import pytest
 
+from controller import tunnel_ports, tunnels
 from lab.controller import ApiError
 from lab.netlab import wait_for
-from lab.overlay import TENANTS, PingStream, all_pairs, announce, flood_buckets, reachable_pairs
+from lab.overlay import (
+    TENANTS,
+    PingStream,
+    all_pairs,
+    announce,
+    flood_buckets,
+    is_flow_based,
+    port_toward,
+    reachable_pairs,
+)
 
 MODES = ["controller", "learn"]
+PORTS = list(tunnel_ports.MODES)  # mesh: a port per peer; flow: one remote_ip=flow port per kind
+KINDS_AND_PORTS = [pytest.param(k, p, id=f"{k}-{p}") for p in PORTS for k in tunnels.NAMES]
 
 
 def assert_tenant_isolated(ov, talker: str, listener: str):
@@ -25,25 +37,28 @@ def assert_tenant_isolated(ov, talker: str, listener: str):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("tunnel_type", ["vxlan", "gre"])
-def test_same_tenant_pairs_ping_and_tenants_with_the_same_ips_stay_isolated(make_overlay, tunnel_type, mode):
-    ov = make_overlay(tunnel_type, mode)
-    assert all(p["type"] == tunnel_type for h in ov.ctl.api.get("/v1/hosts") for p in h["tunnels"])
+@pytest.mark.parametrize(("tunnel_type", "ports"), KINDS_AND_PORTS)
+def test_same_tenant_pairs_ping_and_tenants_with_the_same_ips_stay_isolated(make_overlay, tunnel_type, ports, mode):
+    ov = make_overlay(tunnel_type, mode, tunnel_ports=ports)
+    hosts = ov.ctl.api.get("/v1/hosts")
+    assert all(p["type"] == tunnel_type for h in hosts for p in h["tunnels"])
+    assert all(len(h["tunnels"]) == (1 if ports == "flow" else 2) for h in hosts), hosts
     assert_tenant_isolated(ov, "blue", "red")
     assert_tenant_isolated(ov, "red", "blue")
 
 
-@pytest.mark.parametrize("tunnel_type", ["vxlan", "gre"])
-def test_tenants_with_the_same_macs_stay_isolated(make_overlay, tunnel_type):
-    ov = make_overlay(tunnel_type, "controller", same_macs=True)
+@pytest.mark.parametrize(("tunnel_type", "ports"), KINDS_AND_PORTS)
+def test_tenants_with_the_same_macs_stay_isolated(make_overlay, tunnel_type, ports):
+    ov = make_overlay(tunnel_type, "controller", same_macs=True, tunnel_ports=ports)
     assert ov.vms[("blue", 1)].mac == ov.vms[("red", 1)].mac
     assert_tenant_isolated(ov, "blue", "red")
     assert_tenant_isolated(ov, "red", "blue")
 
 
+@pytest.mark.parametrize("ports", PORTS)
 @pytest.mark.parametrize("mode", MODES)
-def test_a_host_joining_later_reaches_the_others_with_nothing_done_on_them(make_overlay, mode):
-    ov = make_overlay("vxlan", mode)
+def test_a_host_joining_later_reaches_the_others_with_nothing_done_on_them(make_overlay, mode, ports):
+    ov = make_overlay("vxlan", mode, tunnel_ports=ports)
     blue = ov.tenant_vms("blue")
     assert reachable_pairs(blue) == all_pairs(blue)
     before = {h.name: h.tunnel_ports() for h in ov.hosts}
@@ -62,12 +77,13 @@ def test_a_host_joining_later_reaches_the_others_with_nothing_done_on_them(make_
     for h in ov.hosts[:3]:
         after = h.tunnel_ports()
         assert {k: v for k, v in after.items() if k in before[h.name]} == before[h.name]
-        assert len(after) == 3
+        assert len(after) == (1 if ports == "flow" else 3)
 
 
+@pytest.mark.parametrize("ports", PORTS)
 @pytest.mark.parametrize("mode", MODES)
-def test_deleting_a_tenant_removes_its_flows_and_its_connectivity(make_overlay, mode):
-    ov = make_overlay("gre", mode)
+def test_deleting_a_tenant_removes_its_flows_and_its_connectivity(make_overlay, mode, ports):
+    ov = make_overlay("gre", mode, tunnel_ports=ports)
     blue, red = ov.tenant_vms("blue"), ov.tenant_vms("red")
     assert reachable_pairs(blue) == all_pairs(blue)
     vni = TENANTS["blue"][0]
@@ -87,8 +103,9 @@ def test_deleting_a_tenant_removes_its_flows_and_its_connectivity(make_overlay, 
     assert reachable_pairs(red) == all_pairs(red)
 
 
-def test_ofproto_trace_agrees_with_the_pipeline(make_overlay):
-    ov = make_overlay("vxlan", "controller")
+@pytest.mark.parametrize(("tunnel_type", "ports"), [("vxlan", "mesh"), ("vxlan", "flow"), ("geneve", "flow")])
+def test_ofproto_trace_agrees_with_the_pipeline(make_overlay, tunnel_type, ports):
+    ov = make_overlay(tunnel_type, "controller", tunnel_ports=ports)
     b1, b2 = ov.vms[("blue", 1)], ov.vms[("blue", 2)]
     announce([b1, b2])
     wait_for(lambda: len(ov.ctl.api.get("/v1/tenants/blue/endpoints")) == 2, 2.0, 0.05, "b1, b2 learned")
@@ -101,11 +118,12 @@ def test_ofproto_trace_agrees_with_the_pipeline(make_overlay):
     actions = out.split("Datapath actions:")[1].strip()
     assert actions.count("tnl_push") == 1, out
     assert f"vni={vni:#x}" in actions and f"dst={h2.underlay_ip}," in actions, out
+    assert is_flow_based(h1) == (ports == "flow")
     # From h2's tunnel with red's VNI: tagged with red's VLAN, out to br0 (patch), nowhere else.
-    port = next(p["ofport"] for p in h1.tunnel_ports().values() if p["remote_ip"] == h2.underlay_ip)
+    port = port_toward(h1, h2)
     red_vni, red_vlan = TENANTS["red"]
-    out = h1.appctl("ofproto/trace", "br1",
-                    f"in_port={port},tun_id={red_vni:#x},dl_src=02:00:00:00:02:02,dl_dst=ff:ff:ff:ff:ff:ff")
+    out = h1.appctl("ofproto/trace", "br1", f"in_port={port},tun_id={red_vni:#x},tun_src={h2.underlay_ip},"
+                    "dl_src=02:00:00:00:02:02,dl_dst=ff:ff:ff:ff:ff:ff")
     actions = out.split("Datapath actions:")[1].strip()
     assert f"push_vlan(vid={red_vlan}" in actions and "tnl_push" not in actions, out
     # An unknown VNI is dropped.
@@ -113,8 +131,9 @@ def test_ofproto_trace_agrees_with_the_pipeline(make_overlay):
     assert out.split("Datapath actions:")[1].strip() == "drop", out
 
 
-def test_a_controller_restart_keeps_tenants_and_restores_the_overlay(make_overlay):
-    ov = make_overlay("vxlan", "controller")
+@pytest.mark.parametrize("ports", PORTS)
+def test_a_controller_restart_keeps_tenants_and_restores_the_overlay(make_overlay, ports):
+    ov = make_overlay("vxlan", "controller", tunnel_ports=ports)
     blue = ov.tenant_vms("blue")
     assert reachable_pairs(blue) == all_pairs(blue)
     ov.ctl.stop()
@@ -126,8 +145,9 @@ def test_a_controller_restart_keeps_tenants_and_restores_the_overlay(make_overla
         assert reachable_pairs(vms) == all_pairs(vms)
 
 
-def test_deleting_a_host_that_left_removes_the_tunnels_toward_it(make_overlay):
-    ov = make_overlay("gre", "controller")
+@pytest.mark.parametrize("ports", PORTS)
+def test_deleting_a_host_that_left_removes_the_tunnels_toward_it(make_overlay, ports):
+    ov = make_overlay("gre", "controller", tunnel_ports=ports)
     h1, h2, h3 = ov.hosts
     with pytest.raises(ApiError) as refused:
         ov.ctl.api.delete("/v1/hosts/h3")
@@ -136,16 +156,18 @@ def test_deleting_a_host_that_left_removes_the_tunnels_toward_it(make_overlay):
     wait_for(lambda: not next(h for h in ov.ctl.api.get("/v1/hosts") if h["id"] == "h3")["connected"]["ovsdb"],
              5.0, 0.05, "h3 seen gone")
     ov.ctl.api.delete("/v1/hosts/h3")
-    for h in (h1, h2):
-        wait_for(lambda h=h: all(p["remote_ip"] != h3.underlay_ip for p in h.tunnel_ports().values()),
+    for h in (h1, h2):  # no port toward h3, and (flow-based ports) no flow or bucket sets it as tun_dst
+        wait_for(lambda h=h: all(p["remote_ip"] != h3.underlay_ip for p in h.tunnel_ports().values())
+                 and h3.underlay_ip not in h.ofctl("dump-groups", "br1") + h.ofctl("dump-flows", "br1"),
                  2.0, 0.05, f"{h.name}'s tunnel to h3 removed")
         assert "h3" not in [x["id"] for x in ov.ctl.api.get("/v1/hosts")]
     blue = [ov.vms[("blue", 1)], ov.vms[("blue", 2)]]
     assert reachable_pairs(blue) == all_pairs(blue)
 
 
-def test_changing_a_vni_reprograms_every_host_without_disturbing_the_other_tenant(make_overlay):
-    ov = make_overlay("vxlan", "controller")
+@pytest.mark.parametrize("ports", PORTS)
+def test_changing_a_vni_reprograms_every_host_without_disturbing_the_other_tenant(make_overlay, ports):
+    ov = make_overlay("vxlan", "controller", tunnel_ports=ports)
     blue, red = ov.tenant_vms("blue"), ov.tenant_vms("red")
     assert reachable_pairs(blue) == all_pairs(blue) and reachable_pairs(red) == all_pairs(red)
     r1, r2 = red[0], red[1]

@@ -6,19 +6,22 @@ import time
 
 import pytest
 
+from controller import tunnel_ports, tunnels
 from lab.netlab import wait_for
-from lab.overlay import TENANTS, announce, arp_burst, cold_ping_ms, delta, underlay_rx
+from lab.overlay import TENANTS, announce, arp_burst, cold_ping_ms, delta, port_toward, underlay_rx
 
 ARP_RETRY_MS = 1000  # Linux's default neigh retrans_time_ms
+PORTS = list(tunnel_ports.MODES)  # mesh: a port per peer; flow: one remote_ip=flow port per kind
+KINDS_AND_PORTS = [pytest.param(k, p, id=f"{k}-{p}") for p in PORTS for k in tunnels.NAMES]
 
 
 def learned(ov, tenant: str, count: int) -> bool:
     return len(ov.ctl.api.get(f"/v1/tenants/{tenant}/endpoints")) >= count
 
 
-@pytest.mark.parametrize("tunnel_type", ["vxlan", "gre"])
-def test_arp_for_known_ips_is_answered_per_tenant_without_a_frame_on_the_underlay(make_overlay, tunnel_type):
-    ov = make_overlay(tunnel_type, "controller")
+@pytest.mark.parametrize(("tunnel_type", "ports"), KINDS_AND_PORTS)
+def test_arp_for_known_ips_is_answered_per_tenant_without_a_frame_on_the_underlay(make_overlay, tunnel_type, ports):
+    ov = make_overlay(tunnel_type, "controller", tunnel_ports=ports)
     announce(list(ov.vms.values()))
     for tenant in TENANTS:
         wait_for(lambda t=tenant: learned(ov, t, 3), 2.0, 0.05, f"{tenant} learned")
@@ -44,8 +47,9 @@ def test_arp_for_known_ips_is_answered_per_tenant_without_a_frame_on_the_underla
     assert ov.ctl.api.get("/v1/counters").get("packet_in_malformed", 0) == 0
 
 
-def test_the_first_ping_to_a_new_host_is_not_lost(make_overlay):
-    ov = make_overlay("vxlan", "controller")
+@pytest.mark.parametrize("ports", PORTS)
+def test_the_first_ping_to_a_new_host_is_not_lost(make_overlay, ports):
+    ov = make_overlay("vxlan", "controller", tunnel_ports=ports)
     for tenant in TENANTS:
         vms = ov.tenant_vms(tenant)
         rtts = {(a.name, b.name): cold_ping_ms(a, b.ip) for a in vms for b in vms if a is not b}
@@ -54,9 +58,10 @@ def test_the_first_ping_to_a_new_host_is_not_lost(make_overlay):
         assert all(rtt is not None and rtt < ARP_RETRY_MS / 2 for rtt in rtts.values()), rtts
 
 
-def test_arp_for_a_missing_ip_is_flooded_once_to_member_hosts_then_held_down(make_overlay):
+@pytest.mark.parametrize("ports", PORTS)
+def test_arp_for_a_missing_ip_is_flooded_once_to_member_hosts_then_held_down(make_overlay, ports):
     # a holddown long enough that it cannot end during the burst on a slow machine
-    ov = make_overlay("vxlan", "controller", extra={"overlay": {"unknown_ip_holddown": 10}})
+    ov = make_overlay("vxlan", "controller", tunnel_ports=ports, extra={"overlay": {"unknown_ip_holddown": 10}})
     announce(list(ov.vms.values()))
     wait_for(lambda: learned(ov, "blue", 3), 2.0, 0.05, "blue learned")
     b1, missing = ov.vms[("blue", 1)], "192.168.1.200"
@@ -73,8 +78,9 @@ def test_arp_for_a_missing_ip_is_flooded_once_to_member_hosts_then_held_down(mak
     assert ov.ctl.api.get("/v1/counters")["unknown_ip_holddowns"] == 1
 
 
-def test_a_broadcast_reaches_exactly_the_hosts_with_members(make_overlay):
-    ov = make_overlay("vxlan", "controller", hosts=0)
+@pytest.mark.parametrize("ports", PORTS)
+def test_a_broadcast_reaches_exactly_the_hosts_with_members(make_overlay, ports):
+    ov = make_overlay("vxlan", "controller", hosts=0, tunnel_ports=ports)
     ov.ctl.api.post("/v1/tenants", {"name": "green", "vni": 7000, "vlan": 30})
     for _ in range(4):  # green lives on h1 and h2 only
         ov.add_host(tenants={})
@@ -91,8 +97,9 @@ def test_a_broadcast_reaches_exactly_the_hosts_with_members(make_overlay):
     assert got == {"h1": 0, "h2": 1, "h3": 0, "h4": 0}, got  # k = 2 hosts: k - 1 = 1 copy
 
 
-def test_a_mac_move_converges_within_a_second(make_overlay):
-    ov = make_overlay("vxlan", "controller")
+@pytest.mark.parametrize("ports", PORTS)
+def test_a_mac_move_converges_within_a_second(make_overlay, ports):
+    ov = make_overlay("vxlan", "controller", tunnel_ports=ports)
     announce(list(ov.vms.values()))
     b1, b3 = ov.vms[("blue", 1)], ov.vms[("blue", 3)]
     assert b1.ping(b3.ip, timeout=2)
@@ -102,12 +109,13 @@ def test_a_mac_move_converges_within_a_second(make_overlay):
     ov.lab.remove_vm(b3)
     moved = ov.lab.add_vm(ov.hosts[1], "b3moved", TENANTS["blue"][1], ip, mac=mac)
     others = (ov.hosts[0], ov.hosts[2])
-    h2_port = {h.name: next(p["ofport"] for p in h.tunnel_ports().values()
-                            if p["remote_ip"] == ov.hosts[1].underlay_ip) for h in others}
+    h2 = ov.hosts[1]
+    h2_port = {h.name: port_toward(h, h2) for h in others}
+    to_h2 = "" if ports == "mesh" else rf"set_field:{re.escape(h2.underlay_ip)}->tun_dst,"
 
     def follows(h) -> bool:
         flows = h.ofctl("dump-flows", "br1", f"table=20,dl_dst={mac}")
-        return re.search(rf"output:{h2_port[h.name]}\b", flows) is not None
+        return re.search(rf"{to_h2}output:{h2_port[h.name]}\b", flows) is not None
     # The clock starts at the move (the migrated VM's gratuitous ARP) and bounds both hosts together.
     start = time.monotonic()
     garp = subprocess.Popen(["ip", "netns", "exec", moved.ns, "arping", "-U", "-i", "eth0", "-c", "1", "-w", "1",
@@ -123,8 +131,9 @@ def test_a_mac_move_converges_within_a_second(make_overlay):
     assert endpoint["host"] == "h2" and endpoint["port"] == moved.port
 
 
-def test_neighbour_solicitations_for_known_ipv6_are_answered_locally(make_overlay):
-    ov = make_overlay("vxlan", "controller", hosts=2, tenants=True)
+@pytest.mark.parametrize("ports", PORTS)
+def test_neighbour_solicitations_for_known_ipv6_are_answered_locally(make_overlay, ports):
+    ov = make_overlay("vxlan", "controller", hosts=2, tenants=True, tunnel_ports=ports)
     v1 = ov.lab.add_vm(ov.hosts[0], "six1", 10, "192.168.6.1/24", ipv6="fd00::1/64")
     v2 = ov.lab.add_vm(ov.hosts[1], "six2", 10, "192.168.6.2/24", ipv6="fd00::2/64")
     assert wait_for(lambda: v2.ping("fd00::1", timeout=1), 5.0, 0.1, "v2 reaches v1 over IPv6")
@@ -143,8 +152,9 @@ def test_neighbour_solicitations_for_known_ipv6_are_answered_locally(make_overla
     assert not [fr for fr in cap.frames if "neighbor solicitation" in fr and "fd00::2" in fr], cap.frames
 
 
-def test_a_silent_mac_ages_out_everywhere(make_overlay):
-    ov = make_overlay("vxlan", "controller", extra={"overlay": {"mac_idle_timeout": 2}})
+@pytest.mark.parametrize("ports", PORTS)
+def test_a_silent_mac_ages_out_everywhere(make_overlay, ports):
+    ov = make_overlay("vxlan", "controller", extra={"overlay": {"mac_idle_timeout": 2}}, tunnel_ports=ports)
     b2, b3 = ov.vms[("blue", 2)], ov.vms[("blue", 3)]
     announce([b3])
     wait_for(lambda: b3.mac in ov.hosts[0].ofctl("dump-flows", "br1", "table=20"), 2.0, 0.05, "b3 known on h1")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from controller import tunnels
 from lab import Capture, Host, Lab, Vm, cleanup_stale, free_tcp_ports, tcp_port_free, wait_for
 from lab.netlab import RUN_ROOT
 from tests.lab.seed_flows import hand_mesh, install_seed_flows
@@ -84,7 +85,7 @@ def _tcp_transfer(src: Vm, dst: Vm, nbytes: int = 300_000) -> int:
             server.wait()
 
 
-@pytest.mark.parametrize("tunnel_type", ["vxlan", "gre"])
+@pytest.mark.parametrize("tunnel_type", tunnels.NAMES)
 def test_seed_pipeline_same_tenant_pings_other_tenant_sees_nothing(tunnel_type: str) -> None:
     with Lab() as lab:
         hosts = _add_hosts(lab, ["h1", "h2", "h3"])

@@ -171,3 +171,18 @@ def test_post_v1_trace(tmp_path):
     status, reply = call(api, "POST", "/v1/trace", {"tenant": "blue", "src": mac(1), "dst": "10.0.0.99"})
     assert status == 404 and "trace the ARP request" in reply["error"]
     assert call(api, "POST", "/v1/trace", {"tenant": "blue"})[0] == 400
+
+
+def test_with_flow_based_tunnel_ports_the_peer_is_read_from_tun_dst():
+    from controller import pathtrace
+    from tests.unit.test_tunnel_ports import flow_world
+    from tests.unit.world import BLUE, arp_frame, mac
+    core = flow_world(3)
+    core.packet_in(1, arp_frame(mac(1), "192.168.1.1", "192.168.1.9", BLUE.vlan), now=1)
+    core.packet_in(3, arp_frame(mac(3), "192.168.1.3", "192.168.1.1", BLUE.vlan), now=1)
+    unicast = pathtrace.trace(core, pathtrace.request_from_json({"tenant": "blue", "src": mac(1), "dst": mac(3)}))
+    assert [(x["to"], x["port"]) for x in unicast["summary"]["tunnels"]] == [("h3", "vx-flow")]
+    assert unicast["summary"]["delivered"] == [{"host": "h3", "vlan": BLUE.vlan}]
+    flood = pathtrace.trace(core, pathtrace.request_from_json({"tenant": "blue", "src": mac(1),
+                                                               "dst": "ff:ff:ff:ff:ff:ff"}))
+    assert sorted(x["to"] for x in flood["summary"]["tunnels"]) == ["h2", "h3"]

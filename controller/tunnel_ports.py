@@ -1,0 +1,86 @@
+"""How a host's br1 reaches its peers: `[overlay] tunnel_ports = mesh | flow`.
+
+mesh  one port per peer (the article's, Neutron's): N-1 ports per host, each classified.
+flow  one port per kind with remote_ip=flow, key=flow: the flow sets tun_dst to the peer;
+      arriving traffic says its sender in tun_src (notes/ovs_probe.md section 7).
+
+The mode is chosen once (settings) as one of the two objects below; everything that differs
+between the modes is a method here, so no caller asks which mode it is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from controller import flows as f
+from controller import tunnels
+from controller.state import Host, HostView, TunnelPort
+
+FLOW = tunnels.FLOW  # the remote_ip of a flow-based port
+
+
+def _flow_port(view: HostView, kind: str) -> TunnelPort | None:
+    return next((p for p in view.tunnels if p.remote_ip == FLOW and p.type == kind and p.ofport), None)
+
+
+def _by_peer_port(host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
+    port = host.tunnel_to(peer_ip, kind)
+    return (f.Output(port.ofport),) if port and port.ofport else None
+
+
+def _by_flow_port(host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
+    port = host.tunnel_to(FLOW, kind)  # indexed: this runs for every entry toward a peer
+    return (f.SetField("tun_ipv4_dst", peer_ip), f.Output(port.ofport)) if port and port.ofport else None
+
+
+@dataclass(frozen=True)
+class Mesh:
+    name: str = "mesh"
+    learn_tun_dst: bool = False  # learn() outputs to the port the frame came in by
+
+    def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
+        """Out of the peer's port; while switching from flow, the flow port until that is up."""
+        return _by_peer_port(host, peer_ip, kind) or _by_flow_port(host, peer_ip, kind)
+
+    def missing(self, host: Host, kind: str, peer_ips: Iterable[str]) -> list[str]:
+        """Remote IPs to make a port toward (ours, or one made by hand and adopted, counts)."""
+        return [ip for ip in peer_ips if not host.has_tunnel_to(ip, kind)]
+
+    def replaced(self, view: HostView, kind: str, peer_ips: Iterable[str]) -> list[TunnelPort]:
+        """Our ports this mode does not use, once every peer's port is up (no gap while switching)."""
+        up = {p.remote_ip for p in view.tunnels if p.type == kind and p.ofport}
+        if not set(peer_ips) <= up:
+            return []
+        return [p for p in view.tunnels if p.managed and (p.type != kind or p.remote_ip == FLOW)]
+
+
+@dataclass(frozen=True)
+class FlowBased:
+    name: str = "flow"
+    learn_tun_dst: bool = True  # learn() also sends the reply to the frame's tun_src
+
+    def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
+        """tun_dst = the peer, out of the flow port; while switching from mesh, the peer's port."""
+        return _by_flow_port(host, peer_ip, kind) or _by_peer_port(host, peer_ip, kind)
+
+    def missing(self, host: Host, kind: str, peer_ips: Iterable[str]) -> list[str]:
+        return [] if host.has_tunnel_to(FLOW, kind) else [FLOW]
+
+    def replaced(self, view: HostView, kind: str, peer_ips: Iterable[str]) -> list[TunnelPort]:
+        if _flow_port(view, kind) is None:
+            return []
+        return [p for p in view.tunnels if p.managed and (p.type != kind or p.remote_ip != FLOW)]
+
+
+MESH = Mesh()
+FLOW_BASED = FlowBased()
+MODES: dict[str, Mesh | FlowBased] = {m.name: m for m in (MESH, FLOW_BASED)}
+TunnelPorts = Mesh | FlowBased
+
+
+def get(name: str) -> TunnelPorts:
+    try:
+        return MODES[name]
+    except KeyError:
+        raise ValueError(f"unknown tunnel_ports {name!r}: one of {', '.join(MODES)}") from None
