@@ -22,9 +22,10 @@ from collections.abc import Iterator
 import pytest
 
 from controller import tables as t
+from controller.client import Client
 from controller.looplag import LAG_METRIC
 from controller.ovsdb_wire import MAX_MESSAGE_BYTES as OVSDB_MAX
-from lab.controller import Controller, Rest
+from lab.controller import Controller
 from lab.fakes import (
     ECHO_REQUEST,
     ERROR,
@@ -51,7 +52,7 @@ class RestProbe:
     """GET /v1/counters (answered on the event loop) every 5 ms in a thread; latencies kept."""
 
     def __init__(self, base: str) -> None:
-        self.rest = Rest(base, timeout=5.0)
+        self.rest = Client(base, timeout=5.0)
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self._stop = threading.Event()
