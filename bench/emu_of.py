@@ -230,7 +230,7 @@ def mark_of(fl: Flow, port_names: dict[int, str], patch: int) -> tuple | None:
         return ("src", f["eth_src"][0])
     if fl.table == t.UNICAST and "eth_dst" in f and f["eth_dst"][1] is None:
         return ("uc", f["eth_dst"][0])
-    if fl.table == t.ARP_RESPONDER and "arp_tpa" in f and "arp_spa" not in f and fl.priority == 10:
+    if fl.table == t.ARP_RESPONDER and "arp_tpa" in f and "arp_spa" not in f and fl.priority == t.PRIO_ENTRY:
         return ("arp", f.get("vlan_vid", (0, None))[0] & 0x0FFF, f["arp_tpa"][0])
     return None
 

@@ -420,7 +420,7 @@ class Core:
             return []
         inst = self.installed.get(dpid)
         if inst is not None:  # the switch has already removed it
-            inst.forget((t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=mac)))
+            inst.forget((t.SRC_MAC, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_src=mac)))
         self._drop(key)
         self.counters["endpoints_aged"] += 1
         return self._flush()
@@ -585,22 +585,7 @@ class Core:
     def _leftovers(self, host: Host, inst: Installed) -> list[Op]:
         """Flows a read-back switch holds that nothing wants: ours go, strangers go with a word."""
         dpid: int = host.view.datapath_id  # type: ignore[assignment]
-        ops: list[Op] = []
-        strangers = 0
-        kept: dict = {}
-        for key, ck in inst.take_read_back().items():
-            kind = f.cookie_kind(ck)
-            if kind == f.COOKIE_HOLDDOWN:
-                continue  # expires by itself
-            if kind == f.COOKIE_ENDPOINT and self.recovering:
-                kept[key] = ck  # its endpoint's own host may not have been read back yet
-                continue
-            if ck == 0 and key[0] == t.UNICAST and self.settings.mode != MODE_CONTROLLER:
-                continue  # made by the switch's own learn()
-            if kind not in f.OUR_KINDS:
-                strangers += 1
-            ops.append(FlowDelete(dpid, *key))
-        inst.keep_read_back(kept)
+        gone, strangers = inst.unwanted(self.recovering, keep_learned=self.settings.mode != MODE_CONTROLLER)
         if strangers:
             LOG.warning("switch %016x held %d flows not made by this controller: removed", dpid, strangers)
-        return ops
+        return [FlowDelete(dpid, *key) for key in gone]

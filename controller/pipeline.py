@@ -58,40 +58,40 @@ def base_flows(s: Settings, host: Host) -> set[f.Flow]:
         # Forward first, inside a clone so responder rewrites are undone, then let the learning
         # tables see the frame as it came: their meter may drop the rest of the action list
         # (notes/ovs_probe.md), and by then the frame has already gone on.
-        local = f.Flow(t.CLASSIFY, 100, f.match(in_port=patch),
+        local = f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=patch),
                        (f.Clone((f.Resubmit(t.LOCAL_SPLIT),)), f.Resubmit(t.SRC_BINDING)), cookie=ck)
     else:
-        local = f.Flow(t.CLASSIFY, 100, f.match(in_port=patch), goto=t.LOCAL_SPLIT, cookie=ck)
+        local = f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=patch), goto=t.LOCAL_SPLIT, cookie=ck)
     out = {
         local,
-        f.Flow(t.LOCAL_SPLIT, 10, f.match(eth_dst=f.UNICAST_MAC), goto=t.UNICAST, cookie=ck),
-        f.Flow(t.LOCAL_SPLIT, 10, f.match(eth_dst=f.MULTICAST_MAC), goto=t.FLOOD, cookie=ck),
-        f.Flow(t.UNICAST, 0, f.match(), goto=t.FLOOD, cookie=ck),
+        f.Flow(t.LOCAL_SPLIT, t.PRIO_ENTRY, f.match(eth_dst=f.UNICAST_MAC), goto=t.UNICAST, cookie=ck),
+        f.Flow(t.LOCAL_SPLIT, t.PRIO_ENTRY, f.match(eth_dst=f.MULTICAST_MAC), goto=t.FLOOD, cookie=ck),
+        f.Flow(t.UNICAST, t.PRIO_MISS, f.match(), goto=t.FLOOD, cookie=ck),
     }
     if learning:
         out |= {
-            f.Flow(t.TO_LOCAL, 0, f.match(), (f.Output(patch),), cookie=ck),
-            f.Flow(t.LOCAL_SPLIT, 20, f.match(eth_type=f.ETH_TYPE_ARP, arp_op=1, eth_dst=f.MULTICAST_MAC),
+            f.Flow(t.TO_LOCAL, t.PRIO_MISS, f.match(), (f.Output(patch),), cookie=ck),
+            f.Flow(t.LOCAL_SPLIT, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_ARP, arp_op=1, eth_dst=f.MULTICAST_MAC),
                    goto=t.ARP_RESPONDER, cookie=ck),
-            f.Flow(t.LOCAL_SPLIT, 20, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+            f.Flow(t.LOCAL_SPLIT, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
                                               icmpv6_type=f.ICMPV6_NS, eth_dst=f.MULTICAST_MAC),
                    goto=t.ND_RESPONDER, cookie=ck),
             # Any ARP or ND not from a known binding teaches the controller an IP.
-            f.Flow(t.SRC_BINDING, 20, f.match(eth_type=f.ETH_TYPE_ARP), _punt(),
+            f.Flow(t.SRC_BINDING, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_ARP), _punt(),
                    meter=t.METER_LEARN, cookie=ck),
-            f.Flow(t.SRC_BINDING, 20, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+            f.Flow(t.SRC_BINDING, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
                                               icmpv6_type=f.ICMPV6_NS), _punt(),
                    meter=t.METER_LEARN, cookie=ck),
-            f.Flow(t.SRC_BINDING, 20, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+            f.Flow(t.SRC_BINDING, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
                                               icmpv6_type=f.ICMPV6_NA), _punt(),
                    meter=t.METER_LEARN, cookie=ck),
-            f.Flow(t.SRC_BINDING, 0, f.match(), (f.Resubmit(t.SRC_MAC),), cookie=ck),
-            f.Flow(t.SRC_MAC, 0, f.match(), _punt(), meter=t.METER_LEARN, cookie=ck),
+            f.Flow(t.SRC_BINDING, t.PRIO_MISS, f.match(), (f.Resubmit(t.SRC_MAC),), cookie=ck),
+            f.Flow(t.SRC_MAC, t.PRIO_MISS, f.match(), _punt(), meter=t.METER_LEARN, cookie=ck),
         }
     else:
-        learn = f.Learn(t.UNICAST, priority=1, hard_timeout=s.learn_hard_timeout,
+        learn = f.Learn(t.UNICAST, priority=t.PRIO_LEARNED, hard_timeout=s.learn_hard_timeout,
                         tun_dst_from_src=s.tunnel_ports.learn_tun_dst)
-        out.add(f.Flow(t.TO_LOCAL, 0, f.match(), (learn, f.Output(patch)), cookie=ck))
+        out.add(f.Flow(t.TO_LOCAL, t.PRIO_MISS, f.match(), (learn, f.Output(patch)), cookie=ck))
     return out
 
 
@@ -100,7 +100,7 @@ def tunnel_classify(host: Host, port_name: str) -> set[f.Flow]:
     port = host.tunnels_by_name.get(port_name)
     if port is None or not port.ofport or host.view.patch_ofport is None:
         return set()
-    return {f.Flow(t.CLASSIFY, 100, f.match(in_port=port.ofport), goto=t.TUNNEL_IN, cookie=f.COOKIE_TUNNEL)}
+    return {f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=port.ofport), goto=t.TUNNEL_IN, cookie=f.COOKIE_TUNNEL)}
 
 
 def flood_group(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Host],
@@ -149,9 +149,9 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant) -> set[f.Flow]:
     vni, vid = tenant.vni, tenant.vlan_on(host.id) | f.OFPVID_PRESENT
     ck = f.cookie(f.COOKIE_TENANT, vni)
     out = {
-        f.Flow(t.TUNNEL_IN, 10, f.match(tunnel_id=vni),
+        f.Flow(t.TUNNEL_IN, t.PRIO_ENTRY, f.match(tunnel_id=vni),
                (f.PushVlan(), f.SetField("vlan_vid", vid)), goto=t.TO_LOCAL, cookie=ck),
-        f.Flow(t.FLOOD, 10, f.match(vlan_vid=vid),
+        f.Flow(t.FLOOD, t.PRIO_ENTRY, f.match(vlan_vid=vid),
                (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni)), cookie=ck, role=f.ROLE_FLOOD),
     }
     if s.mode != MODE_CONTROLLER:
@@ -159,15 +159,15 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant) -> set[f.Flow]:
     out |= {
         # Unknown IP: flood (metered), and tell the controller, which holds further requests
         # for that IP down for a while (holddown_flow).
-        f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck,
-               role=f.ROLE_FLOOD_UNKNOWN),
-        f.Flow(t.ND_RESPONDER, 1, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck,
-               role=f.ROLE_FLOOD_UNKNOWN),
+        f.Flow(t.ARP_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD,
+               meter=t.METER_FLOOD, cookie=ck, role=f.ROLE_FLOOD_UNKNOWN),
+        f.Flow(t.ND_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD,
+               meter=t.METER_FLOOD, cookie=ck, role=f.ROLE_FLOOD_UNKNOWN),
         # Probes (sender 0.0.0.0) must reach the real owner, not get the switch's answer.
-        f.Flow(t.ARP_RESPONDER, 20, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa="0.0.0.0"),
+        f.Flow(t.ARP_RESPONDER, t.PRIO_EXCEPTION, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa="0.0.0.0"),
                goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
         # Duplicate address detection (source ::) must reach the real owner, if any.
-        f.Flow(t.ND_RESPONDER, 20, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ipv6_src="::"),
+        f.Flow(t.ND_RESPONDER, t.PRIO_EXCEPTION, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ipv6_src="::"),
                goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
     }
     return out
@@ -183,7 +183,7 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
     local = ep.host_id == host.id
     if local:
         # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
-        out.add(f.Flow(t.SRC_MAC, 10, f.match(vlan_vid=vid, eth_src=ep.mac), cookie=eck,
+        out.add(f.Flow(t.SRC_MAC, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_src=ep.mac), cookie=eck,
                        idle_timeout=s.mac_idle_timeout, notify_removed=True, role=f.ROLE_SOURCE))
         unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
     else:
@@ -193,42 +193,42 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
         if not to_owner:
             return out
         unicast = (f.PopVlan(), f.SetField("tunnel_id", vni), *to_owner)
-    out.add(f.Flow(t.UNICAST, 10, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck,
+    out.add(f.Flow(t.UNICAST, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck,
                    role=f.ROLE_NONE if local else f.ROLE_UNICAST_KNOWN))
     for ip in ep.ips:
         if ":" in ip:
             if local:
-                out.add(f.Flow(t.SRC_BINDING, 30, f.match(
+                out.add(f.Flow(t.SRC_BINDING, t.PRIO_BINDING, f.match(
                     vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
                     ipv6_src=ip), (f.Resubmit(t.SRC_MAC),), cookie=eck, role=f.ROLE_BINDING))
             reply = () if local else _na_reply(ep.mac, ip)
-            out.add(f.Flow(t.ND_RESPONDER, 10, f.match(
+            out.add(f.Flow(t.ND_RESPONDER, t.PRIO_ENTRY, f.match(
                 vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
                 icmpv6_type=f.ICMPV6_NS, ipv6_nd_target=ip), reply, cookie=eck,
                 role=f.ROLE_ND_LOCAL if local else f.ROLE_ND_PROXY))
             if not local:
-                out.add(f.Flow(t.ND_REPLY, 10, f.match(
+                out.add(f.Flow(t.ND_REPLY, t.PRIO_ENTRY, f.match(
                     vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
                     icmpv6_type=f.ICMPV6_NA, ipv6_nd_target=ip), _na_option(ep.mac), cookie=eck))
         else:
             if local:
-                out.add(f.Flow(t.SRC_BINDING, 30, f.match(
+                out.add(f.Flow(t.SRC_BINDING, t.PRIO_BINDING, f.match(
                     vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip),
                     (f.Resubmit(t.SRC_MAC),), cookie=eck, role=f.ROLE_BINDING))
             # A gratuitous ARP announces ip (a VM that moved or took it over): pass it on,
             # never answer it, or the answer would teach br0 the MAC is behind br1.
-            out.add(f.Flow(t.ARP_RESPONDER, 20, f.match(
+            out.add(f.Flow(t.ARP_RESPONDER, t.PRIO_EXCEPTION, f.match(
                 vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa=ip, arp_tpa=ip),
                 goto=t.FLOOD, meter=t.METER_FLOOD, cookie=eck))
             reply = () if local else _arp_reply(ep.mac, ip)
-            out.add(f.Flow(t.ARP_RESPONDER, 10, f.match(
+            out.add(f.Flow(t.ARP_RESPONDER, t.PRIO_ENTRY, f.match(
                 vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck,
                 role=f.ROLE_ARP_LOCAL if local else f.ROLE_ARP_PROXY))
     return out
 
 
 def holddown_flow(s: Settings, tenant: Tenant, host_id: str, ip: str) -> f.Flow:
-    """Drop requests for an IP that was just flooded unanswered; a learned answer (priority 10) wins."""
+    """Drop requests for an IP that was just flooded unanswered; a learned answer (PRIO_ENTRY) wins."""
     vid = tenant.vlan_on(host_id) | f.OFPVID_PRESENT
     if ":" in ip:
         m = f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
@@ -237,4 +237,5 @@ def holddown_flow(s: Settings, tenant: Tenant, host_id: str, ip: str) -> f.Flow:
     else:
         m = f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip)
         table = t.ARP_RESPONDER
-    return f.Flow(table, 5, m, cookie=f.cookie(f.COOKIE_HOLDDOWN, tenant.vni), hard_timeout=s.unknown_ip_holddown)
+    return f.Flow(table, t.PRIO_HOLDDOWN, m, cookie=f.cookie(f.COOKIE_HOLDDOWN, tenant.vni),
+                  hard_timeout=s.unknown_ip_holddown)

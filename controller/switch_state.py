@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from controller import flows as f
+from controller import tables as t
 from controller.index import Index
 from controller.state import Endpoint
 
@@ -84,12 +85,26 @@ class Installed:
     def read_back(self) -> bool:
         return bool(self._read_back)
 
-    def keep_read_back(self, flows: dict[FlowKey, int]) -> None:
-        self._read_back.update(flows)
+    def unwanted(self, recovering: bool, keep_learned: bool) -> tuple[list[FlowKey], int]:
+        """Read-back flows no partition claimed, to delete, and how many of them are not ours.
 
-    def take_read_back(self) -> dict[FlowKey, int]:
-        left, self._read_back = self._read_back, {}
-        return left
+        Kept: hold-downs (they expire by themselves), learn()'s own entries (learn mode), and while
+        recovering, endpoint entries (their endpoint's own host may not have been read back yet).
+        """
+        gone: list[FlowKey] = []
+        kept: dict[FlowKey, int] = {}
+        strangers = 0
+        for key, ck in self._read_back.items():
+            kind = f.cookie_kind(ck)
+            if kind == f.COOKIE_HOLDDOWN or (ck == 0 and key[0] == t.UNICAST and keep_learned):
+                continue
+            if kind == f.COOKIE_ENDPOINT and recovering:
+                kept[key] = ck
+                continue
+            strangers += kind not in f.OUR_KINDS
+            gone.append(key)
+        self._read_back = kept
+        return gone, strangers
 
 
 def recovered_endpoints(dump: SwitchDump, host_id: str, ix: Index, now: float = 0.0) -> Iterable[Endpoint]:

@@ -54,6 +54,16 @@ PIPELINE: tuple[Table, ...] = (
 
 BY_ID = {t.id: t for t in PIPELINE}
 
+# Priorities, by what a flow is for (flows.py's roles say what its packets count as).
+PRIO_MISS = 0  # a table's default: on to the next table, or drop
+PRIO_LEARNED = 1  # entries the switch's own learn() makes (learn mode)
+PRIO_UNKNOWN_IP = 1  # a responder's miss: flood through the meter, and tell the controller
+PRIO_HOLDDOWN = 5  # a request for an unanswered IP, dropped for a while; a learned answer wins
+PRIO_ENTRY = 10  # the entries of tenants and endpoints: tunnel-in, flood, unicast, answers, sources
+PRIO_EXCEPTION = 20  # what must not take the common path: ARP/NS to the responders, GARPs, probes, DAD
+PRIO_BINDING = 30  # a known (MAC, IP) binding of a local endpoint: nothing to learn
+PRIO_CLASSIFY = 100  # where a frame came from: br0, or a tunnel
+
 # Meters: rate limits for what must not become a storm.
 METER_LEARN = 1  # packet-ins that learn MACs and IP bindings
 METER_FLOOD = 2  # floods of ARP/NS for unknown IPs
