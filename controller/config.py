@@ -12,8 +12,8 @@ from dataclasses import fields, replace
 
 from oslo_config import cfg
 
-from controller import tunnel_ports, tunnels
-from controller.pipeline import MODE_CONTROLLER, MODE_LEARN, Settings
+from controller import learning_modes, tunnel_ports, tunnels
+from controller.pipeline import MODE_CONTROLLER, Settings
 
 # Ryu's names; os-ken 3.x no longer registers them.
 WSAPI_OPTS = [
@@ -27,7 +27,7 @@ OVERLAY_OPTS = [
     cfg.StrOpt("tunnel-ports", default=tunnel_ports.MESH.name, choices=list(tunnel_ports.MODES),
                help="mesh: a tunnel port per peer on every host; flow: one port per kind "
                     "(remote_ip=flow), the flows set each packet's peer"),
-    cfg.StrOpt("mac-learning", default=MODE_CONTROLLER, choices=[MODE_CONTROLLER, MODE_LEARN],
+    cfg.StrOpt("mac-learning", default=MODE_CONTROLLER, choices=list(learning_modes.MODES),
                help="controller: controller-driven learning, ARP/ND proxy, pruned floods; "
                     "learn: the article's learn() pipeline (the baseline)"),
     cfg.StrOpt("tunnel-bridge", default="br1", help="the bridge the controller programs"),

@@ -22,7 +22,6 @@ from controller.index import EpKey, Flip, Index
 from controller.learning import Learner
 from controller.ops import FlowDelete, FlowMod, FlowPurge, GroupMod, MeterMod, Op, ReadSwitch
 from controller.pipeline import (
-    MODE_CONTROLLER,
     Settings,
     base_flows,
     endpoint_flows,
@@ -123,9 +122,7 @@ class Core:
 
     def placed_on(self, host: Host) -> set[int]:
         """The tenants whose flows a host holds: where it has members (learn mode: everywhere)."""
-        if self.settings.mode == MODE_CONTROLLER:
-            return set(self.ix.placed.get(host.id, ()))
-        return {tn.vni for tn in self.ix.tenants.values() if tn.present_on(host.id)}
+        return self.settings.learning.placed(self.ix, host.id)
 
     def tenants_at(self, host_id: str) -> list[Tenant]:
         """Tenants with members on a host or assigned to it by name (not every tenant of the cloud)."""
@@ -206,7 +203,7 @@ class Core:
         elif old.view.tunnels != view.tunnels:
             self._tunnels_changed(host, old)
         self._mark_flips(flips)
-        if new_peer and self.settings.mode != MODE_CONTROLLER:  # learn mode floods to every host
+        if new_peer and self.settings.learning.floods_to_every_host:  # one more bucket everywhere
             for other in self.ix.hosts.values():
                 self._mark(other.id, self.placed_on(other))
         # the switch was read back before OVSDB said whose it is: programmable from now on
@@ -309,7 +306,8 @@ class Core:
 
     def purge_learned_on(self, host: Host) -> list[Op]:
         """learn() entries of every tenant on a host: they may send out of a port that is going."""
-        if self.settings.mode == MODE_CONTROLLER or host.view.datapath_id is None or not self.is_programmable(host):
+        if not self.settings.learning.keeps_switch_entries or host.view.datapath_id is None \
+                or not self.is_programmable(host):
             return []
         return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tn.vlan_on(host.id), 0x0FFF)))
                 for tn in self.ix.tenants.values() if tn.present_on(host.id)]
@@ -325,7 +323,7 @@ class Core:
         if old is not None:
             ops += self._retire_tenant(old)  # its endpoints are relearned under the new numbering
         self._mark_flips(self.ix.put_tenant(tenant))
-        if self.settings.mode != MODE_CONTROLLER:
+        if self.settings.learning.floods_to_every_host:
             for host in self.ix.hosts.values():
                 if tenant.present_on(host.id):
                     self._mark(host.id, {tenant.vni})
@@ -338,7 +336,7 @@ class Core:
     def _retire_tenant(self, old: Tenant) -> list[Op]:
         holders = set(self.ix.members.get(old.vni, ()))
         eps = set(self.ix.eps_by_vni.get(old.vni, ()))
-        if self.settings.mode != MODE_CONTROLLER:
+        if self.settings.learning.floods_to_every_host:
             holders |= {h for h in self.ix.hosts if old.present_on(h)}
         self.ix.delete_tenant(old.name)
         for host_id in holders:
@@ -347,7 +345,7 @@ class Core:
 
     def _purge_learned(self, tenant: Tenant) -> list[Op]:
         """learn() entries are the switch's own: remove those of a tenant that changed or left."""
-        if self.settings.mode == MODE_CONTROLLER:
+        if not self.settings.learning.keeps_switch_entries:
             return []
         return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tenant.vlan_on(host.id), 0x0FFF)))
                 for host in self.ix.hosts.values()
@@ -459,8 +457,8 @@ class Core:
 
     def _mark_flips(self, flips: list[Flip]) -> None:
         """A host joined or left a tenant: its copy of the tenant, and the others' flood buckets."""
-        if self.settings.mode != MODE_CONTROLLER:
-            return
+        if self.settings.learning.floods_to_every_host:
+            return  # placement and floods do not follow members
         for vni, host_id in flips:
             self._mark(host_id, {vni} | set(self.ix.eps_by_vni.get(vni, ())))
             for other in self.ix.members.get(vni, ()):
@@ -585,7 +583,7 @@ class Core:
     def _leftovers(self, host: Host, inst: Installed) -> list[Op]:
         """Flows a read-back switch holds that nothing wants: ours go, strangers go with a word."""
         dpid: int = host.view.datapath_id  # type: ignore[assignment]
-        gone, strangers = inst.unwanted(self.recovering, keep_learned=self.settings.mode != MODE_CONTROLLER)
+        gone, strangers = inst.unwanted(self.recovering, keep_learned=self.settings.learning.keeps_switch_entries)
         if strangers:
             LOG.warning("switch %016x held %d flows not made by this controller: removed", dpid, strangers)
         return [FlowDelete(dpid, *key) for key in gone]

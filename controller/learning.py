@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from controller import packets
 from controller.index import EpKey, Index
-from controller.pipeline import MODE_CONTROLLER, Settings
+from controller.pipeline import Settings
 from controller.state import Endpoint, Host, Tenant
 
 LOG = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Learner:
             self.counters["packet_in_malformed"] += 1
             return None
         host = self.ix.host_of_dpid(dpid)
-        if host is None or self.settings.mode != MODE_CONTROLLER:
+        if host is None or not self.settings.learning.learns_from_packet_ins:
             self.counters["packet_in_ignored"] += 1
             return None
         tenant = self.ix.tenant_on(host.id, frame.vlan)

@@ -11,13 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from controller import flows as f
+from controller import learning_modes, tunnels
 from controller import tables as t
-from controller import tunnels
+from controller.learning_modes import MODE_CONTROLLER, MODE_LEARN, Learning, punt  # noqa: F401 (re-exported)
 from controller.state import Endpoint, Host, Tenant
 from controller.tunnel_ports import MESH, TunnelPorts
-
-MODE_CONTROLLER = "controller"  # controller-driven learning, ARP/ND proxy, pruned floods
-MODE_LEARN = "learn"  # the article's learn() pipeline: the baseline
 
 
 @dataclass(frozen=True)
@@ -35,17 +33,16 @@ class Settings:
 
     def __post_init__(self) -> None:
         tunnels.get(self.tunnel_type)  # an unknown kind is an error here, not a silent fallback
+        learning_modes.get(self.mode)
 
-
-def _punt() -> tuple[f.Action, ...]:
-    return (f.Output(f.OFPP_CONTROLLER),)
+    @property
+    def learning(self) -> Learning:
+        """How MACs are learned (controller/learning_modes.py): what differs between the modes."""
+        return learning_modes.get(self.mode)
 
 
 def meters(s: Settings) -> tuple[f.Meter, ...]:
-    if s.mode != MODE_CONTROLLER:
-        return ()
-    return (f.Meter(t.METER_LEARN, s.learn_rate, max(1, s.learn_rate // 10)),
-            f.Meter(t.METER_FLOOD, s.flood_rate, max(1, s.flood_rate // 10)))
+    return s.learning.meters(s)
 
 
 def base_flows(s: Settings, host: Host) -> set[f.Flow]:
@@ -53,46 +50,11 @@ def base_flows(s: Settings, host: Host) -> set[f.Flow]:
     if patch is None:
         return set()
     ck = f.COOKIE_BASE
-    learning = s.mode == MODE_CONTROLLER
-    if learning:
-        # Forward first, inside a clone so responder rewrites are undone, then let the learning
-        # tables see the frame as it came: their meter may drop the rest of the action list
-        # (notes/ovs_probe.md), and by then the frame has already gone on.
-        local = f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=patch),
-                       (f.Clone((f.Resubmit(t.LOCAL_SPLIT),)), f.Resubmit(t.SRC_BINDING)), cookie=ck)
-    else:
-        local = f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=patch), goto=t.LOCAL_SPLIT, cookie=ck)
-    out = {
-        local,
+    return s.learning.local_path(s, patch, ck) | {
         f.Flow(t.LOCAL_SPLIT, t.PRIO_ENTRY, f.match(eth_dst=f.UNICAST_MAC), goto=t.UNICAST, cookie=ck),
         f.Flow(t.LOCAL_SPLIT, t.PRIO_ENTRY, f.match(eth_dst=f.MULTICAST_MAC), goto=t.FLOOD, cookie=ck),
         f.Flow(t.UNICAST, t.PRIO_MISS, f.match(), goto=t.FLOOD, cookie=ck),
     }
-    if learning:
-        out |= {
-            f.Flow(t.TO_LOCAL, t.PRIO_MISS, f.match(), (f.Output(patch),), cookie=ck),
-            f.Flow(t.LOCAL_SPLIT, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_ARP, arp_op=1, eth_dst=f.MULTICAST_MAC),
-                   goto=t.ARP_RESPONDER, cookie=ck),
-            f.Flow(t.LOCAL_SPLIT, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                                              icmpv6_type=f.ICMPV6_NS, eth_dst=f.MULTICAST_MAC),
-                   goto=t.ND_RESPONDER, cookie=ck),
-            # Any ARP or ND not from a known binding teaches the controller an IP.
-            f.Flow(t.SRC_BINDING, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_ARP), _punt(),
-                   meter=t.METER_LEARN, cookie=ck),
-            f.Flow(t.SRC_BINDING, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                                              icmpv6_type=f.ICMPV6_NS), _punt(),
-                   meter=t.METER_LEARN, cookie=ck),
-            f.Flow(t.SRC_BINDING, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                                              icmpv6_type=f.ICMPV6_NA), _punt(),
-                   meter=t.METER_LEARN, cookie=ck),
-            f.Flow(t.SRC_BINDING, t.PRIO_MISS, f.match(), (f.Resubmit(t.SRC_MAC),), cookie=ck),
-            f.Flow(t.SRC_MAC, t.PRIO_MISS, f.match(), _punt(), meter=t.METER_LEARN, cookie=ck),
-        }
-    else:
-        learn = f.Learn(t.UNICAST, priority=t.PRIO_LEARNED, hard_timeout=s.learn_hard_timeout,
-                        tun_dst_from_src=s.tunnel_ports.learn_tun_dst)
-        out.add(f.Flow(t.TO_LOCAL, t.PRIO_MISS, f.match(), (learn, f.Output(patch)), cookie=ck))
-    return out
 
 
 def tunnel_classify(host: Host, port_name: str) -> set[f.Flow]:
@@ -107,9 +69,7 @@ def flood_group(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Hos
                 member_hosts: set[str]) -> f.GroupEntry:
     """One copy per remote host of the tenant (learn mode: every remote host)."""
     buckets = []
-    # controller mode: only hosts with members (a handful, however large the cloud)
-    peers = member_hosts if s.mode == MODE_CONTROLLER else hosts.keys()
-    for peer_id in sorted(peers):
+    for peer_id in sorted(s.learning.flood_peers(member_hosts, hosts.keys())):
         peer = hosts.get(peer_id)
         if peer is None or peer.id == host.id or not peer.view.overlay_ip or not tenant.present_on(peer.id):
             continue
@@ -154,14 +114,13 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant) -> set[f.Flow]:
         f.Flow(t.FLOOD, t.PRIO_ENTRY, f.match(vlan_vid=vid),
                (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni)), cookie=ck, role=f.ROLE_FLOOD),
     }
-    if s.mode != MODE_CONTROLLER:
-        return out
+    return out | s.learning.tenant_extras(vid, ck)
     out |= {
         # Unknown IP: flood (metered), and tell the controller, which holds further requests
         # for that IP down for a while (holddown_flow).
-        f.Flow(t.ARP_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD,
+        f.Flow(t.ARP_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), punt(), goto=t.FLOOD,
                meter=t.METER_FLOOD, cookie=ck, role=f.ROLE_FLOOD_UNKNOWN),
-        f.Flow(t.ND_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), _punt(), goto=t.FLOOD,
+        f.Flow(t.ND_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), punt(), goto=t.FLOOD,
                meter=t.METER_FLOOD, cookie=ck, role=f.ROLE_FLOOD_UNKNOWN),
         # Probes (sender 0.0.0.0) must reach the real owner, not get the switch's answer.
         f.Flow(t.ARP_RESPONDER, t.PRIO_EXCEPTION, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa="0.0.0.0"),
@@ -175,7 +134,7 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant) -> set[f.Flow]:
 
 def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts: Mapping[str, Host]) -> set[f.Flow]:
     """One learned endpoint's entries on a host: unicast, responders, and at home its source entry."""
-    if s.mode != MODE_CONTROLLER or not tenant.present_on(host.id) or host.view.patch_ofport is None:
+    if not tenant.present_on(host.id) or host.view.patch_ofport is None:
         return set()
     vni, vid = tenant.vni, tenant.vlan_on(host.id) | f.OFPVID_PRESENT
     eck = f.cookie(f.COOKIE_ENDPOINT, vni)

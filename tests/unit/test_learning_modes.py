@@ -1,0 +1,24 @@
+"""mac_learning = controller | learn: one object per mode, chosen once; an unknown mode is an error."""
+
+import pytest
+
+from controller import config, learning_modes
+from controller.pipeline import MODE_LEARN, Settings
+
+
+def test_modes_are_chosen_by_name_and_an_unknown_one_is_an_error():
+    assert Settings().learning is learning_modes.get("controller")
+    assert Settings(mode=MODE_LEARN).learning is learning_modes.get("learn")
+    opt = next(o for o in config.OVERLAY_OPTS if o.name == "mac-learning")
+    assert list(opt.type.choices) == list(learning_modes.MODES)
+    with pytest.raises(ValueError, match="hub"):
+        Settings(mode="hub")
+
+
+def test_only_the_controller_mode_learns_from_packet_ins_and_prunes_floods():
+    by_controller, by_switch = Settings().learning, Settings(mode=MODE_LEARN).learning
+    assert by_controller.learns_from_packet_ins and not by_switch.learns_from_packet_ins
+    assert list(by_controller.flood_peers({"h2"}, ["h1", "h2", "h3"])) == ["h2"]
+    assert list(by_switch.flood_peers({"h2"}, ["h1", "h2", "h3"])) == ["h1", "h2", "h3"]
+    assert by_switch.keeps_switch_entries and not by_controller.keeps_switch_entries
+    assert by_switch.meters(Settings(mode=MODE_LEARN)) == ()
