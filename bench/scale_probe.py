@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING
 
 from controller import ofmsg
 from controller.ops import FlowMod
 from controller.pipeline import Settings, base_flows, endpoint_flows, tenant_flows, tunnel_classify
 from controller.state import Endpoint, Host, HostView, Tenant, TunnelPort
+from lab.traffic import LatencySampler
 
 if TYPE_CHECKING:
     from bench.emuhost import EmuHost
@@ -22,38 +20,15 @@ HEALTH_EVERY_S = 0.1
 HEALTH_TIMEOUT_S = 10.0
 
 
-class HealthProbe:
+class HealthProbe(LatencySampler):
     """GET /v1/health every 100 ms in a thread; latencies are grouped by phase afterwards."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.samples: list[tuple[float, float, bool]] = []  # (when, seconds, 200?)
+        super().__init__(url, HEALTH_EVERY_S, HEALTH_TIMEOUT_S)
         self.phases: dict[str, tuple[float, float]] = {}
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> HealthProbe:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(HEALTH_TIMEOUT_S + 1)
 
     def mark(self, phase: str, start: float, end: float) -> None:
         self.phases[phase] = (start, end)
-
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            t0 = time.monotonic()
-            try:
-                with urllib.request.urlopen(self.url, timeout=HEALTH_TIMEOUT_S) as resp:
-                    resp.read()
-                    ok = resp.status == 200
-            except (urllib.error.URLError, OSError):
-                ok = False
-            self.samples.append((t0, time.monotonic() - t0, ok))
-            self.stopping.wait(max(0.0, HEALTH_EVERY_S - (time.monotonic() - t0)))
 
     def summary(self, groups: dict[str, tuple[str, ...]]) -> dict:
         from bench.scale import percentiles

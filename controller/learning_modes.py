@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from controller import flows as f
 from controller import tables as t
+from controller.choices import by_name
 
 if TYPE_CHECKING:
     from controller.index import Index
@@ -125,7 +126,4 @@ Learning = ByController | BySwitch
 
 
 def get(name: str) -> Learning:
-    try:
-        return MODES[name]
-    except KeyError:
-        raise ValueError(f"unknown mac_learning {name!r}: one of {', '.join(MODES)}") from None
+    return by_name(MODES, name, "mac_learning")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from controller import flows as f
 from controller import tunnels
+from controller.choices import by_name
 from controller.state import Host, HostView, TunnelPort
 
 FLOW = tunnels.FLOW  # the remote_ip of a flow-based port
@@ -80,7 +81,4 @@ TunnelPorts = Mesh | FlowBased
 
 
 def get(name: str) -> TunnelPorts:
-    try:
-        return MODES[name]
-    except KeyError:
-        raise ValueError(f"unknown tunnel_ports {name!r}: one of {', '.join(MODES)}") from None
+    return by_name(MODES, name, "tunnel_ports")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from controller.choices import by_name
+
 FLOW = "flow"  # the remote_ip of a port whose peer each flow sets (options:remote_ip=flow)
 
 
@@ -48,10 +50,7 @@ _BY_OVSDB_TYPE = {k.ovsdb_type: k for k in KINDS}
 
 def get(name: str) -> TunnelKind:
     """The kind called name; an unknown name is an error, never a fallback."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise UnknownTunnelKind(f"unknown tunnel kind {name!r}: one of {', '.join(NAMES)}") from None
+    return by_name(_BY_NAME, name, "tunnel kind", UnknownTunnelKind)
 
 
 def of_interface(ovsdb_type: str) -> TunnelKind | None:

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lab.netlab import Vm, free_tcp_ports, wait_for
 
@@ -97,41 +97,42 @@ class MacFlood:
         return int(out.strip().splitlines()[-1])
 
 
-@dataclass
 class LatencySampler:
-    """GET a URL every `interval` in a thread; the latencies, in seconds."""
+    """GET a URL every `interval` s in a thread: (when, seconds, answered 200?) per request."""
 
-    url: str
-    interval: float = 0.05
-    samples: list[float] = field(default_factory=list)
-    errors: int = 0
-
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def __init__(self, url: str, interval: float = 0.05, timeout: float = 10.0) -> None:
+        self.url, self.interval, self.timeout = url, interval, timeout
+        self.samples: list[tuple[float, float, bool]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def start(self) -> LatencySampler:
-        self._thread.start()
+        self.thread.start()
         return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            t0 = time.perf_counter()
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as resp:
-                    resp.read()
-                self.samples.append(time.perf_counter() - t0)
-            except OSError:
-                self.errors += 1
-            self._stop.wait(self.interval)
 
     def stop(self) -> LatencySampler:
-        self._stop.set()
-        self._thread.join(10)
+        self.stopping.set()
+        self.thread.join(self.timeout + 1)
         return self
 
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=self.timeout) as resp:
+                    resp.read()
+                    ok = resp.status == 200
+            except OSError:  # urllib's URLError and HTTPError included
+                ok = False
+            self.samples.append((t0, time.monotonic() - t0, ok))
+            self.stopping.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+
+    @property
+    def failed(self) -> int:
+        return sum(not ok for _, _, ok in self.samples)
+
     def p(self, q: float) -> float:
-        s = sorted(self.samples)
+        s = sorted(d for _, d, _ in self.samples)
         return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 

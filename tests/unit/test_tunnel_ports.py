@@ -3,7 +3,6 @@
 import struct
 
 import pytest
-from oslo_config import cfg
 
 from controller import config, ofmsg, tunnels
 from controller import flows as f
@@ -14,6 +13,7 @@ from controller.pipeline import MODE_LEARN, Settings
 from controller.state import HostView, TunnelPort
 from controller.switch_state import SwitchDump
 from controller.tunnel_ports import FLOW, FLOW_BASED, MESH, MODES, get
+from tests.unit.confs import conf_from
 from tests.unit.world import BLUE, PATCH, RED, arp_frame, ip_of, local_packet, mac, tracer, view
 
 FLOW_OFPORT = 9
@@ -188,11 +188,8 @@ def test_learn_mode_forgets_learned_entries_when_old_ports_go():
 
 
 def test_a_reload_changes_the_tunnel_settings_and_names_what_needs_a_restart(tmp_path):
-    conf = cfg.ConfigOpts()
-    config.register(conf)
     path = tmp_path / "overlay.conf"
-    path.write_text("[overlay]\ntunnel_ports = mesh\n")
-    conf(args=["--config-file", str(path)])
+    conf = conf_from(path, "[overlay]\ntunnel_ports = mesh\n")
     current = config.settings(conf)
     path.write_text("[overlay]\ntunnel_ports = flow\ntunnel_type = gre\nlearn_rate = 7\n")
     new, later = config.reloaded(conf, current)

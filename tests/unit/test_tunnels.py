@@ -1,12 +1,12 @@
 """The registry of tunnel kinds, and that everything that names a kind reads it."""
 
 import pytest
-from oslo_config import cfg
 
 from controller import config, tunnels
 from controller import ovsdb_model as om
 from controller.openapi import SCHEMAS
 from controller.pipeline import Settings
+from tests.unit.confs import conf_from
 from tests.unit.test_ovsdb_model import replica
 
 EXPECTED = {"vxlan": ("vx", "vxlan", 4789), "gre": ("gre", "gre", None), "geneve": ("gnv", "geneve", 6081)}
@@ -51,11 +51,7 @@ def test_config_and_openapi_offer_exactly_the_registry():
 
 
 def test_the_config_file_refuses_an_unknown_kind(tmp_path):
-    conf = cfg.ConfigOpts()
-    config.register(conf)
-    path = tmp_path / "overlay.conf"
-    path.write_text("[overlay]\ntunnel_type = stt\n")
-    conf(args=["--config-file", str(path)])
+    conf = conf_from(tmp_path / "overlay.conf", "[overlay]\ntunnel_type = stt\n")
     with pytest.raises(ValueError):
         config.settings(conf)
 
