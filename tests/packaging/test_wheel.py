@@ -71,7 +71,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def test_the_console_script_serves_a_healthy_api_and_metrics(installed, tmp_path):
+def test_the_console_script_serves_a_healthy_api_metrics_and_the_web_view(installed, tmp_path):
     _, bin_dir = installed
     of_port, ovsdb_port, rest_port, metrics_port = free_tcp_ports(4, "127.0.0.1")
     conf = tmp_path / "overlay.conf"
@@ -102,6 +102,12 @@ def test_the_console_script_serves_a_healthy_api_and_metrics(installed, tmp_path
         assert _get(f"http://127.0.0.1:{metrics_port}/v1/tenants")[0] == 404  # only metrics there
         out = _run(bin_dir / "overlayctl", "--url", f"http://127.0.0.1:{rest_port}", "health", cwd=tmp_path)
         assert out.strip() == "ready"
+        # the web view comes from the wheel's package data: the page and what it loads
+        status, page = _get(f"http://127.0.0.1:{rest_port}/")
+        assert status == 200 and b"/ui/app.js" in page and b"/ui/app.css" in page
+        for asset in ("/ui/app.js", "/ui/app.css"):
+            status, body = _get(f"http://127.0.0.1:{rest_port}{asset}")
+            assert status == 200 and len(body) > 500, asset
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
