@@ -96,7 +96,7 @@ def assert_clean_log(c: Controller) -> None:
 
 
 def metrics(c: Controller) -> dict[str, float]:
-    """/metrics as {sample line's name and labels: value}, e.g. 'overlay_core_events_total{name="x"}'."""
+    """/metrics as {sample line's name and labels: value}, e.g. 'overlay_ovsdb_malformed_total{kind="x"}'."""
     with urllib.request.urlopen(c.api.base + "/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
@@ -207,7 +207,7 @@ def test_openflow_garbage_closes_only_the_offending_switch(ctl: Controller) -> N
     assert not good.closed.is_set() and not flooder.closed.is_set()
     assert ctl.api.get("/v1/health")["openflow_connections"] == 2
     for kind, n in expected.items():
-        assert metric(ctl, f'overlay_core_events_total{{name="openflow_malformed_{kind}"}}') == n
+        assert metric(ctl, f'overlay_openflow_malformed_total{{kind="{kind}"}}') == n
     assert probe.failures == [] and probe.p99() <= REST_P99_S
     assert_clean_log(ctl)
     good.close()
@@ -288,7 +288,7 @@ def test_hostile_ovsdb_closes_only_the_offending_host(ctl: Controller) -> None:
     assert not good.closed.is_set()
     good.echo()
     for kind, n in expected.items():
-        assert metric(ctl, f'overlay_core_events_total{{name="ovsdb_malformed_{kind}"}}') == n
+        assert metric(ctl, f'overlay_ovsdb_malformed_total{{kind="{kind}"}}') == n
     assert probe.failures == [] and probe.p99() <= REST_P99_S
     assert_clean_log(ctl)
     good.close()
