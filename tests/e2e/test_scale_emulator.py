@@ -5,7 +5,7 @@ the same system-ids, overlay IPs and VM ports each join their own controller; te
 created and every VM announces itself. Then each host's br1 is dumped: `ovs-ofctl
 dump-flows/dump-groups` on the real one, and on the emulated one `ovs-ofctl ofp-print` of
 the very flow/group stats replies it would send the controller. Normalised (counters and
-ages dropped, port numbers, also in tunnel cookies, replaced by port names: each OVS numbers
+ages dropped, port numbers replaced by port names and cookies' content digests dropped: each OVS numbers
 ports its own way; lines sorted) they must be equal.
 """
 
@@ -29,12 +29,10 @@ COOKIE = re.compile(r"cookie=(0x[0-9a-f]+)")
 
 
 def _cookie(value: str, ports: dict[int, str]) -> str:
-    """A tunnel port's cookie carries its ofport, which each OVS numbers its own way: name it."""
-    cookie = int(value, 16)
-    if cookie & f.COOKIE_KIND_MASK == f.COOKIE_TUNNEL:
-        port = cookie & 0xFFFFFFFF
-        return f"cookie=tunnel:{ports.get(port, port)}"
-    return f"cookie={value}"
+    """A cookie's low bits digest the flow's content, port numbers included, which each OVS numbers
+    its own way: compare owner, VNI and role (the content itself is compared with ports named)."""
+    cookie = int(value, 16) & ~f.DIGEST_MASK
+    return f"cookie={cookie:#x}"
 
 
 def normalise(text: str, ports: dict[int, str]) -> list[str]:
