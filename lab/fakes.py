@@ -57,6 +57,17 @@ def oxm(field: int, value: bytes, mask: bytes = b"") -> bytes:
         + value + mask
 
 
+
+def _close(sock: socket.socket, reader: threading.Thread) -> None:
+    """Shut a fake peer's connection and wait for its reader to see it."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+    if reader.is_alive():
+        reader.join(5)
+
 class FakeSwitch:
     """An OpenFlow 1.3 switch with datapath id `dpid`: answers what a controller asks of it."""
 
@@ -94,13 +105,7 @@ class FakeSwitch:
         return time.monotonic() - start
 
     def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        if self._reader.is_alive():
-            self._reader.join(5)
+        _close(self.sock, self._reader)
 
     def _recv_exact(self, n: int) -> bytes | None:
         buf = b""
@@ -200,13 +205,7 @@ class FakeOvsdbHost:
         return time.monotonic() - start
 
     def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        if self._reader.is_alive():
-            self._reader.join(5)
+        _close(self.sock, self._reader)
 
     def _read(self) -> None:
         decoder = json.JSONDecoder()

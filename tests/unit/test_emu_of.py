@@ -7,8 +7,9 @@ import struct
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from bench.emu_of import HDR, Switch, decode_match
+from bench.emu_of import Switch
 from bench.emu_ovsdb import updates
+from bench.emu_wire import HDR, decode_match
 from bench.emuhost import EmuHost, garp, mac_int
 from controller import flows as f
 from controller import ofmsg
