@@ -7,7 +7,9 @@ cd "$(dirname "$0")"
 # mininet: Debian's python3-mininet, for mininet_topos/ (runs under /usr/bin/python3 only)
 # chromium + chromium-driver: the web view's browser test (tests/e2e/test_webview.py), headless
 APT_PACKAGES=(openvswitch-switch iproute2 ethtool iputils-ping arping tcpdump ndisc6 procps python3-venv mininet
-              chromium chromium-driver iperf3)  # iperf3: the sequence-numbered UDP stream of the restart tests
+              chromium chromium-driver iperf3  # iperf3: the sequence-numbered UDP stream of the restart tests
+              etcd-server etcd-client  # the high-availability store (tests start their own cluster on loopback)
+              frr)  # the EVPN lab's leaf (bgpd + zebra); the package's own service is never started
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
