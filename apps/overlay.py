@@ -29,7 +29,6 @@ from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
 from controller.ovsdb import OvsdbServer
 from controller.rest import Api
 from controller.state import HostView
-from controller.store import Store
 from controller.switch_state import SwitchDump
 
 LOG = logging.getLogger("overlay")
@@ -68,7 +67,7 @@ class OverlayApp(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         conf = cfg.CONF
         self.settings = config.settings(conf)
-        self.store = Store(config.db_path(conf))
+        self.store = config.open_store(conf)  # SQLite, or etcd shared with other instances
         # Tenants are loaded before any switch is programmed; work is drained in slices by _pump.
         self.core = Core(self.settings, self.store.tenants(), canon=ofmsg.canonical_match)
         self.core.eager = False
@@ -105,6 +104,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.threads.append(hub.spawn(self._pump))
         self.threads.append(hub.spawn(self._ticker))
         self.threads.append(hub.spawn(self._watch_sighup))
+        self.threads.append(hub.spawn(self.store.watch, self))  # other instances' tenant writes
         server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
