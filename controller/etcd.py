@@ -266,8 +266,18 @@ def _refused(e: exceptions.Etcd3Exception) -> bool:
 
 
 def _reason(e: exceptions.Etcd3Exception) -> str:
-    detail = getattr(e, "detail_text", None)
-    return f"{type(e).__name__}: {detail or e}"[:300]
+    """What went wrong with one member, in a few words for a log line or a 503's message."""
+    cause = e.__context__
+    if isinstance(cause, requests.exceptions.Timeout):
+        return "no answer in time"
+    if isinstance(cause, requests.exceptions.ConnectionError):
+        return "connection refused" if _refused(e) else "connection lost"
+    text = str(e.args[0]) if e.args else ""
+    try:
+        text = json.loads(text).get("error", text)  # the gateway's {"error": "etcdserver: ...", ...}
+    except (ValueError, AttributeError):
+        pass
+    return (text or type(e).__name__)[:200]
 
 
 def _open_stream(c: Etcd3Client, body: dict, idle: float) -> requests.Response:
