@@ -133,6 +133,18 @@ def test_two_writers_racing_on_one_version_only_one_wins(instances) -> None:
         a.store.delete_tenant("blue")
 
 
+def test_a_view_newer_than_the_refusal_is_not_rolled_back(instances) -> None:
+    """The watch may apply later writes while a refused write's answer travels: the older listing
+    in that answer must not replace them (Behind without a listing: decide again on the view)."""
+    a, = instances(1, watch=False)
+    assert a.store.put_tenant(Tenant("blue", 5001, 10)) is True  # new to the view: apply it
+    ahead = a.store.version + 1000
+    a.store.version = ahead  # as if its watch had applied writes up to there
+    with pytest.raises(Behind) as refused:
+        a.store.put_tenant(Tenant("blue", 5001, 11))
+    assert refused.value.listing is None and a.store.version == ahead
+
+
 def test_concurrent_read_modify_write_loses_no_update(instances) -> None:
     """Two instances each add 1 to blue's VLAN 15 times with GET + If-Match, retrying on 412:
     the VLAN ends 30 higher, so no increment was lost."""
