@@ -153,6 +153,11 @@ class EtcdStore:
                 failures += 1
                 time.sleep(e.backoff(failures))
                 continue
+            except Exception:  # a bug or a garbled stream: say so, and keep following from where it was
+                LOG.exception("etcd: tenant watch failed; re-opening it")
+                failures += 1
+                time.sleep(e.backoff(failures))
+                continue
             time.sleep(0.05)  # the stream ended (member gone, or idle): open the next one
 
     def _relist(self, backend: Any) -> None:
