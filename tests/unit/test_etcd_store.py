@@ -37,8 +37,9 @@ class Locked(Backend):
 
 
 class Instance:
-    def __init__(self, endpoints: list[str], prefix: str, watch: bool = True, timeout: float = 1.0) -> None:
-        self.store = EtcdStore(etcd.connect(endpoints, timeout), prefix)
+    def __init__(self, endpoints: list[str], prefix: str, watch: bool = True, timeout: float = 1.0,
+                 retry_for: float = 5.0) -> None:
+        self.store = EtcdStore(etcd.connect(endpoints, timeout, retry_for), prefix)
         self.b = Locked(self.store)
         self.api = Api(self.b)
         if watch:
@@ -241,6 +242,26 @@ def test_etcd_gone_writes_503_fast_reads_serve_and_it_all_resumes(instances, mak
     wait_for(lambda: b.tenant("red") is not None, 15, message="b's watch resumed")
     assert a.req("GET", "/v1/health")[0] == 200
     print(f"write with etcd gone: 503 in {took:.3f} s")
+
+
+def test_without_a_quorum_writes_503_after_retry_for_and_reads_serve(make_etcd) -> None:
+    """Two of three members gone: the one left accepts connections but cannot commit; a write
+    goes on asking for retry_for seconds, then answers 503, changing nothing."""
+    cluster = make_etcd(3)
+    a = Instance(cluster.endpoints, "/quorum/", watch=False, timeout=0.5, retry_for=1.5)
+    try:
+        assert a.req("POST", "/v1/tenants", BLUE)[0] == 201
+        cluster.kill(1)
+        cluster.kill(2)
+        started = time.monotonic()
+        status, doc = a.req("PATCH", "/v1/tenants/blue", {"vlan": 11})
+        took = time.monotonic() - started
+        assert status == 503 and "no answer in time" in doc["error"], doc
+        assert 1.5 <= took < 1.5 + 3 * 0.5 + 1.0, took  # retry_for, plus at most a round of timeouts
+        assert a.tenant("blue")["vlan"] == 10 and a.b.core.tenants["blue"].vlan == 10
+        print(f"write without a quorum: 503 in {took:.2f} s (retry_for 1.5 s, timeout 0.5 s)")
+    finally:
+        a.close()
 
 
 def test_a_store_error_names_etcd_when_no_member_answers() -> None:
