@@ -179,8 +179,9 @@ def apply_listing(b: Backend, listing: list[Tenant]) -> None:
 
 
 class Tenants:
-    """Reads and writes of tenants. Call every method on the app's event loop: a read-check-write
-    then runs as one step, and no other write can come between.
+    """Reads and writes of tenants. Call every method on the app's event loop: with SQLite a
+    read-check-write then runs as one step, and no other write can come between (with etcd the
+    request yields while etcd answers; the compare-and-swap below keeps it just as safe).
 
     The write sequence: the store first, then the core, then the core's operations are applied.
     When the store fails (StoreError) nothing was committed, and the core and the switches were
