@@ -99,9 +99,10 @@ class Leaf:
         return data.get("macs", {}) if isinstance(data, dict) else {}
 
     def remote_vteps(self, vni: int) -> set[str]:
-        """The flood list zebra installed for a VNI (from type-3 routes)."""
-        data = self.vtysh_json(f"show evpn vni {vni}")
-        return set(data.get("remoteVteps", [])) if isinstance(data, dict) else set()
+        """The VNI's flood list as zebra installed it from type-3 routes: the kernel VXLAN device's
+        all-zero FDB entries (head-end replication)."""
+        return {line.split(" dst ")[1].split()[0] for line in self.fdb(vni).splitlines()
+                if line.startswith("00:00:00:00:00:00 dst ")}
 
     def fdb(self, vni: int) -> str:
         return self.exec(["bridge", "fdb", "show", "dev", f"vx{vni}"])
