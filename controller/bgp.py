@@ -91,6 +91,7 @@ class EvpnSpeaker:
     def start(self) -> None:
         from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
 
+        logging.getLogger("bgpspeaker.api.base").setLevel(logging.WARNING)  # it logs every route at INFO
         host, port = self.listen
         self.speaker = BGPSpeaker(
             as_number=self.policy.local_as, router_id=self.policy.router_id, bgp_server_hosts=[host],
