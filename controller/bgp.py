@@ -67,6 +67,8 @@ def from_conf(conf: Any, core: Core, post: Callable[[Callable[[], Any]], Any], a
     b = conf.bgp
     if b.local_as is None:
         return None
+    if conf.overlay.tunnel_type != "vxlan":  # the routes say VXLAN (RFC 8365 section 5.1.3)
+        raise ValueError(f"[bgp] EVPN needs [overlay] tunnel_type = vxlan, not {conf.overlay.tunnel_type}")
     router_id = b.router_id or b.listen_host
     if router_id in ("0.0.0.0", "::"):
         raise ValueError("[bgp] router_id is needed when listen_host is a wildcard")

@@ -74,3 +74,9 @@ def test_bgp_is_off_without_local_as_and_needs_a_router_id_with_a_wildcard_liste
                        core, print, print, float)
     assert sp is not None and sp.neighbors == [("10.98.0.9", 65000)] and core.changed == set()
     assert sp.policy.rt("blue", 5001) == "65000:100" and sp.policy.rt("red", 5002) == "65000:5002"
+
+
+def test_evpn_is_refused_with_other_tunnel_kinds(tmp_path):
+    with pytest.raises(ValueError, match="tunnel_type = vxlan"):
+        bgp.from_conf(conf(tmp_path, "[overlay]\ntunnel_type = gre\n[bgp]\nlocal_as = 65000\nrouter_id = 10.0.0.1\n"),
+                      Core(Settings()), print, print, float)
