@@ -22,7 +22,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import config, looplag, metrics, ofguard, ofmsg
+from controller import bgp, config, looplag, metrics, ofguard, ofmsg
 from controller.auth import TokenAuth
 from controller.core import ROLE_COUNTERS, Core
 from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
@@ -89,6 +89,8 @@ class OverlayApp(app_manager.OSKenApp):
         ofguard.install(count)
         self.ovsdb.on_malformed = count
         self.loop_lag = looplag.LoopLag()
+        # BGP EVPN toward VTEPs no controller programs (README "EVPN"); None unless [bgp] local_as is set.
+        self.evpn = bgp.from_conf(conf, self.core, self.post, self.apply, self.now)
         self.metrics.register(self.loop_lag)
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
             LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
@@ -114,6 +116,8 @@ class OverlayApp(app_manager.OSKenApp):
             LOG.info("metrics on http://%s:%s/metrics", o.metrics_host, o.metrics_port)
             self.threads.append(hub.spawn(scrape.serve_forever))
         self.threads.append(hub.spawn(looplag.run_probe, self.loop_lag, self.post))
+        if self.evpn is not None:
+            self.evpn.start()
         return thread
 
     # ---- running things on the event loop --------------------------------------------------
@@ -150,6 +154,8 @@ class OverlayApp(app_manager.OSKenApp):
         ev.done.set()
 
     def apply(self, ops: list[Op]) -> None:
+        if self.evpn is not None:  # routes follow the state the ops came from
+            self.evpn.sync()
         of_ops = []
         for op in ops:
             if isinstance(op, OvsdbTransact):

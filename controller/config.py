@@ -83,6 +83,18 @@ ETCD_OPTS = [
     cfg.StrOpt("prefix", default="/sdn-overlay/", help="the controllers' keys live under this etcd key prefix"),
 ]
 
+# BGP EVPN (controller/bgp.py, README "EVPN"): off while local_as is unset.
+BGP_OPTS = [
+    cfg.IntOpt("local-as", default=None, min=1, max=4294967295,
+               help="our AS number; unset: no BGP speaker (the default)"),
+    cfg.StrOpt("router-id", default=None, help="BGP router ID, an IPv4 address (default: listen_host)"),
+    cfg.ListOpt("neighbors", default=None, help="EVPN peers as ip:remote_as, e.g. 10.0.0.254:65000,10.0.1.254:65001"),
+    cfg.HostAddressOpt("listen-host", default="0.0.0.0", help="address the speaker accepts BGP sessions on"),
+    cfg.PortOpt("listen-port", default=179, help="port it accepts them on; 0: only connect to the neighbours"),
+    cfg.DictOpt("route-targets", default=None,
+                help="route target per tenant, tenant:AS:N,... (default: AS:VNI with our AS, as FRR derives)"),
+]
+
 OVSDB_OPTS = ("address", "port")  # os-ken's [ovsdb] options our OVSDB manager uses
 
 
@@ -91,6 +103,7 @@ def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
     reg(WSAPI_OPTS)
     reg(OVERLAY_OPTS, group="overlay")
     reg(ETCD_OPTS, group="etcd")
+    reg(BGP_OPTS, group="bgp")
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -98,7 +111,7 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     from os_ken.services.protocols.ovsdb import manager as ovsdb_manager
 
     return [("DEFAULT", WSAPI_OPTS), ("ovsdb", [o for o in ovsdb_manager.opts if o.dest in OVSDB_OPTS]),
-            ("overlay", OVERLAY_OPTS), ("etcd", ETCD_OPTS)]
+            ("overlay", OVERLAY_OPTS), ("etcd", ETCD_OPTS), ("bgp", BGP_OPTS)]
 
 
 def settings(conf: cfg.ConfigOpts) -> Settings:

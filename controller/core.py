@@ -88,6 +88,9 @@ class Core:
         # its turn (recover_until), another host's entries for them are kept, not deleted.
         self.recover_until = 0.0
         self.recovering = False
+        # Partitions marked since an observer last looked (the EVPN speaker: controller/bgp.py);
+        # None: nobody looks.
+        self.changed: set[Part] | None = None
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -243,7 +246,7 @@ class Core:
         placed = self.placed_on(host)
         parts: set[Part] = {tunnel_part(p.name) for p in diff}
         for peer in peers:
-            parts |= placed & self.placed_on(self.ix.hosts[peer])  # flood buckets toward it
+            parts |= placed & self.placed_on(self.ix.peers[peer])  # flood buckets toward it
             parts |= {k for k in self.ix.eps_by_host.get(peer, ()) if k[0] in placed}
         self._mark(host.id, parts)
 
@@ -446,6 +449,8 @@ class Core:
 
     def _mark(self, host_id: str, parts: Iterable[Part]) -> None:
         self.dirty.setdefault(host_id, _Dirty()).parts.update(parts)
+        if self.changed is not None:
+            self.changed.update(parts)
 
     def _mark_full(self, host_id: str) -> None:
         self.dirty.setdefault(host_id, _Dirty()).full = True
@@ -551,10 +556,10 @@ class Core:
             ep = self.ix.endpoints.get(part)
             if ep is None:
                 return set(), None
-            return endpoint_flows(self.settings, host, tenant, ep, self.ix.hosts), None
+            return endpoint_flows(self.settings, host, tenant, ep, self.ix.peers), None
         members = self.ix.members.get(tenant.vni, set())
         return (tenant_flows(self.settings, host, tenant),
-                flood_group(self.settings, host, tenant, self.ix.hosts, members))
+                flood_group(self.settings, host, tenant, self.ix.peers, members))
 
     def _diff(self, host: Host, part: Part, first: list[Op], adds: list[Op], deletes: list[Op],
               last: list[Op]) -> None:

@@ -27,6 +27,7 @@ class Index:
         self._global_vlan: dict[int, set[str]] = defaultdict(set)  # default VLAN -> tenants on every host
         self._host_vlan: dict[str, dict[int, str]] = defaultdict(dict)  # host -> VLAN -> tenant named there
         self.hosts: dict[str, Host] = {}
+        self.peers: dict[str, Host] = {}  # what tunnels lead to: the hosts, and external VTEPs (EVPN)
         self.by_dpid: dict[int, str] = {}
         self.host_by_ip: dict[str, str] = {}  # overlay ip -> host id
         self.endpoints: dict[EpKey, Endpoint] = {}
@@ -120,6 +121,7 @@ class Index:
         if old is not None:
             host.lost_since = old.lost_since
         self.hosts[view.system_id] = host
+        self.peers[view.system_id] = host
         if view.datapath_id is not None:
             self.by_dpid[view.datapath_id] = view.system_id
         if view.overlay_ip:
@@ -139,6 +141,7 @@ class Index:
 
     def drop_host(self, host_id: str) -> list[Flip]:
         host = self.hosts.pop(host_id)
+        self.peers.pop(host_id, None)
         if host.view.datapath_id is not None and self.by_dpid.get(host.view.datapath_id) == host_id:
             del self.by_dpid[host.view.datapath_id]
         if self.host_by_ip.get(host.view.overlay_ip or "") == host_id:
@@ -150,6 +153,22 @@ class Index:
             self.tagged[vni].discard(host_id)
             flips += self._refresh_member(vni, host_id)
         return flips
+
+    def put_vtep(self, view: HostView) -> Host:
+        """An external VTEP (controller/external.py): a tunnel peer without a switch, never a host."""
+        vtep = Host(view, ovsdb_connected=False)
+        self.peers[view.system_id] = vtep
+        if view.overlay_ip:
+            self.host_by_ip[view.overlay_ip] = view.system_id
+        return vtep
+
+    def set_flood_member(self, vni: int, peer_id: str, member: bool) -> list[Flip]:
+        """An external VTEP in (or out of) a VNI's flood list, as a br0 port tags an OVS host."""
+        if member:
+            self.tagged[vni].add(peer_id)
+        else:
+            self.tagged[vni].discard(peer_id)
+        return self._refresh_member(vni, peer_id)
 
     # ---- endpoints ---------------------------------------------------------------------------
 

@@ -71,7 +71,8 @@ def flood_group(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Hos
     buckets = []
     for peer_id in sorted(s.learning.flood_peers(member_hosts, hosts.keys())):
         peer = hosts.get(peer_id)
-        if peer is None or peer.id == host.id or not peer.view.overlay_ip or not tenant.present_on(peer.id):
+        if peer is None or peer.id == host.id or not peer.view.overlay_ip \
+                or not (tenant.present_on(peer.id) or peer.view.external):
             continue
         out = s.tunnel_ports.output(host, peer.view.overlay_ip, s.tunnel_type)
         if out is not None:

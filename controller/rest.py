@@ -21,6 +21,7 @@ from webob import Request, Response
 from controller import metrics, openapi, pathtrace, tenants, web
 from controller.auth import TokenAuth
 from controller.core import Core
+from controller.external import external_json
 from controller.ops import Op
 from controller.store import StoreError, TenantStore
 from controller.version import __version__
@@ -143,10 +144,12 @@ def host_vlans_json(core: Core, host_id: str) -> list[dict]:
     return sorted(out, key=lambda x: (x["vlan"], x["tenant"]))
 
 
-def endpoint_json(ep: Any, now: float, port: str | None = None) -> dict:
+def endpoint_json(ep: Any, now: float, port: str | None = None, external: dict | None = None) -> dict:
     doc = ep.to_json()
     doc["port"] = port
     doc["idle_s"] = round(max(0.0, now - ep.last_seen), 3)
+    if external is not None:  # behind a VTEP a BGP EVPN peer advertised (controller/external.py)
+        doc["external"] = external
     return doc
 
 
@@ -318,8 +321,8 @@ class Api(web.WebView):
             tenant = self.tenants.get(name)
             now = self.b.now()
             core = self.b.core
-            return [endpoint_json(ep, now, core.endpoint_port(ep)) for ep in core.tenant_endpoints(tenant.vni)
-                    if host is None or ep.host_id == host]
+            return [endpoint_json(ep, now, core.endpoint_port(ep), external_json(core, ep))
+                    for ep in core.tenant_endpoints(tenant.vni) if host is None or ep.host_id == host]
         return 200, self.b.call(run)
 
     def list_hosts(self, req: Request) -> tuple[int, Any]:

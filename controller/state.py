@@ -78,6 +78,7 @@ class HostView:
     member_vlans: frozenset[int] = frozenset()  # VLAN tags of br0 access ports
     attached: tuple[tuple[str, str], ...] = ()  # (MAC, br0 port) from external_ids:attached-mac
     problems: tuple[str, ...] = ()  # why it cannot join the overlay (empty: it can)
+    external: str | None = None  # an external VTEP (no switch, no OVSDB): the BGP peer it came from
 
 
 @dataclass

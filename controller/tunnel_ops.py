@@ -27,7 +27,7 @@ def tunnel_ops(core: Core, now: float, hosts: list[Host], toward: Host | None = 
     if toward is not None:
         peers = {toward.id: toward.view.overlay_ip} if toward.view.overlay_ip else {}
     else:
-        peers = {h.id: h.view.overlay_ip for h in core.hosts.values() if h.view.overlay_ip}
+        peers = {h.id: h.view.overlay_ip for h in core.ix.peers.values() if h.view.overlay_ip}
     ops: list[Op] = []
     for host in hosts:
         view = host.view

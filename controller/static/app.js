@@ -211,7 +211,10 @@ function drawEndpoints(topo, picked) {
   for (const ep of endpoints) {
     const tr = el("tr", { "data-mac": ep.mac, "data-host": ep.host });
     tr.append(el("td", { class: "mono" }, ep.mac), el("td", { class: "mono" }, ep.ips.join(", ") || "–"),
-      el("td", {}, ep.host), el("td", {}, ep.port || "–"), el("td", {}, ep.vlan), el("td", {}, idle(ep.idle_s)));
+      // behind a VTEP a BGP EVPN peer advertised: say so, and which peer
+      el("td", ep.external ? { class: "external", title: `external VTEP ${ep.external.vtep}` } : {},
+        ep.external ? `${ep.host} (external, via BGP peer ${ep.external.peer})` : ep.host),
+      el("td", {}, ep.port || "–"), el("td", {}, ep.external ? "–" : ep.vlan), el("td", {}, idle(ep.idle_s)));
     body.append(tr);
   }
   if (!endpoints.length) {
