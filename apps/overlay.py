@@ -34,7 +34,8 @@ from controller.switch_state import SwitchDump
 
 LOG = logging.getLogger("overlay")
 config.register(cfg.CONF)
-SLICE_S = 0.02  # longest stretch of recomputation before the event loop serves others
+SLICE_S = 0.01  # recomputation per slice; encoding and sending it take about as long again
+YIELD_AFTER_S = 0.02  # os-ken's event loop runs queued events back to back: let others in after this
 TICK_S = 1.0
 READ_TIMEOUT_S = 10.0  # a switch that has not been read back by then is wiped and refilled
 RECOVERY_WINDOW_S = 10.0  # after start: switches' endpoint entries wait for their own host's read-back
@@ -74,6 +75,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.core.eager = False
         self.core.recovering, self.core.recover_until = True, self.now() + RECOVERY_WINDOW_S
         self.work = hub.Event()
+        self.yielded = time.perf_counter()  # when apply() last let other greenthreads run
         self.send_lock = Semaphore(1)
         self.datapaths: dict[int, Any] = {}
         self.reading: dict[int, _Reading] = {}  # switches being read back
@@ -171,6 +173,9 @@ class OverlayApp(app_manager.OSKenApp):
                 barrier = ofmsg.barrier()
                 dp.send_msg(barrier)  # gives it an xid
                 self.metrics.barrier_sent(dpid, barrier.xid)
+        if time.perf_counter() - self.yielded > YIELD_AFTER_S:  # a burst of events: REST and I/O get a turn
+            hub.sleep(0)
+            self.yielded = time.perf_counter()
 
     def _watch_sighup(self) -> None:
         """SIGHUP re-reads the config file: tunnel_type and tunnel_ports switch without a restart.
@@ -209,6 +214,7 @@ class OverlayApp(app_manager.OSKenApp):
             while self.core.pending():
                 self.apply(self.core.drain(SLICE_S))
                 hub.sleep(0)
+                self.yielded = time.perf_counter()
             self.metrics.reconciled(time.perf_counter() - started)
 
     def _ticker(self) -> None:
