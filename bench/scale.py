@@ -435,14 +435,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     ap.add_argument("--plot", metavar="PNG", help="plot each figure against hosts (needs the bench extra)")
-    ap.add_argument("--replot", metavar="JSON", help="no run: print the table (and --plot) of an earlier --json")
+    ap.add_argument("--replot", metavar="JSON[,JSON...]",
+                    help="no run: the tables (and --plot, every shape in one) of earlier --json files, merged")
+    ap.add_argument("--note", default="", help="--plot: the conditions, in the title")
     args = ap.parse_args(argv)
     if args.replot:
-        with open(args.replot) as f:
-            doc = json.load(f)
-        print(scale_report.table(doc))
+        docs = []
+        for name in args.replot.split(","):
+            with open(name) as f:
+                docs.append(json.load(f))
+        docs = scale_report.merge(docs)
+        print("\n\n".join(scale_report.table(doc) for doc in docs))
         if args.plot:
-            scale_report.plot(doc, args.plot)
+            scale_report.plot(docs, args.plot, args.note)
         return 0
     if args.vms is None:
         args.vms = 10 if args.shape == "dense" else 1
@@ -459,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as out:
             json.dump(doc, out, indent=1)
     if args.plot:
-        scale_report.plot(doc, args.plot)
+        scale_report.plot([doc], args.plot, args.note)
     return 0
 
 
