@@ -7,7 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from controller import ofmsg
+from controller import ofmsg, tunnel_ports
 from controller.ops import FlowMod
 from controller.pipeline import Settings, base_flows, endpoint_flows, tenant_flows, tunnel_classify
 from controller.state import Endpoint, Host, HostView, Tenant, TunnelPort
@@ -91,7 +91,8 @@ class ProcStat:
         return out
 
 
-def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000, sample_hosts: int = 40) -> dict:
+def encoder_rate(p: Plan, hosts: dict[str, EmuHost], ports: str = "mesh", sample: int = 4000,
+                 sample_hosts: int = 40) -> dict:
     """Flows/s of ofmsg's batched encoding, uncached, and the flows the overlay needs in all.
 
     The flows are computed with controller/pipeline.py from the run's hosts (their real
@@ -99,7 +100,7 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000, sample_
     a run that timed out never reached. `needed` is counted on up to `sample_hosts` hosts
     and scaled to all; up to `sample` distinct flows of them are encoded (each once).
     """
-    settings = Settings(tunnel_type="vxlan")
+    settings = Settings(tunnel_type="vxlan", tunnel_ports=tunnel_ports.get(ports))
     tenants = {tn.name: Tenant(tn.name, tn.vni, next(iter(tn.vlans.values())),
                                frozenset(tn.vlans) if tn.restricted else None,
                                tuple(sorted(tn.vlans.items())) if tn.restricted else ()) for tn in p.tenants}
