@@ -7,7 +7,8 @@ import resource
 COLUMNS = (
     ("hosts", "hosts"), ("endpoints", "endpoints"), ("flows/host", "flows/host held / needed"),
     ("connect", "connect s"), ("learn", "learn s"), ("cold", "cold start s"), ("bound", "encoder bound s"),
-    ("vm", "1 VM p50/p99 ms"), ("vm_cpu", "1 VM CPU ms"), ("join", "1 host p50 ms"), ("join_cpu", "1 host CPU ms"),
+    ("vm", "1 VM p50/p99 ms"), ("vm_cpu", "1 VM CPU ms p50 / mean"), ("join", "1 host p50 ms"),
+    ("join_cpu", "1 host CPU ms p50 / mean"),
     ("h_conv", "health p50/p99 ms (converging)"), ("h_steady", "health p50/p99 ms (steady)"),
     ("cpu", "CPU s"), ("rss", "RSS MB"), ("mods", "flow-mods"),
 )
@@ -51,9 +52,10 @@ def row(run: dict) -> dict[str, str]:
         "connect": _phase(run, "connect"), "learn": _phase(run, "learn"),
         "cold": f"{run['cold_start_s']:.2f}" if "cold_start_s" in run else "-",
         "bound": f"{run['encoder_bound_s']:.2f}",
-        "vm": _pair(vm_lat) + timed_out(vm), "vm_cpu": f"{vm['cpu_ms']['mean']:.0f}" if vm_lat.get("n") else "-",
+        "vm": _pair(vm_lat) + timed_out(vm),
+        "vm_cpu": _pair(vm.get("cpu_ms", {}), "p50", "mean") if vm_lat.get("n") else "-",
         "join": (f"{join_lat['p50']:.0f}" if join_lat.get("n") else "-") + timed_out(join),
-        "join_cpu": f"{join['cpu_ms']['mean']:.0f}" if join_lat.get("n") else "-",
+        "join_cpu": _pair(join.get("cpu_ms", {}), "p50", "mean") if join_lat.get("n") else "-",
         "h_conv": _health(run["health"]["convergence"]), "h_steady": _health(run["health"]["steady"]),
         "cpu": f"{run['controller_cpu_s']:.1f}", "rss": f"{run['controller_rss_mb'].get('VmHWM', 0):.0f}",
         "mods": str(run["flow_mods_received"]),
@@ -72,15 +74,21 @@ def table(doc: dict) -> str:
     head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
     rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
     body = ["| " + " | ".join(r[key if key in r else title] for key, title in COLUMNS) + " |" for r in rows]
-    return "\n".join([f"shape: {doc['shape']}", head, rule, *body])
+    return "\n".join([f"shape: {label(doc)}", head, rule, *body])
+
+
+def label(doc: dict) -> str:
+    """The shape, and the tunnel ports when not the default (mesh)."""
+    ports = doc.get("args", {}).get("tunnel_ports", "mesh")
+    return doc["shape"] if ports == "mesh" else f"{doc['shape']}, {ports} tunnels"
 
 
 def merge(docs: list[dict]) -> list[dict]:
     """Runs of several --json files (say, 10 and 100 hosts in one, 1,000 in another), one doc per
-    shape, its runs by host count; a later file's run of the same size replaces an earlier one."""
+    shape and tunnel ports, its runs by host count; a later file's run of a size replaces an earlier."""
     shapes: dict[str, dict] = {}
     for doc in docs:
-        into = shapes.setdefault(doc["shape"], {**doc, "runs": []})
+        into = shapes.setdefault(label(doc), {**doc, "runs": []})
         runs = {r["hosts"]: r for r in into["runs"]} | {r["hosts"]: r for r in doc["runs"]}
         into["runs"] = [runs[n] for n in sorted(runs)]
     return list(shapes.values())
@@ -100,9 +108,9 @@ PANELS = [
                         ("learn", ("phases", "learn", "converged_s"))],
      [("60 s", 60)]),
     ("one more VM (ms)", [("latency p50", ("phases", "vm", "latency_ms", "p50")),
-                          ("controller CPU", ("phases", "vm", "cpu_ms", "mean"))], [("5 ms CPU", 5)]),
+                          ("controller CPU p50", ("phases", "vm", "cpu_ms", "p50"))], [("5 ms CPU", 5)]),
     ("one more host (ms)", [("latency p50", ("phases", "join", "latency_ms", "p50")),
-                            ("controller CPU", ("phases", "join", "cpu_ms", "mean"))], [("250 ms", 250)]),
+                            ("controller CPU p50", ("phases", "join", "cpu_ms", "p50"))], [("250 ms", 250)]),
     ("/v1/health p99 (ms)", [("converging", ("health", "convergence", "p99")),
                              ("steady", ("health", "steady", "p99"))], [("100 ms", 100)]),
     ("learning latency (ms)", [("p50", ("phases", "learn", "latency_ms", "p50")),
@@ -123,19 +131,20 @@ def plot(docs: list[dict], path: str, note: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = {"sparse": "-", "dense": "--"}
+    styles = {"sparse": "-", "dense": "--", "sparse, flow tunnels": ":"}
+    markers = {"sparse": "o", "dense": "s", "sparse, flow tunnels": "^"}
     fig, axes = plt.subplots(2, 4, figsize=(20, 9))
     for ax, (title, series, targets) in zip(axes.flat, PANELS, strict=True):
-        for i, (label, keys) in enumerate(series):
+        for i, (name, keys) in enumerate(series):
             for doc in docs:
                 pts = [(r["hosts"], _get(r, keys)) for r in doc["runs"]]
                 pts = [(a, b) for a, b in pts if b]  # zeros and missing (timed out) left out
                 if pts:
-                    ax.plot(*zip(*pts, strict=True), styles.get(doc["shape"], ":"), marker="o", color=f"C{i}",
-                            label=f"{doc['shape']}: {label}")
-        for label, value in targets:
+                    ax.plot(*zip(*pts, strict=True), styles.get(label(doc), "-."), marker=markers.get(label(doc), "o"),
+                            color=f"C{i}", label=f"{label(doc)}: {name}")
+        for text, value in targets:
             ax.axhline(value, color="grey", linestyle=":", linewidth=1)
-            ax.annotate(f"target {label}", (0.01, value), xycoords=("axes fraction", "data"), fontsize=7,
+            ax.annotate(f"target {text}", (0.01, value), xycoords=("axes fraction", "data"), fontsize=7,
                         color="grey", va="bottom")
         ax.set_title(title)
         ax.set_xlabel("hosts")
