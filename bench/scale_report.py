@@ -103,9 +103,7 @@ def _get(r: dict, keys: tuple[str, ...]) -> float | None:
 
 # (title, [(label, keys into a run)], [(label, target value)])
 PANELS = [
-    ("cold start (s)", [("cold start", ("cold_start_s",)), ("encoder bound", ("encoder_bound_s",)),
-                        ("connect", ("phases", "connect", "converged_s")),
-                        ("learn", ("phases", "learn", "converged_s"))],
+    ("cold start (s)", [("cold start", ("cold_start_s",)), ("encoder bound", ("encoder_bound_s",))],
      [("60 s", 60)]),
     ("one more VM (ms)", [("latency p50", ("phases", "vm", "latency_ms", "p50")),
                           ("controller CPU p50", ("phases", "vm", "cpu_ms", "p50"))], [("5 ms CPU", 5)]),
