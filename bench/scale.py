@@ -41,6 +41,7 @@ from bench import scale_report
 from bench.emuhost import EmuHost, ip_int, mac_int
 from bench.scale_probe import HealthProbe, ProcStat, encoder_rate
 from controller.ovsdb_model import tunnel_name
+from controller.tunnels import FLOW
 from lab.controller import ApiError, Controller
 
 TUNNEL_TYPE = "vxlan"
@@ -192,7 +193,7 @@ class Run:
 
     def __init__(self, p: Plan, args: argparse.Namespace) -> None:
         self.p, self.args = p, args
-        self.ctl = Controller("127.0.0.1", tunnel_type=TUNNEL_TYPE,
+        self.ctl = Controller("127.0.0.1", tunnel_type=TUNNEL_TYPE, tunnel_ports=args.tunnel_ports,
                               extra={"overlay": {"stats_interval": args.stats_interval}})
         self.hosts: dict[str, EmuHost] = {}
         self.members: dict[str, set[str]] = {tn.name: set(tn.vlans) for tn in p.tenants}
@@ -205,11 +206,17 @@ class Run:
         self.pool = ThreadPoolExecutor(8)
         self.rng = random.Random(args.seed + 1)
         self.cpu_at_start = time.process_time()  # this process: the emulated hosts must not be the bottleneck
+        self.mesh = args.tunnel_ports == "mesh"
+        self.out["tunnel_ports"] = args.tunnel_ports
+
+    def tunnel_toward(self, peer: EmuHost) -> tuple:
+        """The mark of the classify flow for traffic from peer: its own port (mesh), the flow port (flow)."""
+        return ("tun", tunnel_name(TUNNEL_TYPE, peer.ip if self.mesh else FLOW))
 
     def host_needs(self, h: EmuHost) -> list[tuple[EmuHost, tuple]]:
         """What a connected host must hold: tunnels, base pipeline, its tenants and their flood groups."""
         needs: list[tuple[EmuHost, tuple]] = [(h, ("base",))]
-        needs += [(h, ("tun", tunnel_name(TUNNEL_TYPE, o.ip))) for o in self.hosts.values() if o is not h]
+        needs += list(dict.fromkeys((h, self.tunnel_toward(o)) for o in self.hosts.values() if o is not h))
         for tn in self.p.tenants:
             if h.id in self.members[tn.name]:
                 needs += [(h, ("tin", tn.vni)), (h, ("grp", tn.vni, len(self.members[tn.name]) - 1))]
@@ -377,7 +384,7 @@ class Run:
             c0, t0 = self.proc.cpu(), time.monotonic()
             needs = self.host_needs(h)
             for o in peers:
-                needs.append((o, ("tun", tunnel_name(TUNNEL_TYPE, ip))))
+                needs.append((o, self.tunnel_toward(h)))
                 for tn in self.p.tenants:
                     if hid in self.members[tn.name] and o.id in self.members[tn.name]:
                         needs.append((o, ("grp", tn.vni, len(self.members[tn.name]) - 1)))
@@ -400,7 +407,7 @@ class Run:
             counters = await asyncio.wait_for(self.rest(self.ctl.api.get, "/v1/counters"), 30)
         except (TimeoutError, ApiError, OSError):
             counters = {}
-        rate = encoder_rate(self.p, self.hosts)
+        rate = encoder_rate(self.p, self.hosts, self.args.tunnel_ports)
         total = sum(flows)
         self.out.update({
             "flows_total": total, "flows_needed_per_host": rate["needed_per_host"],
@@ -432,17 +439,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phase-timeout", type=float, default=90.0, help="seconds per phase")
     ap.add_argument("--event-timeout", type=float, default=20.0, help="seconds per steady-state event")
     ap.add_argument("--stats-interval", type=float, default=2.0, help="the controller's [overlay] stats_interval")
+    ap.add_argument("--tunnel-ports", choices=["mesh", "flow"], default="mesh",
+                    help="the controller's [overlay] tunnel_ports: a port per peer (mesh) or one in all (flow)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     ap.add_argument("--plot", metavar="PNG", help="plot each figure against hosts (needs the bench extra)")
-    ap.add_argument("--replot", metavar="JSON", help="no run: print the table (and --plot) of an earlier --json")
+    ap.add_argument("--replot", metavar="JSON[,JSON...]",
+                    help="no run: the tables (and --plot, every shape in one) of earlier --json files, merged")
+    ap.add_argument("--note", default="", help="--plot: the conditions, in the title")
     args = ap.parse_args(argv)
     if args.replot:
-        with open(args.replot) as f:
-            doc = json.load(f)
-        print(scale_report.table(doc))
+        docs = []
+        for name in args.replot.split(","):
+            with open(name) as f:
+                docs.append(json.load(f))
+        docs = scale_report.merge(docs)
+        print("\n\n".join(scale_report.table(doc) for doc in docs))
         if args.plot:
-            scale_report.plot(doc, args.plot)
+            scale_report.plot(docs, args.plot, args.note)
         return 0
     if args.vms is None:
         args.vms = 10 if args.shape == "dense" else 1
@@ -459,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as out:
             json.dump(doc, out, indent=1)
     if args.plot:
-        scale_report.plot(doc, args.plot)
+        scale_report.plot([doc], args.plot, args.note)
     return 0
 
 

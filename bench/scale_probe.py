@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from typing import TYPE_CHECKING
 
-from controller import ofmsg
+from controller import ofmsg, tunnel_ports
 from controller.ops import FlowMod
 from controller.pipeline import Settings, base_flows, endpoint_flows, tenant_flows, tunnel_classify
 from controller.state import Endpoint, Host, HostView, Tenant, TunnelPort
@@ -21,11 +22,35 @@ HEALTH_TIMEOUT_S = 10.0
 
 
 class HealthProbe(LatencySampler):
-    """GET /v1/health every 100 ms in a thread; latencies are grouped by phase afterwards."""
+    """GET /v1/health every 100 ms in a process of its own; latencies are grouped by phase afterwards.
+
+    Not a thread here: the emulated hosts keep this process's GIL busy, and a probe waiting
+    for it would add the emulator's stalls to the controller's latency. (time.monotonic is the
+    system's clock, so the samples line up with the phases measured here.)
+    """
 
     def __init__(self, url: str) -> None:
         super().__init__(url, HEALTH_EVERY_S, HEALTH_TIMEOUT_S)
         self.phases: dict[str, tuple[float, float]] = {}
+        ctx = multiprocessing.get_context("fork")
+        self._stop, (self._rx, self._tx) = ctx.Event(), ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=self._child, daemon=True)
+
+    def _child(self) -> None:
+        self.stopping = self._stop  # type: ignore[assignment]  # same wait/set/is_set
+        self._loop()
+        self._tx.send(self.samples)
+
+    def start(self) -> HealthProbe:
+        self._proc.start()
+        return self
+
+    def stop(self) -> HealthProbe:
+        self._stop.set()
+        if self._rx.poll(self.timeout + 2):
+            self.samples = self._rx.recv()
+        self._proc.join(1)
+        return self
 
     def mark(self, phase: str, start: float, end: float) -> None:
         self.phases[phase] = (start, end)
@@ -66,7 +91,8 @@ class ProcStat:
         return out
 
 
-def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000, sample_hosts: int = 40) -> dict:
+def encoder_rate(p: Plan, hosts: dict[str, EmuHost], ports: str = "mesh", sample: int = 4000,
+                 sample_hosts: int = 40) -> dict:
     """Flows/s of ofmsg's batched encoding, uncached, and the flows the overlay needs in all.
 
     The flows are computed with controller/pipeline.py from the run's hosts (their real
@@ -74,7 +100,7 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000, sample_
     a run that timed out never reached. `needed` is counted on up to `sample_hosts` hosts
     and scaled to all; up to `sample` distinct flows of them are encoded (each once).
     """
-    settings = Settings(tunnel_type="vxlan")
+    settings = Settings(tunnel_type="vxlan", tunnel_ports=tunnel_ports.get(ports))
     tenants = {tn.name: Tenant(tn.name, tn.vni, next(iter(tn.vlans.values())),
                                frozenset(tn.vlans) if tn.restricted else None,
                                tuple(sorted(tn.vlans.items())) if tn.restricted else ()) for tn in p.tenants}
@@ -108,10 +134,13 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], sample: int = 4000, sample_
             if len(flows) < sample:
                 flows[fl] = host.view.datapath_id
     ops = [FlowMod(dpid, fl) for fl, dpid in flows.items()]
-    ofmsg.flow_mod.cache_clear()
-    t0 = time.perf_counter()
-    writes = ofmsg.batches(ops)
-    seconds = time.perf_counter() - t0
+    seconds = float("inf")
+    for _ in range(3):  # the fastest of three: other processes share the cores
+        for cached in (ofmsg.flow_mod, ofmsg._match_bytes, ofmsg._instruction_bytes):
+            cached.cache_clear()
+        t0 = time.perf_counter()
+        writes = ofmsg.batches(ops)
+        seconds = min(seconds, time.perf_counter() - t0)
     ofmsg.flow_mod.cache_clear()
     return {"flows": len(ops), "seconds": round(seconds, 3), "flows_per_s": round(len(ops) / seconds),
             "bytes": sum(len(w) for ws in writes.values() for w in ws),

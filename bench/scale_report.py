@@ -7,7 +7,8 @@ import resource
 COLUMNS = (
     ("hosts", "hosts"), ("endpoints", "endpoints"), ("flows/host", "flows/host held / needed"),
     ("connect", "connect s"), ("learn", "learn s"), ("cold", "cold start s"), ("bound", "encoder bound s"),
-    ("vm", "1 VM p50/p99 ms"), ("vm_cpu", "1 VM CPU ms"), ("join", "1 host p50 ms"), ("join_cpu", "1 host CPU ms"),
+    ("vm", "1 VM p50/p99 ms"), ("vm_cpu", "1 VM CPU ms p50 / mean"), ("join", "1 host p50 ms"),
+    ("join_cpu", "1 host CPU ms p50 / mean"),
     ("h_conv", "health p50/p99 ms (converging)"), ("h_steady", "health p50/p99 ms (steady)"),
     ("cpu", "CPU s"), ("rss", "RSS MB"), ("mods", "flow-mods"),
 )
@@ -51,9 +52,10 @@ def row(run: dict) -> dict[str, str]:
         "connect": _phase(run, "connect"), "learn": _phase(run, "learn"),
         "cold": f"{run['cold_start_s']:.2f}" if "cold_start_s" in run else "-",
         "bound": f"{run['encoder_bound_s']:.2f}",
-        "vm": _pair(vm_lat) + timed_out(vm), "vm_cpu": f"{vm['cpu_ms']['mean']:.0f}" if vm_lat.get("n") else "-",
+        "vm": _pair(vm_lat) + timed_out(vm),
+        "vm_cpu": _pair(vm.get("cpu_ms", {}), "p50", "mean") if vm_lat.get("n") else "-",
         "join": (f"{join_lat['p50']:.0f}" if join_lat.get("n") else "-") + timed_out(join),
-        "join_cpu": f"{join['cpu_ms']['mean']:.0f}" if join_lat.get("n") else "-",
+        "join_cpu": _pair(join.get("cpu_ms", {}), "p50", "mean") if join_lat.get("n") else "-",
         "h_conv": _health(run["health"]["convergence"]), "h_steady": _health(run["health"]["steady"]),
         "cpu": f"{run['controller_cpu_s']:.1f}", "rss": f"{run['controller_rss_mb'].get('VmHWM', 0):.0f}",
         "mods": str(run["flow_mods_received"]),
@@ -72,10 +74,54 @@ def table(doc: dict) -> str:
     head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
     rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
     body = ["| " + " | ".join(r[key if key in r else title] for key, title in COLUMNS) + " |" for r in rows]
-    return "\n".join([f"shape: {doc['shape']}", head, rule, *body])
+    return "\n".join([f"shape: {label(doc)}", head, rule, *body])
 
 
-def plot(doc: dict, path: str) -> None:
+def label(doc: dict) -> str:
+    """The shape, and the tunnel ports when not the default (mesh)."""
+    ports = doc.get("args", {}).get("tunnel_ports", "mesh")
+    return doc["shape"] if ports == "mesh" else f"{doc['shape']}, {ports} tunnels"
+
+
+def merge(docs: list[dict]) -> list[dict]:
+    """Runs of several --json files (say, 10 and 100 hosts in one, 1,000 in another), one doc per
+    shape and tunnel ports, its runs by host count; a later file's run of a size replaces an earlier."""
+    shapes: dict[str, dict] = {}
+    for doc in docs:
+        into = shapes.setdefault(label(doc), {**doc, "runs": []})
+        runs = {r["hosts"]: r for r in into["runs"]} | {r["hosts"]: r for r in doc["runs"]}
+        into["runs"] = [runs[n] for n in sorted(runs)]
+    return list(shapes.values())
+
+
+def _get(r: dict, keys: tuple[str, ...]) -> float | None:
+    v: object = r
+    for k in keys:
+        v = v.get(k) if isinstance(v, dict) else None
+    return v if isinstance(v, int | float) else None
+
+
+# (title, [(label, keys into a run)], [(label, target value)])
+PANELS = [
+    ("cold start (s)", [("cold start", ("cold_start_s",)), ("encoder bound", ("encoder_bound_s",))],
+     [("60 s", 60)]),
+    ("one more VM (ms)", [("latency p50", ("phases", "vm", "latency_ms", "p50")),
+                          ("controller CPU p50", ("phases", "vm", "cpu_ms", "p50"))], [("5 ms CPU", 5)]),
+    ("one more host (ms)", [("latency p50", ("phases", "join", "latency_ms", "p50")),
+                            ("controller CPU p50", ("phases", "join", "cpu_ms", "p50"))], [("250 ms", 250)]),
+    ("/v1/health p99 (ms)", [("converging", ("health", "convergence", "p99")),
+                             ("steady", ("health", "steady", "p99"))], [("100 ms", 100)]),
+    ("learning latency (ms)", [("p50", ("phases", "learn", "latency_ms", "p50")),
+                               ("p99", ("phases", "learn", "latency_ms", "p99"))], []),
+    ("controller", [("CPU s", ("controller_cpu_s",)), ("peak RSS MB", ("controller_rss_mb", "VmHWM"))],
+     [("2 GiB", 2048)]),
+    ("flows per host", [("held (mean)", ("flows_per_host", "mean")), ("needed", ("flows_needed_per_host",))], []),
+    ("flow-mods received", [("all hosts", ("flow_mods_received",))], []),
+]
+
+
+def plot(docs: list[dict], path: str, note: str = "") -> None:
+    """Each figure against hosts, one line style per shape, the issue's targets dotted."""
     try:
         import matplotlib
     except ImportError as e:
@@ -83,46 +129,27 @@ def plot(doc: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = doc["runs"]
-    x = [r["hosts"] for r in runs]
-
-    def get(r: dict, *keys: str) -> float | None:
-        v = r
-        for k in keys:
-            v = v.get(k) if isinstance(v, dict) else None
-        return v if isinstance(v, int | float) else None
-
-    panels = [
-        ("cold start (s)", [("connect", ("phases", "connect", "converged_s")),
-                            ("learn", ("phases", "learn", "converged_s")), ("cold start", ("cold_start_s",)),
-                            ("encoder bound", ("encoder_bound_s",))]),
-        ("one VM (ms)", [("latency p50", ("phases", "vm", "latency_ms", "p50")),
-                         ("latency p99", ("phases", "vm", "latency_ms", "p99")),
-                         ("controller CPU", ("phases", "vm", "cpu_ms", "mean"))]),
-        ("one host (ms)", [("latency p50", ("phases", "join", "latency_ms", "p50")),
-                           ("controller CPU", ("phases", "join", "cpu_ms", "mean"))]),
-        ("learning latency (ms)", [("p50", ("phases", "learn", "latency_ms", "p50")),
-                                   ("p99", ("phases", "learn", "latency_ms", "p99"))]),
-        ("/v1/health (ms)", [("p99 converging", ("health", "convergence", "p99")),
-                             ("p99 steady", ("health", "steady", "p99"))]),
-        ("controller", [("CPU s", ("controller_cpu_s",)), ("peak RSS MB", ("controller_rss_mb", "VmHWM"))]),
-        ("flows per host", [("mean", ("flows_per_host", "mean")), ("max", ("flows_per_host", "max")),
-                            ("needed", ("flows_needed_per_host",))]),
-        ("flow-mods", [("received", ("flow_mods_received",))]),
-    ]
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
-    for ax, (title, series) in zip(axes.flat, panels, strict=True):
-        for label, keys in series:
-            pts = [(xi, get(r, *keys)) for xi, r in zip(x, runs, strict=True)]
-            pts = [(a, b) for a, b in pts if b is not None]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+    styles = {"sparse": "-", "dense": "--", "sparse, flow tunnels": ":"}
+    markers = {"sparse": "o", "dense": "s", "sparse, flow tunnels": "^"}
+    fig, axes = plt.subplots(2, 4, figsize=(20, 9))
+    for ax, (title, series, targets) in zip(axes.flat, PANELS, strict=True):
+        for i, (name, keys) in enumerate(series):
+            for doc in docs:
+                pts = [(r["hosts"], _get(r, keys)) for r in doc["runs"]]
+                pts = [(a, b) for a, b in pts if b]  # zeros and missing (timed out) left out
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), styles.get(label(doc), "-."), marker=markers.get(label(doc), "o"),
+                            color=f"C{i}", label=f"{label(doc)}: {name}")
+        for text, value in targets:
+            ax.axhline(value, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f"target {text}", (0.01, value), xycoords=("axes fraction", "data"), fontsize=7,
+                        color="grey", va="bottom")
         ax.set_title(title)
         ax.set_xlabel("hosts")
         ax.set_xscale("log")
-        ax.set_yscale("log")  # zeros (nothing measured) are left out
-        ax.legend(fontsize=8)
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
         ax.grid(True, alpha=0.3)
-    fig.suptitle(f"bench/scale.py, shape {doc['shape']} (missing points: phase timed out)")
+    fig.suptitle("bench/scale.py: the real controller against emulated hosts" + (f" ({note})" if note else ""))
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)

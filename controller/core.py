@@ -33,7 +33,7 @@ from controller.pipeline import (
 )
 from controller.state import Endpoint, Host, HostView, Tenant
 from controller.switch_state import Installed, SwitchDump, recovered_endpoints
-from controller.tunnel_ops import TUNNEL_RETRY_S, tunnel_ops
+from controller.tunnel_ops import TUNNEL_RETRY_S, tunnel_ops, tunnels_for_joined
 from controller.tunnels import FLOW
 
 LOG = logging.getLogger(__name__)
@@ -81,6 +81,9 @@ class Core:
         self.counters: Counter[str] = Counter()
         self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
         self.dirty: dict[str, _Dirty] = {}
+        # host -> peers that joined since, each with when: their tunnel ports are asked for in drain,
+        # so a burst of joins costs each host one transaction, not one per peer
+        self.tunnels_toward: dict[str, dict[str, float]] = {}
         self.eager = True
         self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
         self.learner = Learner(settings, self.ix, self.counters)
@@ -223,9 +226,11 @@ class Core:
             for gone in set(old.tunnel_remotes) - set(host.tunnel_remotes):
                 peer = self.ix.hosts.get(self.ix.host_by_ip.get(gone[0], ""))
                 if peer is not None:
-                    ops += tunnel_ops(self, now, [host], toward=peer)
-        if new_peer:  # one more peer for everyone else
-            ops += tunnel_ops(self, now, [h for h in self.ix.hosts.values() if h is not host], toward=host)
+                    ops += tunnel_ops(self, now, [host], toward=[peer])
+        if new_peer:  # one more peer for everyone else: asked for in drain, one transaction per host
+            for other in self.ix.hosts:
+                if other != host.id:
+                    self.tunnels_toward.setdefault(other, {})[host.id] = now
         return adopted + ops + self._flush()
 
     def _holds_other_ports(self, host: Host) -> bool:
@@ -291,6 +296,7 @@ class Core:
             self._drop(key)
         self._mark_flips(self.ix.drop_host(system_id))
         self.dirty.pop(system_id, None)
+        self.tunnels_toward.pop(system_id, None)
         ops = tunnel_ops(self, now, list(self.ix.hosts.values()))
         return ops + self._flush()
 
@@ -476,16 +482,16 @@ class Core:
         return self.drain() if self.eager else []
 
     def pending(self) -> bool:
-        return bool(self.dirty)
+        return bool(self.dirty or self.tunnels_toward)
 
-    def drain(self, budget_s: float | None = None, max_parts: int = 100) -> list[Op]:
+    def drain(self, budget_s: float | None = None, max_parts: int = 20) -> list[Op]:
         """Recompute dirty partitions and return the difference; stop after budget_s seconds.
 
         Order per switch (what the switch needs): meters and groups before the flows that use
         them, adds before the deletes they replace, group deletes last.
         """
         deadline = None if budget_s is None else time.perf_counter() + budget_s
-        first: list[Op] = []
+        first: list[Op] = tunnels_for_joined(self, deadline)
         adds: list[Op] = []
         deletes: list[Op] = []
         last: list[Op] = []
@@ -532,15 +538,20 @@ class Core:
 
     @staticmethod
     def _take(d: _Dirty, n: int) -> list[Part]:
-        """Up to n parts, LEFTOVERS only once everything else is done."""
+        """Up to n parts, LEFTOVERS only once everything else is done (without copying the set)."""
         batch: list[Part] = []
-        for part in list(d.parts):
-            if part == LEFTOVERS and len(d.parts) > 1:
-                continue
-            d.parts.discard(part)
-            batch.append(part)
-            if len(batch) >= n:
-                break
+        leftovers = False
+        while d.parts and len(batch) < n:
+            part = d.parts.pop()
+            if part == LEFTOVERS:
+                leftovers = True
+            else:
+                batch.append(part)
+        if leftovers:
+            if batch or d.parts:
+                d.parts.add(LEFTOVERS)
+            else:
+                batch.append(LEFTOVERS)
         return batch
 
     def _desired(self, host: Host, part: Part) -> tuple[set[f.Flow], f.GroupEntry | None]:

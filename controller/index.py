@@ -60,6 +60,18 @@ class Index:
         """Tenants that name this host (in hosts or a VLAN override)."""
         return list(self._host_vlan.get(host_id, {}).values())
 
+    def clash_candidates(self, tn: Tenant) -> list[Tenant]:
+        """The tenants that could share tn's VNI or a local VLAN: all of them when tn is on every
+        host; else those named on tn's hosts, those on every host and the VNI's (the rest are
+        nowhere tn is). A create costs O(its hosts), not O(tenants)."""
+        if tn.hosts is None:
+            return list(self.tenants.values())
+        names = {n for h in tn.hosts for n in self._host_vlan.get(h, {}).values()}
+        names |= {n for every in self._global_vlan.values() for n in every}
+        if tn.vni in self.by_vni:
+            names.add(self.by_vni[tn.vni].name)
+        return [self.tenants[n] for n in names]
+
     def _index_tenant(self, tn: Tenant) -> None:
         self.tenants[tn.name] = tn
         self.by_vni[tn.vni] = tn

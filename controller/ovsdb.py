@@ -34,6 +34,7 @@ class _Connection:
         self.refused: str | None = None  # why this OVSDB cannot be a host at all (no system-id)
         self.ids = itertools.count(1)
         self.pending: dict[int, str] = {}  # transact id -> why
+        self.changed = False  # the replica changed since the last report
 
     def send(self, msg: dict) -> None:
         self.sock.sendall(json.dumps(msg).encode())
@@ -57,7 +58,8 @@ class _Connection:
                 for msg in framer.feed(data):
                     self._handle(msg)
                     hub.sleep(0)
-                self._report()
+                if self.changed:  # not for echoes and transaction replies: a view costs O(ports)
+                    self._report()
                 hub.sleep(0)  # a peer that always has data ready must not starve the others
         except OSError as e:  # includes timeouts
             LOG.info("OVSDB connection from %s lost: %s", self.peer, e)
@@ -91,8 +93,10 @@ class _Connection:
         wire.check_table_updates(updates, self.replica)
         om.apply_update(self.replica, updates)
         wire.check_system_id(self.replica)
+        self.changed = True
 
     def _report(self) -> None:
+        self.changed = False
         refused = om.unidentified(self.replica)
         if refused != self.refused:
             self.refused = refused

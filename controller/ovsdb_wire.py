@@ -49,7 +49,6 @@ class Framer:
         self._buf = ""
         self._pos = 0  # scanned up to here
         self._depth = 0  # of braces, outside strings; 0: between messages
-        self._in_string = False
 
     def feed(self, data: bytes) -> list[Any]:
         try:
@@ -86,30 +85,21 @@ class Framer:
                     buf = self._buf = buf[m.start():]
                 self._depth, pos = 1, 1
                 continue
-            m = (_IN_STRING if self._in_string else _OUTSIDE).search(buf, pos)
-            if m is None:
-                self._pos = len(buf)
+            pos = _TO_BRACE.match(buf, pos).end()  # type: ignore[union-attr]  # (it matches "" too)
+            if pos >= len(buf) or buf[pos] == '"':  # the rest has not arrived (a string is still open)
+                self._pos = pos
                 return None
-            c, pos = m.group(), m.end()
-            if c == "\\":
-                if pos >= len(buf):  # the escaped character has not arrived: rescan the backslash
-                    self._pos = m.start()
-                    return None
-                pos += 1
-            elif c == '"':
-                self._in_string = not self._in_string
-            elif c == "{":
-                self._depth += 1
-            else:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._pos = pos
-                    return pos
+            self._depth += 1 if buf[pos] == "{" else -1
+            pos += 1
+            if self._depth == 0:
+                self._pos = pos
+                return pos
 
 
 _NOT_SPACE = re.compile(r"[^ \t\r\n]")
-_OUTSIDE = re.compile(r'[{}"]')
-_IN_STRING = re.compile(r'["\\]')
+# Up to the next brace outside a string: whole strings (escapes included) are skipped by the regex
+# engine, so Python steps once per brace, not once per quote.
+_TO_BRACE = re.compile(r'(?:[^{}"]++|"(?:[^"\\]++|\\.)*+")*+', re.DOTALL)
 
 
 # ---- the schema of what we monitor -------------------------------------------------------

@@ -245,7 +245,7 @@ class Tenants:
             raise NotFound(f"no tenant named '{tenant.name}'")
         if not must_exist and exists:
             raise Conflict(f"tenant '{tenant.name}' already exists")
-        check_conflicts(tenant, list(core.tenants.values()))
+        check_conflicts(tenant, core.ix.clash_candidates(tenant))
         if core.tenants.get(tenant.name) != tenant:  # an unchanged PUT touches nothing
             if self.b.store.put_tenant(tenant):
                 apply_change(self.b, tenant.name, tenant)

@@ -2,12 +2,14 @@
 per kind whose peer each flow sets (flow): `[overlay] tunnel_ports`, controller/tunnel_ports.py.
 
 Only what an event changes is checked: a host whose view changed is compared with every peer;
-a host joining is one more peer for the others, so each of them looks at that one peer only.
+a host joining is one more peer for the others, so each of them looks at the new peers only,
+in one transaction for all peers that joined since its last (core.py collects them).
 One join costs O(hosts), not a pass over every pair.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from controller import ovsdb_model as om
@@ -20,12 +22,12 @@ if TYPE_CHECKING:
 TUNNEL_RETRY_S = 10.0  # a tunnel port asked for but not seen by then is asked for again
 
 
-def tunnel_ops(core: Core, now: float, hosts: list[Host], toward: Host | None = None) -> list[Op]:
-    """Create the missing tunnel ports on these hosts (toward every peer, or only `toward`), and
-    remove ours toward forgotten hosts."""
+def tunnel_ops(core: Core, now: float, hosts: list[Host], toward: list[Host] | None = None) -> list[Op]:
+    """Create the missing tunnel ports on these hosts (toward every peer, or only those `toward`),
+    and remove ours toward forgotten hosts."""
     kind, mode = core.settings.tunnel_type, core.settings.tunnel_ports
     if toward is not None:
-        peers = {toward.id: toward.view.overlay_ip} if toward.view.overlay_ip else {}
+        peers = {h.id: h.view.overlay_ip for h in toward if h.view.overlay_ip}
     else:
         peers = {h.id: h.view.overlay_ip for h in core.ix.peers.values() if h.view.overlay_ip}
     ops: list[Op] = []
@@ -57,4 +59,17 @@ def tunnel_ops(core: Core, now: float, hosts: list[Host], toward: Host | None = 
             ops.append(OvsdbTransact(host.id, om.del_ports_txn(view.bridge_uuid, sorted(stale)),
                                      "remove tunnels to forgotten hosts or of another kind or mode"))
             ops += core.purge_learned_on(host)
+    return ops
+
+
+def tunnels_for_joined(core: Core, deadline: float | None) -> list[Op]:
+    """One transaction per host for the tunnels toward the peers that joined since its last
+    (core.tunnels_toward), until the deadline."""
+    ops: list[Op] = []
+    while core.tunnels_toward and (deadline is None or time.perf_counter() < deadline):
+        host_id, peers = core.tunnels_toward.popitem()
+        host = core.hosts.get(host_id)
+        toward = [core.hosts[p] for p in sorted(peers) if p in core.hosts]
+        if host is not None and toward:
+            ops += tunnel_ops(core, max(peers.values()), [host], toward=toward)
     return ops

@@ -30,6 +30,20 @@ def test_hosts_get_one_tunnel_transaction_toward_every_peer():
     assert inserted == [{"name": "vx-0a630002", "type": "vxlan", "options": options}]
 
 
+def test_peers_joining_in_a_burst_cost_each_host_one_tunnel_transaction():
+    core = Core(Settings())
+    core.eager = False  # as in the app: the peers' transactions wait for drain
+    for i in (1, 2, 3):
+        own = core.host_view(HostView(f"h{i}", ip_of(i), i, f"br-{i}", 1), now=0)
+        assert [op.system_id for op in own if isinstance(op, OvsdbTransact)] == ([f"h{i}"] if i > 1 else [])
+    drained = [op for op in core.drain() if isinstance(op, OvsdbTransact)]
+    assert sorted(op.system_id for op in drained) == ["h1", "h2"]
+    remotes = {op.system_id: [dict(o["row"]["options"][1])["remote_ip"] for o in op.ops
+                              if o["op"] == "insert" and o["table"] == "Interface"] for op in drained}
+    assert remotes == {"h1": [ip_of(2), ip_of(3)], "h2": [ip_of(3)]}
+    assert not core.pending()
+
+
 def test_tunnels_made_by_hand_are_adopted_not_duplicated():
     core = Core(Settings(tunnel_type="gre"))
     hand = TunnelPort("tun2", "gre", ip_of(2), 2, managed=False)
