@@ -224,7 +224,7 @@ class Core:
             for name in set(host.tunnels_by_name) - set(old.tunnels_by_name):
                 self.pending_tunnels.pop((host.id, name), None)
             for gone in set(old.tunnel_remotes) - set(host.tunnel_remotes):
-                peer = self.ix.hosts.get(self.ix.host_by_ip.get(gone[0], ""))
+                peer = self.ix.peers.get(self.ix.host_by_ip.get(gone[0], ""))
                 if peer is not None:
                     ops += tunnel_ops(self, now, [host], toward=[peer])
         if new_peer:  # one more peer for everyone else: asked for in drain, one transaction per host

@@ -61,7 +61,7 @@ def _vtep(core: Core, ip: str, peer: str, now: float) -> tuple[Host | None, list
     vtep = core.ix.put_vtep(HostView(system_id=vtep_id(ip), overlay_ip=ip, external=peer))
     core.forgotten_ips.discard(ip)
     core.counters["evpn_vteps"] += 1
-    return vtep, tunnel_ops(core, now, list(core.ix.hosts.values()), toward=vtep)
+    return vtep, tunnel_ops(core, now, list(core.ix.hosts.values()), toward=[vtep])
 
 
 def _remote_mac(core: Core, ev: RemoteMac, our_seq: int, now: float) -> list[Op]:
