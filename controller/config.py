@@ -56,6 +56,18 @@ OVERLAY_OPTS = [
 ]
 
 
+# Several instances: leader election on an etcd lease (controller/election.py, controller/ha.py).
+ELECTION_OPTS = [
+    cfg.ListOpt("endpoints", default=None,
+                help="etcd client URLs (http://host:2379,...); set: this instance is one of several and "
+                     "takes the OpenFlow MASTER role only while it holds the leader lease"),
+    cfg.IntOpt("lease-ttl", default=1, min=1,
+               help="seconds the leader's lease outlives its last renewal (renewed every third of it): a "
+                    "new leader within about TTL + 0.7 s of the old one's death (etcd raises a TTL below "
+                    "its minimum, 1.5 x its election timeout)"),
+    cfg.StrOpt("instance-name", default=None, help="this instance's name in the election (default: hostname)"),
+]
+
 OVSDB_OPTS = ("address", "port")  # os-ken's [ovsdb] options our OVSDB manager uses
 
 
@@ -63,6 +75,7 @@ def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
     reg = conf.register_cli_opts if cli else conf.register_opts
     reg(WSAPI_OPTS)
     reg(OVERLAY_OPTS, group="overlay")
+    reg(ELECTION_OPTS, group="etcd")
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -70,7 +83,7 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     from os_ken.services.protocols.ovsdb import manager as ovsdb_manager
 
     return [("DEFAULT", WSAPI_OPTS), ("ovsdb", [o for o in ovsdb_manager.opts if o.dest in OVSDB_OPTS]),
-            ("overlay", OVERLAY_OPTS)]
+            ("overlay", OVERLAY_OPTS), ("etcd", ELECTION_OPTS)]
 
 
 def settings(conf: cfg.ConfigOpts) -> Settings:

@@ -88,6 +88,7 @@ class Core:
         # its turn (recover_until), another host's entries for them are kept, not deleted.
         self.recover_until = 0.0
         self.recovering = False
+        self.passive = False  # a follower (controller/ha.py): it tracks state but programs nothing
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -487,8 +488,8 @@ class Core:
         while self.dirty:
             host_id = next(iter(self.dirty))
             host = self.ix.hosts.get(host_id)
-            if host is None or not self.is_programmable(host):
-                del self.dirty[host_id]  # programmed in full when it becomes programmable
+            if host is None or self.passive or not self.is_programmable(host):
+                del self.dirty[host_id]  # programmed in full when it becomes programmable (or leads)
                 continue
             d = self.dirty[host_id]
             if d.full:
