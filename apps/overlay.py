@@ -31,7 +31,6 @@ from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
 from controller.ovsdb import OvsdbServer
 from controller.rest import Api
 from controller.state import HostView
-from controller.store import Store
 from controller.switch_state import SwitchDump
 
 LOG = logging.getLogger("overlay")
@@ -70,7 +69,7 @@ class OverlayApp(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         conf = cfg.CONF
         self.settings = config.settings(conf)
-        self.store = Store(config.db_path(conf))
+        self.store = config.open_store(conf)  # SQLite, or etcd shared with other instances
         # Tenants are loaded before any switch is programmed; work is drained in slices by _pump.
         self.core = Core(self.settings, self.store.tenants(), canon=ofmsg.canonical_match)
         self.core.eager = False
@@ -95,13 +94,14 @@ class OverlayApp(app_manager.OSKenApp):
         self.metrics.register(self.loop_lag)
         # Several instances (etcd): only the elected leader programs; the others follow.
         e = conf.etcd
-        self.roles = ha.Roles(bool(e.endpoints), e.instance_name or socket.gethostname())
+        self.roles = ha.Roles(conf.overlay.store == "etcd", e.instance_name or socket.gethostname())
         self.core.passive = not self.roles.leading
         self.election = None
         if self.roles.enabled:
             from controller.election_etcd import EtcdElection
-            self.election = EtcdElection(e.endpoints, self.roles.instance, e.lease_ttl,
-                                         lambda a: self.post(lambda: self._role_change(a)))
+            from controller.etcd import parse_endpoints
+            self.election = EtcdElection(parse_endpoints(e.endpoints), self.roles.instance, e.lease_ttl,
+                                         lambda a: self.post(lambda: self._role_change(a)), e.prefix)
         self.metrics.register(ha.RoleMetrics(lambda: self.roles))
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
             LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
@@ -117,6 +117,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.threads.append(hub.spawn(self._pump))
         self.threads.append(hub.spawn(self._ticker))
         self.threads.append(hub.spawn(self._watch_sighup))
+        self.threads.append(hub.spawn(self.store.watch, self))  # other instances' tenant writes
         server = hub.WSGIServer(self.api_address, Api(self, self.api_auth))
         LOG.info("REST API on http://%s:%s/v1", *self.api_address)
         self.threads.append(hub.spawn(server.serve_forever))
@@ -267,7 +268,9 @@ class OverlayApp(app_manager.OSKenApp):
             self.roles.lead(action.generation, self.now())
             self.core.counters["leader_elected"] += 1
             views = [c.view for c in self.ovsdb.by_system.values() if c.view is not None]
-            self.core, ops = ha.promoted(self.core, self.store.tenants(), views, self.now(), RECOVERY_WINDOW_S)
+            # The tenants as the store's watch kept them here: a takeover needs no etcd read.
+            self.core, ops = ha.promoted(self.core, list(self.core.tenants.values()), views, self.now(),
+                                         RECOVERY_WINDOW_S)
         else:
             was = self.roles.leading
             self.roles.follow(action.leader, action.generation)

@@ -12,14 +12,27 @@ from dataclasses import fields, replace
 
 from oslo_config import cfg
 
-from controller import learning_modes, tunnel_ports, tunnels
+from controller import choices, learning_modes, tunnel_ports, tunnels
 from controller.pipeline import MODE_CONTROLLER, Settings
+from controller.store import Store, TenantStore
 
 # Ryu's names; os-ken 3.x no longer registers them.
 WSAPI_OPTS = [
     cfg.HostAddressOpt("wsapi-host", default="127.0.0.1", help="REST API listen address"),
     cfg.PortOpt("wsapi-port", default=8080, help="REST API listen port"),
 ]
+
+
+def _etcd_store(conf: cfg.ConfigOpts) -> TenantStore:
+    from controller import etcd  # only a controller that uses etcd loads its client
+    from controller.etcd_store import EtcdStore
+
+    e = conf.etcd
+    return EtcdStore(etcd.connect(etcd.parse_endpoints(e.endpoints), e.timeout, e.retry_for), e.prefix)
+
+
+STORES = {"sqlite": lambda conf: Store(db_path(conf)), "etcd": _etcd_store}
+
 
 OVERLAY_OPTS = [
     cfg.StrOpt("tunnel-type", default=tunnels.DEFAULT, choices=list(tunnels.NAMES),
@@ -44,6 +57,9 @@ OVERLAY_OPTS = [
     cfg.FloatOpt("host-grace", default=30.0, min=0.0,
                  help="seconds a host may lose both its OVSDB and OpenFlow connections before its "
                       "endpoints are withdrawn from the other hosts (its tunnels stay)"),
+    cfg.StrOpt("store", default="sqlite", choices=list(STORES),
+               help="where tenants are kept: sqlite (one controller, the file at db) or etcd (several "
+                    "controllers share [etcd] endpoints; see High availability in the README)"),
     cfg.StrOpt("state-dir", default="/var/lib/sdn-overlay", help="where the database lives"),
     cfg.StrOpt("db", default=None, help="SQLite database path (default: <state-dir>/overlay.db)"),
     cfg.StrOpt("api-token-file", default=None,
@@ -55,12 +71,21 @@ OVERLAY_OPTS = [
                 help="port of the read-only metrics listener; unset = none (/metrics is on the REST API)"),
 ]
 
+ETCD_OPTS = [
+    cfg.StrOpt("endpoints", default="http://127.0.0.1:2379",
+               help="comma-separated client URLs of the etcd members (etcd >= 3.4); a request goes "
+                    "to the next one when a member does not answer"),
+    cfg.FloatOpt("timeout", default=1.0, min=0.1,
+                 help="seconds one etcd member has to answer a request before the next one is asked"),
+    cfg.FloatOpt("retry-for", default=5.0, min=0.0,
+                 help="seconds a request goes on asking the members while they time out or have no "
+                      "leader (an election); then a REST write answers 503. Refused everywhere: at once"),
+    cfg.StrOpt("prefix", default="/sdn-overlay/", help="the controllers' keys live under this etcd key prefix"),
+]
 
 # Several instances: leader election on an etcd lease (controller/election.py, controller/ha.py).
+# With store = etcd this instance is one of several and programs only while it leads.
 ELECTION_OPTS = [
-    cfg.ListOpt("endpoints", default=None,
-                help="etcd client URLs (http://host:2379,...); set: this instance is one of several and "
-                     "takes the OpenFlow MASTER role only while it holds the leader lease"),
     cfg.IntOpt("lease-ttl", default=1, min=1,
                help="seconds the leader's lease outlives its last renewal (renewed every third of it): a "
                     "new leader within about TTL + 0.7 s of the old one's death (etcd raises a TTL below "
@@ -75,6 +100,7 @@ def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
     reg = conf.register_cli_opts if cli else conf.register_opts
     reg(WSAPI_OPTS)
     reg(OVERLAY_OPTS, group="overlay")
+    reg(ETCD_OPTS, group="etcd")
     reg(ELECTION_OPTS, group="etcd")
 
 
@@ -83,7 +109,7 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     from os_ken.services.protocols.ovsdb import manager as ovsdb_manager
 
     return [("DEFAULT", WSAPI_OPTS), ("ovsdb", [o for o in ovsdb_manager.opts if o.dest in OVSDB_OPTS]),
-            ("overlay", OVERLAY_OPTS), ("etcd", ELECTION_OPTS)]
+            ("overlay", OVERLAY_OPTS), ("etcd", ETCD_OPTS + ELECTION_OPTS)]
 
 
 def settings(conf: cfg.ConfigOpts) -> Settings:
@@ -109,3 +135,8 @@ def reloaded(conf: cfg.ConfigOpts, current: Settings) -> tuple[Settings, list[st
 
 def db_path(conf: cfg.ConfigOpts) -> str:
     return conf.overlay.db or f"{conf.overlay.state_dir}/overlay.db"
+
+
+def open_store(conf: cfg.ConfigOpts) -> TenantStore:
+    """The tenant store [overlay] store names, opened."""
+    return choices.by_name(STORES, conf.overlay.store, "store")(conf)

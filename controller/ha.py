@@ -7,7 +7,7 @@ a follower reads (switch read-back, counters) and follows the tenants and the ho
 that taking over is what a restart does, in-process: a fresh core from the tenants and host
 views it already has, each switch read back, only the difference sent (controller/core.py).
 
-Single instance (no [etcd] endpoints): always the leader, and no role request is ever sent, so
+Single instance ([overlay] store = sqlite): always the leader, and no role request is ever sent, so
 switches keep the default EQUAL role exactly as before.
 """
 
@@ -100,7 +100,7 @@ def promoted(old: Core, tenants: Iterable[Tenant], views: Iterable[HostView], no
              recovery_s: float) -> tuple[Core, list[Op]]:
     """The core a new leader runs: what a restart builds, from what the follower already has.
 
-    Tenants from the store, hosts from their OVSDB views, and every connected switch read back
+    Tenants as the store's watch kept them, hosts from their OVSDB views, and every connected switch read back
     before anything is changed on it; learned endpoints come from the switches (their own
     entries), as after a restart. Counters carry on.
     """

@@ -156,7 +156,7 @@ SCHEMAS: dict[str, Any] = {
         "description": "this instance's part among several (issue 13): the leader is OpenFlow MASTER on every "
                        "switch and the only one that programs; the others are SLAVE",
         "properties": {
-            "ha": {"type": "boolean", "description": "false: one instance alone ([etcd] endpoints unset)"},
+            "ha": {"type": "boolean", "description": "false: one instance alone ([overlay] store = sqlite)"},
             "instance": {"type": "string"},
             "role": {"type": "string", "enum": ["leader", "follower"]},
             "leader": {"type": ["string", "null"], "description": "the leader's instance name, when known"},

@@ -3,7 +3,8 @@
 A request is routed, authenticated and its body parsed first; the tenant rules (validation,
 conflicts, merge patch, ETags, the write sequence) are controller/tenants.py, whose errors map to
 400/404/409/412 here. Every state change runs on the app's event loop; a rejected request changes
-nothing, and writes are committed to SQLite before they are applied and acknowledged. The OpenAPI
+nothing, and writes are committed to the store (SQLite or etcd) before they are applied and
+acknowledged. The OpenAPI
 description of these routes is controller/openapi.py.
 """
 
@@ -22,7 +23,7 @@ from controller import metrics, openapi, pathtrace, tenants, web
 from controller.auth import TokenAuth
 from controller.core import Core
 from controller.ops import Op
-from controller.store import Store, StoreError
+from controller.store import StoreError, TenantStore
 from controller.version import __version__
 
 LOG = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class ApiError(Exception):
 
 class Backend(Protocol):
     core: Core
-    store: Store
+    store: TenantStore
     metrics: metrics.Metrics  # the app's: the API counts requests into it and serves it
 
     def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:

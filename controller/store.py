@@ -1,4 +1,10 @@
-"""Tenant assignments in SQLite: each write is one transaction, durable before it is acknowledged.
+"""Where tenants are kept: the store interface, and its SQLite backend (the default).
+
+TenantStore is what the tenant service (controller/tenants.py) and the app need of a store;
+SQLite here serves one controller, etcd (controller/etcd_store.py) several that share it.
+[overlay] store picks one (controller/config.py).
+
+SQLite: each write is one transaction, durable before it is acknowledged.
 
 WAL with synchronous=FULL: a write returns only after its commit is on disk, so whatever the
 API acknowledged survives kill -9 or a power cut, and a write cut short leaves no trace (one row
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from typing import Any, Protocol
 
 from controller.state import Tenant
 
@@ -26,7 +33,35 @@ CREATE TABLE IF NOT EXISTS tenants (
 
 
 class StoreError(Exception):
-    """The database refused a write or read (disk full, read-only, corrupt...)."""
+    """The database refused a write or read (disk full, read-only, corrupt, unreachable...)."""
+
+
+class Behind(Exception):
+    """A shared store refused a write because it changed since this instance last saw it;
+    `listing` is all of it now. Apply it, then decide the request again."""
+
+    def __init__(self, listing: list[Tenant]) -> None:
+        super().__init__("the store changed since this instance last read it")
+        self.listing = listing
+
+
+class TenantStore(Protocol):
+    def tenants(self) -> list[Tenant]:
+        """Every tenant, by name: the state a controller starts from."""
+
+    def put_tenant(self, t: Tenant) -> None:
+        """Create or replace; durable when it returns. StoreError: nothing was written."""
+
+    def delete_tenant(self, name: str) -> None:
+        """Durable when it returns. StoreError: nothing was written."""
+
+    def ping(self) -> None:
+        """Raise StoreError unless the store answers a read."""
+
+    def watch(self, backend: Any) -> None:
+        """Apply other writers' changes to backend, until close(); returns at once if none can exist."""
+
+    def close(self) -> None: ...
 
 
 class Store:
@@ -75,6 +110,9 @@ class Store:
             self.db.execute("SELECT count(*) FROM tenants").fetchone()
         except sqlite3.Error as e:
             raise StoreError(str(e)) from e
+
+    def watch(self, backend: Any) -> None:
+        """One controller owns the file: no other writer to follow."""
 
     def close(self) -> None:
         self.db.close()

@@ -12,17 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from controller.core import Core
 from controller.ops import Op
 from controller.state import HOST_ID_RE, VLAN_MAX, VNI_MAX, Tenant, vlan_clash
-from controller.store import Store
+from controller.store import Behind, TenantStore
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 HOST_RE = HOST_ID_RE  # OVSDB system-ids: the ones the OVSDB manager accepts (controller/state.py)
 ETAG_LIST_RE = re.compile(r'\s*(W/)?"[^"]*"\s*(,\s*(W/)?"[^"]*"\s*)*')  # If-Match's list (RFC 9110)
 FIELDS = ("name", "vni", "vlan", "hosts", "vlans")
+MAX_ATTEMPTS = 10  # a write that lost its compare-and-swap this often in a row gives up with 409
+T = TypeVar("T")
 
 
 class TenantError(Exception):
@@ -148,10 +151,31 @@ def check_if_match(header: str | None, name: str, current: dict) -> None:
 
 class Backend(Protocol):
     core: Core
-    store: Store
+    store: TenantStore
 
     def apply(self, ops: list[Op]) -> None:
         """Send operations to switches and OVSDB."""
+
+
+def apply_change(b: Backend, name: str, tenant: Tenant | None) -> None:
+    """A committed change (put, or delete when tenant is None) into the core and out to the
+    switches: for a REST write on this instance and for one that another instance made alike."""
+    if tenant is None:
+        if name in b.core.tenants:
+            b.apply(b.core.delete_tenant(name))
+    elif b.core.tenants.get(name) != tenant:
+        b.apply(b.core.put_tenant(tenant))
+
+
+def apply_listing(b: Backend, listing: list[Tenant]) -> None:
+    """Make the core's tenants equal to a full listing of the store. What went or changed is
+    deleted first, so that no two tenants ever share a VNI or a VLAN in the core on the way."""
+    want = {t.name: t for t in listing}
+    for name, tenant in sorted(b.core.tenants.items()):
+        if want.get(name) != tenant:
+            apply_change(b, name, None)
+    for name, tenant in sorted(want.items()):
+        apply_change(b, name, tenant)
 
 
 class Tenants:
@@ -161,6 +185,10 @@ class Tenants:
     The write sequence: the store first, then the core, then the core's operations are applied.
     When the store fails (StoreError) nothing was committed, and the core and the switches were
     not touched either; the error goes up to the caller (rest.py answers 503).
+
+    A shared store (etcd) commits only if nothing changed since this instance's view; otherwise
+    it raises Behind with the current listing: the core takes it and the request is decided
+    again from the start (If-Match, conflicts, the merge patch), so no update is ever lost.
     """
 
     def __init__(self, backend: Backend) -> None:
@@ -176,21 +204,37 @@ class Tenants:
         return tenant
 
     def create(self, tenant: Tenant) -> dict:
-        return self._write(tenant, must_exist=False)
+        return self._decided(lambda: self._write(tenant, must_exist=False))
 
     def replace(self, tenant: Tenant, if_match: str | None = None) -> dict:
-        check_if_match(if_match, tenant.name, self.get(tenant.name).to_json())
-        return self._write(tenant, must_exist=True)
+        def attempt() -> dict:
+            check_if_match(if_match, tenant.name, self.get(tenant.name).to_json())
+            return self._write(tenant, must_exist=True)
+        return self._decided(attempt)
 
     def update(self, name: str, patch: dict, if_match: str | None = None) -> dict:
-        current = self.get(name).to_json()
-        check_if_match(if_match, name, current)
-        return self._write(tenant_from_json(merge_patch(current, patch), name=name), must_exist=True)
+        def attempt() -> dict:
+            current = self.get(name).to_json()
+            check_if_match(if_match, name, current)
+            return self._write(tenant_from_json(merge_patch(current, patch), name=name), must_exist=True)
+        return self._decided(attempt)
 
     def delete(self, name: str, if_match: str | None = None) -> None:
-        check_if_match(if_match, name, self.get(name).to_json())
-        self.b.store.delete_tenant(name)
-        self.b.apply(self.b.core.delete_tenant(name))
+        def attempt() -> None:
+            check_if_match(if_match, name, self.get(name).to_json())
+            self.b.store.delete_tenant(name)
+            apply_change(self.b, name, None)
+        self._decided(attempt)
+
+    def _decided(self, attempt: Callable[[], T]) -> T:
+        """attempt(), decided again on the current state each time the store says it was behind."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except Behind as behind:
+                apply_listing(self.b, behind.listing)
+        raise Conflict(f"the tenants changed under this request {MAX_ATTEMPTS} times in a row "
+                       "(other writers); try again")
 
     def _write(self, tenant: Tenant, must_exist: bool) -> dict:
         core = self.b.core
@@ -202,5 +246,5 @@ class Tenants:
         check_conflicts(tenant, list(core.tenants.values()))
         if core.tenants.get(tenant.name) != tenant:  # an unchanged PUT touches nothing
             self.b.store.put_tenant(tenant)
-            self.b.apply(core.put_tenant(tenant))
+            apply_change(self.b, tenant.name, tenant)
         return tenant.to_json()

@@ -48,6 +48,7 @@ class HaLab:
                 ns, ip = self.lab.add_controller_ns(k)
                 extra = {**self.extra, "etcd": {"endpoints": ",".join(self.etcd.endpoints),
                                                 "instance_name": f"c{k}", "lease_ttl": self.lease_ttl}}
+                extra["overlay"] = {**extra.get("overlay", {}), "store": "etcd"}
                 self.ctls.append(Controller(ip, tunnel_type=self.tunnel_type, netns=ns, extra=extra))
             for ctl in self.ctls:
                 ctl.start()
@@ -86,9 +87,8 @@ class HaLab:
     def overlay(self, hosts: int = 3, tenants: bool = True) -> Overlay:
         """Hosts joined to all three instances; tenants created; meshed by the leader."""
         ov = Overlay(self.lab, self.ctls[0], controller_ips=tuple(self.ips))
-        if tenants:  # each instance has its own SQLite until the store is shared (etcd)
-            for ctl in self.ctls:
-                create_tenants(ctl)
+        if tenants:  # one write, on any instance: they share etcd
+            create_tenants(self.ctls[0])
         for _ in range(hosts):
             ov.add_host()
         ov.wait_meshed(settle=True)

@@ -13,12 +13,12 @@ from controller.metrics import Metrics
 from controller.pipeline import Settings
 from controller.rest import Api
 from controller.state import HostView, Tenant
-from controller.store import Store
+from controller.store import Store, TenantStore
 
 
 class Backend:
-    def __init__(self, db_path: str) -> None:
-        self.store = Store(db_path)
+    def __init__(self, db_path: str, store: TenantStore | None = None) -> None:
+        self.store = store or Store(db_path)
         self.core = Core(Settings(), self.store.tenants())
         self.applied: list = []
         self.clock = 1000.0

@@ -1,0 +1,165 @@
+"""Tenants in etcd, shared by several controller instances (`[overlay] store = etcd`).
+
+Under the prefix ([etcd] prefix, default /sdn-overlay/):
+
+    {prefix}tenants/by-name/{name}   a tenant's JSON, as GET /v1/tenants/{name} shows it
+    {prefix}tenants/version          rewritten by every change, with the id of the write
+
+Writes: one transaction each, which commits only if `version` is still at the revision this
+instance has applied. Its view of every tenant was then current, so whatever the tenant service
+checked on it (the name is free or exists, the VNI and the VLANs are unused, If-Match) holds in
+etcd at the commit too, across instances. If another instance wrote in between, the
+transaction's failure branch returns the whole current listing, and the tenant service decides
+the request again on it (store.Behind): two writers never both win, and no update is lost.
+A write returns once etcd has committed it (a quorum has it on disk).
+
+Reads: every instance watches the prefix and applies each change (controller/tenants.py's
+apply_change, as a local write does). A broken watch is re-opened from the last revision it
+delivered (on another member if need be), so no change is missed; only when etcd has compacted
+that far back does it re-list everything. Changes this instance made itself, or has seen in a
+listing, are recognised by revision and skipped.
+
+etcd unreachable: a write raises StoreError (REST answers 503) after at most the request timeout
+per member, and nothing changes here; reads serve the state last seen; the watch retries.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from controller import etcd as e
+from controller.etcd import Compacted, Etcd, EtcdError, EtcdUnavailable
+from controller.state import Tenant
+from controller.store import Behind, StoreError
+from controller.tenants import TenantError, apply_change, apply_listing, tenant_from_json
+
+LOG = logging.getLogger(__name__)
+DEFAULT_PREFIX = "/sdn-overlay/"
+
+
+class EtcdStore:
+    def __init__(self, etcd: Etcd, prefix: str = DEFAULT_PREFIX) -> None:
+        self.etcd = etcd
+        self.root = prefix + "tenants/"
+        self.by_name = self.root + "by-name/"
+        self.version_key = self.root + "version"
+        self.version = 0  # the version key's revision in this instance's view (0: never written)
+        self.watched = 0  # the watch has delivered every change up to this revision
+        self.writer = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self.writes = itertools.count(1)
+        self.closed = False
+
+    # ---- reads and writes (on the app's event loop) ---------------------------------------
+
+    def tenants(self) -> list[Tenant]:
+        """Every tenant, read from a quorum; this instance's view is at that revision from now on."""
+        kvs, revision = self._call(lambda: self.etcd.range_prefix(self.root))
+        listing, self.version, _ = self._listing(kvs)
+        self.watched = max(self.watched, revision)
+        return listing
+
+    def put_tenant(self, t: Tenant) -> None:
+        doc = json.dumps(t.to_json(), sort_keys=True, separators=(",", ":")).encode()
+        self._commit(e.put(self.by_name + t.name, doc))
+
+    def delete_tenant(self, name: str) -> None:
+        self._commit(e.delete(self.by_name + name))
+
+    def ping(self) -> None:
+        self._call(lambda: self.etcd.get(self.version_key))
+
+    def close(self) -> None:
+        self.closed = True
+        self.etcd.close()
+
+    def _commit(self, op: dict) -> None:
+        write = f"{self.writer}/{next(self.writes)}".encode()
+        ok, resp = self._call(lambda: self.etcd.txn(
+            [e.compare_modified(self.version_key, self.version)],
+            [op, e.put(self.version_key, write)],
+            [e.get_prefix(self.root)]))
+        if ok:
+            self.version = int(resp["header"]["revision"])
+            return
+        listing, self.version, last = self._listing(e.range_kvs(resp))
+        if last == write:  # a member timed out after committing it; another one was asked again
+            return
+        raise Behind(listing)
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except (EtcdUnavailable, EtcdError) as err:
+            raise StoreError(f"etcd: {err}") from err
+
+    def _listing(self, kvs: list[e.KV]) -> tuple[list[Tenant], int, bytes]:
+        """(tenants by name, the version key's revision, the id of the last write)."""
+        tenants, version, last = [], 0, b""
+        for kv in kvs:
+            if kv.key == self.version_key:
+                version, last = kv.mod_revision, kv.value
+            elif kv.key.startswith(self.by_name):
+                tenant = self._decode(kv.key, kv.value)
+                if tenant is not None:
+                    tenants.append(tenant)
+        return sorted(tenants, key=lambda t: t.name), version, last
+
+    def _decode(self, key: str, value: bytes) -> Tenant | None:
+        """A stored tenant; one that is not valid (written by hand?) is logged and left out."""
+        name = key[len(self.by_name):]
+        try:
+            return tenant_from_json(json.loads(value), name=name)
+        except (ValueError, TenantError) as err:
+            LOG.error("etcd: ignoring %s: not a valid tenant: %s", key, err)
+            return None
+
+    # ---- following the other instances ----------------------------------------------------
+
+    def watch(self, backend: Any) -> None:
+        """Apply every change under the prefix to backend (via backend.call), until close()."""
+        failures = 0
+        while not self.closed:
+            try:
+                for revision, events in self.etcd.watch_prefix(self.root, self.watched + 1):
+                    if failures:
+                        LOG.warning("etcd: watching tenants again from revision %d", revision)
+                        failures = 0
+                    backend.call(lambda r=revision, ev=events: self._apply(backend, r, ev))
+                    self.watched = max(self.watched, revision)
+            except Compacted as err:
+                LOG.warning("etcd: %s: re-listing the tenants", err)
+                self._relist(backend)
+            except (EtcdUnavailable, EtcdError, StoreError) as err:
+                if not failures:
+                    LOG.warning("etcd: tenant watch lost (%s); retrying; writes answer 503 meanwhile", err)
+                failures += 1
+                time.sleep(e.backoff(failures))
+                continue
+            time.sleep(0.05)  # the stream ended (member gone, or idle): open the next one
+
+    def _relist(self, backend: Any) -> None:
+        kvs, revision = self._call(lambda: self.etcd.range_prefix(self.root))
+
+        def apply() -> None:
+            listing, self.version, _ = self._listing(kvs)
+            apply_listing(backend, listing)
+            self.watched = max(self.watched, revision)
+        backend.call(apply)
+
+    def _apply(self, backend: Any, revision: int, events: list[e.Event]) -> None:
+        if revision <= self.version:  # this instance's own write, or already in a listing
+            return
+        for ev in events:
+            if ev.key == self.version_key:
+                self.version = revision
+            elif ev.key.startswith(self.by_name):
+                tenant = None if ev.value is None else self._decode(ev.key, ev.value)
+                if ev.value is None or tenant is not None:
+                    apply_change(backend, ev.key[len(self.by_name):], tenant)
