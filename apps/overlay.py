@@ -170,7 +170,7 @@ class OverlayApp(app_manager.OSKenApp):
 
     def apply(self, ops: list[Op]) -> None:
         of_ops = []
-        if not self.roles.leading:  # a follower reads switches back and changes nothing
+        if not self._may_write():  # a follower reads switches back and changes nothing
             ops = [op for op in ops if self.roles.may_send(op)]
         for op in ops:
             if isinstance(op, OvsdbTransact):
@@ -260,6 +260,9 @@ class OverlayApp(app_manager.OSKenApp):
         want = self.roles.ask(dp.id, self.now())
         if want is not None:  # before anything else on this connection: the switch handles it first
             dp.send_msg(ofmsg.role_request(*want))
+
+    def _may_write(self) -> bool:
+        return self.roles.leading and (self.election is None or self.election.election.may_lead(time.monotonic()))
 
     def _role_change(self, action: Action) -> None:
         if isinstance(action, Lead):

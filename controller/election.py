@@ -183,6 +183,11 @@ class Election:
         self.leader = leader
         return [Follow(leader, self.generation)] if changed else []
 
+    def may_lead(self, now: float) -> bool:
+        """Leading, and surely still within the lease: checked before every write, so that a
+        process that was paused past its lease sends nothing before tick() has run."""
+        return self.leading and now < self.valid_until - FENCE_MARGIN * self.granted_ttl
+
     def status(self, now: float) -> dict:
         return {"role": "leader" if self.leading else "follower", "instance": self.me, "leader": self.leader,
                 "generation": self.generation, "lease_ttl": self.granted_ttl, "etcd_reachable": self.etcd_ok,

@@ -108,3 +108,10 @@ def test_a_generation_never_goes_backwards():
     e = leader()
     e.campaigned(7, Holder("c3", 9, 30), 0.2)  # an older key (etcd restored from a backup)
     assert e.generation == 42
+
+
+def test_a_leader_may_write_only_while_surely_within_its_lease():
+    e = leader()
+    assert e.may_lead(0.5) and not e.may_lead(0.9)  # fenced 10 % of the TTL early, before tick() ran
+    e.kept_alive(7, 1, 0.8)
+    assert e.may_lead(1.5)
