@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from controller.client import ApiError
 from lab.ha import HaLab, role_request_by_hand
 from lab.netlab import Lab, wait_for
-from lab.overlay import TENANTS, PingStream, announce
+from lab.overlay import TENANTS, PingStream, announce, flood_buckets
 from lab.traffic import UdpStream
 from tests.e2e.test_hitless import flow_table
 
@@ -189,3 +191,49 @@ def test_failover_works_without_one_etcd_member_and_forwarding_goes_on_without_e
           f"{lost} of {pings.replies + lost} echoes lost (every 20 ms); etcd back: {ha.name(leader)} MASTER "
           f"everywhere {elected:.2f} s after it was healthy (generation {doc2['generation']})")
     assert lost == 0
+
+
+def test_concurrent_writes_on_all_three_instances_reach_every_switch(ha):
+    ov = ha.overlay()
+    per_instance, vlan0 = 4, 101
+    tenants = {f"t{k}-{i}": (6000 + 10 * k + i, vlan0 + per_instance * (k - 1) + i)
+               for k in range(1, 4) for i in range(per_instance)}
+    tenants["shared"] = (7000, vlan0 + 3 * per_instance)
+    for h in ov.hosts:  # a member port of every new tenant on every host: their flows go everywhere
+        args = []
+        for _vni, vlan in tenants.values():
+            args += ["--", "add-port", "br0", f"m{vlan}", f"tag={vlan}", "--", "set", "Interface", f"m{vlan}",
+                     "type=internal"]
+        h.vsctl(*args)
+
+    def create(ctl, name: str, vni: int, vlan: int) -> int:
+        try:
+            ctl.api.post("/v1/tenants", {"name": name, "vni": vni, "vlan": vlan})
+            return 201
+        except ApiError as e:
+            return e.status
+    writes = [(ctl, f"t{k}-{i}", *tenants[f"t{k}-{i}"]) for i in range(per_instance)
+              for k, ctl in enumerate(ha.ctls, 1)]
+    # and the same name on all three at once, each with its own VNI and VLAN: one wins, two get 409
+    writes += [(ctl, "shared", 7000 + k, vlan0 + 3 * per_instance) for k, ctl in enumerate(ha.ctls)]
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(len(writes)) as pool:
+        statuses = list(pool.map(lambda w: create(*w), writes))
+    acked = time.monotonic()
+    won = [w for w, st in zip(writes, statuses, strict=True) if w[1] == "shared" and st == 201]
+    assert statuses[:-3] == [201] * (len(writes) - 3) and sorted(statuses[-3:]) == [201, 409, 409], statuses
+    want = {name: vni for name, (vni, _) in tenants.items() if name != "shared"} | {"shared": won[0][2]}
+    for ctl in ha.ctls:  # every instance has every acknowledged write (from etcd, by its watch)
+        wait_for(lambda c=ctl: {(t["name"], t["vni"]) for t in c.api.get("/v1/tenants")} >= set(want.items()), 5, 0.05,
+                 f"{ha.name(ctl)} lists every write")
+    wait_for(lambda: all(set(want.values()) <= set(flood_buckets(h)) for h in ov.hosts), 10, 0.05,
+             "every new tenant's flood group on every switch")
+    programmed = time.monotonic() - acked
+    leader = ha.leader()
+    print(f"\n{len(writes)} concurrent creates over {len(ha.ctls)} instances acknowledged in {acked - t0:.2f} s "
+          f"(the same name on all three: one 201, two 409; the winner was {ha.name(won[0][0])}); all "
+          f"{len(want)} tenants on all {len(ov.hosts)} switches {programmed:.2f} s later, programmed by "
+          f"{ha.name(leader)}")
+    for ctl in ha.ctls:
+        if ctl is not leader:
+            assert ctl.api.get("/v1/counters")["flow_mods"] == 0, f"{ha.name(ctl)} is a follower: it programs nothing"
