@@ -225,8 +225,9 @@ class Etcd:
         resp = self.call(lambda c: _open_stream(c, body, idle))
         try:
             yield from _read_stream(resp)
-        except (requests.RequestException, OSError) as e:  # the member went away mid-stream
-            LOG.info("etcd watch on %s ended: %s", resp.url, e)
+        except (requests.RequestException, OSError) as e:  # the member went away, or it stayed idle
+            LOG.log(logging.DEBUG if "timed out" in str(e) else logging.INFO, "etcd watch on %s ended: %s",
+                    resp.url, e)
         finally:
             resp.close()
 

@@ -61,16 +61,16 @@ class EtcdStore:
     def tenants(self) -> list[Tenant]:
         """Every tenant, read from a quorum; this instance's view is at that revision from now on."""
         kvs, revision = self._call(lambda: self.etcd.range_prefix(self.root))
-        listing, self.version, _ = self._listing(kvs)
         self.watched = max(self.watched, revision)
+        listing, self.version, _ = self._listing(kvs)
         return listing
 
-    def put_tenant(self, t: Tenant) -> None:
+    def put_tenant(self, t: Tenant) -> bool:
         doc = json.dumps(t.to_json(), sort_keys=True, separators=(",", ":")).encode()
-        self._commit(e.put(self.by_name + t.name, doc))
+        return self._commit(e.put(self.by_name + t.name, doc))
 
-    def delete_tenant(self, name: str) -> None:
-        self._commit(e.delete(self.by_name + name))
+    def delete_tenant(self, name: str) -> bool:
+        return self._commit(e.delete(self.by_name + name))
 
     def ping(self) -> None:
         self._call(lambda: self.etcd.get(self.version_key))
@@ -79,19 +79,30 @@ class EtcdStore:
         self.closed = True
         self.etcd.close()
 
-    def _commit(self, op: dict) -> None:
+    def _commit(self, op: dict) -> bool:
+        """Commit op if the view the caller decided on is current. True: the caller applies it;
+        False: the watch got there first (while the answer was on its way) and applied it."""
         write = f"{self.writer}/{next(self.writes)}".encode()
+        decided_on = self.version  # every member asked gets this compare, not a later view's
         ok, resp = self._call(lambda: self.etcd.txn(
-            [e.compare_modified(self.version_key, self.version)],
+            [e.compare_modified(self.version_key, decided_on)],
             [op, e.put(self.version_key, write)],
             [e.get_prefix(self.root)]))
         if ok:
-            self.version = int(resp["header"]["revision"])
-            return
-        listing, self.version, last = self._listing(e.range_kvs(resp))
+            return self._advance(int(resp["header"]["revision"]))
+        listing, version, last = self._listing(e.range_kvs(resp))
         if last == write:  # a member timed out after committing it; another one was asked again
-            return
+            return self._advance(version)
+        if version < self.version:  # older than what the watch applied meanwhile: just decide again
+            raise Behind(None)
+        self.version = version
         raise Behind(listing)
+
+    def _advance(self, revision: int) -> bool:
+        """This instance's own write at revision is in etcd: is it new to the view?"""
+        new = revision > self.version
+        self.version = max(self.version, revision)
+        return new
 
     def _call(self, fn: Any) -> Any:
         try:
@@ -142,14 +153,21 @@ class EtcdStore:
                 failures += 1
                 time.sleep(e.backoff(failures))
                 continue
+            except Exception:  # a bug or a garbled stream: say so, and keep following from where it was
+                LOG.exception("etcd: tenant watch failed; re-opening it")
+                failures += 1
+                time.sleep(e.backoff(failures))
+                continue
             time.sleep(0.05)  # the stream ended (member gone, or idle): open the next one
 
     def _relist(self, backend: Any) -> None:
         kvs, revision = self._call(lambda: self.etcd.range_prefix(self.root))
 
         def apply() -> None:
-            listing, self.version, _ = self._listing(kvs)
-            apply_listing(backend, listing)
+            listing, version, _ = self._listing(kvs)
+            if version >= self.version:  # else a write of this instance is newer than the listing
+                self.version = version
+                apply_listing(backend, listing)
             self.watched = max(self.watched, revision)
         backend.call(apply)
 

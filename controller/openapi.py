@@ -31,11 +31,12 @@ ERRORS = {
     400: "invalid request (malformed JSON, missing or out-of-range field); nothing changed",
     401: "missing or wrong bearer token; nothing changed",
     404: "no such tenant or host",
-    409: "conflicts with another tenant (name, VNI or VLAN); nothing changed",
+    409: "conflicts with another tenant (name, VNI or VLAN), or other controllers kept changing the "
+         "tenants under this request (store = etcd); nothing changed",
     412: "If-Match does not name the tenant's current ETag (someone changed it since); nothing changed",
     413: "body larger than 64 KiB",
     415: "wrong Content-Type",
-    503: "the database could not be written; nothing changed",
+    503: "the database (SQLite, or etcd: no member answered) could not be written; nothing changed",
 }
 
 
@@ -290,7 +291,7 @@ PATHS: dict[str, Any] = {
                      {"200": TENANT_TAGGED}, (400, 401, 404, 409, 412, 413, 415, 503), body=PATCH_BODY,
                      params=("name", "ifMatch")),
         "delete": _op("Delete a tenant", "deleteTenant", {"204": {"description": "deleted"}},
-                      (400, 401, 404, 412, 503), params=("name", "ifMatch")),
+                      (400, 401, 404, 409, 412, 503), params=("name", "ifMatch")),
     },
     "/v1/tenants/{name}/endpoints": {"get": _op(
         "A tenant's learned endpoints, by MAC (?host=: only those behind that host)", "tenantEndpoints",

@@ -4,8 +4,7 @@ A request is routed, authenticated and its body parsed first; the tenant rules (
 conflicts, merge patch, ETags, the write sequence) are controller/tenants.py, whose errors map to
 400/404/409/412 here. Every state change runs on the app's event loop; a rejected request changes
 nothing, and writes are committed to the store (SQLite or etcd) before they are applied and
-acknowledged. The OpenAPI
-description of these routes is controller/openapi.py.
+acknowledged. The OpenAPI description of these routes is controller/openapi.py.
 """
 
 from __future__ import annotations

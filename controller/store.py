@@ -38,9 +38,10 @@ class StoreError(Exception):
 
 class Behind(Exception):
     """A shared store refused a write because it changed since this instance last saw it;
-    `listing` is all of it now. Apply it, then decide the request again."""
+    `listing` is all of it now (None: the instance has caught up meanwhile). Apply it, then
+    decide the request again."""
 
-    def __init__(self, listing: list[Tenant]) -> None:
+    def __init__(self, listing: list[Tenant] | None) -> None:
         super().__init__("the store changed since this instance last read it")
         self.listing = listing
 
@@ -49,11 +50,12 @@ class TenantStore(Protocol):
     def tenants(self) -> list[Tenant]:
         """Every tenant, by name: the state a controller starts from."""
 
-    def put_tenant(self, t: Tenant) -> None:
-        """Create or replace; durable when it returns. StoreError: nothing was written."""
+    def put_tenant(self, t: Tenant) -> bool:
+        """Create or replace; durable when it returns. True: the caller applies it to the core;
+        False: it is there already (a shared store's watch was faster). StoreError: not written."""
 
-    def delete_tenant(self, name: str) -> None:
-        """Durable when it returns. StoreError: nothing was written."""
+    def delete_tenant(self, name: str) -> bool:
+        """Durable when it returns; the result as put_tenant's. StoreError: nothing was written."""
 
     def ping(self) -> None:
         """Raise StoreError unless the store answers a read."""
@@ -91,7 +93,7 @@ class Store:
                        tuple(sorted(json.loads(vlans).items())))
                 for name, vni, vlan, hosts, vlans in rows]
 
-    def put_tenant(self, t: Tenant) -> None:
+    def put_tenant(self, t: Tenant) -> bool:
         hosts = json.dumps(sorted(t.hosts)) if t.hosts is not None else None
         with self._transaction():
             self.db.execute(
@@ -99,10 +101,12 @@ class Store:
                 "ON CONFLICT(name) DO UPDATE SET vni=excluded.vni, vlan=excluded.vlan, "
                 "hosts=excluded.hosts, vlans=excluded.vlans",
                 (t.name, t.vni, t.vlan, hosts, json.dumps(dict(t.vlans))))
+        return True
 
-    def delete_tenant(self, name: str) -> None:
+    def delete_tenant(self, name: str) -> bool:
         with self._transaction():
             self.db.execute("DELETE FROM tenants WHERE name = ?", (name,))
+        return True
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers a read."""

@@ -179,8 +179,9 @@ def apply_listing(b: Backend, listing: list[Tenant]) -> None:
 
 
 class Tenants:
-    """Reads and writes of tenants. Call every method on the app's event loop: a read-check-write
-    then runs as one step, and no other write can come between.
+    """Reads and writes of tenants. Call every method on the app's event loop: with SQLite a
+    read-check-write then runs as one step, and no other write can come between (with etcd the
+    request yields while etcd answers; the compare-and-swap below keeps it just as safe).
 
     The write sequence: the store first, then the core, then the core's operations are applied.
     When the store fails (StoreError) nothing was committed, and the core and the switches were
@@ -222,8 +223,8 @@ class Tenants:
     def delete(self, name: str, if_match: str | None = None) -> None:
         def attempt() -> None:
             check_if_match(if_match, name, self.get(name).to_json())
-            self.b.store.delete_tenant(name)
-            apply_change(self.b, name, None)
+            if self.b.store.delete_tenant(name):
+                apply_change(self.b, name, None)
         self._decided(attempt)
 
     def _decided(self, attempt: Callable[[], T]) -> T:
@@ -232,7 +233,8 @@ class Tenants:
             try:
                 return attempt()
             except Behind as behind:
-                apply_listing(self.b, behind.listing)
+                if behind.listing is not None:
+                    apply_listing(self.b, behind.listing)
         raise Conflict(f"the tenants changed under this request {MAX_ATTEMPTS} times in a row "
                        "(other writers); try again")
 
@@ -245,6 +247,6 @@ class Tenants:
             raise Conflict(f"tenant '{tenant.name}' already exists")
         check_conflicts(tenant, list(core.tenants.values()))
         if core.tenants.get(tenant.name) != tenant:  # an unchanged PUT touches nothing
-            self.b.store.put_tenant(tenant)
-            apply_change(self.b, tenant.name, tenant)
+            if self.b.store.put_tenant(tenant):
+                apply_change(self.b, tenant.name, tenant)
         return tenant.to_json()

@@ -109,7 +109,9 @@ def test_concurrent_writes_on_three_instances_lose_nothing_and_reach_all(ha) -> 
         c.api.delete(f"/v1/tenants/c{i}-1")
 
     started = time.monotonic()
+    # A second incrementer per instance: requests of one instance interleave while etcd answers.
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    threads += [threading.Thread(target=bump, args=(c, "shared", ROUNDS, refused)) for c in ctls]
     for t in threads:
         t.start()
     for t in threads:
@@ -119,7 +121,7 @@ def test_concurrent_writes_on_three_instances_lose_nothing_and_reach_all(ha) -> 
     assert sorted(outcomes["race"]) == [200, 409, 409]
     assert sorted(outcomes["vni"]) == [200, 409, 409]
     stored = in_etcd(cluster)
-    assert stored["shared"]["vlan"] == 100 + 3 * ROUNDS  # every acknowledged increment counted once
+    assert stored["shared"]["vlan"] == 100 + 6 * ROUNDS  # every acknowledged increment counted once
     for i in range(3):
         assert f"c{i}-1" not in stored
         assert stored[f"c{i}-0"]["vlans"] == {f"h{i}": 600 + i}
@@ -127,7 +129,7 @@ def test_concurrent_writes_on_three_instances_lose_nothing_and_reach_all(ha) -> 
     assert sum(1 for name in stored if name.startswith("vni")) == 1
     assert "race" in stored
     spread = wait_everywhere(ctls, stored)
-    print(f"3 instances, {3 * (ROUNDS + 8)} writes in {took:.2f} s, {len(refused)} If-Match retries (412); "
+    print(f"3 instances, {3 * (2 * ROUNDS + 8)} writes in {took:.2f} s, {len(refused)} If-Match retries (412); "
           f"all instances equal to etcd {spread:.2f} s after the last write")
 
 

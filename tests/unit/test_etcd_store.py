@@ -37,8 +37,9 @@ class Locked(Backend):
 
 
 class Instance:
-    def __init__(self, endpoints: list[str], prefix: str, watch: bool = True, timeout: float = 1.0) -> None:
-        self.store = EtcdStore(etcd.connect(endpoints, timeout), prefix)
+    def __init__(self, endpoints: list[str], prefix: str, watch: bool = True, timeout: float = 1.0,
+                 retry_for: float = 5.0) -> None:
+        self.store = EtcdStore(etcd.connect(endpoints, timeout, retry_for), prefix)
         self.b = Locked(self.store)
         self.api = Api(self.b)
         if watch:
@@ -133,6 +134,18 @@ def test_two_writers_racing_on_one_version_only_one_wins(instances) -> None:
         a.store.delete_tenant("blue")
 
 
+def test_a_view_newer_than_the_refusal_is_not_rolled_back(instances) -> None:
+    """The watch may apply later writes while a refused write's answer travels: the older listing
+    in that answer must not replace them (Behind without a listing: decide again on the view)."""
+    a, = instances(1, watch=False)
+    assert a.store.put_tenant(Tenant("blue", 5001, 10)) is True  # new to the view: apply it
+    ahead = a.store.version + 1000
+    a.store.version = ahead  # as if its watch had applied writes up to there
+    with pytest.raises(Behind) as refused:
+        a.store.put_tenant(Tenant("blue", 5001, 11))
+    assert refused.value.listing is None and a.store.version == ahead
+
+
 def test_concurrent_read_modify_write_loses_no_update(instances) -> None:
     """Two instances each add 1 to blue's VLAN 15 times with GET + If-Match, retrying on 412:
     the VLAN ends 30 higher, so no increment was lost."""
@@ -182,6 +195,21 @@ def test_merge_patches_without_if_match_are_all_kept(instances) -> None:
     assert a.store.tenants()[0].vlans == (("ha", 209), ("hb", 209))
 
 
+def test_a_watch_behind_a_compaction_relists_and_catches_up(instances, etcd1, caplog) -> None:
+    """An instance whose watch was away while etcd compacted past it re-lists everything."""
+    a, = instances(1)
+    late, = instances(1, watch=False)  # loads the empty prefix, then hears nothing
+    assert a.req("POST", "/v1/tenants", BLUE)[0] == 201
+    assert a.req("POST", "/v1/tenants", {"name": "red", "vni": 5002, "vlan": 20})[0] == 201
+    assert a.req("DELETE", "/v1/tenants/blue")[0] == 204
+    client = etcd.connect(etcd1.endpoints)
+    revision = int(client.status()["header"]["revision"])
+    client.post("kv/compaction", {"revision": revision, "physical": True})
+    threading.Thread(target=late.store.watch, args=(late.b,), daemon=True).start()
+    wait_for(lambda: sorted(late.b.core.tenants) == ["red"], 10, message="the late instance re-listed")
+    assert "re-listing the tenants" in caplog.text  # it could not have replayed the compacted events
+
+
 def test_an_invalid_value_in_etcd_is_ignored_and_the_rest_loads(instances, etcd1) -> None:
     a, = instances(1)
     assert a.req("POST", "/v1/tenants", BLUE)[0] == 201
@@ -229,6 +257,26 @@ def test_etcd_gone_writes_503_fast_reads_serve_and_it_all_resumes(instances, mak
     wait_for(lambda: b.tenant("red") is not None, 15, message="b's watch resumed")
     assert a.req("GET", "/v1/health")[0] == 200
     print(f"write with etcd gone: 503 in {took:.3f} s")
+
+
+def test_without_a_quorum_writes_503_after_retry_for_and_reads_serve(make_etcd) -> None:
+    """Two of three members gone: the one left accepts connections but cannot commit; a write
+    goes on asking for retry_for seconds, then answers 503, changing nothing."""
+    cluster = make_etcd(3)
+    a = Instance(cluster.endpoints, "/quorum/", watch=False, timeout=0.5, retry_for=1.5)
+    try:
+        assert a.req("POST", "/v1/tenants", BLUE)[0] == 201
+        cluster.kill(1)
+        cluster.kill(2)
+        started = time.monotonic()
+        status, doc = a.req("PATCH", "/v1/tenants/blue", {"vlan": 11})
+        took = time.monotonic() - started
+        assert status == 503 and "no answer in time" in doc["error"], doc
+        assert 1.5 <= took < 1.5 + 3 * 0.5 + 1.0, took  # retry_for, plus at most a round of timeouts
+        assert a.tenant("blue")["vlan"] == 10 and a.b.core.tenants["blue"].vlan == 10
+        print(f"write without a quorum: 503 in {took:.2f} s (retry_for 1.5 s, timeout 0.5 s)")
+    finally:
+        a.close()
 
 
 def test_a_store_error_names_etcd_when_no_member_answers() -> None:
