@@ -171,7 +171,7 @@ class OverlayApp(app_manager.OSKenApp):
     def apply(self, ops: list[Op]) -> None:
         of_ops = []
         if not self._may_write():  # a follower reads switches back and changes nothing
-            ops = [op for op in ops if self.roles.may_send(op)]
+            ops = [op for op in ops if ha.read_only(op)]
         for op in ops:
             if isinstance(op, OvsdbTransact):
                 self.ovsdb.transact(op.system_id, op.ops, op.why)

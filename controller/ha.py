@@ -35,6 +35,11 @@ class SwitchRole:
     accepted_at: float | None = None
 
 
+def read_only(op: Op) -> bool:
+    """What a follower may send: reading a switch back. Everything else is the leader's."""
+    return isinstance(op, ReadSwitch)
+
+
 class Roles:
     def __init__(self, enabled: bool, instance: str = "") -> None:
         self.enabled = enabled
@@ -48,10 +53,6 @@ class Roles:
     @property
     def wanted(self) -> str:
         return MASTER if self.leading else SLAVE
-
-    def may_send(self, op: Op) -> bool:
-        """Followers only read: everything else is the leader's."""
-        return self.leading or isinstance(op, ReadSwitch)
 
     def lead(self, generation: int, now: float) -> None:
         self.leading, self.leader, self.since = True, self.instance, now
