@@ -1,7 +1,7 @@
 """The election's thin shell: carries out controller/election.py's actions against etcd v3.
 
 It runs as one green thread (etcd3gw's HTTP calls yield to the event loop under eventlet),
-steps every TTL/6, asks the members in turn (controller/etcd.py) within a third of the TTL, and
+steps every TTL/6, asks the members in turn (controller/etcd.py) within half the TTL each, and
 hands Lead and Follow to the app (which switches the OpenFlow roles on its event loop). The
 election key's value is "<instance name> <lease ID>": whose it is, and under which lease.
 """
@@ -25,8 +25,9 @@ class EtcdElection:
     def __init__(self, endpoints: list[str], me: str, ttl: int, on_change: Callable[[Action], None],
                  prefix: str = "/sdn-overlay/") -> None:
         self.election = Election(me, ttl)
-        # One round over the members, each within a third of the TTL: the next step tries again.
-        self.etcd = etcd.connect(endpoints, timeout=max(0.2, ttl / 3), retry_for=0.0)
+        # One round over the members, each within half the TTL (a loaded etcd may take a few hundred
+        # ms): the next step tries again. The leader's writes stop on its own clock meanwhile.
+        self.etcd = etcd.connect(endpoints, timeout=max(0.2, ttl / 2), retry_for=0.0)
         self.key = prefix + ELECTION_KEY
         self.on_change = on_change
         self.queued: list[Action] = []
