@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +23,10 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import bgp, config, looplag, metrics, ofguard, ofmsg
+from controller import bgp, config, ha, looplag, metrics, ofguard, ofmsg
 from controller.auth import TokenAuth
 from controller.core import ROLE_COUNTERS, Core
+from controller.election import Action, Lead
 from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
 from controller.ovsdb import OvsdbServer
 from controller.rest import Api
@@ -96,6 +98,17 @@ class OverlayApp(app_manager.OSKenApp):
         # BGP EVPN toward VTEPs no controller programs (README "EVPN"); None unless [bgp] local_as is set.
         self.evpn = bgp.from_conf(conf, self.core, self.post, self.apply, self.now)
         self.metrics.register(self.loop_lag)
+        # Several instances (etcd): only the elected leader programs; the others follow.
+        e = conf.etcd
+        self.roles = ha.Roles(conf.overlay.store == "etcd", e.instance_name or socket.gethostname())
+        self.core.passive = not self.roles.leading
+        self.election = None
+        if self.roles.enabled:
+            from controller.election_etcd import EtcdElection
+            from controller.etcd import parse_endpoints
+            self.election = EtcdElection(parse_endpoints(e.endpoints), self.roles.instance, e.lease_ttl,
+                                         lambda a: self.post(lambda: self._role_change(a)), e.prefix)
+        self.metrics.register(ha.RoleMetrics(lambda: self.roles))
         if not self.api_auth.enabled and conf.wsapi_host not in ("127.0.0.1", "::1", "localhost"):
             LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
                         "change tenants", conf.wsapi_host)
@@ -122,6 +135,8 @@ class OverlayApp(app_manager.OSKenApp):
         self.threads.append(hub.spawn(looplag.run_probe, self.loop_lag, self.post))
         if self.evpn is not None:
             self.evpn.start()
+        if self.election is not None:
+            self.threads.append(hub.spawn(self.election.run))
         return thread
 
     # ---- running things on the event loop --------------------------------------------------
@@ -129,6 +144,10 @@ class OverlayApp(app_manager.OSKenApp):
     @staticmethod
     def now() -> float:
         return time.time()
+
+    def role_status(self) -> dict:
+        election = self.election.election.status(time.monotonic()) if self.election is not None else None
+        return self.roles.status(self.now(), election)
 
     def unidentified_hosts(self) -> dict[str, str]:
         return dict(self.ovsdb.unidentified)
@@ -161,6 +180,8 @@ class OverlayApp(app_manager.OSKenApp):
         if self.evpn is not None:  # routes follow the state the ops came from
             self.evpn.sync()
         of_ops = []
+        if not self._may_write():  # a follower reads switches back and changes nothing
+            ops = [op for op in ops if ha.read_only(op)]
         for op in ops:
             if isinstance(op, OvsdbTransact):
                 self.ovsdb.transact(op.system_id, op.ops, op.why)
@@ -247,11 +268,62 @@ class OverlayApp(app_manager.OSKenApp):
 
     # ---- OpenFlow --------------------------------------------------------------------------
 
+    # ---- several instances: the leader is MASTER, the others SLAVE ----------------------------
+
+    def _ask_role(self, dp: Any) -> None:
+        want = self.roles.ask(dp.id, self.now())
+        if want is not None:  # before anything else on this connection: the switch handles it first
+            dp.send_msg(ofmsg.role_request(*want))
+
+    def _may_write(self) -> bool:
+        return self.roles.leading and (self.election is None or self.election.election.may_lead(time.monotonic()))
+
+    def _role_change(self, action: Action) -> None:
+        if isinstance(action, Lead):
+            LOG.warning("leader now, generation %d: MASTER on %d switches, reading them back", action.generation,
+                        len(self.datapaths))
+            self.roles.lead(action.generation, self.now())
+            self.core.counters["leader_elected"] += 1
+            views = [c.view for c in self.ovsdb.by_system.values() if c.view is not None]
+            # The tenants as the store's watch kept them here: a takeover needs no etcd read.
+            self.core, ops = ha.promoted(self.core, list(self.core.tenants.values()), views, self.now(),
+                                         RECOVERY_WINDOW_S)
+            if self.evpn is not None:
+                self.evpn.rebind(self.core)
+        else:
+            was = self.roles.leading
+            self.roles.follow(action.leader, action.generation)
+            self.core.passive = True
+            if was:
+                LOG.warning("not the leader any more (leader: %s, generation %d): SLAVE on every switch",
+                            action.leader or "unknown", action.generation)
+            ops = []
+        for dp in list(self.datapaths.values()):
+            self._ask_role(dp)
+        self.apply(ops)
+
+    @set_ev_cls(ofp_event.EventOFPRoleReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _role_reply(self, ev: Any) -> None:
+        msg = ev.msg
+        role = ofmsg.ROLE_NAMES.get(msg.role, str(msg.role))
+        self.roles.replied(msg.datapath.id, role, msg.generation_id, self.now())
+        LOG.info("switch %016x: role %s accepted (generation %d)", msg.datapath.id, role, msg.generation_id)
+
+    def _refused(self, dpid: int) -> None:
+        """The switch says another controller is master with a newer generation: step down."""
+        self.core.counters["role_refused"] += 1
+        if self.roles.refused(dpid) and self.election is not None:
+            LOG.warning("switch %016x refused us as master: another instance leads; stepping down", dpid)
+            self.election.stale(None)
+
+    # ---- OpenFlow --------------------------------------------------------------------------
+
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev: Any) -> None:
         dp = ev.msg.datapath
         LOG.info("switch %016x connected from %s", dp.id, dp.address)
         self.datapaths[dp.id] = dp
+        self._ask_role(dp)
         self.apply(self.core.datapath_up(dp.id))  # reads it back; reconciled when the replies are in
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
@@ -261,6 +333,7 @@ class OverlayApp(app_manager.OSKenApp):
             LOG.info("switch %016x disconnected", dp.id)
             self.metrics.datapath_gone(dp.id)
             del self.datapaths[dp.id]
+            self.roles.gone(dp.id)
             self.reading.pop(dp.id, None)
             self.polls = {k: role for k, role in self.polls.items() if k[0] != dp.id}
             self.apply(self.core.datapath_down(dp.id, self.now()))
@@ -348,5 +421,8 @@ class OverlayApp(app_manager.OSKenApp):
     def _error(self, ev: Any) -> None:
         msg = ev.msg
         self.core.counters["switch_errors"] += 1
+        if self.roles.enabled and ofmsg.refused_as_stale(msg.type, msg.code):
+            self._refused(msg.datapath.id)
+            return
         LOG.warning("switch %016x error type=%d code=%d: %s", msg.datapath.id, msg.type, msg.code,
                     bytes(msg.data[:64]).hex())

@@ -105,6 +105,13 @@ class EvpnSpeaker:
                  self.policy.router_id, host, port, ", ".join(f"{ip} (AS {asn})" for ip, asn in self.neighbors))
         self._send(self.exporter.everything(self.core.ix))
 
+    def rebind(self, core: Core) -> None:
+        """A takeover (controller/ha.py) replaces the core: the routes follow the new one."""
+        self.core = core
+        core.changed = set()
+        if self.speaker is not None:
+            self._send(self.exporter.everything(core.ix))
+
     # ---- out: what changed in the core becomes routes ------------------------------------------
 
     def sync(self) -> None:

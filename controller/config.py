@@ -95,6 +95,16 @@ BGP_OPTS = [
                 help="route target per tenant, tenant:AS:N,... (default: AS:VNI with our AS, as FRR derives)"),
 ]
 
+# Several instances: leader election on an etcd lease (controller/election.py, controller/ha.py).
+# With store = etcd this instance is one of several and programs only while it leads.
+ELECTION_OPTS = [
+    cfg.IntOpt("lease-ttl", default=1, min=1,
+               help="seconds the leader's lease outlives its last renewal (renewed every third of it): a "
+                    "new leader within about TTL + 0.7 s of the old one's death (etcd raises a TTL below "
+                    "its minimum, 1.5 x its election timeout)"),
+    cfg.StrOpt("instance-name", default=None, help="this instance's name in the election (default: hostname)"),
+]
+
 OVSDB_OPTS = ("address", "port")  # os-ken's [ovsdb] options our OVSDB manager uses
 
 
@@ -104,6 +114,7 @@ def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
     reg(OVERLAY_OPTS, group="overlay")
     reg(ETCD_OPTS, group="etcd")
     reg(BGP_OPTS, group="bgp")
+    reg(ELECTION_OPTS, group="etcd")
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -111,7 +122,7 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     from os_ken.services.protocols.ovsdb import manager as ovsdb_manager
 
     return [("DEFAULT", WSAPI_OPTS), ("ovsdb", [o for o in ovsdb_manager.opts if o.dest in OVSDB_OPTS]),
-            ("overlay", OVERLAY_OPTS), ("etcd", ETCD_OPTS), ("bgp", BGP_OPTS)]
+            ("overlay", OVERLAY_OPTS), ("etcd", ETCD_OPTS + ELECTION_OPTS), ("bgp", BGP_OPTS)]
 
 
 def settings(conf: cfg.ConfigOpts) -> Settings:

@@ -94,6 +94,7 @@ class Core:
         # Partitions marked since an observer last looked (the EVPN speaker: controller/bgp.py);
         # None: nobody looks.
         self.changed: set[Part] | None = None
+        self.passive = False  # a follower (controller/ha.py): it tracks state but programs nothing
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -498,8 +499,8 @@ class Core:
         while self.dirty:
             host_id = next(iter(self.dirty))
             host = self.ix.hosts.get(host_id)
-            if host is None or not self.is_programmable(host):
-                del self.dirty[host_id]  # programmed in full when it becomes programmable
+            if host is None or self.passive or not self.is_programmable(host):
+                del self.dirty[host_id]  # programmed in full when it becomes programmable (or leads)
                 continue
             d = self.dirty[host_id]
             if d.full:

@@ -258,3 +258,18 @@ def batches(ops: Iterable[Op]) -> dict[int, list[bytes]]:
 
 def barrier() -> parser.OFPBarrierRequest:
     return parser.OFPBarrierRequest(_DP)
+
+
+ROLES = {"master": ofp.OFPCR_ROLE_MASTER, "slave": ofp.OFPCR_ROLE_SLAVE, "equal": ofp.OFPCR_ROLE_EQUAL}
+ROLE_NAMES = {code: name for name, code in ROLES.items()}
+
+
+def role_request(role: str, generation: int) -> parser.OFPRoleRequest:
+    """MASTER or SLAVE with a generation ID: the switch refuses one older than it has seen (STALE)."""
+    return parser.OFPRoleRequest(_DP, ROLES[role], generation & 0xFFFF_FFFF_FFFF_FFFF)
+
+
+def refused_as_stale(err_type: int, code: int) -> bool:
+    """An error that says another controller is master now: a stale generation, or we are slave."""
+    return (err_type, code) in ((ofp.OFPET_ROLE_REQUEST_FAILED, ofp.OFPRRFC_STALE),
+                                (ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_IS_SLAVE))

@@ -156,6 +156,21 @@ SCHEMAS: dict[str, Any] = {
                        "tenants": {"type": "integer"}, "hosts": {"type": "integer"},
                        "openflow_connections": {"type": "integer"}},
     },
+    "Role": {
+        "type": "object", "required": ["ha", "instance", "role", "leader", "generation", "switches"],
+        "description": "this instance's part among several (issue 13): the leader is OpenFlow MASTER on every "
+                       "switch and the only one that programs; the others are SLAVE",
+        "properties": {
+            "ha": {"type": "boolean", "description": "false: one instance alone ([overlay] store = sqlite)"},
+            "instance": {"type": "string"},
+            "role": {"type": "string", "enum": ["leader", "follower"]},
+            "leader": {"type": ["string", "null"], "description": "the leader's instance name, when known"},
+            "generation": {"type": "integer", "minimum": 0,
+                           "description": "the newest leader generation ID seen (the election key's etcd revision)"},
+            "leader_since": {"type": ["number", "null"], "description": "when this instance last became leader"},
+            "election": {"type": "object"},
+            "switches": {"type": "object", "description": "datapath ID -> the role asked and the role accepted",
+                         "additionalProperties": {"type": "object"}}}},
     "Counters": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
                  "description": "the core's event counters by name (packet_in, flow_mods, arp_proxied, ...)"},
     "TraceRequest": {
@@ -298,6 +313,9 @@ PATHS: dict[str, Any] = {
     "/v1/hosts/{host}/vlans": {"get": _op(
         "The host's br0 VLAN -> tenant mapping, by VLAN", "hostVlans",
         {"200": _json({"type": "array", "items": _ref("HostVlan")}, "mapping")}, (401, 404), params=("host",))},
+    "/v1/role": {"get": _op(
+        "This instance's role: leader or follower, the generation, and what each switch accepted", "role",
+        {"200": _json(_ref("Role"), "the role")}, (401,))},
     "/v1/counters": {"get": _op(
         "The core's event counters", "counters", {"200": _json(_ref("Counters"), "counters")}, (401,))},
     "/v1/trace": {"post": _op(

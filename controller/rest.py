@@ -63,6 +63,9 @@ class Backend(Protocol):
     def now(self) -> float:
         """Wall-clock seconds."""
 
+    def role_status(self) -> dict:
+        """This instance's role among several (controller/ha.py), for GET /v1/role."""
+
 
 # ---- bodies ------------------------------------------------------------------------------
 
@@ -173,6 +176,7 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
         ("DELETE", r"^/v1/hosts/(?P<host>[^/]+)$", "delete_host"),
         ("GET", r"^/v1/hosts/(?P<host>[^/]+)/vlans$", "host_vlans"),
         ("GET", r"^/v1/counters$", "counters"),
+        ("GET", r"^/v1/role$", "role"),
         ("POST", r"^/v1/trace$", "trace"),
     ]
 ]
@@ -359,6 +363,10 @@ class Api(web.WebView):
             values.update(self.b.core.counters)
             return dict(sorted(values.items()))
         return 200, self.b.call(run)
+
+    def role(self, req: Request) -> tuple[int, Any]:
+        """Leader or follower (controller/ha.py); a single instance is always the leader."""
+        return 200, self.b.call(self.b.role_status)
 
     def trace(self, req: Request) -> tuple[int, Any]:
         """The packet tracer (controller/pathtrace.py): read-only, from the core's own state."""

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from controller.client import ApiError, Client
 from lab.netlab import free_tcp_ports, wait_for
@@ -33,14 +34,18 @@ class Controller:
 
     def __init__(self, listen_ip: str, *, tunnel_type: str = "vxlan", mac_learning: str = "controller",
                  tunnel_ports: str = "mesh", workdir: str | None = None,
-                 extra: dict[str, dict[str, Any]] | None = None) -> None:
+                 extra: dict[str, dict[str, Any]] | None = None, netns: str | None = None) -> None:
         self.listen_ip = listen_ip
-        self.of_port, self.ovsdb_port, self.rest_port = free_tcp_ports(3)
+        # In its own namespace (one of several, lab/ha.py) it has the usual ports to itself and
+        # serves the API on its own address; otherwise free ports, API on loopback.
+        self.netns = netns
+        self.of_port, self.ovsdb_port, self.rest_port = (6653, 6640, 8080) if netns else free_tcp_ports(3)
+        rest_host = listen_ip if netns else "127.0.0.1"
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="overlay-ctl-"))
         self.log_path = self.workdir / "controller.log"
         self.conf_path = self.workdir / "overlay.conf"
         sections: dict[str, dict[str, Any]] = {
-            "DEFAULT": {"wsapi_host": "127.0.0.1", "wsapi_port": self.rest_port},
+            "DEFAULT": {"wsapi_host": rest_host, "wsapi_port": self.rest_port},
             "ovsdb": {"address": listen_ip, "port": self.ovsdb_port},
             "overlay": {"tunnel_type": tunnel_type, "mac_learning": mac_learning, "tunnel_ports": tunnel_ports,
                         "db": self.workdir / "overlay.db"},
@@ -49,7 +54,7 @@ class Controller:
             sections.setdefault(name, {}).update(values)
         self.sections = sections
         self._write_conf()
-        self.api = Client(f"http://127.0.0.1:{self.rest_port}")  # overlayctl's client
+        self.api = Client(f"http://{rest_host}:{self.rest_port}")  # overlayctl's client
         self.proc: subprocess.Popen | None = None
 
     def _write_conf(self) -> None:
@@ -67,12 +72,13 @@ class Controller:
     def start(self, timeout: float = 20.0) -> Controller:
         # os-ken listens with SO_REUSEPORT: a leftover process would silently share our switches.
         for ip, port in ((self.listen_ip, self.of_port), (self.listen_ip, self.ovsdb_port),
-                         ("127.0.0.1", self.rest_port)):
+                         (urlsplit(self.api.base).hostname, self.rest_port)):
             if _listening(ip, port):
                 raise RuntimeError(f"something already listens on {ip}:{port}")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(OSKEN_MANAGER), "apps/overlay.py", "--config-file", str(self.conf_path),
+            [*(["ip", "netns", "exec", self.netns] if self.netns else []),
+             str(OSKEN_MANAGER), "apps/overlay.py", "--config-file", str(self.conf_path),
              "--ofp-listen-host", self.listen_ip, "--ofp-tcp-listen-port", str(self.of_port)],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)

@@ -293,8 +293,12 @@ class Lab:
     # ---- hosts ------------------------------------------------------------
 
     def add_host(self, name: str, *, of_port: int, ovsdb_port: int,
-                 announce: bool = True, preset_neighbours: bool = True) -> Host:
+                 announce: bool = True, preset_neighbours: bool = True,
+                 controller_ips: Sequence[str] = ()) -> Host:
         """Build a host the way a real one joins (see lab/README.md).
+
+        ``controller_ips``: several controllers (lab/ha.py), each on of_port and ovsdb_port;
+        empty: the one at ``controller_ip``.
 
         ``announce``/``preset_neighbours`` exist to show what happens without
         them (first packets lost); keep them on otherwise.
@@ -321,6 +325,7 @@ class Lab:
             ovsdb_port=ovsdb_port,
             ul_veth=f"{p}u{i}",
             mgmt_veth=f"{p}m{i}",
+            controller_ips=tuple(controller_ips),
         )
         self.hosts[name] = host
         try:
@@ -356,7 +361,7 @@ class Lab:
         # joins preset as underlay neighbours (only the live ones)
         neighbours = [(peer.underlay_ip, peer.underlay_mac) for peer in self.hosts.values()
                       if peer is not h and peer.alive] if preset_neighbours else []
-        h.join(self.controller_ip, h.of_port, h.ovsdb_port, neighbours=neighbours, announce=announce)
+        h.join(h.controllers, h.of_port, h.ovsdb_port, neighbours=neighbours, announce=announce)
 
     def remove_host(self, host: Host | str) -> None:
         h = self.hosts[host] if isinstance(host, str) else host
@@ -384,6 +389,25 @@ class Lab:
         shutil.rmtree(h.rundir, ignore_errors=True)
         if errors:
             raise LabError(f"host {h.name} teardown: {errors}")
+
+    def add_controller_ns(self, k: int) -> tuple[str, str]:
+        """Namespace c<k> (1-3) on the management network, for one of several controllers
+        (lab/ha.py): its name and address. Removed with the lab, as hosts are."""
+        self._check()
+        if not 1 <= k <= 3:
+            raise LabError("controller namespaces are c1..c3")
+        ns, veth = self._ns_name("c", f"c{k}"), f"{self.prefix}m{250 + k}"  # host veths stop at m250
+        ip = str(self.mgmt_net.network_address + 251 + k)  # hosts use .2-.251
+        run(["ip", "netns", "add", ns])
+        run(["ip", "netns", "exec", ns, "sysctl", "-qw", *QUIET_SYSCTLS])
+        run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "mgmt0", "netns", ns])
+        _root_sysctl(f"net/ipv6/conf/{veth}/disable_ipv6", "1")
+        run(["ip", "link", "set", veth, "master", self.mgmt_bridge, "up"])
+        run(["ip", "-n", ns, "-batch", "-"], input=(
+            "link set lo up\n"
+            f"addr add {ip}/{self.mgmt_net.prefixlen} dev mgmt0\n"
+            "link set mgmt0 up\n"))
+        return ns, ip
 
     # ---- tunnels (by hand, as in the article) -----------------------------
 

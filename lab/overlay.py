@@ -25,10 +25,12 @@ class Overlay:
     ctl: Controller
     hosts: list[Host] = field(default_factory=list)
     vms: dict[tuple[str, int], Vm] = field(default_factory=dict)  # (tenant, host index) -> VM
+    controller_ips: tuple[str, ...] = ()  # several instances (lab/ha.py): hosts join all of them
 
     def add_host(self, tenants: dict[str, tuple[int, int]] = TENANTS, same_macs: bool = False) -> Host:
         i = len(self.hosts) + 1
-        host = self.lab.add_host(f"h{i}", of_port=self.ctl.of_port, ovsdb_port=self.ctl.ovsdb_port)
+        host = self.lab.add_host(f"h{i}", of_port=self.ctl.of_port, ovsdb_port=self.ctl.ovsdb_port,
+                                 controller_ips=self.controller_ips)
         self.hosts.append(host)
         for t, (name, (_vni, vlan)) in enumerate(sorted(tenants.items())):
             mac = f"02:00:00:00:{0 if same_macs else t + 1:02x}:{i:02x}"

@@ -184,15 +184,21 @@ class OvsHost:
                    f"external_ids:overlay-ip={self.underlay_ip}",
                    f"external_ids:hostname={self.name}")
 
-    def add_bridges(self, controller_ip: str, of_port: int, underlay_port: str,
+    def add_bridges(self, controller_ip: str | Sequence[str], of_port: int, underlay_port: str,
                     vm_ports: Sequence[tuple[str, int, str, str]] = ()) -> None:
         """br-phy (underlay), br1 (tunnels) with its controller, br0 (VMs) and the patch pair.
 
         One transaction: br1's controller is set at creation (set-controller later
         would flush the app's flows). No tunnel ports: the controller's job.
         ``vm_ports``: (port, VLAN, MAC, VM name) access ports on br0 made with it.
+        Several controller addresses: br1 connects to each (one leads, README "High availability").
         """
         dp = f"datapath_type={self.datapath_type}"
+        ips = [controller_ip] if isinstance(controller_ip, str) else list(controller_ip)
+        controllers = []
+        for k, ip in enumerate(ips):
+            controllers += ["--", f"--id=@ctl{k}", "create", "Controller", f"target=\"tcp:{ip}:{of_port}\"",
+                            "max_backoff=1000"]
         args = [
             "--", "add-br", "br-phy",
             "--", "set", "Bridge", "br-phy", dp,
@@ -203,9 +209,8 @@ class OvsHost:
             "--", "set", "Bridge", "br1", dp, "fail_mode=secure",
             "protocols=OpenFlow13", "other_config:disable-in-band=true",
             f"other_config:datapath-id={self.datapath_id}",
-            "--", "--id=@ctl", "create", "Controller",
-            f"target=\"tcp:{controller_ip}:{of_port}\"", "max_backoff=1000",
-            "--", "set", "Bridge", "br1", "controller=@ctl",
+            *controllers,
+            "--", "set", "Bridge", "br1", "controller=" + ",".join(f"@ctl{k}" for k in range(len(ips))),
             "--", "add-br", "br0",
             "--", "set", "Bridge", "br0", dp,
             "fail_mode=standalone",
@@ -230,15 +235,16 @@ class OvsHost:
         if self.ofport("patch-int") != 1:
             raise LabError(f"host {self.name}: patch-int did not get ofport 1")
 
-    def set_manager(self, controller_ip: str, ovsdb_port: int) -> None:
-        self.vsctl(
-            "--", "--id=@m", "create", "Manager",
-            f"target=\"tcp:{controller_ip}:{ovsdb_port}\"",
-            "max_backoff=1000",
-            "--", "set", "Open_vSwitch", ".", "manager_options=@m",
-        )
+    def set_manager(self, controller_ip: str | Sequence[str], ovsdb_port: int) -> None:
+        ips = [controller_ip] if isinstance(controller_ip, str) else list(controller_ip)
+        args = []
+        for k, ip in enumerate(ips):
+            args += ["--", f"--id=@m{k}", "create", "Manager", f"target=\"tcp:{ip}:{ovsdb_port}\"", "max_backoff=1000"]
+        self.vsctl(*args, "--", "set", "Open_vSwitch", ".",
+                   "manager_options=" + ",".join(f"@m{k}" for k in range(len(ips))))
 
-    def join(self, controller_ip: str, of_port: int, ovsdb_port: int, *, underlay_port: str = "eth0",
+    def join(self, controller_ip: str | Sequence[str], of_port: int, ovsdb_port: int, *,
+             underlay_port: str = "eth0",
              vm_ports: Sequence[tuple[str, int, str, str]] = (),
              neighbours: Sequence[tuple[str, str]] = (), announce: bool = True,
              before_manager: Callable[[], None] | None = None) -> None:
@@ -290,6 +296,11 @@ class Host(OvsHost):
     mgmt_veth: str  # root-namespace end of the management veth
     vms: dict[str, Vm] = field(default_factory=dict, repr=False)
     alive: bool = True
+    controller_ips: tuple[str, ...] = ()  # several controllers (lab/ha.py); empty: the lab's one
+
+    @property
+    def controllers(self) -> tuple[str, ...]:
+        return self.controller_ips or (self.lab.controller_ip,)
 
     @property
     def underlay_net(self) -> ipaddress.IPv4Network:  # type: ignore[override]
@@ -381,10 +392,12 @@ class Host(OvsHost):
     # TCP-level checks: OVSDB's is_connected columns are refreshed lazily
     # (measured: 2-5 s after the connection was up).
     def controller_connected(self) -> bool:
-        return f"{self.lab.controller_ip}:{self.of_port}" in self.established_peers()
+        peers = self.established_peers()
+        return all(f"{ip}:{self.of_port}" in peers for ip in self.controllers)
 
     def manager_connected(self) -> bool:
-        return f"{self.lab.controller_ip}:{self.ovsdb_port}" in self.established_peers()
+        peers = self.established_peers()
+        return all(f"{ip}:{self.ovsdb_port}" in peers for ip in self.controllers)
 
     def capture(self, iface: str = "eth0", direction: str | None = "in",
                 bpf: str | None = None) -> Capture:

@@ -8,6 +8,7 @@ from typing import Any
 from webob import Request
 
 from controller.core import Core
+from controller.ha import Roles
 from controller.metrics import Metrics
 from controller.pipeline import Settings
 from controller.rest import Api
@@ -26,6 +27,9 @@ class Backend:
 
     def unidentified_hosts(self) -> dict[str, str]:
         return dict(self.unidentified)
+
+    def role_status(self) -> dict:
+        return Roles(False, "c1").status(self.clock)
 
     def call(self, fn, timeout=None):
         return fn()
