@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -24,7 +26,11 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 HOST_RE = HOST_ID_RE  # OVSDB system-ids: the ones the OVSDB manager accepts (controller/state.py)
 ETAG_LIST_RE = re.compile(r'\s*(W/)?"[^"]*"\s*(,\s*(W/)?"[^"]*"\s*)*')  # If-Match's list (RFC 9110)
 FIELDS = ("name", "vni", "vlan", "hosts", "vlans")
-MAX_ATTEMPTS = 10  # a write that lost its compare-and-swap this often in a row gives up with 409
+MAX_ATTEMPTS = 30  # a write that lost its compare-and-swap this often in a row gives up with 409
+# Between attempts a random pause, growing with the attempt and capped: writers racing on several
+# instances spread out instead of colliding again in lockstep (under load, 10 immediate retries were
+# seen to run out). time.sleep is green under osken-manager (hub.patch), so the loop keeps serving.
+BACKOFF_STEP_S, BACKOFF_MAX_S = 0.003, 0.05
 T = TypeVar("T")
 
 
@@ -229,12 +235,13 @@ class Tenants:
 
     def _decided(self, attempt: Callable[[], T]) -> T:
         """attempt(), decided again on the current state each time the store says it was behind."""
-        for _ in range(MAX_ATTEMPTS):
+        for n in range(MAX_ATTEMPTS):
             try:
                 return attempt()
             except Behind as behind:
                 if behind.listing is not None:
                     apply_listing(self.b, behind.listing)
+            time.sleep(random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_STEP_S * (n + 1))))
         raise Conflict(f"the tenants changed under this request {MAX_ATTEMPTS} times in a row "
                        "(other writers); try again")
 
