@@ -42,21 +42,23 @@ def endpoints(ctl) -> dict[str, list[tuple]]:
 
 
 def learned(ha: HaLab, ov) -> dict[str, list[tuple]]:
-    leader = ha.leader()
+    """Every VM known to the leader; asked of whoever leads at each poll (on a loaded box the
+    lease of the first leader may lapse right after the lab starts: a follower's list is only
+    as of its last read-back)."""
     vms = list(ov.vms.values())
     want = {t: len(ov.tenant_vms(t)) for t in TENANTS}
 
-    def settled() -> bool:
+    def settled():
+        leader = ha.leader()
         if {t: len(e) for t, e in endpoints(leader).items()} == want:
-            return True
+            return leader
         # Learning itself is proven elsewhere (test_storms); here the VMs only have to be known. A GARP
         # that reached a switch before the leader (elected moments ago) had programmed it goes unlearned.
         announce(vms)
-        return False
+        return None
 
     announce(vms)
-    wait_for(settled, 20, 0.5, "every VM learned")
-    return endpoints(leader)
+    return endpoints(wait_for(settled, 30, 0.5, "every VM learned by the leader"))
 
 
 def took_over(ha: HaLab, survivors, since_wall: float, timeout: float = 10.0):
