@@ -354,7 +354,7 @@ class Run:
         background = await self.background_cpu()
         started = time.monotonic()
         deadline = started + self.args.phase_timeout
-        lat, cpu, net = [], [], []
+        lat, cpu = [], []
         for _ in range(self.args.vm_events):
             if time.monotonic() > deadline:
                 break
@@ -369,7 +369,10 @@ class Run:
                 break
             lat.append(e.done - t0)  # type: ignore[operator]
             cpu.append(self.proc.cpu() - c0)
-            net.append(cpu[-1] - background * lat[-1])
+        # The smaller of the rates before and after: work left over from the phase before must
+        # not count as routine (that would flatter the events).
+        background = min(background, await self.background_cpu())
+        net = [c - background * t for c, t in zip(cpu, lat, strict=True)]
         self.phase("vm", started, len(lat) == self.args.vm_events, events=len(lat), latency_ms=percentiles(lat, 1000),
                    cpu_ms=percentiles(cpu, 1000), net_cpu_ms=percentiles(net, 1000),
                    background_cpu_ms_per_s=round(background * 1000, 2))
@@ -378,7 +381,7 @@ class Run:
         background = await self.background_cpu()
         started = time.monotonic()
         deadline = started + self.args.phase_timeout
-        lat, cpu, net = [], [], []
+        lat, cpu = [], []
         for j in range(self.args.joins):
             if time.monotonic() > deadline:
                 break
@@ -411,7 +414,8 @@ class Run:
                 break
             lat.append(e.done - t0)  # type: ignore[operator]
             cpu.append(self.proc.cpu() - c0)
-            net.append(cpu[-1] - background * lat[-1])
+        background = min(background, await self.background_cpu())
+        net = [c - background * t for c, t in zip(cpu, lat, strict=True)]
         self.phase("join", started, len(lat) == self.args.joins, events=len(lat), latency_ms=percentiles(lat, 1000),
                    cpu_ms=percentiles(cpu, 1000), net_cpu_ms=percentiles(net, 1000),
                    background_cpu_ms_per_s=round(background * 1000, 2))

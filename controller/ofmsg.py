@@ -247,13 +247,23 @@ def encode(op: Op) -> list[bytes]:
     raise TypeError(f"not an OpenFlow operation: {op!r}")
 
 
-def batches(ops: Iterable[Op]) -> dict[int, list[bytes]]:
-    """Per datapath, the writes for these operations: WRITE_BATCH messages joined per write."""
-    per_dp: dict[int, list[bytes]] = {}
+def per_datapath(ops: Iterable[Op]) -> dict[int, list[Op]]:
+    """The operations per datapath, in their order."""
+    per_dp: dict[int, list[Op]] = {}
     for op in ops:
-        per_dp.setdefault(op.dpid, []).extend(encode(op))  # type: ignore[union-attr]
-    return {dpid: [b"".join(msgs[i:i + WRITE_BATCH]) for i in range(0, len(msgs), WRITE_BATCH)]
-            for dpid, msgs in per_dp.items()}
+        per_dp.setdefault(op.dpid, []).append(op)  # type: ignore[union-attr]
+    return per_dp
+
+
+def writes(ops: list[Op]) -> list[bytes]:
+    """One datapath's operations encoded: WRITE_BATCH messages joined per write."""
+    msgs = [m for op in ops for m in encode(op)]
+    return [b"".join(msgs[i:i + WRITE_BATCH]) for i in range(0, len(msgs), WRITE_BATCH)]
+
+
+def batches(ops: Iterable[Op]) -> dict[int, list[bytes]]:
+    """Per datapath, the writes for these operations."""
+    return {dpid: writes(dp_ops) for dpid, dp_ops in per_datapath(ops).items()}
 
 
 def barrier() -> parser.OFPBarrierRequest:
