@@ -12,13 +12,12 @@ its last renewal (the floor any lease-based failover stands on).
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import statistics
 import sys
 import time
 
-from bench.report import markdown_table
+from bench.report import markdown_table, publish
 from controller import etcd
 from lab.ha import HaLab
 from lab.netlab import Lab, wait_for
@@ -88,11 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         lab.close()
     doc = {"hosts": args.hosts, "lease_ttl": args.lease_ttl, "trials": rows,
            "lease_expiry_s": [round(x, 3) for x in expiry]}
-    print(table(rows, expiry))
-    print(json.dumps(doc))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(doc, fh, indent=1)
+    publish(table(rows, expiry), doc, args.json)
     return 0
 
 

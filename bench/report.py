@@ -1,7 +1,9 @@
-"""The one way the benchmarks print a table: Markdown, so a run's output pastes into the README."""
+"""How the benchmarks report: a Markdown table (a run's output pastes into the README), then the
+same results as JSON, also written to a file when asked."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 
 
@@ -11,3 +13,12 @@ def markdown_table(head: Sequence[str], rows: Iterable[Sequence[object]], align:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(rule[a] for a in align) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def publish(table: str, doc: dict, path: str | None) -> None:
+    """Print the table and the JSON document; write the document to path too (if given)."""
+    print(table)
+    print(json.dumps(doc))
+    if path:
+        with open(path, "w") as out:
+            json.dump(doc, out, indent=1)

@@ -14,7 +14,6 @@ operation and their ratio to SQLite's, then the same as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -22,7 +21,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from bench.report import markdown_table
+from bench.report import markdown_table, publish
 from lab.controller import Controller
 from lab.etcd import EtcdCluster
 
@@ -81,14 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     stores = ["sqlite"] + [s for s in args.stores if s != "sqlite"]  # the baseline, always
     results = {store: measure(store, args.count) for store in stores}
-    print(report(results, args.count))
     doc = {"count": args.count, "results": results,
            "ratio_to_sqlite": {store: {op: {q: round(r[q] / results["sqlite"][op][q], 2) for q in ("p50_ms", "p99_ms")}
                                        for op, r in ops.items()} for store, ops in results.items()}}
-    print(json.dumps(doc, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=1)
+    publish(report(results, args.count), doc, args.json)
     return 0
 
 

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench.report import markdown_table
+from bench.report import markdown_table, publish
 from controller import tunnels
 from lab.controller import Controller
 from lab.netlab import Lab, Vm, wait_for
@@ -150,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     results = judged(measured)
     doc = {"bench": "storms", "tunnel_type": args.tunnel_type, "baseline": BASELINE,
            "seconds": round(time.time() - started, 1), "results": results}
-    print(markdown(doc))
-    print(json.dumps(doc))
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(doc, out, indent=1)
+    publish(markdown(doc), doc, args.json)
     missed = [name for name, v in results.items() if v["met"] is False]
     if missed:
         print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
