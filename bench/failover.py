@@ -12,12 +12,12 @@ its last renewal (the floor any lease-based failover stands on).
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import statistics
 import sys
 import time
 
+from bench.report import markdown_table, publish
 from controller import etcd
 from lab.ha import HaLab
 from lab.netlab import Lab, wait_for
@@ -54,11 +54,10 @@ def trial(ha: HaLab) -> dict:
 
 
 def table(rows: list[dict], expiry: list[float]) -> str:
-    out = ["| trial | killed | new leader | generation | elected s | MASTER on every switch s | flow-mods sent |",
-           "|---:|---|---|---:|---:|---:|---:|"]
-    for i, r in enumerate(rows, 1):
-        out.append(f"| {i} | {r['killed']} | {r['leader']} | {r['generation']} | {r['elected_s']:.2f} | "
-                   f"{r['master_everywhere_s']:.2f} | {r['flow_mods']} |")
+    out = [markdown_table(
+        ("trial", "killed", "new leader", "generation", "elected s", "MASTER on every switch s", "flow-mods sent"),
+        [(i, r["killed"], r["leader"], r["generation"], f"{r['elected_s']:.2f}", f"{r['master_everywhere_s']:.2f}",
+          r["flow_mods"]) for i, r in enumerate(rows, 1)], "rllrrrr")]
     m = [r["master_everywhere_s"] for r in rows]
     out.append(f"\nMASTER on every switch: median {statistics.median(m):.2f} s, max {max(m):.2f} s over {len(m)} "
                f"trials; baseline (etcd drops an unrenewed lease's key, from its last renewal): median "
@@ -88,11 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         lab.close()
     doc = {"hosts": args.hosts, "lease_ttl": args.lease_ttl, "trials": rows,
            "lease_expiry_s": [round(x, 3) for x in expiry]}
-    print(table(rows, expiry))
-    print(json.dumps(doc))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(doc, fh, indent=1)
+    publish(table(rows, expiry), doc, args.json)
     return 0
 
 

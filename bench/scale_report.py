@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import resource
 
+from bench.report import markdown_table
+
 COLUMNS = (
     ("hosts", "hosts"), ("endpoints", "endpoints"), ("flows/host", "flows/host held / needed"),
     ("connect", "connect s"), ("learn", "learn s"), ("cold", "cold start s"), ("bound", "encoder bound s"),
@@ -77,10 +79,8 @@ def table(doc: dict) -> str:
         except KeyError:  # a run whose totals failed: its errors are in the JSON
             rows.append({"hosts": str(r["hosts"]), "endpoints": str(r["endpoints"])}
                         | {key: "error" for key, _ in COLUMNS[2:]})
-    head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
-    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
-    body = ["| " + " | ".join(r[key if key in r else title] for key, title in COLUMNS) + " |" for r in rows]
-    return "\n".join([f"shape: {label(doc)}", head, rule, *body])
+    body = [[r[key if key in r else title] for key, title in COLUMNS] for r in rows]
+    return f"shape: {label(doc)}\n" + markdown_table([title for _, title in COLUMNS], body, "r" * len(COLUMNS))
 
 
 def label(doc: dict) -> str:

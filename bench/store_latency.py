@@ -14,7 +14,6 @@ operation and their ratio to SQLite's, then the same as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -22,6 +21,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
+from bench.report import markdown_table, publish
 from lab.controller import Controller
 from lab.etcd import EtcdCluster
 
@@ -66,13 +66,10 @@ def measure(store: str, count: int) -> dict[str, dict[str, float]]:
 
 def report(results: dict[str, dict[str, dict[str, float]]], count: int) -> str:
     base = results["sqlite"]
-    lines = [f"REST write latency, {count} requests per operation, one at a time (ms; x = ratio to SQLite)",
-             f"{'store':<8} {'op':<7} {'p50':>8} {'p99':>8} {'p50 x':>7} {'p99 x':>7}"]
-    for store, ops in results.items():
-        for op, r in ops.items():
-            lines.append(f"{store:<8} {op:<7} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                         f"{r['p50_ms'] / base[op]['p50_ms']:>7.2f} {r['p99_ms'] / base[op]['p99_ms']:>7.2f}")
-    return "\n".join(lines)
+    rows = [(store, op, f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['p50_ms'] / base[op]['p50_ms']:.2f}",
+             f"{r['p99_ms'] / base[op]['p99_ms']:.2f}") for store, ops in results.items() for op, r in ops.items()]
+    return (f"REST write latency, {count} requests per operation, one at a time (ms; x = ratio to SQLite)\n"
+            + markdown_table(("store", "op", "p50", "p99", "p50 x", "p99 x"), rows, "llrrrr"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,14 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     stores = ["sqlite"] + [s for s in args.stores if s != "sqlite"]  # the baseline, always
     results = {store: measure(store, args.count) for store in stores}
-    print(report(results, args.count))
     doc = {"count": args.count, "results": results,
            "ratio_to_sqlite": {store: {op: {q: round(r[q] / results["sqlite"][op][q], 2) for q in ("p50_ms", "p99_ms")}
                                        for op, r in ops.items()} for store, ops in results.items()}}
-    print(json.dumps(doc, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=1)
+    publish(report(results, args.count), doc, args.json)
     return 0
 
 

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from bench.report import markdown_table, publish
 from controller import tunnels
 from lab.controller import Controller
 from lab.netlab import Lab, Vm, wait_for
@@ -123,13 +124,10 @@ def judged(results: dict[str, dict[str, float]]) -> dict[str, dict]:
 
 def markdown(doc: dict) -> str:
     """The README's table, from a run's JSON."""
-    lines = ["| workload | learn() baseline | controller | ratio | target | met |",
-             "|---|---:|---:|---:|---|---|"]
-    for name, v in doc["results"].items():
-        met = {True: "yes", False: "**no**", None: ""}[v["met"]]
-        figures = " | ".join(f"{v[k]:.3g}" for k in (BASELINE, "controller", "ratio"))
-        lines.append(f"| {name} | {figures} | {v['target']} | {met} |")
-    return "\n".join(lines)
+    met = {True: "yes", False: "**no**", None: ""}
+    return markdown_table(("workload", "learn() baseline", "controller", "ratio", "target", "met"),
+                          [(name, *(f"{v[k]:.3g}" for k in (BASELINE, "controller", "ratio")), v["target"],
+                            met[v["met"]]) for name, v in doc["results"].items()], "lrrrll")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,18 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             measured.setdefault(name, {})[mode] = value
     assert set(TARGETS) <= set(measured), set(TARGETS) - set(measured)
     results = judged(measured)
-    width = max(map(len, results))
-    print(f"{'workload':<{width}}  {'learn() baseline':>16}  {'controller':>10}  {'ratio':>6}  target")
-    for name, v in results.items():
-        met = {True: "met", False: "MISSED", None: ""}[v["met"]]
-        print(f"{name:<{width}}  {v[BASELINE]:>16.3g}  {v['controller']:>10.3g}  {v['ratio']:>6.3g}  "
-              f"{v['target']} {met}".rstrip())
     doc = {"bench": "storms", "tunnel_type": args.tunnel_type, "baseline": BASELINE,
            "seconds": round(time.time() - started, 1), "results": results}
-    print(json.dumps(doc))
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(doc, out, indent=1)
+    publish(markdown(doc), doc, args.json)
     missed = [name for name, v in results.items() if v["met"] is False]
     if missed:
         print(f"targets missed: {', '.join(missed)}", file=sys.stderr)

@@ -33,7 +33,7 @@ from controller.pipeline import (
 )
 from controller.state import Endpoint, Host, HostView, Tenant
 from controller.switch_state import Installed, SwitchDump, recovered_endpoints
-from controller.tunnel_ops import TUNNEL_RETRY_S, tunnel_ops, tunnels_for_joined
+from controller.tunnel_ops import TunnelBook, retry_overdue, tunnel_ops, tunnels_for_joined, view_tunnel_ops
 from controller.tunnels import FLOW
 
 LOG = logging.getLogger(__name__)
@@ -76,14 +76,10 @@ class Core:
         self.datapaths: set[int] = set()  # connected over OpenFlow
         self.installed: dict[int, Installed] = {}  # only for switches whose content we know
         self.dumps: dict[int, SwitchDump] = {}  # read back before the host's OVSDB view said whose it is
-        self.pending_tunnels: dict[tuple[str, str], float] = {}  # (host, port name) -> asked at
-        self.forgotten_ips: set[str] = set()
+        self.tunnels = TunnelBook()  # tunnel ports asked for, peers still to ask for, forgotten IPs
         self.counters: Counter[str] = Counter()
         self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
         self.dirty: dict[str, _Dirty] = {}
-        # host -> peers that joined since, each with when: their tunnel ports are asked for in drain,
-        # so a burst of joins costs each host one transaction, not one per peer
-        self.tunnels_toward: dict[str, dict[str, float]] = {}
         self.eager = True
         self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
         self.learner = Learner(settings, self.ix, self.counters)
@@ -202,7 +198,7 @@ class Core:
         host = self.ix.hosts[view.system_id]
         host.lost_since = None
         if view.overlay_ip:
-            self.forgotten_ips.discard(view.overlay_ip)
+            self.tunnels.forgotten_ips.discard(view.overlay_ip)
         new_peer = old is None or old.view.overlay_ip != view.overlay_ip
         if old is None or (old.view.datapath_id, old.view.patch_ofport, old.view.overlay_ip) != (
                 view.datapath_id, view.patch_ofport, view.overlay_ip):
@@ -215,29 +211,8 @@ class Core:
                 self._mark(other.id, self.placed_on(other))
         # the switch was read back before OVSDB said whose it is: programmable from now on
         adopted = self._adopt_dump(host, now) if view.datapath_id in self.dumps else []
-        if old is None or (old.view.bridge_uuid, old.view.overlay_ip, old.ovsdb_connected) != (
-                view.bridge_uuid, view.overlay_ip, True):
-            ops = tunnel_ops(self, now, [host])  # toward every peer
-        elif self._holds_other_ports(host):  # switching kind or mode: the old ports go once the new are up
-            ops = tunnel_ops(self, now, [host])
-        else:  # only its ports changed: forget what was asked for and came; ask again for what went
-            ops = []
-            for name in set(host.tunnels_by_name) - set(old.tunnels_by_name):
-                self.pending_tunnels.pop((host.id, name), None)
-            for gone in set(old.tunnel_remotes) - set(host.tunnel_remotes):
-                peer = self.ix.peers.get(self.ix.host_by_ip.get(gone[0], ""))
-                if peer is not None:
-                    ops += tunnel_ops(self, now, [host], toward=[peer])
-        if new_peer:  # one more peer for everyone else: asked for in drain, one transaction per host
-            for other in self.ix.hosts:
-                if other != host.id:
-                    self.tunnels_toward.setdefault(other, {})[host.id] = now
+        ops = view_tunnel_ops(self, old, host, new_peer, now)
         return adopted + ops + self._flush()
-
-    def _holds_other_ports(self, host: Host) -> bool:
-        """Ports we made of another kind or the other tunnel_ports mode (after a reload)."""
-        kind, flow = self.settings.tunnel_type, self.settings.tunnel_ports.name == "flow"
-        return any(p.managed and (p.type != kind or (p.remote_ip == FLOW) != flow) for p in host.view.tunnels)
 
     def _tunnels_changed(self, host: Host, old: Host) -> None:
         """Tunnel ports came or went: their classify flows, and whatever leads to those peers."""
@@ -267,14 +242,13 @@ class Core:
     def tick(self, now: float) -> list[Op]:
         """Time passes: tunnel ports asked for but never seen are asked for again; hosts gone
         longer than the grace period have their endpoints withdrawn."""
-        overdue = {h for (h, _), asked in self.pending_tunnels.items() if now - asked >= TUNNEL_RETRY_S}
         if self.recovering and now >= self.recover_until:
             self.recovering = False
             for dpid, inst in self.installed.items():
                 host = self.ix.host_of_dpid(dpid)
                 if inst.read_back() and host is not None:
                     self._mark(host.id, (LEFTOVERS,))
-        ops = tunnel_ops(self, now, [self.ix.hosts[h] for h in sorted(overdue) if h in self.ix.hosts])
+        ops = retry_overdue(self, now)
         for host in list(self.ix.hosts.values()):
             if host.lost_since is None or host.withdrawn or now - host.lost_since < self.settings.host_grace:
                 continue
@@ -292,12 +266,12 @@ class Core:
         """An operator removed a host: drop its endpoints and the tunnels toward it everywhere."""
         host = self.ix.hosts[system_id]
         if host.view.overlay_ip:
-            self.forgotten_ips.add(host.view.overlay_ip)
+            self.tunnels.forgotten_ips.add(host.view.overlay_ip)
         for key in list(self.ix.eps_by_host.get(system_id, ())):
             self._drop(key)
         self._mark_flips(self.ix.drop_host(system_id))
         self.dirty.pop(system_id, None)
-        self.tunnels_toward.pop(system_id, None)
+        self.tunnels.toward.pop(system_id, None)
         ops = tunnel_ops(self, now, list(self.ix.hosts.values()))
         return ops + self._flush()
 
@@ -483,7 +457,7 @@ class Core:
         return self.drain() if self.eager else []
 
     def pending(self) -> bool:
-        return bool(self.dirty or self.tunnels_toward)
+        return bool(self.dirty or self.tunnels.toward)
 
     def drain(self, budget_s: float | None = None, max_parts: int = 20) -> list[Op]:
         """Recompute dirty partitions and return the difference; stop after budget_s seconds.

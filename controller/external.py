@@ -59,7 +59,7 @@ def _vtep(core: Core, ip: str, peer: str, now: float) -> tuple[Host | None, list
             return None, []
         return known, []
     vtep = core.ix.put_vtep(HostView(system_id=vtep_id(ip), overlay_ip=ip, external=peer))
-    core.forgotten_ips.discard(ip)
+    core.tunnels.forgotten_ips.discard(ip)
     core.counters["evpn_vteps"] += 1
     return vtep, tunnel_ops(core, now, list(core.ix.hosts.values()), toward=[vtep])
 

@@ -24,34 +24,26 @@ import shutil
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from lab.labnode import LabNode
 from lab.netlab import QUIET_SYSCTLS, Lab, LabError, Vm, run, wait_for
-from lab.procs import _delete_namespaces, _kill_and_wait, _link_exists, _pid_alive, _root_sysctl
+from lab.procs import _pid_alive
 
 ZEBRA = "/usr/lib/frr/zebra"
 BGPD = "/usr/lib/frr/bgpd"
 VXLAN_PORT = 4789
 
 
-@dataclass(eq=False)
-class Leaf:
+@dataclass(eq=False, kw_only=True)
+class Leaf(LabNode):
     """One FRR leaf (a ToR): `vtysh()`, `add_host()`, `evpn_routes()`, `close()`."""
 
-    lab: Lab = field(repr=False)
-    name: str
-    index: int
-    ns: str
-    underlay_ip: str
-    underlay_mac: str
-    mgmt_ip: str
-    rundir: Path
+    KIND: ClassVar[str] = "leaf"
+    LETTER: ClassVar[str] = "l"
+
     asn: int
-    ul_veth: str
-    mgmt_veth: str
     vnis: set[int] = field(default_factory=set)
-    vms: dict[str, Vm] = field(default_factory=dict)
-    alive: bool = True
 
     # ---- commands ---------------------------------------------------------
 
@@ -173,14 +165,7 @@ class Leaf:
         if not self.alive:
             return
         self.alive = False
-        _kill_and_wait(self.pids())
-        _delete_namespaces([vm.ns for vm in self.vms.values()] + [self.ns])
-        for link in (self.ul_veth, self.mgmt_veth):
-            if _link_exists(link):
-                run(["ip", "link", "del", link], check=False)
-        wait_for(lambda: not _link_exists(self.ul_veth) and not _link_exists(self.mgmt_veth),
-                 10, 0.02, f"veths of leaf {self.name} did not vanish")
-        shutil.rmtree(self.rundir, ignore_errors=True)
+        self.unplumb(self.pids(), [vm.ns for vm in self.vms.values()])
         self.vms.clear()
 
 
@@ -227,14 +212,7 @@ def add_leaf(lab: Lab, name: str, *, asn: int, peer_ip: str, peer_as: int, peer_
     controller) for l2vpn evpn; iBGP when asn == peer_as. hold: the BGP hold time (keepalive
     a third of it), short so a lost session is noticed in seconds."""
     lab._check()
-    lab._host_counter += 1
-    i = lab._host_counter
-    p = lab.prefix
-    leaf = Leaf(lab=lab, name=name, index=i, ns=lab._ns_name("l", name),
-                underlay_ip=str(lab.underlay_net.network_address + i),
-                underlay_mac=f"02:99:00:00:{i >> 8:02x}:{i & 0xFF:02x}",
-                mgmt_ip=str(lab.mgmt_net.network_address + 1 + i), rundir=lab.rundir / f"l{i}",
-                asn=asn, ul_veth=f"{p}u{i}", mgmt_veth=f"{p}m{i}")
+    leaf = Leaf.numbered(lab, name, asn=asn)
     try:
         _build(leaf, peer_ip, peer_as, peer_port, hold)
     except BaseException:
@@ -247,20 +225,8 @@ def _build(leaf: Leaf, peer_ip: str, peer_as: int, peer_port: int, hold: int) ->
     lab = leaf.lab
     (leaf.rundir / "etc").mkdir(parents=True)
     (leaf.rundir / "run").mkdir()
-    run(["ip", "netns", "add", leaf.ns])
-    run(["ip", "netns", "exec", leaf.ns, "sysctl", "-qw", *QUIET_SYSCTLS, "net.ipv4.conf.all.arp_ignore=1"])
-    mtu = str(lab.underlay_mtu)
-    for root_end, inner, m in ((leaf.ul_veth, "eth0", mtu), (leaf.mgmt_veth, "mgmt0", "1500")):
-        run(["ip", "link", "add", root_end, "mtu", m, "type", "veth", "peer", "name", inner, "netns", leaf.ns,
-             "mtu", m])
-        _root_sysctl(f"net/ipv6/conf/{root_end}/disable_ipv6", "1")
-    run(["ip", "link", "set", leaf.ul_veth, "master", lab.underlay_bridge, "up"])
-    run(["ip", "link", "set", leaf.mgmt_veth, "master", lab.mgmt_bridge, "up"])
-    run(["ip", "-n", leaf.ns, "-batch", "-"], input=(
-        "link set lo up\n"
-        f"link set eth0 address {leaf.underlay_mac}\n"
-        f"addr add {leaf.underlay_ip}/{lab.underlay_net.prefixlen} dev eth0\nlink set eth0 up\n"
-        f"addr add {leaf.mgmt_ip}/{lab.mgmt_net.prefixlen} dev mgmt0\nlink set mgmt0 up\n"))
+    leaf.plumb(f"link set eth0 address {leaf.underlay_mac}\n"
+               f"addr add {leaf.underlay_ip}/{lab.underlay_net.prefixlen} dev eth0\nlink set eth0 up\n")
     # The kernel leaves the VXLAN UDP checksum to the (veth) offload, which never computes it: the
     # userspace OVS on the other end would drop every frame for its bad checksum.
     run(["ip", "netns", "exec", leaf.ns, "ethtool", "-K", "eth0", "tx", "off"])

@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,8 +50,6 @@ from lab.procs import (
     RUN_ROOT,
     LabError,
     _delete_namespaces,
-    _kill_and_wait,
-    _link_exists,
     _link_in_ns,
     _netns_inode,
     _pid_alive,
@@ -306,27 +303,8 @@ class Lab:
         self._check()
         if not _NAME_RE.match(name) or name in self.hosts:
             raise LabError(f"bad or duplicate host name {name!r}")
-        self._host_counter += 1
-        i = self._host_counter
-        if i > 250:
-            raise LabError("too many hosts")
-        p = self.prefix
-        host = Host(
-            lab=self,
-            name=name,
-            index=i,
-            ns=self._ns_name("h", name),
-            underlay_ip=str(self.underlay_net.network_address + i),
-            underlay_mac=f"02:99:00:00:{i >> 8:02x}:{i & 0xFF:02x}",
-            mgmt_ip=str(self.mgmt_net.network_address + 1 + i),
-            rundir=str(self.rundir / f"h{i}"),
-            datapath_id=f"{self._lab_num:08x}{i:08x}",
-            of_port=of_port,
-            ovsdb_port=ovsdb_port,
-            ul_veth=f"{p}u{i}",
-            mgmt_veth=f"{p}m{i}",
-            controller_ips=tuple(controller_ips),
-        )
+        host = Host.numbered(self, name, of_port=of_port, ovsdb_port=ovsdb_port,
+                             controller_ips=tuple(controller_ips))
         self.hosts[name] = host
         try:
             self._build_host(host, announce, preset_neighbours)
@@ -338,24 +316,7 @@ class Lab:
 
     def _build_host(self, h: Host, announce: bool, preset_neighbours: bool) -> None:
         os.makedirs(h.rundir)
-        run(["ip", "netns", "add", h.ns])
-        run(["ip", "netns", "exec", h.ns, "sysctl", "-qw", *QUIET_SYSCTLS,
-             "net.ipv4.conf.all.arp_ignore=1"])
-        # veths are created with their inner end directly in the namespace
-        mtu = str(self.underlay_mtu)
-        mgmt_prefix = self.mgmt_net.prefixlen
-        for root_end, inner, m in ((h.ul_veth, "eth0", mtu), (h.mgmt_veth, "mgmt0", "1500")):
-            run(["ip", "link", "add", root_end, "mtu", m, "type", "veth",
-                 "peer", "name", inner, "netns", h.ns, "mtu", m])
-            _root_sysctl(f"net/ipv6/conf/{root_end}/disable_ipv6", "1")
-        run(["ip", "link", "set", h.ul_veth, "master", self.underlay_bridge, "up"])
-        run(["ip", "link", "set", h.mgmt_veth, "master", self.mgmt_bridge, "up"])
-        run(["ip", "-n", h.ns, "-batch", "-"], input=(
-            "link set lo up\n"
-            "link set eth0 up\n"
-            f"addr add {h.mgmt_ip}/{mgmt_prefix} dev mgmt0\n"
-            "link set mgmt0 up\n"
-        ))
+        h.plumb("link set eth0 up\n")  # its underlay address goes on br-phy (OvsHost.join)
 
         # own ovsdb-server + ovs-vswitchd, all state under h.rundir; the peers it
         # joins preset as underlay neighbours (only the live ones)
@@ -378,15 +339,7 @@ class Lab:
             except Exception as exc:  # noqa: BLE001 - keep tearing down
                 errors.append(exc)
         h.alive = False
-        _kill_and_wait(daemon_pids(Path(h.rundir)))
-        _delete_namespaces([h.ns])
-        for link in (h.ul_veth, h.mgmt_veth):
-            if _link_exists(link):
-                run(["ip", "link", "del", link], check=False)
-        # namespace deletion is asynchronous: names are free only once gone
-        wait_for(lambda: not _link_exists(h.ul_veth) and not _link_exists(h.mgmt_veth),
-                 10, 0.02, f"veths of host {h.name} did not vanish")
-        shutil.rmtree(h.rundir, ignore_errors=True)
+        h.unplumb(daemon_pids(h.rundir))
         if errors:
             raise LabError(f"host {h.name} teardown: {errors}")
 

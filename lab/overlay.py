@@ -191,6 +191,32 @@ def flood_buckets(host: Host) -> dict[int, int]:
     return group_buckets(host.ofctl("dump-groups", "br1"))
 
 
+# Fields of a dumped flow that change while it lives; the rest says what the flow is.
+_LIVE = re.compile(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^ ,]+,? ?")
+
+
+def flow_table(host: Host) -> dict[str, tuple[float, int]]:
+    """br1's flows: what each is -> (duration, packets)."""
+    out = {}
+    for line in host.ofctl("dump-flows", "br1").splitlines():
+        d, n = re.search(r"duration=([0-9.]+)s", line), re.search(r"n_packets=(\d+)", line)
+        if d and n:
+            out[_LIVE.sub("", line).strip()] = (float(d.group(1)), int(n.group(1)))
+    return out
+
+
+def assert_kept(before: dict[str, dict[str, tuple[float, int]]], after: dict[str, dict[str, tuple[float, int]]]) -> int:
+    """Every flow of `before` (host -> flow_table) is still there, neither rewritten nor re-added (its
+    duration and packets ran on); how many."""
+    kept = 0
+    for name, flows in before.items():
+        for flow, (duration, packets) in flows.items():
+            assert flow in after[name], f"{name}: flow gone or rewritten: {flow}"
+            assert after[name][flow][0] >= duration and after[name][flow][1] >= packets, flow
+            kept += 1
+    return kept
+
+
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after}
 

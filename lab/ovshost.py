@@ -18,15 +18,13 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from controller import tunnels as kinds
 from controller.tables import CLASSIFY, TUNNEL_IN
 from lab.capture import Capture, _garp_frame, _send_frames
+from lab.labnode import LabNode
 from lab.procs import LabError, _daemon_pid, _kill_and_wait, run, wait_for
-
-if TYPE_CHECKING:
-    from lab.netlab import Lab, Vm
 
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 VSCTL_TIMEOUT = 10
@@ -277,26 +275,20 @@ class OvsHost:
 # a host of lab/netlab.py's Lab
 
 
-@dataclass(eq=False)
-class Host(OvsHost):
+@dataclass(eq=False, kw_only=True)
+class Host(LabNode, OvsHost):
     """An emulated physical host: a namespace with its own OVS daemons."""
 
-    lab: Lab = field(repr=False)
-    name: str
-    index: int
-    ns: str
-    underlay_ip: str
-    underlay_mac: str
-    mgmt_ip: str
-    rundir: str
-    datapath_id: str
+    KIND: ClassVar[str] = "host"
+    LETTER: ClassVar[str] = "h"
+
     of_port: int
     ovsdb_port: int
-    ul_veth: str  # root-namespace end of the underlay veth
-    mgmt_veth: str  # root-namespace end of the management veth
-    vms: dict[str, Vm] = field(default_factory=dict, repr=False)
-    alive: bool = True
     controller_ips: tuple[str, ...] = ()  # several controllers (lab/ha.py); empty: the lab's one
+    datapath_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.datapath_id = f"{self.lab._lab_num:08x}{self.index:08x}"
 
     @property
     def controllers(self) -> tuple[str, ...]:
@@ -312,15 +304,6 @@ class Host(OvsHost):
 
     def netns_cmd(self) -> list[str]:
         return ["ip", "netns", "exec", self.ns]
-
-
-
-
-
-
-
-
-
 
     def exec(self, cmd: Sequence[str], check: bool = True, timeout: float = 30,
              input: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -14,9 +14,8 @@ import pytest
 from controller.client import ApiError
 from lab.ha import HaLab, role_request_by_hand
 from lab.netlab import Lab, wait_for
-from lab.overlay import TENANTS, PingStream, announce, flood_buckets
+from lab.overlay import TENANTS, PingStream, announce, assert_kept, flood_buckets, flow_table
 from lab.traffic import UdpStream
-from tests.e2e.test_hitless import flow_table
 
 FAILOVER_BOUND_S = 2.0  # lease TTL 1 s, etcd's lease expiry sweep 0.5 s, a campaign every TTL/6
 
@@ -66,16 +65,6 @@ def took_over(ha: HaLab, survivors, since_wall: float, timeout: float = 10.0):
     new = ha.leader(timeout, among=survivors)
     doc = ha.role(new)
     return new, doc, max(s["accepted_at"] for s in doc["switches"].values()) - since_wall
-
-
-def assert_kept(before: dict, after: dict) -> int:
-    kept = 0
-    for name, flows in before.items():
-        for flow, (duration, packets) in flows.items():
-            assert flow in after[name], f"{name}: flow gone or rewritten: {flow}"
-            assert after[name][flow][0] >= duration and after[name][flow][1] >= packets, flow
-            kept += 1
-    return kept
 
 
 def test_kill_9_of_the_leader_hands_over_within_2s_without_loss_or_rewritten_flows(ha):

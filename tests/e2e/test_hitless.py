@@ -4,29 +4,15 @@ IP taken over by another MAC (a VIP failing over) is rebound everywhere at once.
 
 from __future__ import annotations
 
-import re
 import signal
 import sys
 import time
 
 import pytest
 
-from lab.netlab import Host, wait_for
-from lab.overlay import TENANTS, PingStream, announce
+from lab.netlab import wait_for
+from lab.overlay import TENANTS, PingStream, announce, assert_kept, flow_table
 from lab.traffic import LatencySampler, MacFlood, UdpStream, rss_mb
-
-# Fields of a dumped flow that change while it lives; the rest says what the flow is.
-_LIVE = re.compile(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^ ,]+,? ?")
-
-
-def flow_table(host: Host) -> dict[str, tuple[float, int]]:
-    """br1's flows: what each is -> (duration, packets)."""
-    out = {}
-    for line in host.ofctl("dump-flows", "br1").splitlines():
-        d, n = re.search(r"duration=([0-9.]+)s", line), re.search(r"n_packets=(\d+)", line)
-        if d and n:
-            out[_LIVE.sub("", line).strip()] = (float(d.group(1)), int(n.group(1)))
-    return out
 
 
 def endpoints(ov) -> dict[str, list[tuple]]:
@@ -64,12 +50,7 @@ def test_a_controller_restart_changes_no_flow_and_loses_no_packet(make_overlay, 
     finally:
         stream.stop()
     after = {h.name: flow_table(h) for h in ov.hosts}
-    kept = 0
-    for name, flows in before.items():
-        for flow, (duration, packets) in flows.items():
-            assert flow in after[name], f"{name}: flow gone or rewritten: {flow}"
-            assert after[name][flow][0] >= duration and after[name][flow][1] >= packets, flow
-            kept += 1
+    kept = assert_kept(before, after)
     print(f"\n{sig.name}: {result.sent} datagrams at {result.pps:.0f}/s, {result.lost} lost; {kept} flows kept "
           f"(duration and counters ran on); reconnected {t_connected - t_up:.2f} s after start, endpoints "
           f"complete {t_complete - t_connected:.2f} s after reconnect; recovered {counters['endpoints_recovered']}, "

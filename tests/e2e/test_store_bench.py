@@ -22,4 +22,4 @@ def test_small_run_measures_every_store_against_sqlite(tmp_path, capsys) -> None
         assert list(ops) == list(store_latency.OPS)
         assert all(0 < r["p50_ms"] <= r["p99_ms"] for r in ops.values()), (store, ops)
     assert all(r["p50_ms"] == 1.0 for r in doc["ratio_to_sqlite"]["sqlite"].values())
-    assert "etcd-3   delete" in capsys.readouterr().out
+    assert "| etcd-3 | delete |" in capsys.readouterr().out
