@@ -95,6 +95,7 @@ class Core:
         # None: nobody looks.
         self.changed: set[Part] | None = None
         self.passive = False  # a follower (controller/ha.py): it tracks state but programs nothing
+        self.at_cap: set[Flip] = set()  # (vni, host) whose learning is at max_endpoints: floods narrowed
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -310,6 +311,7 @@ class Core:
         """
         self.settings = settings
         self.learner.settings = settings
+        self.ix.recounted.update(self.ix.ep_count)  # the cap may have changed
         for host in self.ix.hosts.values():
             self._mark_full(host.id)
         return tunnel_ops(self, now, list(self.ix.hosts.values())) + self._flush()
@@ -483,7 +485,18 @@ class Core:
         return self.drain() if self.eager else []
 
     def pending(self) -> bool:
-        return bool(self.dirty or self.tunnels_toward)
+        return bool(self.dirty or self.tunnels_toward or self.ix.recounted)
+
+    def _mark_caps(self) -> None:
+        """A (host, tenant) reached its learning cap or fell below it: its flood and its local
+        endpoints' entries change on that host only (pipeline.tenant_flows)."""
+        while self.ix.recounted:
+            vni, host_id = spot = self.ix.recounted.pop()
+            capped = self.ix.ep_count.get(spot, 0) >= self.settings.max_endpoints
+            if capped == (spot in self.at_cap):
+                continue
+            (self.at_cap.add if capped else self.at_cap.discard)(spot)
+            self._mark(host_id, {vni} | {k for k in self.ix.eps_by_host.get(host_id, ()) if k[0] == vni})
 
     def drain(self, budget_s: float | None = None, max_parts: int = 20) -> list[Op]:
         """Recompute dirty partitions and return the difference; stop after budget_s seconds.
@@ -492,6 +505,7 @@ class Core:
         them, adds before the deletes they replace, group deletes last.
         """
         deadline = None if budget_s is None else time.perf_counter() + budget_s
+        self._mark_caps()
         first: list[Op] = tunnels_for_joined(self, deadline)
         adds: list[Op] = []
         deletes: list[Op] = []
@@ -568,9 +582,10 @@ class Core:
             ep = self.ix.endpoints.get(part)
             if ep is None:
                 return set(), None
-            return endpoint_flows(self.settings, host, tenant, ep, self.ix.peers), None
+            return endpoint_flows(self.settings, host, tenant, ep, self.ix.peers,
+                                  capped=(vni, host.id) in self.at_cap), None
         members = self.ix.members.get(tenant.vni, set())
-        return (tenant_flows(self.settings, host, tenant),
+        return (tenant_flows(self.settings, host, tenant, capped=(vni, host.id) in self.at_cap),
                 flood_group(self.settings, host, tenant, self.ix.peers, members))
 
     def _diff(self, host: Host, part: Part, first: list[Op], adds: list[Op], deletes: list[Op],
