@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from controller import flows as f
 from controller import tables as t
+from controller.flood_cap import FloodCaps
 from controller.index import EpKey, Flip, Index
 from controller.learning import Learner
 from controller.ops import FlowDelete, FlowMod, FlowPurge, GroupMod, MeterMod, Op, ReadSwitch
@@ -95,7 +96,7 @@ class Core:
         # None: nobody looks.
         self.changed: set[Part] | None = None
         self.passive = False  # a follower (controller/ha.py): it tracks state but programs nothing
-        self.at_cap: set[Flip] = set()  # (vni, host) whose learning is at max_endpoints: floods narrowed
+        self.caps = FloodCaps()  # (host, tenant)s at their learning cap flood only learned sources
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -485,18 +486,13 @@ class Core:
         return self.drain() if self.eager else []
 
     def pending(self) -> bool:
-        return bool(self.dirty or self.tunnels_toward or self.ix.recounted)
+        return bool(self.dirty or self.tunnels_toward or self.caps.pending(self.ix))
 
-    def _mark_caps(self) -> None:
-        """A (host, tenant) reached its learning cap or fell below it: its flood and its local
-        endpoints' entries change on that host only (pipeline.tenant_flows)."""
-        while self.ix.recounted:
-            vni, host_id = spot = self.ix.recounted.pop()
-            capped = self.ix.ep_count.get(spot, 0) >= self.settings.max_endpoints
-            if capped == (spot in self.at_cap):
-                continue
-            (self.at_cap.add if capped else self.at_cap.discard)(spot)
-            self._mark(host_id, {vni} | {k for k in self.ix.eps_by_host.get(host_id, ()) if k[0] == vni})
+    def _mark_caps(self) -> bool:
+        marks = self.caps.step(self.ix, self.settings.max_endpoints, busy=self.dirty)
+        for host_id, parts in marks:
+            self._mark(host_id, parts)
+        return bool(marks)
 
     def drain(self, budget_s: float | None = None, max_parts: int = 20) -> list[Op]:
         """Recompute dirty partitions and return the difference; stop after budget_s seconds.
@@ -505,12 +501,11 @@ class Core:
         them, adds before the deletes they replace, group deletes last.
         """
         deadline = None if budget_s is None else time.perf_counter() + budget_s
-        self._mark_caps()
         first: list[Op] = tunnels_for_joined(self, deadline)
         adds: list[Op] = []
         deletes: list[Op] = []
         last: list[Op] = []
-        while self.dirty:
+        while self.dirty or self._mark_caps():  # a cap's next step once its host's changes are out
             host_id = next(iter(self.dirty))
             host = self.ix.hosts.get(host_id)
             if host is None or self.passive or not self.is_programmable(host):
@@ -583,9 +578,9 @@ class Core:
             if ep is None:
                 return set(), None
             return endpoint_flows(self.settings, host, tenant, ep, self.ix.peers,
-                                  capped=(vni, host.id) in self.at_cap), None
+                                  capped=(vni, host.id) in self.caps.sources), None
         members = self.ix.members.get(tenant.vni, set())
-        return (tenant_flows(self.settings, host, tenant, capped=(vni, host.id) in self.at_cap),
+        return (tenant_flows(self.settings, host, tenant, capped=(vni, host.id) in self.caps.narrowed),
                 flood_group(self.settings, host, tenant, self.ix.peers, members))
 
     def _diff(self, host: Host, part: Part, first: list[Op], adds: list[Op], deletes: list[Op],

@@ -110,12 +110,8 @@ def _flood(vni: int) -> tuple[f.Action, ...]:
 def tenant_flows(s: Settings, host: Host, tenant: Tenant, capped: bool = False) -> set[f.Flow]:
     """A tenant's own flows on a host: tunnel ID <-> VLAN, flood, responder misses.
 
-    ``capped``: the tenant's learning on this host is at max_endpoints. Its floods then go out
-    only for the sources it learned (endpoint_flows); a frame from any other source stays on the
-    host. A VM spraying random source MACs would otherwise carry each one to every host of the
-    tenant, where the hosts' own VM bridges (NORMAL, MAC learning) learn and revalidate per
-    frame: on a userspace datapath that stalls the thread that also receives the underlay, and
-    other tenants' packets are dropped there (README, Operations).
+    ``capped``: the tenant's learning on this host is at max_endpoints (controller/flood_cap.py):
+    its floods go out only for the sources it learned (endpoint_flows); others stay on the host.
     """
     if not tenant.present_on(host.id) or host.view.patch_ofport is None:
         return set()
