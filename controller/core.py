@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from controller import flows as f
 from controller import tables as t
+from controller.flood_cap import FloodCaps
 from controller.index import EpKey, Flip, Index
 from controller.learning import Learner
 from controller.ops import FlowDelete, FlowMod, FlowPurge, GroupMod, MeterMod, Op, ReadSwitch
@@ -91,6 +92,7 @@ class Core:
         # None: nobody looks.
         self.changed: set[Part] | None = None
         self.passive = False  # a follower (controller/ha.py): it tracks state but programs nothing
+        self.caps = FloodCaps()  # (host, tenant)s at their learning cap flood only learned sources
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -284,6 +286,7 @@ class Core:
         """
         self.settings = settings
         self.learner.settings = settings
+        self.ix.recounted.update(self.ix.ep_count)  # the cap may have changed
         for host in self.ix.hosts.values():
             self._mark_full(host.id)
         return tunnel_ops(self, now, list(self.ix.hosts.values())) + self._flush()
@@ -457,7 +460,13 @@ class Core:
         return self.drain() if self.eager else []
 
     def pending(self) -> bool:
-        return bool(self.dirty or self.tunnels.toward)
+        return bool(self.dirty or self.tunnels.toward or self.caps.pending(self.ix))
+
+    def _mark_caps(self) -> bool:
+        marks = self.caps.step(self.ix, self.settings.max_endpoints, busy=self.dirty)
+        for host_id, parts in marks:
+            self._mark(host_id, parts)
+        return bool(marks)
 
     def drain(self, budget_s: float | None = None, max_parts: int = 20) -> list[Op]:
         """Recompute dirty partitions and return the difference; stop after budget_s seconds.
@@ -470,7 +479,7 @@ class Core:
         adds: list[Op] = []
         deletes: list[Op] = []
         last: list[Op] = []
-        while self.dirty:
+        while self.dirty or self._mark_caps():  # a cap's next step once its host's changes are out
             host_id = next(iter(self.dirty))
             host = self.ix.hosts.get(host_id)
             if host is None or self.passive or not self.is_programmable(host):
@@ -542,9 +551,10 @@ class Core:
             ep = self.ix.endpoints.get(part)
             if ep is None:
                 return set(), None
-            return endpoint_flows(self.settings, host, tenant, ep, self.ix.peers), None
+            return endpoint_flows(self.settings, host, tenant, ep, self.ix.peers,
+                                  capped=(vni, host.id) in self.caps.sources), None
         members = self.ix.members.get(tenant.vni, set())
-        return (tenant_flows(self.settings, host, tenant),
+        return (tenant_flows(self.settings, host, tenant, capped=(vni, host.id) in self.caps.narrowed),
                 flood_group(self.settings, host, tenant, self.ix.peers, members))
 
     def _diff(self, host: Host, part: Part, first: list[Op], adds: list[Op], deletes: list[Op],

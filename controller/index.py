@@ -34,6 +34,7 @@ class Index:
         self.eps_by_vni: dict[int, set[EpKey]] = defaultdict(set)
         self.eps_by_host: dict[str, set[EpKey]] = defaultdict(set)
         self.ep_count: Counter[Flip] = Counter()
+        self.recounted: set[Flip] = set()  # ep_count changed here since the core last looked (its cap)
         self.bindings: dict[tuple[int, str], str] = {}  # (vni, ip) -> mac
         self.tagged: dict[int, set[str]] = defaultdict(set)  # vni -> hosts with a br0 port in its VLAN
         self.members: dict[int, set[str]] = defaultdict(set)  # vni -> member hosts
@@ -228,6 +229,7 @@ class Index:
         else:
             self.eps_by_host[host_id].discard(key)
         self.ep_count[(vni, host_id)] += delta
+        self.recounted.add((vni, host_id))
         if self.ep_count[(vni, host_id)] <= 0:
             del self.ep_count[(vni, host_id)]
         return self._refresh_member(vni, host_id)

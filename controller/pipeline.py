@@ -103,8 +103,16 @@ def _na_option(mac: str) -> tuple[f.Action, ...]:
     return (f.SetField("nd_options_type", 2), f.SetField("ipv6_nd_tll", mac), f.Output(f.OFPP_IN_PORT))
 
 
-def tenant_flows(s: Settings, host: Host, tenant: Tenant) -> set[f.Flow]:
-    """A tenant's own flows on a host: tunnel ID <-> VLAN, flood, responder misses."""
+def _flood(vni: int) -> tuple[f.Action, ...]:
+    return (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni))
+
+
+def tenant_flows(s: Settings, host: Host, tenant: Tenant, capped: bool = False) -> set[f.Flow]:
+    """A tenant's own flows on a host: tunnel ID <-> VLAN, flood, responder misses.
+
+    ``capped``: the tenant's learning on this host is at max_endpoints (controller/flood_cap.py):
+    its floods go out only for the sources it learned (endpoint_flows); others stay on the host.
+    """
     if not tenant.present_on(host.id) or host.view.patch_ofport is None:
         return set()
     vni, vid = tenant.vni, tenant.vlan_on(host.id) | f.OFPVID_PRESENT
@@ -112,8 +120,8 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant) -> set[f.Flow]:
     out = {
         f.Flow(t.TUNNEL_IN, t.PRIO_ENTRY, f.match(tunnel_id=vni),
                (f.PushVlan(), f.SetField("vlan_vid", vid)), goto=t.TO_LOCAL, cookie=ck),
-        f.Flow(t.FLOOD, t.PRIO_ENTRY, f.match(vlan_vid=vid),
-               (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni)), cookie=ck, role=f.ROLE_FLOOD),
+        f.Flow(t.FLOOD, t.PRIO_ENTRY, f.match(vlan_vid=vid), () if capped else _flood(vni), cookie=ck,
+               role=f.ROLE_NONE if capped else f.ROLE_FLOOD),
     }
     return out | s.learning.tenant_extras(vid, ck)
     out |= {
@@ -133,8 +141,10 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant) -> set[f.Flow]:
     return out
 
 
-def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts: Mapping[str, Host]) -> set[f.Flow]:
-    """One learned endpoint's entries on a host: unicast, responders, and at home its source entry."""
+def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts: Mapping[str, Host],
+                   capped: bool = False) -> set[f.Flow]:
+    """One learned endpoint's entries on a host: unicast, responders, and at home its source entry
+    (and, while the tenant's learning there is ``capped``, its own way into the flood)."""
     if not tenant.present_on(host.id) or host.view.patch_ofport is None:
         return set()
     vni, vid = tenant.vni, tenant.vlan_on(host.id) | f.OFPVID_PRESENT
@@ -145,6 +155,9 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
         # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
         out.add(f.Flow(t.SRC_MAC, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_src=ep.mac), cookie=eck,
                        idle_timeout=s.mac_idle_timeout, notify_removed=True, role=f.ROLE_SOURCE))
+        if capped:
+            out.add(f.Flow(t.FLOOD, t.PRIO_LEARNED_SOURCE, f.match(vlan_vid=vid, eth_src=ep.mac), _flood(vni),
+                           cookie=eck, role=f.ROLE_FLOOD))
         unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
     else:
         owner = hosts.get(ep.host_id)

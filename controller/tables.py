@@ -60,6 +60,7 @@ PRIO_LEARNED = 1  # entries the switch's own learn() makes (learn mode)
 PRIO_UNKNOWN_IP = 1  # a responder's miss: flood through the meter, and tell the controller
 PRIO_HOLDDOWN = 5  # a request for an unanswered IP, dropped for a while; a learned answer wins
 PRIO_ENTRY = 10  # the entries of tenants and endpoints: tunnel-in, flood, unicast, answers, sources
+PRIO_LEARNED_SOURCE = 15  # a (host, tenant) at its learning cap floods only for the sources it learned
 PRIO_EXCEPTION = 20  # what must not take the common path: ARP/NS to the responders, GARPs, probes, DAD
 PRIO_BINDING = 30  # a known (MAC, IP) binding of a local endpoint: nothing to learn
 PRIO_CLASSIFY = 100  # where a frame came from: br0, or a tunnel

@@ -133,12 +133,12 @@ def test_a_random_mac_flood_is_bounded_and_disturbs_nobody(make_overlay):
     assert blue_on_h1["endpoints"] == cap and blue_on_h1["learning_capped"]
     # each learned endpoint costs at most a few entries per host: the bound is the cap, not the flood
     assert all(flows_after[h] - flows_before[h] <= cap * 6 for h in flows_after)
-    # The other tenant keeps working and the API keeps answering. How well is a figure (printed
-    # above, README): on this 2-core machine the userspace datapath itself (1,000 upcalls/s for
-    # the new source MACs, on the cores the VMs, ping and the controller share) has lost from 0 to
-    # a few percent of the echoes, and REST p99 has ranged from 27 ms to over 100 ms, run to run.
-    # Asserted here: no outage of either.
-    assert lost <= 0.1 * (pings.replies + lost), f"red lost {lost} echoes"
+    # The other tenant loses nothing: at the cap the sprayed frames stay on h1 (controller/
+    # flood_cap.py). Before, they reached h2 and h3, whose br0 learned each MAC; h2's vswitchd
+    # then blocked on its revalidator for up to a second and its underlay socket overflowed with
+    # red's requests in it (README, Operations). REST latency is a figure (printed above): on
+    # this 2-core machine it has ranged widely run to run; asserted here: no outage.
+    assert lost == 0, f"red lost {lost} echoes"
     assert health.failed == 0 and health.p(0.99) <= 1.0
 
 

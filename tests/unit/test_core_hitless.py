@@ -7,7 +7,7 @@ from controller.ops import FlowDelete, FlowMod, GroupMod, ReadSwitch
 from controller.pipeline import Settings
 from controller.state import HostView
 from controller.switch_state import SwitchDump
-from tests.unit.world import BLUE, RED, arp_frame, flow_ops, ip_of, mac, view, world
+from tests.unit.world import BLUE, RED, arp_frame, flow_ops, ip_of, local_packet, mac, tracer, view, world
 
 
 def dump_of(core: Core, dpid: int) -> SwitchDump:
@@ -116,6 +116,49 @@ def test_learning_stops_at_the_cap_per_host_and_tenant_and_existing_endpoints_ke
                                          "eth_src": "02:00:00:00:01:00"}, now=30)
     core.packet_in(1, arp_frame(mac(8), "10.0.0.8", "10.0.0.9", BLUE.vlan), now=31)  # room again
     assert mac(8) in {ep.mac for ep in core.tenant_endpoints(BLUE.vni)}
+
+
+def test_at_the_cap_only_learned_sources_flood_so_a_mac_spray_stays_on_its_host():
+    core = world(3, settings=Settings(max_endpoints=2))
+    known = local_packet(BLUE.vlan, mac(1), "ff:ff:ff:ff:ff:ff")
+    sprayed = local_packet(BLUE.vlan, "02:77:00:00:00:01", "ff:ff:ff:ff:ff:ff")
+    core.packet_in(1, arp_frame(mac(1), "10.0.0.1", "10.0.0.9", BLUE.vlan), now=1)
+    assert sorted(tracer(core, 1).trace(sprayed).ports()) == [12, 13]  # under the cap: floods go on
+    ops = core.packet_in(1, arp_frame(mac(2), "10.0.0.2", "10.0.0.9", BLUE.vlan), now=2)  # the cap
+    floods = [op for op in flow_ops(ops) if op.flow.table == t.FLOOD]
+    assert {op.dpid for op in floods} == {1}  # only the capped host changes
+    # each learned source gets its own flood entry before the tenant's stops flooding the rest
+    assert [(op.flow.priority, op.flow.actions == ()) for op in floods] == \
+        [(t.PRIO_LEARNED_SOURCE, False)] * 2 + [(t.PRIO_ENTRY, True)]
+    assert tracer(core, 1).trace(sprayed).ports() == []
+    assert sorted(tracer(core, 1).trace(known).ports()) == [12, 13]
+    red = local_packet(RED.vlan, "02:77:00:00:00:02", "ff:ff:ff:ff:ff:ff")
+    assert sorted(tracer(core, 1).trace(red).ports()) == [12, 13]  # another tenant: untouched
+    unicast = local_packet(BLUE.vlan, "02:77:00:00:00:01", mac(2))  # to a known MAC: still delivered
+    core.packet_in(2, arp_frame(mac(3), "10.0.0.3", "10.0.0.9", BLUE.vlan), now=3)
+    assert tracer(core, 1).trace(local_packet(BLUE.vlan, "02:77:00:00:00:01", mac(3))).ports() == [12]
+    assert tracer(core, 1).trace(unicast).ports() == []  # (local: br0 delivered it)
+    # one learned endpoint ages out: below the cap again, every source floods
+    ops = core.flow_removed(1, t.SRC_MAC, 0, {"vlan_vid": BLUE.vlan | f.OFPVID_PRESENT, "eth_src": mac(2)}, now=30)
+    # the tenant's flood entry is back before the sources' own go
+    assert [(op.flow.priority, op.delete) for op in flow_ops(ops, 1) if op.flow.table == t.FLOOD] == \
+        [(t.PRIO_ENTRY, False)] + [(t.PRIO_LEARNED_SOURCE, True)] * 2
+    assert sorted(tracer(core, 1).trace(sprayed).ports()) == [12, 13]
+    assert not [fl for fl in core.installed[1].all_flows() if fl.priority == t.PRIO_LEARNED_SOURCE]
+
+
+def test_a_tenant_flood_is_narrowed_only_after_its_sources_own_entries_went_out_in_earlier_slices():
+    core = world(2, settings=Settings(max_endpoints=4))
+    core.eager = False
+    for i in range(4):
+        core.packet_in(1, arp_frame(mac(i), f"10.0.0.{i}", "10.0.0.9", BLUE.vlan), now=i)
+    slices = []
+    while core.pending():
+        slices.append([op.flow for op in flow_ops(core.drain(budget_s=0, max_parts=1), 1)
+                       if op.flow.table == t.FLOOD])
+    sources = [n for n, flows in enumerate(slices) for fl in flows if fl.priority == t.PRIO_LEARNED_SOURCE]
+    narrowed = [n for n, flows in enumerate(slices) for fl in flows if fl.priority == t.PRIO_ENTRY and not fl.actions]
+    assert len(sources) == 4 and len(narrowed) == 1 and max(sources) < narrowed[0]
 
 
 def test_a_virtual_ip_taken_over_by_another_mac_is_rebound_everywhere_at_once():
