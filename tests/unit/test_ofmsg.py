@@ -50,11 +50,29 @@ def test_batches_join_messages_per_datapath():
 
 def test_the_fast_flow_mod_is_byte_for_byte_what_os_ken_encodes():
     from controller.pipeline import MODE_LEARN
+    from controller.tunnel_ports import FLOW_BASED
     from tests.unit.world import BLUE, arp_frame, world
-    for settings in (Settings(), Settings(mode=MODE_LEARN, tunnel_type="gre")):
+    seen: set[str] = set()
+    for settings in (Settings(), Settings(mode=MODE_LEARN, tunnel_type="gre"),
+                     Settings(tunnel_ports=FLOW_BASED),
+                     Settings(tunnel_type="geneve", tunnel_ports=FLOW_BASED, max_endpoints=2)):
         core = world(3, settings=settings)
         for i in range(5):
             core.packet_in(2, arp_frame(f"02:00:00:00:09:{i:02x}", f"10.0.9.{i}", "10.0.0.1", BLUE.vlan), now=1.0)
         flows = [fl for dpid in (1, 2, 3) for fl in core.installed[dpid].all_flows()]
         assert len(flows) > 30
+        seen |= {k for fl in flows for k, _ in fl.match}
         assert [fl for fl in flows if ofmsg.flow_mod(fl) != ofmsg.flow_mod_slow(fl)] == []
+    # every kind of field the pipeline matches on was in there (the fast match encoding takes each apart)
+    assert {"in_port", "eth_dst", "eth_src", "eth_type", "vlan_vid", "tunnel_id", "arp_tpa", "ipv6_src"} <= seen, seen
+
+
+def test_the_cookie_digest_input_is_what_switches_have_held_since_it_was_introduced():
+    # a changed digest would make every switch's flows look foreign after an upgrade: all rewritten
+    core = world(3)
+    core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1)
+    flows = all_flows(core)
+    assert len({fl.actions for fl in flows}) > 5
+    for fl in flows:
+        assert f.digest_content(fl) == repr((fl.table, fl.priority, fl.match, fl.actions, fl.goto, fl.meter,
+                                             fl.idle_timeout, fl.hard_timeout, fl.notify_removed)).encode()
