@@ -28,6 +28,7 @@ from controller import bgp, config, ha, looplag, metrics, ofguard, ofmsg
 from controller.auth import TokenAuth
 from controller.core import ROLE_COUNTERS, Core
 from controller.election import Action, Lead
+from controller.eventgate import EventGate
 from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
 from controller.ovsdb import OvsdbServer
 from controller.rest import Api
@@ -73,6 +74,7 @@ class OverlayApp(app_manager.OSKenApp):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._events_sem = EventGate(self.events.maxsize)  # os-ken's bound, O(1) (controller/eventgate.py)
         conf = cfg.CONF
         self.settings = config.settings(conf)
         self.store = config.open_store(conf)  # SQLite, or etcd shared with other instances
