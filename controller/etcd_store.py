@@ -174,10 +174,15 @@ class EtcdStore:
     def _apply(self, backend: Any, revision: int, events: list[e.Event]) -> None:
         if revision <= self.version:  # this instance's own write, or already in a listing
             return
+        # The view is at this revision before its change is applied: applying it may yield (the
+        # switches are sent to), and a request deciding meanwhile must see the version and the
+        # core agree. Were the version still older, a lost compare-and-swap's answer, taken before
+        # this revision, would pass as current and roll the core back under the newer version:
+        # a stale If-Match then won (a lost update, once in the three-instance e2e test).
+        if any(ev.key == self.version_key for ev in events):
+            self.version = revision
         for ev in events:
-            if ev.key == self.version_key:
-                self.version = revision
-            elif ev.key.startswith(self.by_name):
+            if ev.key.startswith(self.by_name):
                 tenant = None if ev.value is None else self._decode(ev.key, ev.value)
                 if ev.value is None or tenant is not None:
                     apply_change(backend, ev.key[len(self.by_name):], tenant)

@@ -146,6 +146,20 @@ def test_a_view_newer_than_the_refusal_is_not_rolled_back(instances) -> None:
     assert refused.value.listing is None and a.store.version == ahead
 
 
+def test_the_view_is_at_a_watched_revision_before_its_change_goes_out(instances) -> None:
+    """Sending a watched change may yield to a request: by then the version must be the change's,
+    so that a refusal answered from before it cannot roll the core back (store.Behind(None))."""
+    a, b = instances(2, watch=False)
+    assert a.store.put_tenant(Tenant("blue", 5001, 10)) is True
+    b.store.tenants()
+    seen: list[int] = []
+    b.b.apply = lambda ops: seen.append(b.store.version)  # where the real apply() may yield
+    assert a.store.put_tenant(Tenant("blue", 5001, 11)) is True
+    revision, events = next(iter(b.store.etcd.watch_prefix(b.store.root, b.store.version + 1)))
+    b.store._apply(b.b, revision, events)
+    assert b.b.core.tenants["blue"].vlan == 11 and seen == [revision] and b.store.version == revision
+
+
 def test_concurrent_read_modify_write_loses_no_update(instances) -> None:
     """Two instances each add 1 to blue's VLAN 15 times with GET + If-Match, retrying on 412:
     the VLAN ends 30 higher, so no increment was lost."""
