@@ -26,6 +26,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import bgp, config, ha, looplag, metrics, ofguard, ofmsg
 from controller.auth import TokenAuth
+from controller.barriers import BarrierPacer
 from controller.core import ROLE_COUNTERS, Core
 from controller.election import Action, Lead
 from controller.eventgate import EventGate
@@ -86,6 +87,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.yielded = time.perf_counter()  # when apply() last let other greenthreads run
         self.send_lock = Semaphore(1)
         self.datapaths: dict[int, Any] = {}
+        self.barriers = BarrierPacer()
         self.reading: dict[int, _Reading] = {}  # switches being read back
         self.polls: dict[tuple[int, int], int] = {}  # (dpid, xid) -> role asked for
         self.ovsdb = OvsdbServer(conf.ovsdb.address, conf.ovsdb.port, conf.overlay.tunnel_bridge,
@@ -204,11 +206,15 @@ class OverlayApp(app_manager.OSKenApp):
                 if dp is not None:
                     for buf in ofmsg.writes(dp_ops):
                         dp.send(buf)
-                    barrier = ofmsg.barrier()
-                    dp.send_msg(barrier)  # gives it an xid
-                    self.metrics.barrier_sent(dpid, barrier.xid)
+                    if self.barriers.wrote(dpid, self.metrics.clock()):
+                        self._send_barrier(dp)
                 self._maybe_yield()
         self._maybe_yield()
+
+    def _send_barrier(self, dp: Any, since: float | None = None) -> None:
+        barrier = ofmsg.barrier()
+        dp.send_msg(barrier)  # gives it an xid
+        self.metrics.barrier_sent(dp.id, barrier.xid, since)
 
     def _maybe_yield(self) -> None:
         """After YIELD_AFTER_S of work, let REST and I/O have a turn: encoding and sending thousands
@@ -279,6 +285,10 @@ class OverlayApp(app_manager.OSKenApp):
                 del self.reading[dpid]
                 self.apply([Wipe(dpid)] + self.core.switch_read(dpid, SwitchDump(), now))
         self.apply(self.core.tick(now))
+        for dpid, first in self.barriers.overdue(self.metrics.clock()):
+            dp = self.datapaths.get(dpid)
+            if dp is not None:
+                self._send_barrier(dp, first)
 
     # ---- OpenFlow --------------------------------------------------------------------------
 
@@ -346,6 +356,7 @@ class OverlayApp(app_manager.OSKenApp):
         if dp.id is not None and self.datapaths.get(dp.id) is dp:
             LOG.info("switch %016x disconnected", dp.id)
             self.metrics.datapath_gone(dp.id)
+            self.barriers.gone(dp.id)
             del self.datapaths[dp.id]
             self.roles.gone(dp.id)
             self.reading.pop(dp.id, None)
@@ -362,7 +373,11 @@ class OverlayApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _barrier_reply(self, ev: Any) -> None:
-        self.metrics.barrier_replied(ev.msg.datapath.id, ev.msg.xid)
+        dp = ev.msg.datapath
+        self.metrics.barrier_replied(dp.id, ev.msg.xid)
+        first = self.barriers.replied(dp.id, self.metrics.clock())
+        if first is not None and self.datapaths.get(dp.id) is dp:  # writes since: confirm them too
+            self._send_barrier(dp, first)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     @ofguard.guarded

@@ -436,6 +436,7 @@ class Run:
             "flow_mods_received": sum(c["flow_mod"] for c in counts),
             "flow_mods_core": counters.get("flow_mods"),
             "packet_ins_sent": sum(c["packet_in"] for c in counts),
+            "barriers_received": sum(len(h.switch.barriers) for h in self.hosts.values()),
             "stats_requests": sum(c["stats_requests"] for c in counts),
             "controller_cpu_s": round(self.proc.cpu(), 2), "controller_rss_mb": self.proc.rss_mb(),
             "emulator_cpu_s": round(time.process_time() - self.cpu_at_start, 2),

@@ -228,10 +228,11 @@ class Metrics:
     def reconciled(self, seconds: float) -> None:
         self.reconcile_seconds.observe(seconds)
 
-    def barrier_sent(self, dpid: int, xid: int) -> None:
+    def barrier_sent(self, dpid: int, xid: int, since: float | None = None) -> None:
+        """A barrier confirming the writes made since `since` (default: now)."""
         if len(self._barriers) >= MAX_PENDING_BARRIERS:
             del self._barriers[next(iter(self._barriers))]  # the oldest: its reply is not coming
-        self._barriers[(dpid, xid)] = self.clock()
+        self._barriers[(dpid, xid)] = self.clock() if since is None else since
 
     def barrier_replied(self, dpid: int, xid: int) -> None:
         sent = self._barriers.pop((dpid, xid), None)
