@@ -204,17 +204,23 @@ class OverlayApp(app_manager.OSKenApp):
             for dpid, dp_ops in ofmsg.per_datapath(of_ops).items():
                 dp = self.datapaths.get(dpid)
                 if dp is not None:
-                    for buf in ofmsg.writes(dp_ops):
+                    bufs = ofmsg.writes(dp_ops)
+                    if bufs and self.barriers.wrote(dpid, self.metrics.clock()):
+                        bufs[-1] += self._barrier_bytes(dp)  # one send, not two: a send wakes a greenthread
+                    for buf in bufs:
                         dp.send(buf)
-                    if self.barriers.wrote(dpid, self.metrics.clock()):
-                        self._send_barrier(dp)
                 self._maybe_yield()
         self._maybe_yield()
 
-    def _send_barrier(self, dp: Any, since: float | None = None) -> None:
+    def _barrier_bytes(self, dp: Any, since: float | None = None) -> bytes:
         barrier = ofmsg.barrier()
-        dp.send_msg(barrier)  # gives it an xid
+        dp.set_xid(barrier)
+        barrier.serialize()
         self.metrics.barrier_sent(dp.id, barrier.xid, since)
+        return bytes(barrier.buf)
+
+    def _send_barrier(self, dp: Any, since: float | None = None) -> None:
+        dp.send(self._barrier_bytes(dp, since))
 
     def _maybe_yield(self) -> None:
         """After YIELD_AFTER_S of work, let REST and I/O have a turn: encoding and sending thousands

@@ -91,6 +91,17 @@ def test_flow_programming_is_timed_from_send_to_barrier_reply():
     assert m[(h + "_bucket", (("le", "0.25"),))] == 1
 
 
+def test_a_barrier_confirming_earlier_writes_is_timed_from_the_first_of_them():
+    now = [100.0]
+    prom = metrics.Metrics(clock=lambda: now[0])
+    prom.barrier_sent(1, 8, since=99.5)  # writes waited from 99.5 for the barrier before it
+    now[0] = 100.5
+    prom.barrier_replied(1, 8)
+    m = {(s.name, tuple(sorted(s.labels.items()))): s.value
+         for fam in text_string_to_metric_families(prom.render(metrics.Snapshot()).decode()) for s in fam.samples}
+    assert m[("overlay_flow_programming_duration_seconds_sum", ())] == pytest.approx(1.0)
+
+
 def test_pending_barriers_are_bounded():
     prom = metrics.Metrics(clock=lambda: 0.0)
     for xid in range(metrics.MAX_PENDING_BARRIERS + 10):
