@@ -75,6 +75,8 @@ class OverlayApp(app_manager.OSKenApp):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not hasattr(self, "_events_sem"):  # os-ken renamed it: its own (slower) bound stays in force
+            LOG.warning("os-ken has no OSKenApp._events_sem: its event-queue bound is not replaced by EventGate")
         self._events_sem = EventGate(self.events.maxsize)  # os-ken's bound, O(1) (controller/eventgate.py)
         conf = cfg.CONF
         self.settings = config.settings(conf)

@@ -565,12 +565,14 @@ class Core:
             deletes += self._leftovers(host, inst)
             return
         want_flows, want_group = self._desired(host, part)
+        held = part in inst.flows  # a part new here (an endpoint just learned) has nothing to release
         for fl in want_flows:
             if not inst.claim(part, fl, self.canon):
                 adds.append(FlowMod(dpid, fl))
-        for key, have in inst.release(part, {fl.key for fl in want_flows}):
-            deletes.append(FlowMod(dpid, have, delete=True) if isinstance(have, f.Flow)
-                           else FlowDelete(dpid, *key))
+        if held:
+            for key, have in inst.release(part, {fl.key for fl in want_flows}):
+                deletes.append(FlowMod(dpid, have, delete=True) if isinstance(have, f.Flow)
+                               else FlowDelete(dpid, *key))
         if not isinstance(part, int):
             return
         have_group = inst.groups.get(part, Installed.ABSENT)

@@ -143,10 +143,11 @@ Action = Output | PushVlan | PopVlan | SetField | Move | Group | Resubmit | Lear
 def resubmits(actions: tuple) -> list[int]:
     """Tables that actions resubmit to, clones included."""
     out: list[int] = []
-    for a in actions:
-        if isinstance(a, Resubmit):
+    for a in actions:  # by exact type: this runs for every flow made (action types are final)
+        kind = type(a)
+        if kind is Resubmit:
             out.append(a.table)
-        elif isinstance(a, Clone):
+        elif kind is Clone:
             out += resubmits(a.actions)
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from controller import flows as f
 from controller import learning_modes, tunnels
@@ -80,6 +81,7 @@ def flood_group(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Hos
     return f.GroupEntry(tenant.vni, tuple(buckets))
 
 
+@lru_cache(maxsize=1 << 16)  # the same actions on every member host of the endpoint/tenant
 def _arp_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
     """Turn the ARP request into the reply the owner of ip would send (as Neutron's responder)."""
     return (f.Move("eth_src", "eth_dst", 48), f.SetField("eth_src", mac), f.SetField("arp_op", 2),
@@ -87,6 +89,7 @@ def _arp_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
             f.SetField("arp_sha", mac), f.SetField("arp_spa", ip), f.Output(f.OFPP_IN_PORT))
 
 
+@lru_cache(maxsize=1 << 16)
 def _na_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
     """Turn a neighbour solicitation into the advertisement the owner of ip would send.
 
@@ -99,10 +102,12 @@ def _na_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
             f.Resubmit(t.ND_REPLY))
 
 
+@lru_cache(maxsize=1 << 16)
 def _na_option(mac: str) -> tuple[f.Action, ...]:
     return (f.SetField("nd_options_type", 2), f.SetField("ipv6_nd_tll", mac), f.Output(f.OFPP_IN_PORT))
 
 
+@lru_cache(maxsize=1 << 16)
 def _flood(vni: int) -> tuple[f.Action, ...]:
     return (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni))
 

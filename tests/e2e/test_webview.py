@@ -2,11 +2,13 @@
 
 With the 3-host lab: the page draws 3 hosts with both channels up, 6 tunnels, both tenants,
 and, tenant by tenant, exactly the VMs that talked (MAC, IP, host), the flood set and the
-suppression counters; it saves the screenshot the README shows (docs/webview.png), then follows
+suppression counters; it saves a screenshot (the README's docs/webview.png when
+OVERLAY_WEBVIEW_SCREENSHOT names it; a test run leaves the work tree as it was), then follows
 a new tenant and a dropped OVSDB channel without a reload. With a
 token and closed reads: the page asks for the token, refuses a wrong one, then shows the data.
 """
 
+import os
 import shutil
 import signal
 import tempfile
@@ -19,11 +21,12 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from lab.controller import REPO, Controller
+from lab.controller import Controller
 from lab.overlay import TENANTS, announce, reachable_pairs
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-SCREENSHOT = REPO / "docs" / "webview.png"
+# Where to save the page: set to docs/webview.png to refresh the README's picture.
+SCREENSHOT_ENV = "OVERLAY_WEBVIEW_SCREENSHOT"
 TOKEN = "webview-e2e-Token-71c3"
 DEADLINE_S = 20.0
 
@@ -76,7 +79,7 @@ def no_console_errors(driver):
     assert errors == [], errors
 
 
-def test_the_page_shows_the_lab_live(make_overlay, browser):
+def test_the_page_shows_the_lab_live(make_overlay, browser, tmp_path):
     ov = make_overlay()
     vms = {t: ov.tenant_vms(t) for t in TENANTS}
     for tenant, members in vms.items():  # the VMs talk, so the controller learns them
@@ -122,8 +125,8 @@ def test_the_page_shows_the_lab_live(make_overlay, browser):
     height, chrome = browser.execute_script(
         "return [Math.ceil(document.body.getBoundingClientRect().bottom), window.outerHeight - window.innerHeight]")
     browser.set_window_size(1440, height + chrome)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOT))
+    screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "webview.png")
+    assert browser.save_screenshot(str(screenshot))
 
     # Live, without a reload: a new tenant appears, and a host whose OVSDB channel drops turns red
     # on that channel only.

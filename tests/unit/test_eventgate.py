@@ -52,3 +52,13 @@ def test_a_waiter_killed_after_its_slot_was_handed_over_passes_it_on():
     gate.release()  # handed to `first`, which has not run yet
     first.kill()  # and dies before it could use it: the slot goes back
     assert gate.free == 1 and not gate.waiting
+
+
+def test_os_ken_still_bounds_its_event_queue_with_the_attribute_the_app_replaces():
+    """apps/overlay.py swaps OSKenApp._events_sem for an EventGate: an os-ken that renamed it
+    would keep its own O(n) semaphore, and nothing else would say so."""
+    import inspect
+
+    from os_ken.base import app_manager
+    source = inspect.getsource(app_manager.OSKenApp)
+    assert "self._events_sem.acquire()" in source and "self._events_sem.release()" in source
