@@ -51,8 +51,8 @@ def view_tunnel_ops(core: Core, old: Host | None, host: Host, new_peer: bool, no
             peer = core.ix.peers.get(core.ix.host_by_ip.get(gone[0], ""))
             if peer is not None:
                 ops += tunnel_ops(core, now, [host], toward=[peer])
-    if new_peer:  # one more peer for everyone else: asked for in drain, one transaction per host
-        for other in core.ix.hosts:
+    if new_peer and core.settings.tunnel_ports.per_peer:  # one more port on everyone else: asked for in
+        for other in core.ix.hosts:  # drain, one transaction per host
             if other != host.id:
                 core.tunnels.toward.setdefault(other, {})[host.id] = now
     return ops
@@ -74,7 +74,9 @@ def tunnel_ops(core: Core, now: float, hosts: list[Host], toward: list[Host] | N
     """Create the missing tunnel ports on these hosts (toward every peer, or only those `toward`),
     and remove ours toward forgotten hosts."""
     kind, mode = core.settings.tunnel_type, core.settings.tunnel_ports
-    if toward is not None:
+    if not mode.per_peer:  # the peers do not matter (and going through them all made joins O(hosts))
+        peers = {}
+    elif toward is not None:
         peers = {h.id: h.view.overlay_ip for h in toward if h.view.overlay_ip}
     else:
         peers = {h.id: h.view.overlay_ip for h in core.ix.peers.values() if h.view.overlay_ip}

@@ -39,6 +39,7 @@ def _by_flow_port(host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] |
 class Mesh:
     name: str = "mesh"
     learn_tun_dst: bool = False  # learn() outputs to the port the frame came in by
+    per_peer: bool = True  # a host joining needs a port on every other host
 
     def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
         """Out of the peer's port; while switching from flow, the flow port until that is up."""
@@ -60,6 +61,7 @@ class Mesh:
 class FlowBased:
     name: str = "flow"
     learn_tun_dst: bool = True  # learn() also sends the reply to the frame's tun_src
+    per_peer: bool = False  # one port reaches every peer: a host joining asks nothing of the others
 
     def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
         """tun_dst = the peer, out of the flow port; while switching from mesh, the peer's port."""

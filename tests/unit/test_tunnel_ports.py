@@ -72,6 +72,15 @@ def test_a_host_asks_for_exactly_one_flow_port_of_its_kind_whatever_the_cloud_si
         assert inserted(ops, "h1") == [] and len(inserted(ops, f"h{i}")) == 1
 
 
+def test_a_host_joining_queues_no_tunnel_work_on_the_others():
+    """Cost follows change: with one port reaching every peer, a join asks nothing of the others
+    (going through every other host for each join made 1,000 hosts connecting O(hosts^2))."""
+    core = flow_world(3)
+    core.eager = False
+    core.host_view(flow_view(4), now=0)
+    assert core.tunnels.toward == {}
+
+
 def test_classify_has_one_flow_for_the_flow_port_at_any_size():
     core = flow_world(12)
     classify = [fl for fl in core.installed[1].all_flows() if fl.table == t.CLASSIFY and fl.goto == t.TUNNEL_IN]
