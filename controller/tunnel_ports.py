@@ -25,14 +25,13 @@ def _flow_port(view: HostView, kind: str) -> TunnelPort | None:
     return next((p for p in view.tunnels if p.remote_ip == FLOW and p.type == kind and p.ofport), None)
 
 
-def _by_peer_port(host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
-    port = host.tunnel_to(peer_ip, kind)
-    return (f.Output(port.ofport),) if port and port.ofport else None
-
-
-def _by_flow_port(host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
-    port = host.tunnel_to(FLOW, kind)  # indexed: this runs for every entry toward a peer
-    return (f.SetField("tun_ipv4_dst", peer_ip), f.Output(port.ofport)) if port and port.ofport else None
+def _output(port: TunnelPort | None, peer_ip: str) -> tuple[f.Action, ...] | None:
+    """Out of the port toward the peer; a flow-based port is told the peer in tun_dst."""
+    if port is None or not port.ofport:
+        return None
+    if port.remote_ip == FLOW:
+        return (f.SetField("tun_ipv4_dst", peer_ip), f.Output(port.ofport))
+    return (f.Output(port.ofport),)
 
 
 @dataclass(frozen=True)
@@ -41,9 +40,13 @@ class Mesh:
     learn_tun_dst: bool = False  # learn() outputs to the port the frame came in by
     per_peer: bool = True  # a host joining needs a port on every other host
 
+    def port_toward(self, host: Host, peer_ip: str, kind: str) -> TunnelPort | None:
+        """The peer's port; while switching from flow, the flow port until that is up (the tunnel
+        indexes are by remote IP: this runs for every entry toward a peer)."""
+        return host.tunnel_to(peer_ip, kind) or host.tunnel_to(FLOW, kind)
+
     def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
-        """Out of the peer's port; while switching from flow, the flow port until that is up."""
-        return _by_peer_port(host, peer_ip, kind) or _by_flow_port(host, peer_ip, kind)
+        return _output(self.port_toward(host, peer_ip, kind), peer_ip)
 
     def missing(self, host: Host, kind: str, peer_ips: Iterable[str]) -> list[str]:
         """Remote IPs to make a port toward (ours, or one made by hand and adopted, counts)."""
@@ -63,9 +66,12 @@ class FlowBased:
     learn_tun_dst: bool = True  # learn() also sends the reply to the frame's tun_src
     per_peer: bool = False  # one port reaches every peer: a host joining asks nothing of the others
 
+    def port_toward(self, host: Host, peer_ip: str, kind: str) -> TunnelPort | None:
+        """The flow port; while switching from mesh, the peer's port until that is up."""
+        return host.tunnel_to(FLOW, kind) or host.tunnel_to(peer_ip, kind)
+
     def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
-        """tun_dst = the peer, out of the flow port; while switching from mesh, the peer's port."""
-        return _by_flow_port(host, peer_ip, kind) or _by_peer_port(host, peer_ip, kind)
+        return _output(self.port_toward(host, peer_ip, kind), peer_ip)
 
     def missing(self, host: Host, kind: str, peer_ips: Iterable[str]) -> list[str]:
         return [] if host.has_tunnel_to(FLOW, kind) else [FLOW]

@@ -49,8 +49,9 @@ def _static(name: str) -> Response:
 
 
 def tunnel_state(core: Core, host_id: str, peer_ip: str) -> tuple[str, str | None]:
-    """(state, port name) of the tunnel host_id uses toward peer_ip: created, adopted or missing."""
-    port = core.hosts[host_id].tunnel_to(peer_ip, core.settings.tunnel_type)
+    """(state, port name) of the tunnel host_id uses toward peer_ip: created, adopted or missing
+    (with tunnel_ports = flow, the one flow port, which its flows point at the peer)."""
+    port = core.settings.tunnel_ports.port_toward(core.hosts[host_id], peer_ip, core.settings.tunnel_type)
     if port is None:
         return "missing", None
     return ("created" if port.managed else "adopted"), port.name

@@ -207,3 +207,12 @@ def test_a_reload_changes_the_tunnel_settings_and_names_what_needs_a_restart(tmp
     path.write_text("[overlay]\ntunnel_ports = ring\n")
     with pytest.raises(ValueError, match="ring"):
         config.reloaded(conf, new)
+
+
+def test_the_picture_shows_every_pair_reached_through_the_flow_port():
+    """/v1/topology (the web view): with flow ports no pair has a port of its own, and every pair
+    is usable through the one flow port (it said "missing" for all of them)."""
+    from controller.web import topology_json
+    doc = topology_json(flow_world(3))
+    assert len(doc["tunnels"]) == 6
+    assert {(tn["state"], tn["port"]) for tn in doc["tunnels"]} == {("created", tunnels.get("vxlan").flow_port_name)}
