@@ -352,6 +352,16 @@ class Run:
         await asyncio.sleep(seconds)
         return (self.proc.cpu() - c0) / (time.monotonic() - t0)
 
+    async def event_figures(self, background: float, lat: list[float], cpu: list[float],
+                            window: list[float]) -> dict:
+        """Steady-state events' latency and CPU; the CPU also net of the routine over the span each
+        was read over, at the smaller of the rates before and after them (work left over from the
+        phase before must not count as routine: that would flatter the events)."""
+        background = min(background, await self.background_cpu())
+        net = [c - background * w for c, w in zip(cpu, window, strict=True)]
+        return {"events": len(lat), "latency_ms": percentiles(lat, 1000), "cpu_ms": percentiles(cpu, 1000),
+                "net_cpu_ms": percentiles(net, 1000), "background_cpu_ms_per_s": round(background * 1000, 2)}
+
     async def vm_events(self) -> None:
         background = await self.background_cpu()
         started = time.monotonic()
@@ -372,13 +382,8 @@ class Run:
             lat.append(e.done - t0)  # type: ignore[operator]
             cpu.append(self.proc.cpu() - c0)
             window.append(time.monotonic() - t0)
-        # The smaller of the rates before and after: work left over from the phase before must
-        # not count as routine (that would flatter the events).
-        background = min(background, await self.background_cpu())
-        net = [c - background * w for c, w in zip(cpu, window, strict=True)]
-        self.phase("vm", started, len(lat) == self.args.vm_events, events=len(lat), latency_ms=percentiles(lat, 1000),
-                   cpu_ms=percentiles(cpu, 1000), net_cpu_ms=percentiles(net, 1000),
-                   background_cpu_ms_per_s=round(background * 1000, 2))
+        self.phase("vm", started, len(lat) == self.args.vm_events,
+                   **await self.event_figures(background, lat, cpu, window))
 
     async def joins(self) -> None:
         background = await self.background_cpu()
@@ -419,11 +424,8 @@ class Run:
             lat.append(e.done - t0)  # type: ignore[operator]
             cpu.append(self.proc.cpu() - c0)
             window.append(time.monotonic() - t0)
-        background = min(background, await self.background_cpu())
-        net = [c - background * w for c, w in zip(cpu, window, strict=True)]
-        self.phase("join", started, len(lat) == self.args.joins, events=len(lat), latency_ms=percentiles(lat, 1000),
-                   cpu_ms=percentiles(cpu, 1000), net_cpu_ms=percentiles(net, 1000),
-                   background_cpu_ms_per_s=round(background * 1000, 2))
+        self.phase("join", started, len(lat) == self.args.joins,
+                   **await self.event_figures(background, lat, cpu, window))
 
     async def totals(self) -> None:
         flows = [len(h.switch.table.flows) for h in self.hosts.values()]

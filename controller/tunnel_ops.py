@@ -4,7 +4,8 @@ per kind whose peer each flow sets (flow): `[overlay] tunnel_ports`, controller/
 Only what an event changes is checked: a host whose view changed is compared with every peer;
 a host joining is one more peer for the others, so each of them looks at the new peers only,
 in one transaction for all peers that joined since its last (TunnelBook.toward collects them).
-One join costs O(hosts), not a pass over every pair.
+One join costs O(hosts) with mesh ports, not a pass over every pair, and O(1) with flow ports
+(one port reaches every peer: nothing is asked of the others).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def view_tunnel_ops(core: Core, old: Host | None, host: Host, new_peer: bool, no
 
 def _holds_other_ports(core: Core, host: Host) -> bool:
     """Ports we made of another kind or the other tunnel_ports mode (after a reload)."""
-    kind, flow = core.settings.tunnel_type, core.settings.tunnel_ports.name == "flow"
+    kind, flow = core.settings.tunnel_type, not core.settings.tunnel_ports.per_peer
     return any(p.managed and (p.type != kind or (p.remote_ip == FLOW) != flow) for p in host.view.tunnels)
 
 

@@ -34,8 +34,17 @@ def _output(port: TunnelPort | None, peer_ip: str) -> tuple[f.Action, ...] | Non
     return (f.Output(port.ofport),)
 
 
+class _Ports:
+    def port_toward(self, host: Host, peer_ip: str, kind: str) -> TunnelPort | None:
+        raise NotImplementedError
+
+    def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
+        """The actions that send a frame to the peer (None: no port toward it is up)."""
+        return _output(self.port_toward(host, peer_ip, kind), peer_ip)
+
+
 @dataclass(frozen=True)
-class Mesh:
+class Mesh(_Ports):
     name: str = "mesh"
     learn_tun_dst: bool = False  # learn() outputs to the port the frame came in by
     per_peer: bool = True  # a host joining needs a port on every other host
@@ -44,9 +53,6 @@ class Mesh:
         """The peer's port; while switching from flow, the flow port until that is up (the tunnel
         indexes are by remote IP: this runs for every entry toward a peer)."""
         return host.tunnel_to(peer_ip, kind) or host.tunnel_to(FLOW, kind)
-
-    def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
-        return _output(self.port_toward(host, peer_ip, kind), peer_ip)
 
     def missing(self, host: Host, kind: str, peer_ips: Iterable[str]) -> list[str]:
         """Remote IPs to make a port toward (ours, or one made by hand and adopted, counts)."""
@@ -61,7 +67,7 @@ class Mesh:
 
 
 @dataclass(frozen=True)
-class FlowBased:
+class FlowBased(_Ports):
     name: str = "flow"
     learn_tun_dst: bool = True  # learn() also sends the reply to the frame's tun_src
     per_peer: bool = False  # one port reaches every peer: a host joining asks nothing of the others
@@ -69,9 +75,6 @@ class FlowBased:
     def port_toward(self, host: Host, peer_ip: str, kind: str) -> TunnelPort | None:
         """The flow port; while switching from mesh, the peer's port until that is up."""
         return host.tunnel_to(FLOW, kind) or host.tunnel_to(peer_ip, kind)
-
-    def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
-        return _output(self.port_toward(host, peer_ip, kind), peer_ip)
 
     def missing(self, host: Host, kind: str, peer_ips: Iterable[str]) -> list[str]:
         return [] if host.has_tunnel_to(FLOW, kind) else [FLOW]
