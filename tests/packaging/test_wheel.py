@@ -21,8 +21,25 @@ from lab.netlab import free_tcp_ports, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-NOT_SHIPPED = (".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache",
-               ".hypothesis", "state")
+
+
+def source_files(repo: Path) -> list[str]:
+    """What the wheel is built from: the files git tracks, plus new ones it does not ignore.
+
+    Never a walk of the directory: a local venv, a build directory or a link to another checkout
+    (.venv-int once pointed at one developer's machine) must not break the build elsewhere.
+    Links are left out: the package ships none, and a dangling one cannot be copied.
+    """
+    out = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         capture_output=True, text=True, check=True).stdout
+    return sorted(name for name in set(out.split("\0")) if name and (repo / name).is_file()
+                  and not (repo / name).is_symlink())
+
+
+def copy_source(repo: Path, dst: Path) -> None:
+    for name in source_files(repo):
+        (dst / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / name, dst / name)
 
 
 def _run(*cmd: str | Path, cwd: Path, timeout: float = 240) -> str:
@@ -38,7 +55,7 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     """(wheel, venv bin directory)."""
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"  # build from a copy: a build in place would leave build/ in the worktree
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
+    copy_source(REPO, src)
     _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp / "dist", src, cwd=tmp)
     (wheel,) = (tmp / "dist").glob("*.whl")
     _run(sys.executable, "-m", "venv", tmp / "venv", cwd=tmp)

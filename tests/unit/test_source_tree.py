@@ -1,0 +1,38 @@
+"""The tree builds anywhere: nothing tracked points outside it, and the wheel's source list is git's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.packaging.test_wheel import copy_source, source_files
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_no_tracked_link_leaves_the_repository():
+    links = [line.split("\t", 1)[1] for line in _git(REPO, "ls-files", "-s").splitlines() if line.startswith("120000")]
+    outside = {p: os.readlink(REPO / p) for p in links
+               if os.path.isabs(os.readlink(REPO / p)) or os.readlink(REPO / p).startswith("..")}
+    assert not outside, f"tracked links that dangle on any other machine: {outside}"
+
+
+def test_the_wheel_source_skips_local_links_and_ignored_files(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "mod.py").write_text("x = 1\n")
+    (repo / ".gitignore").write_text(".venv*\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    (repo / "pkg" / "new.py").write_text("y = 2\n")  # not yet added: still built
+    (repo / ".venv-int").symlink_to("/nonexistent/elsewhere/.venv")  # ignored, dangling
+    (repo / "stray-link").symlink_to("/nonexistent/too")  # not ignored, dangling
+    assert source_files(repo) == [".gitignore", "pkg/mod.py", "pkg/new.py"]
+    dst = tmp_path / "copy"
+    copy_source(repo, dst)
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file()) == source_files(repo)
