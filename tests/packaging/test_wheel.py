@@ -42,11 +42,13 @@ def copy_source(repo: Path, dst: Path) -> None:
         shutil.copy2(repo / name, dst / name)
 
 
-def _run(*cmd: str | Path, cwd: Path, timeout: float = 240) -> str:
+def _run(*cmd: str | Path, cwd: Path, timeout: float = 240, quiet: bool = False) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     done = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
     assert done.returncode == 0, f"{cmd} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    if quiet:  # a build warning today is a broken build on a later setuptools (the license table did)
+        assert "Warning" not in done.stderr, f"{cmd} warned:\n{done.stderr[-4000:]}"
     return done.stdout
 
 
@@ -56,7 +58,7 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"  # build from a copy: a build in place would leave build/ in the worktree
     copy_source(REPO, src)
-    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp / "dist", src, cwd=tmp)
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp / "dist", src, cwd=tmp, quiet=True)
     (wheel,) = (tmp / "dist").glob("*.whl")
     _run(sys.executable, "-m", "venv", tmp / "venv", cwd=tmp)
     _run(tmp / "venv/bin/pip", "install", "-q", "--disable-pip-version-check", wheel, cwd=tmp)
