@@ -24,17 +24,21 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import bgp, config, ha, looplag, metrics, ofguard, ofmsg
-from controller.auth import TokenAuth
-from controller.barriers import BarrierPacer
-from controller.core import ROLE_COUNTERS, Core
-from controller.election import Action, Lead
-from controller.eventgate import EventGate
-from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
-from controller.ovsdb import OvsdbServer
-from controller.rest import Api
-from controller.state import HostView
-from controller.switch_state import SwitchDump
+from controller.bgp import speaker as bgp
+from controller.core.core import ROLE_COUNTERS, Core
+from controller.core.switch_state import SwitchDump
+from controller.ha import roles as ha
+from controller.ha.election import Action, Lead
+from controller.model.ops import Op, OvsdbTransact, ReadSwitch, Wipe
+from controller.model.state import HostView
+from controller.northbound import metrics
+from controller.northbound.auth import TokenAuth
+from controller.northbound.rest import Api
+from controller.shell import config, looplag
+from controller.shell.eventgate import EventGate
+from controller.southbound import ofguard, ofmsg
+from controller.southbound.barriers import BarrierPacer
+from controller.southbound.ovsdb_server import OvsdbServer
 
 LOG = logging.getLogger("overlay")
 config.register(cfg.CONF)
@@ -77,7 +81,7 @@ class OverlayApp(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         if not hasattr(self, "_events_sem"):  # os-ken renamed it: its own (slower) bound stays in force
             LOG.warning("os-ken has no OSKenApp._events_sem: its event-queue bound is not replaced by EventGate")
-        self._events_sem = EventGate(self.events.maxsize)  # os-ken's bound, O(1) (controller/eventgate.py)
+        self._events_sem = EventGate(self.events.maxsize)  # os-ken's bound, O(1) (controller/shell/eventgate.py)
         conf = cfg.CONF
         self.settings = config.settings(conf)
         self.store = config.open_store(conf)  # SQLite, or etcd shared with other instances
@@ -113,8 +117,8 @@ class OverlayApp(app_manager.OSKenApp):
         self.core.passive = not self.roles.leading
         self.election = None
         if self.roles.enabled:
-            from controller.election_etcd import EtcdElection
-            from controller.etcd import parse_endpoints
+            from controller.ha.election_etcd import EtcdElection
+            from controller.ha.etcd import parse_endpoints
             self.election = EtcdElection(parse_endpoints(e.endpoints), self.roles.instance, e.lease_ttl,
                                          lambda a: self.post(lambda: self._role_change(a)), e.prefix)
         self.metrics.register(ha.RoleMetrics(lambda: self.roles))

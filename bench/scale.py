@@ -17,8 +17,8 @@ Phases, each with its own timeout (a phase that times out reports how much conve
 
 "Converged" means the entries are in the emulated tables and the switch has since answered
 a barrier. Cold start = connect + learn. The baseline measured in the same run is the
-encoder bound: the flows the whole overlay needs (controller/pipeline.py), divided by the
-batched encoding rate of controller/ofmsg.py (uncached) on this machine.
+encoder bound: the flows the whole overlay needs (controller/pipeline/desired.py), divided by the
+batched encoding rate of controller/southbound/ofmsg.py (uncached) on this machine.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from bench import scale_report
 from bench.emuhost import EmuHost, ip_int, mac_int
 from bench.scale_probe import HealthProbe, ProcStat, encoder_rate
-from controller.ovsdb_model import tunnel_name
-from controller.tunnels import FLOW
+from controller.pipeline.tunnel_kinds import FLOW
+from controller.southbound.ovsdb_model import tunnel_name
 from lab.controller import ApiError, Controller
 
 TUNNEL_TYPE = "vxlan"

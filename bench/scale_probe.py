@@ -7,10 +7,12 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from controller import flows, ofmsg, tunnel_ports
-from controller.ops import FlowMod
-from controller.pipeline import Settings, base_flows, endpoint_flows, tenant_flows, tunnel_classify
-from controller.state import Endpoint, Host, HostView, Tenant, TunnelPort
+from controller.model import flows
+from controller.model.ops import FlowMod
+from controller.model.state import Endpoint, Host, HostView, Tenant, TunnelPort
+from controller.pipeline import tunnel_ports
+from controller.pipeline.desired import Settings, base_flows, endpoint_flows, tenant_flows, tunnel_classify
+from controller.southbound import ofmsg
 from lab.traffic import LatencySampler
 
 if TYPE_CHECKING:
@@ -113,7 +115,7 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], ports: str = "mesh", sample
                  sample_hosts: int = 40) -> dict:
     """Flows/s of ofmsg's batched encoding, uncached, and the flows the overlay needs in all.
 
-    The flows are computed with controller/pipeline.py from the run's hosts (their real
+    The flows are computed with controller/pipeline/desired.py from the run's hosts (their real
     tunnel ofports), tenants and every planned endpoint: the whole overlay converged, which
     a run that timed out never reached. `needed` is counted on up to `sample_hosts` hosts
     and scaled to all; up to `sample` distinct flows of them are encoded (each once).

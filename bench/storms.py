@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from bench.report import markdown_table, publish
-from controller import tunnels
+from controller.pipeline import tunnel_kinds as tunnels
 from lab.controller import Controller
 from lab.netlab import Lab, Vm, wait_for
 from lab.overlay import Overlay, announce, arp_burst, cold_ping_ms, create_tenants, frames_of

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from controller import tables as t
-from controller.core import Core
-from controller.ops import OvsdbTransact
-from controller.pipeline import Settings
-from controller.state import HostView, Tenant, TunnelPort
-from controller.tunnel_ports import MODES, TunnelPorts
+from controller.core.core import Core
+from controller.model import tables as t
+from controller.model.ops import OvsdbTransact
+from controller.model.state import HostView, Tenant, TunnelPort
+from controller.pipeline.desired import Settings
+from controller.pipeline.tunnel_ports import MODES, TunnelPorts
 
 TENANTS = [Tenant("blue", 5001, 10), Tenant("red", 5002, 20)]
 

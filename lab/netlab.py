@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from controller import tunnels as kinds
+from controller.pipeline import tunnel_kinds as kinds
 from lab.capture import SENTINEL_ETHERTYPE, Capture, _garp_frame, _send_frames, _sentinel_frame
 from lab.ovshost import (
     OVS_SCHEMA,

@@ -7,13 +7,13 @@ from typing import Any
 
 from webob import Request
 
-from controller.core import Core
-from controller.ha import Roles
-from controller.metrics import Metrics
-from controller.pipeline import Settings
-from controller.rest import Api
-from controller.state import HostView, Tenant
-from controller.store import Store, TenantStore
+from controller.core.core import Core
+from controller.ha.roles import Roles
+from controller.ha.store import Store, TenantStore
+from controller.model.state import HostView, Tenant
+from controller.northbound.metrics import Metrics
+from controller.northbound.rest import Api
+from controller.pipeline.desired import Settings
 
 
 class Backend:

@@ -1,6 +1,6 @@
 """BarrierPacer: one barrier outstanding per switch, and every write confirmed by a later one."""
 
-from controller.barriers import BarrierPacer
+from controller.southbound.barriers import BarrierPacer
 
 
 def test_an_idle_switch_gets_a_barrier_after_each_batch() -> None:

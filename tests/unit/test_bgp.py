@@ -6,10 +6,11 @@ import pytest
 from os_ken.lib.packet import bgp as pkt
 from oslo_config import cfg
 
-from controller import bgp, config
-from controller.core import Core
-from controller.evpn import Received
-from controller.pipeline import Settings
+from controller.bgp import speaker as bgp
+from controller.bgp.evpn import Received
+from controller.core.core import Core
+from controller.pipeline.desired import Settings
+from controller.shell import config
 
 
 def path(nlri, nexthop: str = "10.99.0.50", *attrs) -> SimpleNamespace:

@@ -3,9 +3,9 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.index import Index
-from controller.state import Tenant
-from controller.tenants import Conflict, check_conflicts
+from controller.core.index import Index
+from controller.model.state import Tenant
+from controller.northbound.tenants import Conflict, check_conflicts
 
 HOSTS = ["h1", "h2", "h3", "h4"]
 tenants = st.builds(

@@ -11,11 +11,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import yaml
 
-from controller import cli
-from controller.auth import TokenAuth
-from controller.pathtrace import Request, trace
-from controller.rest import Api
-from controller.state import Endpoint
+from controller.cli import main as cli
+from controller.model.state import Endpoint
+from controller.northbound.auth import TokenAuth
+from controller.northbound.pathtrace import Request, trace
+from controller.northbound.rest import Api
 from lab.netlab import free_tcp_ports
 from tests.unit.api_backend import Backend, seeded
 from tests.unit.test_pathtrace import learned

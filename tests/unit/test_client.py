@@ -1,10 +1,10 @@
-"""The one HTTP client (controller/client.py) as the lab uses it: ctl.api.get/post/put/delete/request."""
+"""The one HTTP client (controller/cli/client.py) as the lab uses it: ctl.api.get/post/put/delete/request."""
 
 import urllib.error
 
 import pytest
 
-from controller.client import ApiError, Client
+from controller.cli.client import ApiError, Client
 from lab.netlab import free_tcp_ports
 from tests.unit.test_cli import TOKEN, served  # noqa: F401  (the fixture: the real API over HTTP)
 

@@ -1,12 +1,12 @@
 """Events in, operations out: the core's decisions checked as values."""
 
-from controller import flows as f
-from controller import tables as t
-from controller.core import Core
-from controller.ops import FlowPurge, OvsdbTransact, ReadSwitch
-from controller.pipeline import MODE_LEARN, Settings
-from controller.state import HostView, TunnelPort
-from controller.switch_state import SwitchDump
+from controller.core.core import Core
+from controller.core.switch_state import SwitchDump
+from controller.model import flows as f
+from controller.model import tables as t
+from controller.model.ops import FlowPurge, OvsdbTransact, ReadSwitch
+from controller.model.state import HostView, TunnelPort
+from controller.pipeline.desired import MODE_LEARN, Settings
 from tests.unit.world import BLUE, RED, arp_frame, flow_ops, group_ops, ip_of, mac, tracer, view, world
 
 
@@ -182,7 +182,7 @@ def test_packet_ins_that_make_no_sense_are_counted_and_dropped():
 
 
 def test_per_host_vlans_let_one_vni_use_different_vlans():
-    from controller.state import Tenant
+    from controller.model.state import Tenant
     green = Tenant("green", 7000, 100, vlans=(("h2", 200),))
     core = world(2, tenants=(green,))
     core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", 200), now=1)
@@ -194,7 +194,7 @@ def test_per_host_vlans_let_one_vni_use_different_vlans():
 
 
 def test_a_tenant_limited_to_some_hosts_is_not_programmed_elsewhere():
-    from controller.state import Tenant
+    from controller.model.state import Tenant
     core = world(3, tenants=(Tenant("few", 8000, 10, hosts=frozenset({"h1", "h2"})),))
     assert all(fl.cookie >> 32 & 0xFFFFFF != 8000
                for part in core.installed[3].flows.values() for fl in part.values())

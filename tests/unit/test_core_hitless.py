@@ -1,12 +1,12 @@
 """Reconcile instead of wipe, recovery from the switches, placement, bounds: the core's side."""
 
-from controller import flows as f
-from controller import tables as t
-from controller.core import Core
-from controller.ops import FlowDelete, FlowMod, GroupMod, ReadSwitch
-from controller.pipeline import Settings
-from controller.state import HostView
-from controller.switch_state import SwitchDump
+from controller.core.core import Core
+from controller.core.switch_state import SwitchDump
+from controller.model import flows as f
+from controller.model import tables as t
+from controller.model.ops import FlowDelete, FlowMod, GroupMod, ReadSwitch
+from controller.model.state import HostView
+from controller.pipeline.desired import Settings
 from tests.unit.world import BLUE, RED, arp_frame, flow_ops, ip_of, local_packet, mac, tracer, view, world
 
 
@@ -215,8 +215,8 @@ def test_hosts_by_datapath_follow_view_changes():
 
 
 def test_learn_mode_floods_reach_a_host_whose_tunnel_arrives_after_it_joined():
-    from controller.pipeline import MODE_LEARN
-    from controller.state import TunnelPort
+    from controller.model.state import TunnelPort
+    from controller.pipeline.desired import MODE_LEARN
     from tests.unit.world import local_packet, tracer
 
     core = Core(Settings(mode=MODE_LEARN), [BLUE, RED])

@@ -1,6 +1,6 @@
-"""Leader election as a state machine (controller/election.py): no etcd, times given."""
+"""Leader election as a state machine (controller/ha/election.py): no etcd, times given."""
 
-from controller.election import Campaign, Election, Follow, Grant, Holder, KeepAlive, Lead, Resign
+from controller.ha.election import Campaign, Election, Follow, Grant, Holder, KeepAlive, Lead, Resign
 
 
 def leader(now: float = 0.0) -> Election:

@@ -11,13 +11,13 @@ from bench.emu_of import Switch
 from bench.emu_ovsdb import updates
 from bench.emu_wire import HDR, decode_match
 from bench.emuhost import EmuHost, garp, mac_int
-from controller import flows as f
-from controller import ofmsg
-from controller import tables as t
-from controller.ops import GroupMod, Wipe
-from controller.ovsdb_model import add_tunnels_txn
-from controller.pipeline import Settings, base_flows
-from controller.state import Host, HostView
+from controller.model import flows as f
+from controller.model import tables as t
+from controller.model.ops import GroupMod, Wipe
+from controller.model.state import Host, HostView
+from controller.pipeline.desired import Settings, base_flows
+from controller.southbound import ofmsg
+from controller.southbound.ovsdb_model import add_tunnels_txn
 
 MAC = "02:00:00:00:00:01"
 

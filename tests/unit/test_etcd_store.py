@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from webob import Request
 
-from controller import config, etcd
-from controller.etcd_store import EtcdStore
-from controller.rest import Api
-from controller.state import Tenant
-from controller.store import Behind, StoreError
+from controller.ha import etcd
+from controller.ha.etcd_store import EtcdStore
+from controller.ha.store import Behind, StoreError
+from controller.model.state import Tenant
+from controller.northbound.rest import Api
+from controller.shell import config
 from lab.procs import wait_for
 from tests.unit.api_backend import Backend, call
 from tests.unit.confs import conf_from

@@ -2,7 +2,7 @@
 
 import eventlet
 
-from controller.eventgate import EventGate
+from controller.shell.eventgate import EventGate
 
 
 def test_waiters_get_released_slots_in_order_and_the_count_stays_right():

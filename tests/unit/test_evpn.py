@@ -1,9 +1,7 @@
 """BGP EVPN without BGP: core changes -> routes (Exporter), received routes -> core (Importer, external)."""
 
-from controller import external
-from controller import tables as t
-from controller.core import OFPRR_IDLE_TIMEOUT, Core
-from controller.evpn import (
+from controller.bgp import external
+from controller.bgp.evpn import (
     Advertise,
     Exporter,
     FloodRoute,
@@ -17,8 +15,10 @@ from controller.evpn import (
     Vrf,
     Withdraw,
 )
-from controller.ops import GroupMod, OvsdbTransact
-from controller.state import TunnelPort
+from controller.core.core import OFPRR_IDLE_TIMEOUT, Core
+from controller.model import tables as t
+from controller.model.ops import GroupMod, OvsdbTransact
+from controller.model.state import TunnelPort
 from tests.unit.world import BLUE, RED, arp_frame, ip_of, mac, view, world
 
 POLICY = Policy(65000, "10.98.0.1")
@@ -28,7 +28,7 @@ FAR_MAC = "02:00:00:00:05:50"
 
 
 class Evpn:
-    """A core with the speaker's two halves around it, as controller/bgp.py wires them."""
+    """A core with the speaker's two halves around it, as controller/bgp/speaker.py wires them."""
 
     def __init__(self, core: Core, policy: Policy = POLICY) -> None:
         self.core = core

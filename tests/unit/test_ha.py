@@ -1,10 +1,10 @@
-"""Several instances (controller/ha.py): what a follower may send, the roles asked of switches,
+"""Several instances (controller/ha/roles.py): what a follower may send, the roles asked of switches,
 and a takeover that changes nothing the switches already hold."""
 
-from controller.core import Core
-from controller.ha import MASTER, SLAVE, Roles, promoted, read_only
-from controller.ops import FlowDelete, FlowMod, OvsdbTransact, ReadSwitch
-from controller.switch_state import SwitchDump
+from controller.core.core import Core
+from controller.core.switch_state import SwitchDump
+from controller.ha.roles import MASTER, SLAVE, Roles, promoted, read_only
+from controller.model.ops import FlowDelete, FlowMod, OvsdbTransact, ReadSwitch
 from tests.unit.test_core_hitless import dump_of
 from tests.unit.world import BLUE, RED, arp_frame, mac, world
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from controller import config, learning_modes
-from controller.pipeline import MODE_LEARN, Settings
+from controller.pipeline import learning_modes
+from controller.pipeline.desired import MODE_LEARN, Settings
+from controller.shell import config
 
 
 def test_modes_are_chosen_by_name_and_an_unknown_one_is_an_error():

@@ -1,7 +1,7 @@
 """Event-loop lag: the histogram, the probe, and /metrics also while the loop is stuck."""
 
-from controller.looplag import LAG_METRIC, WAITING_METRIC, LoopLag
-from controller.rest import Api
+from controller.northbound.rest import Api
+from controller.shell.looplag import LAG_METRIC, WAITING_METRIC, LoopLag
 from tests.unit.api_backend import Backend, call
 
 

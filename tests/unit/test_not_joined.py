@@ -2,10 +2,10 @@
 
 import io
 
-from controller import cli
-from controller import ovsdb_model as om
-from controller.rest import Api
-from controller.state import HostView
+from controller.cli import main as cli
+from controller.model.state import HostView
+from controller.northbound.rest import Api
+from controller.southbound import ovsdb_model as om
 from tests.unit.api_backend import Backend, call, seeded
 from tests.unit.test_cli import Served
 

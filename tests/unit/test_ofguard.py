@@ -6,8 +6,8 @@ import pytest
 from os_ken.controller.handler import CONFIG_DISPATCHER, HANDSHAKE_DISPATCHER, MAIN_DISPATCHER
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
-from controller import ofguard
-from controller.ofguard import Malformed, strict_msg
+from controller.southbound import ofguard
+from controller.southbound.ofguard import Malformed, strict_msg
 from lab.fakes import (
     ECHO_REQUEST,
     ERROR,

@@ -2,11 +2,11 @@
 
 import struct
 
-from controller import flows as f
-from controller import ofmsg
-from controller import tables as t
-from controller.ops import FlowMod, Wipe
-from controller.pipeline import MODE_LEARN, Settings
+from controller.model import flows as f
+from controller.model import tables as t
+from controller.model.ops import FlowMod, Wipe
+from controller.pipeline.desired import MODE_LEARN, Settings
+from controller.southbound import ofmsg
 from tests.unit.world import BLUE, arp_frame, mac, world
 
 
@@ -49,8 +49,8 @@ def test_batches_join_messages_per_datapath():
 
 
 def test_the_fast_flow_mod_is_byte_for_byte_what_os_ken_encodes():
-    from controller.pipeline import MODE_LEARN
-    from controller.tunnel_ports import FLOW_BASED
+    from controller.pipeline.desired import MODE_LEARN
+    from controller.pipeline.tunnel_ports import FLOW_BASED
     from tests.unit.world import BLUE, arp_frame, world
     seen: set[str] = set()
     for settings in (Settings(), Settings(mode=MODE_LEARN, tunnel_type="gre"),

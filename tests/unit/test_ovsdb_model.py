@@ -2,7 +2,7 @@
 
 import pytest
 
-from controller import ovsdb_model as om
+from controller.southbound import ovsdb_model as om
 
 
 def replica(tunnels=(), tag_ports=()):

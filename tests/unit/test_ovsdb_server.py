@@ -7,8 +7,8 @@ import time
 
 import eventlet
 
-from controller import ovsdb_model as om
-from controller.ovsdb import OvsdbServer, _Connection
+from controller.southbound import ovsdb_model as om
+from controller.southbound.ovsdb_server import OvsdbServer, _Connection
 from tests.unit.test_ovsdb_model import replica
 
 
@@ -103,7 +103,7 @@ def test_a_host_without_system_id_is_listed_until_it_has_one_and_logged_once(cap
         original(self, conn, reason)
         refusals.append(dict(self.unidentified))
     monkeypatch.setattr(OvsdbServer, "_refused", spy)
-    caplog.set_level(logging.INFO, logger="controller.ovsdb")
+    caplog.set_level(logging.INFO, logger="controller.southbound.ovsdb_server")
     server, views = run_in_steps([
         reply,
         _update("Interface", "it0", {"ofport": 9}),  # another update, still no system-id
@@ -119,7 +119,7 @@ def test_a_host_missing_its_overlay_ip_is_logged_once_and_when_fixed(caplog):
     rows = initial_rows()
     rows["Open_vSwitch"]["o"]["new"]["external_ids"] = ["map", [["system-id", "h1"]]]
     reply = json.dumps({"id": "monitor", "result": rows, "error": None}).encode()
-    caplog.set_level(logging.INFO, logger="controller.ovsdb")
+    caplog.set_level(logging.INFO, logger="controller.southbound.ovsdb_server")
     _, views = run_in_steps([
         reply,
         _update("Interface", "it0", {"ofport": 9}),  # a new view, the same problem: no new warning

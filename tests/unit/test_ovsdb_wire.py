@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from controller import ovsdb_model as om
-from controller.ovsdb_wire import Framer, Malformed, check_message, check_system_id, check_table_updates
+from controller.southbound import ovsdb_model as om
+from controller.southbound.ovsdb_wire import Framer, Malformed, check_message, check_system_id, check_table_updates
 from tests.unit.test_ovsdb_server import initial_rows
 
 
@@ -80,7 +80,7 @@ def test_schema_violations_are_named(updates, kind):
 
 
 def test_row_count_is_bounded_across_updates(monkeypatch):
-    monkeypatch.setattr("controller.ovsdb_wire.MAX_ROWS_PER_TABLE", 3)
+    monkeypatch.setattr("controller.southbound.ovsdb_wire.MAX_ROWS_PER_TABLE", 3)
     replica: om.Replica = {}
     rows = {f"p{i}": {"new": {"name": f"p{i}"}} for i in range(3)}
     check_table_updates({"Port": rows}, replica)

@@ -21,7 +21,7 @@ def test_the_sample_config_is_generated_from_the_options():
 
 
 def test_every_option_is_in_the_sample():
-    from controller import config
+    from controller.shell import config
 
     text = SAMPLE.read_text()
     for group, opts in config.list_opts():

@@ -3,7 +3,7 @@
 import random
 import struct
 
-from controller import packets
+from controller.model import packets
 from tests.unit.world import arp_frame, mac
 
 

@@ -4,12 +4,12 @@ import copy
 
 import pytest
 
-from controller import flows as f
-from controller import tables as t
-from controller.core import Core
-from controller.pathtrace import Request, TraceError, request_from_json, trace
-from controller.rest import Api
-from controller.state import Tenant
+from controller.core.core import Core
+from controller.model import flows as f
+from controller.model import tables as t
+from controller.model.state import Tenant
+from controller.northbound.pathtrace import Request, TraceError, request_from_json, trace
+from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, call
 from tests.unit.world import BLUE, RED, arp_frame, mac, tunnel_port, view, world
 
@@ -174,7 +174,7 @@ def test_post_v1_trace(tmp_path):
 
 
 def test_with_flow_based_tunnel_ports_the_peer_is_read_from_tun_dst():
-    from controller import pathtrace
+    from controller.northbound import pathtrace
     from tests.unit.test_tunnel_ports import flow_world
     from tests.unit.world import BLUE, arp_frame, mac
     core = flow_world(3)

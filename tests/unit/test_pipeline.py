@@ -2,9 +2,9 @@
 
 import pytest
 
-from controller import flows as f
-from controller import tables as t
-from controller.pipeline import MODE_LEARN, Settings
+from controller.model import flows as f
+from controller.model import tables as t
+from controller.pipeline.desired import MODE_LEARN, Settings
 from tests.unit.world import (
     BLUE,
     PATCH,

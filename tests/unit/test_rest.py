@@ -4,8 +4,8 @@
 import pytest
 from webob import Request
 
-from controller.rest import Api
-from controller.state import Endpoint, HostView
+from controller.model.state import Endpoint, HostView
+from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, call, seeded, state
 
 
@@ -207,7 +207,7 @@ def test_unexpected_errors_are_json_500s_and_the_server_lives(api, monkeypatch):
 
 
 def test_a_database_failure_is_a_503_and_nothing_is_applied(api, monkeypatch):
-    from controller.store import StoreError
+    from controller.ha.store import StoreError
 
     def broken(tenant):
         raise StoreError("disk I/O error")

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from controller.auth import TokenAuth
-from controller.rest import Api
+from controller.northbound.auth import TokenAuth
+from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, call, seeded, state
 
 TOKEN = "s3cret-token-XYZ"
@@ -95,7 +95,7 @@ def test_the_token_is_compared_in_constant_time(api, monkeypatch):
     def spy(a, b):
         seen.append((a, b))
         return real(a, b)
-    monkeypatch.setattr("controller.auth.hmac.compare_digest", spy)
+    monkeypatch.setattr("controller.northbound.auth.hmac.compare_digest", spy)
     call(api, "GET", "/v1/tenants", headers={"Authorization": "Bearer nope"})
     assert seen == [(b"nope", TOKEN.encode())]
 
@@ -144,7 +144,7 @@ def test_the_token_never_reaches_the_log(api, caplog):
 
 
 def test_the_api_binds_to_loopback_unless_told_otherwise():
-    from controller import config
+    from controller.shell import config
     host = next(o for o in config.WSAPI_OPTS if o.name == "wsapi-host")
     opts = {o.name: o for o in config.OVERLAY_OPTS}
     assert host.default == "127.0.0.1"

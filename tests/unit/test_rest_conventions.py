@@ -3,8 +3,8 @@
 import pytest
 from webob import Request
 
-from controller import rest
-from controller.rest import Api
+from controller.northbound import rest
+from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, call, seeded, state
 from tests.unit.world import arp_frame
 

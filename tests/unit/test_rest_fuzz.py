@@ -10,9 +10,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from controller import openapi
-from controller.auth import TokenAuth
-from controller.rest import Api
+from controller.northbound import openapi
+from controller.northbound.auth import TokenAuth
+from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, seeded, state
 
 TOKEN = "fuzz-token-0123456789"

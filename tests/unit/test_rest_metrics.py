@@ -8,11 +8,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from webob import Request
 
-from controller import metrics
-from controller.looplag import LoopLag
-from controller.rest import Api
-from controller.state import Endpoint
-from controller.switch_state import SwitchDump
+from controller.core.switch_state import SwitchDump
+from controller.model.state import Endpoint
+from controller.northbound import metrics
+from controller.northbound.rest import Api
+from controller.shell.looplag import LoopLag
 from controller.version import __version__
 from tests.unit.api_backend import Backend, call, seeded
 

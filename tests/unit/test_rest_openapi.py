@@ -4,8 +4,8 @@ import re
 
 import schemathesis
 
-from controller import openapi, rest, tenants
-from controller.rest import Api
+from controller.northbound import openapi, rest, tenants
+from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, call
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

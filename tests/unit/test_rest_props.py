@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from webob import Request
 
-from controller.rest import Api
-from controller.state import vlan_clash
-from controller.store import Store
+from controller.ha.store import Store
+from controller.model.state import vlan_clash
+from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, call, state
 
 

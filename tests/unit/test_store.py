@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from controller.state import Tenant
-from controller.store import SCHEMA_VERSION, Store, StoreError
+from controller.ha.store import SCHEMA_VERSION, Store, StoreError
+from controller.model.state import Tenant
 
 BLUE = Tenant("blue", 5001, 10)
 RED = Tenant("red", 5002, 20, frozenset({"h1", "h2"}), (("h1", 21),))

@@ -4,15 +4,17 @@ import struct
 
 import pytest
 
-from controller import config, ofmsg, tunnels
-from controller import flows as f
-from controller import tables as t
-from controller.core import Core
-from controller.ops import FlowPurge, OvsdbTransact
-from controller.pipeline import MODE_LEARN, Settings
-from controller.state import HostView, TunnelPort
-from controller.switch_state import SwitchDump
-from controller.tunnel_ports import FLOW, FLOW_BASED, MESH, MODES, get
+from controller.core.core import Core
+from controller.core.switch_state import SwitchDump
+from controller.model import flows as f
+from controller.model import tables as t
+from controller.model.ops import FlowPurge, OvsdbTransact
+from controller.model.state import HostView, TunnelPort
+from controller.pipeline import tunnel_kinds as tunnels
+from controller.pipeline.desired import MODE_LEARN, Settings
+from controller.pipeline.tunnel_ports import FLOW, FLOW_BASED, MESH, MODES, get
+from controller.shell import config
+from controller.southbound import ofmsg
 from tests.unit.confs import conf_from
 from tests.unit.world import BLUE, PATCH, RED, arp_frame, ip_of, local_packet, mac, tracer, view
 
@@ -212,7 +214,7 @@ def test_a_reload_changes_the_tunnel_settings_and_names_what_needs_a_restart(tmp
 def test_the_picture_shows_every_pair_reached_through_the_flow_port():
     """/v1/topology (the web view): with flow ports no pair has a port of its own, and every pair
     is usable through the one flow port (it said "missing" for all of them)."""
-    from controller.web import topology_json
+    from controller.northbound.web import topology_json
     doc = topology_json(flow_world(3))
     assert len(doc["tunnels"]) == 6
     assert {(tn["state"], tn["port"]) for tn in doc["tunnels"]} == {("created", tunnels.get("vxlan").flow_port_name)}

@@ -2,10 +2,11 @@
 
 import pytest
 
-from controller import config, tunnels
-from controller import ovsdb_model as om
-from controller.openapi import SCHEMAS
-from controller.pipeline import Settings
+from controller.northbound.openapi import SCHEMAS
+from controller.pipeline import tunnel_kinds as tunnels
+from controller.pipeline.desired import Settings
+from controller.shell import config
+from controller.southbound import ovsdb_model as om
 from tests.unit.confs import conf_from
 from tests.unit.test_ovsdb_model import replica
 

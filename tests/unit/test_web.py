@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 from webob import Request
 
-from controller.auth import TokenAuth
-from controller.rest import Api
-from controller.state import Tenant, TunnelPort
-from controller.web import CSP, SERVED, tenant_flood_json, topology_json
+from controller.model.state import Tenant, TunnelPort
+from controller.northbound.auth import TokenAuth
+from controller.northbound.rest import Api
+from controller.northbound.web import CSP, SERVED, tenant_flood_json, topology_json
 from tests.unit.api_backend import Backend, call, seeded
 from tests.unit.world import ip_of, view, world
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import struct
 
-from controller import flows as f
-from controller.core import Core
-from controller.ops import FlowMod, GroupMod, Op
-from controller.pipeline import Settings
-from controller.state import HostView, Tenant, TunnelPort
-from controller.switch_state import SwitchDump
-from controller.trace import Tracer
+from controller.core.core import Core
+from controller.core.switch_state import SwitchDump
+from controller.model import flows as f
+from controller.model.ops import FlowMod, GroupMod, Op
+from controller.model.state import HostView, Tenant, TunnelPort
+from controller.pipeline.desired import Settings
+from controller.pipeline.trace import Tracer
 
 PATCH = 1
 BLUE = Tenant("blue", 5001, 10)
