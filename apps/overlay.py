@@ -25,11 +25,12 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from controller.bgp import speaker as bgp
-from controller.core.core import ROLE_COUNTERS, Core
+from controller.core.core import Core
+from controller.core.counters import ROLE_COUNTERS
 from controller.core.switch_state import SwitchDump
 from controller.ha import roles as ha
 from controller.ha.election import Action, Lead
-from controller.model.ops import Op, OvsdbTransact, ReadSwitch, Wipe
+from controller.model.ops import Op, OvsdbOp, ReadSwitch, Wipe
 from controller.model.state import HostView
 from controller.northbound import metrics
 from controller.northbound.auth import TokenAuth
@@ -196,8 +197,8 @@ class OverlayApp(app_manager.OSKenApp):
         if not self._may_write():  # a follower reads switches back and changes nothing
             ops = [op for op in ops if ha.read_only(op)]
         for op in ops:
-            if isinstance(op, OvsdbTransact):
-                self.ovsdb.transact(op.system_id, op.ops, op.why)
+            if isinstance(op, OvsdbOp):
+                self.ovsdb.carry_out(op)
             else:
                 if isinstance(op, ReadSwitch):
                     self.reading[op.dpid] = _Reading(self.now())

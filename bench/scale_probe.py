@@ -5,19 +5,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from typing import TYPE_CHECKING
 
+from bench.emuhost import EmuHost
+from bench.scale_plan import Plan, percentiles
 from controller.model import flows
 from controller.model.ops import FlowMod
 from controller.model.state import Endpoint, Host, HostView, Tenant, TunnelPort
 from controller.pipeline import tunnel_ports
-from controller.pipeline.desired import Settings, base_flows, endpoint_flows, tenant_flows, tunnel_classify
+from controller.pipeline.desired import base_flows, endpoint_flows, tenant_flows, tunnel_classify
+from controller.pipeline.settings import Settings
 from controller.southbound import ofmsg
 from lab.traffic import LatencySampler
-
-if TYPE_CHECKING:
-    from bench.emuhost import EmuHost
-    from bench.scale import Plan
 
 HEALTH_EVERY_S = 0.1
 # Every cache on the way from a Flow to its bytes: the bound is the uncached rate.
@@ -61,7 +59,6 @@ class HealthProbe(LatencySampler):
         self.phases[phase] = (start, end)
 
     def summary(self, groups: dict[str, tuple[str, ...]]) -> dict:
-        from bench.scale import percentiles
         out = {}
         for name, phases in groups.items():
             windows = [self.phases[p] for p in phases if p in self.phases]

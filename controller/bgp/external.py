@@ -12,29 +12,17 @@ move does. Each function returns the core's operations, as core methods do.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from controller.bgp.evpn import ImportEvent, RemoteFlood, RemoteMac, RemoteMacGone
-from controller.core.tunnel_ops import tunnel_ops
+from controller.core.core import Core
 from controller.model.ops import Op
 from controller.model.state import Endpoint, Host, HostView
-
-if TYPE_CHECKING:
-    from controller.core.core import Core
 
 VTEP_PREFIX = "vtep-"
 
 
 def vtep_id(ip: str) -> str:
     return VTEP_PREFIX + ip
-
-
-def external_json(core: Core, ep: Endpoint) -> dict | None:
-    """For the endpoints view: where an endpoint behind an external VTEP came from (None: ours)."""
-    peer = core.ix.peers.get(ep.host_id)
-    if peer is None or peer.view.external is None:
-        return None
-    return {"vtep": peer.view.overlay_ip, "peer": peer.view.external}
 
 
 def apply(core: Core, events: Iterable[ImportEvent], our_seq: dict[tuple[int, str], int], now: float) -> list[Op]:
@@ -61,7 +49,7 @@ def _vtep(core: Core, ip: str, peer: str, now: float) -> tuple[Host | None, list
     vtep = core.ix.put_vtep(HostView(system_id=vtep_id(ip), overlay_ip=ip, external=peer))
     core.tunnels.forgotten_ips.discard(ip)
     core.counters["evpn_vteps"] += 1
-    return vtep, tunnel_ops(core, now, list(core.ix.hosts.values()), toward=[vtep])
+    return vtep, core._tunnel_ops(core.tunnels.ops(core.settings, now, list(core.ix.hosts.values()), toward=[vtep]))
 
 
 def _remote_mac(core: Core, ev: RemoteMac, our_seq: int, now: float) -> list[Op]:

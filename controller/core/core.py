@@ -16,17 +16,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from controller.core.counters import ROLE_COUNTERS, SUPPRESSED
 from controller.core.flood_cap import FloodCaps
 from controller.core.index import EpKey, Flip, Index
 from controller.core.learning import Learner
 from controller.core.switch_state import Installed, SwitchDump, recovered_endpoints
-from controller.core.tunnel_ops import TunnelBook, retry_overdue, tunnel_ops, tunnels_for_joined, view_tunnel_ops
+from controller.core.tunnel_ops import TunnelBook
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import FlowDelete, FlowMod, FlowPurge, GroupMod, MeterMod, Op, ReadSwitch
+from controller.model.ops import DeletePorts, FlowDelete, FlowMod, FlowPurge, GroupMod, MeterMod, Op, ReadSwitch
 from controller.model.state import Endpoint, Host, HostView, Tenant
 from controller.pipeline.desired import (
-    Settings,
     base_flows,
     endpoint_flows,
     flood_group,
@@ -35,6 +35,7 @@ from controller.pipeline.desired import (
     tenant_flows,
     tunnel_classify,
 )
+from controller.pipeline.settings import Settings
 from controller.pipeline.tunnel_kinds import FLOW
 
 LOG = logging.getLogger(__name__)
@@ -52,17 +53,6 @@ Part = str | int | tuple[int, str]
 
 OFPRR_IDLE_TIMEOUT = 0
 
-# What a role's packets count as (switch-side counters, read as cookie-masked aggregates).
-ROLE_COUNTERS = {
-    f.ROLE_ARP_PROXY: "arp_proxied", f.ROLE_ARP_LOCAL: "arp_local",
-    f.ROLE_ND_PROXY: "nd_proxied", f.ROLE_ND_LOCAL: "nd_local",
-    f.ROLE_FLOOD_UNKNOWN: "floods_unknown_ip", f.ROLE_FLOOD: "floods_sent",
-    f.ROLE_UNICAST_KNOWN: "unicast_to_known",
-}
-# Requests the article's pipeline would have flooded to every host, handled on the spot instead.
-SUPPRESSED = ("arp_proxied", "arp_local", "nd_proxied", "nd_local")
-
-
 @dataclass
 class _Dirty:
     parts: set = field(default_factory=set)
@@ -77,7 +67,7 @@ class Core:
         self.datapaths: set[int] = set()  # connected over OpenFlow
         self.installed: dict[int, Installed] = {}  # only for switches whose content we know
         self.dumps: dict[int, SwitchDump] = {}  # read back before the host's OVSDB view said whose it is
-        self.tunnels = TunnelBook()  # tunnel ports asked for, peers still to ask for, forgotten IPs
+        self.tunnels = TunnelBook(self.ix)  # tunnel ports asked for, peers still to ask for, forgotten IPs
         self.counters: Counter[str] = Counter()
         self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
         self.dirty: dict[str, _Dirty] = {}
@@ -127,7 +117,7 @@ class Core:
 
     def placed_on(self, host: Host) -> set[int]:
         """The tenants whose flows a host holds: where it has members (learn mode: everywhere)."""
-        return self.settings.learning.placed(self.ix, host.id)
+        return self.settings.learning.placed(self.ix.placed.get(host.id, ()), self.ix.tenants.values(), host.id)
 
     def tenants_at(self, host_id: str) -> list[Tenant]:
         """Tenants with members on a host or assigned to it by name (not every tenant of the cloud)."""
@@ -139,6 +129,13 @@ class Core:
         """The br0 port an endpoint sits behind, when its host's OVSDB says (attached-mac)."""
         host = self.ix.hosts.get(ep.host_id)
         return dict(host.view.attached).get(ep.mac) if host else None
+
+    def external_of(self, ep: Endpoint) -> dict | None:
+        """Where an endpoint behind an external VTEP came from (None: one of ours)."""
+        peer = self.ix.peers.get(ep.host_id)
+        if peer is None or peer.view.external is None:
+            return None
+        return {"vtep": peer.view.overlay_ip, "peer": peer.view.external}
 
     def tenant_endpoints(self, vni: int) -> list[Endpoint]:
         return self.ix.tenant_endpoints(vni)
@@ -213,7 +210,7 @@ class Core:
                 self._mark(other.id, self.placed_on(other))
         # the switch was read back before OVSDB said whose it is: programmable from now on
         adopted = self._adopt_dump(host, now) if view.datapath_id in self.dumps else []
-        ops = view_tunnel_ops(self, old, host, new_peer, now)
+        ops = self._tunnel_ops(self.tunnels.view_changed(self.settings, old, host, new_peer, now))
         return adopted + ops + self._flush()
 
     def _tunnels_changed(self, host: Host, old: Host) -> None:
@@ -250,7 +247,7 @@ class Core:
                 host = self.ix.host_of_dpid(dpid)
                 if inst.read_back() and host is not None:
                     self._mark(host.id, (LEFTOVERS,))
-        ops = retry_overdue(self, now)
+        ops = self._tunnel_ops(self.tunnels.retry_overdue(self.settings, now))
         for host in list(self.ix.hosts.values()):
             if host.lost_since is None or host.withdrawn or now - host.lost_since < self.settings.host_grace:
                 continue
@@ -274,7 +271,7 @@ class Core:
         self._mark_flips(self.ix.drop_host(system_id))
         self.dirty.pop(system_id, None)
         self.tunnels.toward.pop(system_id, None)
-        ops = tunnel_ops(self, now, list(self.ix.hosts.values()))
+        ops = self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values())))
         return ops + self._flush()
 
     def retune_tunnels(self, settings: Settings, now: float) -> list[Op]:
@@ -289,7 +286,17 @@ class Core:
         self.ix.recounted.update(self.ix.ep_count)  # the cap may have changed
         for host in self.ix.hosts.values():
             self._mark_full(host.id)
-        return tunnel_ops(self, now, list(self.ix.hosts.values())) + self._flush()
+        return self._tunnel_ops(self.tunnels.ops(settings, now, list(self.ix.hosts.values()))) + self._flush()
+
+    def _tunnel_ops(self, ops: list[Op]) -> list[Op]:
+        """Tunnel port operations, each removal followed by the purge of the learn() entries that may
+        send out of the ports it removes."""
+        out: list[Op] = []
+        for op in ops:
+            out.append(op)
+            if isinstance(op, DeletePorts):
+                out += self.purge_learned_on(self.ix.hosts[op.system_id])
+        return out
 
     def purge_learned_on(self, host: Host) -> list[Op]:
         """learn() entries of every tenant on a host: they may send out of a port that is going."""
@@ -475,7 +482,7 @@ class Core:
         them, adds before the deletes they replace, group deletes last.
         """
         deadline = None if budget_s is None else time.perf_counter() + budget_s
-        first: list[Op] = tunnels_for_joined(self, deadline)
+        first: list[Op] = self._tunnel_ops(self.tunnels.for_joined(self.settings, deadline))
         adds: list[Op] = []
         deletes: list[Op] = []
         last: list[Op] = []

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from controller.core.index import EpKey, Index
 from controller.model import packets
 from controller.model.state import Endpoint, Host, Tenant
-from controller.pipeline.desired import Settings
+from controller.pipeline.settings import Settings
 
 LOG = logging.getLogger(__name__)
 CAP_LOG_INTERVAL_S = 60.0

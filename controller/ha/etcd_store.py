@@ -13,7 +13,7 @@ transaction's failure branch returns the whole current listing, and the tenant s
 the request again on it (store.Behind): two writers never both win, and no update is lost.
 A write returns once etcd has committed it (a quorum has it on disk).
 
-Reads: every instance watches the prefix and applies each change (controller/northbound/tenants.py's
+Reads: every instance watches the prefix and applies each change (controller/core/tenant_sync.py's
 apply_change, as a local write does). A broken watch is re-opened from the last revision it
 delivered (on another member if need be), so no change is missed; only when etcd has compacted
 that far back does it re-list everything. Changes this instance made itself, or has seen in a
@@ -34,11 +34,12 @@ import time
 import uuid
 from typing import Any
 
+from controller.core.store import Behind, StoreError
+from controller.core.tenant_sync import apply_change, apply_listing
 from controller.ha import etcd as e
 from controller.ha.etcd import Compacted, Etcd, EtcdError, EtcdUnavailable
-from controller.ha.store import Behind, StoreError
 from controller.model.state import Tenant
-from controller.northbound.tenants import TenantError, apply_change, apply_listing, tenant_from_json
+from controller.model.tenant_rules import TenantError, tenant_from_json
 
 LOG = logging.getLogger(__name__)
 DEFAULT_PREFIX = "/sdn-overlay/"

@@ -1,8 +1,7 @@
-"""Where tenants are kept: the store interface, and its SQLite backend (the default).
-
-TenantStore is what the tenant service (controller/northbound/tenants.py) and the app need of a store;
-SQLite here serves one controller, etcd (controller/ha/etcd_store.py) several that share it.
-[overlay] store picks one (controller/shell/config.py).
+"""Where tenants are kept: the SQLite store (the default), one implementation of the core's
+TenantStore (controller/core/store.py). SQLite serves one controller, etcd
+(controller/ha/etcd_store.py) several that share it. [overlay] store picks one
+(controller/shell/config.py).
 
 SQLite: each write is one transaction, durable before it is acknowledged.
 
@@ -16,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from typing import Any, Protocol
+from typing import Any
 
+from controller.core.store import StoreError
 from controller.model.state import Tenant
 
 SCHEMA_VERSION = 1
@@ -30,40 +30,6 @@ CREATE TABLE IF NOT EXISTS tenants (
     vlans TEXT NOT NULL    -- JSON object host -> VLAN
 )
 """
-
-
-class StoreError(Exception):
-    """The database refused a write or read (disk full, read-only, corrupt, unreachable...)."""
-
-
-class Behind(Exception):
-    """A shared store refused a write because it changed since this instance last saw it;
-    `listing` is all of it now (None: the instance has caught up meanwhile). Apply it, then
-    decide the request again."""
-
-    def __init__(self, listing: list[Tenant] | None) -> None:
-        super().__init__("the store changed since this instance last read it")
-        self.listing = listing
-
-
-class TenantStore(Protocol):
-    def tenants(self) -> list[Tenant]:
-        """Every tenant, by name: the state a controller starts from."""
-
-    def put_tenant(self, t: Tenant) -> bool:
-        """Create or replace; durable when it returns. True: the caller applies it to the core;
-        False: it is there already (a shared store's watch was faster). StoreError: not written."""
-
-    def delete_tenant(self, name: str) -> bool:
-        """Durable when it returns; the result as put_tenant's. StoreError: nothing was written."""
-
-    def ping(self) -> None:
-        """Raise StoreError unless the store answers a read."""
-
-    def watch(self, backend: Any) -> None:
-        """Apply other writers' changes to backend, until close(); returns at once if none can exist."""
-
-    def close(self) -> None: ...
 
 
 class Store:

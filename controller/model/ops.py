@@ -62,10 +62,27 @@ class Wipe:
 
 
 @dataclass(frozen=True)
-class OvsdbTransact:
+class AddTunnelPorts:
+    """On a host's tunnel bridge, one port of a tunnel kind per remote IP (or the one flow-based port):
+    the southbound encodes it as an OVSDB transaction (controller/southbound/ovsdb_model.py)."""
+
     system_id: str
-    ops: tuple  # OVSDB JSON operations on the Open_vSwitch database
+    bridge_uuid: str
+    kind: str  # a tunnel kind's name (controller/pipeline/tunnel_kinds.py)
+    local_ip: str
+    remote_ips: tuple[str, ...]
     why: str
 
 
-Op = FlowMod | FlowDelete | FlowPurge | GroupMod | MeterMod | ReadSwitch | Wipe | OvsdbTransact
+@dataclass(frozen=True)
+class DeletePorts:
+    """Detach ports (by their Port row's uuid) from a host's tunnel bridge."""
+
+    system_id: str
+    bridge_uuid: str
+    port_uuids: tuple[str, ...]
+    why: str
+
+
+OvsdbOp = AddTunnelPorts | DeletePorts  # what goes to a host's OVSDB, not its switch
+Op = FlowMod | FlowDelete | FlowPurge | GroupMod | MeterMod | ReadSwitch | Wipe | AddTunnelPorts | DeletePorts

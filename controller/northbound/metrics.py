@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,12 +31,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from webob import Request, Response
 
-from controller.southbound import ofguard, ovsdb_wire
-from controller.version import __version__
-
-if TYPE_CHECKING:
-    from controller.southbound import ofguard, ovsdb_wire
 from controller.core.core import Core
+from controller.core.counters import OPENFLOW_MALFORMED, OVSDB_MALFORMED
+from controller.version import __version__
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 disable_created_metrics()  # no <histogram>_created series: in the text format they are one more gauge each
@@ -68,9 +65,9 @@ NAMED_COUNTERS: dict[str, tuple[str, str]] = {
 }
 # core.counters <prefix><kind> -> one counter labelled by kind: garbage on the control channels.
 LABELLED_BY_KIND = (
-    (ofguard.COUNTER_PREFIX, "overlay_openflow_malformed",
+    (OPENFLOW_MALFORMED, "overlay_openflow_malformed",
      "malformed or unusable OpenFlow messages: counted, and the switch's connection closed"),
-    (ovsdb_wire.COUNTER_PREFIX, "overlay_ovsdb_malformed",
+    (OVSDB_MALFORMED, "overlay_ovsdb_malformed",
      "malformed or hostile OVSDB messages: counted, and the host's connection closed"),
 )
 SCRAPE_TIMEOUT_S = 5.0

@@ -2,7 +2,7 @@
 
 tests/unit/test_rest_openapi.py keeps it true: every route in rest.ROUTES is here and nothing
 else is, and a schemathesis fuzz drives the API from it. The schemas take their
-patterns from the tenant service (controller/northbound/tenants.py), their limits from controller/model/state.py.
+patterns from the tenant rules (controller/model/tenant_rules.py), their limits from controller/model/state.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.model.state import VLAN_MAX, VNI_MAX
-from controller.northbound.tenants import HOST_RE, NAME_RE
+from controller.model.tenant_rules import HOST_RE, NAME_RE
 from controller.northbound.web import SERVED
 from controller.pipeline import tunnel_kinds as tunnels
 

@@ -1,7 +1,8 @@
 """The REST API (JSON), HTTP only: routing, authentication, bodies, status codes and headers.
 
 A request is routed, authenticated and its body parsed first; the tenant rules (validation,
-conflicts, merge patch, ETags, the write sequence) are controller/northbound/tenants.py, whose errors map to
+conflicts, merge patch, ETags: controller/model/tenant_rules.py) and the write sequence
+(controller/northbound/tenants.py) raise errors that map to
 400/404/409/412 here. Every state change runs on the app's event loop; a rejected request changes
 nothing, and writes are committed to the store (SQLite or etcd) before they are applied and
 acknowledged. The OpenAPI description of these routes is controller/northbound/openapi.py.
@@ -18,9 +19,9 @@ from typing import Any, Protocol
 
 from webob import Request, Response
 
-from controller.bgp.external import external_json
 from controller.core.core import Core
-from controller.ha.store import StoreError, TenantStore
+from controller.core.store import StoreError, TenantStore
+from controller.model import tenant_rules as rules
 from controller.model.ops import Op
 from controller.northbound import metrics, openapi, pathtrace, tenants, web
 from controller.northbound.auth import TokenAuth
@@ -30,8 +31,8 @@ LOG = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 JSON_TYPES = frozenset({"application/json"})
 PATCH_TYPES = frozenset({"application/json", "application/merge-patch+json"})
-TENANT_STATUS: dict[type[tenants.TenantError], int] = {
-    tenants.Invalid: 400, tenants.NotFound: 404, tenants.Conflict: 409, tenants.PreconditionFailed: 412}
+TENANT_STATUS: dict[type[rules.TenantError], int] = {
+    rules.Invalid: 400, rules.NotFound: 404, rules.Conflict: 409, rules.PreconditionFailed: 412}
 HEALTH_TIMEOUT_S = 5.0
 # Counters an operator looks for even before the first event: shown as 0 until they move.
 BASE_COUNTERS = ("packet_in", "endpoints_learned", "flow_mods", "mac_moves",
@@ -200,7 +201,7 @@ class Api(web.WebView):
             result = handler(req, **args)
         except ApiError as e:
             result, headers = (e.status, {"error": e.message}), e.headers
-        except tenants.TenantError as e:  # the tenant rules said no: nothing changed
+        except rules.TenantError as e:  # the tenant rules said no: nothing changed
             result = (TENANT_STATUS[type(e)], {"error": str(e)})
         except StoreError as e:  # nothing was committed, so nothing was applied either
             LOG.error("REST %s %s: database error: %s", req.method, route, e)
@@ -291,23 +292,23 @@ class Api(web.WebView):
 
     def show_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
         doc = self.b.call(lambda: self.tenants.get(name).to_json())
-        return 200, doc, {"ETag": tenants.etag(doc)}
+        return 200, doc, {"ETag": rules.etag(doc)}
 
     def create_tenant(self, req: Request) -> tuple[int, Any, dict]:
-        tenant = tenants.tenant_from_json(self._body(req))
+        tenant = rules.tenant_from_json(self._body(req))
         doc = self.b.call(lambda: self.tenants.create(tenant))
         location = f"{req.script_name}/v1/tenants/{urllib.parse.quote(tenant.name, safe='')}"
-        return 201, doc, {"Location": location, "ETag": tenants.etag(doc)}
+        return 201, doc, {"Location": location, "ETag": rules.etag(doc)}
 
     def replace_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
-        tenant = tenants.tenant_from_json(self._body(req), name=name)
+        tenant = rules.tenant_from_json(self._body(req), name=name)
         doc = self.b.call(lambda: self.tenants.replace(tenant, req.headers.get("If-Match")))
-        return 200, doc, {"ETag": tenants.etag(doc)}
+        return 200, doc, {"ETag": rules.etag(doc)}
 
     def update_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
-        patch = tenants.patch_from_json(self._body(req, PATCH_TYPES), name)
+        patch = rules.patch_from_json(self._body(req, PATCH_TYPES), name)
         doc = self.b.call(lambda: self.tenants.update(name, patch, req.headers.get("If-Match")))
-        return 200, doc, {"ETag": tenants.etag(doc)}
+        return 200, doc, {"ETag": rules.etag(doc)}
 
     def delete_tenant(self, req: Request, name: str) -> tuple[int, Any]:
         self.b.call(lambda: self.tenants.delete(name, req.headers.get("If-Match")))
@@ -319,13 +320,13 @@ class Api(web.WebView):
         except UnicodeDecodeError:
             raise ApiError(400, "the query string is not valid UTF-8") from None
         if host is not None:
-            tenants.host_id(host, "'host'")
+            rules.host_id(host, "'host'")
 
         def run() -> list:
             tenant = self.tenants.get(name)
             now = self.b.now()
             core = self.b.core
-            return [endpoint_json(ep, now, core.endpoint_port(ep), external_json(core, ep))
+            return [endpoint_json(ep, now, core.endpoint_port(ep), core.external_of(ep))
                     for ep in core.tenant_endpoints(tenant.vni) if host is None or ep.host_id == host]
         return 200, self.b.call(run)
 

@@ -8,43 +8,17 @@ Three partitions per host, so an event recomputes only what it can change:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.state import Endpoint, Host, Tenant
-from controller.pipeline import learning_modes
-from controller.pipeline import tunnel_kinds as tunnels
-from controller.pipeline.learning_modes import MODE_CONTROLLER, MODE_LEARN, Learning, punt  # noqa: F401 (re-exported)
-from controller.pipeline.tunnel_ports import MESH, TunnelPorts
-
-
-@dataclass(frozen=True)
-class Settings:
-    mode: str = MODE_CONTROLLER
-    tunnel_type: str = tunnels.DEFAULT
-    tunnel_ports: TunnelPorts = MESH  # one port per peer, or one per kind whose peer the flow sets
-    mac_idle_timeout: int = 300
-    learn_hard_timeout: int = 300  # the article's learn() entry lifetime
-    learn_rate: int = 200  # packet-ins/s per host
-    flood_rate: int = 100  # ARP/NS floods for unknown IPs, per host
-    unknown_ip_holddown: int = 3  # seconds a host drops requests for an IP nobody answered
-    max_endpoints: int = 1000  # learned endpoints per (host, tenant); beyond it nothing more is learned
-    host_grace: float = 30.0  # seconds a host may be unreachable before its endpoints are withdrawn
-
-    def __post_init__(self) -> None:
-        tunnels.get(self.tunnel_type)  # an unknown kind is an error here, not a silent fallback
-        learning_modes.get(self.mode)
-
-    @property
-    def learning(self) -> Learning:
-        """How MACs are learned (controller/pipeline/learning_modes.py): what differs between the modes."""
-        return learning_modes.get(self.mode)
+from controller.pipeline.learning_modes import punt  # noqa: F401 (re-exported)
+from controller.pipeline.settings import Settings
 
 
 def meters(s: Settings) -> tuple[f.Meter, ...]:
-    return s.learning.meters(s)
+    return s.learning.meters(s.learn_rate, s.flood_rate)
 
 
 def base_flows(s: Settings, host: Host) -> set[f.Flow]:
@@ -52,7 +26,7 @@ def base_flows(s: Settings, host: Host) -> set[f.Flow]:
     if patch is None:
         return set()
     ck = f.COOKIE_BASE
-    return s.learning.local_path(s, patch, ck) | {
+    return s.learning.local_path(patch, ck, s.learn_hard_timeout, s.tunnel_ports.learn_tun_dst) | {
         f.Flow(t.LOCAL_SPLIT, t.PRIO_ENTRY, f.match(eth_dst=f.UNICAST_MAC), goto=t.UNICAST, cookie=ck),
         f.Flow(t.LOCAL_SPLIT, t.PRIO_ENTRY, f.match(eth_dst=f.MULTICAST_MAC), goto=t.FLOOD, cookie=ck),
         f.Flow(t.UNICAST, t.PRIO_MISS, f.match(), goto=t.FLOOD, cookie=ck),
@@ -130,21 +104,6 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, capped: bool = False) 
                role=f.ROLE_NONE if capped else f.ROLE_FLOOD),
     }
     return out | s.learning.tenant_extras(vid, ck)
-    out |= {
-        # Unknown IP: flood (metered), and tell the controller, which holds further requests
-        # for that IP down for a while (holddown_flow).
-        f.Flow(t.ARP_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), punt(), goto=t.FLOOD,
-               meter=t.METER_FLOOD, cookie=ck, role=f.ROLE_FLOOD_UNKNOWN),
-        f.Flow(t.ND_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), punt(), goto=t.FLOOD,
-               meter=t.METER_FLOOD, cookie=ck, role=f.ROLE_FLOOD_UNKNOWN),
-        # Probes (sender 0.0.0.0) must reach the real owner, not get the switch's answer.
-        f.Flow(t.ARP_RESPONDER, t.PRIO_EXCEPTION, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa="0.0.0.0"),
-               goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
-        # Duplicate address detection (source ::) must reach the real owner, if any.
-        f.Flow(t.ND_RESPONDER, t.PRIO_EXCEPTION, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ipv6_src="::"),
-               goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
-    }
-    return out
 
 
 def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts: Mapping[str, Host],

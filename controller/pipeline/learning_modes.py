@@ -14,15 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.choices import by_name
-
-if TYPE_CHECKING:
-    from controller.core.index import Index
-    from controller.pipeline.desired import Settings
+from controller.model.state import Tenant
 
 MODE_CONTROLLER = "controller"
 MODE_LEARN = "learn"
@@ -39,11 +35,11 @@ class ByController:
     keeps_switch_entries: bool = False  # no learn(): nothing the switch makes is left alone
     floods_to_every_host: bool = False  # floods follow members: a host joining a tenant changes them
 
-    def meters(self, s: Settings) -> tuple[f.Meter, ...]:
-        return (f.Meter(t.METER_LEARN, s.learn_rate, max(1, s.learn_rate // 10)),
-                f.Meter(t.METER_FLOOD, s.flood_rate, max(1, s.flood_rate // 10)))
+    def meters(self, learn_rate: int, flood_rate: int) -> tuple[f.Meter, ...]:
+        return (f.Meter(t.METER_LEARN, learn_rate, max(1, learn_rate // 10)),
+                f.Meter(t.METER_FLOOD, flood_rate, max(1, flood_rate // 10)))
 
-    def local_path(self, s: Settings, patch: int, ck: int) -> set[f.Flow]:
+    def local_path(self, patch: int, ck: int, hard_timeout: int, tun_dst_from_src: bool) -> set[f.Flow]:
         """From br0: forward first, inside a clone so responder rewrites are undone, then let the
         learning tables see the frame as it came: their meter may drop the rest of the action
         list (notes/ovs_probe.md), and by then the frame has already gone on."""
@@ -89,9 +85,9 @@ class ByController:
     def flood_peers(self, members: Iterable[str], hosts: Iterable[str]) -> Iterable[str]:
         return members  # only hosts with members: a handful, however large the cloud
 
-    def placed(self, ix: Index, host_id: str) -> set[int]:
+    def placed(self, member_of: Iterable[int], tenants: Iterable[Tenant], host_id: str) -> set[int]:
         """The tenants a host holds: where it has members."""
-        return set(ix.placed.get(host_id, ()))
+        return set(member_of)
 
 
 @dataclass(frozen=True)
@@ -101,12 +97,12 @@ class BySwitch:
     keeps_switch_entries: bool = True  # learn()'s own entries (cookie 0 in the unicast table)
     floods_to_every_host: bool = True  # every host of the tenant holds it and gets its floods
 
-    def meters(self, s: Settings) -> tuple[f.Meter, ...]:
+    def meters(self, learn_rate: int, flood_rate: int) -> tuple[f.Meter, ...]:
         return ()
 
-    def local_path(self, s: Settings, patch: int, ck: int) -> set[f.Flow]:
-        learn = f.Learn(t.UNICAST, priority=t.PRIO_LEARNED, hard_timeout=s.learn_hard_timeout,
-                        tun_dst_from_src=s.tunnel_ports.learn_tun_dst)
+    def local_path(self, patch: int, ck: int, hard_timeout: int, tun_dst_from_src: bool) -> set[f.Flow]:
+        learn = f.Learn(t.UNICAST, priority=t.PRIO_LEARNED, hard_timeout=hard_timeout,
+                        tun_dst_from_src=tun_dst_from_src)
         return {f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=patch), goto=t.LOCAL_SPLIT, cookie=ck),
                 f.Flow(t.TO_LOCAL, t.PRIO_MISS, f.match(), (learn, f.Output(patch)), cookie=ck)}
 
@@ -116,9 +112,9 @@ class BySwitch:
     def flood_peers(self, members: Iterable[str], hosts: Iterable[str]) -> Iterable[str]:
         return hosts  # the article floods to every host of the tenant
 
-    def placed(self, ix: Index, host_id: str) -> set[int]:
+    def placed(self, member_of: Iterable[int], tenants: Iterable[Tenant], host_id: str) -> set[int]:
         """Every tenant present on the host, members or not (the article's pipeline)."""
-        return {tn.vni for tn in ix.tenants.values() if tn.present_on(host_id)}
+        return {tn.vni for tn in tenants if tn.present_on(host_id)}
 
 
 MODES: dict[str, ByController | BySwitch] = {m.name: m for m in (ByController(), BySwitch())}

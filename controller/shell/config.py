@@ -12,11 +12,13 @@ from dataclasses import fields, replace
 
 from oslo_config import cfg
 
-from controller.ha.store import Store, TenantStore
+from controller.core.store import TenantStore
+from controller.ha.store import Store
 from controller.model import choices
 from controller.pipeline import learning_modes, tunnel_ports
 from controller.pipeline import tunnel_kinds as tunnels
-from controller.pipeline.desired import MODE_CONTROLLER, Settings
+from controller.pipeline.learning_modes import MODE_CONTROLLER
+from controller.pipeline.settings import Settings
 
 # Ryu's names; os-ken 3.x no longer registers them.
 WSAPI_OPTS = [

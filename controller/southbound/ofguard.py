@@ -27,8 +27,10 @@ from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto.ofproto_protocol import _versions
 
+from controller.core.counters import OPENFLOW_MALFORMED
+
 LOG = logging.getLogger(__name__)
-COUNTER_PREFIX = "openflow_malformed_"
+COUNTER_PREFIX = OPENFLOW_MALFORMED
 _U16 = struct.Struct("!H")
 
 # What a switch may send a controller (OpenFlow 1.3, section 7); anything else is garbage.

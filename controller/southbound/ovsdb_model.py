@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import replace
 from typing import Any
 
+from controller.model.ops import AddTunnelPorts, DeletePorts, OvsdbOp
 from controller.model.state import HostView, TunnelPort
 from controller.pipeline import tunnel_kinds as tunnels
 
@@ -184,3 +185,12 @@ def del_ports_txn(bridge_uuid: str, port_uuids: list[str]) -> tuple:
     refs = [["uuid", u] for u in port_uuids]
     return ({"op": "mutate", "table": "Bridge", "where": [["_uuid", "==", ["uuid", bridge_uuid]]],
              "mutations": [["ports", "delete", ["set", refs]]]},)
+
+
+def transaction(op: OvsdbOp) -> tuple:
+    """The OVSDB JSON operations that carry out one of the core's OVSDB operations."""
+    if isinstance(op, AddTunnelPorts):
+        return add_tunnels_txn(op.bridge_uuid, op.kind, op.local_ip, list(op.remote_ips))
+    if isinstance(op, DeletePorts):
+        return del_ports_txn(op.bridge_uuid, list(op.port_uuids))
+    raise TypeError(op)

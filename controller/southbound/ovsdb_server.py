@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from os_ken.lib import hub
 
+from controller.model.ops import OvsdbOp
 from controller.model.state import HostView
 from controller.southbound import ovsdb_model as om
 from controller.southbound import ovsdb_wire as wire
@@ -133,6 +134,10 @@ class OvsdbServer:
         while True:
             sock, addr = self.server.accept()
             hub.spawn(_Connection(self, sock, f"{addr[0]}:{addr[1]}").run)
+
+    def carry_out(self, op: OvsdbOp) -> bool:
+        """One of the core's OVSDB operations, as a transaction on its host's connection."""
+        return self.transact(op.system_id, om.transaction(op), op.why)
 
     def transact(self, system_id: str, ops: tuple, why: str) -> bool:
         conn = self.by_system.get(system_id)

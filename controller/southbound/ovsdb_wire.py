@@ -15,10 +15,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from controller.core.counters import OVSDB_MALFORMED
 from controller.model.state import HOST_ID_RE
 from controller.southbound import ovsdb_model as om
 
-COUNTER_PREFIX = "ovsdb_malformed_"
+COUNTER_PREFIX = OVSDB_MALFORMED
 # A monitor reply of a host with ~1,200 ports fits in one message; decoding a larger one (JSON
 # decoding holds the GIL, so every green thread waits) could take over ~50 ms on a loaded machine.
 MAX_MESSAGE_BYTES = 1024 * 1024

@@ -20,7 +20,7 @@ import pytest
 from controller.cli.client import ApiError
 from controller.ha import etcd
 from controller.ha.etcd_store import EtcdStore
-from controller.northbound.tenants import etag
+from controller.model.tenant_rules import etag
 from lab.controller import Controller
 from lab.etcd import EtcdCluster
 from lab.procs import wait_for

@@ -8,12 +8,13 @@ from typing import Any
 from webob import Request
 
 from controller.core.core import Core
+from controller.core.store import TenantStore
 from controller.ha.roles import Roles
-from controller.ha.store import Store, TenantStore
+from controller.ha.store import Store
 from controller.model.state import HostView, Tenant
 from controller.northbound.metrics import Metrics
 from controller.northbound.rest import Api
-from controller.pipeline.desired import Settings
+from controller.pipeline.settings import Settings
 
 
 class Backend:

@@ -9,7 +9,7 @@ from oslo_config import cfg
 from controller.bgp import speaker as bgp
 from controller.bgp.evpn import Received
 from controller.core.core import Core
-from controller.pipeline.desired import Settings
+from controller.pipeline.settings import Settings
 from controller.shell import config
 
 

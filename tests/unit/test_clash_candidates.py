@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from controller.core.index import Index
 from controller.model.state import Tenant
-from controller.northbound.tenants import Conflict, check_conflicts
+from controller.model.tenant_rules import Conflict, check_conflicts
 
 HOSTS = ["h1", "h2", "h3", "h4"]
 tenants = st.builds(

@@ -4,9 +4,11 @@ from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import FlowPurge, OvsdbTransact, ReadSwitch
+from controller.model.ops import FlowPurge, OvsdbOp, ReadSwitch
 from controller.model.state import HostView, TunnelPort
-from controller.pipeline.desired import MODE_LEARN, Settings
+from controller.pipeline.learning_modes import MODE_LEARN
+from controller.pipeline.settings import Settings
+from controller.southbound import ovsdb_model as om
 from tests.unit.world import BLUE, RED, arp_frame, flow_ops, group_ops, ip_of, mac, tracer, view, world
 
 
@@ -23,9 +25,9 @@ def test_hosts_get_one_tunnel_transaction_toward_every_peer():
     core = Core(Settings())
     core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1), now=0)
     ops = core.host_view(HostView("h2", ip_of(2), 2, "br-2", 1), now=0)
-    txns = {op.system_id: op for op in ops if isinstance(op, OvsdbTransact)}
+    txns = {op.system_id: op for op in ops if isinstance(op, OvsdbOp)}
     assert set(txns) == {"h1", "h2"}
-    inserted = [o["row"] for o in txns["h1"].ops if o["op"] == "insert" and o["table"] == "Interface"]
+    inserted = [o["row"] for o in om.transaction(txns["h1"]) if o["op"] == "insert" and o["table"] == "Interface"]
     options = ["map", [["key", "flow"], ["local_ip", ip_of(1)], ["remote_ip", ip_of(2)]]]
     assert inserted == [{"name": "vx-0a630002", "type": "vxlan", "options": options}]
 
@@ -35,10 +37,10 @@ def test_peers_joining_in_a_burst_cost_each_host_one_tunnel_transaction():
     core.eager = False  # as in the app: the peers' transactions wait for drain
     for i in (1, 2, 3):
         own = core.host_view(HostView(f"h{i}", ip_of(i), i, f"br-{i}", 1), now=0)
-        assert [op.system_id for op in own if isinstance(op, OvsdbTransact)] == ([f"h{i}"] if i > 1 else [])
-    drained = [op for op in core.drain() if isinstance(op, OvsdbTransact)]
+        assert [op.system_id for op in own if isinstance(op, OvsdbOp)] == ([f"h{i}"] if i > 1 else [])
+    drained = [op for op in core.drain() if isinstance(op, OvsdbOp)]
     assert sorted(op.system_id for op in drained) == ["h1", "h2"]
-    remotes = {op.system_id: [dict(o["row"]["options"][1])["remote_ip"] for o in op.ops
+    remotes = {op.system_id: [dict(o["row"]["options"][1])["remote_ip"] for o in om.transaction(op)
                               if o["op"] == "insert" and o["table"] == "Interface"] for op in drained}
     assert remotes == {"h1": [ip_of(2), ip_of(3)], "h2": [ip_of(3)]}
     assert not core.pending()
@@ -49,7 +51,7 @@ def test_tunnels_made_by_hand_are_adopted_not_duplicated():
     hand = TunnelPort("tun2", "gre", ip_of(2), 2, managed=False)
     core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1, (hand,)), now=0)
     ops = core.host_view(HostView("h2", ip_of(2), 2, "br-2", 1), now=0)
-    txn_hosts = [op.system_id for op in ops if isinstance(op, OvsdbTransact)]
+    txn_hosts = [op.system_id for op in ops if isinstance(op, OvsdbOp)]
     assert txn_hosts == ["h2"]
 
 
@@ -58,10 +60,10 @@ def test_a_tunnel_asked_for_is_not_asked_again_until_the_retry_time():
     core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1), now=0)
     core.host_view(HostView("h2", ip_of(2), 2, "br-2", 1), now=0)
     again = core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1, member_vlans=frozenset({10})), now=1)
-    assert not [op for op in again if isinstance(op, OvsdbTransact)]
-    assert not [op for op in core.tick(now=5) if isinstance(op, OvsdbTransact)]
+    assert not [op for op in again if isinstance(op, OvsdbOp)]
+    assert not [op for op in core.tick(now=5) if isinstance(op, OvsdbOp)]
     later = core.tick(now=60)
-    assert [op.system_id for op in later if isinstance(op, OvsdbTransact)] == ["h1", "h2"]
+    assert [op.system_id for op in later if isinstance(op, OvsdbOp)] == ["h1", "h2"]
 
 
 def test_forgetting_a_host_removes_the_tunnels_toward_it():
@@ -69,9 +71,9 @@ def test_forgetting_a_host_removes_the_tunnels_toward_it():
     flood = {"in_port": 1, "vlan_vid": BLUE.vlan | 0x1000, "eth_src": mac(1), "eth_dst": "ff:ff:ff:ff:ff:ff"}
     assert sorted(tracer(core, 1).trace(flood).ports()) == [12, 13]  # h3 has members: floods reach it
     ops = core.forget_host("h3", now=1)
-    dels = [op for op in ops if isinstance(op, OvsdbTransact)]
+    dels = [op for op in ops if isinstance(op, OvsdbOp)]
     assert {op.system_id for op in dels} == {"h1", "h2"}
-    assert all(o["mutations"][0][1] == "delete" for op in dels for o in op.ops)
+    assert all(o["mutations"][0][1] == "delete" for op in dels for o in om.transaction(op))
     assert tracer(core, 1).trace(flood).ports() == [12]
 
 

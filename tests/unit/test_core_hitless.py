@@ -6,7 +6,7 @@ from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import FlowDelete, FlowMod, GroupMod, ReadSwitch
 from controller.model.state import HostView
-from controller.pipeline.desired import Settings
+from controller.pipeline.settings import Settings
 from tests.unit.world import BLUE, RED, arp_frame, flow_ops, ip_of, local_packet, mac, tracer, view, world
 
 
@@ -216,7 +216,7 @@ def test_hosts_by_datapath_follow_view_changes():
 
 def test_learn_mode_floods_reach_a_host_whose_tunnel_arrives_after_it_joined():
     from controller.model.state import TunnelPort
-    from controller.pipeline.desired import MODE_LEARN
+    from controller.pipeline.learning_modes import MODE_LEARN
     from tests.unit.world import local_packet, tracer
 
     core = Core(Settings(mode=MODE_LEARN), [BLUE, RED])

@@ -15,7 +15,8 @@ from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import GroupMod, Wipe
 from controller.model.state import Host, HostView
-from controller.pipeline.desired import Settings, base_flows
+from controller.pipeline.desired import base_flows
+from controller.pipeline.settings import Settings
 from controller.southbound import ofmsg
 from controller.southbound.ovsdb_model import add_tunnels_txn
 

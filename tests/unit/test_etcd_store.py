@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from webob import Request
 
+from controller.core.store import Behind, StoreError
 from controller.ha import etcd
 from controller.ha.etcd_store import EtcdStore
-from controller.ha.store import Behind, StoreError
 from controller.model.state import Tenant
 from controller.northbound.rest import Api
 from controller.shell import config

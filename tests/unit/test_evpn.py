@@ -17,7 +17,7 @@ from controller.bgp.evpn import (
 )
 from controller.core.core import OFPRR_IDLE_TIMEOUT, Core
 from controller.model import tables as t
-from controller.model.ops import GroupMod, OvsdbTransact
+from controller.model.ops import GroupMod, OvsdbOp
 from controller.model.state import TunnelPort
 from tests.unit.world import BLUE, RED, arp_frame, ip_of, mac, view, world
 
@@ -145,11 +145,11 @@ def test_a_tenant_route_target_can_be_configured_and_rds_follow_the_as():
 def test_a_peers_type2_becomes_an_endpoint_behind_an_external_vtep_with_a_tunnel_toward_it():
     ev = Evpn(world(3))
     ops = ev.receive(type2())
-    txns = [op for op in ops if isinstance(op, OvsdbTransact)]
+    txns = [op for op in ops if isinstance(op, OvsdbOp)]
     assert sorted(op.system_id for op in txns) == ["h1", "h2", "h3"]  # a port toward the VTEP on each host
     ep = ev.core.ix.endpoints[(BLUE.vni, FAR_MAC)]
     assert (ep.host_id, ep.ips) == (external.vtep_id(VTEP), {"10.0.0.50"})
-    assert external.external_json(ev.core, ep) == {"vtep": VTEP, "peer": PEER}
+    assert ev.core.external_of(ep) == {"vtep": VTEP, "peer": PEER}
     assert external.vtep_id(VTEP) not in ev.core.hosts  # a peer, not a host: REST and the web view list hosts
     assert mac_routes(ev.sync()) == []  # never advertised back
 

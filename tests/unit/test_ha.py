@@ -4,7 +4,7 @@ and a takeover that changes nothing the switches already hold."""
 from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.ha.roles import MASTER, SLAVE, Roles, promoted, read_only
-from controller.model.ops import FlowDelete, FlowMod, OvsdbTransact, ReadSwitch
+from controller.model.ops import AddTunnelPorts, FlowDelete, FlowMod, ReadSwitch
 from tests.unit.test_core_hitless import dump_of
 from tests.unit.world import BLUE, RED, arp_frame, mac, world
 
@@ -19,7 +19,7 @@ def test_a_follower_asks_for_slave_and_may_only_read():
     r.follow("c1", 42)
     assert r.ask(1, 0.0) == (SLAVE, 42)
     assert read_only(ReadSwitch(1))
-    assert not read_only(OvsdbTransact("h1", (), "tunnels"))
+    assert not read_only(AddTunnelPorts("h1", "br-1", "vxlan", "10.99.0.1", ("10.99.0.2",), "tunnels"))
 
 
 def test_the_leader_asks_for_master_with_its_generation_and_records_what_switches_accepted():

@@ -3,7 +3,8 @@
 import pytest
 
 from controller.pipeline import learning_modes
-from controller.pipeline.desired import MODE_LEARN, Settings
+from controller.pipeline.learning_modes import MODE_LEARN
+from controller.pipeline.settings import Settings
 from controller.shell import config
 
 
@@ -22,4 +23,4 @@ def test_only_the_controller_mode_learns_from_packet_ins_and_prunes_floods():
     assert list(by_controller.flood_peers({"h2"}, ["h1", "h2", "h3"])) == ["h2"]
     assert list(by_switch.flood_peers({"h2"}, ["h1", "h2", "h3"])) == ["h1", "h2", "h3"]
     assert by_switch.keeps_switch_entries and not by_controller.keeps_switch_entries
-    assert by_switch.meters(Settings(mode=MODE_LEARN)) == ()
+    assert by_switch.meters(learn_rate=200, flood_rate=100) == ()

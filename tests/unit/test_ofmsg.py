@@ -5,7 +5,8 @@ import struct
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import FlowMod, Wipe
-from controller.pipeline.desired import MODE_LEARN, Settings
+from controller.pipeline.learning_modes import MODE_LEARN
+from controller.pipeline.settings import Settings
 from controller.southbound import ofmsg
 from tests.unit.world import BLUE, arp_frame, mac, world
 
@@ -49,7 +50,7 @@ def test_batches_join_messages_per_datapath():
 
 
 def test_the_fast_flow_mod_is_byte_for_byte_what_os_ken_encodes():
-    from controller.pipeline.desired import MODE_LEARN
+    from controller.pipeline.learning_modes import MODE_LEARN
     from controller.pipeline.tunnel_ports import FLOW_BASED
     from tests.unit.world import BLUE, arp_frame, world
     seen: set[str] = set()

@@ -4,7 +4,8 @@ import pytest
 
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.pipeline.desired import MODE_LEARN, Settings
+from controller.pipeline.learning_modes import MODE_LEARN
+from controller.pipeline.settings import Settings
 from tests.unit.world import (
     BLUE,
     PATCH,

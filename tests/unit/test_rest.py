@@ -207,7 +207,7 @@ def test_unexpected_errors_are_json_500s_and_the_server_lives(api, monkeypatch):
 
 
 def test_a_database_failure_is_a_503_and_nothing_is_applied(api, monkeypatch):
-    from controller.ha.store import StoreError
+    from controller.core.store import StoreError
 
     def broken(tenant):
         raise StoreError("disk I/O error")

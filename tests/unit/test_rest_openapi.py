@@ -4,7 +4,8 @@ import re
 
 import schemathesis
 
-from controller.northbound import openapi, rest, tenants
+from controller.model import tenant_rules as tenants
+from controller.northbound import openapi, rest
 from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, call
 

@@ -4,7 +4,8 @@ import sqlite3
 
 import pytest
 
-from controller.ha.store import SCHEMA_VERSION, Store, StoreError
+from controller.core.store import StoreError
+from controller.ha.store import SCHEMA_VERSION, Store
 from controller.model.state import Tenant
 
 BLUE = Tenant("blue", 5001, 10)

@@ -8,13 +8,15 @@ from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import FlowPurge, OvsdbTransact
+from controller.model.ops import FlowPurge, OvsdbOp
 from controller.model.state import HostView, TunnelPort
 from controller.pipeline import tunnel_kinds as tunnels
-from controller.pipeline.desired import MODE_LEARN, Settings
+from controller.pipeline.learning_modes import MODE_LEARN
+from controller.pipeline.settings import Settings
 from controller.pipeline.tunnel_ports import FLOW, FLOW_BASED, MESH, MODES, get
 from controller.shell import config
 from controller.southbound import ofmsg
+from controller.southbound import ovsdb_model as om
 from tests.unit.confs import conf_from
 from tests.unit.world import BLUE, PATCH, RED, arp_frame, ip_of, local_packet, mac, tracer, view
 
@@ -43,13 +45,13 @@ def flow_world(n: int = 3, members: dict[int, frozenset] | None = None, **settin
 
 
 def inserted(ops, host: str) -> list[dict]:
-    return [o["row"] for op in ops if isinstance(op, OvsdbTransact) and op.system_id == host
-            for o in op.ops if o["op"] == "insert" and o["table"] == "Interface"]
+    return [o["row"] for op in ops if isinstance(op, OvsdbOp) and op.system_id == host
+            for o in om.transaction(op) if o["op"] == "insert" and o["table"] == "Interface"]
 
 
 def deleted(ops, host: str) -> list[str]:
-    return [u for op in ops if isinstance(op, OvsdbTransact) and op.system_id == host
-            for o in op.ops if o["op"] == "mutate" and o["mutations"][0][1] == "delete"
+    return [u for op in ops if isinstance(op, OvsdbOp) and op.system_id == host
+            for o in om.transaction(op) if o["op"] == "mutate" and o["mutations"][0][1] == "delete"
             for _, u in o["mutations"][0][2][1]]
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from controller.northbound.openapi import SCHEMAS
 from controller.pipeline import tunnel_kinds as tunnels
-from controller.pipeline.desired import Settings
+from controller.pipeline.settings import Settings
 from controller.shell import config
 from controller.southbound import ovsdb_model as om
 from tests.unit.confs import conf_from

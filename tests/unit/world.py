@@ -9,7 +9,7 @@ from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
 from controller.model.ops import FlowMod, GroupMod, Op
 from controller.model.state import HostView, Tenant, TunnelPort
-from controller.pipeline.desired import Settings
+from controller.pipeline.settings import Settings
 from controller.pipeline.trace import Tracer
 
 PATCH = 1
