@@ -8,22 +8,20 @@ length-prefixed records of a multipart reply tile its body. A message that fails
 os-ken's parser rejects, raises Malformed: the connection is counted by kind, logged in one
 line and closed; the other switches never notice.
 
-install() swaps two names inside os_ken.controller.controller (the parser it calls and the
-connection handler its server spawns); nothing else of os-ken changes.
+controller/shell/oskenpatch.py swaps two names inside os_ken.controller.controller (the parser it
+calls and the connection handler its server spawns) to put these checks in; nothing else of os-ken
+changes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import struct
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 from os_ken.controller.handler import HANDSHAKE_DISPATCHER
-from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto.ofproto_protocol import _versions
 
@@ -139,31 +137,13 @@ def strict_msg(datapath: Any, version: int, msg_type: int, msg_len: int, xid: in
         raise Malformed("unparsable", f"type {msg_type}: {type(e).__name__}: {e}") from None
 
 
-def install(count: Callable[[str], None]) -> None:
-    """Route every OpenFlow connection through the checks; count(counter name) per dropped one."""
-    from os_ken.controller import controller as osken_controller  # imported first, it cannot import itself
-
+def counting(count: Callable[[str], None]) -> None:
+    """Where the guards count what they drop: count(counter name)."""
     global _count
     _count = count
 
-    def serve(sock: Any, address: Any) -> None:
-        with contextlib.closing(osken_controller.Datapath(sock, address)) as dp:
-            try:
-                dp.serve()
-            except Malformed as e:
-                count(COUNTER_PREFIX + e.kind)
-                LOG.warning("switch %s from %s sent a malformed message (%s: %s); connection closed",
-                            _dpid(dp), address, e.kind, e)
-            except Exception as e:  # e.g. a reset socket mid-handshake: this connection only
-                count(COUNTER_PREFIX + "connection_error")
-                LOG.warning("switch %s from %s: connection closed after %s: %s", _dpid(dp), address,
-                            type(e).__name__, e)
 
-    osken_controller.ofproto_parser = SimpleNamespace(header=ofproto_parser.header, msg=strict_msg)
-    osken_controller.datapath_connection_factory = serve
-
-
-def _dpid(dp: Any) -> str:
+def dpid_text(dp: Any) -> str:
     return "(no features yet)" if dp.id is None else f"{dp.id:016x}"
 
 
@@ -182,7 +162,7 @@ def guarded(handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
         except Exception as e:
             dp = ev.msg.datapath
             _count(COUNTER_PREFIX + "unusable")
-            LOG.error("switch %s: %s could not use a %s (%s: %s); connection closed", _dpid(dp),
+            LOG.error("switch %s: %s could not use a %s (%s: %s); connection closed", dpid_text(dp),
                       handler.__name__, type(ev.msg).__name__, type(e).__name__, e)
             dp.close()
     return run
