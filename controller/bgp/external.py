@@ -1,22 +1,38 @@
-"""What BGP EVPN peers advertise, applied to the core: endpoints behind external VTEPs.
+"""What BGP EVPN peers advertise, translated into the core's changes: endpoints behind external VTEPs.
 
-An external VTEP (a top-of-rack switch, a Linux VXLAN host) is a tunnel peer without a switch:
-`Index.put_vtep` keeps it among the peers (not the hosts), so the hosts get a tunnel toward it
-(a mesh port, or `tun_dst` on the flow port), the members of a VNI get unicast entries and
-in-switch ARP/ND answers for its endpoints, and its type-3 route puts it in the VNI's flood set
-(`Index.set_flood_member`). Its endpoints are ordinary endpoints whose host is the VTEP: they
-never age (their peer withdraws them), and a MAC learned from a packet-in moves off it as any
-move does. Each function returns the core's operations, as core methods do.
+An external VTEP (a top-of-rack switch, a Linux VXLAN host) is a tunnel peer without a switch
+(VtepNamed: the core keeps it among the peers, not the hosts), so the hosts get a tunnel toward it
+(a mesh port, or `tun_dst` on the flow port), the members of a VNI get unicast entries and in-switch
+ARP/ND answers for its endpoints, and its type-3 route puts it in the VNI's flood set (FloodMember).
+Its endpoints are ordinary endpoints whose host is the VTEP: they never age (their peer withdraws
+them), and a MAC learned from a packet-in moves off it as any move does.
+
+Only a translator: it reads the core through its read model and hands the changes to Core.learn,
+the one method packet-ins use too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from controller.bgp.evpn import ImportEvent, RemoteFlood, RemoteMac, RemoteMacGone
+from controller.core.changes import (
+    Bound,
+    Change,
+    FloodMember,
+    Forgotten,
+    Learned,
+    Moved,
+    Noted,
+    Seen,
+    Unbound,
+    VtepNamed,
+)
 from controller.core.core import Core
+from controller.core.parts import EpKey
+from controller.core.read_model import ReadModel
 from controller.model.ops import Op
-from controller.model.state import Endpoint, Host, HostView
+from controller.model.state import Endpoint
 
 VTEP_PREFIX = "vtep-"
 
@@ -27,74 +43,68 @@ def vtep_id(ip: str) -> str:
 
 def apply(core: Core, events: Iterable[ImportEvent], our_seq: dict[tuple[int, str], int], now: float) -> list[Op]:
     """Apply the Importer's events; our_seq: the MAC Mobility sequence numbers we advertise."""
-    ops: list[Op] = []
+    return core.learn(changes(core.read, events, our_seq, now), now)
+
+
+def changes(read: ReadModel, events: Iterable[ImportEvent], our_seq: dict[tuple[int, str], int],
+            now: float) -> Iterator[Change]:
+    """The changes the events call for. A generator: Core.learn applies each before the next one
+    is made, so an event reads the state the ones before it left."""
     for ev in events:
         if isinstance(ev, RemoteMac):
-            ops += _remote_mac(core, ev, our_seq.get((ev.vni, ev.mac), 0), now)
+            yield from _remote_mac(read, ev, our_seq.get((ev.vni, ev.mac), 0), now)
         elif isinstance(ev, RemoteMacGone):
-            ops += _remote_mac_gone(core, ev)
+            yield from _remote_mac_gone(read, ev)
         elif isinstance(ev, RemoteFlood):
-            ops += _remote_flood(core, ev, now)
-    return ops + core._flush()
+            yield from _remote_flood(read, ev)
 
 
-def _vtep(core: Core, ip: str, peer: str, now: float) -> tuple[Host | None, list[Op]]:
-    """The external VTEP at ip, made a tunnel peer of every host the first time it is named."""
-    known = core.ix.peers.get(core.ix.host_by_ip.get(ip, ""))
-    if known is not None:
-        if known.view.external is None:  # one of our own hosts: a peer reflecting our routes
-            core.counters["evpn_own_vtep_ignored"] += 1
-            return None, []
-        return known, []
-    vtep = core.ix.put_vtep(HostView(system_id=vtep_id(ip), overlay_ip=ip, external=peer))
-    core.tunnels.forgotten_ips.discard(ip)
-    core.counters["evpn_vteps"] += 1
-    return vtep, core._tunnel_ops(core.tunnels.ops(core.settings, now, list(core.ix.hosts.values()), toward=[vtep]))
+def _vtep(read: ReadModel, ip: str, peer: str) -> Iterator[Change]:
+    """The external VTEP at ip, named to the core the first time (nothing for one of our hosts)."""
+    known = read.peer_at(ip)
+    if known is None:
+        yield VtepNamed(vtep_id(ip), ip, peer)
+    elif known.view.external is None:  # one of our own hosts: a peer reflecting our routes
+        yield Noted("evpn_own_vtep_ignored")
 
 
-def _remote_mac(core: Core, ev: RemoteMac, our_seq: int, now: float) -> list[Op]:
-    vtep, ops = _vtep(core, ev.vtep, ev.peer, now)
-    if vtep is None or core.ix.tenant_by_vni(ev.vni) is None:
-        return ops
-    key = (ev.vni, ev.mac)
-    ep = core.ix.endpoints.get(key)
+def _is_ours(read: ReadModel, ip: str) -> bool:
+    known = read.peer_at(ip)
+    return known is not None and known.view.external is None
+
+
+def _remote_mac(read: ReadModel, ev: RemoteMac, our_seq: int, now: float) -> Iterator[Change]:
+    yield from _vtep(read, ev.vtep, ev.peer)
+    if _is_ours(read, ev.vtep) or read.tenant_by_vni(ev.vni) is None:
+        return
+    here = vtep_id(ev.vtep)
+    key = EpKey(ev.vni, ev.mac)
+    ep = read.endpoint(key)
     if ep is None:
-        core.counters["evpn_endpoints_imported"] += 1
-        core._learned(Endpoint(ev.vni, ev.mac, vtep.id, 0, now, set(ev.ips)))
-        return ops
-    if ep.host_id != vtep.id:
-        owner = core.ix.peers.get(ep.host_id)
+        yield Learned(Endpoint(ev.vni, ev.mac, here, 0, now, set(ev.ips)), count="evpn_endpoints_imported")
+        return
+    if ep.host_id != here:
+        owner = read.peer(ep.host_id)
         if owner is not None and owner.view.external is None and ev.seq <= our_seq:
-            core.counters["evpn_stale_moves_ignored"] += 1  # ours is the newer: the peer will follow
-            return ops
-        core.counters["evpn_moves_imported"] += 1
-        core._apply_change(("move", key, vtep.id, 0))
-    ep.last_seen = now
+            yield Noted("evpn_stale_moves_ignored")  # ours is the newer: the peer will follow
+            return
+        yield Moved(key, here, 0, count="evpn_moves_imported")
+    yield Seen(key, now)
     for ip in sorted(ev.ips - ep.ips):
-        core._apply_change(("bind", key, ip))
+        yield Bound(key, ip)
     gone = ep.ips - ev.ips
     if gone:
-        for ip in gone:
-            if core.ix.bindings.get((ev.vni, ip)) == ev.mac:
-                del core.ix.bindings[(ev.vni, ip)]
-        ep.ips -= gone
-        core._mark_endpoint(key, set())
-    return ops
+        yield Unbound(key, frozenset(gone))
 
 
-def _remote_mac_gone(core: Core, ev: RemoteMacGone) -> list[Op]:
-    key = (ev.vni, ev.mac)
-    ep = core.ix.endpoints.get(key)
-    owner = core.ix.peers.get(ep.host_id) if ep is not None else None
+def _remote_mac_gone(read: ReadModel, ev: RemoteMacGone) -> Iterator[Change]:
+    ep = read.endpoint(EpKey(ev.vni, ev.mac))
+    owner = read.peer(ep.host_id) if ep is not None else None
     if owner is not None and owner.view.external is not None:  # not one that has moved to us since
-        core.counters["evpn_endpoints_withdrawn"] += 1
-        core._drop(key)
-    return []
+        yield Forgotten(EpKey(ev.vni, ev.mac), count="evpn_endpoints_withdrawn")
 
 
-def _remote_flood(core: Core, ev: RemoteFlood, now: float) -> list[Op]:
-    vtep, ops = _vtep(core, ev.vtep, ev.peer, now)
-    if vtep is None:
-        return ops
-    core._mark_flips(core.ix.set_flood_member(ev.vni, vtep.id, ev.present))
-    return ops
+def _remote_flood(read: ReadModel, ev: RemoteFlood) -> Iterator[Change]:
+    yield from _vtep(read, ev.vtep, ev.peer)
+    if not _is_ours(read, ev.vtep):
+        yield FloodMember(ev.vni, vtep_id(ev.vtep), ev.present)

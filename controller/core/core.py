@@ -1,11 +1,17 @@
 """Events in, operations out: the controller's decisions, in plain Python.
 
 Each event updates the indexed state (index.py) and marks what it changed as dirty: a partition
-(BASE, a tenant, a learned endpoint) on the hosts where it lives. `drain` recomputes the dirty
-partitions (pipeline.py) and diffs them against what each switch holds; the diff is the list of
-operations returned. With `eager` (the default, for tests) every event drains at once; the app
-turns it off and drains in slices of at most a few tens of milliseconds, so one big change never
-stalls the event loop. Nothing here touches a socket or os-ken.
+(parts.py: BASE, a tunnel port, a tenant, a learned endpoint) on the hosts where it lives. `drain`
+recomputes the dirty partitions (reconcile.py, with controller/pipeline/) and diffs them against
+what each switch holds; the diff is the list of operations returned. With `eager` (the default, for
+tests) every event drains at once; the app turns it off and drains in slices of at most a few tens
+of milliseconds, so one big change never stalls the event loop. Nothing here touches a socket or
+os-ken.
+
+The contract: events come in as method calls (a switch up or down, a host's OVSDB view, a packet-in,
+a flow removed, time passing, a tenant put or deleted); what was learned comes in as typed changes
+(changes.py) through one method, `learn`, from packet-ins and BGP EVPN routes alike; operations go
+out (controller/model/ops.py). Whoever only reads the state reads `read` (read_model.py).
 """
 
 from __future__ import annotations
@@ -14,75 +20,72 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from controller.core.counters import ROLE_COUNTERS, SUPPRESSED
-from controller.core.flood_cap import FloodCaps
-from controller.core.index import EpKey, Flip, Index
+from controller.core import reconcile
+from controller.core.changes import (
+    Bound,
+    Change,
+    FloodMember,
+    Forgotten,
+    Learned,
+    Moved,
+    Noted,
+    Seen,
+    Unbound,
+    VtepNamed,
+)
+from controller.core.counters import fold_role
+from controller.core.flood_cap import LearningCap
+from controller.core.index import Index
 from controller.core.learning import Learner
+from controller.core.marks import Marks
+from controller.core.parts import LEFTOVERS, EpKey, Part
+from controller.core.read_model import ReadModel
 from controller.core.switch_state import Installed, SwitchDump, recovered_endpoints
 from controller.core.tunnel_ops import TunnelBook
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import DeletePorts, FlowDelete, FlowMod, FlowPurge, GroupMod, MeterMod, Op, ReadSwitch
+from controller.model.ops import DeletePorts, FlowMod, FlowPurge, Op, ReadSwitch
 from controller.model.state import Endpoint, Host, HostView, Tenant
-from controller.pipeline.desired import (
-    base_flows,
-    endpoint_flows,
-    flood_group,
-    holddown_flow,
-    meters,
-    tenant_flows,
-    tunnel_classify,
-)
+from controller.pipeline.desired import holddown_flow, source_key, source_of
 from controller.pipeline.settings import Settings
-from controller.pipeline.tunnel_kinds import FLOW
 
 LOG = logging.getLogger(__name__)
-# Partitions of a switch's flows, recomputed independently: BASE, a tenant (its VNI: flows
-# and flood group), and a learned endpoint ((VNI, MAC): its entries on that switch).
-BASE = "base"
-LEFTOVERS = "leftovers"  # after a full pass: what a read-back switch holds that nobody wants
-TUNNEL_PART = "tunnel:"  # + port name: that tunnel port's classify flow
-
-
-def tunnel_part(name: str) -> str:
-    return TUNNEL_PART + name
-
-Part = str | int | tuple[int, str]
-
 OFPRR_IDLE_TIMEOUT = 0
-
-@dataclass
-class _Dirty:
-    parts: set = field(default_factory=set)
-    full: bool = False
 
 
 class Core:
     def __init__(self, settings: Settings, tenants: Iterable[Tenant] = (),
                  canon: Callable[[f.Match], f.Match] | None = None) -> None:
         self.settings = settings
-        self.ix = Index(tenants)
+        self.cap = LearningCap(settings.max_endpoints)  # its state, all of it; told of every recount
+        self.ix = Index(tenants, recounted=self.cap.recounted)
         self.datapaths: set[int] = set()  # connected over OpenFlow
         self.installed: dict[int, Installed] = {}  # only for switches whose content we know
         self.dumps: dict[int, SwitchDump] = {}  # read back before the host's OVSDB view said whose it is
         self.tunnels = TunnelBook(self.ix)  # tunnel ports asked for, peers still to ask for, forgotten IPs
         self.counters: Counter[str] = Counter()
         self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
-        self.dirty: dict[str, _Dirty] = {}
+        self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host)
         self.eager = True
         self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
-        self.learner = Learner(settings, self.ix, self.counters)
+        self.learner = Learner(settings, self.ix, self.counters, self.cap)
         # After a restart, endpoints come back from each host's own switch; until every switch had
         # its turn (recover_until), another host's entries for them are kept, not deleted.
         self.recover_until = 0.0
         self.recovering = False
-        # Partitions marked since an observer last looked (the EVPN speaker: controller/bgp/speaker.py);
-        # None: nobody looks.
-        self.changed: set[Part] | None = None
         self.passive = False  # a follower (controller/ha/roles.py): it tracks state but programs nothing
-        self.caps = FloodCaps()  # (host, tenant)s at their learning cap flood only learned sources
+        self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings)
+
+    @property
+    def changed(self) -> set[Part] | None:
+        """Partitions marked since an observer (the EVPN speaker) last looked; None: nobody looks."""
+        return self.marks.changed
+
+    @changed.setter
+    def changed(self, parts: set[Part] | None) -> None:
+        self.marks.changed = parts
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -105,37 +108,9 @@ class Core:
     def host_of_dpid(self, dpid: int) -> Host | None:
         return self.ix.host_of_dpid(dpid)
 
-    def tenant_by_vni(self, vni: int) -> Tenant | None:
-        return self.ix.tenant_by_vni(vni)
-
-    def tenant_on(self, host_id: str, vlan: int) -> Tenant | None:
-        return self.ix.tenant_on(host_id, vlan)
-
-    def member_hosts(self, tenant: Tenant) -> set[str]:
-        """Hosts with members of the tenant: learned endpoints, or br0 ports tagged with its VLAN."""
-        return set(self.ix.members.get(tenant.vni, ()))
-
     def placed_on(self, host: Host) -> set[int]:
         """The tenants whose flows a host holds: where it has members (learn mode: everywhere)."""
         return self.settings.learning.placed(self.ix.placed.get(host.id, ()), self.ix.tenants.values(), host.id)
-
-    def tenants_at(self, host_id: str) -> list[Tenant]:
-        """Tenants with members on a host or assigned to it by name (not every tenant of the cloud)."""
-        names = {self.ix.by_vni[v].name for v in self.ix.placed.get(host_id, ()) if v in self.ix.by_vni}
-        names |= set(self.ix.named_on(host_id))
-        return [self.ix.tenants[n] for n in sorted(names)]
-
-    def endpoint_port(self, ep: Endpoint) -> str | None:
-        """The br0 port an endpoint sits behind, when its host's OVSDB says (attached-mac)."""
-        host = self.ix.hosts.get(ep.host_id)
-        return dict(host.view.attached).get(ep.mac) if host else None
-
-    def external_of(self, ep: Endpoint) -> dict | None:
-        """Where an endpoint behind an external VTEP came from (None: one of ours)."""
-        peer = self.ix.peers.get(ep.host_id)
-        if peer is None or peer.view.external is None:
-            return None
-        return {"vtep": peer.view.overlay_ip, "peer": peer.view.external}
 
     def tenant_endpoints(self, vni: int) -> list[Endpoint]:
         return self.ix.tenant_endpoints(vni)
@@ -173,7 +148,7 @@ class Core:
         for ep in recovered_endpoints(dump, host.id, self.ix, now):
             self.counters["endpoints_recovered"] += 1
             self._learned(ep)
-        self._mark_full(host.id)
+        self.marks.full(host.id)
         return self._flush()
 
     def datapath_down(self, dpid: int, now: float = 0.0) -> list[Op]:
@@ -201,34 +176,21 @@ class Core:
         new_peer = old is None or old.view.overlay_ip != view.overlay_ip
         if old is None or (old.view.datapath_id, old.view.patch_ofport, old.view.overlay_ip) != (
                 view.datapath_id, view.patch_ofport, view.overlay_ip):
-            self._mark_full(host.id)
+            self.marks.full(host.id)
         elif old.view.tunnels != view.tunnels:
-            self._tunnels_changed(host, old)
-        self._mark_flips(flips)
+            parts = self.tunnels.parts_changed(old, host, self.placed_on)  # None: the flow port, all of it
+            if parts is None:
+                self.marks.full(host.id)
+            else:
+                self.marks.parts(host.id, parts)
+        self.marks.flips(flips)
         if new_peer and self.settings.learning.floods_to_every_host:  # one more bucket everywhere
             for other in self.ix.hosts.values():
-                self._mark(other.id, self.placed_on(other))
+                self.marks.parts(other.id, self.placed_on(other))
         # the switch was read back before OVSDB said whose it is: programmable from now on
         adopted = self._adopt_dump(host, now) if view.datapath_id in self.dumps else []
         ops = self._tunnel_ops(self.tunnels.view_changed(self.settings, old, host, new_peer, now))
         return adopted + ops + self._flush()
-
-    def _tunnels_changed(self, host: Host, old: Host) -> None:
-        """Tunnel ports came or went: their classify flows, and whatever leads to those peers."""
-        was, now = old.tunnels_by_name, host.tunnels_by_name
-        diff = [p for name, p in now.items() if was.get(name) != p]
-        diff += [p for name, p in was.items() if name not in now or now[name] != p]
-        changed = {p.remote_ip for p in diff}
-        if FLOW in changed:  # the flow-based port came, went or got its ofport: everything uses it
-            self._mark_full(host.id)
-            return
-        peers = [self.ix.host_by_ip[ip] for ip in changed if ip in self.ix.host_by_ip]
-        placed = self.placed_on(host)
-        parts: set[Part] = {tunnel_part(p.name) for p in diff}
-        for peer in peers:
-            parts |= placed & self.placed_on(self.ix.peers[peer])  # flood buckets toward it
-            parts |= {k for k in self.ix.eps_by_host.get(peer, ()) if k[0] in placed}
-        self._mark(host.id, parts)
 
     def ovsdb_down(self, system_id: str, now: float = 0.0) -> list[Op]:
         host = self.ix.hosts.get(system_id)
@@ -246,7 +208,7 @@ class Core:
             for dpid, inst in self.installed.items():
                 host = self.ix.host_of_dpid(dpid)
                 if inst.read_back() and host is not None:
-                    self._mark(host.id, (LEFTOVERS,))
+                    self.marks.parts(host.id, (LEFTOVERS,))
         ops = self._tunnel_ops(self.tunnels.retry_overdue(self.settings, now))
         for host in list(self.ix.hosts.values()):
             if host.lost_since is None or host.withdrawn or now - host.lost_since < self.settings.host_grace:
@@ -258,7 +220,7 @@ class Core:
                 self._drop(key)
             flips = self.ix.put_host(replace(host.view, member_vlans=frozenset()), ovsdb_connected=False)
             self.ix.hosts[host.id].withdrawn = True
-            self._mark_flips(flips)
+            self.marks.flips(flips)
         return ops + self._flush()
 
     def forget_host(self, system_id: str, now: float) -> list[Op]:
@@ -268,8 +230,8 @@ class Core:
             self.tunnels.forgotten_ips.add(host.view.overlay_ip)
         for key in list(self.ix.eps_by_host.get(system_id, ())):
             self._drop(key)
-        self._mark_flips(self.ix.drop_host(system_id))
-        self.dirty.pop(system_id, None)
+        self.marks.flips(self.ix.drop_host(system_id))
+        self.marks.dirty.pop(system_id, None)
         self.tunnels.toward.pop(system_id, None)
         ops = self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values())))
         return ops + self._flush()
@@ -283,9 +245,9 @@ class Core:
         """
         self.settings = settings
         self.learner.settings = settings
-        self.ix.recounted.update(self.ix.ep_count)  # the cap may have changed
+        self.cap.retuned(settings.max_endpoints, self.ix.ep_count)  # the cap may have changed
         for host in self.ix.hosts.values():
-            self._mark_full(host.id)
+            self.marks.full(host.id)
         return self._tunnel_ops(self.tunnels.ops(settings, now, list(self.ix.hosts.values()))) + self._flush()
 
     def _tunnel_ops(self, ops: list[Op]) -> list[Op]:
@@ -316,11 +278,11 @@ class Core:
         ops: list[Op] = []
         if old is not None:
             ops += self._retire_tenant(old)  # its endpoints are relearned under the new numbering
-        self._mark_flips(self.ix.put_tenant(tenant))
+        self.marks.flips(self.ix.put_tenant(tenant))
         if self.settings.learning.floods_to_every_host:
             for host in self.ix.hosts.values():
                 if tenant.present_on(host.id):
-                    self._mark(host.id, {tenant.vni})
+                    self.marks.parts(host.id, {tenant.vni})
         return ops + self._flush()
 
     def delete_tenant(self, name: str) -> list[Op]:
@@ -334,7 +296,7 @@ class Core:
             holders |= {h for h in self.ix.hosts if old.present_on(h)}
         self.ix.delete_tenant(old.name)
         for host_id in holders:
-            self._mark(host_id, {old.vni} | eps)
+            self.marks.parts(host_id, {old.vni} | eps)
         return self._purge_learned(old)
 
     def _purge_learned(self, tenant: Tenant) -> list[Op]:
@@ -353,48 +315,80 @@ class Core:
         if seen is None:
             return []
         host, tenant, frame = seen
-        for change in self.learner.learn(host, tenant, frame, now):
-            self._apply_change(change)
-        ops = self._flush()
+        ops = self.learn(self.learner.learn(host, tenant, frame, now), now)
         if table in (t.ARP_RESPONDER, t.ND_RESPONDER) and frame.asks_for \
                 and (tenant.vni, frame.asks_for) not in self.ix.bindings:
             self.counters["unknown_ip_holddowns"] += 1
             ops.append(FlowMod(dpid, holddown_flow(self.settings, tenant, host.id, frame.asks_for)))
         return ops
 
-    def _apply_change(self, change: tuple) -> None:
-        kind, key, *rest = change
-        before = set(self.ix.members.get(key[0], ()))
-        if kind == "new":
-            self._learned(rest[0])
-            return
-        if kind == "move":
-            old_host = self.ix.endpoints[key].host_id
-            self._mark_flips(self.ix.move_endpoint(key, *rest))
-            before.add(old_host)
-        elif kind == "bind":
-            previous = self.ix.bind(key, rest[0])
+    def learn(self, changes: Iterable[Change], now: float) -> list[Op]:
+        """Apply what was learned (controller/core/changes.py), in order, and return the operations.
+
+        `changes` may be a generator that reads the state as it goes (controller/bgp/external.py):
+        each change is applied before the next one is made.
+        """
+        ops: list[Op] = []
+        for change in changes:
+            count = getattr(change, "count", None)
+            if count is not None:
+                self.counters[count] += 1
+            ops += self._apply(change, now)
+        return ops + self._flush()
+
+    def _apply(self, change: Change, now: float) -> list[Op]:
+        if isinstance(change, Learned):
+            self._learned(change.endpoint)
+        elif isinstance(change, Moved):
+            key = change.key
+            before = set(self.ix.members.get(key[0], ())) | {self.ix.endpoints[key].host_id}
+            self.marks.flips(self.ix.move_endpoint(key, change.host_id, change.vlan))
+            self.marks.endpoint(key, before)
+        elif isinstance(change, Bound):
+            before = set(self.ix.members.get(change.key[0], ()))
+            previous = self.ix.bind(change.key, change.ip)
             if previous is not None:
-                self._mark_endpoint(previous, before)
-        self._mark_endpoint(key, before)
+                self.marks.endpoint(previous, before)
+            self.marks.endpoint(change.key, before)
+        elif isinstance(change, Unbound):
+            self.ix.unbind(change.key, change.ips)
+            self.marks.endpoint(change.key, set())
+        elif isinstance(change, Seen):
+            self.ix.endpoints[change.key].last_seen = change.at
+        elif isinstance(change, Forgotten):
+            self._drop(change.key)
+        elif isinstance(change, VtepNamed):
+            return self._vtep(change, now)
+        elif isinstance(change, FloodMember):
+            self.marks.flips(self.ix.set_flood_member(change.vni, change.peer_id, change.member))
+        elif not isinstance(change, Noted):
+            raise TypeError(change)
+        return []
+
+    def _vtep(self, change: VtepNamed, now: float) -> list[Op]:
+        """An external VTEP: a tunnel peer (never a host), with a port toward it on every host."""
+        vtep = self.ix.put_vtep(HostView(system_id=change.vtep_id, overlay_ip=change.ip, external=change.peer))
+        self.tunnels.forgotten_ips.discard(change.ip)
+        self.counters["evpn_vteps"] += 1
+        return self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values()), toward=[vtep]))
 
     def _learned(self, ep: Endpoint) -> None:
-        key = (ep.vni, ep.mac)
+        key = EpKey(ep.vni, ep.mac)
         ips = set(ep.ips)
         ep.ips = set()
-        self._mark_flips(self.ix.add_endpoint(ep))
+        self.marks.flips(self.ix.add_endpoint(ep))
         for ip in sorted(ips):
             previous = self.ix.bind(key, ip)
             if previous is not None:
-                self._mark_endpoint(previous, set())
-        self._mark_endpoint(key, set())
+                self.marks.endpoint(previous, set())
+        self.marks.endpoint(key, set())
 
     def _drop(self, key: EpKey) -> None:
         ep = self.ix.endpoints[key]
         before = set(self.ix.members.get(key[0], ())) | {ep.host_id}
-        self._mark_flips(self.ix.drop_endpoint(key))
+        self.marks.flips(self.ix.drop_endpoint(key))
         self.learner.forget(key)
-        self._mark_endpoint(key, before)
+        self.marks.endpoint(key, before)
 
     def flow_removed(self, dpid: int, table: int, reason: int, match: dict, now: float,
                      cookie: int | None = None) -> list[Op]:
@@ -402,17 +396,20 @@ class Core:
         host = self.ix.host_of_dpid(dpid)
         if host is None or table != t.SRC_MAC or reason != OFPRR_IDLE_TIMEOUT:
             return []
-        vid, mac = match.get("vlan_vid"), match.get("eth_src")
-        tenant = self.ix.tenant_on(host.id, (vid or 0) & 0x0FFF)
-        if tenant is None or not isinstance(mac, str):
+        source = source_of(match)
+        if source is None:
             return []
-        key = (tenant.vni, mac)
+        vid, mac = source
+        tenant = self.ix.tenant_on(host.id, vid & 0x0FFF)
+        if tenant is None:
+            return []
+        key = EpKey(tenant.vni, mac)
         ep = self.ix.endpoints.get(key)
         if ep is None or ep.host_id != host.id:
             return []
         inst = self.installed.get(dpid)
         if inst is not None:  # the switch has already removed it
-            inst.forget((t.SRC_MAC, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_src=mac)))
+            inst.forget(source_key(vid, mac))
         self._drop(key)
         self.counters["endpoints_aged"] += 1
         return self._flush()
@@ -420,46 +417,11 @@ class Core:
     # ---- what the switches counted ---------------------------------------------------------
 
     def role_stats(self, dpid: int, role: int, packets: int) -> None:
-        """Fold one switch's packet count for one role (an aggregate over its flows) into the counters.
-
-        Counters are monotonic: only growth is added. When flows of the role go away their
-        packets leave the aggregate; that drop is not counted as traffic.
-        """
-        name = ROLE_COUNTERS.get(role)
-        if name is None or dpid not in self.datapaths:
-            return
-        prev = self.role_packets.get((dpid, role))
-        self.role_packets[(dpid, role)] = packets
-        grown = packets - prev if prev is not None and packets > prev else 0
-        if grown:
-            self.counters[name] += grown
-            if name in SUPPRESSED:
-                self.counters["floods_suppressed"] += grown
+        """One switch's packet count for one role (an aggregate over its flows): counters.fold_role."""
+        if dpid in self.datapaths:
+            fold_role(self.counters, self.role_packets, dpid, role, packets)
 
     # ---- marking what changed ----------------------------------------------------------------
-
-    def _mark(self, host_id: str, parts: Iterable[Part]) -> None:
-        self.dirty.setdefault(host_id, _Dirty()).parts.update(parts)
-        if self.changed is not None:
-            self.changed.update(parts)
-
-    def _mark_full(self, host_id: str) -> None:
-        self.dirty.setdefault(host_id, _Dirty()).full = True
-
-    def _mark_endpoint(self, key: EpKey, also: set[str]) -> None:
-        """An endpoint's entries live on every member host of its tenant (and leave the others)."""
-        for host_id in set(self.ix.members.get(key[0], ())) | also:
-            self._mark(host_id, (key,))
-
-    def _mark_flips(self, flips: list[Flip]) -> None:
-        """A host joined or left a tenant: its copy of the tenant, and the others' flood buckets."""
-        if self.settings.learning.floods_to_every_host:
-            return  # placement and floods do not follow members
-        for vni, host_id in flips:
-            self._mark(host_id, {vni} | set(self.ix.eps_by_vni.get(vni, ())))
-            for other in self.ix.members.get(vni, ()):
-                if other != host_id:
-                    self._mark(other, (vni,))
 
     # ---- recompute and diff ------------------------------------------------------------------
 
@@ -467,133 +429,41 @@ class Core:
         return self.drain() if self.eager else []
 
     def pending(self) -> bool:
-        return bool(self.dirty or self.tunnels.toward or self.caps.pending(self.ix))
+        return bool(self.marks.dirty or self.tunnels.toward or self.cap.pending())
 
     def _mark_caps(self) -> bool:
-        marks = self.caps.step(self.ix, self.settings.max_endpoints, busy=self.dirty)
+        marks = self.cap.step(self.ix, busy=self.marks.dirty)
         for host_id, parts in marks:
-            self._mark(host_id, parts)
+            self.marks.parts(host_id, parts)
         return bool(marks)
 
     def drain(self, budget_s: float | None = None, max_parts: int = 20) -> list[Op]:
-        """Recompute dirty partitions and return the difference; stop after budget_s seconds.
-
-        Order per switch (what the switch needs): meters and groups before the flows that use
-        them, adds before the deletes they replace, group deletes last.
-        """
+        """Recompute dirty partitions and return the difference (in the order reconcile.Batch
+        says); stop after budget_s seconds."""
         deadline = None if budget_s is None else time.perf_counter() + budget_s
-        first: list[Op] = self._tunnel_ops(self.tunnels.for_joined(self.settings, deadline))
-        adds: list[Op] = []
-        deletes: list[Op] = []
-        last: list[Op] = []
-        while self.dirty or self._mark_caps():  # a cap's next step once its host's changes are out
-            host_id = next(iter(self.dirty))
+        out = reconcile.Batch(first=self._tunnel_ops(self.tunnels.for_joined(self.settings, deadline)))
+        while self.marks.dirty or self._mark_caps():  # a cap's next step once its host's changes are out
+            host_id = next(iter(self.marks.dirty))
             host = self.ix.hosts.get(host_id)
             if host is None or self.passive or not self.is_programmable(host):
-                del self.dirty[host_id]  # programmed in full when it becomes programmable (or leads)
+                del self.marks.dirty[host_id]  # programmed in full when it becomes programmable (or leads)
                 continue
-            d = self.dirty[host_id]
+            d = self.marks.dirty[host_id]
+            dpid: int = host.view.datapath_id  # type: ignore[assignment]
+            inst = self.installed[dpid]
             if d.full:
-                first += self._expand_full(host, d)
-            batch = self._take(d, max_parts)
+                out.first += reconcile.expand_full(self.settings, self.ix, inst, host, self.placed_on(host), d)
+            batch = reconcile.take(d, max_parts)
             if not d.parts and not d.full:
-                del self.dirty[host_id]
+                del self.marks.dirty[host_id]
             for part in batch:
-                self._diff(host, part, first, adds, deletes, last)
+                if part is LEFTOVERS:
+                    out.deletes += reconcile.leftovers(inst, dpid, self.recovering,
+                                                       self.settings.learning.keeps_switch_entries)
+                else:
+                    want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on)
+                    reconcile.diff(inst, dpid, part, want, self.canon, out)
             if deadline is not None and time.perf_counter() > deadline:
                 break
-        self.counters["flow_mods"] += len(adds) + len(deletes)
-        return first + adds + deletes + last
-
-    def _expand_full(self, host: Host, d: _Dirty) -> list[Op]:
-        """Everything a host should hold, and everything it holds: the meters now, the rest as parts."""
-        d.full = False
-        dpid = host.view.datapath_id
-        inst = self.installed[dpid]  # type: ignore[index]
-        ops: list[Op] = []
-        want = {m.meter_id: m for m in meters(self.settings)}
-        for mid, m in want.items():
-            if inst.meters.get(mid) != m:
-                ops.append(MeterMod(dpid, m, "modify" if mid in inst.meters else "add"))  # type: ignore[arg-type]
-        inst.meters = dict(want)
-        placed = self.placed_on(host)
-        parts: set[Part] = {BASE} | placed | set(inst.flows) | set(inst.groups)
-        parts |= {tunnel_part(p.name) for p in host.view.tunnels}
-        for vni in placed:
-            parts |= self.ix.eps_by_vni.get(vni, set())
-        parts.discard(Installed.READ_BACK)
-        d.parts |= parts
-        if inst.read_back():
-            d.parts.add(LEFTOVERS)
-        return ops
-
-    @staticmethod
-    def _take(d: _Dirty, n: int) -> list[Part]:
-        """Up to n parts, LEFTOVERS only once everything else is done (without copying the set)."""
-        batch: list[Part] = []
-        leftovers = False
-        while d.parts and len(batch) < n:
-            part = d.parts.pop()
-            if part == LEFTOVERS:
-                leftovers = True
-            else:
-                batch.append(part)
-        if leftovers:
-            if batch or d.parts:
-                d.parts.add(LEFTOVERS)
-            else:
-                batch.append(LEFTOVERS)
-        return batch
-
-    def _desired(self, host: Host, part: Part) -> tuple[set[f.Flow], f.GroupEntry | None]:
-        if part == BASE:
-            return base_flows(self.settings, host), None
-        if isinstance(part, str):
-            return tunnel_classify(host, part[len(TUNNEL_PART):]), None
-        vni = part[0] if isinstance(part, tuple) else part
-        tenant = self.ix.tenant_by_vni(vni)  # type: ignore[arg-type]
-        if tenant is None or vni not in self.placed_on(host):
-            return set(), None
-        if isinstance(part, tuple):
-            ep = self.ix.endpoints.get(part)
-            if ep is None:
-                return set(), None
-            return endpoint_flows(self.settings, host, tenant, ep, self.ix.peers,
-                                  capped=(vni, host.id) in self.caps.sources), None
-        members = self.ix.members.get(tenant.vni, set())
-        return (tenant_flows(self.settings, host, tenant, capped=(vni, host.id) in self.caps.narrowed),
-                flood_group(self.settings, host, tenant, self.ix.peers, members))
-
-    def _diff(self, host: Host, part: Part, first: list[Op], adds: list[Op], deletes: list[Op],
-              last: list[Op]) -> None:
-        dpid: int = host.view.datapath_id  # type: ignore[assignment]
-        inst = self.installed[dpid]
-        if part == LEFTOVERS:
-            deletes += self._leftovers(host, inst)
-            return
-        want_flows, want_group = self._desired(host, part)
-        held = part in inst.flows  # a part new here (an endpoint just learned) has nothing to release
-        for fl in want_flows:
-            if not inst.claim(part, fl, self.canon):
-                adds.append(FlowMod(dpid, fl))
-        if held:
-            for key, have in inst.release(part, {fl.key for fl in want_flows}):
-                deletes.append(FlowMod(dpid, have, delete=True) if isinstance(have, f.Flow)
-                               else FlowDelete(dpid, *key))
-        if not isinstance(part, int):
-            return
-        have_group = inst.groups.get(part, Installed.ABSENT)
-        if want_group is not None and want_group != have_group:
-            first.append(GroupMod(dpid, want_group, "add" if have_group is Installed.ABSENT else "modify"))
-            inst.groups[part] = want_group
-        elif want_group is None and have_group is not Installed.ABSENT:
-            last.append(GroupMod(dpid, f.GroupEntry(part), "delete"))
-            del inst.groups[part]
-
-    def _leftovers(self, host: Host, inst: Installed) -> list[Op]:
-        """Flows a read-back switch holds that nothing wants: ours go, strangers go with a word."""
-        dpid: int = host.view.datapath_id  # type: ignore[assignment]
-        gone, strangers = inst.unwanted(self.recovering, keep_learned=self.settings.learning.keeps_switch_entries)
-        if strangers:
-            LOG.warning("switch %016x held %d flows not made by this controller: removed", dpid, strangers)
-        return [FlowDelete(dpid, *key) for key in gone]
+        self.counters["flow_mods"] += len(out.adds) + len(out.deletes)
+        return out.ops()

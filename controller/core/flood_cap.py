@@ -1,4 +1,7 @@
-"""Which (host, tenant) floods only for the sources it learned: those at their learning cap.
+"""The learning cap: at most max_endpoints learned per (host, tenant), and what a (host, tenant) at
+its cap floods. Every piece of the cap's state is here: the frames refused, when that was last
+logged, which (host, tenant)s are counted anew, and how far each has gone toward flooding only the
+sources it learned.
 
 A VM spraying random source MACs reaches max_endpoints at once; past it, each new MAC would
 still be flooded to every host of its tenant, where the hosts' own VM bridges (NORMAL, MAC
@@ -14,31 +17,61 @@ tenant's; uncapping widens the tenant's, then removes the sources' own.
 
 from __future__ import annotations
 
-from collections.abc import Container
+import logging
+from collections import Counter
+from collections.abc import Container, Iterable
 
-from controller.core.index import EpKey, Flip, Index
+from controller.core.index import Flip, Index
+from controller.core.parts import Part
+from controller.model.state import Tenant
+
+LOG = logging.getLogger("controller.core.learning")  # where the learner logged it before
+CAP_LOG_INTERVAL_S = 60.0
 
 
-class FloodCaps:
-    def __init__(self) -> None:
+class LearningCap:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # [overlay] max_endpoints
+        self.refused: dict[Flip, int] = {}  # (vni, host) at the cap -> frames refused since it got there
+        self._logged: dict[Flip, float] = {}
         self.sources: set[Flip] = set()  # (vni, host) whose learned sources have their own flood entries
         self.narrowed: set[Flip] = set()  # (vni, host) whose tenant flood entry drops the rest
         self._moving: set[Flip] = set()  # counted anew, not settled yet
 
-    def pending(self, ix: Index) -> bool:
-        return bool(ix.recounted or self._moving)
+    def recounted(self, spot: Flip) -> None:
+        """The index's endpoint count of (vni, host) changed."""
+        self._moving.add(spot)
 
-    def step(self, ix: Index, cap: int, busy: Container[str]) -> list[tuple[str, list[int | EpKey]]]:
+    def retuned(self, limit: int, counted: Iterable[Flip]) -> None:
+        self.limit = limit
+        self._moving.update(counted)
+
+    def admits(self, tenant: Tenant, host_id: str, count: int, now: float, counters: Counter[str]) -> bool:
+        """May one more endpoint be learned in the tenant on the host, which has `count`?"""
+        spot = (tenant.vni, host_id)
+        if count < self.limit:
+            self.refused.pop(spot, None)
+            return True
+        self.refused[spot] = self.refused.get(spot, 0) + 1
+        counters["learning_capped"] += 1
+        if now - self._logged.get(spot, -CAP_LOG_INTERVAL_S) >= CAP_LOG_INTERVAL_S:
+            self._logged[spot] = now
+            LOG.warning("tenant %s on host %s reached %d endpoints: learning no more there "
+                        "(%d frames refused so far)", tenant.name, host_id, self.limit, self.refused[spot])
+        return False
+
+    def pending(self) -> bool:
+        return bool(self._moving)
+
+    def step(self, ix: Index, busy: Container[str]) -> list[tuple[str, list[Part]]]:
         """The next step of each (host, tenant) whose count crossed the cap, for hosts not busy
         with earlier changes: (host, the partitions to recompute there)."""
-        self._moving |= ix.recounted
-        ix.recounted.clear()
-        marks: list[tuple[str, list[int | EpKey]]] = []
+        marks: list[tuple[str, list[Part]]] = []
         for spot in list(self._moving):
             vni, host_id = spot
             if host_id in busy:
                 continue
-            capped = ix.ep_count.get(spot, 0) >= cap
+            capped = ix.ep_count.get(spot, 0) >= self.limit
             if capped and spot not in self.sources:
                 self.sources.add(spot)
             elif capped and spot not in self.narrowed:

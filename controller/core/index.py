@@ -12,16 +12,16 @@ membership return the (vni, host) pairs whose membership flipped, for the core t
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from controller.core.parts import EpKey
 from controller.model.state import Endpoint, Host, HostView, Tenant
 
-EpKey = tuple[int, str]  # (vni, mac)
 Flip = tuple[int, str]  # (vni, host id)
 
 
 class Index:
-    def __init__(self, tenants: Iterable[Tenant] = ()) -> None:
+    def __init__(self, tenants: Iterable[Tenant] = (), recounted: Callable[[Flip], None] = lambda spot: None) -> None:
         self.tenants: dict[str, Tenant] = {}
         self.by_vni: dict[int, Tenant] = {}
         self._global_vlan: dict[int, set[str]] = defaultdict(set)  # default VLAN -> tenants on every host
@@ -34,7 +34,7 @@ class Index:
         self.eps_by_vni: dict[int, set[EpKey]] = defaultdict(set)
         self.eps_by_host: dict[str, set[EpKey]] = defaultdict(set)
         self.ep_count: Counter[Flip] = Counter()
-        self.recounted: set[Flip] = set()  # ep_count changed here since the core last looked (its cap)
+        self.recounted = recounted  # told of every (vni, host) whose ep_count changed (the learning cap)
         self.bindings: dict[tuple[int, str], str] = {}  # (vni, ip) -> mac
         self.tagged: dict[int, set[str]] = defaultdict(set)  # vni -> hosts with a br0 port in its VLAN
         self.members: dict[int, set[str]] = defaultdict(set)  # vni -> member hosts
@@ -189,7 +189,7 @@ class Index:
         return sorted((self.endpoints[k] for k in self.eps_by_vni.get(vni, ())), key=lambda e: e.mac)
 
     def add_endpoint(self, ep: Endpoint) -> list[Flip]:
-        key = (ep.vni, ep.mac)
+        key = EpKey(ep.vni, ep.mac)
         self.endpoints[key] = ep
         self.eps_by_vni[ep.vni].add(key)
         return self._place(key, ep.host_id, +1)
@@ -219,8 +219,16 @@ class Index:
         prev_ep = self.endpoints.get((vni, previous))
         if prev_ep is not None:
             prev_ep.ips.discard(ip)
-            return (vni, previous)
+            return EpKey(vni, previous)
         return None
+
+    def unbind(self, key: EpKey, ips: Iterable[str]) -> None:
+        """These IPs are no longer the endpoint's (bindings another endpoint took since stay its)."""
+        ep = self.endpoints[key]
+        for ip in ips:
+            if self.bindings.get((key.vni, ip)) == key.mac:
+                del self.bindings[(key.vni, ip)]
+            ep.ips.discard(ip)
 
     def _place(self, key: EpKey, host_id: str, delta: int) -> list[Flip]:
         vni = key[0]
@@ -229,7 +237,7 @@ class Index:
         else:
             self.eps_by_host[host_id].discard(key)
         self.ep_count[(vni, host_id)] += delta
-        self.recounted.add((vni, host_id))
+        self.recounted((vni, host_id))
         if self.ep_count[(vni, host_id)] <= 0:
             del self.ep_count[(vni, host_id)]
         return self._refresh_member(vni, host_id)

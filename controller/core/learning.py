@@ -1,12 +1,13 @@
 """What a packet-in teaches: a new endpoint, a move, an IP (re)binding — within bounds.
 
-Parsing happens once here; `learn` returns the changes as values for the core to apply:
-  ("new", key, Endpoint)   a MAC seen for the first time (with the IP it announced, if any)
-  ("move", key, host, vlan) a known MAC behind another host (a migrated VM's GARP)
-  ("bind", key, ip)        an IP announced by this MAC (taking it from another, as a VIP does)
-Bounds: at most `max_endpoints` per (host, tenant), so one VM spraying random source MACs cannot
-make the whole overlay learn them; and a MAC flapping between hosts (a loop, a cloned VM) is held
-where it is for a back-off that doubles with each flap instead of moving on every frame.
+Parsing happens once here; `learn` returns the changes as typed values (controller/core/changes.py)
+for Core.learn to apply: Learned (a MAC seen for the first time, with the IP it announced, if any),
+Moved (a known MAC behind another host: a migrated VM's GARP), Bound (an IP announced by this MAC,
+taking it from another, as a VIP does).
+Bounds: at most `max_endpoints` per (host, tenant) (controller/core/flood_cap.py), so one VM
+spraying random source MACs cannot make the whole overlay learn them; and a MAC flapping between
+hosts (a loop, a cloned VM) is held where it is for a back-off that doubles with each flap instead
+of moving on every frame.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from controller.core.index import EpKey, Index
+from controller.core.changes import Bound, Change, Learned, Moved
+from controller.core.flood_cap import LearningCap
+from controller.core.index import Index
+from controller.core.parts import EpKey
 from controller.model import packets
 from controller.model.state import Endpoint, Host, Tenant
 from controller.pipeline.settings import Settings
 
 LOG = logging.getLogger(__name__)
-CAP_LOG_INTERVAL_S = 60.0
 FLAP_WINDOW_S = 10.0  # moves closer together than this count as one flapping run
 FLAP_MOVES = 3  # the move that starts damping: A -> B -> A -> B within the window
 FLAP_HOLD_S = 2.0  # first hold; doubles per further flap, up to FLAP_HOLD_MAX_S
 FLAP_HOLD_MAX_S = 120.0
-
-Change = tuple
-
 
 @dataclass
 class _Flap:
@@ -38,12 +38,11 @@ class _Flap:
 
 
 class Learner:
-    def __init__(self, settings: Settings, ix: Index, counters: Counter[str]) -> None:
+    def __init__(self, settings: Settings, ix: Index, counters: Counter[str], cap: LearningCap) -> None:
         self.settings = settings
         self.ix = ix
         self.counters = counters
-        self.capped: dict[tuple[int, str], int] = {}  # (vni, host) -> frames refused since the cap
-        self._cap_logged: dict[tuple[int, str], float] = {}
+        self.cap = cap
         self._flaps: dict[EpKey, _Flap] = {}
 
     def parse(self, dpid: int, data: bytes) -> tuple[Host, Tenant, packets.Frame] | None:
@@ -63,7 +62,7 @@ class Learner:
         return host, tenant, frame
 
     def learn(self, host: Host, tenant: Tenant, frame: packets.Frame, now: float) -> list[Change]:
-        key = (tenant.vni, frame.src)
+        key = EpKey(tenant.vni, frame.src)
         ep = self.ix.endpoints.get(key)
         changes: list[Change] = []
         if ep is None:
@@ -74,17 +73,17 @@ class Learner:
             if frame.ip is not None:
                 new.ips.add(frame.ip)
                 self._count_rebind(tenant, frame.ip, frame.src)
-            return [("new", key, new)]
+            return [Learned(new)]
         if ep.host_id != host.id:
             if self._damped(key, now) or self._over_cap(tenant, host.id, now):
                 return []
             LOG.info("MAC %s of %s moved %s -> %s", frame.src, tenant.name, ep.host_id, host.id)
             self.counters["mac_moves"] += 1
-            changes.append(("move", key, host.id, frame.vlan))
+            changes.append(Moved(key, host.id, frame.vlan))
         ep.last_seen = now
         if frame.ip is not None and self.ix.bindings.get((tenant.vni, frame.ip)) != frame.src:
             self._count_rebind(tenant, frame.ip, frame.src)
-            changes.append(("bind", key, frame.ip))
+            changes.append(Bound(key, frame.ip))
         return changes
 
     def _count_rebind(self, tenant: Tenant, ip: str, mac: str) -> None:
@@ -95,18 +94,8 @@ class Learner:
             LOG.info("IP %s of %s rebound %s -> %s", ip, tenant.name, previous, mac)
 
     def _over_cap(self, tenant: Tenant, host_id: str, now: float) -> bool:
-        spot = (tenant.vni, host_id)
-        if self.ix.ep_count.get(spot, 0) < self.settings.max_endpoints:
-            self.capped.pop(spot, None)
-            return False
-        self.capped[spot] = self.capped.get(spot, 0) + 1
-        self.counters["learning_capped"] += 1
-        if now - self._cap_logged.get(spot, -CAP_LOG_INTERVAL_S) >= CAP_LOG_INTERVAL_S:
-            self._cap_logged[spot] = now
-            LOG.warning("tenant %s on host %s reached %d endpoints: learning no more there "
-                        "(%d frames refused so far)", tenant.name, host_id, self.settings.max_endpoints,
-                        self.capped[spot])
-        return True
+        count = self.ix.ep_count.get((tenant.vni, host_id), 0)
+        return not self.cap.admits(tenant, host_id, count, now, self.counters)
 
     def _damped(self, key: EpKey, now: float) -> bool:
         st = self._flaps.get(key)

@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from controller.core.index import Index
+from controller.core.parts import EpKey
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.state import Endpoint
+from controller.pipeline.desired import source_of
 
 FlowKey = tuple[int, int, f.Match]  # (table, priority, match)
 
@@ -28,7 +30,6 @@ class SwitchDump:
 
 
 class Installed:
-    READ_BACK = "read-back"
     ABSENT = object()  # a group we do not hold (None: held, content unknown)
 
     def __init__(self) -> None:
@@ -109,20 +110,21 @@ class Installed:
 
 def recovered_endpoints(dump: SwitchDump, host_id: str, ix: Index, now: float = 0.0) -> Iterable[Endpoint]:
     """Endpoints (with their IPs) whose source entries this host's switch holds, not yet known."""
-    found: dict[tuple[int, str], Endpoint] = {}
+    found: dict[EpKey, Endpoint] = {}
     bindings: list[tuple[int, str, str]] = []
     for (_table, _prio, match), ck in dump.flows.items():
         if f.cookie_kind(ck) != f.COOKIE_ENDPOINT:
             continue
         role, vni, m = f.cookie_role(ck), f.cookie_vni(ck), dict(match)
-        mac, vid = m.get("eth_src"), m.get("vlan_vid")
-        if not isinstance(mac, str) or not isinstance(vid, int):
+        source = source_of(m)
+        if source is None:
             continue
+        vid, mac = source
         tenant = ix.tenant_on(host_id, vid & 0x0FFF)
         if tenant is None or tenant.vni != vni or (vni, mac) in ix.endpoints:
             continue
         if role == f.ROLE_SOURCE:
-            found[(vni, mac)] = Endpoint(vni, mac, host_id, vid & 0x0FFF, now)
+            found[EpKey(vni, mac)] = Endpoint(vni, mac, host_id, vid & 0x0FFF, now)
         elif role == f.ROLE_BINDING:
             ip = m.get("arp_spa") or m.get("ipv6_src")
             if isinstance(ip, str):

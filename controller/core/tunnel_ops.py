@@ -14,11 +14,13 @@ OVSDB transactions.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from controller.core.index import Index
+from controller.core.parts import Part, TunnelPart
 from controller.model.ops import AddTunnelPorts, DeletePorts, Op
 from controller.model.state import Host
-from controller.pipeline import tunnel_kinds
+from controller.pipeline import tunnel_kinds, tunnel_ports
 from controller.pipeline.settings import Settings
 
 TUNNEL_RETRY_S = 10.0  # a tunnel port asked for but not seen by then is asked for again
@@ -56,6 +58,23 @@ class TunnelBook:
                 if other != host.id:
                     self.toward.setdefault(other, {})[host.id] = now
         return ops
+
+    def parts_changed(self, old: Host, host: Host, placed_on: Callable[[Host], set[int]]) -> set[Part] | None:
+        """Tunnel ports came or went: their classify flows, and whatever leads to those peers
+        (None: the flow-based port came, went or got its ofport, and everything uses it)."""
+        was, now = old.tunnels_by_name, host.tunnels_by_name
+        diff = [p for name, p in now.items() if was.get(name) != p]
+        diff += [p for name, p in was.items() if name not in now or now[name] != p]
+        if tunnel_ports.reaches_every_peer(diff):
+            return None
+        changed = {p.remote_ip for p in diff}
+        peers = [self.ix.host_by_ip[ip] for ip in changed if ip in self.ix.host_by_ip]
+        placed = placed_on(host)
+        parts: set[Part] = {TunnelPart(p.name) for p in diff}
+        for peer in peers:
+            parts |= placed & placed_on(self.ix.peers[peer])  # flood buckets toward it
+            parts |= {k for k in self.ix.eps_by_host.get(peer, ()) if k[0] in placed}
+        return parts
 
     def retry_overdue(self, s: Settings, now: float) -> list[Op]:
         """Tunnel ports asked for but never seen (TUNNEL_RETRY_S): asked for again."""

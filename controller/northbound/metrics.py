@@ -31,8 +31,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from webob import Request, Response
 
-from controller.core.core import Core
 from controller.core.counters import OPENFLOW_MALFORMED, OVSDB_MALFORMED
+from controller.core.read_model import ReadModel
 from controller.version import __version__
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -98,20 +98,17 @@ class Snapshot:
     counters: dict[str, int] = field(default_factory=dict)
 
 
-def snapshot(core: Core, packet_ins: dict[int, int]) -> Snapshot:
+def snapshot(r: ReadModel, packet_ins: dict[int, int]) -> Snapshot:
     """`packet_ins` by datapath ID; those of a switch no host claims (yet) are labelled by its DPID."""
     hosts, claimed = [], set()
-    for host in sorted(core.hosts.values(), key=lambda h: h.id):
+    for host in sorted(r.hosts.values(), key=lambda h: h.id):
         dpid = host.view.datapath_id
-        inst = core.installed.get(dpid) if dpid is not None and dpid in core.datapaths else None
-        flows = sum(len(part) for part in inst.flows.values()) if inst is not None else 0
         claimed.add(dpid)
-        hosts.append(HostSample(host.id, host.ovsdb_connected, dpid in core.datapaths, flows,
+        hosts.append(HostSample(host.id, host.ovsdb_connected, r.openflow_connected(host), r.flow_count(host),
                                 packet_ins.get(dpid, 0) if dpid is not None else 0))
     for dpid in sorted(set(packet_ins) - claimed):
-        hosts.append(HostSample(f"dpid:{dpid:016x}", False, dpid in core.datapaths, 0, packet_ins[dpid]))
-    return Snapshot(hosts=hosts, tenants=len(core.tenants), endpoints=len(core.endpoints),
-                    counters=dict(core.counters))
+        hosts.append(HostSample(f"dpid:{dpid:016x}", False, r.switch_connected(dpid), 0, packet_ins[dpid]))
+    return Snapshot(hosts=hosts, tenants=len(r.tenants), endpoints=r.endpoint_count(), counters=r.counters())
 
 
 class RestStats:
@@ -257,7 +254,7 @@ class Metrics:
     def response(self, backend: Any) -> Response:
         """The /metrics answer: a snapshot from the backend's event loop, rendered off it."""
         try:
-            snap = backend.call(lambda: snapshot(backend.core, dict(self.packet_ins)), timeout=SCRAPE_TIMEOUT_S)
+            snap = backend.call(lambda: snapshot(backend.core.read, dict(self.packet_ins)), timeout=SCRAPE_TIMEOUT_S)
         except TimeoutError:  # a stuck event loop: still show its lag, with the last snapshot
             snap = None
         resp = Response(status=200, body=self.render(snap))

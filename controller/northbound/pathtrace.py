@@ -3,8 +3,8 @@
 In the style of ovn-trace: the frame enters br1 on the source VM's host from br0, tagged with
 the tenant's VLAN there; every table it hits is listed; each copy sent into a tunnel is followed
 into the receiving host's br1 and traced there too. The flows and groups are the ones the core
-has installed on each switch (Core.installed), so this shows what the switches were told, not a
-recomputation. Pure: reads the core, changes nothing; raises TraceError on bad input.
+has installed on each switch (the core's read model), so this shows what the switches were told,
+not a recomputation. Pure: reads the core, changes nothing; raises TraceError on bad input.
 
 It runs on the event loop (it reads the core) and costs a pass over the hosts' flows it visits:
 about 10-15 ms with 3,000 endpoints on 3 hosts (flows grouped by table, only the visited tables
@@ -18,12 +18,12 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from controller.core.core import Core
+from controller.core.read_model import ReadModel
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.state import Endpoint, Host, Tenant
+from controller.pipeline import tunnel_ports
 from controller.pipeline.trace import Packet, Step, Trace, Tracer, actions_text, match_text
-from controller.pipeline.tunnel_kinds import FLOW
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 ETH_TYPE_IPV4 = 0x0800
@@ -89,24 +89,21 @@ def request_from_json(doc: Any) -> Request:
 
 # ---- finding things in the core's state ------------------------------------------------------
 
-def _endpoint(core: Core, tenant: Tenant, key: str) -> Endpoint | None:
+def _endpoint(r: ReadModel, tenant: Tenant, key: str) -> Endpoint | None:
     mac, ip = _mac(key), _ip(key)
-    for ep in core.tenant_endpoints(tenant.vni):
+    for ep in r.endpoints_of(tenant.vni):
         if ep.mac.lower() == mac or (ip is not None and ip in ep.ips):
             return ep
     return None
 
 
-def _tracer(core: Core, host: Host) -> Tracer | None:
-    inst = core.installed.get(host.view.datapath_id) if host.view.datapath_id is not None else None
-    if inst is None:
-        return None
-    groups = [g for g in inst.groups.values() if g is not None]  # None: a group whose buckets are not known
-    return Tracer([fl for part in inst.flows.values() for fl in part.values()], groups)
+def _tracer(r: ReadModel, host: Host) -> Tracer | None:
+    flows = r.installed_flows(host)
+    return None if flows is None else Tracer(flows, r.installed_groups(host))
 
 
-def _packet(core: Core, req: Request, tenant: Tenant, src: Endpoint, dst: Endpoint | None) -> Packet:
-    host = core.hosts[src.host_id]
+def _packet(r: ReadModel, req: Request, tenant: Tenant, src: Endpoint, dst: Endpoint | None) -> Packet:
+    host = r.hosts[src.host_id]
     pkt: Packet = {"in_port": host.view.patch_ofport or 0,
                    "vlan_vid": tenant.vlan_on(src.host_id) | f.OFPVID_PRESENT, "eth_src": src.mac}
     v4 = sorted(ip for ip in src.ips if ":" not in ip)
@@ -164,9 +161,9 @@ def _step_json(step: Step, host: Host, by_ip: dict[str, str]) -> dict:
     return doc
 
 
-def _hop(core: Core, host: Host, pkt: Packet, came_from: dict, by_ip: dict[str, str]) -> tuple[dict, Trace | None]:
+def _hop(r: ReadModel, host: Host, pkt: Packet, came_from: dict, by_ip: dict[str, str]) -> tuple[dict, Trace | None]:
     doc: dict[str, Any] = {"host": host.id, "from": came_from, "packet": packet_json(pkt)}
-    tracer = _tracer(core, host)
+    tracer = _tracer(r, host)
     if tracer is None:
         doc.update(steps=[], note="no OpenFlow connection: nothing installed on this switch")
         return doc, None
@@ -175,28 +172,28 @@ def _hop(core: Core, host: Host, pkt: Packet, came_from: dict, by_ip: dict[str, 
     return doc, tr
 
 
-def trace(core: Core, req: Request) -> dict:
+def trace(r: ReadModel, req: Request) -> dict:
     """The path of req's frame: the hops (source host, then each receiving host) and a summary."""
-    tenant = core.tenants.get(req.tenant)
+    tenant = r.tenants.get(req.tenant)
     if tenant is None:
         raise TraceError(404, f"no tenant named '{req.tenant}'")
-    src = _endpoint(core, tenant, req.src)
+    src = _endpoint(r, tenant, req.src)
     if src is None:
         raise TraceError(404, f"no endpoint {req.src} learned in tenant '{tenant.name}' "
                               "(see GET /v1/tenants/{name}/endpoints)")
-    dst = _endpoint(core, tenant, req.dst)
-    src_host = core.hosts.get(src.host_id)
+    dst = _endpoint(r, tenant, req.dst)
+    src_host = r.hosts.get(src.host_id)
     if src_host is None:
         raise TraceError(404, f"the host of {src.mac}, '{src.host_id}', is not known")
-    pkt = _packet(core, req, tenant, src, dst)
-    by_ip = {h.view.overlay_ip: h.id for h in core.hosts.values() if h.view.overlay_ip}
-    first, tr = _hop(core, src_host, pkt, {"kind": "br0", "vlan": tenant.vlan_on(src_host.id)}, by_ip)
+    pkt = _packet(r, req, tenant, src, dst)
+    by_ip = {h.view.overlay_ip: h.id for h in r.hosts.values() if h.view.overlay_ip}
+    first, tr = _hop(r, src_host, pkt, {"kind": "br0", "vlan": tenant.vlan_on(src_host.id)}, by_ip)
     hops, tunnels, delivered, answered = [first], [], [], False
     punts = len(tr.punts) if tr else 0
     for port, sent in tr.outputs if tr else []:
         where = _port_json(src_host, port, by_ip)
-        if where["kind"] == "tunnel" and where["remote_ip"] == FLOW:  # tunnel_ports = flow: tun_dst says
-            dst_ip = str(sent.get("tun_ipv4_dst", ""))
+        if where["kind"] == "tunnel":  # through the flow-based port (tunnel_ports = flow): tun_dst says
+            dst_ip = tunnel_ports.peer_of(where["remote_ip"], sent)
             where = {**where, "remote_ip": dst_ip, "peer": by_ip.get(dst_ip)}
         if where["kind"] == "br0":  # only a responder sends back where the frame came from
             answered = True
@@ -204,12 +201,12 @@ def trace(core: Core, req: Request) -> dict:
             continue
         tunnels.append({"from": src_host.id, "to": where["peer"], "port": where["name"], "ofport": port,
                         "type": where["type"], "remote_ip": where["remote_ip"], "tunnel_id": sent.get("tunnel_id")})
-        hop, rtr = _receive(core, src_host, where, sent, by_ip)
+        hop, rtr = _receive(r, src_host, where, sent, by_ip)
         hops.append(hop)
         if rtr is None:
             continue
         punts += len(rtr.punts)
-        patch = core.hosts[hop["host"]].view.patch_ofport
+        patch = r.hosts[hop["host"]].view.patch_ofport
         delivered += [{"host": hop["host"], "vlan": int(str(out.get("vlan_vid", 0))) & 0xFFF}
                       for rport, out in rtr.outputs if rport == patch]
     summary = {"tunnels": tunnels, "delivered": delivered, "answered_in_switch": answered,
@@ -222,20 +219,20 @@ def trace(core: Core, req: Request) -> dict:
             "packet": packet_json(pkt), "hops": hops, "summary": summary}
 
 
-def _receive(core: Core, sender: Host, where: dict, sent: Packet, by_ip: dict[str, str]) -> tuple[dict, Trace | None]:
+def _receive(r: ReadModel, sender: Host, where: dict, sent: Packet, by_ip: dict[str, str]) -> tuple[dict, Trace | None]:
     """The hop on the host at the far end of a tunnel: in on its tunnel port from the sender."""
-    peer = core.hosts.get(where["peer"]) if where["peer"] else None
+    peer = r.hosts.get(where["peer"]) if where["peer"] else None
     in_port = peer and sender.view.overlay_ip and _ingress_port(peer, sender.view.overlay_ip, where["type"])
     came = {"kind": "tunnel", "host": sender.id, "tunnel_id": sent.get("tunnel_id")}
     if not (peer and in_port):
         return {"host": where["peer"], "from": came, "packet": packet_json(sent), "steps": [],
                 "note": "no tunnel port back to the sender on this host: the frame is dropped"}, None
     came["port"] = _port_name(peer, in_port)
-    return _hop(core, peer, {**sent, "in_port": in_port, "vlan_vid": 0}, came, by_ip)
+    return _hop(r, peer, {**sent, "in_port": in_port, "vlan_vid": 0}, came, by_ip)
 
 
 def _ingress_port(peer: Host, sender_ip: str, kind: str) -> int | None:
-    port = peer.tunnel_to(sender_ip, kind) or peer.tunnel_to(FLOW, kind)  # its port to the sender, or the flow port
+    port = tunnel_ports.ingress(peer, sender_ip, kind)
     if port is None:  # another kind toward the sender: still where its frames arrive
         port = next((p for p in peer.view.tunnels if p.remote_ip == sender_ip and p.ofport), None)
     return port.ofport if port else None

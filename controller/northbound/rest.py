@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from webob import Request, Response
 
 from controller.core.core import Core
+from controller.core.read_model import ReadModel
 from controller.core.store import StoreError, TenantStore
 from controller.model import tenant_rules as rules
 from controller.model.ops import Op
@@ -106,22 +107,21 @@ def _reject_constant(name: str) -> Any:
 
 # ---- views -------------------------------------------------------------------------------
 
-def host_json(core: Core, host_id: str) -> dict:
-    host = core.hosts[host_id]
+def host_json(r: ReadModel, host_id: str) -> dict:
+    host = r.hosts[host_id]
     v = host.view
-    by_ip = {h.view.overlay_ip: h.id for h in core.hosts.values()}
+    by_ip = {h.view.overlay_ip: h.id for h in r.hosts.values()}
     tenants = []
-    for tn in core.tenants_at(host_id):
-        spot = (tn.vni, host_id)
+    for tn in r.tenants_at(host_id):
         tenants.append({"name": tn.name, "vni": tn.vni, "vlan": tn.vlan_on(host_id),
-                        "members": host_id in core.ix.members.get(tn.vni, ()),
-                        "endpoints": core.ix.ep_count.get(spot, 0),
-                        "learning_capped": spot in core.learner.capped})
+                        "members": r.is_member(host_id, tn.vni),
+                        "endpoints": r.endpoints_at(tn.vni, host_id),
+                        "learning_capped": r.learning_capped(tn.vni, host_id)})
     return {
         "id": host_id,
         "overlay_ip": v.overlay_ip,
         "datapath_id": f"{v.datapath_id:016x}" if v.datapath_id is not None else None,
-        "connected": {"ovsdb": host.ovsdb_connected, "openflow": v.datapath_id in core.datapaths},
+        "connected": {"ovsdb": host.ovsdb_connected, "openflow": r.openflow_connected(host)},
         "tunnels": [{"name": p.name, "type": p.type, "remote_ip": p.remote_ip, "ofport": p.ofport,
                      "managed": p.managed, "peer": by_ip.get(p.remote_ip)}
                     for p in sorted(v.tunnels, key=lambda p: p.name)],
@@ -138,13 +138,13 @@ def unidentified_json(peer: str, reason: str) -> dict:
             "joined": False, "reason": reason}
 
 
-def host_vlans_json(core: Core, host_id: str) -> list[dict]:
+def host_vlans_json(r: ReadModel, host_id: str) -> list[dict]:
     """The host's br0 VLAN -> tenant mapping, by VLAN."""
     out = []
-    for tn in core.tenants.values():
+    for tn in r.tenants.values():
         if tn.present_on(host_id):
             out.append({"vlan": tn.vlan_on(host_id), "tenant": tn.name, "vni": tn.vni,
-                        "members": host_id in core.member_hosts(tn)})
+                        "members": r.is_member(host_id, tn.vni)})
     return sorted(out, key=lambda x: (x["vlan"], x["tenant"]))
 
 
@@ -271,9 +271,9 @@ class Api(web.WebView):
     def health(self, req: Request) -> tuple[int, Any]:
         def run() -> dict:
             self.b.store.ping()
-            core = self.b.core
-            return {"ready": True, "version": __version__, "tenants": len(core.tenants), "hosts": len(core.hosts),
-                    "openflow_connections": len(core.datapaths)}
+            r = self.b.core.read
+            return {"ready": True, "version": __version__, "tenants": len(r.tenants), "hosts": len(r.hosts),
+                    "openflow_connections": r.switches()}
         try:
             return 200, self.b.call(run, timeout=HEALTH_TIMEOUT_S)
         except TimeoutError:
@@ -325,32 +325,33 @@ class Api(web.WebView):
         def run() -> list:
             tenant = self.tenants.get(name)
             now = self.b.now()
-            core = self.b.core
-            return [endpoint_json(ep, now, core.endpoint_port(ep), core.external_of(ep))
-                    for ep in core.tenant_endpoints(tenant.vni) if host is None or ep.host_id == host]
+            r = self.b.core.read
+            return [endpoint_json(ep, now, r.endpoint_port(ep), r.external_of(ep))
+                    for ep in r.endpoints_of(tenant.vni) if host is None or ep.host_id == host]
         return 200, self.b.call(run)
 
     def list_hosts(self, req: Request) -> tuple[int, Any]:
         def run() -> list:
-            return ([host_json(self.b.core, h) for h in sorted(self.b.core.hosts)]
+            r = self.b.core.read
+            return ([host_json(r, h) for h in sorted(r.hosts)]
                     + [unidentified_json(p, r) for p, r in sorted(self.b.unidentified_hosts().items())])
         return 200, self.b.call(run)
 
     def _host(self, host: str) -> str:
-        if host not in self.b.core.hosts:
+        if host not in self.b.core.read.hosts:
             raise ApiError(404, f"no host '{host}'")
         return host
 
     def show_host(self, req: Request, host: str) -> tuple[int, Any]:
-        return 200, self.b.call(lambda: host_json(self.b.core, self._host(host)))
+        return 200, self.b.call(lambda: host_json(self.b.core.read, self._host(host)))
 
     def host_vlans(self, req: Request, host: str) -> tuple[int, Any]:
-        return 200, self.b.call(lambda: host_vlans_json(self.b.core, self._host(host)))
+        return 200, self.b.call(lambda: host_vlans_json(self.b.core.read, self._host(host)))
 
     def delete_host(self, req: Request, host: str) -> tuple[int, Any]:
         def run() -> None:
             self._host(host)
-            if self.b.core.hosts[host].ovsdb_connected:
+            if self.b.core.read.hosts[host].ovsdb_connected:
                 # It would come straight back with its next OVSDB update.
                 raise ApiError(409, f"host '{host}' is still connected; disconnect it first "
                                     "(ovs-vsctl del-manager on it, or shut it down)")
@@ -361,7 +362,7 @@ class Api(web.WebView):
     def counters(self, req: Request) -> tuple[int, Any]:
         def run() -> dict:
             values = dict.fromkeys(BASE_COUNTERS, 0)
-            values.update(self.b.core.counters)
+            values.update(self.b.core.read.counters())
             return dict(sorted(values.items()))
         return 200, self.b.call(run)
 
@@ -373,6 +374,6 @@ class Api(web.WebView):
         """The packet tracer (controller/northbound/pathtrace.py): read-only, from the core's own state."""
         try:
             query = pathtrace.request_from_json(self._body(req))
-            return 200, self.b.call(lambda: pathtrace.trace(self.b.core, query))
+            return 200, self.b.call(lambda: pathtrace.trace(self.b.core.read, query))
         except pathtrace.TraceError as e:
             raise ApiError(e.status, str(e)) from None

@@ -58,10 +58,10 @@ class Tenants:
         self.b = backend
 
     def listing(self) -> list[dict]:
-        return [t.to_json() for t in sorted(self.b.core.tenants.values(), key=lambda x: x.name)]
+        return [t.to_json() for t in sorted(self.b.core.read.tenants.values(), key=lambda x: x.name)]
 
     def get(self, name: str) -> Tenant:
-        tenant = self.b.core.tenants.get(name)
+        tenant = self.b.core.read.tenants.get(name)
         if tenant is None:
             raise NotFound(f"no tenant named '{name}'")
         return tenant
@@ -102,14 +102,14 @@ class Tenants:
                        "(other writers); try again")
 
     def _write(self, tenant: Tenant, must_exist: bool) -> dict:
-        core = self.b.core
-        exists = tenant.name in core.tenants
+        r = self.b.core.read
+        exists = tenant.name in r.tenants
         if must_exist and not exists:
             raise NotFound(f"no tenant named '{tenant.name}'")
         if not must_exist and exists:
             raise Conflict(f"tenant '{tenant.name}' already exists")
-        check_conflicts(tenant, core.ix.clash_candidates(tenant))
-        if core.tenants.get(tenant.name) != tenant:  # an unchanged PUT touches nothing
+        check_conflicts(tenant, r.clash_candidates(tenant))
+        if r.tenants.get(tenant.name) != tenant:  # an unchanged PUT touches nothing
             if self.b.store.put_tenant(tenant):
                 apply_change(self.b, tenant.name, tenant)
         return tenant.to_json()

@@ -17,8 +17,9 @@ from typing import Any
 
 from webob import Request, Response
 
-from controller.core.core import Core
+from controller.core.read_model import ReadModel
 from controller.model import flows as f
+from controller.pipeline import tunnel_ports
 
 ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
 PAGE = "index.html"
@@ -48,68 +49,66 @@ def _static(name: str) -> Response:
     return resp
 
 
-def tunnel_state(core: Core, host_id: str, peer_ip: str) -> tuple[str, str | None]:
+def tunnel_state(r: ReadModel, host_id: str, peer_ip: str) -> tuple[str, str | None]:
     """(state, port name) of the tunnel host_id uses toward peer_ip: created, adopted or missing
     (with tunnel_ports = flow, the one flow port, which its flows point at the peer)."""
-    port = core.settings.tunnel_ports.port_toward(core.hosts[host_id], peer_ip, core.settings.tunnel_type)
+    port = r.port_toward(r.hosts[host_id], peer_ip)
     if port is None:
         return "missing", None
     return ("created" if port.managed else "adopted"), port.name
 
 
-def flood_set(core: Core, host_id: str, vni: int, by_ip: dict[str, str]) -> list[str]:
+def flood_set(r: ReadModel, host_id: str, vni: int, by_ip: dict[str, str]) -> list[str]:
     """The peers the host's flood group for the VNI copies to, as last sent to its switch."""
-    host = core.hosts[host_id]
-    inst = core.installed.get(host.view.datapath_id) if host.view.datapath_id is not None else None
-    group = inst.groups.get(vni) if inst is not None else None
+    host = r.hosts[host_id]
+    group = r.flood_group(host, vni)
     if group is None:
         return []
     by_port = {p.ofport: by_ip.get(p.remote_ip, p.remote_ip) for p in host.view.tunnels if p.ofport}
     peers = set()
     for bucket in group.buckets:
-        # a flow-based port (tunnel_ports = flow): the bucket names its peer in tun_dst
-        dst = next((a.value for a in bucket.actions if isinstance(a, f.SetField) and a.field == "tun_ipv4_dst"), None)
+        dst = tunnel_ports.peer_set_by(bucket.actions)  # a flow-based port: the bucket names its peer
         if dst is not None:
-            peers.add(by_ip.get(str(dst), str(dst)))
+            peers.add(by_ip.get(dst, dst))
             continue
         peers |= {by_port[a.port] for a in bucket.actions if isinstance(a, f.Output) and a.port in by_port}
     return sorted(peers)
 
 
-def topology_json(core: Core) -> dict:
+def topology_json(r: ReadModel) -> dict:
     """Hosts, the tunnel of every ordered pair of hosts, and where each tenant is placed."""
-    ids = sorted(core.hosts)
-    peers = [(h, core.hosts[h].view.overlay_ip) for h in ids if core.hosts[h].view.overlay_ip]
+    ids = sorted(r.hosts)
+    peers = [(h, r.hosts[h].view.overlay_ip) for h in ids if r.hosts[h].view.overlay_ip]
     hosts, tunnels = [], []
     for host_id in ids:
-        host = core.hosts[host_id]
+        host = r.hosts[host_id]
         v = host.view
         hosts.append({"id": host_id, "overlay_ip": v.overlay_ip,
                       "datapath_id": f"{v.datapath_id:016x}" if v.datapath_id is not None else None,
-                      "connected": {"ovsdb": host.ovsdb_connected, "openflow": v.datapath_id in core.datapaths}})
+                      "connected": {"ovsdb": host.ovsdb_connected, "openflow": r.openflow_connected(host)}})
         if not v.overlay_ip:
             continue
         for peer_id, ip in peers:
             if peer_id != host_id and ip != v.overlay_ip:
-                state, port = tunnel_state(core, host_id, ip)
+                state, port = tunnel_state(r, host_id, ip)
                 tunnels.append({"host": host_id, "peer": peer_id, "port": port, "state": state})
     tenants = [{"name": tn.name, "vni": tn.vni, "hosts": sorted(tn.hosts) if tn.hosts is not None else None}
-               for tn in sorted(core.tenants.values(), key=lambda x: x.name)]
-    return {"tunnel_type": core.settings.tunnel_type, "hosts": hosts, "tunnels": tunnels, "tenants": tenants}
+               for tn in sorted(r.tenants.values(), key=lambda x: x.name)]
+    return {"tunnel_type": r.tunnel_type(), "hosts": hosts, "tunnels": tunnels, "tenants": tenants}
 
 
-def tenant_flood_json(core: Core, name: str) -> dict | None:
+def tenant_flood_json(r: ReadModel, name: str) -> dict | None:
     """One tenant's member hosts and, per host it is placed on, its flood set (None: no such tenant).
 
     Per tenant, not in the topology: members cost a pass over the endpoints, which for every
     tenant at once would hold the event loop far too long.
     """
-    tn = core.tenants.get(name)
+    tn = r.tenants.get(name)
     if tn is None:
         return None
-    by_ip = {h.view.overlay_ip: h.id for h in core.hosts.values() if h.view.overlay_ip}
-    return {"name": tn.name, "vni": tn.vni, "members": sorted(core.member_hosts(tn)),
-            "flood": {h: flood_set(core, h, tn.vni, by_ip) for h in sorted(core.hosts) if tn.present_on(h)}}
+    by_ip = {h.view.overlay_ip: h.id for h in r.hosts.values() if h.view.overlay_ip}
+    return {"name": tn.name, "vni": tn.vni, "members": sorted(r.member_hosts(tn)),
+            "flood": {h: flood_set(r, h, tn.vni, by_ip) for h in sorted(r.hosts) if tn.present_on(h)}}
 
 
 class WebView:
@@ -126,8 +125,8 @@ class WebView:
         return _static(asset)
 
     def topology(self, req: Request) -> tuple[int, Any]:
-        return 200, self.b.call(lambda: topology_json(self.b.core))
+        return 200, self.b.call(lambda: topology_json(self.b.core.read))
 
     def tenant_flood(self, req: Request, name: str) -> tuple[int, Any]:
-        doc = self.b.call(lambda: tenant_flood_json(self.b.core, name))
+        doc = self.b.call(lambda: tenant_flood_json(self.b.core.read, name))
         return (404, {"error": f"no tenant named '{name}'"}) if doc is None else (200, doc)

@@ -1,8 +1,8 @@
 """The flows, groups and meters one host's br1 should hold, computed from state alone.
 
-Three partitions per host, so an event recomputes only what it can change:
-  "base"      the fixed pipeline and the classify flow of each tunnel port
-  vni (int)   one tenant: tunnel-in, flood, responder misses and its endpoints' entries
+Per partition of a host's flows (controller/core/parts.py), so an event recomputes only what it
+can change: the fixed pipeline, a tunnel port's classify flow, a tenant (tunnel-in, flood,
+responder misses and its flood group), a learned endpoint's entries.
 """
 
 from __future__ import annotations
@@ -31,6 +31,22 @@ def base_flows(s: Settings, host: Host) -> set[f.Flow]:
         f.Flow(t.LOCAL_SPLIT, t.PRIO_ENTRY, f.match(eth_dst=f.MULTICAST_MAC), goto=t.FLOOD, cookie=ck),
         f.Flow(t.UNICAST, t.PRIO_MISS, f.match(), goto=t.FLOOD, cookie=ck),
     }
+
+
+def source_match(vid: int, mac: str) -> f.Match:
+    """What a learned endpoint's source entry matches on its own host (and, capped, its flood entry)."""
+    return f.match(vlan_vid=vid, eth_src=mac)
+
+
+def source_key(vid: int, mac: str) -> tuple[int, int, f.Match]:
+    """The source entry's key (table, priority, match): the switch removes it when the MAC idles out."""
+    return t.SRC_MAC, t.PRIO_ENTRY, source_match(vid, mac)
+
+
+def source_of(match: Mapping[str, object]) -> tuple[int, str] | None:
+    """(VLAN tag, MAC) of a source or binding entry, from its match as the switch reports it."""
+    mac, vid = match.get("eth_src"), match.get("vlan_vid")
+    return (vid, mac) if isinstance(mac, str) and isinstance(vid, int) else None
 
 
 def tunnel_classify(host: Host, port_name: str) -> set[f.Flow]:
@@ -118,10 +134,11 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
     local = ep.host_id == host.id
     if local:
         # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
-        out.add(f.Flow(t.SRC_MAC, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_src=ep.mac), cookie=eck,
+        table, priority, match = source_key(vid, ep.mac)
+        out.add(f.Flow(table, priority, match, cookie=eck,
                        idle_timeout=s.mac_idle_timeout, notify_removed=True, role=f.ROLE_SOURCE))
         if capped:
-            out.add(f.Flow(t.FLOOD, t.PRIO_LEARNED_SOURCE, f.match(vlan_vid=vid, eth_src=ep.mac), _flood(vni),
+            out.add(f.Flow(t.FLOOD, t.PRIO_LEARNED_SOURCE, match, _flood(vni),
                            cookie=eck, role=f.ROLE_FLOOD))
         unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
     else:

@@ -10,7 +10,7 @@ between the modes is a method here, so no caller asks which mode it is in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.model import flows as f
@@ -32,6 +32,27 @@ def _output(port: TunnelPort | None, peer_ip: str) -> tuple[f.Action, ...] | Non
     if port.remote_ip == FLOW:
         return (f.SetField("tun_ipv4_dst", peer_ip), f.Output(port.ofport))
     return (f.Output(port.ofport),)
+
+
+def reaches_every_peer(ports: Iterable[TunnelPort]) -> bool:
+    """Is one of these the flow-based port (remote_ip=flow), the one that reaches every peer?"""
+    return any(p.remote_ip == FLOW for p in ports)
+
+
+def peer_set_by(actions: Iterable[f.Action]) -> str | None:
+    """The peer a flow-based port's actions send to (their tun_dst), or None: not through one."""
+    return next((str(a.value) for a in actions if isinstance(a, f.SetField) and a.field == "tun_ipv4_dst"), None)
+
+
+def peer_of(remote_ip: str, sent: Mapping[str, object]) -> str:
+    """The peer a frame sent out of a tunnel port goes to: the port's remote IP, or (the flow-based
+    port) the tun_dst the flow set."""
+    return str(sent.get("tun_ipv4_dst", "")) if remote_ip == FLOW else remote_ip
+
+
+def ingress(host: Host, sender_ip: str, kind: str) -> TunnelPort | None:
+    """The port frames from a peer arrive by: the host's port toward it, or its flow-based port."""
+    return host.tunnel_to(sender_ip, kind) or host.tunnel_to(FLOW, kind)
 
 
 class _Ports:

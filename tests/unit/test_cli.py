@@ -229,7 +229,7 @@ def test_trace_as_text_rows_and_json(served):
     code, out, _ = run(served, "trace", "blue", mac(1), "10.0.0.2", "--arp", "-f", "value")
     assert out.split() == ["h1", "br0", "0,1,18,4,5", "br0"]
     _, out, _ = run(served, "trace", "blue", mac(1), "ff:ff:ff:ff:ff:ff", "--json")
-    assert json.loads(out) == trace(served.api.b.core, Request("blue", mac(1), "ff:ff:ff:ff:ff:ff"))
+    assert json.loads(out) == trace(served.api.b.core.read, Request("blue", mac(1), "ff:ff:ff:ff:ff:ff"))
     code, _, err = run(served, "trace", "blue", mac(1), "10.0.0.99")
     assert code == 1 and "HTTP 404" in err and "arp: true" in err
 

@@ -109,7 +109,7 @@ def test_learning_stops_at_the_cap_per_host_and_tenant_and_existing_endpoints_ke
     for i in range(10):
         core.packet_in(1, arp_frame(f"02:00:00:00:01:{i:02x}", f"10.0.1.{i}", "10.0.0.9", BLUE.vlan), now=i)
     assert len(core.tenant_endpoints(BLUE.vni)) == 3
-    assert core.counters["learning_capped"] == 7 and core.learner.capped == {(BLUE.vni, "h1"): 7}
+    assert core.counters["learning_capped"] == 7 and core.cap.refused == {(BLUE.vni, "h1"): 7}
     core.packet_in(1, arp_frame(mac(9), "10.0.2.9", "10.0.0.9", RED.vlan), now=20)  # another tenant: fine
     assert len(core.tenant_endpoints(RED.vni)) == 1
     core.flow_removed(1, t.SRC_MAC, 0, {"vlan_vid": BLUE.vlan | f.OFPVID_PRESENT,
@@ -199,11 +199,11 @@ def test_a_lost_host_has_its_endpoints_withdrawn_after_the_grace_period_and_come
     ops = core.tick(now=131.0)
     assert core.tenant_endpoints(BLUE.vni) == []
     assert any(op.dpid == 1 and op.delete for op in flow_ops(ops))
-    assert all("h2" not in core.member_hosts(tn) for tn in (BLUE, RED))
+    assert all("h2" not in core.read.member_hosts(tn) for tn in (BLUE, RED))
     assert core.hosts["h2"].view.tunnels  # its tunnels stay
     back = view(2, [1, 3], member_vlans=frozenset({10, 20}))
     core.host_view(back, now=140.0)
-    assert "h2" in core.member_hosts(BLUE)
+    assert "h2" in core.read.member_hosts(BLUE)
 
 
 def test_hosts_by_datapath_follow_view_changes():

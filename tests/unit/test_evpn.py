@@ -149,7 +149,7 @@ def test_a_peers_type2_becomes_an_endpoint_behind_an_external_vtep_with_a_tunnel
     assert sorted(op.system_id for op in txns) == ["h1", "h2", "h3"]  # a port toward the VTEP on each host
     ep = ev.core.ix.endpoints[(BLUE.vni, FAR_MAC)]
     assert (ep.host_id, ep.ips) == (external.vtep_id(VTEP), {"10.0.0.50"})
-    assert ev.core.external_of(ep) == {"vtep": VTEP, "peer": PEER}
+    assert ev.core.read.external_of(ep) == {"vtep": VTEP, "peer": PEER}
     assert external.vtep_id(VTEP) not in ev.core.hosts  # a peer, not a host: REST and the web view list hosts
     assert mac_routes(ev.sync()) == []  # never advertised back
 

@@ -32,7 +32,7 @@ def outputs(hop: dict) -> list[dict]:
 
 def test_unicast_to_a_known_mac_takes_one_tunnel_and_is_delivered_on_its_host():
     core = learned()
-    tr = trace(core, Request("blue", mac(1), mac(2)))
+    tr = trace(core.read, Request("blue", mac(1), mac(2)))
     src, dst = tr["hops"]
     assert src["host"] == "h1" and src["from"] == {"kind": "br0", "vlan": BLUE.vlan}
     assert tables_hit(src) == [(t.CLASSIFY, 100), (t.LOCAL_SPLIT, 10), (t.UNICAST, 10), (t.SRC_BINDING, 0),
@@ -56,13 +56,13 @@ def test_a_destination_ip_resolves_to_its_mac_and_the_receiving_host_uses_its_ow
     tenant = Tenant("blue", 5001, 10, vlans=(("h2", 300),))
     core = learned(tenants=(tenant,))
     core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.250", 300), now=1.0)
-    tr = trace(core, Request("blue", "10.0.0.1", "10.0.0.2"))
+    tr = trace(core.read, Request("blue", "10.0.0.1", "10.0.0.2"))
     assert tr["packet"]["eth_dst"] == mac(2) and tr["packet"]["ipv4_dst"] == "10.0.0.2"
     assert tr["summary"]["delivered"] == [{"host": "h2", "vlan": 300}]
 
 
 def test_an_arp_request_for_a_known_ip_is_answered_in_the_switch_and_crosses_no_tunnel():
-    tr = trace(learned(), Request("blue", mac(1), "10.0.0.2", arp=True))
+    tr = trace(learned().read, Request("blue", mac(1), "10.0.0.2", arp=True))
     [src] = tr["hops"]
     assert (t.ARP_RESPONDER, 10) in tables_hit(src)
     [out] = outputs(src)
@@ -76,7 +76,7 @@ def test_an_arp_request_for_a_known_ip_is_answered_in_the_switch_and_crosses_no_
 
 def test_an_arp_request_for_an_unknown_ip_floods_to_member_hosts_and_tells_the_controller():
     core = learned(n=3, vms=(1, 2))  # h3 has no blue member: pruned from the flood
-    tr = trace(core, Request("blue", mac(1), "10.0.0.77", arp=True))
+    tr = trace(core.read, Request("blue", mac(1), "10.0.0.77", arp=True))
     src = tr["hops"][0]
     group = next(s for s in src["steps"] if s["kind"] == "group")
     assert group["group"] == BLUE.vni and group["buckets"] == 1
@@ -88,7 +88,7 @@ def test_an_arp_request_for_an_unknown_ip_floods_to_member_hosts_and_tells_the_c
 
 def test_a_broadcast_floods_one_copy_per_member_host():
     core = learned(n=4, vms=(1, 2, 3))
-    tr = trace(core, Request("blue", mac(1), "ff:ff:ff:ff:ff:ff"))
+    tr = trace(core.read, Request("blue", mac(1), "ff:ff:ff:ff:ff:ff"))
     assert tr["kind"] == "broadcast" and tr["dst"] is None
     assert sorted(x["to"] for x in tr["summary"]["tunnels"]) == ["h2", "h3"]
     assert [h["host"] for h in tr["hops"]] == ["h1", "h2", "h3"]
@@ -97,7 +97,7 @@ def test_a_broadcast_floods_one_copy_per_member_host():
 
 
 def test_an_unknown_mac_misses_unicast_and_floods():
-    tr = trace(learned(), Request("blue", mac(1), "02:00:00:00:00:99"))
+    tr = trace(learned().read, Request("blue", mac(1), "02:00:00:00:00:99"))
     src = tr["hops"][0]
     assert (t.UNICAST, 0) in tables_hit(src) and (t.FLOOD, 10) in tables_hit(src)
     assert tr["dst"] is None and [x["to"] for x in tr["summary"]["tunnels"]] == ["h2"]
@@ -106,7 +106,7 @@ def test_an_unknown_mac_misses_unicast_and_floods():
 def test_a_destination_on_the_same_host_is_left_to_br0():
     core = learned(vms=(1,))
     core.packet_in(1, arp_frame(mac(5), "10.0.0.5", "10.0.0.250", BLUE.vlan), now=1.0)
-    tr = trace(core, Request("blue", mac(1), mac(5)))
+    tr = trace(core.read, Request("blue", mac(1), mac(5)))
     assert outputs(tr["hops"][0]) == [] and tr["summary"]["tunnels"] == []
     assert "same host (h1)" in tr["summary"]["verdict"]
 
@@ -114,7 +114,7 @@ def test_a_destination_on_the_same_host_is_left_to_br0():
 def test_a_host_without_openflow_says_so_instead_of_tracing_nothing():
     core = learned()
     core.datapath_down(1)
-    tr = trace(core, Request("blue", mac(1), mac(2)))
+    tr = trace(core.read, Request("blue", mac(1), mac(2)))
     assert tr["hops"][0]["steps"] == [] and "no OpenFlow connection" in tr["hops"][0]["note"]
     assert tr["summary"]["verdict"].startswith("dropped")
 
@@ -122,7 +122,7 @@ def test_a_host_without_openflow_says_so_instead_of_tracing_nothing():
 def test_a_peer_without_a_tunnel_back_is_reported_as_a_drop():
     core = learned()
     core.host_view(view(2, [3]), now=2.0)  # h2 lost its tunnel to h1; h1 still has one to h2
-    tr = trace(core, Request("blue", mac(1), mac(2)))
+    tr = trace(core.read, Request("blue", mac(1), mac(2)))
     assert tr["hops"][1]["host"] == "h2" and "no tunnel port back" in tr["hops"][1]["note"]
 
 
@@ -134,7 +134,7 @@ def test_tracing_changes_nothing_in_the_core():
     before = seen()
     for req in (Request("blue", mac(1), mac(2)), Request("blue", mac(1), "10.0.0.9", arp=True),
                 Request("blue", mac(1), "ff:ff:ff:ff:ff:ff")):
-        trace(core, req)
+        trace(core.read, req)
     assert seen() == before
 
 
@@ -146,7 +146,7 @@ def test_tracing_changes_nothing_in_the_core():
 ])
 def test_unknown_things_are_404s_that_say_what(req, status, words):
     with pytest.raises(TraceError) as e:
-        trace(learned(), req)
+        trace(learned().read, req)
     assert e.value.status == status and words in str(e.value)
 
 
@@ -167,7 +167,7 @@ def test_post_v1_trace(tmp_path):
     api = Api(Backend(str(tmp_path / "t.db")))
     api.b.core = learned()
     status, tr = call(api, "POST", "/v1/trace", {"tenant": "blue", "src": mac(1), "dst": mac(2)})
-    assert status == 200 and tr == trace(api.b.core, Request("blue", mac(1), mac(2)))
+    assert status == 200 and tr == trace(api.b.core.read, Request("blue", mac(1), mac(2)))
     status, reply = call(api, "POST", "/v1/trace", {"tenant": "blue", "src": mac(1), "dst": "10.0.0.99"})
     assert status == 404 and "trace the ARP request" in reply["error"]
     assert call(api, "POST", "/v1/trace", {"tenant": "blue"})[0] == 400
@@ -180,9 +180,9 @@ def test_with_flow_based_tunnel_ports_the_peer_is_read_from_tun_dst():
     core = flow_world(3)
     core.packet_in(1, arp_frame(mac(1), "192.168.1.1", "192.168.1.9", BLUE.vlan), now=1)
     core.packet_in(3, arp_frame(mac(3), "192.168.1.3", "192.168.1.1", BLUE.vlan), now=1)
-    unicast = pathtrace.trace(core, pathtrace.request_from_json({"tenant": "blue", "src": mac(1), "dst": mac(3)}))
+    unicast = pathtrace.trace(core.read, pathtrace.request_from_json({"tenant": "blue", "src": mac(1), "dst": mac(3)}))
     assert [(x["to"], x["port"]) for x in unicast["summary"]["tunnels"]] == [("h3", "vx-flow")]
     assert unicast["summary"]["delivered"] == [{"host": "h3", "vlan": BLUE.vlan}]
-    flood = pathtrace.trace(core, pathtrace.request_from_json({"tenant": "blue", "src": mac(1),
+    flood = pathtrace.trace(core.read, pathtrace.request_from_json({"tenant": "blue", "src": mac(1),
                                                                "dst": "ff:ff:ff:ff:ff:ff"}))
     assert sorted(x["to"] for x in flood["summary"]["tunnels"]) == ["h2", "h3"]

@@ -5,6 +5,7 @@ import struct
 import pytest
 
 from controller.core.core import Core
+from controller.core.parts import BASE
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
 from controller.model import tables as t
@@ -124,7 +125,7 @@ def test_arriving_traffic_is_classified_by_tunnel_id_from_the_flow_port():
 
 def test_learn_mode_learns_the_senders_address_as_the_replys_tunnel_destination():
     core = flow_world(2, mode=MODE_LEARN)
-    (to_local,) = [fl for fl in core.installed[1].flows["base"].values() if fl.table == t.TO_LOCAL]
+    (to_local,) = [fl for fl in core.installed[1].flows[BASE].values() if fl.table == t.TO_LOCAL]
     learn = to_local.actions[0]
     assert isinstance(learn, f.Learn) and learn.tun_dst_from_src
     assert NXM_TUN_IPV4_SRC in ofmsg.flow_mod(to_local)
@@ -217,6 +218,6 @@ def test_the_picture_shows_every_pair_reached_through_the_flow_port():
     """/v1/topology (the web view): with flow ports no pair has a port of its own, and every pair
     is usable through the one flow port (it said "missing" for all of them)."""
     from controller.northbound.web import topology_json
-    doc = topology_json(flow_world(3))
+    doc = topology_json(flow_world(3).read)
     assert len(doc["tunnels"]) == 6
     assert {(tn["state"], tn["port"]) for tn in doc["tunnels"]} == {("created", tunnels.get("vxlan").flow_port_name)}

@@ -83,7 +83,7 @@ def test_topology_tunnel_states_channels_and_flood_sets(api):
     core.datapath_down(3)
     core.ovsdb_down("h3")
     status, doc = call(api, "GET", "/v1/topology")
-    assert status == 200 and doc == topology_json(core)
+    assert status == 200 and doc == topology_json(core.read)
     assert doc["tunnel_type"] == "vxlan"
     assert [(h["id"], h["connected"]) for h in doc["hosts"]] == [
         ("h1", {"ovsdb": True, "openflow": True}), ("h2", {"ovsdb": True, "openflow": True}),
@@ -95,7 +95,7 @@ def test_topology_tunnel_states_channels_and_flood_sets(api):
     assert doc["tenants"] == [{"name": "blue", "vni": 5001, "hosts": None},
                               {"name": "red", "vni": 5002, "hosts": None}]
     status, blue = call(api, "GET", "/v1/tenants/blue/flood")
-    assert status == 200 and blue == tenant_flood_json(core, "blue")
+    assert status == 200 and blue == tenant_flood_json(core.read, "blue")
     # As programmed: h1 copies blue's broadcasts to both peers (one over the adopted port), h2
     # has no usable port to h3, h3 is not connected so nothing of it is known.
     assert blue == {"name": "blue", "vni": 5001, "members": ["h1", "h2", "h3"],
