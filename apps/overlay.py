@@ -71,7 +71,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.metrics.register(self.leadership.metrics())
         startup.warn_if_open(conf, self.api_auth)
         s = self.core.settings
-        LOG.info("overlay controller: mode=%s tunnels=%s tunnel_ports=%s tenants=%d", s.mode, s.tunnel_type,
+        LOG.info("overlay controller: mode=%s tunnels=%s tunnel_ports=%s tenants=%d", s.learning.name, s.tunnel_type,
                  s.tunnel_ports.name, len(self.core.tenants))
 
     def start(self) -> Any:

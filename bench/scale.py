@@ -41,8 +41,7 @@ from bench import scale_report
 from bench.emuhost import EmuHost, ip_int, mac_int
 from bench.scale_plan import VLAN_BASE, Plan, TenantPlan, VmPlan, host_tuple, percentiles, plan
 from bench.scale_probe import HealthProbe, ProcStat, encoder_rate
-from controller.pipeline.tunnel_kinds import FLOW
-from controller.southbound.ovsdb_model import tunnel_name
+from controller.pipeline import tunnel_ports
 from lab.controller import ApiError, Controller
 
 TUNNEL_TYPE = "vxlan"
@@ -122,12 +121,12 @@ class Run:
         self.pool = ThreadPoolExecutor(8)
         self.rng = random.Random(args.seed + 1)
         self.cpu_at_start = time.process_time()  # this process: the emulated hosts must not be the bottleneck
-        self.mesh = args.tunnel_ports == "mesh"
+        self.ports = tunnel_ports.get(args.tunnel_ports)
         self.out["tunnel_ports"] = args.tunnel_ports
 
     def tunnel_toward(self, peer: EmuHost) -> tuple:
         """The mark of the classify flow for traffic from peer: its own port (mesh), the flow port (flow)."""
-        return ("tun", tunnel_name(TUNNEL_TYPE, peer.ip if self.mesh else FLOW))
+        return ("tun", self.ports.classify_port(TUNNEL_TYPE, peer.ip))
 
     def host_needs(self, h: EmuHost) -> list[tuple[EmuHost, tuple]]:
         """What a connected host must hold: tunnels, base pipeline, its tenants and their flood groups."""

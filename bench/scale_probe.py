@@ -11,9 +11,8 @@ from bench.scale_plan import Plan, percentiles
 from controller.model import flows
 from controller.model.ops import FlowMod
 from controller.model.state import Endpoint, Host, HostView, Tenant, TunnelPort
-from controller.pipeline import tunnel_ports
 from controller.pipeline.desired import base_flows, endpoint_flows, tenant_flows, tunnel_classify
-from controller.pipeline.settings import Settings
+from controller.shell.config import defaults
 from controller.southbound import ofmsg
 from lab.traffic import LatencySampler
 
@@ -117,7 +116,7 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], ports: str = "mesh", sample
     a run that timed out never reached. `needed` is counted on up to `sample_hosts` hosts
     and scaled to all; up to `sample` distinct flows of them are encoded (each once).
     """
-    settings = Settings(tunnel_type="vxlan", tunnel_ports=tunnel_ports.get(ports))
+    settings = defaults(tunnel_type="vxlan", tunnel_ports=ports)
     tenants = {tn.name: Tenant(tn.name, tn.vni, next(iter(tn.vlans.values())),
                                frozenset(tn.vlans) if tn.restricted else None,
                                tuple(sorted(tn.vlans.items())) if tn.restricted else ()) for tn in p.tenants}

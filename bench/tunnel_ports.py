@@ -17,8 +17,8 @@ from controller.core.core import Core
 from controller.model import tables as t
 from controller.model.ops import OvsdbOp
 from controller.model.state import HostView, Tenant, TunnelPort
-from controller.pipeline.settings import Settings
 from controller.pipeline.tunnel_ports import MODES, TunnelPorts
+from controller.shell.config import defaults
 from controller.southbound import ovsdb_model as om
 
 TENANTS = [Tenant("blue", 5001, 10), Tenant("red", 5002, 20)]
@@ -29,7 +29,7 @@ def _view(i: int, tunnels: tuple[TunnelPort, ...] = ()) -> HostView:
 
 
 def measure(hosts: int, ports: TunnelPorts) -> dict[str, int]:
-    core = Core(Settings(tunnel_ports=ports), TENANTS)
+    core = Core(defaults(tunnel_ports=ports.name), TENANTS)
     views: dict[int, HostView] = {}
     own = others = 0
     for i in range(1, hosts + 1):

@@ -20,7 +20,7 @@ from controller.core.index import Index
 from controller.core.parts import Part, TunnelPart
 from controller.model.ops import AddTunnelPorts, DeletePorts, Op
 from controller.model.state import Host
-from controller.pipeline import tunnel_kinds, tunnel_ports
+from controller.pipeline import tunnel_ports
 from controller.pipeline.settings import Settings
 
 TUNNEL_RETRY_S = 10.0  # a tunnel port asked for but not seen by then is asked for again
@@ -43,7 +43,8 @@ class TunnelBook:
         if old is None or (old.view.bridge_uuid, old.view.overlay_ip, old.ovsdb_connected) != (
                 view.bridge_uuid, view.overlay_ip, True):
             ops = self.ops(s, now, [host])  # toward every peer
-        elif _holds_other_ports(s, host):  # switching kind or mode: the old ports go once the new are up
+        elif s.tunnel_ports.holds_other(host.view, s.tunnel_type):  # switching kind or mode: the old ports go
+            # once the new are up
             ops = self.ops(s, now, [host])
         else:  # only its ports changed: forget what was asked for and came; ask again for what went
             ops = []
@@ -102,7 +103,7 @@ class TunnelBook:
             peer_ips = [ip for peer_id, ip in sorted(peers.items()) if peer_id != host.id and ip != view.overlay_ip]
             missing = []
             for ip in mode.missing(host, kind, peer_ips):  # mesh: one per peer; flow: one in all
-                name = tunnel_kinds.get(kind).port_name(ip)
+                name = tunnel_ports.port_name(kind, ip)
                 asked = self.pending.get((host.id, name))
                 if asked is not None and now - asked < TUNNEL_RETRY_S:
                     continue
@@ -133,9 +134,3 @@ class TunnelBook:
             if host is not None and toward:
                 ops += self.ops(s, max(peers.values()), [host], toward=toward)
         return ops
-
-
-def _holds_other_ports(s: Settings, host: Host) -> bool:
-    """Ports we made of another kind or the other tunnel_ports mode (after a reload)."""
-    kind, flow = s.tunnel_type, not s.tunnel_ports.per_peer
-    return any(p.managed and (p.type != kind or (p.remote_ip == tunnel_kinds.FLOW) != flow) for p in host.view.tunnels)

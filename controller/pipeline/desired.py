@@ -26,7 +26,7 @@ def base_flows(s: Settings, host: Host) -> set[f.Flow]:
     if patch is None:
         return set()
     ck = f.COOKIE_BASE
-    return s.learning.local_path(patch, ck, s.learn_hard_timeout, s.tunnel_ports.learn_tun_dst) | {
+    return s.learning.local_path(patch, ck, s.tunnel_ports.learn_tun_dst) | {
         f.Flow(t.LOCAL_SPLIT, t.PRIO_ENTRY, f.match(eth_dst=f.UNICAST_MAC), goto=t.UNICAST, cookie=ck),
         f.Flow(t.LOCAL_SPLIT, t.PRIO_ENTRY, f.match(eth_dst=f.MULTICAST_MAC), goto=t.FLOOD, cookie=ck),
         f.Flow(t.UNICAST, t.PRIO_MISS, f.match(), goto=t.FLOOD, cookie=ck),

@@ -39,7 +39,7 @@ class ByController:
         return (f.Meter(t.METER_LEARN, learn_rate, max(1, learn_rate // 10)),
                 f.Meter(t.METER_FLOOD, flood_rate, max(1, flood_rate // 10)))
 
-    def local_path(self, patch: int, ck: int, hard_timeout: int, tun_dst_from_src: bool) -> set[f.Flow]:
+    def local_path(self, patch: int, ck: int, tun_dst_from_src: bool) -> set[f.Flow]:
         """From br0: forward first, inside a clone so responder rewrites are undone, then let the
         learning tables see the frame as it came: their meter may drop the rest of the action
         list (notes/ovs_probe.md), and by then the frame has already gone on."""
@@ -96,12 +96,13 @@ class BySwitch:
     learns_from_packet_ins: bool = False
     keeps_switch_entries: bool = True  # learn()'s own entries (cookie 0 in the unicast table)
     floods_to_every_host: bool = True  # every host of the tenant holds it and gets its floods
+    hard_timeout: int = 300  # the article's learn() entry lifetime
 
     def meters(self, learn_rate: int, flood_rate: int) -> tuple[f.Meter, ...]:
         return ()
 
-    def local_path(self, patch: int, ck: int, hard_timeout: int, tun_dst_from_src: bool) -> set[f.Flow]:
-        learn = f.Learn(t.UNICAST, priority=t.PRIO_LEARNED, hard_timeout=hard_timeout,
+    def local_path(self, patch: int, ck: int, tun_dst_from_src: bool) -> set[f.Flow]:
+        learn = f.Learn(t.UNICAST, priority=t.PRIO_LEARNED, hard_timeout=self.hard_timeout,
                         tun_dst_from_src=tun_dst_from_src)
         return {f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=patch), goto=t.LOCAL_SPLIT, cookie=ck),
                 f.Flow(t.TO_LOCAL, t.PRIO_MISS, f.match(), (learn, f.Output(patch)), cookie=ck)}
@@ -117,7 +118,8 @@ class BySwitch:
         return {tn.vni for tn in tenants if tn.present_on(host_id)}
 
 
-MODES: dict[str, ByController | BySwitch] = {m.name: m for m in (ByController(), BySwitch())}
+BY_CONTROLLER, BY_SWITCH = ByController(), BySwitch()
+MODES: dict[str, ByController | BySwitch] = {m.name: m for m in (BY_CONTROLLER, BY_SWITCH)}
 Learning = ByController | BySwitch
 
 

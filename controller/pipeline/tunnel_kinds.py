@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 from controller.model.choices import by_name
 
-FLOW = "flow"  # the remote_ip of a port whose peer each flow sets (options:remote_ip=flow)
-
 
 class UnknownTunnelKind(ValueError):
     pass
@@ -26,14 +24,12 @@ class TunnelKind:
     udp_port: int | None  # IANA destination port (OVS's default); None: not carried over UDP
 
     def port_name(self, remote_ip: str) -> str:
-        """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002 (vx-flow)."""
-        if remote_ip == FLOW:
-            return self.flow_port_name
+        """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002."""
         return f"{self.prefix}-{int(ipaddress.IPv4Address(remote_ip)):08x}"
 
     @property
     def flow_port_name(self) -> str:
-        """The one port of this kind in flow mode (remote_ip=flow): e.g. vx-flow."""
+        """The one port of this kind whose peer each flow sets (controller/pipeline/tunnel_ports.py): vx-flow."""
         return f"{self.prefix}-flow"
 
 

@@ -5,7 +5,9 @@ flow  one port per kind with remote_ip=flow, key=flow: the flow sets tun_dst to 
       arriving traffic says its sender in tun_src (notes/ovs_probe.md section 7).
 
 The mode is chosen once (settings) as one of the two objects below; everything that differs
-between the modes is a method here, so no caller asks which mode it is in.
+between the modes is a method here, so no caller asks which mode it is in, and only this module
+knows the flow-based port by its remote_ip (a unit test fails on a comparison with a mode's name
+anywhere else).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from dataclasses import dataclass
 from controller.model import flows as f
 from controller.model.choices import by_name
 from controller.model.state import Host, HostView, TunnelPort
-from controller.pipeline import tunnel_kinds as tunnels
+from controller.pipeline import tunnel_kinds
 
-FLOW = tunnels.FLOW  # the remote_ip of a flow-based port
+FLOW = "flow"  # the remote_ip of a flow-based port (options:remote_ip=flow)
 
 
 def _flow_port(view: HostView, kind: str) -> TunnelPort | None:
@@ -32,6 +34,17 @@ def _output(port: TunnelPort | None, peer_ip: str) -> tuple[f.Action, ...] | Non
     if port.remote_ip == FLOW:
         return (f.SetField("tun_ipv4_dst", peer_ip), f.Output(port.ofport))
     return (f.Output(port.ofport),)
+
+
+def port_name(kind: str, remote_ip: str) -> str:
+    """The name of our port of a kind toward remote_ip (or of the flow-based one)."""
+    k = tunnel_kinds.get(kind)
+    return k.flow_port_name if remote_ip == FLOW else k.port_name(remote_ip)
+
+
+def is_flow_remote(remote_ip: str) -> bool:
+    """Is a port with this remote_ip the flow-based one (the lab reads ports as OVS shows them)?"""
+    return remote_ip == FLOW
 
 
 def reaches_every_peer(ports: Iterable[TunnelPort]) -> bool:
@@ -56,8 +69,19 @@ def ingress(host: Host, sender_ip: str, kind: str) -> TunnelPort | None:
 
 
 class _Ports:
+    per_peer: bool
+
     def port_toward(self, host: Host, peer_ip: str, kind: str) -> TunnelPort | None:
         raise NotImplementedError
+
+    def holds_other(self, view: HostView, kind: str) -> bool:
+        """Ports we made of another kind or the other mode (after a reload): they go once ours are up."""
+        flow = not self.per_peer
+        return any(p.managed and (p.type != kind or (p.remote_ip == FLOW) != flow) for p in view.tunnels)
+
+    def classify_port(self, kind: str, peer_ip: str) -> str:
+        """The name of the port traffic from a peer arrives by: its own (mesh) or the flow port."""
+        return port_name(kind, peer_ip if self.per_peer else FLOW)
 
     def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
         """The actions that send a frame to the peer (None: no port toward it is up)."""

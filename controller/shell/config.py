@@ -17,7 +17,6 @@ from controller.ha.store import Store
 from controller.model import choices
 from controller.pipeline import learning_modes, tunnel_ports
 from controller.pipeline import tunnel_kinds as tunnels
-from controller.pipeline.learning_modes import MODE_CONTROLLER
 from controller.pipeline.settings import Settings
 
 # Ryu's names; os-ken 3.x no longer registers them.
@@ -44,7 +43,7 @@ OVERLAY_OPTS = [
     cfg.StrOpt("tunnel-ports", default=tunnel_ports.MESH.name, choices=list(tunnel_ports.MODES),
                help="mesh: a tunnel port per peer on every host; flow: one port per kind "
                     "(remote_ip=flow), the flows set each packet's peer"),
-    cfg.StrOpt("mac-learning", default=MODE_CONTROLLER, choices=list(learning_modes.MODES),
+    cfg.StrOpt("mac-learning", default=learning_modes.BY_CONTROLLER.name, choices=list(learning_modes.MODES),
                help="controller: controller-driven learning, ARP/ND proxy, pruned floods; "
                     "learn: the article's learn() pipeline (the baseline)"),
     cfg.StrOpt("tunnel-bridge", default="br1", help="the bridge the controller programs"),
@@ -130,22 +129,35 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
 
 
 def settings(conf: cfg.ConfigOpts) -> Settings:
+    """The pipeline's settings from the parsed [overlay] options: the mode objects they name."""
     o = conf.overlay
-    return Settings(mode=o.mac_learning, tunnel_type=o.tunnel_type, tunnel_ports=tunnel_ports.get(o.tunnel_ports),
-                    mac_idle_timeout=o.mac_idle_timeout,
+    return Settings(learning=learning_modes.get(o.mac_learning), tunnel_type=o.tunnel_type,
+                    tunnel_ports=tunnel_ports.get(o.tunnel_ports), mac_idle_timeout=o.mac_idle_timeout,
                     learn_rate=o.learn_rate, flood_rate=o.flood_rate, unknown_ip_holddown=o.unknown_ip_holddown,
                     max_endpoints=o.max_endpoints, host_grace=o.host_grace)
 
 
+def defaults(**overlay: object) -> Settings:
+    """The settings of a config file that sets nothing but these [overlay] options (by their names,
+    with values as a file gives them): the defaults are the options' own (tests, benchmarks)."""
+    conf = cfg.ConfigOpts()
+    conf.register_opts(OVERLAY_OPTS, group="overlay")
+    conf(args=[], default_config_files=[])
+    for name, value in overlay.items():
+        conf.set_override(name, value, group="overlay")
+    return settings(conf)
+
+
 LIVE = ("tunnel_type", "tunnel_ports")  # what a reload (SIGHUP) changes on a running overlay
+OPTION_OF = {"learning": "mac_learning"}  # a Settings field named otherwise than its option
 
 
 def reloaded(conf: cfg.ConfigOpts, current: Settings) -> tuple[Settings, list[str]]:
     """Re-read the config files: current with the new tunnel settings, and the names of the
-    other settings that changed (they take a restart). A bad file raises ValueError."""
+    other options that changed (they take a restart). A bad file raises ValueError."""
     conf.reload_config_files()
     fresh = settings(conf)
-    later = [fl.name for fl in fields(Settings) if fl.name not in LIVE
+    later = [OPTION_OF.get(fl.name, fl.name) for fl in fields(Settings) if fl.name not in LIVE
              and getattr(fresh, fl.name) != getattr(current, fl.name)]
     return replace(current, **{name: getattr(fresh, name) for name in LIVE}), later
 

@@ -9,6 +9,7 @@ from typing import Any
 from controller.model.ops import AddTunnelPorts, DeletePorts, OvsdbOp
 from controller.model.state import HostView, TunnelPort
 from controller.pipeline import tunnel_kinds as tunnels
+from controller.pipeline import tunnel_ports
 
 MANAGED_KEY = "overlay-managed"  # external_ids mark on the tunnel ports this controller made
 
@@ -157,7 +158,7 @@ def problems(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> t
 
 def tunnel_name(tunnel_type: str, remote_ip: str) -> str:
     """Deterministic, short (< 16 chars) and unique per peer: e.g. vx-0a630002 (vx-flow)."""
-    return tunnels.get(tunnel_type).port_name(remote_ip)
+    return tunnel_ports.port_name(tunnel_type, remote_ip)
 
 
 def add_tunnels_txn(bridge_uuid: str, tunnel_type: str, local_ip: str, remote_ips: list[str]) -> tuple:
@@ -167,7 +168,7 @@ def add_tunnels_txn(bridge_uuid: str, tunnel_type: str, local_ip: str, remote_ip
     managed = ["map", [[MANAGED_KEY, "true"]]]
     kind = tunnels.get(tunnel_type)
     for i, ip in enumerate(remote_ips):
-        name = kind.port_name(ip)
+        name = tunnel_ports.port_name(tunnel_type, ip)
         options = ["map", [["key", "flow"], ["local_ip", local_ip], ["remote_ip", ip]]]
         ops.append({"op": "insert", "table": "Interface", "uuid-name": f"iface{i}",
                     "row": {"name": name, "type": kind.ovsdb_type, "options": options}})

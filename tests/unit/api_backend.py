@@ -14,13 +14,13 @@ from controller.ha.store import Store
 from controller.model.state import HostView, Tenant
 from controller.northbound.metrics import Metrics
 from controller.northbound.rest import Api
-from controller.pipeline.settings import Settings
+from controller.shell.config import defaults
 
 
 class Backend:
     def __init__(self, db_path: str, store: TenantStore | None = None) -> None:
         self.store = store or Store(db_path)
-        self.core = Core(Settings(), self.store.tenants())
+        self.core = Core(defaults(), self.store.tenants())
         self.applied: list = []
         self.clock = 1000.0
         self.metrics = Metrics()

@@ -9,8 +9,8 @@ from oslo_config import cfg
 from controller.bgp import speaker as bgp
 from controller.bgp.evpn import Received
 from controller.core.core import Core
-from controller.pipeline.settings import Settings
 from controller.shell import config
+from controller.shell.config import defaults
 
 
 def path(nlri, nexthop: str = "10.99.0.50", *attrs) -> SimpleNamespace:
@@ -65,7 +65,7 @@ def conf(tmp_path, text: str) -> cfg.ConfigOpts:
 
 
 def test_bgp_is_off_without_local_as_and_needs_a_router_id_with_a_wildcard_listener(tmp_path):
-    core = Core(Settings())
+    core = Core(defaults())
     assert bgp.from_conf(conf(tmp_path, "[bgp]\nneighbors = 10.0.0.1:65000\n"), core, print, print, float) is None
     assert core.changed is None  # nobody watches the core
     with pytest.raises(ValueError, match="router_id"):
@@ -80,4 +80,4 @@ def test_bgp_is_off_without_local_as_and_needs_a_router_id_with_a_wildcard_liste
 def test_evpn_is_refused_with_other_tunnel_kinds(tmp_path):
     with pytest.raises(ValueError, match="tunnel_type = vxlan"):
         bgp.from_conf(conf(tmp_path, "[overlay]\ntunnel_type = gre\n[bgp]\nlocal_as = 65000\nrouter_id = 10.0.0.1\n"),
-                      Core(Settings()), print, print, float)
+                      Core(defaults()), print, print, float)

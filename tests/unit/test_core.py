@@ -7,7 +7,7 @@ from controller.model import tables as t
 from controller.model.ops import FlowPurge, OvsdbOp, ReadSwitch
 from controller.model.state import HostView, TunnelPort
 from controller.pipeline.learning_modes import MODE_LEARN
-from controller.pipeline.settings import Settings
+from controller.shell.config import defaults
 from controller.southbound import ovsdb_model as om
 from tests.unit.world import BLUE, RED, arp_frame, flow_ops, group_ops, ip_of, mac, tracer, view, world
 
@@ -22,7 +22,7 @@ def test_a_switch_that_connects_is_read_back_then_given_the_whole_pipeline():
 
 
 def test_hosts_get_one_tunnel_transaction_toward_every_peer():
-    core = Core(Settings())
+    core = Core(defaults())
     core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1), now=0)
     ops = core.host_view(HostView("h2", ip_of(2), 2, "br-2", 1), now=0)
     txns = {op.system_id: op for op in ops if isinstance(op, OvsdbOp)}
@@ -33,7 +33,7 @@ def test_hosts_get_one_tunnel_transaction_toward_every_peer():
 
 
 def test_peers_joining_in_a_burst_cost_each_host_one_tunnel_transaction():
-    core = Core(Settings())
+    core = Core(defaults())
     core.eager = False  # as in the app: the peers' transactions wait for drain
     for i in (1, 2, 3):
         own = core.host_view(HostView(f"h{i}", ip_of(i), i, f"br-{i}", 1), now=0)
@@ -47,7 +47,7 @@ def test_peers_joining_in_a_burst_cost_each_host_one_tunnel_transaction():
 
 
 def test_tunnels_made_by_hand_are_adopted_not_duplicated():
-    core = Core(Settings(tunnel_type="gre"))
+    core = Core(defaults(tunnel_type="gre"))
     hand = TunnelPort("tun2", "gre", ip_of(2), 2, managed=False)
     core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1, (hand,)), now=0)
     ops = core.host_view(HostView("h2", ip_of(2), 2, "br-2", 1), now=0)
@@ -56,7 +56,7 @@ def test_tunnels_made_by_hand_are_adopted_not_duplicated():
 
 
 def test_a_tunnel_asked_for_is_not_asked_again_until_the_retry_time():
-    core = Core(Settings())
+    core = Core(defaults())
     core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1), now=0)
     core.host_view(HostView("h2", ip_of(2), 2, "br-2", 1), now=0)
     again = core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1, member_vlans=frozenset({10})), now=1)
@@ -167,7 +167,7 @@ def test_changing_a_tenants_vlan_reprograms_only_that_tenant():
 
 
 def test_learn_mode_purges_switch_learned_entries_of_a_deleted_tenant():
-    core = world(2, settings=Settings(mode=MODE_LEARN))
+    core = world(2, settings=defaults(mac_learning=MODE_LEARN))
     ops = core.delete_tenant("blue")
     purges = [op for op in ops if isinstance(op, FlowPurge)]
     assert {(p.dpid, p.table) for p in purges} == {(1, t.UNICAST), (2, t.UNICAST)}

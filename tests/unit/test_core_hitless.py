@@ -6,7 +6,7 @@ from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import FlowDelete, FlowMod, GroupMod, ReadSwitch
 from controller.model.state import HostView
-from controller.pipeline.settings import Settings
+from controller.shell.config import defaults
 from tests.unit.world import BLUE, RED, arp_frame, flow_ops, ip_of, local_packet, mac, tracer, view, world
 
 
@@ -105,7 +105,7 @@ def test_a_learned_endpoint_touches_only_the_hosts_of_its_tenant():
 
 
 def test_learning_stops_at_the_cap_per_host_and_tenant_and_existing_endpoints_keep_working():
-    core = world(2, settings=Settings(max_endpoints=3))
+    core = world(2, settings=defaults(max_endpoints=3))
     for i in range(10):
         core.packet_in(1, arp_frame(f"02:00:00:00:01:{i:02x}", f"10.0.1.{i}", "10.0.0.9", BLUE.vlan), now=i)
     assert len(core.tenant_endpoints(BLUE.vni)) == 3
@@ -119,7 +119,7 @@ def test_learning_stops_at_the_cap_per_host_and_tenant_and_existing_endpoints_ke
 
 
 def test_at_the_cap_only_learned_sources_flood_so_a_mac_spray_stays_on_its_host():
-    core = world(3, settings=Settings(max_endpoints=2))
+    core = world(3, settings=defaults(max_endpoints=2))
     known = local_packet(BLUE.vlan, mac(1), "ff:ff:ff:ff:ff:ff")
     sprayed = local_packet(BLUE.vlan, "02:77:00:00:00:01", "ff:ff:ff:ff:ff:ff")
     core.packet_in(1, arp_frame(mac(1), "10.0.0.1", "10.0.0.9", BLUE.vlan), now=1)
@@ -148,7 +148,7 @@ def test_at_the_cap_only_learned_sources_flood_so_a_mac_spray_stays_on_its_host(
 
 
 def test_a_tenant_flood_is_narrowed_only_after_its_sources_own_entries_went_out_in_earlier_slices():
-    core = world(2, settings=Settings(max_endpoints=4))
+    core = world(2, settings=defaults(max_endpoints=4))
     core.eager = False
     for i in range(4):
         core.packet_in(1, arp_frame(mac(i), f"10.0.0.{i}", "10.0.0.9", BLUE.vlan), now=i)
@@ -191,7 +191,7 @@ def test_a_flapping_mac_is_held_with_a_growing_back_off():
 
 
 def test_a_lost_host_has_its_endpoints_withdrawn_after_the_grace_period_and_comes_back():
-    core = world(3, settings=Settings(host_grace=30))
+    core = world(3, settings=defaults(host_grace=30))
     learned(core)
     core.ovsdb_down("h2", now=100.0)
     core.datapath_down(2, now=100.0)
@@ -207,7 +207,7 @@ def test_a_lost_host_has_its_endpoints_withdrawn_after_the_grace_period_and_come
 
 
 def test_hosts_by_datapath_follow_view_changes():
-    core = Core(Settings())
+    core = Core(defaults())
     core.host_view(HostView("h1", ip_of(1), 7, "br-1", 1), now=0)
     assert core.host_of_dpid(7).id == "h1"
     core.host_view(HostView("h1", ip_of(1), 8, "br-1", 1), now=0)
@@ -219,7 +219,7 @@ def test_learn_mode_floods_reach_a_host_whose_tunnel_arrives_after_it_joined():
     from controller.pipeline.learning_modes import MODE_LEARN
     from tests.unit.world import local_packet, tracer
 
-    core = Core(Settings(mode=MODE_LEARN), [BLUE, RED])
+    core = Core(defaults(mac_learning=MODE_LEARN), [BLUE, RED])
 
     def joined(i: int, peers: list[int], vlans: frozenset = frozenset({10})) -> HostView:
         return HostView(f"h{i}", ip_of(i), i, f"br{i}", 1, tuple(

@@ -16,7 +16,7 @@ from controller.model import tables as t
 from controller.model.ops import GroupMod, Wipe
 from controller.model.state import Host, HostView
 from controller.pipeline.desired import base_flows
-from controller.pipeline.settings import Settings
+from controller.shell.config import defaults
 from controller.southbound import ofmsg
 from controller.southbound.ovsdb_model import add_tunnels_txn
 
@@ -91,7 +91,7 @@ def test_non_strict_delete_honours_table_match_and_cookie_mask():
 def test_flow_stats_reply_round_trips_through_os_ken_and_filters_by_table():
     sw, wire = switch()
     view = HostView("h1", "10.0.0.1", 7, "u", 1)
-    flows = base_flows(Settings(), Host(view))
+    flows = base_flows(defaults(), Host(view))
     send(sw, b"".join(ofmsg.flow_mod(fl) for fl in flows))
     req = parser.OFPFlowStatsRequest(ofmsg._DP, table_id=t.SRC_BINDING)
     req.xid = 99
@@ -127,7 +127,7 @@ def test_group_add_twice_is_an_error_and_modify_changes_the_bucket_mark():
 def test_garp_is_punted_from_the_tables_a_real_br1_punts_from_until_learned():
     sw, wire = switch()
     view = HostView("h1", "10.0.0.1", 7, "u", 1)
-    base = base_flows(Settings(), Host(view))
+    base = base_flows(defaults(), Host(view))
     send(sw, b"".join(ofmsg.flow_mod(fl) for fl in base))
     arp_punt = next(fl for fl in base if fl.table == t.SRC_BINDING and dict(fl.match).get("eth_type") == 0x0806)
     miss = f.Flow(t.ARP_RESPONDER, 1, f.match(vlan_vid=10 | f.OFPVID_PRESENT), (f.Output(f.OFPP_CONTROLLER),),

@@ -6,7 +6,7 @@ from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import FlowMod, Wipe
 from controller.pipeline.learning_modes import MODE_LEARN
-from controller.pipeline.settings import Settings
+from controller.shell.config import defaults
 from controller.southbound import ofmsg
 from tests.unit.world import BLUE, arp_frame, mac, world
 
@@ -16,7 +16,7 @@ def all_flows(core):
 
 
 def test_every_flow_of_both_modes_encodes_for_install_and_delete():
-    for settings in (Settings(), Settings(mode=MODE_LEARN, tunnel_type="gre")):
+    for settings in (defaults(), defaults(mac_learning=MODE_LEARN, tunnel_type="gre")):
         core = world(3, settings=settings)
         core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1)
         flows = all_flows(core)
@@ -51,12 +51,11 @@ def test_batches_join_messages_per_datapath():
 
 def test_the_fast_flow_mod_is_byte_for_byte_what_os_ken_encodes():
     from controller.pipeline.learning_modes import MODE_LEARN
-    from controller.pipeline.tunnel_ports import FLOW_BASED
     from tests.unit.world import BLUE, arp_frame, world
     seen: set[str] = set()
-    for settings in (Settings(), Settings(mode=MODE_LEARN, tunnel_type="gre"),
-                     Settings(tunnel_ports=FLOW_BASED),
-                     Settings(tunnel_type="geneve", tunnel_ports=FLOW_BASED, max_endpoints=2)):
+    for settings in (defaults(), defaults(mac_learning=MODE_LEARN, tunnel_type="gre"),
+                     defaults(tunnel_ports="flow"),
+                     defaults(tunnel_type="geneve", tunnel_ports="flow", max_endpoints=2)):
         core = world(3, settings=settings)
         for i in range(5):
             core.packet_in(2, arp_frame(f"02:00:00:00:09:{i:02x}", f"10.0.9.{i}", "10.0.0.1", BLUE.vlan), now=1.0)

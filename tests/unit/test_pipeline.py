@@ -5,7 +5,7 @@ import pytest
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.pipeline.learning_modes import MODE_LEARN
-from controller.pipeline.settings import Settings
+from controller.shell.config import defaults
 from tests.unit.world import (
     BLUE,
     PATCH,
@@ -68,7 +68,7 @@ def test_broadcast_reaches_only_hosts_with_members_of_the_tenant():
 
 
 def test_learn_mode_floods_to_every_host_like_the_article():
-    core = world(settings=Settings(mode=MODE_LEARN), members={1: frozenset({10})})
+    core = world(settings=defaults(mac_learning=MODE_LEARN), members={1: frozenset({10})})
     tr = tracer(core, 1).trace(local_packet(BLUE.vlan, mac(1), "ff:ff:ff:ff:ff:ff"))
     assert sorted(tr.ports()) == [tunnel_port(2), tunnel_port(3)]
     learn = tracer(core, 1).tables[t.TO_LOCAL][0]

@@ -8,7 +8,7 @@ from controller.ha.election import Follow, Lead
 from controller.ha.roles import Roles
 from controller.model.ops import FlowMod, ReadSwitch
 from controller.model.state import HostView
-from controller.pipeline.settings import Settings
+from controller.shell.config import defaults
 from controller.shell.leadership import Leadership
 from controller.shell.stats import POLL_EVERY, StatsPoller
 from controller.southbound import ofmsg
@@ -44,7 +44,7 @@ def test_a_follower_asks_to_be_slave_and_only_reads_and_a_new_leader_gets_a_fres
     lead.ask(dp, now=0.0)
     assert [m.role for m in dp.msgs] == [ofmsg.ROLES["slave"]]
     assert lead.writable([ReadSwitch(1), FlowMod(1, None)]) == [ReadSwitch(1)]  # type: ignore[arg-type]
-    core = Core(Settings(), [BLUE])
+    core = Core(defaults(), [BLUE])
     core.datapath_up(1)
     new, ops = lead.change(Lead(7), core, [HostView("h1", ip_of(1), 1, "br-1", 1)], 1, now=10.0, recovery_s=5.0)
     assert new is not core and new.counters["leader_elected"] == 1 and ReadSwitch(1) in ops
@@ -59,6 +59,6 @@ def test_a_switch_refusing_us_steps_the_election_down():
     stale = []
     lead = Leadership(Roles(enabled=True, instance="c1"), SimpleNamespace(stale=stale.append))
     lead.roles.lead(3, now=0.0)
-    core = Core(Settings())
+    core = Core(defaults())
     lead.refused(1, core)
     assert core.counters["role_refused"] == 1 and stale == [None]

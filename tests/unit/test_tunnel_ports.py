@@ -13,9 +13,9 @@ from controller.model.ops import FlowPurge, OvsdbOp
 from controller.model.state import HostView, TunnelPort
 from controller.pipeline import tunnel_kinds as tunnels
 from controller.pipeline.learning_modes import MODE_LEARN
-from controller.pipeline.settings import Settings
 from controller.pipeline.tunnel_ports import FLOW, FLOW_BASED, MESH, MODES, get
 from controller.shell import config
+from controller.shell.config import defaults
 from controller.southbound import ofmsg
 from controller.southbound import ovsdb_model as om
 from tests.unit.confs import conf_from
@@ -35,7 +35,7 @@ def flow_view(i: int, kind: str = "vxlan", ofport: int | None = FLOW_OFPORT, ext
 
 def flow_world(n: int = 3, members: dict[int, frozenset] | None = None, **settings) -> Core:
     """n hosts with a flow-based port each; VMs of both tenants on every host unless members= says."""
-    core = Core(Settings(tunnel_ports=FLOW_BASED, **settings), [BLUE, RED])
+    core = Core(defaults(tunnel_ports="flow", **settings), [BLUE, RED])
     for i in range(1, n + 1):
         core.datapath_up(i)
         core.switch_read(i, SwitchDump(), now=0.0)
@@ -57,7 +57,7 @@ def deleted(ops, host: str) -> list[str]:
 
 
 def test_modes_are_chosen_by_name_and_an_unknown_one_is_an_error():
-    assert get("mesh") is MESH and get("flow") is FLOW_BASED and Settings().tunnel_ports is MESH
+    assert get("mesh") is MESH and get("flow") is FLOW_BASED and defaults().tunnel_ports is MESH
     opt = next(o for o in config.OVERLAY_OPTS if o.name == "tunnel-ports")
     assert list(opt.type.choices) == list(MODES) and opt.default == "mesh"
     with pytest.raises(ValueError, match="ring"):
@@ -66,7 +66,7 @@ def test_modes_are_chosen_by_name_and_an_unknown_one_is_an_error():
 
 @pytest.mark.parametrize("kind", tunnels.NAMES)
 def test_a_host_asks_for_exactly_one_flow_port_of_its_kind_whatever_the_cloud_size(kind):
-    core = Core(Settings(tunnel_type=kind, tunnel_ports=FLOW_BASED))
+    core = Core(defaults(tunnel_type=kind, tunnel_ports="flow"))
     first = core.host_view(HostView("h1", ip_of(1), 1, "br-1", 1), now=0)
     options = ["map", [["key", "flow"], ["local_ip", ip_of(1)], ["remote_ip", "flow"]]]
     assert inserted(first, "h1") == [{"name": tunnels.get(kind).flow_port_name,
@@ -93,7 +93,7 @@ def test_classify_has_one_flow_for_the_flow_port_at_any_size():
 
 
 def test_a_flood_sets_the_tunnel_destination_per_member_host():
-    core = flow_world(3, mode=MODE_LEARN)  # learn mode floods to every host of the tenant
+    core = flow_world(3, mac_learning=MODE_LEARN)  # learn mode floods to every host of the tenant
     out = tracer(core, 1).trace(local_packet(BLUE.vlan, mac(1), "ff:ff:ff:ff:ff:ff"))
     assert sorted((port, pkt["tun_ipv4_dst"], pkt["tunnel_id"]) for port, pkt in out.outputs) == [
         (FLOW_OFPORT, ip_of(2), BLUE.vni), (FLOW_OFPORT, ip_of(3), BLUE.vni)]
@@ -124,7 +124,7 @@ def test_arriving_traffic_is_classified_by_tunnel_id_from_the_flow_port():
 
 
 def test_learn_mode_learns_the_senders_address_as_the_replys_tunnel_destination():
-    core = flow_world(2, mode=MODE_LEARN)
+    core = flow_world(2, mac_learning=MODE_LEARN)
     (to_local,) = [fl for fl in core.installed[1].flows[BASE].values() if fl.table == t.TO_LOCAL]
     learn = to_local.actions[0]
     assert isinstance(learn, f.Learn) and learn.tun_dst_from_src
@@ -135,7 +135,7 @@ def test_learn_mode_learns_the_senders_address_as_the_replys_tunnel_destination(
 
 def test_every_flow_mode_flow_encodes():
     for mode in ("controller", MODE_LEARN):
-        core = flow_world(3, mode=mode)
+        core = flow_world(3, mac_learning=mode)
         core.packet_in(2, arp_frame(mac(2), "192.168.1.2", "192.168.1.1", BLUE.vlan), now=1)
         for part in core.installed[1].flows.values():
             for fl in part.values():
@@ -143,7 +143,7 @@ def test_every_flow_mode_flow_encodes():
 
 
 def test_switching_mesh_to_flow_keeps_the_mesh_until_the_flow_port_is_up():
-    core = Core(Settings(tunnel_ports=FLOW_BASED), [BLUE])
+    core = Core(defaults(tunnel_ports="flow"), [BLUE])
     meshed = view(1, [2, 3])
     ops = core.host_view(meshed, now=0)
     assert [r["options"][1][2][1] for r in inserted(ops, "h1")] == ["flow"]
@@ -155,7 +155,7 @@ def test_switching_mesh_to_flow_keeps_the_mesh_until_the_flow_port_is_up():
 
 
 def test_switching_flow_to_mesh_keeps_the_flow_port_until_every_peer_port_is_up():
-    core = Core(Settings(tunnel_ports=MESH), [BLUE])
+    core = Core(defaults(tunnel_ports="mesh"), [BLUE])
     for i in (2, 3):
         core.host_view(HostView(f"h{i}", ip_of(i), i, f"br-{i}", 1), now=0)
     ops = core.host_view(flow_view(1), now=0)
@@ -168,20 +168,20 @@ def test_switching_flow_to_mesh_keeps_the_flow_port_until_every_peer_port_is_up(
 
 
 def test_a_port_of_another_kind_goes_once_the_new_kinds_flow_port_is_up():
-    core = Core(Settings(tunnel_type="gre", tunnel_ports=FLOW_BASED), [BLUE])
+    core = Core(defaults(tunnel_type="gre", tunnel_ports="flow"), [BLUE])
     old = flow_view(1, "vxlan").tunnels
     assert deleted(core.host_view(flow_view(1, "gre", ofport=None, extra=old), now=0), "h1") == []
     assert deleted(core.host_view(flow_view(1, "gre", ofport=8, extra=old), now=1), "h1") == ["flow-uuid-vxlan-1"]
 
 
 def test_while_the_flow_port_comes_up_traffic_keeps_the_mesh_ports():
-    core = Core(Settings(), [BLUE])
+    core = Core(defaults(), [BLUE])
     for i in (1, 2):
         core.datapath_up(i)
         core.switch_read(i, SwitchDump(), now=0)
         core.host_view(view(i, [3 - i], member_vlans=frozenset({BLUE.vlan})), now=0)
     core.packet_in(2, arp_frame(mac(2), "192.168.1.2", "192.168.1.1", BLUE.vlan), now=1)
-    core.retune_tunnels(Settings(tunnel_ports=FLOW_BASED), now=2)
+    core.retune_tunnels(defaults(tunnel_ports="flow"), now=2)
     unicast = local_packet(BLUE.vlan, mac(1), mac(2))
     assert tracer(core, 1).trace(unicast).ports() == [12]  # h1's mesh port to h2
     core.host_view(flow_view(1, extra=view(1, [2]).tunnels, member_vlans=frozenset({BLUE.vlan})), now=3)
@@ -190,7 +190,7 @@ def test_while_the_flow_port_comes_up_traffic_keeps_the_mesh_ports():
 
 
 def test_learn_mode_forgets_learned_entries_when_old_ports_go():
-    core = Core(Settings(mode=MODE_LEARN, tunnel_ports=FLOW_BASED), [BLUE, RED])
+    core = Core(defaults(mac_learning=MODE_LEARN, tunnel_ports="flow"), [BLUE, RED])
     core.datapath_up(1)
     core.switch_read(1, SwitchDump(), now=0)
     core.host_view(view(2, [1]), now=0)

@@ -4,8 +4,8 @@ import pytest
 
 from controller.northbound.openapi import SCHEMAS
 from controller.pipeline import tunnel_kinds as tunnels
-from controller.pipeline.settings import Settings
 from controller.shell import config
+from controller.shell.config import defaults
 from controller.southbound import ovsdb_model as om
 from tests.unit.confs import conf_from
 from tests.unit.test_ovsdb_model import replica
@@ -38,7 +38,7 @@ def test_an_unknown_kind_is_an_error_everywhere_never_a_fallback():
     with pytest.raises(tunnels.UnknownTunnelKind, match="stt"):
         tunnels.get("stt")
     with pytest.raises(ValueError):
-        Settings(tunnel_type="stt")
+        defaults(tunnel_type="stt")
     with pytest.raises(ValueError):
         om.tunnel_name("stt", "10.99.0.2")
     assert tunnels.of_interface("stt") is None and tunnels.of_interface("patch") is None

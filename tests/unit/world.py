@@ -11,6 +11,7 @@ from controller.model.ops import FlowMod, GroupMod, Op
 from controller.model.state import HostView, Tenant, TunnelPort
 from controller.pipeline.settings import Settings
 from controller.pipeline.trace import Tracer
+from controller.shell.config import defaults
 
 PATCH = 1
 BLUE = Tenant("blue", 5001, 10)
@@ -38,7 +39,7 @@ def world(n: int = 3, settings: Settings | None = None, tenants=(BLUE, RED),
           members: dict[int, frozenset] | None = None) -> Core:
     """n hosts, meshed; by default every host has a VM port in every tenant's VLAN (members=
     says otherwise: host number -> VLANs tagged on its br0)."""
-    core = Core(settings or Settings(), list(tenants))
+    core = Core(settings or defaults(), list(tenants))
     if members is None:
         members = {i: frozenset(tn.vlan for tn in tenants) for i in range(1, n + 1)}
     for i in range(1, n + 1):
