@@ -1,6 +1,6 @@
 """The OpenAPI 3 description of the REST API, served at /v1/openapi.json.
 
-tests/unit/test_rest_openapi.py keeps it true: every route in rest.ROUTES is here and nothing
+tests/unit/northbound/test_rest_openapi.py keeps it true: every route in rest.ROUTES is here and nothing
 else is, and a schemathesis fuzz drives the API from it. The schemas take their
 patterns from the tenant rules (controller/model/tenant_rules.py), their limits from controller/model/state.py.
 """

@@ -18,7 +18,7 @@ from controller.northbound.pathtrace import Request, trace
 from controller.northbound.rest import Api
 from lab.netlab import free_tcp_ports
 from tests.unit.api_backend import Backend, seeded
-from tests.unit.test_pathtrace import learned
+from tests.unit.northbound.test_pathtrace import learned
 from tests.unit.world import mac
 
 TOKEN = "cli-token-123"

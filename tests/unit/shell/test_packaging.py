@@ -5,7 +5,7 @@ from pathlib import Path
 
 from oslo_config import cfg, generator
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "contrib" / "overlay.conf.sample"
 
 

@@ -5,7 +5,7 @@ from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.ha.roles import MASTER, SLAVE, Roles, promoted, read_only
 from controller.model.ops import AddTunnelPorts, FlowDelete, FlowMod, ReadSwitch
-from tests.unit.test_core_hitless import dump_of
+from tests.unit.core.test_core_hitless import dump_of
 from tests.unit.world import BLUE, RED, arp_frame, mac, world
 
 

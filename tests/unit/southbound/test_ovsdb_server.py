@@ -9,7 +9,7 @@ import eventlet
 
 from controller.southbound import ovsdb_model as om
 from controller.southbound.ovsdb_server import OvsdbServer, _Connection
-from tests.unit.test_ovsdb_model import replica
+from tests.unit.southbound.test_ovsdb_model import replica
 
 
 def run_connection(messages: list[bytes]) -> tuple[list, list, list[dict]]:

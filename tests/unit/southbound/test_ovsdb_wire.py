@@ -6,7 +6,7 @@ import pytest
 
 from controller.southbound import ovsdb_model as om
 from controller.southbound.ovsdb_wire import Framer, Malformed, check_message, check_system_id, check_table_updates
-from tests.unit.test_ovsdb_server import initial_rows
+from tests.unit.southbound.test_ovsdb_server import initial_rows
 
 
 def kind_of(fn, *args) -> str | None:

@@ -7,7 +7,7 @@ from controller.model.state import HostView
 from controller.northbound.rest import Api
 from controller.southbound import ovsdb_model as om
 from tests.unit.api_backend import Backend, call, seeded
-from tests.unit.test_cli import Served
+from tests.unit.cli.test_cli import Served
 
 NO_BR1 = "no bridge br1"
 NO_IP = "no external_ids:overlay-ip (its underlay IPv4 address)"

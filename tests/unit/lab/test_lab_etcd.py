@@ -7,7 +7,11 @@ import base64
 import json
 import urllib.request
 
+import pytest
+
 from lab.etcd import EtcdCluster
+
+pytestmark = pytest.mark.etcd  # a real etcd on loopback (./setup.sh installs it)
 
 
 def _post(url: str, body: dict) -> dict:

@@ -198,7 +198,7 @@ def test_the_metrics_listener_serves_metrics_only_and_read_only(tmp_path):
 
 
 def test_the_grafana_dashboard_is_built_on_these_metrics_and_shows_every_one(tmp_path):
-    dashboard = json.loads((Path(__file__).resolve().parents[2] / "contrib" / "grafana-dashboard.json").read_text())
+    dashboard = json.loads((Path(__file__).resolve().parents[3] / "contrib" / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = {re.sub(r"_(bucket|count|sum)$", "", n)
             for e in exprs for n in re.findall(r"\b((?:overlay|process)_[a-z_]+)\b(?!\s*\()", e)}

@@ -6,7 +6,7 @@ from pathlib import Path
 import bench.storms as storms
 from bench.storms import ARP_LATENCY, FIRST_PING, KNOWN_ARPS, MISSING_ARPS, judged, markdown
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_each_workload_is_judged_against_its_target_and_one_without_target_only_reported():

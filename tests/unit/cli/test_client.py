@@ -6,7 +6,7 @@ import pytest
 
 from controller.cli.client import ApiError, Client
 from lab.netlab import free_tcp_ports
-from tests.unit.test_cli import TOKEN, served  # noqa: F401  (the fixture: the real API over HTTP)
+from tests.unit.cli.test_cli import TOKEN, served  # noqa: F401  (the fixture: the real API over HTTP)
 
 
 def test_calls_return_the_decoded_body_and_send_the_token(served):  # noqa: F811

@@ -8,7 +8,7 @@ from controller.shell import config
 from controller.shell.config import defaults
 from controller.southbound import ovsdb_model as om
 from tests.unit.confs import conf_from
-from tests.unit.test_ovsdb_model import replica
+from tests.unit.southbound.test_ovsdb_model import replica
 
 EXPECTED = {"vxlan": ("vx", "vxlan", 4789), "gre": ("gre", "gre", None), "geneve": ("gnv", "geneve", 6081)}
 

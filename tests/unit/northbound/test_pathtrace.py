@@ -175,7 +175,7 @@ def test_post_v1_trace(tmp_path):
 
 def test_with_flow_based_tunnel_ports_the_peer_is_read_from_tun_dst():
     from controller.northbound import pathtrace
-    from tests.unit.test_tunnel_ports import flow_world
+    from tests.unit.pipeline.test_tunnel_ports import flow_world
     from tests.unit.world import BLUE, arp_frame, mac
     core = flow_world(3)
     core.packet_in(1, arp_frame(mac(1), "192.168.1.1", "192.168.1.9", BLUE.vlan), now=1)

@@ -26,6 +26,8 @@ from lab.procs import wait_for
 from tests.unit.api_backend import Backend, call
 from tests.unit.confs import conf_from
 
+pytestmark = pytest.mark.etcd  # a real etcd on loopback (./setup.sh installs it)
+
 
 class Locked(Backend):
     def __init__(self, store: EtcdStore) -> None:
