@@ -1,7 +1,7 @@
 """Broadcast storms on the underlay: the article's learn() pipeline vs controller-driven mode.
 
 Both modes run in the same invocation on identical labs, so the ratio is meaningful on a
-noisy machine. Frames are counted as rx on the tunnel ports of every host (LAB.md: tunnel
+noisy machine. Frames are counted as rx on the tunnel ports of every host (lab/README.md: tunnel
 tx counters double-count on the userspace datapath).
 
     .venv/bin/python -m bench.storms [--tunnel-type vxlan|gre] [--json results.json]

@@ -12,7 +12,7 @@ FRR runs by hand, one zebra and one bgpd per leaf, with their own config dir, pi
 socket dir under the lab's run directory; the packaged service is never used. Everything lives in
 the leaf's namespace or its lab-named veths, so `Lab.close()` and `cleanup_stale()` remove what a
 crashed run left (they kill every process in a lab namespace), and `Leaf.close()` removes it
-early. See /work/shared/LAB.md "FRR" and README "EVPN".
+early. See lab/README.md "FRR" and docs/operator/evpn.md.
 """
 
 from __future__ import annotations

@@ -431,7 +431,7 @@ class Lab:
         run(["ip", "-n", h.ns, "link", "add", vm.port, "mtu", mtu, "type", "veth",
              "peer", "name", "eth0", "netns", vm.ns, "mtu", mtu])
         # checksum offload on a veth whose other end is read by userspace OVS
-        # leaves TCP checksums unfinished (LAB.md): compute them in the VM
+        # leaves TCP checksums unfinished (lab/README.md): compute them in the VM
         run(["ip", "netns", "exec", vm.ns, "ethtool", "-K", "eth0", "tx", "off"])
         batch = (
             "link set lo up\n"

@@ -314,7 +314,7 @@ class Host(LabNode, OvsHost):
         """Live OpenFlow port counters per port name (ovs-ofctl dump-ports).
 
         The OVSDB statistics column lags by up to 5 s, hence OpenFlow. Mind
-        LAB.md: userspace tunnel tx counters count packets twice, use rx.
+        lab/README.md: userspace tunnel tx counters count packets twice, use rx.
         """
         protocol = "OpenFlow13" if bridge == "br1" else None
         text = self.ofctl("--names", "dump-ports", bridge, protocol=protocol)
@@ -386,7 +386,7 @@ class Host(LabNode, OvsHost):
                 bpf: str | None = None) -> Capture:
         """tcpdump inside the host namespace, e.g. the underlay NIC eth0.
 
-        Count underlay frames with direction "in" (LAB.md: tunnel tx counters
+        Count underlay frames with direction "in" (lab/README.md: tunnel tx counters
         lie). On eth0 the stop sentinel is sent from the root-namespace end of
         the underlay veth: it reaches only this host (br-phy floods it to its
         own kernel, which drops it), never the other hosts.

@@ -226,7 +226,7 @@ class Vm(Host):
     def config(self, **params: Any) -> Any:
         r = Host.config(self, **params)
         self.cmd("sysctl -qw " + " ".join(QUIET_SYSCTLS))
-        # userspace OVS reads this veth: TCP checksums must be complete (LAB.md)
+        # userspace OVS reads this veth: TCP checksums must be complete (lab/README.md)
         self.cmd(f"ethtool -K {self.defaultIntf()} tx off >/dev/null")
         return r
 
