@@ -248,7 +248,7 @@ def _build(leaf: Leaf, peer_ip: str, peer_as: int, peer_port: int, hold: int) ->
 
 def frr_conf(hostname: str, router_id: str, asn: int, peer_ip: str, peer_as: int, peer_port: int, hold: int,
              log: Path | str) -> str:
-    """The leaf's frr.conf: one l2vpn evpn neighbour, every VNI advertised (README "EVPN")."""
+    """The leaf's frr.conf: one l2vpn evpn neighbour, every VNI advertised (docs/operator/evpn.md)."""
     keepalive = max(1, hold // 3)
     port = f" neighbor {peer_ip} port {peer_port}\n" if peer_port != 179 else ""
     return textwrap.dedent(f"""\

@@ -495,7 +495,7 @@ class Lab:
         """Every host with tunnel ports announces itself again; then wait
         until each host's OVS knows the underlay MAC of every peer it has a
         tunnel to. For fixtures, once the tunnels exist: hosts that had no
-        tunnel port when a peer joined missed its announcement (README).
+        tunnel port when a peer joined missed its announcement (lab/README.md).
         """
         hosts = [h for h in self.hosts.values() if h.alive]
         ips = {h.underlay_ip for h in hosts}
