@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.controller import ApiError, Client  # overlayctl's client, wherever the relayout puts it
 from lab.fakes import FakeOvsdbHost, FakeSwitch
 from lab.netlab import free_tcp_ports, wait_for
 from tests.unit.unit_sandbox import unit_settings
@@ -117,8 +118,6 @@ def test_the_controller_lives_with_the_units_syscall_filter_and_wx_protection(tm
             [sys.executable, "-m", "tests.unit.unit_sandbox", str(UNIT), "--", str(controller),
              "--config-file", str(conf), "--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port", str(of_port)],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    from controller.client import ApiError, Client
-
     api = Client(f"http://127.0.0.1:{rest_port}")
     switch = host = None
 
