@@ -16,18 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from controller.bgp.evpn import ImportEvent, RemoteFlood, RemoteMac, RemoteMacGone
-from controller.core.changes import (
-    Bound,
-    Change,
-    FloodMember,
-    Forgotten,
-    Learned,
-    Moved,
-    Noted,
-    Seen,
-    Unbound,
-    VtepNamed,
-)
+from controller.core import changes as ch
 from controller.core.core import Core
 from controller.core.parts import EpKey
 from controller.core.read_model import ReadModel
@@ -43,11 +32,11 @@ def vtep_id(ip: str) -> str:
 
 def apply(core: Core, events: Iterable[ImportEvent], our_seq: dict[tuple[int, str], int], now: float) -> list[Op]:
     """Apply the Importer's events; our_seq: the MAC Mobility sequence numbers we advertise."""
-    return core.learn(changes(core.read, events, our_seq, now), now)
+    return core.learn(translate(core.read, events, our_seq, now), now)
 
 
-def changes(read: ReadModel, events: Iterable[ImportEvent], our_seq: dict[tuple[int, str], int],
-            now: float) -> Iterator[Change]:
+def translate(read: ReadModel, events: Iterable[ImportEvent], our_seq: dict[tuple[int, str], int],
+            now: float) -> Iterator[ch.Change]:
     """The changes the events call for. A generator: Core.learn applies each before the next one
     is made, so an event reads the state the ones before it left."""
     for ev in events:
@@ -59,13 +48,13 @@ def changes(read: ReadModel, events: Iterable[ImportEvent], our_seq: dict[tuple[
             yield from _remote_flood(read, ev)
 
 
-def _vtep(read: ReadModel, ip: str, peer: str) -> Iterator[Change]:
+def _vtep(read: ReadModel, ip: str, peer: str) -> Iterator[ch.Change]:
     """The external VTEP at ip, named to the core the first time (nothing for one of our hosts)."""
     known = read.peer_at(ip)
     if known is None:
-        yield VtepNamed(vtep_id(ip), ip, peer)
+        yield ch.VtepNamed(vtep_id(ip), ip, peer)
     elif known.view.external is None:  # one of our own hosts: a peer reflecting our routes
-        yield Noted("evpn_own_vtep_ignored")
+        yield ch.Noted("evpn_own_vtep_ignored")
 
 
 def _is_ours(read: ReadModel, ip: str) -> bool:
@@ -73,7 +62,7 @@ def _is_ours(read: ReadModel, ip: str) -> bool:
     return known is not None and known.view.external is None
 
 
-def _remote_mac(read: ReadModel, ev: RemoteMac, our_seq: int, now: float) -> Iterator[Change]:
+def _remote_mac(read: ReadModel, ev: RemoteMac, our_seq: int, now: float) -> Iterator[ch.Change]:
     yield from _vtep(read, ev.vtep, ev.peer)
     if _is_ours(read, ev.vtep) or read.tenant_by_vni(ev.vni) is None:
         return
@@ -81,30 +70,30 @@ def _remote_mac(read: ReadModel, ev: RemoteMac, our_seq: int, now: float) -> Ite
     key = EpKey(ev.vni, ev.mac)
     ep = read.endpoint(key)
     if ep is None:
-        yield Learned(Endpoint(ev.vni, ev.mac, here, 0, now, set(ev.ips)), count="evpn_endpoints_imported")
+        yield ch.Learned(Endpoint(ev.vni, ev.mac, here, 0, now, set(ev.ips)), count="evpn_endpoints_imported")
         return
     if ep.host_id != here:
         owner = read.peer(ep.host_id)
         if owner is not None and owner.view.external is None and ev.seq <= our_seq:
-            yield Noted("evpn_stale_moves_ignored")  # ours is the newer: the peer will follow
+            yield ch.Noted("evpn_stale_moves_ignored")  # ours is the newer: the peer will follow
             return
-        yield Moved(key, here, 0, count="evpn_moves_imported")
-    yield Seen(key, now)
+        yield ch.Moved(key, here, 0, count="evpn_moves_imported")
+    yield ch.Seen(key, now)
     for ip in sorted(ev.ips - ep.ips):
-        yield Bound(key, ip)
+        yield ch.Bound(key, ip)
     gone = ep.ips - ev.ips
     if gone:
-        yield Unbound(key, frozenset(gone))
+        yield ch.Unbound(key, frozenset(gone))
 
 
-def _remote_mac_gone(read: ReadModel, ev: RemoteMacGone) -> Iterator[Change]:
+def _remote_mac_gone(read: ReadModel, ev: RemoteMacGone) -> Iterator[ch.Change]:
     ep = read.endpoint(EpKey(ev.vni, ev.mac))
     owner = read.peer(ep.host_id) if ep is not None else None
     if owner is not None and owner.view.external is not None:  # not one that has moved to us since
-        yield Forgotten(EpKey(ev.vni, ev.mac), count="evpn_endpoints_withdrawn")
+        yield ch.Forgotten(EpKey(ev.vni, ev.mac), count="evpn_endpoints_withdrawn")
 
 
-def _remote_flood(read: ReadModel, ev: RemoteFlood) -> Iterator[Change]:
+def _remote_flood(read: ReadModel, ev: RemoteFlood) -> Iterator[ch.Change]:
     yield from _vtep(read, ev.vtep, ev.peer)
     if not _is_ours(read, ev.vtep):
-        yield FloodMember(ev.vni, vtep_id(ev.vtep), ev.present)
+        yield ch.FloodMember(ev.vni, vtep_id(ev.vtep), ev.present)
