@@ -396,12 +396,9 @@ class Core:
         host = self.ix.host_of_dpid(dpid)
         if host is None or table != t.SRC_MAC or reason != OFPRR_IDLE_TIMEOUT:
             return []
-        source = source_of(match)
-        if source is None:
-            return []
-        vid, mac = source
-        tenant = self.ix.tenant_on(host.id, vid & 0x0FFF)
-        if tenant is None:
+        vid, mac = source_of(match)
+        tenant = self.ix.tenant_on(host.id, (vid or 0) & 0x0FFF)  # type: ignore[operator]  # masked: TypeError,
+        if tenant is None or not isinstance(mac, str):  # and the guard closes the switch's connection
             return []
         key = EpKey(tenant.vni, mac)
         ep = self.ix.endpoints.get(key)
@@ -409,7 +406,7 @@ class Core:
             return []
         inst = self.installed.get(dpid)
         if inst is not None:  # the switch has already removed it
-            inst.forget(source_key(vid, mac))
+            inst.forget(source_key(vid, mac))  # type: ignore[arg-type]
         self._drop(key)
         self.counters["endpoints_aged"] += 1
         return self._flush()

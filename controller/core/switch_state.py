@@ -116,10 +116,9 @@ def recovered_endpoints(dump: SwitchDump, host_id: str, ix: Index, now: float = 
         if f.cookie_kind(ck) != f.COOKIE_ENDPOINT:
             continue
         role, vni, m = f.cookie_role(ck), f.cookie_vni(ck), dict(match)
-        source = source_of(m)
-        if source is None:
+        vid, mac = source_of(m)
+        if not isinstance(mac, str) or not isinstance(vid, int):
             continue
-        vid, mac = source
         tenant = ix.tenant_on(host_id, vid & 0x0FFF)
         if tenant is None or tenant.vni != vni or (vni, mac) in ix.endpoints:
             continue

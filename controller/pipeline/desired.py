@@ -43,10 +43,10 @@ def source_key(vid: int, mac: str) -> tuple[int, int, f.Match]:
     return t.SRC_MAC, t.PRIO_ENTRY, source_match(vid, mac)
 
 
-def source_of(match: Mapping[str, object]) -> tuple[int, str] | None:
-    """(VLAN tag, MAC) of a source or binding entry, from its match as the switch reports it."""
-    mac, vid = match.get("eth_src"), match.get("vlan_vid")
-    return (vid, mac) if isinstance(mac, str) and isinstance(vid, int) else None
+def source_of(match: Mapping[str, object]) -> tuple[object, object]:
+    """(VLAN tag, MAC) of a source or binding entry, from its match as the switch reports it: as
+    reported (absent: None; masked: a tuple), for the caller to check."""
+    return match.get("vlan_vid"), match.get("eth_src")
 
 
 def tunnel_classify(host: Host, port_name: str) -> set[f.Flow]:

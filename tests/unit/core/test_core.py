@@ -1,5 +1,7 @@
 """Events in, operations out: the core's decisions checked as values."""
 
+import pytest
+
 from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
@@ -181,6 +183,15 @@ def test_packet_ins_that_make_no_sense_are_counted_and_dropped():
     assert core.counters["packet_in_malformed"] == 1
     assert core.counters["packet_in_unknown_vlan"] == 1
     assert core.counters["packet_in_ignored"] == 1
+
+
+def test_a_removed_source_entry_with_a_masked_vlan_is_an_error_not_a_quiet_no():
+    """A masked field where none can be: the handler raises, and its guard closes that switch's
+    connection (tests/e2e/test_garbage.py); a match without a MAC is no source entry of ours."""
+    core = world(2)
+    with pytest.raises(TypeError):
+        core.flow_removed(2, t.SRC_MAC, 0, {"vlan_vid": (0x1000 | BLUE.vlan, 0x1000), "eth_src": mac(1)}, now=1.0)
+    assert core.flow_removed(2, t.SRC_MAC, 0, {"vlan_vid": 0x1000 | BLUE.vlan}, now=1.0) == []
 
 
 def test_per_host_vlans_let_one_vni_use_different_vlans():
