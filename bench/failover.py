@@ -18,7 +18,7 @@ import sys
 import time
 
 from bench.report import markdown_table, publish
-from controller import etcd
+from controller.ha import etcd
 from lab.ha import HaLab
 from lab.netlab import Lab, wait_for
 

@@ -1,5 +1,5 @@
 """Run the real controller (osken-manager apps/overlay.py) as a process, and talk to its REST API
-(with overlayctl's client, controller/client.py: ctl.api.get/post/put/delete/request, ApiError)."""
+(with overlayctl's client, controller/cli/client.py: ctl.api.get/post/put/delete/request, ApiError)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from controller.client import ApiError, Client
+from controller.cli.client import ApiError, Client
 from lab.netlab import free_tcp_ports, wait_for
 
 REPO = Path(__file__).resolve().parent.parent

@@ -130,7 +130,7 @@ def role_request_by_hand(host: OvsHost, role: str, generation: int, timeout: flo
     would demote the real master."""
     from os_ken.ofproto import ofproto_v1_3 as ofp
 
-    from controller import ofmsg
+    from controller.southbound import ofmsg
 
     req = ofmsg.role_request(role, generation)
     req.xid = 7
