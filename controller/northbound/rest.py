@@ -320,7 +320,7 @@ class Api(web.WebView):
         except UnicodeDecodeError:
             raise ApiError(400, "the query string is not valid UTF-8") from None
         if host is not None:
-            rules.host_id(host, "'host'")
+            rules.host_id(host, "host")
 
         def run() -> list:
             tenant = self.tenants.get(name)

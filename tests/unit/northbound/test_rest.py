@@ -132,6 +132,8 @@ def test_patch_changes_only_the_given_fields(api):
     ({"name": "other"}, 400, "cannot be changed"),
     ({"name": None}, 400, "cannot be changed"),
     ({"colour": "x"}, 400, "unknown"),
+    ({"host": None}, 400, "unknown field(s): host"),  # a null does not excuse a misspelt field (#22.6)
+    ({"hosts": None, "vlan": 11, "colour": None}, 400, "unknown field(s): colour"),
     ([1], 400, "object"),
     ({"vni": 5002}, 409, "VNI 5002"),
     ({"vlan": 20}, 409, "VLAN 20"),
