@@ -64,11 +64,11 @@ class OverlayApp(app_manager.OSKenApp):
         self.loop_lag = LoopLag()
         # BGP EVPN toward VTEPs no controller programs (docs/operator/evpn.md); None unless [bgp] local_as is set.
         self.evpn = bgp.from_conf(conf, self.core, self.post, self.apply, self.now)
-        self.metrics.register(self.loop_lag)
         # Several instances (etcd): only the elected leader programs; the others follow.
         self.leadership = Leadership.from_conf(conf, lambda a: self.post(lambda: self._role_change(a)))
         self.core.passive = not self.leadership.leading
-        self.metrics.register(self.leadership.metrics())
+        for collector in startup.collectors(self.loop_lag, self.leadership):
+            self.metrics.register(collector)
         startup.warn_if_open(conf, self.api_auth)
         s = self.core.settings
         LOG.info("overlay controller: mode=%s tunnels=%s tunnel_ports=%s tenants=%d", s.learning.name, s.tunnel_type,

@@ -17,6 +17,7 @@ from controller.northbound.auth import TokenAuth
 from controller.northbound.rest import Api
 from controller.pipeline.settings import Settings
 from controller.shell import loop, looplag, reload
+from controller.shell.leadership import Leadership
 from controller.southbound import ofmsg
 from controller.southbound.ovsdb_server import OvsdbServer
 
@@ -32,6 +33,12 @@ def app_core(settings: Settings, tenants: Iterable[Tenant], now: float) -> Core:
     core.eager = False
     core.recovering, core.recover_until = True, now + RECOVERY_WINDOW_S
     return core
+
+
+def collectors(loop_lag: looplag.LoopLag, leadership: Leadership) -> list[Any]:
+    """The collectors the app adds to its Metrics: the event loop's lag and the role among instances
+    (exported always, also by a single instance). The dashboard's test registers these same ones."""
+    return [loop_lag, leadership.metrics()]
 
 
 def ovsdb_server(conf: Any, on_view: Callable[[HostView], None], on_down: Callable[[str], None]) -> OvsdbServer:
