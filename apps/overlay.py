@@ -70,6 +70,7 @@ class OverlayApp(app_manager.OSKenApp):
         for collector in startup.collectors(self.loop_lag, self.leadership):
             self.metrics.register(collector)
         startup.warn_if_open(conf, self.api_auth)
+        startup.warn_unknown_options(conf)
         s = self.core.settings
         LOG.info("overlay controller: mode=%s tunnels=%s tunnel_ports=%s tenants=%d", s.learning.name, s.tunnel_type,
                  s.tunnel_ports.name, len(self.core.tenants))
