@@ -123,3 +123,15 @@ def test_the_start_warns_of_a_misspelt_option_and_shows_no_third_party_warnings(
     noise = [line for line in text.splitlines() if "Warning" in line or "site-packages" in line or "RLock" in line]
     assert noise == [], text  # eventlet's and cryptography's deprecations, eventlet's RLock notice: not ours
     assert "Traceback" not in text
+
+
+def test_a_reload_names_a_misspelt_option_too(tmp_path, caplog):
+    from controller.core.core import Core
+    from controller.shell import reload
+
+    conf = parsed(tmp_path, "[overlay]\ntunnel_type = vxlan\n")
+    core = Core(config.settings(conf), [])
+    (tmp_path / "overlay.conf").write_text("[overlay]\ntunnel_type = gre\ntunnel_prots = flow\n")
+    assert reload.reload(conf, core, now=1.0) is not None
+    assert f"config reload: {tmp_path}/overlay.conf: [overlay] tunnel_prots is not an option (did you mean " \
+           "tunnel_ports?); ignored" in caplog.text
