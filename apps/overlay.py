@@ -108,8 +108,8 @@ class OverlayApp(app_manager.OSKenApp):
         return fn()
 
     def apply(self, ops: list[Op]) -> None:
-        if self.evpn is not None:  # routes follow the state the ops came from
-            self.evpn.sync()
+        if self.evpn is not None:  # routes follow the state the ops came from (and peers' routes a new tenant takes)
+            ops = [*ops, *self.evpn.sync()]
         of_ops = []
         for op in self.leadership.writable(ops):  # a follower reads switches back and changes nothing
             if isinstance(op, OvsdbOp):
