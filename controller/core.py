@@ -496,6 +496,11 @@ class Core:
             if deadline is not None and time.perf_counter() > deadline:
                 break
         self.counters["flow_mods"] += len(adds) + len(deletes)
+        if adds and deletes:
+            # A key one partition released and another claimed in this batch (an IP rebound to
+            # another MAC): the add replaces the flow, a delete sent after it would remove it.
+            added = {(op.dpid, op.flow.key) for op in adds if isinstance(op, FlowMod)}
+            deletes = [op for op in deletes if _deleted_key(op) not in added]
         return first + adds + deletes + last
 
     def _expand_full(self, host: Host, d: _Dirty) -> list[Op]:
@@ -590,3 +595,10 @@ class Core:
         if strangers:
             LOG.warning("switch %016x held %d flows not made by this controller: removed", dpid, strangers)
         return [FlowDelete(dpid, *key) for key in gone]
+
+
+def _deleted_key(op: Op) -> tuple[int, object]:
+    """(switch, flow key) of a delete: a FlowMod's flow's, or a FlowDelete's."""
+    if isinstance(op, FlowMod):
+        return op.dpid, op.flow.key
+    return op.dpid, (op.table, op.priority, op.match)  # type: ignore[union-attr]
