@@ -30,7 +30,7 @@ from controller.barriers import BarrierPacer
 from controller.core import ROLE_COUNTERS, Core
 from controller.election import Action, Lead
 from controller.eventgate import EventGate
-from controller.ops import Op, OvsdbTransact, ReadSwitch, Wipe
+from controller.ops import FlowDelete, FlowMod, Op, OvsdbTransact, ReadSwitch, Wipe
 from controller.ovsdb import OvsdbServer
 from controller.rest import Api
 from controller.state import HostView
@@ -206,6 +206,8 @@ class OverlayApp(app_manager.OSKenApp):
             for dpid, dp_ops in ofmsg.per_datapath(of_ops).items():
                 dp = self.datapaths.get(dpid)
                 if dp is not None:
+                    # counted here, as sent: a core that still thinks it leads computes what is never sent
+                    self.core.counters["flow_mods"] += sum(isinstance(op, (FlowMod, FlowDelete)) for op in dp_ops)
                     bufs = ofmsg.writes(dp_ops)
                     if bufs and self.barriers.wrote(dpid, self.metrics.clock()):
                         bufs[-1] += self._barrier_bytes(dp)  # one send, not two: a send wakes a greenthread

@@ -495,7 +495,6 @@ class Core:
                 self._diff(host, part, first, adds, deletes, last)
             if deadline is not None and time.perf_counter() > deadline:
                 break
-        self.counters["flow_mods"] += len(adds) + len(deletes)
         if adds and deletes:
             # A key one partition released and another claimed in this batch (an IP rebound to
             # another MAC): the add replaces the flow, a delete sent after it would remove it.
