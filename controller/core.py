@@ -38,6 +38,7 @@ from controller.tunnel_ops import TunnelBook, retry_overdue, tunnel_ops, tunnels
 from controller.tunnels import FLOW
 
 LOG = logging.getLogger(__name__)
+RECOVERY_OVER = "recovery window over"  # logged when it ends (the e2e tests wait for it)
 # Partitions of a switch's flows, recomputed independently: BASE, a tenant (its VNI: flows
 # and flood group), and a learned endpoint ((VNI, MAC): its entries on that switch).
 BASE = "base"
@@ -246,10 +247,13 @@ class Core:
         longer than the grace period have their endpoints withdrawn."""
         if self.recovering and now >= self.recover_until:
             self.recovering = False
+            checked = 0
             for dpid, inst in self.installed.items():
                 host = self.ix.host_of_dpid(dpid)
                 if inst.read_back() and host is not None:
                     self._mark(host.id, (LEFTOVERS,))
+                    checked += 1
+            LOG.info("%s: what nobody claimed on %d read-back switches goes now", RECOVERY_OVER, checked)
         ops = retry_overdue(self, now)
         for host in list(self.ix.hosts.values()):
             if host.lost_since is None or host.withdrawn or now - host.lost_since < self.settings.host_grace:
