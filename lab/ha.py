@@ -20,6 +20,7 @@ import struct
 import time
 from typing import Any
 
+from controller import etcd
 from lab.controller import Controller
 from lab.etcd import EtcdCluster
 from lab.netlab import Lab, wait_for
@@ -71,18 +72,36 @@ class HaLab:
         return [c for c in self.ctls if c.proc is not None and c.proc.poll() is None]
 
     def leader(self, timeout: float = 10.0, among: list[Controller] | None = None) -> Controller:
-        """The instance that leads and whose MASTER role every connected switch accepted."""
+        """The instance that leads and whose MASTER role every lab host's switch accepted (a switch
+        it does not list yet has not accepted it)."""
+        want = {h.datapath_id for h in self.lab.hosts.values() if h.alive}
+
         def find() -> Controller | None:
             for ctl in among or self.alive():
                 try:
                     doc = self.role(ctl)
                 except OSError:
                     continue
-                if doc["role"] == "leader" and doc["switches"] and all(
-                        s["accepted"] == "master" for s in doc["switches"].values()):
+                master = {dpid for dpid, s in doc["switches"].items() if s["accepted"] == "master"}
+                if doc["role"] == "leader" and want <= master:
                     return ctl
             return None
-        return wait_for(find, timeout, 0.02, "a leader that is MASTER on every switch")
+        return wait_for(find, timeout, 0.02, f"a leader that is MASTER on every switch {sorted(want)}")
+
+    def lease_expiry(self) -> float:
+        """The floor any lease-based failover stands on, measured now on this etcd: seconds from
+        the last renewal of a lease (this lab's TTL) holding one key until etcd has removed the key."""
+        client = etcd.connect(self.etcd.endpoints, timeout=1.0)
+        try:
+            key = f"/lab/expiry/{time.monotonic_ns()}"
+            lease = client.lease_grant(self.lease_ttl)
+            client.txn([], [etcd.put(key, b"x", lease)])
+            renewed = time.monotonic()
+            client.lease_keepalive(lease)
+            wait_for(lambda: client.get(key) is None, self.lease_ttl + 5, 0.01, "the key of an abandoned lease removed")
+            return time.monotonic() - renewed
+        finally:
+            client.close()
 
     def overlay(self, hosts: int = 3, tenants: bool = True) -> Overlay:
         """Hosts joined to all three instances; tenants created; meshed by the leader."""
