@@ -217,6 +217,16 @@ def assert_kept(before: dict[str, dict[str, tuple[float, int]]], after: dict[str
     return kept
 
 
+def kept_through_recovery(ctl: Controller, since: int, before: dict[str, dict[str, tuple[float, int]]],
+                          hosts: list[Host]) -> tuple[int, dict]:
+    """assert_kept(before, now) once ctl's recovery window, begun after its log offset since (a start,
+    a takeover), has ended with its pass over what nobody claimed; (flows kept, ctl's counters then).
+    The counters are read first: they hold that pass's flow-mods, even those still on the way."""
+    ctl.wait_recovery_over(since)
+    counters = ctl.api.get("/v1/counters")
+    return assert_kept(before, {h.name: flow_table(h) for h in hosts}), counters
+
+
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after}
 
