@@ -238,6 +238,15 @@ def arp_burst(vm: Vm, ip: str, count: int, interval: float = 0.01) -> list[str]:
     return re.findall(r"bytes from ([0-9a-f:]{17})", cp.stdout)
 
 
+def neighbour_answers(vm: Vm, ip: str) -> list[str]:
+    """One ARP request (IPv4) or neighbour solicitation (IPv6) for ip from vm's eth0, sent whatever
+    vm's neighbour cache holds: the MACs that answered (lower case)."""
+    if ":" not in ip:
+        return arp_burst(vm, ip, 1)
+    out = vm.exec(["ndisc6", "-r", "1", "-w", "1000", ip, "eth0"], check=False).stdout
+    return [m.lower() for m in re.findall(r"Target link-layer address: ([0-9A-Fa-f:]{17})", out)]
+
+
 def cold_ping_ms(vm: Vm, ip: str) -> float | None:
     """One ping from vm to ip with vm's ARP cache flushed first: the reply's RTT (ms), which
     includes resolving ip, or None when no reply came within 2 s."""
