@@ -90,15 +90,18 @@ class EvpnSpeaker:
         self.speaker: Any = None
         core.changed = set()
 
-    def start(self) -> None:
-        from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
-
-        logging.getLogger("bgpspeaker.api.base").setLevel(logging.WARNING)  # it logs every route at INFO
+    def start(self, speaker: Any = None) -> None:
+        """Start os-ken's BGPSpeaker (or use `speaker`, a stand-in with its methods: the unit tests)."""
         host, port = self.listen
-        self.speaker = BGPSpeaker(
-            as_number=self.policy.local_as, router_id=self.policy.router_id, bgp_server_hosts=[host],
-            bgp_server_port=port, best_path_change_handler=self._best_path,
-            peer_down_handler=self._peer_down, peer_up_handler=self._peer_up)
+        if speaker is None:
+            from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
+
+            logging.getLogger("bgpspeaker.api.base").setLevel(logging.WARNING)  # it logs every route at INFO
+            speaker = BGPSpeaker(
+                as_number=self.policy.local_as, router_id=self.policy.router_id, bgp_server_hosts=[host],
+                bgp_server_port=port, best_path_change_handler=self._best_path,
+                peer_down_handler=self._peer_down, peer_up_handler=self._peer_up)
+        self.speaker = speaker
         for ip, asn in self.neighbors:
             self.speaker.neighbor_add(ip, asn, enable_evpn=True, enable_ipv4=False)
         LOG.info("BGP EVPN: AS %d, router id %s, listening on %s:%d, neighbors %s", self.policy.local_as,
@@ -168,7 +171,11 @@ class EvpnSpeaker:
             LOG.warning("BGP EVPN: unreadable path %s: %s", ev.path, e)
             return
         if r is not None:
-            self.post(lambda: self._received(self.importer.receive(r, self.core.ix)))
+            self.post(lambda: self.received(r))
+
+    def received(self, r: evpn.Received) -> None:
+        """A decoded path, on the app's event loop: into the core, and the ops out to the switches."""
+        self._received(self.importer.receive(r, self.core.ix))
 
     def _peer_down(self, ip: str, asn: int) -> None:
         LOG.warning("BGP EVPN: peer %s (AS %d) down: its routes are withdrawn", ip, asn)
