@@ -34,7 +34,7 @@ from controller.ops import FlowDelete, FlowMod, Op, OvsdbTransact, ReadSwitch, W
 from controller.ovsdb import OvsdbServer
 from controller.rest import Api
 from controller.state import HostView
-from controller.switch_state import SwitchDump
+from controller.switch_state import SwitchDump, read_flows
 
 LOG = logging.getLogger("overlay")
 config.register(cfg.CONF)
@@ -416,10 +416,7 @@ class OverlayApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     @ofguard.guarded
     def _flow_stats(self, ev: Any) -> None:
-        def fill(dump: SwitchDump) -> None:
-            for s in ev.msg.body:
-                dump.flows[(s.table_id, s.priority, tuple(sorted(s.match.items())))] = s.cookie
-        self._read_part(ev, "flows", fill)
+        self._read_part(ev, "flows", lambda dump: dump.flows.update(read_flows(ev.msg.body)))
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
     @ofguard.guarded

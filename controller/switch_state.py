@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from controller import flows as f
 from controller import tables as t
@@ -25,6 +26,12 @@ class SwitchDump:
     flows: dict[FlowKey, int] = field(default_factory=dict)  # key as the switch wrote it -> cookie
     groups: set[int] = field(default_factory=set)
     meters: set[int] = field(default_factory=set)
+
+
+def read_flows(stats: Iterable[Any]) -> dict[FlowKey, int]:
+    """A flow-stats reply's records (os-ken's OFPFlowStats) as a SwitchDump holds them: key as the
+    switch wrote it -> cookie."""
+    return {(s.table_id, s.priority, tuple(sorted(s.match.items()))): s.cookie for s in stats}
 
 
 class Installed:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import struct
 import time
 from typing import Any
@@ -154,24 +153,13 @@ def role_request_by_hand(host: OvsHost, role: str, generation: int, timeout: flo
     req = ofmsg.role_request(role, generation)
     req.xid = 7
     req.serialize()
-    hello = struct.pack("!BBHI", ofp.OFP_VERSION, ofp.OFPT_HELLO, 8, 1)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(f"{host.rundir}/br1.mgmt")
-        s.sendall(hello + bytes(req.buf))
-        buf = b""
-        while True:
-            while len(buf) < 8 or len(buf) < struct.unpack("!H", buf[2:4])[0]:
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise ConnectionError("br1 closed the management connection")
-                buf += chunk
-            _, kind, length, _ = struct.unpack("!BBHI", buf[:8])
-            msg, buf = buf[:length], buf[length:]
-            if kind == ofp.OFPT_ERROR:
-                err_type, code = struct.unpack("!HH", msg[8:12])
-                if (err_type, code) == (ofp.OFPET_ROLE_REQUEST_FAILED, ofp.OFPRRFC_STALE):
-                    return "stale"
-                raise ValueError(f"br1 answered error type {err_type} code {code}")
-            if kind == ofp.OFPT_ROLE_REPLY:
-                return ofmsg.ROLE_NAMES.get(struct.unpack("!I", msg[8:12])[0], "?")
+    msg, = host.openflow(bytes(req.buf), timeout)
+    kind = msg[1]
+    if kind == ofp.OFPT_ERROR:
+        err_type, code = struct.unpack("!HH", msg[8:12])
+        if (err_type, code) == (ofp.OFPET_ROLE_REQUEST_FAILED, ofp.OFPRRFC_STALE):
+            return "stale"
+        raise ValueError(f"br1 answered error type {err_type} code {code}")
+    if kind == ofp.OFPT_ROLE_REPLY:
+        return ofmsg.ROLE_NAMES.get(struct.unpack("!I", msg[8:12])[0], "?")
+    raise ValueError(f"br1 answered message type {kind} to a role request")
