@@ -104,7 +104,7 @@ class OverlayApp(app_manager.OSKenApp):
         ofguard.install(count)
         self.ovsdb.on_malformed = count
         self.loop_lag = looplag.LoopLag()
-        # BGP EVPN toward VTEPs no controller programs (README "EVPN"); None unless [bgp] local_as is set.
+        # BGP EVPN toward VTEPs no controller programs (docs/operator/evpn.md); None unless [bgp] local_as is set.
         self.evpn = bgp.from_conf(conf, self.core, self.post, self.apply, self.now)
         self.metrics.register(self.loop_lag)
         # Several instances (etcd): only the elected leader programs; the others follow.

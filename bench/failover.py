@@ -1,4 +1,4 @@
-"""Failover time of three controller instances (README "High availability"), on the real lab.
+"""Failover time of three controller instances (docs/operator/ha.md, docs/benchmarks/failover.md), on the real lab.
 
 Each trial kill -9s the leader and measures, from the kill, until another instance leads
 (its election) and until every switch has accepted it as MASTER (its role reply); then the

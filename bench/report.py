@@ -1,4 +1,4 @@
-"""How the benchmarks report: a Markdown table (a run's output pastes into the README), then the
+"""How the benchmarks report: a Markdown table (a run's output pastes into docs/benchmarks/), then the
 same results as JSON, also written to a file when asked."""
 
 from __future__ import annotations

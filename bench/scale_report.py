@@ -1,4 +1,4 @@
-"""bench/scale.py's output: the table for people (and the README), the plot, the fd limit it needs."""
+"""bench/scale.py's output: the table for people (and docs/benchmarks/scale.md), the plot, the fd limit it needs."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """Broadcast storms on the underlay: the article's learn() pipeline vs controller-driven mode.
 
 Both modes run in the same invocation on identical labs, so the ratio is meaningful on a
-noisy machine. Frames are counted as rx on the tunnel ports of every host (LAB.md: tunnel
+noisy machine. Frames are counted as rx on the tunnel ports of every host (lab/README.md: tunnel
 tx counters double-count on the userspace datapath).
 
     .venv/bin/python -m bench.storms [--tunnel-type vxlan|gre] [--json results.json]
-    .venv/bin/python -m bench.storms --markdown results.json     # the README's table, from a run's JSON
+    .venv/bin/python -m bench.storms --markdown results.json     # docs/benchmarks/storms.md's table
 
 Prints a table for people, then one JSON line for machines; exits 1 when a ratio misses its
 target (TARGETS, from issue 3).
@@ -123,7 +123,7 @@ def judged(results: dict[str, dict[str, float]]) -> dict[str, dict]:
 
 
 def markdown(doc: dict) -> str:
-    """The README's table, from a run's JSON."""
+    """docs/benchmarks/storms.md's table, from a run's JSON."""
     met = {True: "yes", False: "**no**", None: ""}
     return markdown_table(("workload", "learn() baseline", "controller", "ratio", "target", "met"),
                           [(name, *(f"{v[k]:.3g}" for k in (BASELINE, "controller", "ratio")), v["target"],

@@ -59,7 +59,7 @@ OVERLAY_OPTS = [
                       "endpoints are withdrawn from the other hosts (its tunnels stay)"),
     cfg.StrOpt("store", default="sqlite", choices=list(STORES),
                help="where tenants are kept: sqlite (one controller, the file at db) or etcd (several "
-                    "controllers share [etcd] endpoints; see High availability in the README)"),
+                    "controllers share [etcd] endpoints; see docs/operator/ha.md)"),
     cfg.StrOpt("state-dir", default="/var/lib/sdn-overlay", help="where the database lives"),
     cfg.StrOpt("db", default=None, help="SQLite database path (default: <state-dir>/overlay.db)"),
     cfg.StrOpt("api-token-file", default=None,
@@ -83,7 +83,7 @@ ETCD_OPTS = [
     cfg.StrOpt("prefix", default="/sdn-overlay/", help="the controllers' keys live under this etcd key prefix"),
 ]
 
-# BGP EVPN (controller/bgp.py, README "EVPN"): off while local_as is unset.
+# BGP EVPN (controller/bgp.py, docs/operator/evpn.md): off while local_as is unset.
 BGP_OPTS = [
     cfg.IntOpt("local-as", default=None, min=1, max=4294967295,
                help="our AS number; unset: no BGP speaker (the default)"),

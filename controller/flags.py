@@ -1,5 +1,5 @@
 """Load with `osken-manager --user-flags controller/flags.py ...` to set options as flags,
-e.g. --wsapi-port 8081 --overlay-tunnel-type gre --ovsdb-port 6641 (see README)."""
+e.g. --wsapi-port 8081 --overlay-tunnel-type gre --ovsdb-port 6641 (see docs/operator/configuration.md)."""
 
 from os_ken import cfg
 from os_ken.services.protocols.ovsdb import manager as ovsdb_manager

@@ -3,8 +3,8 @@
 A VM spraying random source MACs reaches max_endpoints at once; past it, each new MAC would
 still be flooded to every host of its tenant, where the hosts' own VM bridges (NORMAL, MAC
 learning) learn it and revalidate every datapath flow: on a userspace datapath that stalls the
-thread that also reads the underlay, and other tenants' packets are dropped there (README,
-Operations). So at the cap, the host's flood carries only its learned sources
+thread that also reads the underlay, and other tenants' packets are dropped there
+(docs/operator/operations.md). So at the cap, the host's flood carries only its learned sources
 (pipeline.tenant_flows, pipeline.endpoint_flows), until the count falls below it again.
 
 The change is made in two steps, each once the host's previous changes are out, so no learned

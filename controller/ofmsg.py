@@ -1,6 +1,6 @@
 """The only place that turns operations into OpenFlow 1.3 bytes.
 
-Encoding with os-ken objects is the expensive part of talking to a switch (LAB.md: ~180 us a
+Encoding with os-ken objects is the expensive part of talking to a switch (lab/README.md: ~180 us a
 flow-mod), so each distinct message is encoded once and cached, and a batch of operations is
 written to the switch as a few large writes followed by one barrier.
 """

@@ -103,7 +103,7 @@ SCHEMAS: dict[str, Any] = {
             "last_seen": {"type": "number", "description": "Unix time of its last packet seen by the controller"},
             "idle_s": {"type": "number", "minimum": 0, "description": "seconds since last_seen"},
             "external": {"type": "object", "required": ["vtep", "peer"],
-                         "description": "only for an endpoint a BGP EVPN peer advertised (README \"EVPN\")",
+                         "description": "only for an endpoint a BGP EVPN peer advertised (docs/operator/evpn.md)",
                          "properties": {"vtep": {"type": "string", "description": "the VTEP's underlay IP"},
                                         "peer": {"type": "string", "description": "the BGP peer it came from"}}},
         },

@@ -160,7 +160,7 @@ def tunnel_name(tunnel_type: str, remote_ip: str) -> str:
 
 
 def add_tunnels_txn(bridge_uuid: str, tunnel_type: str, local_ip: str, remote_ips: list[str]) -> tuple:
-    """One transaction adding a tunnel port per remote IP, or "flow" (LAB.md: batch them)."""
+    """One transaction adding a tunnel port per remote IP, or "flow" (lab/README.md: batch them)."""
     ops: list[dict] = []
     port_refs = []
     managed = ["map", [[MANAGED_KEY, "true"]]]

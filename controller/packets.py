@@ -1,6 +1,6 @@
 """Just enough packet parsing for learning: VLAN, source MAC, and ARP/ND address bindings.
 
-Hand-written with struct: cheaper than os-ken's packet library (LAB.md: ~55 us per packet-in)
+Hand-written with struct: cheaper than os-ken's packet library (lab/README.md: ~55 us per packet-in)
 and strict: anything truncated or inconsistent gives None, so the caller counts and drops it.
 """
 

@@ -4,7 +4,7 @@ The page (controller/static/) is hand-written HTML, JS and CSS shipped as packag
 external network at run time. The page and its code hold no data, so they are public like
 /v1/health; everything they show comes from the JSON API with the same auth rules as any GET.
 When a token is required for reads, the page asks for it once and keeps it in the tab's
-sessionStorage (README: "The web view"). `/v1/topology` is the read-only document the drawing
+sessionStorage (docs/user/webview.md). `/v1/topology` is the read-only document the drawing
 needs in one call: hosts with their channels, the tunnel each host uses toward each peer and
 where each tenant is placed; `/v1/tenants/{name}/flood` adds the picked tenant's member hosts
 and flood set as programmed on the switches.

@@ -68,7 +68,7 @@ class Capture:
     arrived before stop() cannot be missed: that makes "no frame seen" a real
     proof. A tcpdump that died early raises instead of returning nothing.
     Sentinels are removed from the result (they do count in the kernel
-    counters of the interface they cross, see README). Direction "in" (default) shows
+    counters of the interface they cross, see lab/README.md). Direction "in" (default) shows
     frames delivered to the interface only; None shows both; "out" gets no
     sentinel (it arrives inbound).
     """

@@ -12,7 +12,7 @@ FRR runs by hand, one zebra and one bgpd per leaf, with their own config dir, pi
 socket dir under the lab's run directory; the packaged service is never used. Everything lives in
 the leaf's namespace or its lab-named veths, so `Lab.close()` and `cleanup_stale()` remove what a
 crashed run left (they kill every process in a lab namespace), and `Leaf.close()` removes it
-early. See /work/shared/LAB.md "FRR" and README "EVPN".
+early. See lab/README.md "FRR" and docs/operator/evpn.md.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def _build(leaf: Leaf, peer_ip: str, peer_as: int, peer_port: int, hold: int) ->
 
 def frr_conf(hostname: str, router_id: str, asn: int, peer_ip: str, peer_as: int, peer_port: int, hold: int,
              log: Path | str) -> str:
-    """The leaf's frr.conf: one l2vpn evpn neighbour, every VNI advertised (README "EVPN")."""
+    """The leaf's frr.conf: one l2vpn evpn neighbour, every VNI advertised (docs/operator/evpn.md)."""
     keepalive = max(1, hold // 3)
     port = f" neighbor {peer_ip} port {peer_port}\n" if peer_port != 179 else ""
     return textwrap.dedent(f"""\

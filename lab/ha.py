@@ -1,4 +1,4 @@
-"""Three controller instances and a 3-member etcd on the lab (README "High availability").
+"""Three controller instances and a 3-member etcd on the lab (docs/operator/ha.md).
 
 Each instance runs in its own namespace c1..c3 on the management network with the usual ports
 (6653, 6640, REST 8080 on its own address); etcd listens on the management bridge's address in

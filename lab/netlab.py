@@ -431,7 +431,7 @@ class Lab:
         run(["ip", "-n", h.ns, "link", "add", vm.port, "mtu", mtu, "type", "veth",
              "peer", "name", "eth0", "netns", vm.ns, "mtu", mtu])
         # checksum offload on a veth whose other end is read by userspace OVS
-        # leaves TCP checksums unfinished (LAB.md): compute them in the VM
+        # leaves TCP checksums unfinished (lab/README.md): compute them in the VM
         run(["ip", "netns", "exec", vm.ns, "ethtool", "-K", "eth0", "tx", "off"])
         batch = (
             "link set lo up\n"
@@ -495,7 +495,7 @@ class Lab:
         """Every host with tunnel ports announces itself again; then wait
         until each host's OVS knows the underlay MAC of every peer it has a
         tunnel to. For fixtures, once the tunnels exist: hosts that had no
-        tunnel port when a peer joined missed its announcement (README).
+        tunnel port when a peer joined missed its announcement (lab/README.md).
         """
         hosts = [h for h in self.hosts.values() if h.alive]
         ips = {h.underlay_ip for h in hosts}

@@ -153,7 +153,7 @@ def all_pairs(vms: list[Vm]) -> list[tuple[str, str]]:
 
 
 def underlay_rx(hosts: list[Host]) -> dict[str, int]:
-    """Frames each host received from the overlay: rx on its tunnel ports (LAB.md: never tx)."""
+    """Frames each host received from the overlay: rx on its tunnel ports (lab/README.md: never tx)."""
     out = {}
     for h in hosts:
         stats = h.port_stats()

@@ -191,7 +191,7 @@ class OvsHost:
         """Send a gratuitous ARP for the underlay IP out of br-phy.
 
         Peers' ovs-vswitchd snoop gratuitous ARPs into their tunnel neighbour
-        cache, but only while they have at least one tunnel port (see README).
+        cache, but only while they have at least one tunnel port (see lab/README.md).
         """
         _send_frames(self.netns_cmd(), "br-phy",
                      [_garp_frame(self.underlay_mac, self.underlay_ip)])
@@ -219,7 +219,7 @@ class OvsHost:
         One transaction: br1's controller is set at creation (set-controller later
         would flush the app's flows). No tunnel ports: the controller's job.
         ``vm_ports``: (port, VLAN, MAC, VM name) access ports on br0 made with it.
-        Several controller addresses: br1 connects to each (one leads, README "High availability").
+        Several controller addresses: br1 connects to each (one leads, docs/operator/ha.md).
         """
         dp = f"datapath_type={self.datapath_type}"
         ips = [controller_ip] if isinstance(controller_ip, str) else list(controller_ip)
@@ -344,7 +344,7 @@ class Host(LabNode, OvsHost):
         """Live OpenFlow port counters per port name (ovs-ofctl dump-ports).
 
         The OVSDB statistics column lags by up to 5 s, hence OpenFlow. Mind
-        LAB.md: userspace tunnel tx counters count packets twice, use rx.
+        lab/README.md: userspace tunnel tx counters count packets twice, use rx.
         """
         protocol = "OpenFlow13" if bridge == "br1" else None
         text = self.ofctl("--names", "dump-ports", bridge, protocol=protocol)
@@ -416,7 +416,7 @@ class Host(LabNode, OvsHost):
                 bpf: str | None = None) -> Capture:
         """tcpdump inside the host namespace, e.g. the underlay NIC eth0.
 
-        Count underlay frames with direction "in" (LAB.md: tunnel tx counters
+        Count underlay frames with direction "in" (lab/README.md: tunnel tx counters
         lie). On eth0 the stop sentinel is sent from the root-namespace end of
         the underlay veth: it reaches only this host (br-phy floods it to its
         own kernel, which drops it), never the other hosts.

@@ -6,8 +6,8 @@ Mininet puts every OVSSwitch into one ovs-vswitchd with one OVSDB, i.e. one Open
 one system-id and one overlay-ip, while the controller tells hosts apart by their OVSDB
 connection. So each emulated physical host here is an ``OverlayHost``: a Mininet node in its
 own network namespace that runs its *own* ovsdb-server + ovs-vswitchd (state in
-/run/overlay-mn/<run>/<host>/) and joins the controller exactly like a real host (README,
-"Joining a host"): system-id, overlay-ip, set-manager, br1 (secure, OpenFlow13, in-band off,
+/run/overlay-mn/<run>/<host>/) and joins the controller exactly like a real host
+(docs/user/joining-a-host.md): system-id, overlay-ip, set-manager, br1 (secure, OpenFlow13, in-band off,
 unique datapath-id) with the controller, br0 patched to br1 (br1 ofport 1), VMs on br0 access
 ports tagged with their tenant's VLAN, the underlay address on br-phy. The controller makes
 the tunnels. Nothing of the system OVS is used or touched.
@@ -226,7 +226,7 @@ class Vm(Host):
     def config(self, **params: Any) -> Any:
         r = Host.config(self, **params)
         self.cmd("sysctl -qw " + " ".join(QUIET_SYSCTLS))
-        # userspace OVS reads this veth: TCP checksums must be complete (LAB.md)
+        # userspace OVS reads this veth: TCP checksums must be complete (lab/README.md)
         self.cmd(f"ethtool -K {self.defaultIntf()} tx off >/dev/null")
         return r
 

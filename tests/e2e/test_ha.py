@@ -1,4 +1,4 @@
-"""Three controller instances on one etcd (README "High availability"), on the real lab: the
+"""Three controller instances on one etcd (docs/operator/ha.md), on the real lab: the
 leader is OpenFlow MASTER with an etcd-derived generation, a kill -9 hands over as soon as etcd
 drops the dead leader's lease without a lost packet or a rewritten flow, a stale master is
 refused by the switches and sends nothing, and the data plane forwards while etcd is gone."""

@@ -185,7 +185,7 @@ def test_a_random_mac_flood_is_bounded_and_disturbs_nobody(make_overlay):
     # The other tenant loses nothing: at the cap the sprayed frames stay on h1 (controller/
     # flood_cap.py). Before, they reached h2 and h3, whose br0 learned each MAC; h2's vswitchd
     # then blocked on its revalidator for up to a second and its underlay socket overflowed with
-    # red's requests in it (README, Operations).
+    # red's requests in it (docs/operator/operations.md).
     assert lost == 0, f"red lost {lost} echoes"
     # The API stays responsive throughout: measured 5.6-7.7 ms p99 (before the spray stayed on its
     # host, 27-67 ms); memory follows the cap (measured +10.4-10.5 MB).

@@ -146,7 +146,7 @@ def test_neighbour_solicitations_for_known_ipv6_are_answered_locally(make_overla
     wait_for(lambda: any("fd00::2" in e["ips"] for e in ov.ctl.api.get("/v1/tenants/blue/endpoints")),
              2.0, 0.05, "fd00::2 learned")
     # Count on h2's underlay NIC, decoded (tcpdump reads VXLAN): a fresh IPv6 VM's router
-    # solicitations and MLD reports may cross meanwhile (LAB.md); the solicitation must not.
+    # solicitations and MLD reports may cross meanwhile (lab/README.md); the solicitation must not.
     # Unicast NS (reachability probes) rightly cross; flushing v1's cache leaves none pending.
     v1.exec(["ip", "-6", "neigh", "flush", "dev", "eth0"])
     with ov.hosts[1].capture("eth0") as underlay, v2.capture(bpf="icmp6") as cap:

@@ -2,7 +2,7 @@
 
 With the 3-host lab: the page draws 3 hosts with both channels up, 6 tunnels, both tenants,
 and, tenant by tenant, exactly the VMs that talked (MAC, IP, host), the flood set and the
-suppression counters; it saves a screenshot (the README's docs/webview.png when
+suppression counters; it saves a screenshot (docs/webview.png, the README's picture, when
 OVERLAY_WEBVIEW_SCREENSHOT names it; a test run leaves the work tree as it was), then follows
 a new tenant and a dropped OVSDB channel without a reload. With a
 token and closed reads: the page asks for the token, refuses a wrong one, then shows the data.
@@ -26,7 +26,7 @@ from lab.controller import Controller
 from lab.overlay import TENANTS, announce, reachable_pairs
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-# Where to save the page: set to docs/webview.png to refresh the README's picture.
+# Where to save the page: set to docs/webview.png to refresh the picture.
 SCREENSHOT_ENV = "OVERLAY_WEBVIEW_SCREENSHOT"
 TOKEN = "webview-e2e-Token-71c3"
 DEADLINE_S = 20.0

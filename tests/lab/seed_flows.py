@@ -1,4 +1,4 @@
-"""The article's br1 flow tables (SEED.md), installed by hand with ovs-ofctl.
+"""The article's br1 flow tables (the original article this project started from), installed by hand with ovs-ofctl.
 
 Port 1 of br1 is the patch trunk to br0; the tunnel ports are passed in.
 The two typos of the article (`priority=1table=21dl_vlan=1`) are fixed.

@@ -1,8 +1,9 @@
-"""The tree builds anywhere: nothing tracked points outside it, and the wheel's source list is git's."""
+"""The tree builds anywhere: nothing tracked points or refers outside it, and the wheel's source list is git's."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,24 @@ def test_no_tracked_link_leaves_the_repository():
     outside = {p: os.readlink(REPO / p) for p in links
                if os.path.isabs(os.readlink(REPO / p)) or os.readlink(REPO / p).startswith("..")}
     assert not outside, f"tracked links that dangle on any other machine: {outside}"
+
+
+# Notes that live on one developer's machine, not in the repository: the shared lab notes and the
+# design article (their content is in lab/README.md and the docs), or any path under /work.
+OUTSIDE = re.compile(r"/wor" + r"k/|\b(?:LAB|SEED)" + r"\.md\b")  # split: not a citation itself
+
+
+def test_no_tracked_file_cites_a_path_outside_the_repository():
+    cited = {}
+    for path in _git(REPO, "ls-files").splitlines():
+        try:
+            text = (REPO / path).read_text()
+        except (UnicodeDecodeError, IsADirectoryError, FileNotFoundError):
+            continue  # binary (an image), or a tracked file deleted in the work tree
+        hits = [f"{n}: {line.strip()}" for n, line in enumerate(text.splitlines(), 1) if OUTSIDE.search(line)]
+        if hits:
+            cited[path] = hits
+    assert not cited, f"files that cite what only one machine has (say it in lab/README.md or docs/): {cited}"
 
 
 def test_the_wheel_source_skips_local_links_and_ignored_files(tmp_path):
