@@ -31,7 +31,7 @@ FAR_MAC = {"blue": "02:00:00:00:05:01", "red": "02:00:00:00:05:02"}
 # Bounds on what the tests measure (here, both modes): about 2-3x the measured, or the protocol's.
 SESSION_UP_S = 10.0  # established 0.1 s after the leaf's VNIs
 IMPORTED_S = 1.0  # the leaf's hosts imported 0.0 s after the last announced itself
-FOLLOWED_S = 0.5  # the leaf's zebra follows a moved VM: 0.06-0.12 s
+FOLLOWED_S = 1.0  # the leaf's zebra follows a moved VM: 0.06-0.25 s (each poll is a vtysh call)
 WITHDRAWN_S = 0.6  # a deleted tenant's routes gone from the leaf: 0.16-0.18 s
 REIMPORTED_S = 8.0  # the session back, the leaf's hosts imported again: 1.1-3.1 s
 

@@ -22,7 +22,7 @@ from lab.overlay import (
     neighbour_answers,
     underlay_rx,
 )
-from lab.traffic import LatencySampler, MacFlood, UdpStream, rss_mb
+from lab.traffic import LatencySampler, MacFlood, ReferenceServer, UdpStream, rss_mb
 
 # Endpoints complete after the switches reconnected: measured 0.48-0.97 s (their read-back).
 ENDPOINTS_BOUND_S = 2.0
@@ -32,7 +32,7 @@ REFILL_BOUND_S = 0.5
 # A lost host goes at the controller's first check (once a second) after host_grace, then its
 # flow-mods take milliseconds: at most this long after host_grace.
 WITHDRAW_SLACK_S = 1.5
-REST_P99_S, RSS_GROWTH_MB = 0.025, 25.0  # during a MAC flood: about 3x and 2.4x the measured
+REST_P95_OVER_REFERENCE_S, RSS_GROWTH_MB = 0.010, 25.0  # during a MAC flood
 REBIND_BOUND_S = 1.0  # a VIP's new MAC answered by every switch after its announcement
 
 
@@ -156,13 +156,15 @@ def test_a_random_mac_flood_is_bounded_and_disturbs_nobody(make_overlay):
     learned(ov)
     flows_before = {h.name: len(flow_table(h)) for h in ov.hosts}
     rss0 = rss_mb(ov.ctl.proc.pid)
-    health = LatencySampler(f"{ov.ctl.api.base}/v1/health").start()
     red1, red2 = ov.vms[("red", 1)], ov.vms[("red", 2)]
-    with PingStream(red1, red2.ip) as pings:  # every 20 ms, throughout
+    # The API's latency, and at the same time a trivial server's: what the machine's load alone costs.
+    with ReferenceServer() as ref, PingStream(red1, red2.ip) as pings:  # pings every 20 ms, throughout
+        health, alone = LatencySampler(f"{ov.ctl.api.base}/v1/health").start(), LatencySampler(ref.url).start()
         sent = MacFlood(ov.vms[("blue", 1)], rate=rate, seconds=seconds).wait()
         assert pings.running()
+        health.stop()
+        alone.stop()
     lost = len(pings.lost)
-    health.stop()
     growth = {h.name: len(flow_table(h)) - flows_before[h.name] for h in ov.hosts}
     counters = ov.ctl.api.get("/v1/counters")
     h1 = next(h for h in ov.ctl.api.get("/v1/hosts") if h["id"] == "h1")
@@ -172,8 +174,9 @@ def test_a_random_mac_flood_is_bounded_and_disturbs_nobody(make_overlay):
     print(f"\nMAC flood: {sent} frames in {seconds} s; blue endpoints on h1 {blue_on_h1['endpoints']} (cap {cap}), "
           f"refused {refused} (the learn meter lets {metered} through in {seconds} s); flows per host "
           f"{flows_before} grew by {growth}; red lost {lost} of {pings.replies + lost} echoes; "
-          f"REST p50 {health.p(0.5) * 1000:.1f} ms p99 {health.p(0.99) * 1000:.1f} ms "
-          f"({len(health.samples)} samples); controller RSS +{rss:.1f} MB")
+          f"REST p50 {health.p(0.5) * 1000:.1f} ms p95 {health.p(0.95) * 1000:.1f} ms p99 "
+          f"{health.p(0.99) * 1000:.1f} ms ({len(health.samples)} samples; the reference server meanwhile: p95 "
+          f"{alone.p(0.95) * 1000:.1f} ms p99 {alone.p(0.99) * 1000:.1f} ms); controller RSS +{rss:.1f} MB")
     assert sent >= 0.95 * rate * seconds, "the flood did not run at its rate"
     assert blue_on_h1["endpoints"] == cap and blue_on_h1["learning_capped"]
     # Every frame past the cap that the learn meter let through was refused, no more: the meter holds.
@@ -187,9 +190,11 @@ def test_a_random_mac_flood_is_bounded_and_disturbs_nobody(make_overlay):
     # then blocked on its revalidator for up to a second and its underlay socket overflowed with
     # red's requests in it (docs/operator/operations.md).
     assert lost == 0, f"red lost {lost} echoes"
-    # The API stays responsive throughout: measured 5.6-7.7 ms p99 (before the spray stayed on its
-    # host, 27-67 ms); memory follows the cap (measured +10.4-10.5 MB).
-    assert health.failed == 0 and health.p(0.99) <= REST_P99_S
+    # The API stays responsive throughout: its p95 within 10 ms of the reference server's (measured:
+    # p99 5.6-15.7 ms on a quiet machine, 228 ms on a loaded one; before the spray stayed on its host,
+    # 27-67 ms); memory follows the cap (measured +9.6-10.6 MB).
+    assert health.failed == 0 and alone.failed == 0
+    assert health.p(0.95) <= alone.p(0.95) + REST_P95_OVER_REFERENCE_S, (health.p(0.95), alone.p(0.95))
     assert rss <= RSS_GROWTH_MB
 
 
