@@ -45,7 +45,7 @@ from bench.emu_wire import (
     port_desc,
     split,
 )
-from controller import tables as t
+from controller.model import tables as t
 
 LOG = logging.getLogger(__name__)
 class Flow:

@@ -17,8 +17,8 @@ Phases, each with its own timeout (a phase that times out reports how much conve
 
 "Converged" means the entries are in the emulated tables and the switch has since answered
 a barrier. Cold start = connect + learn. The baseline measured in the same run is the
-encoder bound: the flows the whole overlay needs (controller/pipeline.py), divided by the
-batched encoding rate of controller/ofmsg.py (uncached) on this machine.
+encoder bound: the flows the whole overlay needs (controller/pipeline/desired.py), divided by the
+batched encoding rate of controller/southbound/ofmsg.py (uncached) on this machine.
 """
 
 from __future__ import annotations
@@ -39,93 +39,14 @@ from dataclasses import dataclass, field
 
 from bench import scale_report
 from bench.emuhost import EmuHost, ip_int, mac_int
+from bench.scale_plan import VLAN_BASE, Plan, TenantPlan, VmPlan, host_tuple, percentiles, plan
 from bench.scale_probe import HealthProbe, ProcStat, encoder_rate
-from controller.ovsdb_model import tunnel_name
-from controller.tunnels import FLOW
+from controller.pipeline import tunnel_ports
 from lab.controller import ApiError, Controller
 
 TUNNEL_TYPE = "vxlan"
-VLAN_BASE = 100
 EVENT_POLL_S = 0.002  # a steady-state event's CPU is read this soon after it is done: less routine to net out
 BACKGROUND_S = 3.0  # the window the controller's routine CPU rate is measured over, before the steady-state events
-
-
-@dataclass
-class TenantPlan:
-    name: str
-    vni: int
-    vlans: dict[str, int]  # host id -> its local VLAN (every host of the tenant)
-    restricted: bool  # sent with a `hosts` list
-
-    def body(self) -> dict:
-        default = next(iter(self.vlans.values()), VLAN_BASE)
-        doc: dict = {"name": self.name, "vni": self.vni, "vlan": default}
-        if self.restricted:
-            doc["hosts"] = sorted(self.vlans)
-            doc["vlans"] = {h: v for h, v in self.vlans.items() if v != default}
-        return doc
-
-
-@dataclass
-class VmPlan:
-    tenant: TenantPlan
-    host: str
-    mac: str
-    ip: str
-
-    @property
-    def vlan(self) -> int:
-        return self.tenant.vlans[self.host]
-
-
-@dataclass
-class Plan:
-    shape: str
-    hosts: list[tuple[str, str, int]]  # (id, overlay ip, dpid)
-    tenants: list[TenantPlan]
-    vms: list[VmPlan] = field(default_factory=list)
-    macs: int = 0
-    per_tenant: dict[str, int] = field(default_factory=dict)  # VMs so far: their IPs count up
-
-    def new_mac(self) -> str:
-        self.macs += 1
-        return ":".join(f"{b:02x}" for b in (0x020000000000 | self.macs).to_bytes(6, "big"))
-
-    def add_vm(self, tenant: TenantPlan, host: str) -> VmPlan:
-        n = self.per_tenant[tenant.name] = self.per_tenant.get(tenant.name, 0) + 1
-        vm = VmPlan(tenant, host, self.new_mac(), f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
-        self.vms.append(vm)
-        return vm
-
-
-def host_tuple(i: int) -> tuple[str, str, int]:
-    return (f"h{i}", f"10.{100 + (i >> 16)}.{i >> 8 & 255}.{i & 255}", i)
-
-
-def plan(shape: str, n: int, tenants: int, vms: int, tenants_per_host: int, seed: int) -> Plan:
-    """dense: `tenants` tenants on every host, `vms` VMs per host per tenant.
-    sparse: `tenants_per_host` x n tenants, each on 3-8 random hosts with `vms` VMs on each."""
-    rng = random.Random(seed)
-    hosts = [host_tuple(i) for i in range(1, n + 1)]
-    ids = [h[0] for h in hosts]
-    p = Plan(shape, hosts, [])
-    if shape == "dense":
-        for k in range(tenants):
-            p.tenants.append(TenantPlan(f"t{k}", 1000 + k, {h: VLAN_BASE + k for h in ids}, False))
-    else:
-        next_vlan = dict.fromkeys(ids, VLAN_BASE)
-        for k in range(tenants_per_host * n):
-            members = rng.sample(ids, min(n, rng.randint(3, 8)))
-            vlans = {}
-            for h in members:
-                vlans[h] = next_vlan[h]
-                next_vlan[h] += 1
-            p.tenants.append(TenantPlan(f"t{k}", 1000 + k, vlans, True))
-    for tn in p.tenants:
-        for h in tn.vlans:
-            for _ in range(vms):
-                p.add_vm(tn, h)
-    return p
 
 
 class Tracker:
@@ -182,15 +103,6 @@ async def wait(expects: list[Expect], deadline: float, every_s: Callable[[], obj
     return all(e.check() is not None for e in expects)
 
 
-def percentiles(values: list[float], scale: float = 1.0) -> dict:
-    if not values:
-        return {"n": 0}
-    v = sorted(values)
-    pick = lambda q: v[min(len(v) - 1, int(q * len(v)))] * scale  # noqa: E731
-    return {"n": len(v), "p50": round(pick(0.5), 3), "p90": round(pick(0.9), 3), "p99": round(pick(0.99), 3),
-            "max": round(v[-1] * scale, 3), "mean": round(statistics.fmean(v) * scale, 3)}
-
-
 class Run:
     """One size: a controller, its hosts, the phases."""
 
@@ -209,12 +121,12 @@ class Run:
         self.pool = ThreadPoolExecutor(8)
         self.rng = random.Random(args.seed + 1)
         self.cpu_at_start = time.process_time()  # this process: the emulated hosts must not be the bottleneck
-        self.mesh = args.tunnel_ports == "mesh"
+        self.ports = tunnel_ports.get(args.tunnel_ports)
         self.out["tunnel_ports"] = args.tunnel_ports
 
     def tunnel_toward(self, peer: EmuHost) -> tuple:
         """The mark of the classify flow for traffic from peer: its own port (mesh), the flow port (flow)."""
-        return ("tun", tunnel_name(TUNNEL_TYPE, peer.ip if self.mesh else FLOW))
+        return ("tun", self.ports.classify_port(TUNNEL_TYPE, peer.ip))
 
     def host_needs(self, h: EmuHost) -> list[tuple[EmuHost, tuple]]:
         """What a connected host must hold: tunnels, base pipeline, its tenants and their flood groups."""

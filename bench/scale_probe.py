@@ -5,17 +5,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from typing import TYPE_CHECKING
 
-from controller import flows, ofmsg, tunnel_ports
-from controller.ops import FlowMod
-from controller.pipeline import Settings, base_flows, endpoint_flows, tenant_flows, tunnel_classify
-from controller.state import Endpoint, Host, HostView, Tenant, TunnelPort
+from bench.emuhost import EmuHost
+from bench.scale_plan import Plan, percentiles
+from controller.model import flows
+from controller.model.ops import FlowMod
+from controller.model.state import Endpoint, Host, HostView, Tenant, TunnelPort
+from controller.pipeline.desired import base_flows, endpoint_flows, tenant_flows, tunnel_classify
+from controller.shell.config import defaults
+from controller.southbound import ofmsg
 from lab.traffic import LatencySampler
-
-if TYPE_CHECKING:
-    from bench.emuhost import EmuHost
-    from bench.scale import Plan
 
 HEALTH_EVERY_S = 0.1
 # Every cache on the way from a Flow to its bytes: the bound is the uncached rate.
@@ -59,7 +58,6 @@ class HealthProbe(LatencySampler):
         self.phases[phase] = (start, end)
 
     def summary(self, groups: dict[str, tuple[str, ...]]) -> dict:
-        from bench.scale import percentiles
         out = {}
         for name, phases in groups.items():
             windows = [self.phases[p] for p in phases if p in self.phases]
@@ -113,12 +111,12 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], ports: str = "mesh", sample
                  sample_hosts: int = 40) -> dict:
     """Flows/s of ofmsg's batched encoding, uncached, and the flows the overlay needs in all.
 
-    The flows are computed with controller/pipeline.py from the run's hosts (their real
+    The flows are computed with controller/pipeline/desired.py from the run's hosts (their real
     tunnel ofports), tenants and every planned endpoint: the whole overlay converged, which
     a run that timed out never reached. `needed` is counted on up to `sample_hosts` hosts
     and scaled to all; up to `sample` distinct flows of them are encoded (each once).
     """
-    settings = Settings(tunnel_type="vxlan", tunnel_ports=tunnel_ports.get(ports))
+    settings = defaults(tunnel_type="vxlan", tunnel_ports=ports)
     tenants = {tn.name: Tenant(tn.name, tn.vni, next(iter(tn.vlans.values())),
                                frozenset(tn.vlans) if tn.restricted else None,
                                tuple(sorted(tn.vlans.items())) if tn.restricted else ()) for tn in p.tenants}

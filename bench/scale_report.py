@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 
 from bench.report import markdown_table
+from controller.shell.config import OVERLAY_OPTS
 
 COLUMNS = (
     ("hosts", "hosts"), ("endpoints", "endpoints"), ("flows/host", "flows/host held / needed"),
@@ -83,10 +84,13 @@ def table(doc: dict) -> str:
     return f"shape: {label(doc)}\n" + markdown_table([title for _, title in COLUMNS], body, "r" * len(COLUMNS))
 
 
+DEFAULT_PORTS = next(o.default for o in OVERLAY_OPTS if o.name == "tunnel-ports")
+
+
 def label(doc: dict) -> str:
-    """The shape, and the tunnel ports when not the default (mesh)."""
-    ports = doc.get("args", {}).get("tunnel_ports", "mesh")
-    return doc["shape"] if ports == "mesh" else f"{doc['shape']}, {ports} tunnels"
+    """The shape, and the tunnel ports when not the default ([overlay] tunnel_ports' own)."""
+    ports = doc.get("args", {}).get("tunnel_ports", DEFAULT_PORTS)
+    return doc["shape"] if ports == DEFAULT_PORTS else f"{doc['shape']}, {ports} tunnels"
 
 
 def merge(docs: list[dict]) -> list[dict]:

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 
 from bench.report import markdown_table, publish
-from controller import tunnels
+from controller.pipeline import learning_modes
+from controller.pipeline import tunnel_kinds as tunnels
 from lab.controller import Controller
 from lab.netlab import Lab, Vm, wait_for
 from lab.overlay import Overlay, announce, arp_burst, cold_ping_ms, create_tenants, frames_of
@@ -62,7 +63,7 @@ def first_ping_ms(vm: Vm, ip: str, rounds: int = 10) -> float:
 
 def ready(ov: Overlay, mode: str) -> None:
     announce(list(ov.vms.values()))
-    if mode == "controller":
+    if learning_modes.get(mode).learns_from_packet_ins:
         wait_for(lambda: all(len(ov.ctl.api.get(f"/v1/tenants/{t}/endpoints")) == 3 for t in ("blue", "red")),
                  5.0, 0.05, "endpoints learned")
 
@@ -102,7 +103,7 @@ def partial_tenant_lab(mode: str, tunnel_type: str) -> dict[str, float]:
             g1 = lab.add_vm(ov.hosts[0], "g1", 30, "172.16.0.1/24")
             g2 = lab.add_vm(ov.hosts[1], "g2", 30, "172.16.0.2/24")
             announce([g1, g2])
-            if mode == "controller":
+            if learning_modes.get(mode).learns_from_packet_ins:
                 wait_for(lambda: len(ctl.api.get("/v1/tenants/green/endpoints")) == 2, 5.0, 0.05, "green learned")
             broadcast = ["arping", "-i", "eth0", "-c", "1", "-w", "1", "172.16.0.99"]
             return {BROADCAST: frames_of(ov.hosts, lambda: g1.exec(broadcast, check=False))}

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from controller import tables as t
-from controller.core import Core
-from controller.ops import OvsdbTransact
-from controller.pipeline import Settings
-from controller.state import HostView, Tenant, TunnelPort
-from controller.tunnel_ports import MODES, TunnelPorts
+from controller.core.core import Core
+from controller.model import tables as t
+from controller.model.ops import OvsdbOp
+from controller.model.state import HostView, Tenant, TunnelPort
+from controller.pipeline.tunnel_ports import MODES, TunnelPorts
+from controller.shell.config import defaults
+from controller.southbound import ovsdb_model as om
 
 TENANTS = [Tenant("blue", 5001, 10), Tenant("red", 5002, 20)]
 
@@ -28,7 +29,7 @@ def _view(i: int, tunnels: tuple[TunnelPort, ...] = ()) -> HostView:
 
 
 def measure(hosts: int, ports: TunnelPorts) -> dict[str, int]:
-    core = Core(Settings(tunnel_ports=ports), TENANTS)
+    core = Core(defaults(tunnel_ports=ports.name), TENANTS)
     views: dict[int, HostView] = {}
     own = others = 0
     for i in range(1, hosts + 1):
@@ -36,11 +37,11 @@ def measure(hosts: int, ports: TunnelPorts) -> dict[str, int]:
         views[i] = _view(i)
         own = others = 0
         for op in core.host_view(views[i], now=0):
-            if not isinstance(op, OvsdbTransact):
+            if not isinstance(op, OvsdbOp):
                 continue
             j = int(op.system_id[1:])
-            own, others = (own + len(op.ops), others) if j == i else (own, others + len(op.ops))
-            made = [o["row"] for o in op.ops if o["op"] == "insert" and o["table"] == "Interface"]
+            own, others = (own + len(om.transaction(op)), others) if j == i else (own, others + len(om.transaction(op)))
+            made = [o["row"] for o in om.transaction(op) if o["op"] == "insert" and o["table"] == "Interface"]
             have = views[j].tunnels
             views[j] = _view(j, have + tuple(
                 TunnelPort(r["name"], r["type"], dict(r["options"][1])["remote_ip"], 100 + len(have) + k,

@@ -1,5 +1,5 @@
 """Run the real controller (osken-manager apps/overlay.py) as a process, and talk to its REST API
-(with overlayctl's client, controller/client.py: ctl.api.get/post/put/delete/request, ApiError)."""
+(with overlayctl's client, controller/cli/client.py: ctl.api.get/post/put/delete/request, ApiError)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from controller.client import ApiError, Client
+from controller.cli.client import ApiError, Client
 from lab.netlab import free_tcp_ports, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,7 +124,7 @@ class Controller:
     def wait_recovery_over(self, since: int, timeout: float = 20.0) -> None:
         """Until the recovery window begun after log offset since (a start, a takeover) has ended:
         the pass that deletes what no endpoint claimed has been computed."""
-        from controller.core import RECOVERY_OVER  # here: lab.overlay stays importable by /usr/bin/python3
+        from controller.core.core import RECOVERY_OVER  # here: lab.overlay stays importable by /usr/bin/python3
         self.wait_logged(RECOVERY_OVER, since, timeout)
 
     def log_tail(self, lines: int = 60) -> str:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller import tunnels
+from controller.pipeline import tunnel_kinds as tunnels
 from lab.controller import Controller
 from lab.netlab import Host, Lab, Vm, wait_for
 from lab.overlay import frames_of, judge, reachable_pairs, render_matrix, wait_meshed

@@ -19,7 +19,7 @@ import struct
 import time
 from typing import Any
 
-from controller import etcd
+from controller.ha import etcd
 from lab.controller import Controller
 from lab.etcd import EtcdCluster
 from lab.netlab import Lab, wait_for
@@ -148,7 +148,7 @@ def role_request_by_hand(host: OvsHost, role: str, generation: int, timeout: flo
     would demote the real master."""
     from os_ken.ofproto import ofproto_v1_3 as ofp
 
-    from controller import ofmsg
+    from controller.southbound import ofmsg
 
     req = ofmsg.role_request(role, generation)
     req.xid = 7

@@ -8,11 +8,12 @@ under /usr/bin/python3) builds on this.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from lab.procs import (
     QUIET_SYSCTLS,
@@ -25,15 +26,32 @@ from lab.procs import (
     wait_for,
 )
 
-if TYPE_CHECKING:
-    from lab.netlab import Lab, Vm
-
 MAX_NODES = 250  # the node number is the last octet of its underlay and management addresses
+
+
+class NodeLab(Protocol):
+    """What a node uses of its lab (lab/netlab.py's Lab, which builds on the nodes): the addressing,
+    the bridges, the counters and captures."""
+
+    prefix: str
+    underlay_net: ipaddress.IPv4Network
+    mgmt_net: ipaddress.IPv4Network
+    underlay_mtu: int
+    underlay_bridge: str
+    mgmt_bridge: str
+    rundir: Path
+    controller_ip: str
+    _host_counter: int
+    _lab_num: int
+
+    def _ns_name(self, letter: str, name: str) -> str: ...
+
+    def _new_capture(self, *args: Any) -> Any: ...
 
 
 @dataclass(eq=False, kw_only=True)
 class LabNode:
-    lab: Lab = field(repr=False)
+    lab: NodeLab = field(repr=False)
     name: str
     index: int
     ns: str
@@ -43,14 +61,14 @@ class LabNode:
     rundir: Path
     ul_veth: str  # root-namespace end of the underlay veth
     mgmt_veth: str  # root-namespace end of the management veth
-    vms: dict[str, Vm] = field(default_factory=dict, repr=False)
+    vms: dict[str, Any] = field(default_factory=dict, repr=False)  # lab/netlab.py's Vms, by name
     alive: bool = True
 
     KIND: ClassVar[str] = "node"  # what messages call it
     LETTER: ClassVar[str] = "n"  # its namespace and run directory: <letter><number>
 
     @classmethod
-    def numbered(cls, lab: Lab, name: str, **own: object) -> Self:
+    def numbered(cls, lab: NodeLab, name: str, **own: object) -> Self:
         """The lab's next node, addressed by its number; `own`: the subclass's fields."""
         lab._host_counter += 1
         i = lab._host_counter

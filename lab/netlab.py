@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from controller import tunnels as kinds
+from controller.pipeline import tunnel_kinds as kinds
+from controller.pipeline.tunnel_ports import is_flow_remote
 from lab.capture import SENTINEL_ETHERTYPE, Capture, _garp_frame, _send_frames, _sentinel_frame
 from lab.ovshost import (
     OVS_SCHEMA,
@@ -508,7 +509,7 @@ class Lab:
             for h in hosts:
                 remotes = {t["remote_ip"] for t in h.tunnel_ports().values()}
                 # a flow-based port (remote_ip=flow) may send to any peer
-                want = (ips - {h.underlay_ip}) if "flow" in remotes else remotes & ips
+                want = (ips - {h.underlay_ip}) if any(map(is_flow_remote, remotes)) else remotes & ips
                 out += [f"{h.name}->{ip}" for ip in sorted(want - set(h.neighbours()))]
             return out
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.pipeline.tunnel_ports import is_flow_remote
 from lab.controller import Controller
 from lab.netlab import Host, Lab, Vm, group_buckets, wait_for
 
@@ -63,7 +64,7 @@ def wait_meshed(ctl: Controller, hosts: list[Host], timeout: float = 20.0) -> No
         if len(got) != want:
             return False
         return all(h["connected"]["openflow"] and (len(up := [p for p in h["tunnels"] if p["ofport"]]) >= want - 1
-                                                   or any(p["remote_ip"] == "flow" for p in up))
+                                                   or any(is_flow_remote(p["remote_ip"]) for p in up))
                    for h in got)
     wait_for(meshed, timeout, 0.1, f"{want} hosts meshed with tunnels\n{ctl.log_tail()}")
     for host in hosts:
@@ -74,13 +75,13 @@ def wait_meshed(ctl: Controller, hosts: list[Host], timeout: float = 20.0) -> No
 
 def is_flow_based(host: Host) -> bool:
     """The host reaches its peers through a remote_ip=flow port (tunnel_ports = flow)."""
-    return any(p["remote_ip"] == "flow" for p in host.tunnel_ports().values())
+    return any(is_flow_remote(p["remote_ip"]) for p in host.tunnel_ports().values())
 
 
 def port_toward(host: Host, peer: Host) -> int:
     """The ofport br1 of host sends to peer by: its tunnel to peer, or the flow-based port."""
     ports = host.tunnel_ports().values()
-    return next(p["ofport"] for p in ports if p["remote_ip"] in (peer.underlay_ip, "flow"))
+    return next(p["ofport"] for p in ports if p["remote_ip"] == peer.underlay_ip or is_flow_remote(p["remote_ip"]))
 
 
 def create_tenants(ctl: Controller, tenants: dict[str, tuple[int, int]] = TENANTS) -> None:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from controller import tunnels as kinds
-from controller.tables import CLASSIFY, TUNNEL_IN
+from controller.model.tables import CLASSIFY, TUNNEL_IN
+from controller.pipeline import tunnel_kinds as kinds
 from lab.capture import Capture, _garp_frame, _send_frames
 from lab.labnode import LabNode
 from lab.procs import LabError, _daemon_pid, _kill_and_wait, run, wait_for

@@ -3,10 +3,10 @@
 The 3-host lab with both tenants and every VM learned; for each host, br1's raw replies to the
 controller's read-back requests (controller/ofmsg.read_switch: flows with cookies, groups,
 meters) as Open vSwitch sent them, with what the controller knew of the hosts (GET /v1/hosts),
-the tenants and the endpoints. tests/unit/test_core_hitless.py runs the replies through the
+the tenants and the endpoints. tests/unit/core/test_core_hitless.py runs the replies through the
 app's read-back path into a fresh core. Refresh it after a change to the pipeline (as root):
 
-    flock /tmp/overlay-lab.lock .venv/bin/python -m lab.readback tests/unit/fixtures/readback.json
+    flock /tmp/overlay-lab.lock .venv/bin/python -m lab.readback tests/unit/core/fixtures/readback.json
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from controller import ofmsg
+from controller.southbound import ofmsg
 from lab.controller import Controller
 from lab.netlab import Lab, wait_for
 from lab.overlay import TENANTS, Overlay, announce, create_tenants

@@ -32,7 +32,7 @@ from typing import Any
 
 from mininet.node import Host, Switch
 
-from controller import tunnels as kinds
+from controller.pipeline import tunnel_kinds as kinds
 from lab.ovshost import OvsHost
 from lab.procs import (
     QUIET_SYSCTLS,
@@ -252,8 +252,8 @@ class OverlayHost(Switch, OvsHost):
     """An emulated physical host with its own ovsdb-server and ovs-vswitchd (see module doc).
 
     ``datapath``: "user" (netdev; no OVS kernel module needed) or "kernel" (system datapath).
-    ``tunnels``: None (the controller creates them) or a tunnel kind (controller/tunnels.py): ports made here
-    as in the article (ofports 2.., towards every other host), which the controller adopts.
+    ``tunnels``: None (the controller creates them) or a tunnel kind (controller/pipeline/tunnel_kinds.py):
+    ports made here as in the article (ofports 2.., towards every other host), which the controller adopts.
     """
 
     hosts: dict[str, list[OverlayHost]] = {}  # per run, in index order: peers for tunnels/neighbours

@@ -40,7 +40,7 @@ from mininet.log import info  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 from nodes import OverlayHost, RootBridge, Run, Vm, cleanup_current  # noqa: E402
 
-from controller import tunnels as kinds  # noqa: E402
+from controller.pipeline import tunnel_kinds as kinds  # noqa: E402
 from lab.netlab import group_buckets  # noqa: E402
 
 COLOURS = ("blue", "red", "green", "gold", "pink", "cyan", "grey", "lime")

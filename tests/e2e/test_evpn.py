@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from controller.external import vtep_id
+from controller.bgp.external import vtep_id
 from lab.controller import Controller
 from lab.frr import Leaf, add_leaf
 from lab.netlab import Lab, free_tcp_ports, wait_for

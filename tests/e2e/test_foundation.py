@@ -2,7 +2,8 @@
 
 import pytest
 
-from controller import tunnel_ports, tunnels
+from controller.pipeline import tunnel_kinds as tunnels
+from controller.pipeline import tunnel_ports
 from lab.controller import ApiError
 from lab.netlab import wait_for
 from lab.overlay import (

@@ -23,10 +23,10 @@ from typing import TypeVar
 
 import pytest
 
-from controller import tables as t
-from controller.client import Client
-from controller.looplag import LAG_METRIC
-from controller.ovsdb_wire import MAX_MESSAGE_BYTES as OVSDB_MAX
+from controller.cli.client import Client
+from controller.model import tables as t
+from controller.shell.looplag import LAG_METRIC
+from controller.southbound.ovsdb_wire import MAX_MESSAGE_BYTES as OVSDB_MAX
 from lab.controller import Controller
 from lab.fakes import (
     ECHO_REQUEST,

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from controller.client import ApiError
+from controller.cli.client import ApiError
 from lab.ha import HaLab, role_request_by_hand
 from lab.netlab import Lab, wait_for
 from lab.overlay import TENANTS, PingStream, announce, assert_kept, flood_buckets, flow_table, kept_through_recovery

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from controller import etcd
-from controller.client import ApiError
-from controller.etcd_store import EtcdStore
-from controller.tenants import etag
+from controller.cli.client import ApiError
+from controller.ha import etcd
+from controller.ha.etcd_store import EtcdStore
+from controller.model.tenant_rules import etag
 from lab.controller import Controller
 from lab.etcd import EtcdCluster
 from lab.procs import wait_for

@@ -19,7 +19,7 @@ import subprocess
 import time
 
 from bench.emuhost import EmuHost
-from controller import flows as f
+from controller.model import flows as f
 from lab.controller import Controller
 from lab.overlay import announce, create_tenants
 

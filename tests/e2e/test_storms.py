@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from controller import tunnel_ports, tunnels
+from controller.pipeline import tunnel_kinds as tunnels
+from controller.pipeline import tunnel_ports
 from lab.netlab import wait_for
 from lab.overlay import TENANTS, announce, arp_burst, cold_ping_ms, delta, port_toward, underlay_rx
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from controller import cli
+from controller.cli import main as cli
 from lab.netlab import Host, wait_for
 from lab.overlay import TENANTS, announce
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from controller import tunnels
+from controller.pipeline import tunnel_kinds as tunnels
 from lab import Capture, Host, Lab, Vm, cleanup_stale, free_tcp_ports, tcp_port_free, wait_for
 from lab.netlab import RUN_ROOT
 from tests.lab.seed_flows import hand_mesh, install_seed_flows

@@ -70,10 +70,10 @@ def test_the_wheel_ships_the_controller_and_not_the_harness(installed):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"controller", "apps", f"sdn_overlay-{VERSION}.dist-info"}
-    assert "apps/overlay.py" in names and "controller/main.py" in names
+    assert "apps/overlay.py" in names and "controller/shell/main.py" in names
     entry_points = zipfile.ZipFile(wheel).read(f"sdn_overlay-{VERSION}.dist-info/entry_points.txt").decode()
-    assert "overlay-controller = controller.main:main" in entry_points
-    assert "overlayctl = controller.cli:main" in entry_points
+    assert "overlay-controller = controller.shell.main:main" in entry_points
+    assert "overlayctl = controller.cli.main:main" in entry_points
 
 
 def test_both_commands_say_the_version(installed, tmp_path):

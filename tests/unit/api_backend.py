@@ -7,19 +7,20 @@ from typing import Any
 
 from webob import Request
 
-from controller.core import Core
-from controller.ha import Roles
-from controller.metrics import Metrics
-from controller.pipeline import Settings
-from controller.rest import Api
-from controller.state import HostView, Tenant
-from controller.store import Store, TenantStore
+from controller.core.core import Core
+from controller.core.store import TenantStore
+from controller.ha.roles import Roles
+from controller.ha.store import Store
+from controller.model.state import HostView, Tenant
+from controller.northbound.metrics import Metrics
+from controller.northbound.rest import Api
+from controller.shell.config import defaults
 
 
 class Backend:
     def __init__(self, db_path: str, store: TenantStore | None = None) -> None:
         self.store = store or Store(db_path)
-        self.core = Core(Settings(), self.store.tenants())
+        self.core = Core(defaults(), self.store.tenants())
         self.applied: list = []
         self.clock = 1000.0
         self.metrics = Metrics()

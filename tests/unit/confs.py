@@ -6,7 +6,7 @@ from pathlib import Path
 
 from oslo_config import cfg
 
-from controller import config
+from controller.shell import config
 
 
 def conf_from(path: Path, text: str) -> cfg.ConfigOpts:

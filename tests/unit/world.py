@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import struct
 
-from controller import flows as f
-from controller.core import Core
-from controller.ops import FlowDelete, FlowMod, GroupMod, Op
-from controller.pipeline import Settings
-from controller.state import HostView, Tenant, TunnelPort
-from controller.switch_state import SwitchDump
-from controller.trace import Tracer
+from controller.core.core import Core
+from controller.core.switch_state import SwitchDump
+from controller.model import flows as f
+from controller.model.ops import FlowDelete, FlowMod, GroupMod, Op
+from controller.model.state import HostView, Tenant, TunnelPort
+from controller.pipeline.settings import Settings
+from controller.pipeline.trace import Tracer
+from controller.shell.config import defaults
 
 PATCH = 1
 BLUE = Tenant("blue", 5001, 10)
@@ -38,7 +39,7 @@ def world(n: int = 3, settings: Settings | None = None, tenants=(BLUE, RED),
           members: dict[int, frozenset] | None = None) -> Core:
     """n hosts, meshed; by default every host has a VM port in every tenant's VLAN (members=
     says otherwise: host number -> VLANs tagged on its br0)."""
-    core = Core(settings or Settings(), list(tenants))
+    core = Core(settings or defaults(), list(tenants))
     if members is None:
         members = {i: frozenset(tn.vlan for tn in tenants) for i in range(1, n + 1)}
     for i in range(1, n + 1):

@@ -1,0 +1,80 @@
+"""The REST API's HTTP client (stdlib only): the one overlayctl (controller/cli/main.py) and the lab
+(lab/controller.py) both use.
+
+JSON in and out, an optional bearer token. An HTTP error status raises ApiError with the decoded
+body; a connection that fails raises what urllib raised (URLError, an OSError) unchanged, so the
+caller decides what an unreachable controller means (overlayctl: exit 3; the lab: not ready yet).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class ApiError(Exception):
+    """The API answered with a 4xx or 5xx: `status` and its decoded `body`."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+    @property
+    def message(self) -> str:
+        """The API's own words: its "error" (or a failed probe's "reason"), else the body as text."""
+        if isinstance(self.body, dict):
+            for key in ("error", "reason"):
+                if key in self.body:
+                    return str(self.body[key])
+        if isinstance(self.body, str):
+            return self.body.strip() or "(no message)"
+        return "(no message)" if self.body is None else json.dumps(self.body)
+
+
+def _decode(raw: bytes) -> Any:
+    """An error body: JSON when it is JSON (the API's errors are), else its text."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+class Client:
+    """Requests against the API at `base` (e.g. http://127.0.0.1:8080); returns the decoded body."""
+
+    def __init__(self, base: str, token: str | None = None, timeout: float = 10.0) -> None:
+        self.base = base.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
+                headers: dict[str, str] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            raise ApiError(e.code, _decode(e.read())) from None
+        return json.loads(raw) if raw else None
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)

@@ -1,0 +1,469 @@
+"""Events in, operations out: the controller's decisions, in plain Python.
+
+Each event updates the indexed state (index.py) and marks what it changed as dirty: a partition
+(parts.py: BASE, a tunnel port, a tenant, a learned endpoint) on the hosts where it lives. `drain`
+recomputes the dirty partitions (reconcile.py, with controller/pipeline/) and diffs them against
+what each switch holds; the diff is the list of operations returned. With `eager` (the default, for
+tests) every event drains at once; the app turns it off and drains in slices of at most a few tens
+of milliseconds, so one big change never stalls the event loop. Nothing here touches a socket or
+os-ken.
+
+The contract: events come in as method calls (a switch up or down, a host's OVSDB view, a packet-in,
+a flow removed, time passing, a tenant put or deleted); what was learned comes in as typed changes
+(changes.py) through one method, `learn`, from packet-ins and BGP EVPN routes alike; operations go
+out (controller/model/ops.py). Whoever only reads the state reads `read` (read_model.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from controller.core import reconcile
+from controller.core.changes import (
+    Bound,
+    Change,
+    FloodMember,
+    Forgotten,
+    Learned,
+    Moved,
+    Noted,
+    Seen,
+    Unbound,
+    VtepNamed,
+)
+from controller.core.counters import fold_role
+from controller.core.flood_cap import LearningCap
+from controller.core.index import Index
+from controller.core.learning import Learner
+from controller.core.marks import Marks
+from controller.core.parts import LEFTOVERS, EpKey, Part
+from controller.core.read_model import ReadModel
+from controller.core.switch_state import Installed, SwitchDump, recovered_endpoints
+from controller.core.tunnel_ops import TunnelBook
+from controller.model import flows as f
+from controller.model import tables as t
+from controller.model.ops import DeletePorts, FlowMod, FlowPurge, Op, ReadSwitch
+from controller.model.state import Endpoint, Host, HostView, Tenant
+from controller.pipeline.desired import holddown_flow, source_key, source_of
+from controller.pipeline.settings import Settings
+
+LOG = logging.getLogger(__name__)
+RECOVERY_OVER = "recovery window over"  # logged when it ends (the e2e tests wait for it)
+OFPRR_IDLE_TIMEOUT = 0
+
+
+class Core:
+    def __init__(self, settings: Settings, tenants: Iterable[Tenant] = (),
+                 canon: Callable[[f.Match], f.Match] | None = None) -> None:
+        self.settings = settings
+        self.cap = LearningCap(settings.max_endpoints)  # its state, all of it; told of every recount
+        self.ix = Index(tenants, recounted=self.cap.recounted)
+        self.datapaths: set[int] = set()  # connected over OpenFlow
+        self.installed: dict[int, Installed] = {}  # only for switches whose content we know
+        self.dumps: dict[int, SwitchDump] = {}  # read back before the host's OVSDB view said whose it is
+        self.tunnels = TunnelBook(self.ix)  # tunnel ports asked for, peers still to ask for, forgotten IPs
+        self.counters: Counter[str] = Counter()
+        self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
+        self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host)
+        self.eager = True
+        self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
+        self.learner = Learner(settings, self.ix, self.counters, self.cap)
+        # After a restart, endpoints come back from each host's own switch; until every switch had
+        # its turn (recover_until), another host's entries for them are kept, not deleted.
+        self.recover_until = 0.0
+        self.recovering = False
+        self.passive = False  # a follower (controller/ha/roles.py): it tracks state but programs nothing
+        self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings)
+
+    @property
+    def changed(self) -> set[Part] | None:
+        """Partitions marked since an observer (the EVPN speaker) last looked; None: nobody looks."""
+        return self.marks.changed
+
+    @changed.setter
+    def changed(self, parts: set[Part] | None) -> None:
+        self.marks.changed = parts
+
+    # ---- queries -------------------------------------------------------------------------
+
+    @property
+    def tenants(self) -> dict[str, Tenant]:
+        return self.ix.tenants
+
+    @property
+    def hosts(self) -> dict[str, Host]:
+        return self.ix.hosts
+
+    @property
+    def endpoints(self) -> dict[EpKey, Endpoint]:
+        return self.ix.endpoints
+
+    @property
+    def bindings(self) -> dict[tuple[int, str], str]:
+        return self.ix.bindings
+
+    def host_of_dpid(self, dpid: int) -> Host | None:
+        return self.ix.host_of_dpid(dpid)
+
+    def placed_on(self, host: Host) -> set[int]:
+        """The tenants whose flows a host holds: where it has members (learn mode: everywhere)."""
+        return self.settings.learning.placed(self.ix.placed.get(host.id, ()), self.ix.tenants.values(), host.id)
+
+    def tenant_endpoints(self, vni: int) -> list[Endpoint]:
+        return self.ix.tenant_endpoints(vni)
+
+    def is_programmable(self, host: Host) -> bool:
+        dpid = host.view.datapath_id
+        return dpid in self.datapaths and dpid in self.installed and host.view.patch_ofport is not None
+
+    # ---- OpenFlow connection events ------------------------------------------------------
+
+    def datapath_up(self, dpid: int) -> list[Op]:
+        """A switch connected: read what it holds before changing anything (no wipe)."""
+        self.datapaths.add(dpid)
+        self.installed.pop(dpid, None)
+        self.dumps.pop(dpid, None)
+        host = self.ix.host_of_dpid(dpid)
+        if host is not None:
+            host.lost_since = None
+        return [ReadSwitch(dpid)]
+
+    def switch_read(self, dpid: int, dump: SwitchDump, now: float) -> list[Op]:
+        """What a switch holds arrived: recover what it learned, then send only the difference."""
+        if dpid not in self.datapaths:
+            return []
+        self.dumps[dpid] = dump
+        host = self.ix.host_of_dpid(dpid)
+        return self._adopt_dump(host, now) if host is not None else []
+
+    def _adopt_dump(self, host: Host, now: float) -> list[Op]:
+        dpid = host.view.datapath_id
+        dump = self.dumps.pop(dpid, None) if dpid is not None else None
+        if dump is None:
+            return []
+        self.installed[dpid] = Installed.from_dump(dump)
+        for ep in recovered_endpoints(dump, host.id, self.ix, now):
+            self.counters["endpoints_recovered"] += 1
+            self._learned(ep)
+        self.marks.full(host.id)
+        return self._flush()
+
+    def datapath_down(self, dpid: int, now: float = 0.0) -> list[Op]:
+        self.datapaths.discard(dpid)
+        self.installed.pop(dpid, None)
+        self.dumps.pop(dpid, None)
+        host = self.ix.host_of_dpid(dpid)
+        if host is not None and not host.ovsdb_connected and host.lost_since is None:
+            host.lost_since = now
+        return []
+
+    # ---- OVSDB events --------------------------------------------------------------------
+
+    def host_view(self, view: HostView, now: float) -> list[Op]:
+        old = self.ix.hosts.get(view.system_id)
+        if old is not None and old.view == view and old.ovsdb_connected:
+            return []
+        if old is None:
+            LOG.info("host %s joined (overlay ip %s)", view.system_id, view.overlay_ip)
+        flips = self.ix.put_host(view)
+        host = self.ix.hosts[view.system_id]
+        host.lost_since = None
+        if view.overlay_ip:
+            self.tunnels.forgotten_ips.discard(view.overlay_ip)
+        new_peer = old is None or old.view.overlay_ip != view.overlay_ip
+        if old is None or (old.view.datapath_id, old.view.patch_ofport, old.view.overlay_ip) != (
+                view.datapath_id, view.patch_ofport, view.overlay_ip):
+            self.marks.full(host.id)
+        elif old.view.tunnels != view.tunnels:
+            parts = self.tunnels.parts_changed(old, host, self.placed_on)  # None: the flow port, all of it
+            if parts is None:
+                self.marks.full(host.id)
+            else:
+                self.marks.parts(host.id, parts)
+        self.marks.flips(flips)
+        if new_peer and self.settings.learning.floods_to_every_host:  # one more bucket everywhere
+            for other in self.ix.hosts.values():
+                self.marks.parts(other.id, self.placed_on(other))
+        # the switch was read back before OVSDB said whose it is: programmable from now on
+        adopted = self._adopt_dump(host, now) if view.datapath_id in self.dumps else []
+        ops = self._tunnel_ops(self.tunnels.view_changed(self.settings, old, host, new_peer, now))
+        return adopted + ops + self._flush()
+
+    def ovsdb_down(self, system_id: str, now: float = 0.0) -> list[Op]:
+        host = self.ix.hosts.get(system_id)
+        if host is not None:
+            host.ovsdb_connected = False
+            if host.view.datapath_id not in self.datapaths and host.lost_since is None:
+                host.lost_since = now
+        return []
+
+    def tick(self, now: float) -> list[Op]:
+        """Time passes: tunnel ports asked for but never seen are asked for again; hosts gone
+        longer than the grace period have their endpoints withdrawn."""
+        if self.recovering and now >= self.recover_until:
+            self.recovering = False
+            checked = 0
+            for dpid, inst in self.installed.items():
+                host = self.ix.host_of_dpid(dpid)
+                if inst.read_back() and host is not None:
+                    self.marks.parts(host.id, (LEFTOVERS,))
+                    checked += 1
+            LOG.info("%s: what nobody claimed on %d read-back switches goes now", RECOVERY_OVER, checked)
+        ops = self._tunnel_ops(self.tunnels.retry_overdue(self.settings, now))
+        for host in list(self.ix.hosts.values()):
+            if host.lost_since is None or host.withdrawn or now - host.lost_since < self.settings.host_grace:
+                continue
+            LOG.warning("host %s unreachable for %.0f s: withdrawing its endpoints (its tunnels stay)",
+                        host.id, now - host.lost_since)
+            self.counters["hosts_withdrawn"] += 1
+            for key in list(self.ix.eps_by_host.get(host.id, ())):
+                self._drop(key)
+            flips = self.ix.put_host(replace(host.view, member_vlans=frozenset()), ovsdb_connected=False)
+            self.ix.hosts[host.id].withdrawn = True
+            self.marks.flips(flips)
+        return ops + self._flush()
+
+    def forget_host(self, system_id: str, now: float) -> list[Op]:
+        """An operator removed a host: drop its endpoints and the tunnels toward it everywhere."""
+        host = self.ix.hosts[system_id]
+        if host.view.overlay_ip:
+            self.tunnels.forgotten_ips.add(host.view.overlay_ip)
+        for key in list(self.ix.eps_by_host.get(system_id, ())):
+            self._drop(key)
+        self.marks.flips(self.ix.drop_host(system_id))
+        self.marks.dirty.pop(system_id, None)
+        self.tunnels.toward.pop(system_id, None)
+        ops = self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values())))
+        return ops + self._flush()
+
+    def retune_tunnels(self, settings: Settings, now: float) -> list[Op]:
+        """A new tunnel kind or tunnel_ports mode on a running overlay, without a restart.
+
+        New ports are asked for at once; traffic keeps the old ones until the new are up, and
+        the old ones go only then (tunnel_ports.py). Every host's flows are recomputed: unicast
+        entries and flood buckets name the ports.
+        """
+        self.settings = settings
+        self.learner.settings = settings
+        self.cap.retuned(settings.max_endpoints, self.ix.ep_count)  # the cap may have changed
+        for host in self.ix.hosts.values():
+            self.marks.full(host.id)
+        return self._tunnel_ops(self.tunnels.ops(settings, now, list(self.ix.hosts.values()))) + self._flush()
+
+    def _tunnel_ops(self, ops: list[Op]) -> list[Op]:
+        """Tunnel port operations, each removal followed by the purge of the learn() entries that may
+        send out of the ports it removes."""
+        out: list[Op] = []
+        for op in ops:
+            out.append(op)
+            if isinstance(op, DeletePorts):
+                out += self.purge_learned_on(self.ix.hosts[op.system_id])
+        return out
+
+    def purge_learned_on(self, host: Host) -> list[Op]:
+        """learn() entries of every tenant on a host: they may send out of a port that is going."""
+        if not self.settings.learning.keeps_switch_entries or host.view.datapath_id is None \
+                or not self.is_programmable(host):
+            return []
+        return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tn.vlan_on(host.id), 0x0FFF)))
+                for tn in self.ix.tenants.values() if tn.present_on(host.id)]
+
+    # ---- tenants (from REST) -------------------------------------------------------------
+
+    def put_tenant(self, tenant: Tenant) -> list[Op]:
+        """Create or replace a tenant; a changed VNI or VLAN re-programs only this tenant."""
+        old = self.ix.tenants.get(tenant.name)
+        if old == tenant:
+            return []
+        ops: list[Op] = []
+        if old is not None:
+            ops += self._retire_tenant(old)  # its endpoints are relearned under the new numbering
+        self.marks.flips(self.ix.put_tenant(tenant))
+        if self.settings.learning.floods_to_every_host:
+            for host in self.ix.hosts.values():
+                if tenant.present_on(host.id):
+                    self.marks.parts(host.id, {tenant.vni})
+        return ops + self._flush()
+
+    def delete_tenant(self, name: str) -> list[Op]:
+        ops = self._retire_tenant(self.ix.tenants[name])
+        return ops + self._flush()
+
+    def _retire_tenant(self, old: Tenant) -> list[Op]:
+        holders = set(self.ix.members.get(old.vni, ()))
+        eps = set(self.ix.eps_by_vni.get(old.vni, ()))
+        if self.settings.learning.floods_to_every_host:
+            holders |= {h for h in self.ix.hosts if old.present_on(h)}
+        self.ix.delete_tenant(old.name)
+        for host_id in holders:
+            self.marks.parts(host_id, {old.vni} | eps)
+        return self._purge_learned(old)
+
+    def _purge_learned(self, tenant: Tenant) -> list[Op]:
+        """learn() entries are the switch's own: remove those of a tenant that changed or left."""
+        if not self.settings.learning.keeps_switch_entries:
+            return []
+        return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tenant.vlan_on(host.id), 0x0FFF)))
+                for host in self.ix.hosts.values()
+                if self.is_programmable(host) and tenant.present_on(host.id) and host.view.datapath_id is not None]
+
+    # ---- learning ------------------------------------------------------------------------
+
+    def packet_in(self, dpid: int, data: bytes, now: float, table: int | None = None) -> list[Op]:
+        """Learn from a packet-in; one from a responder's miss also holds that unknown IP down."""
+        seen = self.learner.parse(dpid, data)
+        if seen is None:
+            return []
+        host, tenant, frame = seen
+        ops = self.learn(self.learner.learn(host, tenant, frame, now), now)
+        if table in (t.ARP_RESPONDER, t.ND_RESPONDER) and frame.asks_for \
+                and (tenant.vni, frame.asks_for) not in self.ix.bindings:
+            self.counters["unknown_ip_holddowns"] += 1
+            ops.append(FlowMod(dpid, holddown_flow(self.settings, tenant, host.id, frame.asks_for)))
+        return ops
+
+    def learn(self, changes: Iterable[Change], now: float) -> list[Op]:
+        """Apply what was learned (controller/core/changes.py), in order, and return the operations.
+
+        `changes` may be a generator that reads the state as it goes (controller/bgp/external.py):
+        each change is applied before the next one is made.
+        """
+        ops: list[Op] = []
+        for change in changes:
+            count = getattr(change, "count", None)
+            if count is not None:
+                self.counters[count] += 1
+            ops += self._apply(change, now)
+        return ops + self._flush()
+
+    def _apply(self, change: Change, now: float) -> list[Op]:
+        if isinstance(change, Learned):
+            self._learned(change.endpoint)
+        elif isinstance(change, Moved):
+            key = change.key
+            before = set(self.ix.members.get(key[0], ())) | {self.ix.endpoints[key].host_id}
+            self.marks.flips(self.ix.move_endpoint(key, change.host_id, change.vlan))
+            self.marks.endpoint(key, before)
+        elif isinstance(change, Bound):
+            before = set(self.ix.members.get(change.key[0], ()))
+            previous = self.ix.bind(change.key, change.ip)
+            if previous is not None:
+                self.marks.endpoint(previous, before)
+            self.marks.endpoint(change.key, before)
+        elif isinstance(change, Unbound):
+            self.ix.unbind(change.key, change.ips)
+            self.marks.endpoint(change.key, set())
+        elif isinstance(change, Seen):
+            self.ix.endpoints[change.key].last_seen = change.at
+        elif isinstance(change, Forgotten):
+            self._drop(change.key)
+        elif isinstance(change, VtepNamed):
+            return self._vtep(change, now)
+        elif isinstance(change, FloodMember):
+            self.marks.flips(self.ix.set_flood_member(change.vni, change.peer_id, change.member))
+        elif not isinstance(change, Noted):
+            raise TypeError(change)
+        return []
+
+    def _vtep(self, change: VtepNamed, now: float) -> list[Op]:
+        """An external VTEP: a tunnel peer (never a host), with a port toward it on every host."""
+        vtep = self.ix.put_vtep(HostView(system_id=change.vtep_id, overlay_ip=change.ip, external=change.peer))
+        self.tunnels.forgotten_ips.discard(change.ip)
+        self.counters["evpn_vteps"] += 1
+        return self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values()), toward=[vtep]))
+
+    def _learned(self, ep: Endpoint) -> None:
+        key = EpKey(ep.vni, ep.mac)
+        ips = set(ep.ips)
+        ep.ips = set()
+        self.marks.flips(self.ix.add_endpoint(ep))
+        for ip in sorted(ips):
+            previous = self.ix.bind(key, ip)
+            if previous is not None:
+                self.marks.endpoint(previous, set())
+        self.marks.endpoint(key, set())
+
+    def _drop(self, key: EpKey) -> None:
+        ep = self.ix.endpoints[key]
+        before = set(self.ix.members.get(key[0], ())) | {ep.host_id}
+        self.marks.flips(self.ix.drop_endpoint(key))
+        self.learner.forget(key)
+        self.marks.endpoint(key, before)
+
+    def flow_removed(self, dpid: int, table: int, reason: int, match: dict, now: float,
+                     cookie: int | None = None) -> list[Op]:
+        """A source entry idled out: the MAC went silent, so it is forgotten everywhere."""
+        host = self.ix.host_of_dpid(dpid)
+        if host is None or table != t.SRC_MAC or reason != OFPRR_IDLE_TIMEOUT:
+            return []
+        vid, mac = source_of(match)
+        tenant = self.ix.tenant_on(host.id, (vid or 0) & 0x0FFF)  # type: ignore[operator]  # masked: TypeError,
+        if tenant is None or not isinstance(mac, str):  # and the guard closes the switch's connection
+            return []
+        key = EpKey(tenant.vni, mac)
+        ep = self.ix.endpoints.get(key)
+        if ep is None or ep.host_id != host.id:
+            return []
+        inst = self.installed.get(dpid)
+        if inst is not None:  # the switch has already removed it
+            inst.forget(source_key(vid, mac))  # type: ignore[arg-type]
+        self._drop(key)
+        self.counters["endpoints_aged"] += 1
+        return self._flush()
+
+    # ---- what the switches counted ---------------------------------------------------------
+
+    def role_stats(self, dpid: int, role: int, packets: int) -> None:
+        """One switch's packet count for one role (an aggregate over its flows): counters.fold_role."""
+        if dpid in self.datapaths:
+            fold_role(self.counters, self.role_packets, dpid, role, packets)
+
+    # ---- marking what changed ----------------------------------------------------------------
+
+    # ---- recompute and diff ------------------------------------------------------------------
+
+    def _flush(self) -> list[Op]:
+        return self.drain() if self.eager else []
+
+    def pending(self) -> bool:
+        return bool(self.marks.dirty or self.tunnels.toward or self.cap.pending())
+
+    def _mark_caps(self) -> bool:
+        marks = self.cap.step(self.ix, busy=self.marks.dirty)
+        for host_id, parts in marks:
+            self.marks.parts(host_id, parts)
+        return bool(marks)
+
+    def drain(self, budget_s: float | None = None, max_parts: int = 20) -> list[Op]:
+        """Recompute dirty partitions and return the difference (in the order reconcile.Batch
+        says); stop after budget_s seconds."""
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        out = reconcile.Batch(first=self._tunnel_ops(self.tunnels.for_joined(self.settings, deadline)))
+        while self.marks.dirty or self._mark_caps():  # a cap's next step once its host's changes are out
+            host_id = next(iter(self.marks.dirty))
+            host = self.ix.hosts.get(host_id)
+            if host is None or self.passive or not self.is_programmable(host):
+                del self.marks.dirty[host_id]  # programmed in full when it becomes programmable (or leads)
+                continue
+            d = self.marks.dirty[host_id]
+            dpid: int = host.view.datapath_id  # type: ignore[assignment]
+            inst = self.installed[dpid]
+            if d.full:
+                out.first += reconcile.expand_full(self.settings, self.ix, inst, host, self.placed_on(host), d)
+            batch = reconcile.take(d, max_parts)
+            if not d.parts and not d.full:
+                del self.marks.dirty[host_id]
+            for part in batch:
+                if part is LEFTOVERS:
+                    out.deletes += reconcile.leftovers(inst, dpid, self.recovering,
+                                                       self.settings.learning.keeps_switch_entries)
+                else:
+                    want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on)
+                    reconcile.diff(inst, dpid, part, want, self.canon, out)
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        return out.ops()

@@ -1,0 +1,148 @@
+"""The core's state as the outside reads it: the REST API, the web view, the metrics and the
+packet tracer ask here, never the core's index or its switch bookkeeping. Read-only: nothing here
+changes the core, and what it hands out is not the caller's to change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+from controller.core.flood_cap import LearningCap
+from controller.core.index import Index
+from controller.core.parts import EpKey
+from controller.core.switch_state import Installed
+from controller.model import flows as f
+from controller.model.state import Endpoint, Host, Tenant, TunnelPort
+from controller.pipeline.settings import Settings
+
+
+class ReadModel:
+    def __init__(self, ix: Index, installed: Mapping[int, Installed], datapaths: set[int],
+                 counters: Counter[str], cap: LearningCap, settings: Callable[[], Settings]) -> None:
+        self._ix = ix
+        self._installed = installed
+        self._datapaths = datapaths
+        self._counters = counters
+        self._cap = cap
+        self._settings = settings  # the current ones: a reload changes them
+
+    # ---- tenants ---------------------------------------------------------------------------
+
+    @property
+    def tenants(self) -> Mapping[str, Tenant]:
+        return self._ix.tenants
+
+    def tenant_by_vni(self, vni: int) -> Tenant | None:
+        return self._ix.tenant_by_vni(vni)
+
+    def clash_candidates(self, tenant: Tenant) -> list[Tenant]:
+        """The tenants tenant could clash with (VNI, a local VLAN): Index.clash_candidates."""
+        return self._ix.clash_candidates(tenant)
+
+    def member_hosts(self, tenant: Tenant) -> set[str]:
+        """Hosts with members of the tenant: learned endpoints, or br0 ports tagged with its VLAN."""
+        return set(self._ix.members.get(tenant.vni, ()))
+
+    def tenants_at(self, host_id: str) -> list[Tenant]:
+        """Tenants with members on a host or assigned to it by name (not every tenant of the cloud)."""
+        ix = self._ix
+        names = {ix.by_vni[v].name for v in ix.placed.get(host_id, ()) if v in ix.by_vni}
+        names |= set(ix.named_on(host_id))
+        return [ix.tenants[n] for n in sorted(names)]
+
+    # ---- hosts and peers -------------------------------------------------------------------
+
+    @property
+    def hosts(self) -> Mapping[str, Host]:
+        return self._ix.hosts
+
+    def peer(self, peer_id: str) -> Host | None:
+        """A host or an external VTEP (controller/bgp/external.py), by id."""
+        return self._ix.peers.get(peer_id)
+
+    def peer_at(self, ip: str) -> Host | None:
+        """The host or external VTEP with this overlay IP."""
+        return self._ix.peers.get(self._ix.host_by_ip.get(ip, ""))
+
+    def openflow_connected(self, host: Host) -> bool:
+        return host.view.datapath_id in self._datapaths
+
+    def switch_connected(self, dpid: int) -> bool:
+        return dpid in self._datapaths
+
+    def switches(self) -> int:
+        """OpenFlow connections."""
+        return len(self._datapaths)
+
+    def tunnel_type(self) -> str:
+        return self._settings().tunnel_type
+
+    def port_toward(self, host: Host, peer_ip: str) -> TunnelPort | None:
+        """The port the host's flows use toward a peer (the tunnel_ports mode says which)."""
+        s = self._settings()
+        return s.tunnel_ports.port_toward(host, peer_ip, s.tunnel_type)
+
+    # ---- endpoints -------------------------------------------------------------------------
+
+    def endpoint(self, key: EpKey) -> Endpoint | None:
+        return self._ix.endpoints.get(key)
+
+    def endpoints_of(self, vni: int) -> list[Endpoint]:
+        """A tenant's endpoints, by MAC."""
+        return self._ix.tenant_endpoints(vni)
+
+    def endpoint_count(self) -> int:
+        return len(self._ix.endpoints)
+
+    def is_member(self, host_id: str, vni: int) -> bool:
+        return host_id in self._ix.members.get(vni, ())
+
+    def endpoints_at(self, vni: int, host_id: str) -> int:
+        return self._ix.ep_count.get((vni, host_id), 0)
+
+    def learning_capped(self, vni: int, host_id: str) -> bool:
+        """Has the tenant's learning on the host refused frames at max_endpoints?"""
+        return (vni, host_id) in self._cap.refused
+
+    def endpoint_port(self, ep: Endpoint) -> str | None:
+        """The br0 port an endpoint sits behind, when its host's OVSDB says (attached-mac)."""
+        host = self._ix.hosts.get(ep.host_id)
+        return dict(host.view.attached).get(ep.mac) if host else None
+
+    def external_of(self, ep: Endpoint) -> dict | None:
+        """Where an endpoint behind an external VTEP came from (None: one of ours)."""
+        peer = self._ix.peers.get(ep.host_id)
+        if peer is None or peer.view.external is None:
+            return None
+        return {"vtep": peer.view.overlay_ip, "peer": peer.view.external}
+
+    # ---- what the switches were told -------------------------------------------------------
+
+    def _installed_on(self, host: Host) -> Installed | None:
+        dpid = host.view.datapath_id
+        return self._installed.get(dpid) if dpid is not None else None
+
+    def installed_flows(self, host: Host) -> list[f.Flow] | None:
+        """The flows the core installed on the host's switch (None: its content is not known)."""
+        inst = self._installed_on(host)
+        return None if inst is None else list(inst.all_flows())
+
+    def installed_groups(self, host: Host) -> list[f.GroupEntry]:
+        """Its groups whose buckets are known."""
+        inst = self._installed_on(host)
+        return [] if inst is None else [g for g in inst.groups.values() if g is not None]
+
+    def flood_group(self, host: Host, vni: int) -> f.GroupEntry | None:
+        inst = self._installed_on(host)
+        return inst.groups.get(vni) if inst is not None else None
+
+    def flow_count(self, host: Host) -> int:
+        """Flows installed on a connected switch (0 when not connected or not known)."""
+        inst = self._installed_on(host) if self.openflow_connected(host) else None
+        return sum(len(part) for part in inst.flows.values()) if inst is not None else 0
+
+    # ---- counters --------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._counters)

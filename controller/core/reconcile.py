@@ -1,0 +1,137 @@
+"""From a dirty partition to operations: what the host should hold there (controller/pipeline/),
+against what its switch holds (controller/core/switch_state.py). Core.drain takes the dirty hosts
+in turn; this is what it does for one of them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from controller.core.flood_cap import LearningCap
+from controller.core.index import Index
+from controller.core.marks import Dirty
+from controller.core.parts import BASE, LEFTOVERS, Part, TunnelPart
+from controller.core.switch_state import Installed
+from controller.model import flows as f
+from controller.model.ops import FlowDelete, FlowMod, GroupMod, MeterMod, Op
+from controller.model.state import Host
+from controller.pipeline.desired import base_flows, endpoint_flows, flood_group, meters, tenant_flows, tunnel_classify
+from controller.pipeline.settings import Settings
+
+LOG = logging.getLogger("controller.core.core")  # where the core logged it before
+
+
+@dataclass
+class Batch:
+    """The operations of one drain, in the order a switch needs them: meters and groups before the
+    flows that use them, adds before the deletes they replace, group deletes last."""
+
+    first: list[Op] = field(default_factory=list)
+    adds: list[Op] = field(default_factory=list)
+    deletes: list[Op] = field(default_factory=list)
+    last: list[Op] = field(default_factory=list)
+
+    def ops(self) -> list[Op]:
+        # A key one partition released and another claimed in this batch (an IP rebound to another
+        # MAC): the add replaces the flow, a delete sent after it would remove it.
+        added = {(op.dpid, op.flow.key) for op in self.adds if isinstance(op, FlowMod)}
+        deletes = [op for op in self.deletes if _deleted_key(op) not in added] if added else self.deletes
+        return self.first + self.adds + deletes + self.last
+
+
+def _deleted_key(op: Op) -> tuple[int, object]:
+    """(switch, flow key) of a delete: a FlowMod's flow's, or a FlowDelete's."""
+    if isinstance(op, FlowMod):
+        return op.dpid, op.flow.key
+    return op.dpid, (op.table, op.priority, op.match)  # type: ignore[union-attr]
+
+
+def expand_full(s: Settings, ix: Index, inst: Installed, host: Host, placed: set[int], d: Dirty) -> list[Op]:
+    """Everything a host should hold, and everything it holds: the meters now, the rest as parts."""
+    d.full = False
+    dpid = host.view.datapath_id
+    ops: list[Op] = []
+    want = {m.meter_id: m for m in meters(s)}
+    for mid, m in want.items():
+        if inst.meters.get(mid) != m:
+            ops.append(MeterMod(dpid, m, "modify" if mid in inst.meters else "add"))  # type: ignore[arg-type]
+    inst.meters = dict(want)
+    parts: set[Part] = {BASE} | placed | set(inst.flows) | set(inst.groups)
+    parts |= {TunnelPart(p.name) for p in host.view.tunnels}
+    for vni in placed:
+        parts |= ix.eps_by_vni.get(vni, set())
+    d.parts |= parts
+    if inst.read_back():
+        d.parts.add(LEFTOVERS)
+    return ops
+
+
+def take(d: Dirty, n: int) -> list[Part]:
+    """Up to n parts, LEFTOVERS only once everything else is done (without copying the set)."""
+    batch: list[Part] = []
+    leftovers = False
+    while d.parts and len(batch) < n:
+        part = d.parts.pop()
+        if part is LEFTOVERS:
+            leftovers = True
+        else:
+            batch.append(part)
+    if leftovers:
+        if batch or d.parts:
+            d.parts.add(LEFTOVERS)
+        else:
+            batch.append(LEFTOVERS)
+    return batch
+
+
+def desired(s: Settings, ix: Index, cap: LearningCap, host: Host, part: Part,
+            placed_on: Callable[[Host], set[int]]) -> tuple[set[f.Flow], f.GroupEntry | None]:
+    """What the host should hold in one partition: its flows, and (a tenant's) its flood group."""
+    if part is BASE:
+        return base_flows(s, host), None
+    if isinstance(part, TunnelPart):
+        return tunnel_classify(host, part.port), None
+    vni = part if isinstance(part, int) else part[0]  # type: ignore[index]
+    tenant = ix.tenant_by_vni(vni)
+    if tenant is None or vni not in placed_on(host):
+        return set(), None
+    if not isinstance(part, int):  # an endpoint
+        ep = ix.endpoints.get(part)  # type: ignore[arg-type]
+        if ep is None:
+            return set(), None
+        return endpoint_flows(s, host, tenant, ep, ix.peers, capped=(vni, host.id) in cap.sources), None
+    members = ix.members.get(tenant.vni, set())
+    return (tenant_flows(s, host, tenant, capped=(vni, host.id) in cap.narrowed),
+            flood_group(s, host, tenant, ix.peers, members))
+
+
+def diff(inst: Installed, dpid: int, part: Part, want: tuple[set[f.Flow], f.GroupEntry | None],
+         canon: Callable[[f.Match], f.Match], out: Batch) -> None:
+    """The operations that make the switch's partition what is wanted; inst follows them."""
+    want_flows, want_group = want
+    held = part in inst.flows  # a part new here (an endpoint just learned) has nothing to release
+    for fl in want_flows:
+        if not inst.claim(part, fl, canon):
+            out.adds.append(FlowMod(dpid, fl))
+    if held:
+        for key, have in inst.release(part, {fl.key for fl in want_flows}):
+            out.deletes.append(FlowMod(dpid, have, delete=True) if isinstance(have, f.Flow)
+                               else FlowDelete(dpid, *key))
+    if not isinstance(part, int):
+        return
+    have_group = inst.groups.get(part, Installed.ABSENT)
+    if want_group is not None and want_group != have_group:
+        out.first.append(GroupMod(dpid, want_group, "add" if have_group is Installed.ABSENT else "modify"))
+        inst.groups[part] = want_group
+    elif want_group is None and have_group is not Installed.ABSENT:
+        out.last.append(GroupMod(dpid, f.GroupEntry(part), "delete"))
+        del inst.groups[part]
+
+
+def leftovers(inst: Installed, dpid: int, recovering: bool, keep_learned: bool) -> list[Op]:
+    """Flows a read-back switch holds that nothing wants: ours go, strangers go with a word."""
+    gone, strangers = inst.unwanted(recovering, keep_learned=keep_learned)
+    if strangers:
+        LOG.warning("switch %016x held %d flows not made by this controller: removed", dpid, strangers)
+    return [FlowDelete(dpid, *key) for key in gone]

@@ -1,0 +1,44 @@
+"""What the core's tenants are kept in: the interface every store implements (SQLite,
+controller/ha/store.py; etcd, controller/ha/etcd_store.py) and the errors a store raises. The tenant
+service (controller/northbound/tenants.py) and the app use a store through this alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from controller.model.state import Tenant
+
+
+class StoreError(Exception):
+    """The database refused a write or read (disk full, read-only, corrupt, unreachable...)."""
+
+
+class Behind(Exception):
+    """A shared store refused a write because it changed since this instance last saw it;
+    `listing` is all of it now (None: the instance has caught up meanwhile). Apply it, then
+    decide the request again."""
+
+    def __init__(self, listing: list[Tenant] | None) -> None:
+        super().__init__("the store changed since this instance last read it")
+        self.listing = listing
+
+
+class TenantStore(Protocol):
+    def tenants(self) -> list[Tenant]:
+        """Every tenant, by name: the state a controller starts from."""
+
+    def put_tenant(self, t: Tenant) -> bool:
+        """Create or replace; durable when it returns. True: the caller applies it to the core;
+        False: it is there already (a shared store's watch was faster). StoreError: not written."""
+
+    def delete_tenant(self, name: str) -> bool:
+        """Durable when it returns; the result as put_tenant's. StoreError: nothing was written."""
+
+    def ping(self) -> None:
+        """Raise StoreError unless the store answers a read."""
+
+    def watch(self, backend: Any) -> None:
+        """Apply other writers' changes to backend, until close(); returns at once if none can exist."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,117 @@
+"""Where tenants are kept: the SQLite store (the default), one implementation of the core's
+TenantStore (controller/core/store.py). SQLite serves one controller, etcd
+(controller/ha/etcd_store.py) several that share it. [overlay] store picks one
+(controller/shell/config.py).
+
+SQLite: each write is one transaction, durable before it is acknowledged.
+
+WAL with synchronous=FULL: a write returns only after its commit is on disk, so whatever the
+API acknowledged survives kill -9 or a power cut, and a write cut short leaves no trace (one row
+per write, inside BEGIN IMMEDIATE ... COMMIT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from typing import Any
+
+from controller.core.store import StoreError
+from controller.model.state import Tenant
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY,
+    vni INTEGER NOT NULL UNIQUE,
+    vlan INTEGER NOT NULL,
+    hosts TEXT,            -- JSON list, NULL = every host
+    vlans TEXT NOT NULL    -- JSON object host -> VLAN
+)
+"""
+
+
+class Store:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # isolation_level=None: no implicit transactions, each write opens its own below.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a crash
+        self.db.execute("PRAGMA busy_timeout=5000")  # an operator's sqlite3 shell may hold a lock briefly
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path} has schema version {version}; this controller knows {SCHEMA_VERSION}")
+        with self._transaction():
+            self.db.execute(SCHEMA)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    def tenants(self) -> list[Tenant]:
+        rows = self.db.execute("SELECT name, vni, vlan, hosts, vlans FROM tenants ORDER BY name")
+        return [Tenant(name, vni, vlan,
+                       frozenset(json.loads(hosts)) if hosts is not None else None,
+                       tuple(sorted(json.loads(vlans).items())))
+                for name, vni, vlan, hosts, vlans in rows]
+
+    def put_tenant(self, t: Tenant) -> bool:
+        hosts = json.dumps(sorted(t.hosts)) if t.hosts is not None else None
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO tenants (name, vni, vlan, hosts, vlans) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET vni=excluded.vni, vlan=excluded.vlan, "
+                "hosts=excluded.hosts, vlans=excluded.vlans",
+                (t.name, t.vni, t.vlan, hosts, json.dumps(dict(t.vlans))))
+        return True
+
+    def delete_tenant(self, name: str) -> bool:
+        with self._transaction():
+            self.db.execute("DELETE FROM tenants WHERE name = ?", (name,))
+        return True
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers a read."""
+        try:
+            self.db.execute("SELECT count(*) FROM tenants").fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(str(e)) from e
+
+    def watch(self, backend: Any) -> None:
+        """One controller owns the file: no other writer to follow."""
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error; sqlite errors become StoreError."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise StoreError(str(e)) from e
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as e:
+                self._rollback()
+                raise StoreError(str(e)) from e
+        self._rollback()
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(str(exc)) from exc
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # sqlite may have rolled back already (e.g. disk full)
+            self.db.execute("ROLLBACK")

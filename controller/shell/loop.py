@@ -1,0 +1,86 @@
+"""The app's event loop: functions posted to it (EventCall), the pump that drains the core's dirty
+work in slices, and the ticker (time passing, and the garbage collector kept out of the way)."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from os_ken.controller import event
+from os_ken.lib import hub
+
+from controller.core.core import Core
+from controller.model.ops import Op
+from controller.northbound.metrics import Metrics
+from controller.shell.looplag import LoopLag
+from controller.shell.sender import Sender
+
+SLICE_S = 0.01  # recomputation per slice; encoding and sending it take longer (Sender yields)
+TICK_S = 1.0
+GC_THRESHOLDS = (10_000, 20, 1000)
+FREEZE_S = 0.25
+
+
+class EventCall(event.EventBase):
+    """A function to run on the app's event loop, with a place for its result."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.posted = time.monotonic()  # its wait in the queue feeds looplag
+        self.done = hub.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self, lag: LoopLag) -> None:
+        lag.observe(time.monotonic() - self.posted)
+        try:
+            self.result = self.fn()
+        except Exception as e:  # handed back to the caller (REST turns ApiError into a 4xx)
+            self.error = e
+        self.done.set()
+
+
+class Pump:
+    """Drains the core's dirty work in slices, letting other events run between them."""
+
+    def __init__(self, core: Callable[[], Core], apply: Callable[[list[Op]], None], sender: Sender,
+                 metrics: Metrics) -> None:
+        self.core = core  # the current one: a takeover replaces it
+        self.apply = apply
+        self.sender = sender
+        self.metrics = metrics
+        self.work = hub.Event()
+
+    def wake(self) -> None:
+        self.work.set()
+
+    def run(self) -> None:
+        while True:
+            self.work.wait()
+            self.work.clear()
+            started = time.perf_counter()
+            while self.core().pending():
+                self.apply(self.core().drain(SLICE_S))
+                self.sender.let_go()
+            self.metrics.reconciled(time.perf_counter() - started)
+
+
+def ticker(post_tick: Callable[[], Any]) -> None:
+    """Posts a tick every TICK_S; between, keeps the collector's work small.
+
+    The state is millions of long-lived, acyclic objects: a full collection over them would
+    stall the loop for a second. Young garbage is collected as usual; what survived a quarter
+    of a second is moved out of the collector's sight (gc.freeze costs nothing), so that no
+    collection has much to go through: at 1,000 hosts converging, freezing once a second, a
+    young collection took up to 77 ms (50,000 allocations) and a middle one up to 130 ms.
+    """
+    gc.set_threshold(*GC_THRESHOLDS)
+    for n in itertools.count(1):
+        hub.sleep(FREEZE_S)
+        gc.freeze()
+        if n % round(TICK_S / FREEZE_S) == 0:
+            post_tick()

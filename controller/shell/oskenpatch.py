@@ -1,0 +1,56 @@
+"""Everything this app changes in os-ken's own behaviour, in one place.
+
+- The event queue's bound: os-ken guards each app's queue with an eventlet BoundedSemaphore whose
+  waiters are a list scanned on every acquire; EventGate (controller/shell/eventgate.py) is the
+  same bound in O(1). tests/unit fails if os-ken stops using the attribute replaced here.
+- OpenFlow connections: every message goes through the guards (controller/southbound/ofguard.py)
+  before os-ken parses it, and a connection that sends garbage is closed alone, counted.
+- The [ovsdb] listener options (address, port): os-ken registers them with its OVSDB manager;
+  our own OVSDB server (controller/southbound/ovsdb_server.py) listens there instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import os_ken.services.protocols.ovsdb.manager  # noqa: F401  registers [ovsdb] address/port
+from os_ken.ofproto import ofproto_parser
+
+from controller.shell.eventgate import EventGate
+from controller.southbound import ofguard
+
+LOG = logging.getLogger("overlay")
+
+
+def gate_events(app: Any) -> None:
+    """Replace the app's event-queue semaphore by an EventGate of the same size."""
+    if not hasattr(app, "_events_sem"):  # os-ken renamed it: its own (slower) bound stays in force
+        LOG.warning("os-ken has no OSKenApp._events_sem: its event-queue bound is not replaced by EventGate")
+    app._events_sem = EventGate(app.events.maxsize)
+
+
+def guard_openflow(count: Callable[[str], None]) -> None:
+    """Route every OpenFlow connection through the guards; count(counter name) per dropped one."""
+    from os_ken.controller import controller as osken_controller  # imported first, it cannot import itself
+
+    ofguard.counting(count)
+
+    def serve(sock: Any, address: Any) -> None:
+        with contextlib.closing(osken_controller.Datapath(sock, address)) as dp:
+            try:
+                dp.serve()
+            except ofguard.Malformed as e:
+                count(ofguard.COUNTER_PREFIX + e.kind)
+                ofguard.LOG.warning("switch %s from %s sent a malformed message (%s: %s); connection closed",
+                            ofguard.dpid_text(dp), address, e.kind, e)
+            except Exception as e:  # e.g. a reset socket mid-handshake: this connection only
+                count(ofguard.COUNTER_PREFIX + "connection_error")
+                ofguard.LOG.warning("switch %s from %s: connection closed after %s: %s", ofguard.dpid_text(dp), address,
+                            type(e).__name__, e)
+
+    osken_controller.ofproto_parser = SimpleNamespace(header=ofproto_parser.header, msg=ofguard.strict_msg)
+    osken_controller.datapath_connection_factory = serve

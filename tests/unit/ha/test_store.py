@@ -1,0 +1,83 @@
+"""The SQLite store: one transaction per write, a failed write leaves nothing, data survives reopening."""
+
+import sqlite3
+
+import pytest
+
+from controller.core.store import StoreError
+from controller.ha.store import SCHEMA_VERSION, Store
+from controller.model.state import Tenant
+
+BLUE = Tenant("blue", 5001, 10)
+RED = Tenant("red", 5002, 20, frozenset({"h1", "h2"}), (("h1", 21),))
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "sub" / "overlay.db")  # the directory is created
+
+
+def test_round_trip_and_reopen(db):
+    s = Store(db)
+    s.put_tenant(RED)
+    s.put_tenant(BLUE)
+    assert s.tenants() == [BLUE, RED]
+    s.close()
+    again = Store(db)
+    assert again.tenants() == [BLUE, RED]
+    again.put_tenant(Tenant("blue", 6001, 11))
+    again.delete_tenant("red")
+    assert again.tenants() == [Tenant("blue", 6001, 11)]
+
+
+def test_settings_that_make_acknowledged_writes_durable(db):
+    s = Store(db)
+    assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert s.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_failed_write_is_rolled_back_whole(db):
+    s = Store(db)
+    s.put_tenant(BLUE)
+    with pytest.raises(StoreError):
+        s.put_tenant(Tenant("other", 5001, 99))  # VNI is UNIQUE: refused by the database itself
+    assert not s.db.in_transaction
+    assert s.tenants() == [BLUE]
+    s.put_tenant(RED)  # and the connection is still usable
+    assert [t.name for t in s.tenants()] == ["blue", "red"]
+
+
+def test_a_write_is_visible_to_another_connection_once_it_returns(db):
+    s = Store(db)
+    s.put_tenant(BLUE)
+    other = sqlite3.connect(db)
+    assert other.execute("SELECT name, vni FROM tenants").fetchall() == [("blue", 5001)]
+
+
+def test_a_locked_database_is_a_store_error_not_a_hang(db):
+    s = Store(db)
+    s.db.execute("PRAGMA busy_timeout=50")
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked"):
+            s.put_tenant(BLUE)
+    finally:
+        locker.execute("ROLLBACK")
+    s.put_tenant(BLUE)
+    assert s.tenants() == [BLUE]
+
+
+def test_a_newer_schema_is_refused(db):
+    Store(db).db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="schema version"):
+        Store(db)
+
+
+def test_ping(db):
+    s = Store(db)
+    s.ping()
+    s.close()
+    with pytest.raises(StoreError):
+        s.ping()
