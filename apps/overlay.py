@@ -120,7 +120,8 @@ class OverlayApp(app_manager.OSKenApp):
                 of_ops.append(op)
         if self.core.pending():
             self.pump.wake()
-        self.sender.send(of_ops)
+        # counted as sent: a core that still thinks it leads computes what is never sent (docs: the metric)
+        self.core.counters["flow_mods"] += self.sender.send(of_ops)
 
     # ---- events of the app's own -------------------------------------------------------------
 

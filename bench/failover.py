@@ -18,21 +18,8 @@ import sys
 import time
 
 from bench.report import markdown_table, publish
-from controller.ha import etcd
 from lab.ha import HaLab
 from lab.netlab import Lab, wait_for
-
-
-def lease_expiry(ha: HaLab, ttl: int) -> float:
-    """Seconds from the last renewal of a lease with one key until etcd has removed the key."""
-    client = etcd.connect(ha.etcd.endpoints, timeout=1.0)
-    key = f"/bench/expiry/{time.monotonic_ns()}"
-    lease = client.lease_grant(ttl)
-    client.txn([], [etcd.put(key, b"x", lease)])
-    renewed = time.monotonic()
-    client.lease_keepalive(lease)
-    wait_for(lambda: client.get(key) is None, ttl + 5, 0.01, "the key of an abandoned lease removed")
-    return time.monotonic() - renewed
 
 
 def trial(ha: HaLab) -> dict:
@@ -77,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ha.start()
         ha.overlay(hosts=args.hosts)
-        expiry = [lease_expiry(ha, args.lease_ttl) for _ in range(args.trials)]
+        expiry = [ha.lease_expiry() for _ in range(args.trials)]
         rows = [trial(ha) for _ in range(args.trials)]
     except BaseException:
         print(ha.logs(30), file=sys.stderr)

@@ -106,6 +106,27 @@ class Controller:
                 self.proc.wait(10)
         self.proc = None
 
+    def log_mark(self) -> int:
+        """Where the log ends now: wait_logged(text, since=mark) looks only at what comes after."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def wait_logged(self, text: str, since: int = 0, timeout: float = 20.0) -> None:
+        """Until the log holds text after byte offset since."""
+        def logged() -> bool:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(since)
+                return text.encode() in fh.read()
+        wait_for(logged, timeout, 0.05, f"{text!r} in the controller's log {self.log_path}")
+
+    def wait_recovery_over(self, since: int, timeout: float = 20.0) -> None:
+        """Until the recovery window begun after log offset since (a start, a takeover) has ended:
+        the pass that deletes what no endpoint claimed has been computed."""
+        from controller.core.core import RECOVERY_OVER  # here: lab.overlay stays importable by /usr/bin/python3
+        self.wait_logged(RECOVERY_OVER, since, timeout)
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -21,7 +21,7 @@ OFP_HEADER = struct.Struct("!BBHI")
 HELLO, ERROR, ECHO_REQUEST, ECHO_REPLY = 0, 1, 2, 3
 FEATURES_REQUEST, FEATURES_REPLY, PACKET_IN, FLOW_REMOVED = 5, 6, 10, 11
 MULTIPART_REQUEST, MULTIPART_REPLY, BARRIER_REQUEST, BARRIER_REPLY = 18, 19, 20, 21
-OFPMP_FLOW, OFPMP_PORT_DESC = 1, 13
+OFPMP_FLOW, OFPMP_AGGREGATE, OFPMP_PORT_DESC = 1, 2, 13
 
 
 def of_msg(msg_type: int, body: bytes = b"", xid: int = 0, length: int | None = None,
@@ -144,7 +144,9 @@ class FakeSwitch:
             self.send(of_msg(BARRIER_REPLY, b"", xid))
         elif msg_type == MULTIPART_REQUEST:
             mp_type = struct.unpack_from("!H", body)[0]
-            self.send(multipart_reply(mp_type, b"", xid))
+            # an aggregate reply has a body even when nothing matched (the controller polls it)
+            self.send(multipart_reply(mp_type, struct.pack("!QQI4x", 0, 0, 0) if mp_type == OFPMP_AGGREGATE else b"",
+                                      xid))
             if mp_type == OFPMP_PORT_DESC:
                 self.ready.set()
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import struct
 import time
 from typing import Any
 
+from controller.ha import etcd
 from lab.controller import Controller
 from lab.etcd import EtcdCluster
 from lab.netlab import Lab, wait_for
@@ -71,18 +71,36 @@ class HaLab:
         return [c for c in self.ctls if c.proc is not None and c.proc.poll() is None]
 
     def leader(self, timeout: float = 10.0, among: list[Controller] | None = None) -> Controller:
-        """The instance that leads and whose MASTER role every connected switch accepted."""
+        """The instance that leads and whose MASTER role every lab host's switch accepted (a switch
+        it does not list yet has not accepted it)."""
+        want = {h.datapath_id for h in self.lab.hosts.values() if h.alive}
+
         def find() -> Controller | None:
             for ctl in among or self.alive():
                 try:
                     doc = self.role(ctl)
                 except OSError:
                     continue
-                if doc["role"] == "leader" and doc["switches"] and all(
-                        s["accepted"] == "master" for s in doc["switches"].values()):
+                master = {dpid for dpid, s in doc["switches"].items() if s["accepted"] == "master"}
+                if doc["role"] == "leader" and want <= master:
                     return ctl
             return None
-        return wait_for(find, timeout, 0.02, "a leader that is MASTER on every switch")
+        return wait_for(find, timeout, 0.02, f"a leader that is MASTER on every switch {sorted(want)}")
+
+    def lease_expiry(self) -> float:
+        """The floor any lease-based failover stands on, measured now on this etcd: seconds from
+        the last renewal of a lease (this lab's TTL) holding one key until etcd has removed the key."""
+        client = etcd.connect(self.etcd.endpoints, timeout=1.0)
+        try:
+            key = f"/lab/expiry/{time.monotonic_ns()}"
+            lease = client.lease_grant(self.lease_ttl)
+            client.txn([], [etcd.put(key, b"x", lease)])
+            renewed = time.monotonic()
+            client.lease_keepalive(lease)
+            wait_for(lambda: client.get(key) is None, self.lease_ttl + 5, 0.01, "the key of an abandoned lease removed")
+            return time.monotonic() - renewed
+        finally:
+            client.close()
 
     def overlay(self, hosts: int = 3, tenants: bool = True) -> Overlay:
         """Hosts joined to all three instances; tenants created; meshed by the leader."""
@@ -135,24 +153,13 @@ def role_request_by_hand(host: OvsHost, role: str, generation: int, timeout: flo
     req = ofmsg.role_request(role, generation)
     req.xid = 7
     req.serialize()
-    hello = struct.pack("!BBHI", ofp.OFP_VERSION, ofp.OFPT_HELLO, 8, 1)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(f"{host.rundir}/br1.mgmt")
-        s.sendall(hello + bytes(req.buf))
-        buf = b""
-        while True:
-            while len(buf) < 8 or len(buf) < struct.unpack("!H", buf[2:4])[0]:
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise ConnectionError("br1 closed the management connection")
-                buf += chunk
-            _, kind, length, _ = struct.unpack("!BBHI", buf[:8])
-            msg, buf = buf[:length], buf[length:]
-            if kind == ofp.OFPT_ERROR:
-                err_type, code = struct.unpack("!HH", msg[8:12])
-                if (err_type, code) == (ofp.OFPET_ROLE_REQUEST_FAILED, ofp.OFPRRFC_STALE):
-                    return "stale"
-                raise ValueError(f"br1 answered error type {err_type} code {code}")
-            if kind == ofp.OFPT_ROLE_REPLY:
-                return ofmsg.ROLE_NAMES.get(struct.unpack("!I", msg[8:12])[0], "?")
+    msg, = host.openflow(bytes(req.buf), timeout)
+    kind = msg[1]
+    if kind == ofp.OFPT_ERROR:
+        err_type, code = struct.unpack("!HH", msg[8:12])
+        if (err_type, code) == (ofp.OFPET_ROLE_REQUEST_FAILED, ofp.OFPRRFC_STALE):
+            return "stale"
+        raise ValueError(f"br1 answered error type {err_type} code {code}")
+    if kind == ofp.OFPT_ROLE_REPLY:
+        return ofmsg.ROLE_NAMES.get(struct.unpack("!I", msg[8:12])[0], "?")
+    raise ValueError(f"br1 answered message type {kind} to a role request")

@@ -218,6 +218,16 @@ def assert_kept(before: dict[str, dict[str, tuple[float, int]]], after: dict[str
     return kept
 
 
+def kept_through_recovery(ctl: Controller, since: int, before: dict[str, dict[str, tuple[float, int]]],
+                          hosts: list[Host]) -> tuple[int, dict]:
+    """assert_kept(before, now) once ctl's recovery window, begun after its log offset since (a start,
+    a takeover), has ended with its pass over what nobody claimed; (flows kept, ctl's counters then).
+    The counters are read first: they hold that pass's flow-mods, even those still on the way."""
+    ctl.wait_recovery_over(since)
+    counters = ctl.api.get("/v1/counters")
+    return assert_kept(before, {h.name: flow_table(h) for h in hosts}), counters
+
+
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after}
 
@@ -227,6 +237,15 @@ def arp_burst(vm: Vm, ip: str, count: int, interval: float = 0.01) -> list[str]:
     cp = vm.exec(["arping", "-i", "eth0", "-c", str(count), "-W", f"{interval:g}", "-w", "2", ip],
                  check=False, timeout=60)
     return re.findall(r"bytes from ([0-9a-f:]{17})", cp.stdout)
+
+
+def neighbour_answers(vm: Vm, ip: str) -> list[str]:
+    """One ARP request (IPv4) or neighbour solicitation (IPv6) for ip from vm's eth0, sent whatever
+    vm's neighbour cache holds: the MACs that answered (lower case)."""
+    if ":" not in ip:
+        return arp_burst(vm, ip, 1)
+    out = vm.exec(["ndisc6", "-r", "1", "-w", "1000", ip, "eth0"], check=False).stdout
+    return [m.lower() for m in re.findall(r"Target link-layer address: ([0-9A-Fa-f:]{17})", out)]
 
 
 def cold_ping_ms(vm: Vm, ip: str) -> float | None:

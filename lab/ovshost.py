@@ -14,6 +14,8 @@ import ipaddress
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from controller.pipeline import tunnel_kinds as kinds
 from lab.capture import Capture, _garp_frame, _send_frames
 from lab.labnode import LabNode
 from lab.procs import LabError, _daemon_pid, _kill_and_wait, run, wait_for
+
+OF13, OFPT_HELLO, OFPT_MULTIPART_REPLY, OFPMPF_REPLY_MORE = 0x04, 0, 19, 1
 
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 VSCTL_TIMEOUT = 10
@@ -124,6 +128,32 @@ class OvsHost:
         self.start_vswitchd()
         self.configure_underlay()
         self.announce()
+
+    def openflow(self, request: bytes, timeout: float = 5.0) -> list[bytes]:
+        """Send one OpenFlow 1.3 request to br1 over its management socket, as ovs-ofctl does, and
+        return the replies to it (same xid): the parts of a multipart reply up to its last, or the
+        one other message (an error included)."""
+        xid = struct.unpack_from("!I", request, 4)[0]
+        replies: list[bytes] = []
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(f"{self.rundir}/br1.mgmt")
+            s.sendall(struct.pack("!BBHI", OF13, OFPT_HELLO, 8, xid ^ 0xFFFF) + request)
+            buf = b""
+            while True:
+                while len(buf) < 8 or len(buf) < struct.unpack_from("!H", buf, 2)[0]:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise ConnectionError(f"{self.name}: br1 closed the management connection")
+                    buf += chunk
+                length = struct.unpack_from("!H", buf, 2)[0]
+                msg, buf = buf[:length], buf[length:]
+                kind, got_xid = msg[1], struct.unpack_from("!I", msg, 4)[0]
+                if got_xid != xid or kind == OFPT_HELLO:
+                    continue
+                replies.append(msg)
+                if kind != OFPT_MULTIPART_REPLY or not struct.unpack_from("!H", msg, 10)[0] & OFPMPF_REPLY_MORE:
+                    return replies
 
     def vsctl(self, *args: str, timeout: float = VSCTL_TIMEOUT,
               check: bool = True) -> str:

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from lab.netlab import Vm, free_tcp_ports, wait_for
 
@@ -134,6 +135,33 @@ class LatencySampler:
     def p(self, q: float) -> float:
         s = sorted(d for _, d, _ in self.samples)
         return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+class ReferenceServer:
+    """A trivial HTTP server in its own process on loopback (Python's http.server): sampled at the
+    same time as the controller, its latency is what the machine's load alone costs a request."""
+
+    def __init__(self) -> None:
+        self.port = free_tcp_ports(1, "127.0.0.1")[0]
+        self.proc = subprocess.Popen([sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
+                                      "--directory", str(Path(__file__).parent)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}/README.md"
+        wait_for(self._answers, 10, 0.05, "the reference HTTP server answering")
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url, timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def __enter__(self) -> ReferenceServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
 
 
 def rss_mb(pid: int) -> float:

@@ -117,16 +117,19 @@ class EvpnSpeaker:
         self.looped = LoopedRoutes(self._count_looped)
         core.changed = set()
 
-    def start(self) -> None:
-        from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
-
-        logging.getLogger("bgpspeaker.api.base").setLevel(logging.WARNING)  # it logs every route at INFO
+    def start(self, speaker: Any = None) -> None:
+        """Start os-ken's BGPSpeaker (or use `speaker`, a stand-in with its methods: the unit tests)."""
         logging.getLogger(OSKEN_PEER_LOG).addFilter(self.looped)
         host, port = self.listen
-        self.speaker = BGPSpeaker(
-            as_number=self.policy.local_as, router_id=self.policy.router_id, bgp_server_hosts=[host],
-            bgp_server_port=port, best_path_change_handler=self._best_path,
-            peer_down_handler=self._peer_down, peer_up_handler=self._peer_up)
+        if speaker is None:
+            from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
+
+            logging.getLogger("bgpspeaker.api.base").setLevel(logging.WARNING)  # it logs every route at INFO
+            speaker = BGPSpeaker(
+                as_number=self.policy.local_as, router_id=self.policy.router_id, bgp_server_hosts=[host],
+                bgp_server_port=port, best_path_change_handler=self._best_path,
+                peer_down_handler=self._peer_down, peer_up_handler=self._peer_up)
+        self.speaker = speaker
         for ip, asn in self.neighbors:
             self.speaker.neighbor_add(ip, asn, enable_evpn=True, enable_ipv4=False)
         LOG.info("BGP EVPN: AS %d, router id %s, listening on %s:%d, neighbors %s", self.policy.local_as,
@@ -207,7 +210,7 @@ class EvpnSpeaker:
             LOG.warning("BGP EVPN: unreadable path %s: %s", ev.path, e)
             return
         if r is not None:
-            self.post(lambda: self._receive(r))
+            self.post(lambda: self.received(r))
 
     def _peer_down(self, ip: str, asn: int) -> None:
         LOG.warning("BGP EVPN: peer %s (AS %d) down: its routes are withdrawn", ip, asn)
@@ -216,7 +219,8 @@ class EvpnSpeaker:
     def _peer_up(self, router_id: str, asn: int) -> None:
         LOG.info("BGP EVPN: peer %s (AS %d) up", router_id, asn)
 
-    def _receive(self, r: evpn.Received) -> None:
+    def received(self, r: evpn.Received) -> None:
+        """A decoded path, on the app's event loop: into the core, and the ops out to the switches."""
         events = self.importer.receive(r, self.core.ix)
         if r.key in self.importer.aside:  # of no tenant (yet): it counts once its tenant exists
             self.core.counters["evpn_paths_set_aside"] += 1

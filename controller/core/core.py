@@ -52,6 +52,7 @@ from controller.pipeline.desired import holddown_flow, source_key, source_of
 from controller.pipeline.settings import Settings
 
 LOG = logging.getLogger(__name__)
+RECOVERY_OVER = "recovery window over"  # logged when it ends (the e2e tests wait for it)
 OFPRR_IDLE_TIMEOUT = 0
 
 
@@ -205,10 +206,13 @@ class Core:
         longer than the grace period have their endpoints withdrawn."""
         if self.recovering and now >= self.recover_until:
             self.recovering = False
+            checked = 0
             for dpid, inst in self.installed.items():
                 host = self.ix.host_of_dpid(dpid)
                 if inst.read_back() and host is not None:
                     self.marks.parts(host.id, (LEFTOVERS,))
+                    checked += 1
+            LOG.info("%s: what nobody claimed on %d read-back switches goes now", RECOVERY_OVER, checked)
         ops = self._tunnel_ops(self.tunnels.retry_overdue(self.settings, now))
         for host in list(self.ix.hosts.values()):
             if host.lost_since is None or host.withdrawn or now - host.lost_since < self.settings.host_grace:
@@ -464,5 +468,4 @@ class Core:
                     reconcile.diff(inst, dpid, part, want, self.canon, out)
             if deadline is not None and time.perf_counter() > deadline:
                 break
-        self.counters["flow_mods"] += len(out.adds) + len(out.deletes)
         return out.ops()

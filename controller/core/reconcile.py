@@ -33,7 +33,18 @@ class Batch:
     last: list[Op] = field(default_factory=list)
 
     def ops(self) -> list[Op]:
-        return self.first + self.adds + self.deletes + self.last
+        # A key one partition released and another claimed in this batch (an IP rebound to another
+        # MAC): the add replaces the flow, a delete sent after it would remove it.
+        added = {(op.dpid, op.flow.key) for op in self.adds if isinstance(op, FlowMod)}
+        deletes = [op for op in self.deletes if _deleted_key(op) not in added] if added else self.deletes
+        return self.first + self.adds + deletes + self.last
+
+
+def _deleted_key(op: Op) -> tuple[int, object]:
+    """(switch, flow key) of a delete: a FlowMod's flow's, or a FlowDelete's."""
+    if isinstance(op, FlowMod):
+        return op.dpid, op.flow.key
+    return op.dpid, (op.table, op.priority, op.match)  # type: ignore[union-attr]
 
 
 def expand_full(s: Settings, ix: Index, inst: Installed, host: Host, placed: set[int], d: Dirty) -> list[Op]:

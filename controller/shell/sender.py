@@ -12,7 +12,7 @@ from typing import Any
 from eventlet.semaphore import Semaphore
 from os_ken.lib import hub
 
-from controller.model.ops import Op
+from controller.model.ops import FlowDelete, FlowMod, Op
 from controller.northbound.metrics import Metrics
 from controller.southbound import ofmsg
 from controller.southbound.barriers import BarrierPacer
@@ -38,11 +38,14 @@ class Sender:
         self.barriers.gone(dpid)
         del self.datapaths[dpid]
 
-    def send(self, of_ops: list[Op]) -> None:
+    def send(self, of_ops: list[Op]) -> int:
+        """Write the ops to their switches; how many flow-mods went out (to connected switches)."""
+        flow_mods = 0
         with self.lock:
             for dpid, dp_ops in ofmsg.per_datapath(of_ops).items():
                 dp = self.datapaths.get(dpid)
                 if dp is not None:
+                    flow_mods += sum(isinstance(op, (FlowMod, FlowDelete)) for op in dp_ops)
                     bufs = ofmsg.writes(dp_ops)
                     if bufs and self.barriers.wrote(dpid, self.metrics.clock()):
                         bufs[-1] += self._barrier_bytes(dp)  # one send, not two: a send wakes a greenthread
@@ -50,6 +53,7 @@ class Sender:
                         dp.send(buf)
                 self.maybe_yield()
         self.maybe_yield()
+        return flow_mods
 
     def barrier_replied(self, dp: Any, xid: int) -> None:
         self.metrics.barrier_replied(dp.id, xid)

@@ -3,8 +3,9 @@
 Fake switches and fake OVSDB hosts on loopback (lab/fakes.py) send malformed OpenFlow and
 hostile OVSDB to `osken-manager apps/overlay.py`. Each attack must close only its own
 connection and feed its own counter (in /v1/counters and /metrics), while a well-behaved
-switch and host on the same controller keep being answered, the REST API keeps answering
-within 100 ms (p99, measured throughout), and the log holds no traceback. The last test
+switch and host on the same controller keep being answered, the REST API keeps answering (its
+p95 over at least 200 requests within 50 ms of its own p95 with nothing going on, measured just
+before), no event waits 100 ms on the event loop, and the log holds no traceback. The last test
 does the same to the real 3-host lab and then checks the overlay is still fully reachable.
 """
 
@@ -18,6 +19,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -43,8 +45,10 @@ from lab.fakes import (
 from lab.netlab import wait_for
 from lab.overlay import TENANTS, all_pairs, reachable_pairs
 
-REST_P99_S = 0.100
-OVSDB_ROUNDS = 3  # each OVSDB attack is short: repeat them for enough REST samples
+T = TypeVar("T")
+REST_P95_OVER_BASELINE_S = 0.050  # the event loop is never to be held longer (GUIDE)
+MIN_SAMPLES = 200  # REST requests during an attack: its p95 is then the 10th slowest, not the slowest
+MAX_ROUNDS = 30
 MALFORMED_PACKET_INS = 10_000
 
 
@@ -76,9 +80,30 @@ class RestProbe:
         self._stop.set()
         self._thread.join(10)
 
-    def p99(self) -> float:
+    def p(self, q: float) -> float:
         ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+    def __str__(self) -> str:
+        ms = {q: self.p(q) * 1000 for q in (0.5, 0.9, 0.99)}
+        return (f"p50 {ms[0.5]:.1f} ms, p90 {ms[0.9]:.1f} ms, p99 {ms[0.99]:.1f} ms, max "
+                f"{max(self.latencies) * 1000:.1f} ms over {len(self.latencies)} requests")
+
+
+def rounds(attacks: list[tuple[T, bytes]], probe: RestProbe) -> Iterator[tuple[T, bytes]]:
+    """The attacks, over again until the probe has MIN_SAMPLES requests (each attack is short)."""
+    for n in range(MAX_ROUNDS):
+        if n and len(probe.latencies) >= MIN_SAMPLES:
+            return
+        yield from attacks
+    raise AssertionError(f"{MAX_ROUNDS} rounds of attacks, only {len(probe.latencies)} REST samples")
+
+
+def probe_alone(c: Controller, requests: int = 300) -> RestProbe:
+    """The baseline, in the same run: the probe's latencies with nothing else going on."""
+    with RestProbe(c.api.base) as probe:
+        wait_for(lambda: len(probe.latencies) >= requests, 30, 0.05, f"{requests} baseline requests")
+    return probe
 
 
 @pytest.fixture
@@ -88,6 +113,16 @@ def ctl() -> Iterator[Controller]:
     yield c
     c.stop()
     shutil.rmtree(c.workdir, ignore_errors=True)
+
+
+def assert_responsive(probe: RestProbe, base: RestProbe, lag: tuple[int, int, int]) -> None:
+    """The REST API answered every request during the attack, its p95 within 50 ms of its baseline's,
+    and the event loop held no event 100 ms (how many waited 10 ms depends on the machine's load:
+    printed)."""
+    assert probe.failures == []
+    assert len(probe.latencies) >= MIN_SAMPLES, f"only {len(probe.latencies)} REST samples: the p95 would say nothing"
+    assert probe.p(0.95) <= base.p(0.95) + REST_P95_OVER_BASELINE_S, f"during {probe}; alone {base}"
+    assert lag[2] == 0, f"{lag[2]} of {lag[0]} events waited over 100 ms on the event loop"
 
 
 def assert_clean_log(c: Controller) -> None:
@@ -107,12 +142,15 @@ def metric(c: Controller, name: str) -> float:
     return metrics(c).get(name, 0.0)
 
 
-def loop_lag(c: Controller) -> str:
-    """The event-loop lag histogram, in words: events observed, how many waited over 10 / 100 ms."""
+def loop_lag(c: Controller) -> tuple[float, float, float]:
+    """The event-loop lag histogram so far: events observed, how many waited over 10 ms, over 100 ms."""
     m = metrics(c)
     total = m[f"{LAG_METRIC}_count"]
-    over = [total - m[f'{LAG_METRIC}_bucket{{le="{b}"}}'] for b in ("0.01", "0.1")]
-    return f"event-loop lag: {total:.0f} events, {over[0]:.0f} waited > 10 ms, {over[1]:.0f} > 100 ms"
+    return total, total - m[f'{LAG_METRIC}_bucket{{le="0.01"}}'], total - m[f'{LAG_METRIC}_bucket{{le="0.1"}}']
+
+
+def lag_since(c: Controller, before: tuple[float, float, float]) -> tuple[int, int, int]:
+    return tuple(int(now - then) for now, then in zip(loop_lag(c), before, strict=True))  # type: ignore[return-value]
 
 
 # ---- OpenFlow ------------------------------------------------------------------------------
@@ -166,13 +204,15 @@ def malformed_frames(n: int) -> Iterator[bytes]:
 
 def test_openflow_garbage_closes_only_the_offending_switch(ctl: Controller) -> None:
     addr = ("127.0.0.1", ctl.of_port)
+    base = probe_alone(ctl)
+    lag0 = loop_lag(ctl)
     good = FakeSwitch(addr, 1).start()
     expected: dict[str, int] = {}
     frames = list(malformed_frames(MALFORMED_PACKET_INS))  # built first: the probe shares our GIL
     batches = [b"".join(packet_in(f) for f in frames[i:i + 500]) for i in range(0, len(frames), 500)]
     with RestProbe(ctl.api.base) as probe:
-        for i, (kind, data) in enumerate(OPENFLOW_GARBAGE):
-            bad = FakeSwitch(addr, 0x100 + i).start()
+        for i, (kind, data) in enumerate(rounds(OPENFLOW_GARBAGE, probe)):
+            bad = FakeSwitch(addr, 0x1000 + i).start()
             bad.send(data)
             assert bad.closed.wait(5), f"{kind}: the controller kept the connection\n{ctl.log_tail()}"
             bad.close()
@@ -198,17 +238,17 @@ def test_openflow_garbage_closes_only_the_offending_switch(ctl: Controller) -> N
     counters = ctl.api.get("/v1/counters")
     got = {k.removeprefix("openflow_malformed_"): v for k, v in counters.items()
            if k.startswith("openflow_malformed_")}
+    lag = lag_since(ctl, lag0)
     print(f"\nOpenFlow garbage: dropped connections by kind {got}; {counters['packet_in_malformed']} malformed "
-          f"packet-ins in {flood_s:.1f} s; REST p99 {probe.p99() * 1000:.1f} ms over {len(probe.latencies)} "
-          f"requests (max {max(probe.latencies) * 1000:.1f} ms); good switch echo {rtt * 1000:.1f} ms; "
-          f"{loop_lag(ctl)}")
+          f"packet-ins in {flood_s:.1f} s; REST during it {probe}; alone before it {base}; good switch echo "
+          f"{rtt * 1000:.1f} ms; event-loop lag: {lag[0]} events, {lag[1]} waited > 10 ms, {lag[2]} > 100 ms")
     assert got == expected
     assert counters["packet_in_malformed"] == MALFORMED_PACKET_INS
     assert not good.closed.is_set() and not flooder.closed.is_set()
     assert ctl.api.get("/v1/health")["openflow_connections"] == 2
     for kind, n in expected.items():
         assert metric(ctl, f'overlay_openflow_malformed_total{{kind="{kind}"}}') == n
-    assert probe.failures == [] and probe.p99() <= REST_P99_S
+    assert_responsive(probe, base, lag)
     assert_clean_log(ctl)
     good.close()
     flooder.close()
@@ -264,8 +304,10 @@ def test_hostile_ovsdb_closes_only_the_offending_host(ctl: Controller) -> None:
     wait_for(lambda: any(h["id"] == "good" for h in ctl.api.get("/v1/hosts")), 10, 0.05, "good host known")
     expected: dict[str, int] = {}
     accepted = 0
+    base = probe_alone(ctl)
+    lag0 = loop_lag(ctl)
     with RestProbe(ctl.api.base) as probe:
-        for i, (kind, data) in enumerate(OVSDB_GARBAGE * OVSDB_ROUNDS):
+        for i, (kind, data) in enumerate(rounds(OVSDB_GARBAGE, probe)):
             bad = FakeOvsdbHost(addr, f"bad{i}", None, 0x100 + i).start()  # no tunnels to make: only garbage
             bad.attack(data)
             if kind is None:
@@ -279,9 +321,10 @@ def test_hostile_ovsdb_closes_only_the_offending_host(ctl: Controller) -> None:
             good.echo()
     counters = ctl.api.get("/v1/counters")
     got = {k.removeprefix("ovsdb_malformed_"): v for k, v in counters.items() if k.startswith("ovsdb_malformed_")}
-    print(f"\nOVSDB garbage: dropped connections by kind {got}; {accepted} huge valid row accepted; REST p99 "
-          f"{probe.p99() * 1000:.1f} ms over {len(probe.latencies)} requests "
-          f"(max {max(probe.latencies) * 1000:.1f} ms); {loop_lag(ctl)}")
+    lag = lag_since(ctl, lag0)
+    print(f"\nOVSDB garbage: dropped connections by kind {got}; {accepted} huge valid row accepted; REST during "
+          f"it {probe}; alone before it {base}; event-loop lag: {lag[0]} events, {lag[1]} waited > 10 ms, "
+          f"{lag[2]} > 100 ms")
     assert got == expected
     hosts = {h["id"]: h for h in ctl.api.get("/v1/hosts")}
     assert hosts["good"]["connected"]["ovsdb"]
@@ -289,7 +332,7 @@ def test_hostile_ovsdb_closes_only_the_offending_host(ctl: Controller) -> None:
     good.echo()
     for kind, n in expected.items():
         assert metric(ctl, f'overlay_ovsdb_malformed_total{{kind="{kind}"}}') == n
-    assert probe.failures == [] and probe.p99() <= REST_P99_S
+    assert_responsive(probe, base, lag)
     assert_clean_log(ctl)
     good.close()
 

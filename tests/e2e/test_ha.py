@@ -1,7 +1,7 @@
 """Three controller instances on one etcd (docs/operator/ha.md), on the real lab: the
-leader is OpenFlow MASTER with an etcd-derived generation, a kill -9 hands over within 2 s
-without a lost packet or a rewritten flow, a stale master is refused by the switches, and the
-data plane forwards while etcd is gone."""
+leader is OpenFlow MASTER with an etcd-derived generation, a kill -9 hands over as soon as etcd
+drops the dead leader's lease without a lost packet or a rewritten flow, a stale master is
+refused by the switches and sends nothing, and the data plane forwards while etcd is gone."""
 
 from __future__ import annotations
 
@@ -14,10 +14,23 @@ import pytest
 from controller.cli.client import ApiError
 from lab.ha import HaLab, role_request_by_hand
 from lab.netlab import Lab, wait_for
-from lab.overlay import TENANTS, PingStream, announce, assert_kept, flood_buckets, flow_table
+from lab.overlay import TENANTS, PingStream, announce, assert_kept, flood_buckets, flow_table, kept_through_recovery
 from lab.traffic import UdpStream
 
-FAILOVER_BOUND_S = 2.0  # lease TTL 1 s, etcd's lease expiry sweep 0.5 s, a campaign every TTL/6
+# A failover takes at most: etcd dropping the dead leader's lease after its last renewal (measured
+# in the same test: HaLab.lease_expiry, 1.5 s here), the survivors' next campaign (every TTL/6), and
+# the role requests to the switches (milliseconds), plus this much for a loaded machine.
+FAILOVER_SLACK_S = 0.3
+BASELINE_LOSS_MAX = 200  # of 40,000 datagrams in the baseline stream: 20 ms of traffic
+CAMPAIGN_S = 1 / 6  # lease_ttl 1 s
+# etcd gone: the leader stops within its lease (1 s; measured 0.82-1.02 s). etcd back: a leader is
+# MASTER everywhere after etcd's own election and a campaign (measured 1.60-1.97 s). About 2x.
+FENCED_BOUND_S, ELECTED_AFTER_ETCD_BOUND_S = 2.0, 4.0
+
+
+def failover_bound(ha: HaLab) -> float:
+    """The longest a failover may take on this etcd now (the lease-expiry baseline, measured now)."""
+    return ha.lease_expiry() + CAMPAIGN_S + FAILOVER_SLACK_S
 
 
 @pytest.fixture
@@ -67,18 +80,24 @@ def took_over(ha: HaLab, survivors, since_wall: float, timeout: float = 10.0):
     return new, doc, max(s["accepted_at"] for s in doc["switches"].values()) - since_wall
 
 
-def test_kill_9_of_the_leader_hands_over_within_2s_without_loss_or_rewritten_flows(ha):
+def test_kill_9_of_the_leader_hands_over_without_loss_or_rewritten_flows(ha):
     ov = ha.overlay()
     before_eps = learned(ha, ov)
+    bound = failover_bound(ha)
     src, dst = ov.vms[("blue", 1)], ov.vms[("blue", 2)]
-    # The baseline, in the same run: the same stream without any failover.
+    # The baseline, in the same run: the same stream without any failover. On a loaded machine it
+    # loses datagrams by itself; it must lose few (else the comparison proves nothing), and the
+    # failover stream, twice as long, at most twice as many (measured: 0 and 0; once the baseline lost 84).
     base = UdpStream(src, dst, pps=10_000, seconds=4).start()
     try:
         baseline = base.result()
     finally:
         base.stop()
+    assert baseline.lost <= BASELINE_LOSS_MAX and baseline.sent > 25_000, f"no failover, yet {baseline}: overloaded"
     old = ha.leader()
     survivors = [c for c in ha.ctls if c is not old]
+    counters0 = {ha.name(c): c.api.get("/v1/counters") for c in survivors}
+    marks = {ha.name(c): c.log_mark() for c in survivors}
     stream = UdpStream(src, dst, pps=10_000, seconds=8).start()
     try:
         rx0 = dst.host.port_stats()["patch-int"]["tx_packets"]
@@ -91,17 +110,23 @@ def test_kill_9_of_the_leader_hands_over_within_2s_without_loss_or_rewritten_flo
         result = stream.result()
     finally:
         stream.stop()
-    after = {h.name: flow_table(h) for h in ov.hosts}
-    kept = assert_kept(before, after)
+    kept = assert_kept(before, {h.name: flow_table(h) for h in ov.hosts})
     counters = new.api.get("/v1/counters")
+    # The takeover's recovery window ends with a pass over what nobody claimed: nothing may go then either.
+    _, late = kept_through_recovery(new, marks[ha.name(new)], before, ov.hosts)
+    c0 = counters0[ha.name(new)]
+    sent = {k: counters.get(k, 0) - c0.get(k, 0) for k in ("flow_mods", "endpoints_recovered")}
     print(f"\nbaseline: {baseline.sent} datagrams at {baseline.pps:.0f}/s, {baseline.lost} lost; "
           f"kill -9 of {ha.name(old)}: {result.sent} at {result.pps:.0f}/s, {result.lost} lost; "
-          f"{ha.name(new)} MASTER on every switch {failover:.2f} s after the kill (generation "
-          f"{doc['generation']}); {kept} flows kept (durations ran on); flow-mods sent by the new leader "
-          f"{counters['flow_mods']}, endpoints recovered {counters.get('endpoints_recovered', 0)}")
-    assert failover <= FAILOVER_BOUND_S
-    assert result.lost <= baseline.lost and result.sent > 50_000
-    assert counters["flow_mods"] == 0
+          f"{ha.name(new)} MASTER on every switch {failover:.2f} s after the kill (bound {bound:.2f} s: etcd's "
+          f"lease expiry measured now + a campaign + {FAILOVER_SLACK_S} s; generation {doc['generation']}); "
+          f"{kept} flows kept (durations ran on) through the recovery window; flow-mods sent by the new "
+          f"leader {sent['flow_mods']} (after the window {late['flow_mods'] - c0['flow_mods']}), endpoints "
+          f"recovered {sent['endpoints_recovered']}")
+    assert result.lost <= 2 * baseline.lost and result.sent > 50_000
+    assert failover <= bound
+    assert sent["endpoints_recovered"] == sum(len(e) for e in before_eps.values())
+    assert sent["flow_mods"] == 0 and late["flow_mods"] == c0["flow_mods"]
 
 
 def switch_roles(host, ip: str) -> str:
@@ -110,13 +135,15 @@ def switch_roles(host, ip: str) -> str:
     return next(str(r["role"]) for r in rows if r["target"] == f"tcp:{ip}:6653")
 
 
-def test_a_stopped_leader_that_resumes_is_refused_by_the_switches_and_steps_down(ha):
+def test_a_stopped_leader_that_resumes_sends_nothing_is_refused_by_the_switches_and_steps_down(ha):
     ov = ha.overlay()
     learned(ha, ov)
+    bound = failover_bound(ha)
     old = ha.leader()
     old_gen = ha.role(old)["generation"]
     survivors = [c for c in ha.ctls if c is not old]
     h1 = ov.hosts[0]
+    frozen = old.api.get("/v1/counters")  # what it had sent and been refused when it froze
     stopped_wall = time.time()
     ha.signal(old, signal.SIGSTOP)
     new, doc, failover = took_over(ha, survivors, stopped_wall)
@@ -138,23 +165,32 @@ def test_a_stopped_leader_that_resumes_is_refused_by_the_switches_and_steps_down
         return ha.role(old)["role"] == "follower" and "red" not in {t["name"] for t in old.api.get("/v1/tenants")}
     wait_for(stepped_down_and_caught_up, 10, 0.05, "the old leader resumed, stepped down and read the deletion")
     stepped = time.monotonic() - resumed
-    # Whatever it sent meanwhile (it also reads h1's new red port): nothing changes on h1, watched
-    # for a second after it stepped down.
+
+    def moved() -> dict[str, int]:
+        now = old.api.get("/v1/counters")
+        return {k: now.get(k, 0) - frozen.get(k, 0) for k in ("flow_mods", "switch_errors", "role_refused")}
+    # It asks every switch for SLAVE with its old generation: each refuses that as stale.
+    wait_for(lambda: moved()["role_refused"] >= len(ov.hosts), 5, 0.05, "every switch refused the old generation")
+    # Whatever it did meanwhile (it also reads h1's new red port): it sends no flow-mod, so no switch
+    # refuses one (a slave's flow-mod is refused by OVS: h1's flows alone could not tell), and
+    # nothing changes on h1; watched for a second after it stepped down.
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
         assert set(flow_table(h1)) == flows, "the stale leader changed h1's flows"
         time.sleep(0.1)
     wait_for(lambda: all(switch_roles(h, old.listen_ip) == "slave" for h in ov.hosts), 15, 0.2,
              "every switch lists the old leader as slave")
-    role, counters = ha.role(old), old.api.get("/v1/counters")
+    role, since_frozen = ha.role(old), moved()
     print(f"\nSIGSTOP of {ha.name(old)} (generation {old_gen}): {ha.name(new)} MASTER everywhere {failover:.2f} s "
-          f"later (generation {doc['generation']}); a MASTER request with generation {old_gen} refused as "
-          f"{sorted(set(refusals.values()))} by {len(refusals)} switches; after SIGCONT {ha.name(old)} was "
-          f"{role['role']} within {stepped:.2f} s (leader {role['leader']}), switch refusals it got "
-          f"{counters.get('role_refused', 0)}, flow-mods {counters['flow_mods']}; h1's {len(flows)} flows unchanged"
-          )
+          f"later (bound {bound:.2f} s; generation {doc['generation']}); a MASTER request with generation {old_gen} "
+          f"refused as {sorted(set(refusals.values()))} by {len(refusals)} switches; after SIGCONT {ha.name(old)} "
+          f"was {role['role']} within {stepped:.2f} s (leader {role['leader']}); since it froze: flow-mods "
+          f"{since_frozen['flow_mods']}, switch errors {since_frozen['switch_errors']}, of them role refusals "
+          f"{since_frozen['role_refused']}; h1's {len(flows)} flows unchanged")
+    assert failover <= bound
     assert role["role"] == "follower" and role["leader"] == ha.name(new)
     assert ha.role(new)["role"] == "leader"
+    assert since_frozen == {"flow_mods": 0, "switch_errors": len(ov.hosts), "role_refused": len(ov.hosts)}, since_frozen
 
 
 def test_failover_works_without_one_etcd_member_and_forwarding_goes_on_without_etcd(ha):
@@ -162,12 +198,13 @@ def test_failover_works_without_one_etcd_member_and_forwarding_goes_on_without_e
     learned(ha, ov)
     ha.etcd.kill(0)  # one member of three: the other two keep a quorum (after an election if m0 led)
     ha.etcd.wait_healthy()
+    bound = failover_bound(ha)  # on the two members left
     old = ha.leader()
     survivors = [c for c in ha.ctls if c is not old]
     killed_wall = time.time()
     ha.signal(old, signal.SIGKILL)
     new, doc, failover = took_over(ha, survivors, killed_wall)
-    assert failover <= FAILOVER_BOUND_S
+    assert failover <= bound, f"{failover:.2f} s > {bound:.2f} s"
     # etcd gone entirely: no instance can hold the lease, the leader steps down on its own clock,
     # and the switches forward on with what they hold.
     b1, b2 = ov.vms[("blue", 1)], ov.vms[("blue", 2)]
@@ -189,18 +226,35 @@ def test_failover_works_without_one_etcd_member_and_forwarding_goes_on_without_e
     wait_for(lambda: b1.ping(vm.ip, timeout=0.5), 10, 0.05, "a new VM reachable after etcd came back")
     assert any(e["mac"] == vm.mac for e in leader.api.get("/v1/tenants/blue/endpoints"))
     print(f"\netcd member m0 lost, then kill -9 of {ha.name(old)}: {ha.name(new)} MASTER everywhere "
-          f"{failover:.2f} s later; etcd gone for {outage_s:.0f} s: the leader stepped down after {fenced:.2f} s, "
-          f"{lost} of {pings.replies + lost} echoes lost (every 20 ms); etcd back: {ha.name(leader)} MASTER "
-          f"everywhere {elected:.2f} s after it was healthy (generation {doc2['generation']})")
+          f"{failover:.2f} s later (bound {bound:.2f} s); etcd gone for {outage_s:.0f} s: the leader stepped down "
+          f"after {fenced:.2f} s (bound {FENCED_BOUND_S} s), {lost} of {pings.replies + lost} echoes lost "
+          f"(every 20 ms); "
+          f"etcd back: {ha.name(leader)} MASTER everywhere {elected:.2f} s after it was healthy (bound "
+          f"{ELECTED_AFTER_ETCD_BOUND_S} s; generation {doc2['generation']})")
     assert lost == 0
+    assert fenced <= FENCED_BOUND_S and elected <= ELECTED_AFTER_ETCD_BOUND_S
 
 
-def test_concurrent_writes_on_all_three_instances_reach_every_switch(ha):
+def test_concurrent_writes_on_all_three_instances_reach_every_switch_programmed_by_the_leader_alone(ha):
     ov = ha.overlay()
-    per_instance, vlan0 = 4, 101
-    tenants = {f"t{k}-{i}": (6000 + 10 * k + i, vlan0 + per_instance * (k - 1) + i)
+    # Who programmed can be told only if one instance led throughout: if leadership moved (a lease
+    # that lapsed on this loaded machine), say so and try again with new tenants, once.
+    for attempt in range(2):
+        moved = concurrent_creates(ha, ov, attempt)
+        if moved is None:
+            return
+        print(f"\nattempt {attempt + 1}: {moved}; again with new tenants")
+    pytest.fail(f"leadership moved during both attempts: {moved}")
+
+
+def concurrent_creates(ha: HaLab, ov, attempt: int) -> str | None:
+    """15 creates over the three instances at once; None when one leader programmed them all, else
+    how leadership moved."""
+    per_instance, vlan0, vni0 = 4, 101 + 20 * attempt, 6000 + 1000 * attempt
+    tenants = {f"t{k}-{i}-{attempt}": (vni0 + 10 * k + i, vlan0 + per_instance * (k - 1) + i)
                for k in range(1, 4) for i in range(per_instance)}
-    tenants["shared"] = (7000, vlan0 + 3 * per_instance)
+    shared, shared_vlan = f"shared-{attempt}", vlan0 + 3 * per_instance
+    tenants[shared] = (vni0 + 900, shared_vlan)
     for h in ov.hosts:  # a member port of every new tenant on every host: their flows go everywhere
         args = []
         for _vni, vlan in tenants.values():
@@ -214,31 +268,34 @@ def test_concurrent_writes_on_all_three_instances_reach_every_switch(ha):
             return 201
         except ApiError as e:
             return e.status
-    writes = [(ctl, f"t{k}-{i}", *tenants[f"t{k}-{i}"]) for i in range(per_instance)
+    writes = [(ctl, f"t{k}-{i}-{attempt}", *tenants[f"t{k}-{i}-{attempt}"]) for i in range(per_instance)
               for k, ctl in enumerate(ha.ctls, 1)]
-    # and the same name on all three at once, each with its own VNI and VLAN: one wins, two get 409
-    writes += [(ctl, "shared", 7000 + k, vlan0 + 3 * per_instance) for k, ctl in enumerate(ha.ctls)]
+    # and the same name on all three at once, each with its own VNI: one wins, two get 409
+    writes += [(ctl, shared, vni0 + 900 + k, shared_vlan) for k, ctl in enumerate(ha.ctls)]
     leader = ha.leader()
-    generation, mods = ha.role(leader)["generation"], {c.listen_ip: c.api.get("/v1/counters")["flow_mods"]
+    generation, mods = ha.role(leader)["generation"], {ha.name(c): c.api.get("/v1/counters")["flow_mods"]
                                                         for c in ha.ctls}
     t0 = time.monotonic()
     with ThreadPoolExecutor(len(writes)) as pool:
         statuses = list(pool.map(lambda w: create(*w), writes))
     acked = time.monotonic()
-    won = [w for w, st in zip(writes, statuses, strict=True) if w[1] == "shared" and st == 201]
+    won = [w for w, st in zip(writes, statuses, strict=True) if w[1] == shared and st == 201]
     assert statuses[:-3] == [201] * (len(writes) - 3) and sorted(statuses[-3:]) == [201, 409, 409], statuses
-    want = {name: vni for name, (vni, _) in tenants.items() if name != "shared"} | {"shared": won[0][2]}
+    want = {name: vni for name, (vni, _) in tenants.items() if name != shared} | {shared: won[0][2]}
     for ctl in ha.ctls:  # every instance has every acknowledged write (from etcd, by its watch)
         wait_for(lambda c=ctl: {(t["name"], t["vni"]) for t in c.api.get("/v1/tenants")} >= set(want.items()), 5, 0.05,
                  f"{ha.name(ctl)} lists every write")
     wait_for(lambda: all(set(want.values()) <= set(flood_buckets(h)) for h in ov.hosts), 10, 0.05,
              "every new tenant's flood group on every switch")
     programmed = time.monotonic() - acked
+    now = ha.role(leader)["generation"]
+    if now != generation:
+        return f"the generation went {generation} -> {now} while {ha.name(leader)} was to program the writes"
+    sent = {ha.name(c): c.api.get("/v1/counters")["flow_mods"] - mods[ha.name(c)] for c in ha.ctls}
     print(f"\n{len(writes)} concurrent creates over {len(ha.ctls)} instances acknowledged in {acked - t0:.2f} s "
           f"(the same name on all three: one 201, two 409; the winner was {ha.name(won[0][0])}); all "
-          f"{len(want)} tenants on all {len(ov.hosts)} switches {programmed:.2f} s later, programmed by "
-          f"{ha.name(leader)}")
-    if ha.role(leader)["generation"] == generation:  # the same leader throughout: the others sent nothing
-        for ctl in ha.ctls:
-            if ctl is not leader:
-                assert ctl.api.get("/v1/counters")["flow_mods"] == mods[ctl.listen_ip], f"{ha.name(ctl)} programmed"
+          f"{len(want)} tenants on all {len(ov.hosts)} switches {programmed:.2f} s later; flow-mods sent meanwhile "
+          f"{sent} (leader {ha.name(leader)})")
+    # at least one flow-mod per new tenant per switch, all from the leader
+    assert sent.pop(ha.name(leader)) >= len(want) * len(ov.hosts) and set(sent.values()) == {0}, sent
+    return None

@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -26,6 +27,10 @@ from lab.etcd import EtcdCluster
 from lab.procs import wait_for
 
 ROUNDS = 8  # If-Match increments of the shared tenant per instance
+# Measured: every instance equal to etcd 0.00-0.01 s after the last write (the first poll, every
+# 0.1 s); a write with every member refusing answered 503 in 0.005-0.006 s. Bounded well below
+# retry_for (what a write waits when members do not answer).
+CONVERGED_S, REFUSED_503_S = 0.5, 0.5
 
 
 @pytest.fixture
@@ -96,7 +101,7 @@ def test_concurrent_writes_on_three_instances_lose_nothing_and_reach_all(ha) -> 
 
     def writer(i: int) -> None:
         c = ctls[i]
-        start.wait()
+        start.wait(30)
         # The same name on all three at once, then the same VNI under three names: one wins each.
         outcomes["race"].append(status_of(lambda: c.api.post("/v1/tenants", {"name": "race", "vni": 8000 + i,
                                                                             "vlan": 300 + i})))
@@ -110,14 +115,12 @@ def test_concurrent_writes_on_three_instances_lose_nothing_and_reach_all(ha) -> 
 
     started = time.monotonic()
     # A second incrementer per instance: requests of one instance interleave while etcd answers.
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
-    threads += [threading.Thread(target=bump, args=(c, "shared", ROUNDS, refused)) for c in ctls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    with ThreadPoolExecutor(6) as pool:
+        done = [pool.submit(writer, i) for i in range(3)] + [pool.submit(bump, c, "shared", ROUNDS, refused)
+                                                              for c in ctls]
+        for future in done:
+            future.result(timeout=120)  # a worker's exception (an unexpected status) fails the test here
     took = time.monotonic() - started
-    assert not any(t.is_alive() for t in threads)
     assert sorted(outcomes["race"]) == [200, 409, 409]
     assert sorted(outcomes["vni"]) == [200, 409, 409]
     stored = in_etcd(cluster)
@@ -130,7 +133,8 @@ def test_concurrent_writes_on_three_instances_lose_nothing_and_reach_all(ha) -> 
     assert "race" in stored
     spread = wait_everywhere(ctls, stored)
     print(f"3 instances, {3 * (2 * ROUNDS + 8)} writes in {took:.2f} s, {len(refused)} If-Match retries (412); "
-          f"all instances equal to etcd {spread:.2f} s after the last write")
+          f"all instances equal to etcd {spread:.2f} s after the last write (bound {CONVERGED_S} s)")
+    assert spread <= CONVERGED_S
 
 
 def test_one_member_lost_writes_go_on_all_lost_503_then_resume(ha) -> None:
@@ -145,15 +149,15 @@ def test_one_member_lost_writes_go_on_all_lost_503_then_resume(ha) -> None:
     first_writes = time.monotonic() - started
     wait_everywhere(ctls, in_etcd(cluster))
 
+    before = in_etcd(cluster)  # what every instance must still serve once etcd is gone
     cluster.stop_all()
-    before = {t["name"]: t for t in ctls[1].api.get("/v1/tenants")}
     slowest = 0.0
     for c in ctls:
         started = time.monotonic()
         err = pytest.raises(ApiError, c.api.post, "/v1/tenants", {"name": "lost", "vni": 6100, "vlan": 99})
         took = time.monotonic() - started
         assert err.value.status == 503 and "etcd" in err.value.message, err.value
-        assert took < 3.0, f"a write with etcd gone took {took:.2f} s"
+        assert took <= REFUSED_503_S, f"a write with etcd gone took {took:.2f} s"
         slowest = max(slowest, took)
         assert status_of(lambda c=c: c.api.request("PATCH", "/v1/tenants/blue", {"vlan": 11})) == 503
         assert {t["name"]: t for t in c.api.get("/v1/tenants")} == before  # reads serve the last state
@@ -169,4 +173,5 @@ def test_one_member_lost_writes_go_on_all_lost_503_then_resume(ha) -> None:
     spread = wait_everywhere(ctls, in_etcd(cluster))  # the watches resumed
     assert "lost" not in in_etcd(cluster)
     print(f"first writes after losing 1 of 3 members: {first_writes:.2f} s for 3; with etcd gone: 503 in "
-          f"{slowest:.3f} s at most; after restart: writing in {back:.2f} s, all instances equal {spread:.2f} s later")
+          f"{slowest:.3f} s at most (bound {REFUSED_503_S} s); after restart: writing in {back:.2f} s, all instances "
+          f"equal {spread:.2f} s later")

@@ -21,5 +21,13 @@ def test_small_run_measures_every_store_against_sqlite(tmp_path, capsys) -> None
     for store, ops in doc["results"].items():
         assert list(ops) == list(store_latency.OPS)
         assert all(0 < r["p50_ms"] <= r["p99_ms"] for r in ops.values()), (store, ops)
-    assert all(r["p50_ms"] == 1.0 for r in doc["ratio_to_sqlite"]["sqlite"].values())
+    # every ratio is the store's figure over SQLite's, measured in the same run; etcd's writes cost more
+    # (measured 2.3-6.8x at 200 requests)
+    res, ratio = doc["results"], doc["ratio_to_sqlite"]
+    for store, ops in res.items():
+        for op, r in ops.items():
+            for q in ("p50_ms", "p99_ms"):
+                assert ratio[store][op][q] == pytest.approx(r[q] / res["sqlite"][op][q], abs=0.006), (store, op, q)
+            if store != "sqlite":
+                assert ratio[store][op]["p50_ms"] > 1, (store, op, r, res["sqlite"][op])
     assert "| etcd-3 | delete |" in capsys.readouterr().out

@@ -161,8 +161,20 @@ def test_a_broadcast_from_red_stays_in_red(lab):
     announce([r1])
     wait_for(lambda: len(lab.ctl.api.get("/v1/tenants/red/endpoints")) == 1, 3.0, 0.05, "r1 learned")
     tr, hops = trace_both(lab, {"tenant": "red", "src": r1.mac, "dst": "ff:ff:ff:ff:ff:ff"})
-    red_vni, red_vlan = TENANTS["red"]
-    assert all(x["tunnel_id"] == red_vni for x in tr["summary"]["tunnels"])
-    assert sorted(tunnelled_to(hops[0].datapath)) == sorted(x["remote_ip"] for x in tr["summary"]["tunnels"])
+    (red_vni, red_vlan), blue_vlan = TENANTS["red"], TENANTS["blue"][1]
+    others = lab.hosts[1:]  # red has a VM on every host: h1 floods to both others
+    assert [h["host"] for h in tr["hops"]] == ["h1"] + [h.name for h in others], tr["hops"]
+    assert sorted((x["remote_ip"], x["tunnel_id"]) for x in tr["summary"]["tunnels"]) == \
+        sorted((h.underlay_ip, red_vni) for h in others), tr["summary"]
+    src = hops[0]
+    assert src.buckets == 2 and sorted(tunnelled_to(src.datapath)) == sorted(h.underlay_ip for h in others)
+    assert tunnel_ids(src.datapath) == [red_vni] * len(others), src.datapath  # VXLAN vni | GRE key
+    assert tr["summary"]["delivered"] == [{"host": h.name, "vlan": red_vlan} for h in others], tr["summary"]
     for real in hops[1:]:
-        assert f"push_vlan(vid={red_vlan}" in real.datapath
+        assert f"push_vlan(vid={red_vlan}" in real.datapath and "tnl_push" not in real.datapath, real.datapath
+    assert not [real.datapath for real in hops if f"push_vlan(vid={blue_vlan}," in real.datapath]
+
+
+def tunnel_ids(datapath_actions: str) -> list[int]:
+    """The tunnel IDs the datapath actions encapsulate with (VXLAN's vni, GRE's key), one per tnl_push."""
+    return [int(v, 16) for v in re.findall(r"tnl_push\(.*?\b(?:vni|key)=(0x[0-9a-f]+)\)", datapath_actions)]

@@ -1,17 +1,20 @@
-"""Issue 10 on the real lab: switching a running overlay between mesh and flow-based tunnel ports."""
+"""Issue 10 on the real lab: switching a running overlay between mesh and flow-based tunnel ports,
+under a ping of the other tenant every 20 ms that runs before the switch starts and after it ends."""
 
-import re
 import time
 
 import pytest
 
 from lab.netlab import wait_for
-from lab.overlay import all_pairs, reachable_pairs
+from lab.overlay import PingStream, all_pairs, reachable_pairs
 
-INTERVAL = 0.02  # seconds between the other tenant's echoes
+# Measured: each switch took 0.04-0.14 s (polled through ovs-vsctl on the three hosts) and lost 0-2
+# echoes (20 ms of traffic each; 2 only flow -> mesh in learn mode).
+SWITCH_BOUND_S, LOST_BOUND = 0.5, 3
 
 
 def ports_are(h, ports: str) -> bool:
+    """h's tunnel ports are exactly those of the mode (the old ones removed), all numbered."""
     got = h.tunnel_ports().values()
     if ports == "flow":
         return [p["remote_ip"] for p in got] == ["flow"] and all(p["ofport"] for p in got)
@@ -19,29 +22,23 @@ def ports_are(h, ports: str) -> bool:
 
 
 @pytest.mark.parametrize("mode", ["controller", "learn"])
-def test_switching_mesh_to_flow_and_back_live_costs_the_other_tenant_under_a_second(make_overlay, mode):
+def test_switching_mesh_to_flow_and_back_live_costs_the_other_tenant_at_most_60_ms(make_overlay, mode):
     ov = make_overlay("vxlan", mode)
     blue, red = ov.tenant_vms("blue"), ov.tenant_vms("red")
     assert reachable_pairs(blue) == all_pairs(blue) and reachable_pairs(red) == all_pairs(red)
     assert all(ports_are(h, "mesh") for h in ov.hosts)
-    log = f"/tmp/switch-{ov.lab.prefix}.txt"
     for source, target in (("mesh", "flow"), ("flow", "mesh")):
-        # red keeps pinging (5 s of echoes) while the overlay switches under it
-        red[0].exec(["rm", "-f", log])  # a lab prefix may be reused: no file of an earlier run
-        red[0].exec(["sh", "-c", f"ping -n -c 250 -i {INTERVAL} -W 1 {red[1].ip} > {log} 2>&1 < /dev/null &"])
-        started = time.monotonic()
-        ov.ctl.reload(tunnel_ports=target)
-        for h in ov.hosts:
-            wait_for(lambda h=h, target=target: ports_are(h, target), 5.0, 0.05, f"{h.name} switched to {target}")
-        took = time.monotonic() - started
-        early = red[0].exec(["cat", log]).stdout
-        assert "packets transmitted" not in early, (took, early)  # the echoes span the switch
-        text = wait_for(lambda: "packets transmitted" in (t := red[0].exec(["cat", log]).stdout) and t,
-                        15.0, 0.1, "red's pings finished")
-        red[0].exec(["rm", "-f", log])
-        sent, received = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", text).groups())
-        assert sent == 250 and (sent - received) * INTERVAL <= 1.0, text
-        print(f"{mode}: {source} -> {target}: red lost {sent - received} of {sent} echoes; switched in {took:.2f} s")
+        with PingStream(red[0], red[1].ip) as pings:  # replies before the reload, and after the switch
+            started = time.monotonic()
+            ov.ctl.reload(tunnel_ports=target)
+            for h in ov.hosts:
+                wait_for(lambda h=h, target=target: ports_are(h, target), 5.0, 0.02, f"{h.name} switched to {target}")
+            took = time.monotonic() - started
+            assert pings.running()
+        lost = len(pings.lost)
+        print(f"\n{mode}: {source} -> {target}: red lost {lost} of {pings.replies + lost} echoes {pings.lost}; "
+              f"switched in {took:.2f} s")
+        assert lost <= LOST_BOUND and took <= SWITCH_BOUND_S, (lost, took)
         assert reachable_pairs(blue) == all_pairs(blue)
         assert reachable_pairs(red) == all_pairs(red)
     assert "config reload refused" not in ov.ctl.log_tail(200)

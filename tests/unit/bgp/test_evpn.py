@@ -1,17 +1,18 @@
-"""BGP EVPN without BGP: core changes -> routes (Exporter), received routes -> core (Importer, external)."""
+"""BGP EVPN without BGP: core changes -> routes (Exporter), received routes -> core (Importer, external),
+through controller/bgp/speaker.py's EvpnSpeaker as the app runs it, with a stand-in for os-ken's BGPSpeaker."""
+
+from typing import Any
 
 from controller.bgp import external
+from controller.bgp import speaker as bgp
 from controller.bgp.evpn import (
     Advertise,
-    Exporter,
     FloodRoute,
     Importer,
     MacRoute,
     Policy,
     Received,
-    RemoteFlood,
     RemoteMac,
-    RemoteMacGone,
     Vrf,
     Withdraw,
 )
@@ -27,24 +28,65 @@ VTEP = "10.99.0.50"
 FAR_MAC = "02:00:00:00:05:50"
 
 
+class FakeBgp:
+    """os-ken's BGPSpeaker as far as EvpnSpeaker calls it: every call recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in ("vrf_add", "vrf_del", "evpn_prefix_add", "evpn_prefix_del"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+
+class Recorded(bgp.EvpnSpeaker):
+    """The speaker, keeping the route operations it hands to BGP."""
+
+    def _send(self, ops: list) -> None:
+        self.sent.extend(ops)
+        super()._send(ops)
+
+
 class Evpn:
-    """A core with the speaker's two halves around it, as controller/bgp/speaker.py wires them."""
+    """controller/bgp/speaker.py's speaker around a core, as the app runs it: posted work runs at
+    once, the ops it applies are kept. sync() / receive() return what one step sent to BGP / to the
+    switches."""
 
     def __init__(self, core: Core, policy: Policy = POLICY) -> None:
-        self.core = core
-        core.changed = set()
-        self.exporter = Exporter(policy)
-        self.importer = Importer(policy, self.exporter)
-        self.exporter.everything(core.ix)
+        self.core, self.clock, self.applied = core, 10.0, []
+        self.speaker = Recorded(core, policy, [], "127.0.0.1", 0, post=lambda fn: fn(), apply=self.applied.extend,
+                                now=lambda: self.clock)
+        self.speaker.sent = []
+        self.bgp = FakeBgp()
+        self.speaker.start(self.bgp)
+        self.started = self._taken()
+
+    @property
+    def importer(self) -> Importer:
+        return self.speaker.importer
+
+    def _taken(self) -> list:
+        """The route ops sent since last asked; each became one call of os-ken's, without an error."""
+        ops, self.speaker.sent = self.speaker.sent, []
+        assert self.core.counters.get("evpn_route_errors", 0) == 0
+        return ops
 
     def sync(self) -> list:
-        changed, self.core.changed = self.core.changed, set()
-        return self.exporter.sync(self.core.ix, [p for p in changed if isinstance(p, tuple)],
-                                  [p for p in changed if isinstance(p, int)])
+        self.speaker.sync()  # what the app does after every event
+        return self._taken()
 
     def receive(self, r: Received, now: float = 10.0) -> list:
-        events = self.importer.receive(r, self.core.ix)
-        return external.apply(self.core, events, self.exporter.seq, now)
+        self.clock = now
+        before = len(self.applied)
+        self.speaker.received(r)
+        return self.applied[before:]
+
+    def peer_down(self, peer: str, now: float = 20.0) -> list:
+        self.clock = now
+        before = len(self.applied)
+        self.speaker._peer_down(peer, 65000)  # os-ken's handler
+        return self.applied[before:]
 
 
 def learn(core: Core, host: int, m: str, ip: str, tenant=BLUE, now: float = 5.0) -> list:
@@ -80,7 +122,9 @@ def test_a_learned_endpoint_is_advertised_as_its_mac_and_its_mac_with_ip_behind_
 
 def test_every_host_with_members_is_in_the_flood_list_of_the_vni():
     core = world(3, members={1: frozenset({BLUE.vlan}), 2: frozenset({BLUE.vlan, RED.vlan})})
-    ops = Exporter(POLICY).everything(core.ix)  # what the speaker sends at start
+    ev = Evpn(core)
+    ops = ev.started  # what the speaker sent at start
+    assert len(ev.bgp.calls) == len(ops)
     floods = {op.route for op in ops if isinstance(op, Advertise) and isinstance(op.route, FloodRoute)}
     assert floods == {FloodRoute("65000:5001", "65000:5001", BLUE.vni, ip_of(1)),
                       FloodRoute("65000:5001", "65000:5001", BLUE.vni, ip_of(2)),
@@ -197,9 +241,9 @@ def test_a_withdrawal_or_the_peer_going_down_removes_what_it_advertised():
     ev.receive(type2(ip=None, withdraw=True))
     assert ev.core.ix.endpoints[(BLUE.vni, FAR_MAC)].ips == {"10.0.0.50"}  # the MAC/IP route still holds
     ev.receive(type3())
-    events = ev.importer.peer_down(PEER)
-    assert set(events) == {RemoteMacGone(BLUE.vni, FAR_MAC), RemoteFlood(BLUE.vni, VTEP, PEER, False)}
-    external.apply(ev.core, events, {}, 20.0)
+    imported = ev.core.counters["evpn_import_events"]
+    ev.peer_down(PEER)  # its MAC gone, its VTEP out of the flood list: two events
+    assert ev.core.counters["evpn_import_events"] == imported + 2
     assert (BLUE.vni, FAR_MAC) not in ev.core.ix.endpoints
     assert external.vtep_id(VTEP) not in ev.core.ix.members.get(BLUE.vni, ())
 

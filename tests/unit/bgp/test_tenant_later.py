@@ -37,7 +37,7 @@ class App:
 
     def path(self, r) -> None:
         """A best-path change, as _best_path posts it to the event loop."""
-        self.evpn._receive(r)
+        self.evpn.received(r)
 
     def put(self, tenant: Tenant) -> list[Op]:
         return self.apply(self.core.put_tenant(tenant))

@@ -8,9 +8,12 @@ writes: its view is stale on purpose, so its writes must lose their compare-and-
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -122,7 +125,13 @@ def test_if_match_of_a_version_changed_elsewhere_is_412(instances) -> None:
 
 
 def _etag(inst: Instance, name: str) -> str:
-    return Request.blank(f"/v1/tenants/{name}").get_response(inst.api).headers["ETag"]
+    return _tagged(inst, name)[1]
+
+
+def _tagged(inst: Instance, name: str) -> tuple[dict, str]:
+    """The tenant and its ETag, from one GET."""
+    resp = Request.blank(f"/v1/tenants/{name}").get_response(inst.api)
+    return json.loads(resp.body), resp.headers["ETag"]
 
 
 def test_two_writers_racing_on_one_version_only_one_wins(instances) -> None:
@@ -163,6 +172,13 @@ def test_the_view_is_at_a_watched_revision_before_its_change_goes_out(instances)
     assert b.b.core.tenants["blue"].vlan == 11 and seen == [revision] and b.store.version == revision
 
 
+def run_all(worker: Callable[..., None], args: list[tuple]) -> None:
+    """worker(*a) for each a, at once, in threads; a worker's exception fails the caller."""
+    with ThreadPoolExecutor(len(args)) as pool:
+        for future in [pool.submit(worker, *a) for a in args]:
+            future.result(timeout=60)
+
+
 def test_concurrent_read_modify_write_loses_no_update(instances) -> None:
     """Two instances each add 1 to blue's VLAN 15 times with GET + If-Match, retrying on 412:
     the VLAN ends 30 higher, so no increment was lost."""
@@ -174,21 +190,17 @@ def test_concurrent_read_modify_write_loses_no_update(instances) -> None:
     def bump(inst: Instance, times: int) -> None:
         done = 0
         while done < times:
-            doc = inst.tenant("blue")
-            tag = _etag(inst, "blue")
+            doc, tag = _tagged(inst, "blue")  # one GET: two could straddle its watch's update
             status, _ = inst.req("PUT", "/v1/tenants/blue", {**doc, "vlan": doc["vlan"] + 1}, **{"If-Match": tag})
             if status == 200:
                 done += 1
             else:
-                assert status == 412
+                assert status == 412, status
                 refused.append(status)
-                time.sleep(0.01)  # let its watch deliver the other's write before it reads again
+                # the other's write made the tag stale: read again once this instance's watch has it
+                wait_for(lambda had=doc["vlan"]: inst.tenant("blue")["vlan"] != had, 10, 0.005, "its watch moved on")
 
-    threads = [threading.Thread(target=bump, args=(inst, 15)) for inst in (a, b)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_all(bump, [(a, 15), (b, 15)])
     assert [t.vlan for t in a.store.tenants()] == [130]
     wait_for(lambda: a.b.core.tenants["blue"].vlan == b.b.core.tenants["blue"].vlan == 130, 10,
              message="both cores at VLAN 130")
@@ -204,11 +216,7 @@ def test_merge_patches_without_if_match_are_all_kept(instances) -> None:
         for i in range(10):
             assert inst.req("PATCH", "/v1/tenants/blue", {"vlans": {host: 200 + i}})[0] == 200
 
-    threads = [threading.Thread(target=patch, args=(inst, h)) for inst, h in ((a, "ha"), (b, "hb"))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_all(patch, [(a, "ha"), (b, "hb")])
     assert a.store.tenants()[0].vlans == (("ha", 209), ("hb", 209))
 
 

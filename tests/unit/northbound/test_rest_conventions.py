@@ -72,16 +72,24 @@ def test_a_stale_if_match_is_a_412_that_changes_nothing(api, method, body):
     assert state(api) == before
 
 
+@pytest.mark.parametrize("header", ["current in a list", "*"])
 @pytest.mark.parametrize("method, body", [("PUT", {"vni": 5001, "vlan": 12}), ("PATCH", {"vlan": 12}),
                                           ("DELETE", None)])
-def test_the_current_etag_or_a_star_lets_the_write_through(api, method, body):
+def test_the_current_etag_or_a_star_lets_the_write_through(api, method, body, header):
     etag = request(api, "GET", "/v1/tenants/blue").headers["ETag"]
-    for header in (f'"stale", {etag}', "*"):
-        resp = request(api, method, "/v1/tenants/blue", body, headers={"If-Match": header})
-        assert resp.status_int in (200, 204), resp.text
-        if method == "DELETE":
-            return
-        etag = resp.headers["ETag"]
+    value = f'"stale", {etag}' if header == "current in a list" else "*"
+    resp = request(api, method, "/v1/tenants/blue", body, headers={"If-Match": value})
+    assert resp.status_int in (200, 204), resp.text
+    after = request(api, "GET", "/v1/tenants/blue")  # and it was applied
+    assert after.status_int == 404 if method == "DELETE" else after.json["vlan"] == 12, after.text
+
+
+def test_a_star_on_a_tenant_that_does_not_exist_is_a_412_or_404_that_changes_nothing(api):
+    before = state(api)
+    for method, body in (("PUT", {"vni": 77, "vlan": 77}), ("PATCH", {"vlan": 77}), ("DELETE", None)):
+        resp = request(api, method, "/v1/tenants/nobody", body, headers={"If-Match": "*"})
+        assert resp.status_int in (404, 412), (method, resp.status_int, resp.text)
+    assert state(api) == before
 
 
 @pytest.mark.parametrize("header", ["nonsense", '"a" junk', "W/", '"a",,'])

@@ -1,12 +1,15 @@
 """Property test: random sequences of tenant writes (valid and not) through the WSGI app.
 
-Values come from small pools so that names, VNIs and VLANs collide often. After every request:
+Values come from small pools so that names, VNIs and VLANs collide often; every sequence starts
+with tenants a and b, so that updates and deletes find something. After every request:
 a rejected one changed nothing (store, core, ops sent); the store always equals the core; no two
 tenants share a VNI or a VLAN on a host; a write whose If-Match names a stale ETag never goes
-through; and a reopened database holds the same tenants.
+through; and a reopened database holds the same tenants. Over all sequences, writes of every
+method both went through and were refused (measured: 18-93 of each went through, 124-293 refused).
 """
 
 import tempfile
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
@@ -77,19 +80,34 @@ def check_invariants(api: Api) -> None:
         assert a.vni != b.vni and vlan_clash(a, b) is None, (a, b)
 
 
+OUTCOMES: Counter[tuple[str, bool]] = Counter()  # (method, went through) over every example
+
+
+def test_random_writes_keep_store_and_core_consistent():
+    OUTCOMES.clear()
+    random_writes()
+    # The positive control: the invariants held over writes that went through, of every kind, and
+    # over refused ones (a controller refusing everything would pass them all).
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        assert OUTCOMES[(method, True)] >= 10 and OUTCOMES[(method, False)] >= 10, OUTCOMES
+
+
 @seed(4)  # fixed: CI sees the same sequences every run
 @settings(max_examples=200, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(REQUESTS, min_size=1, max_size=25))
-def test_random_writes_keep_store_and_core_consistent(requests):
+def random_writes(requests):
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "p.db")
         api = Api(Backend(db))
+        for name, vni, vlan in (("a", 1, 10), ("b", 2, 20)):  # tenants to update, replace and delete
+            assert call(api, "POST", "/v1/tenants", {"name": name, "vni": vni, "vlan": vlan})[0] == 201
         for method, name, body, which in requests:
             path = "/v1/tenants" + (f"/{name}" if name else "")
             headers = if_match(api, path, which)
             before = state(api)
             status, reply = call(api, method, path, body, headers=headers)
+            OUTCOMES[(method, status < 400)] += 1
             assert status < 500, reply
             if which == "stale":
                 assert status >= 400, (method, path, body, headers)
