@@ -119,11 +119,11 @@ class EvpnSpeaker:
 
     def start(self, speaker: Any = None) -> None:
         """Start os-ken's BGPSpeaker (or use `speaker`, a stand-in with its methods: the unit tests)."""
-        logging.getLogger(OSKEN_PEER_LOG).addFilter(self.looped)
         host, port = self.listen
         if speaker is None:
             from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
 
+            logging.getLogger(OSKEN_PEER_LOG).addFilter(self.looped)  # os-ken's log: once, for the real speaker
             logging.getLogger("bgpspeaker.api.base").setLevel(logging.WARNING)  # it logs every route at INFO
             speaker = BGPSpeaker(
                 as_number=self.policy.local_as, router_id=self.policy.router_id, bgp_server_hosts=[host],
