@@ -33,7 +33,13 @@ class Batch:
     last: list[Op] = field(default_factory=list)
 
     def ops(self) -> list[Op]:
-        return self.first + self.adds + self.deletes + self.last
+        deletes = self.deletes
+        if self.adds and deletes:
+            # A key one partition released and another claimed in this batch (an IP rebound to
+            # another MAC): the add replaces the flow, a delete sent after it would remove it.
+            added = {(op.dpid, op.flow.key) for op in self.adds if isinstance(op, FlowMod)}
+            deletes = [op for op in deletes if _deleted_key(op) not in added]
+        return self.first + self.adds + deletes + self.last
 
 
 def expand_full(s: Settings, ix: Index, inst: Installed, host: Host, placed: set[int], d: Dirty) -> list[Op]:
@@ -124,3 +130,10 @@ def leftovers(inst: Installed, dpid: int, recovering: bool, keep_learned: bool) 
     if strangers:
         LOG.warning("switch %016x held %d flows not made by this controller: removed", dpid, strangers)
     return [FlowDelete(dpid, *key) for key in gone]
+
+
+def _deleted_key(op: Op) -> tuple[int, object]:
+    """(switch, flow key) of a delete: a FlowMod's flow's, or a FlowDelete's."""
+    if isinstance(op, FlowMod):
+        return op.dpid, op.flow.key
+    return op.dpid, (op.table, op.priority, op.match)  # type: ignore[union-attr]

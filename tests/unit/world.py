@@ -7,7 +7,7 @@ import struct
 from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
-from controller.model.ops import FlowMod, GroupMod, Op
+from controller.model.ops import FlowDelete, FlowMod, GroupMod, Op
 from controller.model.state import HostView, Tenant, TunnelPort
 from controller.pipeline.settings import Settings
 from controller.pipeline.trace import Tracer
@@ -58,6 +58,26 @@ def tracer(core: Core, dpid: int) -> Tracer:
 
 def flow_ops(ops: list[Op], dpid: int | None = None) -> list[FlowMod]:
     return [op for op in ops if isinstance(op, FlowMod) and (dpid is None or op.dpid == dpid)]
+
+
+def held(core: Core, dpid: int) -> dict:
+    """The flows the core believes a switch holds, by key."""
+    return {fl.key: fl for fl in core.installed[dpid].all_flows()}
+
+
+def replayed(flows: dict, ops: list[Op], dpid: int) -> dict:
+    """What a switch that held flows holds once ops went out in order: an add replaces the flow of
+    its key, a delete is strict (by key)."""
+    out = dict(flows)
+    for op in ops:
+        if isinstance(op, FlowMod) and op.dpid == dpid:
+            if op.delete:
+                out.pop(op.flow.key, None)
+            else:
+                out[op.flow.key] = op.flow
+        elif isinstance(op, FlowDelete) and op.dpid == dpid:
+            out.pop((op.table, op.priority, op.match), None)
+    return out
 
 
 def group_ops(ops: list[Op]) -> list[GroupMod]:
