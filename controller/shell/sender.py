@@ -53,7 +53,7 @@ class Sender:
 
     def barrier_replied(self, dp: Any, xid: int) -> None:
         self.metrics.barrier_replied(dp.id, xid)
-        first = self.barriers.replied(dp.id, self.metrics.clock())
+        first = self.barriers.replied(dp.id, xid)
         if first is not None and self.datapaths.get(dp.id) is dp:  # writes since: confirm them too
             self._send_barrier(dp, first)
 
@@ -74,9 +74,11 @@ class Sender:
         self.yielded = time.perf_counter()
 
     def _barrier_bytes(self, dp: Any, since: float | None = None) -> bytes:
+        """A barrier for the switch, as the one outstanding from now (the caller sends it)."""
         barrier = ofmsg.barrier()
         dp.set_xid(barrier)
         barrier.serialize()
+        self.barriers.sent(dp.id, barrier.xid, self.metrics.clock())
         self.metrics.barrier_sent(dp.id, barrier.xid, since)
         return bytes(barrier.buf)
 

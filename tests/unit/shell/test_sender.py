@@ -59,3 +59,20 @@ def test_long_work_lets_the_event_loop_go():
     assert slept == [0]
     s.send([FlowMod(1, flow(2))])
     assert slept == [0]  # just let go: no turn needed yet
+
+
+def test_a_late_reply_to_an_overdue_barrier_sends_no_second_barrier_while_the_newer_is_out():
+    s, _, dp1, _ = sender()
+    now = [0.0]
+    s.metrics.clock = lambda: now[0]  # type: ignore[method-assign]
+    s.send([FlowMod(1, flow(1))])  # barrier xid 1
+    now[0] = 6.0  # barrier 1 is overdue
+    s.send([FlowMod(1, flow(2))])  # barrier xid 2
+    s.barrier_replied(dp1, 1)  # late: barrier 2 is still out
+    now[0] = 6.5
+    s.send([FlowMod(1, flow(3))])
+    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 2  # the write waits for barrier 2
+    s.barrier_replied(dp1, 2)  # the real reply: one barrier for the write at 6.5
+    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 3
+    s.send([FlowMod(1, flow(4))])
+    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 3
