@@ -37,7 +37,7 @@ from controller.core.changes import (
 )
 from controller.core.counters import fold_role
 from controller.core.flood_cap import LearningCap
-from controller.core.index import Index
+from controller.core.index import Index, Kept
 from controller.core.learning import Learner
 from controller.core.marks import Marks
 from controller.core.parts import LEFTOVERS, EpKey, Part
@@ -271,23 +271,52 @@ class Core:
     # ---- tenants (from REST) -------------------------------------------------------------
 
     def put_tenant(self, tenant: Tenant) -> list[Op]:
-        """Create or replace a tenant; a changed VNI or VLAN re-programs only this tenant."""
-        old = self.ix.tenants.get(tenant.name)
-        if old == tenant:
-            return []
+        """Create or replace a tenant; a changed VNI or VLAN re-programs only this tenant, which
+        stays whole: its endpoints (with their IPs) are carried over, re-keyed to its new VNI."""
+        return self._put_tenant(tenant) + self._flush()
+
+    def replace_tenants(self, listing: Iterable[Tenant]) -> list[Op]:
+        """Make the tenants those of a full listing (the store's). What went or changed is retired
+        first, so that no two tenants ever share a VNI or a VLAN on the way; a changed tenant keeps
+        its endpoints as put_tenant does, and the switches get only the net difference."""
+        want = {tn.name: tn for tn in listing}
         ops: list[Op] = []
-        if old is not None:
-            ops += self._retire_tenant(old)  # its endpoints are relearned under the new numbering
-        self.marks.flips(self.ix.put_tenant(tenant))
-        if self.settings.learning.floods_to_every_host:
-            for host in self.ix.hosts.values():
-                if tenant.present_on(host.id):
-                    self.marks.parts(host.id, {tenant.vni})
+        carried: dict[str, Kept] = {}
+        for name, tenant in sorted(self.ix.tenants.items()):
+            if want.get(name) != tenant:
+                if name in want:
+                    carried[name] = self.ix.kept_by(tenant, want[name])
+                ops += self._retire_tenant(tenant)
+        for name, tenant in sorted(want.items()):
+            if self.ix.tenants.get(name) != tenant:
+                ops += self._put_tenant(tenant, carried.get(name))
         return ops + self._flush()
 
     def delete_tenant(self, name: str) -> list[Op]:
         ops = self._retire_tenant(self.ix.tenants[name])
         return ops + self._flush()
+
+    def _put_tenant(self, tenant: Tenant, carried: Kept | None = None) -> list[Op]:
+        old = self.ix.tenants.get(tenant.name)
+        if old == tenant:
+            return []
+        ops: list[Op] = []
+        if old is not None:
+            carried = self.ix.kept_by(old, tenant)
+            ops += self._retire_tenant(old)
+        self.marks.flips(self.ix.put_tenant(tenant))
+        if carried is not None:
+            eps, flood_peers = carried
+            for peer_id in sorted(flood_peers):
+                self.marks.flips(self.ix.set_flood_member(tenant.vni, peer_id, True))
+            for ep in eps:
+                self._learned(ep)
+            self.counters["endpoints_carried"] += len(eps)
+        if self.settings.learning.floods_to_every_host:
+            for host in self.ix.hosts.values():
+                if tenant.present_on(host.id):
+                    self.marks.parts(host.id, {tenant.vni})
+        return ops
 
     def _retire_tenant(self, old: Tenant) -> list[Op]:
         holders = set(self.ix.members.get(old.vni, ()))
@@ -463,4 +492,4 @@ class Core:
             if deadline is not None and time.perf_counter() > deadline:
                 break
         self.counters["flow_mods"] += len(out.adds) + len(out.deletes)
-        return out.ops()
+        return out.ops(lambda dpid, key: key in self.installed[dpid].owner)
