@@ -46,7 +46,7 @@ from controller.core.switch_state import Installed, SwitchDump, recovered_endpoi
 from controller.core.tunnel_ops import TunnelBook
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import DeletePorts, FlowMod, FlowPurge, Op, ReadSwitch
+from controller.model.ops import DeletePorts, FlowDelete, FlowMod, FlowPurge, Op, ReadSwitch
 from controller.model.state import Endpoint, Host, HostView, Tenant
 from controller.pipeline.desired import holddown_flow, source_key, source_of
 from controller.pipeline.settings import Settings
@@ -233,6 +233,9 @@ class Core:
         self.marks.flips(self.ix.drop_host(system_id))
         self.marks.dirty.pop(system_id, None)
         self.tunnels.toward.pop(system_id, None)
+        if self.settings.learning.floods_to_every_host:  # one bucket less everywhere (flips say nothing)
+            for other in self.ix.hosts.values():
+                self.marks.parts(other.id, self.placed_on(other))
         ops = self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values())))
         return ops + self._flush()
 
@@ -251,14 +254,59 @@ class Core:
         return self._tunnel_ops(self.tunnels.ops(settings, now, list(self.ix.hosts.values()))) + self._flush()
 
     def _tunnel_ops(self, ops: list[Op]) -> list[Op]:
-        """Tunnel port operations, each removal followed by the purge of the learn() entries that may
-        send out of the ports it removes."""
+        """Tunnel port operations; a removal waits (TunnelBook.retire) until the host's switch sends
+        out of those ports no more: Core.drain sends it after the flows that did were recomputed."""
         out: list[Op] = []
         for op in ops:
-            out.append(op)
             if isinstance(op, DeletePorts):
-                out += self.purge_learned_on(self.ix.hosts[op.system_id])
+                self.tunnels.retire(op)
+            else:
+                out.append(op)
         return out
+
+    def _ports_removed(self) -> list[Op]:
+        """The removals of ports no flow or group on their host's switch sends out of any more.
+
+        Flows and groups that still do are marked and recomputed first; a port they still use then
+        (a host's view came before its peers' after a restart, so the new ports were not all known
+        to be up) is kept, and asked to go again when the host's view changes. Entries read back
+        and kept while recovering, for endpoints not known yet, may send out of them too: they go
+        first (the tenant's flood reaches those endpoints). While the host's switch is not
+        programmed (disconnected, not read back yet), its old flows may still use the ports: they
+        wait for it. Each removal is followed by the purge of the learn() entries that may use them.
+        """
+        out: list[Op] = []
+        for host_id, (op, rechecked) in list(self.tunnels.retiring.items()):
+            host = self.ix.hosts.get(host_id)
+            if host is None or self.passive:  # forgotten; or a follower (it writes nothing)
+                del self.tunnels.retiring[host_id]
+                continue
+            if host_id in self.marks.dirty or not self.is_programmable(host):
+                continue  # its switch's changes are not all out yet
+            dpid: int = host.view.datapath_id  # type: ignore[assignment]
+            there = [p for p in host.view.tunnels if p.port_uuid in op.port_uuids]
+            if not there:  # gone already (removed by hand)
+                del self.tunnels.retiring[host_id]
+                continue
+            ports = {p.ofport for p in there if p.ofport}
+            naming = self.installed[dpid].naming(ports)
+            if naming and not rechecked:
+                self.tunnels.retiring[host_id] = (op, True)
+                self.marks.parts(host_id, naming)
+                continue
+            del self.tunnels.retiring[host_id]
+            if naming:
+                LOG.info("host %s: tunnel ports %s still in use: kept for now", host_id, sorted(ports))
+                continue
+            out += [FlowDelete(dpid, *key) for key in self.installed[dpid].drop_unclaimed(f.ROLE_UNICAST_KNOWN)]
+            out.append(replace(op, port_uuids=tuple(sorted(p.port_uuid for p in there))))
+            out += self.purge_learned_on(host)
+        return out
+
+    def _ports_waiting(self) -> bool:
+        """Ports to remove on a host whose switch is programmed (the others wait for it)."""
+        return any((h := self.ix.hosts.get(host_id)) is None or self.is_programmable(h)
+                   for host_id in self.tunnels.retiring)
 
     def purge_learned_on(self, host: Host) -> list[Op]:
         """learn() entries of every tenant on a host: they may send out of a port that is going."""
@@ -455,7 +503,7 @@ class Core:
         return self.drain() if self.eager else []
 
     def pending(self) -> bool:
-        return bool(self.marks.dirty or self.tunnels.toward or self.cap.pending())
+        return bool(self.marks.dirty or self.tunnels.toward or self.cap.pending() or self._ports_waiting())
 
     def _mark_caps(self) -> bool:
         marks = self.cap.step(self.ix, busy=self.marks.dirty)
@@ -468,6 +516,15 @@ class Core:
         says); stop after budget_s seconds."""
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         out = reconcile.Batch(first=self._tunnel_ops(self.tunnels.for_joined(self.settings, deadline)))
+        while self._drain_hosts(out, deadline, max_parts):
+            out.last += self._ports_removed()  # after the flows and groups that no longer use them
+            if not self.marks.dirty:  # (or those that still did, marked again)
+                break
+        self.counters["flow_mods"] += len(out.adds) + len(out.deletes)
+        return out.ops(lambda dpid, key: key in self.installed[dpid].owner)
+
+    def _drain_hosts(self, out: reconcile.Batch, deadline: float | None, max_parts: int) -> bool:
+        """Recompute dirty partitions host after host into out; False when the deadline passed first."""
         while self.marks.dirty or self._mark_caps():  # a cap's next step once its host's changes are out
             host_id = next(iter(self.marks.dirty))
             host = self.ix.hosts.get(host_id)
@@ -490,6 +547,5 @@ class Core:
                     want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on)
                     reconcile.diff(inst, dpid, part, want, self.canon, out)
             if deadline is not None and time.perf_counter() > deadline:
-                break
-        self.counters["flow_mods"] += len(out.adds) + len(out.deletes)
-        return out.ops(lambda dpid, key: key in self.installed[dpid].owner)
+                return False
+        return True

@@ -12,7 +12,7 @@ from typing import Any
 from eventlet.semaphore import Semaphore
 from os_ken.lib import hub
 
-from controller.model.ops import Op
+from controller.model.ops import Op, OvsdbOp
 from controller.northbound.metrics import Metrics
 from controller.southbound import ofmsg
 from controller.southbound.barriers import BarrierPacer
@@ -50,6 +50,21 @@ class Sender:
                         dp.send(buf)
                 self.maybe_yield()
         self.maybe_yield()
+
+    def send_in_order(self, ops: list[Op], carry_out: Callable[[OvsdbOp], object]) -> None:
+        """OpenFlow operations as send() does, each OVSDB operation (carry_out) in its place: after
+        the OpenFlow ones before it went out. A tunnel port is removed after the flows that
+        stopped using it (controller/core/core.py, Core._ports_removed)."""
+        batch: list[Op] = []
+        for op in ops:
+            if isinstance(op, OvsdbOp):
+                if batch:
+                    self.send(batch)
+                    batch = []
+                carry_out(op)
+            else:
+                batch.append(op)
+        self.send(batch)
 
     def barrier_replied(self, dp: Any, xid: int) -> None:
         self.metrics.barrier_replied(dp.id, xid)

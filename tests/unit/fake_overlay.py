@@ -40,17 +40,6 @@ PATCH = 1
 FlowKey = tuple[int, int, f.Match]
 
 
-def ports_named(actions: tuple) -> set[int]:
-    """The ports actions output to (inside clones too)."""
-    out: set[int] = set()
-    for a in actions:
-        if isinstance(a, f.Output):
-            out.add(a.port)
-        elif isinstance(a, f.Clone):
-            out |= ports_named(a.actions)
-    return out
-
-
 def _covers(purge: f.Match, match: f.Match) -> bool:
     """Does a non-strict delete with match `purge` take a flow with `match` (every field of purge,
     masked where purge masks it, is in match with that value)?"""
@@ -114,10 +103,10 @@ class FakeSwitch:
 
     def naming(self, ports: set[int]) -> list[str]:
         """Flows and groups that send out of one of these ports."""
-        out = [f"flow {fl.key} -> {sorted(ports_named(fl.actions) & ports)}" for fl in self.flows.values()
-               if ports_named(fl.actions) & ports]
+        out = [f"flow {fl.key} -> {sorted(f.outputs(fl.actions) & ports)}" for fl in self.flows.values()
+               if f.outputs(fl.actions) & ports]
         for g in self.groups.values():
-            named = set().union(*(ports_named(b.actions) for b in g.buckets)) & ports
+            named = set().union(*(f.outputs(b.actions) for b in g.buckets)) & ports
             if named:
                 out.append(f"group {g.group_id} -> {sorted(named)}")
         return out
@@ -300,7 +289,7 @@ class Overlay:
         fresh = self.fresh()
         for dpid in self.programmed():
             sw, inst = self.switches[dpid], self.core.installed[dpid]
-            believed = {fl.key: fl.wire_cookie for fl in inst.all_flows()} | dict(inst._read_back)
+            believed = {fl.key: fl.wire_cookie for fl in inst.all_flows()} | inst.unclaimed()
             owned = {fl.key: fl.wire_cookie for fl in inst.all_flows()}
             wanted = {fl.key: fl.wire_cookie for fl in fresh.installed[dpid].all_flows()}
             held = sw.ours()
