@@ -65,6 +65,7 @@ class Core:
         self.installed: dict[int, Installed] = {}  # only for switches whose content we know
         self.dumps: dict[int, SwitchDump] = {}  # read back before the host's OVSDB view said whose it is
         self.tunnels = TunnelBook(self.ix)  # tunnel ports asked for, peers still to ask for, forgotten IPs
+        self.purges: dict[str, set[int]] = {}  # host -> VLANs whose learn() entries go once its changes are out
         self.counters: Counter[str] = Counter()
         self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
         self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host)
@@ -303,10 +304,11 @@ class Core:
             out += self.purge_learned_on(host)
         return out
 
-    def _ports_waiting(self) -> bool:
-        """Ports to remove on a host whose switch is programmed (the others wait for it)."""
+    def _waiting(self) -> bool:
+        """Ports to remove or learn() entries to purge on a host whose switch is programmed (the
+        others wait for it)."""
         return any((h := self.ix.hosts.get(host_id)) is None or self.is_programmable(h)
-                   for host_id in self.tunnels.retiring)
+                   for host_id in (*self.tunnels.retiring, *self.purges))
 
     def purge_learned_on(self, host: Host) -> list[Op]:
         """learn() entries of every tenant on a host: they may send out of a port that is going."""
@@ -377,12 +379,28 @@ class Core:
         return self._purge_learned(old)
 
     def _purge_learned(self, tenant: Tenant) -> list[Op]:
-        """learn() entries are the switch's own: remove those of a tenant that changed or left."""
-        if not self.settings.learning.keeps_switch_entries:
-            return []
-        return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tenant.vlan_on(host.id), 0x0FFF)))
-                for host in self.ix.hosts.values()
-                if self.is_programmable(host) and tenant.present_on(host.id) and host.view.datapath_id is not None]
+        """learn() entries are the switch's own: those of a tenant that changed or left go once its
+        host's changes are out (Core._learned_purged), not before: until the switch lost the old
+        tunnel-in entry, frames still arriving under the old VNI would teach it entries that send
+        under that VNI again (learn() copies the frame's tunnel ID), where nobody receives it."""
+        if self.settings.learning.keeps_switch_entries:
+            for host in self.ix.hosts.values():
+                if tenant.present_on(host.id):
+                    self.purges.setdefault(host.id, set()).add(tenant.vlan_on(host.id))
+        return []
+
+    def _learned_purged(self) -> list[Op]:
+        """The purges of learn() entries waiting for their host's changes to be out."""
+        out: list[Op] = []
+        for host_id, vlans in list(self.purges.items()):
+            host = self.ix.hosts.get(host_id)
+            if host is not None and (host_id in self.marks.dirty or not self.is_programmable(host)):
+                continue  # not all out yet; or (not programmed) its read-back keeps them: purged then
+            del self.purges[host_id]
+            if host is not None and not self.passive:
+                out += [FlowPurge(host.view.datapath_id, t.UNICAST,  # type: ignore[arg-type]
+                                  f.match(vlan_vid=(vlan, 0x0FFF))) for vlan in sorted(vlans)]
+        return out
 
     # ---- learning ------------------------------------------------------------------------
 
@@ -503,7 +521,7 @@ class Core:
         return self.drain() if self.eager else []
 
     def pending(self) -> bool:
-        return bool(self.marks.dirty or self.tunnels.toward or self.cap.pending() or self._ports_waiting())
+        return bool(self.marks.dirty or self.tunnels.toward or self.cap.pending() or self._waiting())
 
     def _mark_caps(self) -> bool:
         marks = self.cap.step(self.ix, busy=self.marks.dirty)
@@ -517,6 +535,7 @@ class Core:
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         out = reconcile.Batch(first=self._tunnel_ops(self.tunnels.for_joined(self.settings, deadline)))
         while self._drain_hosts(out, deadline, max_parts):
+            out.last += self._learned_purged()  # after the flows that no longer teach them
             out.last += self._ports_removed()  # after the flows and groups that no longer use them
             if not self.marks.dirty:  # (or those that still did, marked again)
                 break

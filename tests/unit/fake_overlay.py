@@ -167,6 +167,7 @@ class Overlay:
         self.reads: set[int] = set()  # read-backs asked for, not answered yet
         self.now = 1.0
         self.violations: list[str] = []  # ports removed while a flow or group still sent out of them
+        self.sent: list[Op] = []  # every operation carried out, in order
 
     # ---- carrying out --------------------------------------------------------------------------
 
@@ -177,6 +178,7 @@ class Overlay:
             self._carry_out(self.core.drain(budget_s=0.0) if self.core.marks.dirty else self.core.drain())
 
     def _carry_out(self, ops: list[Op]) -> None:
+        self.sent += ops
         for op in ops:
             if isinstance(op, AddTunnelPorts | DeletePorts):
                 db = self.ovsdbs.get(op.system_id)

@@ -13,7 +13,7 @@ from controller.core import reconcile
 from controller.core.tenant_sync import apply_listing
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import FlowDelete, FlowMod
+from controller.model.ops import FlowDelete, FlowMod, FlowPurge
 from controller.model.state import Tenant
 from controller.pipeline.trace import Tracer
 from controller.shell.config import defaults
@@ -99,6 +99,27 @@ def test_a_tenant_renumbered_three_times_keeps_its_endpoints_members_and_flows(l
                                arp_tpa=vm_ip(0, 2))
             answer = switch_tracer(ov, 1).trace(ask).outputs
             assert [(p["arp_op"], p["arp_sha"]) for _, p in answer] == [(2, vm_mac(0, 2))]
+
+
+@pytest.mark.parametrize("change", ["renumbered", "deleted"])
+def test_learn_mode_purges_a_changed_tenants_learned_entries_only_after_its_old_tunnel_in_entry_went(change):
+    # learn() copies the arriving frame's tunnel ID into the entry it makes: purged before the old
+    # VNI's tunnel-in entry went, frames still arriving under the old VNI made entries again that
+    # sent under it, where nobody received it any more (the lab's warm pings failed).
+    ov = overlay(mac_learning="learn", tunnel_ports="mesh")
+    ov.sent.clear()
+    if change == "renumbered":
+        ov.run(ov.core.put_tenant(replace(BLUE, vni=5010)))
+    else:
+        ov.run(ov.core.delete_tenant("blue"))
+    for dpid in (1, 2, 3):
+        ops = [op for op in ov.sent if getattr(op, "dpid", None) == dpid]
+        gone = [n for n, op in enumerate(ops) if isinstance(op, FlowMod) and op.delete
+                and op.flow.table == t.TUNNEL_IN and dict(op.flow.match)["tunnel_id"] == BLUE.vni]
+        purged = [n for n, op in enumerate(ops) if isinstance(op, FlowPurge)]
+        assert len(gone) == 1 and purged and min(purged) > gone[0], dpid
+        assert {dict(op.match)["vlan_vid"] for op in ops if isinstance(op, FlowPurge)} == {(BLUE.vlan, 0x0FFF)}
+    assert ov.problems() == []
 
 
 def test_a_renumbering_through_a_store_listing_keeps_the_endpoints_even_when_two_tenants_swap_vnis():
