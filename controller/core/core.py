@@ -355,6 +355,7 @@ class Core:
             carried = self.ix.kept_by(old, tenant)
             ops += self._retire_tenant(old)
         self.marks.flips(self.ix.put_tenant(tenant))
+        self.marks.tenant(tenant.vni)
         if carried is not None:
             eps, flood_peers = carried
             for peer_id in sorted(flood_peers):
@@ -374,6 +375,7 @@ class Core:
         if self.settings.learning.floods_to_every_host:
             holders |= {h for h in self.ix.hosts if old.present_on(h)}
         self.ix.delete_tenant(old.name)
+        self.marks.tenant(old.vni)
         for host_id in holders:
             self.marks.parts(host_id, {old.vni} | eps)
         return self._purge_learned(old)
