@@ -52,7 +52,7 @@ def test_a_tenant_renumbered_three_times_in_a_row_stays_whole(make_overlay, port
     shape = {h.name: tenant_shape(h, 5001) for h in ov.hosts}
     assert all(shape.values())
     old = 5001
-    with PingStream(red[0], red[1].ip) as red_pings:
+    with PingStream(red[0], red[1].ip) as red_pings, PingStream(blue[0], blue[1].ip) as blue_pings:
         for vni in VNIS:
             ov.ctl.api.request("PATCH", "/v1/tenants/blue", {"vni": vni})
             assert endpoints(ov, "blue") == eps  # carried over at once, with their IPs: nothing relearned
@@ -67,8 +67,9 @@ def test_a_tenant_renumbered_three_times_in_a_row_stays_whole(make_overlay, port
             assert reachable_pairs(red) == all_pairs(red)
             assert endpoints(ov, "blue") == eps and switches_agree(ov)
             old = vni
-        assert red_pings.running()
-    print(f"\n{ports}/{learning}: blue renumbered {VNIS}; red lost {len(red_pings.lost)} of "
-          f"{red_pings.replies + len(red_pings.lost)} echoes; endpoints kept: {eps}")
+        assert red_pings.running() and blue_pings.running()
+    print(f"\n{ports}/{learning}: blue renumbered {VNIS}; echoes lost: red {len(red_pings.lost)} of "
+          f"{red_pings.replies + len(red_pings.lost)}, blue {len(blue_pings.lost)} of "
+          f"{blue_pings.replies + len(blue_pings.lost)}; endpoints kept: {eps}")
     assert red_pings.lost == []
     assert ov.ctl.api.get("/v1/counters").get("endpoints_carried", 0) == len(eps) * len(VNIS)
