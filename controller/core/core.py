@@ -265,7 +265,7 @@ class Core:
                 out.append(op)
         return out
 
-    def _ports_removed(self) -> list[Op]:
+    def _ports_removed(self, deadline: float | None) -> list[Op]:
         """The removals of ports no flow or group on their host's switch sends out of any more.
 
         Flows and groups that still do are marked and recomputed first; a port they still use then
@@ -278,6 +278,8 @@ class Core:
         """
         out: list[Op] = []
         for host_id, (op, rechecked) in list(self.tunnels.retiring.items()):
+            if deadline is not None and time.perf_counter() > deadline:
+                break  # the rest in the next slice (each costs a pass over its switch's flows)
             host = self.ix.hosts.get(host_id)
             if host is None or self.passive:  # forgotten; or a follower (it writes nothing)
                 del self.tunnels.retiring[host_id]
@@ -538,7 +540,7 @@ class Core:
         out = reconcile.Batch(first=self._tunnel_ops(self.tunnels.for_joined(self.settings, deadline)))
         while self._drain_hosts(out, deadline, max_parts):
             out.last += self._learned_purged()  # after the flows that no longer teach them
-            out.last += self._ports_removed()  # after the flows and groups that no longer use them
+            out.last += self._ports_removed(deadline)  # after the flows and groups that no longer use them
             if not self.marks.dirty:  # (or those that still did, marked again)
                 break
         self.counters["flow_mods"] += len(out.adds) + len(out.deletes)
