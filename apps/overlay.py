@@ -21,7 +21,7 @@ from os_ken.ofproto import ofproto_v1_3
 from controller.bgp import speaker as bgp
 from controller.core.switch_state import SwitchDump
 from controller.ha.election import Action
-from controller.model.ops import Op, OvsdbOp, ReadSwitch, Wipe
+from controller.model.ops import Op, ReadSwitch, Wipe
 from controller.model.state import HostView
 from controller.northbound.auth import TokenAuth
 from controller.northbound.metrics import Metrics
@@ -110,18 +110,14 @@ class OverlayApp(app_manager.OSKenApp):
     def apply(self, ops: list[Op]) -> None:
         if self.evpn is not None:  # routes follow the state the ops came from (and peers' routes a new tenant takes)
             ops = [*ops, *self.evpn.sync()]
-        of_ops = []
-        for op in self.leadership.writable(ops):  # a follower reads switches back and changes nothing
-            if isinstance(op, OvsdbOp):
-                self.ovsdb.carry_out(op)
-            else:
-                if isinstance(op, ReadSwitch):
-                    self.readback.start(op.dpid, self.now())
-                of_ops.append(op)
+        ops = self.leadership.writable(ops)  # a follower reads switches back and changes nothing
+        for op in ops:
+            if isinstance(op, ReadSwitch):
+                self.readback.start(op.dpid, self.now())
         if self.core.pending():
             self.pump.wake()
         # counted as sent: a core that still thinks it leads computes what is never sent (docs: the metric)
-        self.core.counters["flow_mods"] += self.sender.send(of_ops)
+        self.core.counters["flow_mods"] += self.sender.send_in_order(ops, self.ovsdb.carry_out)
 
     # ---- events of the app's own -------------------------------------------------------------
 

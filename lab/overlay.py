@@ -9,10 +9,13 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.model.flows import COOKIE_HOLDDOWN, OUR_KINDS, cookie_kind, cookie_vni
 from controller.pipeline.tunnel_ports import is_flow_remote
 from lab.controller import Controller
 from lab.netlab import Host, Lab, Vm, group_buckets, wait_for
@@ -204,6 +207,42 @@ def flow_table(host: Host) -> dict[str, tuple[float, int]]:
         if d and n:
             out[_LIVE.sub("", line).strip()] = (float(d.group(1)), int(n.group(1)))
     return out
+
+
+def our_flows(host: Host) -> list[tuple[int, str]]:
+    """br1's flows the controller made and keeps track of, as (cookie, what the flow is): the
+    hold-downs (they expire by themselves) and learn()'s own entries left out."""
+    out = []
+    for line in host.ofctl("dump-flows", "br1").splitlines():
+        m = re.search(r"cookie=(0x[0-9a-f]+)", line)
+        if m and cookie_kind(ck := int(m.group(1), 16)) in OUR_KINDS and cookie_kind(ck) != COOKIE_HOLDDOWN:
+            out.append((ck, _LIVE.sub("", line).strip()))
+    return out
+
+
+def tenant_shape(host: Host, vni: int) -> Counter[str]:
+    """br1's flows of the tenant with this VNI (by their cookies), the VNI written as VNI: what must
+    stay the same when the tenant is renumbered."""
+    shape: Counter[str] = Counter()
+    for ck, text in our_flows(host):
+        if cookie_vni(ck) == vni:
+            text = re.sub(r"cookie=0x[0-9a-f]+, ?", "", text)
+            shape[re.sub(rf"\b(0x{vni:x}|{vni})\b", "VNI", text)] += 1
+    return shape
+
+
+def controller_flows(ctl: Controller) -> dict[str, int]:
+    """The flows the controller believes each host's br1 holds (overlay_host_flows)."""
+    with urllib.request.urlopen(ctl.api.base + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {m.group(1): int(float(m.group(2)))
+            for m in re.finditer(r'^overlay_host_flows\{host="([^"]+)"\} (\S+)$', text, re.M)}
+
+
+def flush_neighbours(vms: Iterable[Vm]) -> None:
+    """The VMs forget the MACs they learned: their next packets start with ARP (or ND) again."""
+    for vm in vms:
+        vm.exec(["ip", "neigh", "flush", "all"])
 
 
 def assert_kept(before: dict[str, dict[str, tuple[float, int]]], after: dict[str, dict[str, tuple[float, int]]]) -> int:

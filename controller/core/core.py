@@ -37,7 +37,7 @@ from controller.core.changes import (
 )
 from controller.core.counters import fold_role
 from controller.core.flood_cap import LearningCap
-from controller.core.index import Index
+from controller.core.index import Index, Kept
 from controller.core.learning import Learner
 from controller.core.marks import Marks
 from controller.core.parts import LEFTOVERS, EpKey, Part
@@ -46,7 +46,7 @@ from controller.core.switch_state import Installed, SwitchDump, recovered_endpoi
 from controller.core.tunnel_ops import TunnelBook
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import DeletePorts, FlowMod, FlowPurge, Op, ReadSwitch
+from controller.model.ops import DeletePorts, FlowDelete, FlowMod, FlowPurge, Op, ReadSwitch
 from controller.model.state import Endpoint, Host, HostView, Tenant
 from controller.pipeline.desired import holddown_flow, source_key, source_of
 from controller.pipeline.settings import Settings
@@ -66,6 +66,7 @@ class Core:
         self.installed: dict[int, Installed] = {}  # only for switches whose content we know
         self.dumps: dict[int, SwitchDump] = {}  # read back before the host's OVSDB view said whose it is
         self.tunnels = TunnelBook(self.ix)  # tunnel ports asked for, peers still to ask for, forgotten IPs
+        self.purges: dict[str, set[int]] = {}  # host -> VLANs whose learn() entries go once its changes are out
         self.counters: Counter[str] = Counter()
         self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
         self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host)
@@ -237,6 +238,9 @@ class Core:
         self.marks.flips(self.ix.drop_host(system_id))
         self.marks.dirty.pop(system_id, None)
         self.tunnels.toward.pop(system_id, None)
+        if self.settings.learning.floods_to_every_host:  # one bucket less everywhere (flips say nothing)
+            for other in self.ix.hosts.values():
+                self.marks.parts(other.id, self.placed_on(other))
         ops = self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values())))
         return ops + self._flush()
 
@@ -255,14 +259,62 @@ class Core:
         return self._tunnel_ops(self.tunnels.ops(settings, now, list(self.ix.hosts.values()))) + self._flush()
 
     def _tunnel_ops(self, ops: list[Op]) -> list[Op]:
-        """Tunnel port operations, each removal followed by the purge of the learn() entries that may
-        send out of the ports it removes."""
+        """Tunnel port operations; a removal waits (TunnelBook.retire) until the host's switch sends
+        out of those ports no more: Core.drain sends it after the flows that did were recomputed."""
         out: list[Op] = []
         for op in ops:
-            out.append(op)
             if isinstance(op, DeletePorts):
-                out += self.purge_learned_on(self.ix.hosts[op.system_id])
+                self.tunnels.retire(op)
+            else:
+                out.append(op)
         return out
+
+    def _ports_removed(self, deadline: float | None) -> list[Op]:
+        """The removals of ports no flow or group on their host's switch sends out of any more.
+
+        Flows and groups that still do are marked and recomputed first; a port they still use then
+        (a host's view came before its peers' after a restart, so the new ports were not all known
+        to be up) is kept, and asked to go again when the host's view changes. Entries read back
+        and kept while recovering, for endpoints not known yet, may send out of them too: they go
+        first (the tenant's flood reaches those endpoints). While the host's switch is not
+        programmed (disconnected, not read back yet), its old flows may still use the ports: they
+        wait for it. Each removal is followed by the purge of the learn() entries that may use them.
+        """
+        out: list[Op] = []
+        for host_id, (op, rechecked) in list(self.tunnels.retiring.items()):
+            if deadline is not None and time.perf_counter() > deadline:
+                break  # the rest in the next slice (each costs a pass over its switch's flows)
+            host = self.ix.hosts.get(host_id)
+            if host is None or self.passive:  # forgotten; or a follower (it writes nothing)
+                del self.tunnels.retiring[host_id]
+                continue
+            if host_id in self.marks.dirty or not self.is_programmable(host):
+                continue  # its switch's changes are not all out yet
+            dpid: int = host.view.datapath_id  # type: ignore[assignment]
+            there = [p for p in host.view.tunnels if p.port_uuid in op.port_uuids]
+            if not there:  # gone already (removed by hand)
+                del self.tunnels.retiring[host_id]
+                continue
+            ports = {p.ofport for p in there if p.ofport}
+            naming = self.installed[dpid].naming(ports)
+            if naming and not rechecked:
+                self.tunnels.retiring[host_id] = (op, True)
+                self.marks.parts(host_id, naming)
+                continue
+            del self.tunnels.retiring[host_id]
+            if naming:
+                LOG.info("host %s: tunnel ports %s still in use: kept for now", host_id, sorted(ports))
+                continue
+            out += [FlowDelete(dpid, *key) for key in self.installed[dpid].drop_unclaimed(f.ROLE_UNICAST_KNOWN)]
+            out.append(replace(op, port_uuids=tuple(sorted(p.port_uuid for p in there))))
+            out += self.purge_learned_on(host)
+        return out
+
+    def _waiting(self) -> bool:
+        """Ports to remove or learn() entries to purge on a host whose switch is programmed (the
+        others wait for it)."""
+        return any((h := self.ix.hosts.get(host_id)) is None or self.is_programmable(h)
+                   for host_id in (*self.tunnels.retiring, *self.purges))
 
     def purge_learned_on(self, host: Host) -> list[Op]:
         """learn() entries of every tenant on a host: they may send out of a port that is going."""
@@ -275,24 +327,53 @@ class Core:
     # ---- tenants (from REST) -------------------------------------------------------------
 
     def put_tenant(self, tenant: Tenant) -> list[Op]:
-        """Create or replace a tenant; a changed VNI or VLAN re-programs only this tenant."""
-        old = self.ix.tenants.get(tenant.name)
-        if old == tenant:
-            return []
+        """Create or replace a tenant; a changed VNI or VLAN re-programs only this tenant, which
+        stays whole: its endpoints (with their IPs) are carried over, re-keyed to its new VNI."""
+        return self._put_tenant(tenant) + self._flush()
+
+    def replace_tenants(self, listing: Iterable[Tenant]) -> list[Op]:
+        """Make the tenants those of a full listing (the store's). What went or changed is retired
+        first, so that no two tenants ever share a VNI or a VLAN on the way; a changed tenant keeps
+        its endpoints as put_tenant does, and the switches get only the net difference."""
+        want = {tn.name: tn for tn in listing}
         ops: list[Op] = []
-        if old is not None:
-            ops += self._retire_tenant(old)  # its endpoints are relearned under the new numbering
-        self.marks.flips(self.ix.put_tenant(tenant))
-        self.marks.tenant(tenant.vni)
-        if self.settings.learning.floods_to_every_host:
-            for host in self.ix.hosts.values():
-                if tenant.present_on(host.id):
-                    self.marks.parts(host.id, {tenant.vni})
+        carried: dict[str, Kept] = {}
+        for name, tenant in sorted(self.ix.tenants.items()):
+            if want.get(name) != tenant:
+                if name in want:
+                    carried[name] = self.ix.kept_by(tenant, want[name])
+                ops += self._retire_tenant(tenant)
+        for name, tenant in sorted(want.items()):
+            if self.ix.tenants.get(name) != tenant:
+                ops += self._put_tenant(tenant, carried.get(name))
         return ops + self._flush()
 
     def delete_tenant(self, name: str) -> list[Op]:
         ops = self._retire_tenant(self.ix.tenants[name])
         return ops + self._flush()
+
+    def _put_tenant(self, tenant: Tenant, carried: Kept | None = None) -> list[Op]:
+        old = self.ix.tenants.get(tenant.name)
+        if old == tenant:
+            return []
+        ops: list[Op] = []
+        if old is not None:
+            carried = self.ix.kept_by(old, tenant)
+            ops += self._retire_tenant(old)
+        self.marks.flips(self.ix.put_tenant(tenant))
+        self.marks.tenant(tenant.vni)
+        if carried is not None:
+            eps, flood_peers = carried
+            for peer_id in sorted(flood_peers):
+                self.marks.flips(self.ix.set_flood_member(tenant.vni, peer_id, True))
+            for ep in eps:
+                self._learned(ep)
+            self.counters["endpoints_carried"] += len(eps)
+        if self.settings.learning.floods_to_every_host:
+            for host in self.ix.hosts.values():
+                if tenant.present_on(host.id):
+                    self.marks.parts(host.id, {tenant.vni})
+        return ops
 
     def _retire_tenant(self, old: Tenant) -> list[Op]:
         holders = set(self.ix.members.get(old.vni, ()))
@@ -306,12 +387,28 @@ class Core:
         return self._purge_learned(old)
 
     def _purge_learned(self, tenant: Tenant) -> list[Op]:
-        """learn() entries are the switch's own: remove those of a tenant that changed or left."""
-        if not self.settings.learning.keeps_switch_entries:
-            return []
-        return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tenant.vlan_on(host.id), 0x0FFF)))
-                for host in self.ix.hosts.values()
-                if self.is_programmable(host) and tenant.present_on(host.id) and host.view.datapath_id is not None]
+        """learn() entries are the switch's own: those of a tenant that changed or left go once its
+        host's changes are out (Core._learned_purged), not before: until the switch lost the old
+        tunnel-in entry, frames still arriving under the old VNI would teach it entries that send
+        under that VNI again (learn() copies the frame's tunnel ID), where nobody receives it."""
+        if self.settings.learning.keeps_switch_entries:
+            for host in self.ix.hosts.values():
+                if tenant.present_on(host.id):
+                    self.purges.setdefault(host.id, set()).add(tenant.vlan_on(host.id))
+        return []
+
+    def _learned_purged(self) -> list[Op]:
+        """The purges of learn() entries waiting for their host's changes to be out."""
+        out: list[Op] = []
+        for host_id, vlans in list(self.purges.items()):
+            host = self.ix.hosts.get(host_id)
+            if host is not None and (host_id in self.marks.dirty or not self.is_programmable(host)):
+                continue  # not all out yet; or (not programmed) its read-back keeps them: purged then
+            del self.purges[host_id]
+            if host is not None and not self.passive:
+                out += [FlowPurge(host.view.datapath_id, t.UNICAST,  # type: ignore[arg-type]
+                                  f.match(vlan_vid=(vlan, 0x0FFF))) for vlan in sorted(vlans)]
+        return out
 
     # ---- learning ------------------------------------------------------------------------
 
@@ -432,7 +529,7 @@ class Core:
         return self.drain() if self.eager else []
 
     def pending(self) -> bool:
-        return bool(self.marks.dirty or self.tunnels.toward or self.cap.pending())
+        return bool(self.marks.dirty or self.tunnels.toward or self.cap.pending() or self._waiting())
 
     def _mark_caps(self) -> bool:
         marks = self.cap.step(self.ix, busy=self.marks.dirty)
@@ -445,6 +542,15 @@ class Core:
         says); stop after budget_s seconds."""
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         out = reconcile.Batch(first=self._tunnel_ops(self.tunnels.for_joined(self.settings, deadline)))
+        while self._drain_hosts(out, deadline, max_parts):
+            out.last += self._learned_purged()  # after the flows that no longer teach them
+            out.last += self._ports_removed(deadline)  # after the flows and groups that no longer use them
+            if not self.marks.dirty:  # (or those that still did, marked again)
+                break
+        return out.ops(lambda dpid, key: key in self.installed[dpid].owner)
+
+    def _drain_hosts(self, out: reconcile.Batch, deadline: float | None, max_parts: int) -> bool:
+        """Recompute dirty partitions host after host into out; False when the deadline passed first."""
         while self.marks.dirty or self._mark_caps():  # a cap's next step once its host's changes are out
             host_id = next(iter(self.marks.dirty))
             host = self.ix.hosts.get(host_id)
@@ -467,5 +573,5 @@ class Core:
                     want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on)
                     reconcile.diff(inst, dpid, part, want, self.canon, out)
             if deadline is not None and time.perf_counter() > deadline:
-                break
-        return out.ops()
+                return False
+        return True

@@ -18,6 +18,7 @@ from controller.core.parts import EpKey
 from controller.model.state import Endpoint, Host, HostView, Tenant
 
 Flip = tuple[int, str]  # (vni, host id)
+Kept = tuple[list[Endpoint], set[str]]  # what a changed tenant keeps: endpoints, external flood members
 
 
 class Index:
@@ -116,6 +117,28 @@ class Index:
             self.placed[h].discard(tn.vni)
         self._unindex_tenant(tn)
         return flips
+
+    def kept_by(self, old: Tenant, new: Tenant) -> Kept:
+        """What a changed tenant keeps: its endpoints on hosts where it still is (re-keyed to the
+        new VNI, on the host's new VLAN, with their IPs); under the same VNI also those behind
+        external VTEPs and those VTEPs' places in its flood (an EVPN peer's routes name the VNI:
+        a new VNI is not theirs)."""
+        eps: list[Endpoint] = []
+        for key in sorted(self.eps_by_vni.get(old.vni, ())):
+            ep = self.endpoints[key]
+            if ep.host_id in self.hosts:
+                if not new.present_on(ep.host_id):
+                    continue
+                vlan = new.vlan_on(ep.host_id)
+            elif new.vni != old.vni:
+                continue
+            else:
+                vlan = ep.vlan
+            eps.append(Endpoint(new.vni, ep.mac, ep.host_id, vlan, ep.last_seen, set(ep.ips)))
+        external: set[str] = set()
+        if new.vni == old.vni:
+            external = {p for p in self.tagged.get(old.vni, ()) if p not in self.hosts}
+        return eps, external
 
     # ---- hosts -------------------------------------------------------------------------------
 

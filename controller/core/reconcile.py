@@ -12,7 +12,7 @@ from controller.core.flood_cap import LearningCap
 from controller.core.index import Index
 from controller.core.marks import Dirty
 from controller.core.parts import BASE, LEFTOVERS, Part, TunnelPart
-from controller.core.switch_state import Installed
+from controller.core.switch_state import FlowKey, Installed
 from controller.model import flows as f
 from controller.model.ops import FlowDelete, FlowMod, GroupMod, MeterMod, Op
 from controller.model.state import Host
@@ -32,19 +32,14 @@ class Batch:
     deletes: list[Op] = field(default_factory=list)
     last: list[Op] = field(default_factory=list)
 
-    def ops(self) -> list[Op]:
-        # A key one partition released and another claimed in this batch (an IP rebound to another
-        # MAC): the add replaces the flow, a delete sent after it would remove it.
-        added = {(op.dpid, op.flow.key) for op in self.adds if isinstance(op, FlowMod)}
-        deletes = [op for op in self.deletes if _deleted_key(op) not in added] if added else self.deletes
+    def ops(self, owned: Callable[[int, FlowKey], bool]) -> list[Op]:
+        """The operations in order. A delete of a key that a partition owns by the end of the batch
+        is not sent: one partition released the key and another (or the same, again) claimed it
+        later in the batch, and the add, sent first, already replaced the flow. Partitions share
+        keys: an old and a new VNI's entries that match only the VLAN, an IP's answer when it moves
+        to another MAC; which of the two is recomputed first is a set's order."""
+        deletes = [op for op in self.deletes if not owned(*_deleted_key(op))]
         return self.first + self.adds + deletes + self.last
-
-
-def _deleted_key(op: Op) -> tuple[int, object]:
-    """(switch, flow key) of a delete: a FlowMod's flow's, or a FlowDelete's."""
-    if isinstance(op, FlowMod):
-        return op.dpid, op.flow.key
-    return op.dpid, (op.table, op.priority, op.match)  # type: ignore[union-attr]
 
 
 def expand_full(s: Settings, ix: Index, inst: Installed, host: Host, placed: set[int], d: Dirty) -> list[Op]:
@@ -135,3 +130,10 @@ def leftovers(inst: Installed, dpid: int, recovering: bool, keep_learned: bool) 
     if strangers:
         LOG.warning("switch %016x held %d flows not made by this controller: removed", dpid, strangers)
     return [FlowDelete(dpid, *key) for key in gone]
+
+
+def _deleted_key(op: Op) -> tuple[int, FlowKey]:
+    """(switch, flow key) of a delete: a FlowMod's flow's, or a FlowDelete's."""
+    if isinstance(op, FlowMod):
+        return op.dpid, op.flow.key
+    return op.dpid, (op.table, op.priority, op.match)  # type: ignore[union-attr]

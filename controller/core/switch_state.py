@@ -83,6 +83,25 @@ class Installed:
         if owner is not None:
             self.flows[owner].pop(key, None)
 
+    def naming(self, ports: set[int]) -> set[object]:
+        """The partitions whose flows or groups send out of one of these ports."""
+        parts = {part for part, flows in self.flows.items()
+                 if any(f.outputs(fl.actions) & ports for fl in flows.values())}
+        parts |= {part for part, g in self.groups.items()
+                  if g is not None and any(f.outputs(b.actions) & ports for b in g.buckets)}
+        return parts
+
+    def unclaimed(self) -> dict[FlowKey, int]:
+        """Flows read back that no partition claimed (yet), by key: their cookies."""
+        return dict(self._read_back)
+
+    def drop_unclaimed(self, role: int) -> list[FlowKey]:
+        """Forget the unclaimed flows read back with this role (for the caller to delete)."""
+        gone = [key for key, ck in self._read_back.items() if f.cookie_role(ck) == role]
+        for key in gone:
+            del self._read_back[key]
+        return gone
+
     def read_back(self) -> bool:
         return bool(self._read_back)
 

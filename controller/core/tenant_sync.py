@@ -30,17 +30,9 @@ def apply_change(b: Backend, name: str, tenant: Tenant | None) -> None:
 
 
 def apply_listing(b: Backend, listing: list[Tenant]) -> None:
-    """Make the core's tenants equal to a full listing of the store. What went or changed is
-    deleted first, so that no two tenants ever share a VNI or a VLAN in the core on the way.
-    The operations go out once, at the end: apply() may yield to other requests, which must
-    never see the listing half applied (a changed tenant deleted, not yet back: a 404), and a
-    tenant deleted and put back in one step costs the switches only the net difference."""
-    want = {t.name: t for t in listing}
-    ops: list[Op] = []
-    for name, tenant in sorted(b.core.tenants.items()):
-        if want.get(name) != tenant:
-            ops += b.core.delete_tenant(name)
-    for name, tenant in sorted(want.items()):
-        if b.core.tenants.get(name) != tenant:
-            ops += b.core.put_tenant(tenant)
-    b.apply(ops)
+    """Make the core's tenants equal to a full listing of the store (Core.replace_tenants: what
+    went or changed is retired first, so no two tenants ever share a VNI or a VLAN on the way; a
+    changed tenant keeps its endpoints). The operations go out once, at the end: apply() may
+    yield to other requests, which must never see the listing half applied (a changed tenant
+    retired, not yet back: a 404), and the switches get only the net difference."""
+    b.apply(b.core.replace_tenants(listing))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from controller.core.index import Index
 from controller.core.parts import Part, TunnelPart
@@ -36,6 +37,16 @@ class TunnelBook:
         # so a burst of joins costs each host one transaction, not one per peer
         self.toward: dict[str, dict[str, float]] = {}
         self.forgotten_ips: set[str] = set()  # hosts an operator removed: our ports to them go
+        # host -> ports to remove once its switch sends out of them no more (Core.drain), and whether
+        # the flows that still did were recomputed once already
+        self.retiring: dict[str, tuple[DeletePorts, bool]] = {}
+
+    def retire(self, op: DeletePorts) -> None:
+        """Ports to remove, once nothing on the host's switch sends out of them."""
+        have = self.retiring.get(op.system_id)
+        if have is not None:
+            op = replace(op, port_uuids=tuple(sorted(set(op.port_uuids) | set(have[0].port_uuids))))
+        self.retiring[op.system_id] = (op, False)
 
     def view_changed(self, s: Settings, old: Host | None, host: Host, new_peer: bool, now: float) -> list[Op]:
         """The tunnel ports a host's new OVSDB view calls for, on it and (via drain) on its peers."""

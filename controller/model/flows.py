@@ -152,6 +152,18 @@ def resubmits(actions: tuple) -> list[int]:
     return out
 
 
+def outputs(actions: tuple) -> set[int]:
+    """Ports that actions output to, clones included."""
+    out: set[int] = set()
+    for a in actions:
+        kind = type(a)
+        if kind is Output:
+            out.add(a.port)
+        elif kind is Clone:
+            out |= outputs(a.actions)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Flow:
     table: int

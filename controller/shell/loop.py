@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from controller.northbound.metrics import Metrics
 from controller.shell.looplag import LoopLag
 from controller.shell.sender import Sender
 
+LOG = logging.getLogger(__name__)
 SLICE_S = 0.01  # recomputation per slice; encoding and sending it take longer (Sender yields)
 TICK_S = 1.0
 GC_THRESHOLDS = (10_000, 20, 1000)
@@ -36,12 +38,23 @@ class EventCall(event.EventBase):
         self.error: BaseException | None = None
 
     def run(self, lag: LoopLag) -> None:
+        """Run the function; one that raises is logged here, once, with its traceback, and counted
+        (overlay_event_loop_errors_total): nobody else would see it. The loop goes on."""
         lag.observe(time.monotonic() - self.posted)
         try:
             self.result = self.fn()
-        except Exception as e:  # handed back to the caller (REST turns ApiError into a 4xx)
-            self.error = e
+        except Exception as e:
+            self.error = e  # for a caller that waits on done
+            lag.failed()
+            LOG.exception("work posted to the event loop failed (%s)", _name(self.fn))
         self.done.set()
+
+
+def _name(fn: Callable[[], Any]) -> str:
+    """What the failed work was, as far as the function says (a lambda says where it was made)."""
+    code = getattr(fn, "__code__", None)
+    where = f" at {code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+    return f"{getattr(fn, '__qualname__', repr(fn))}{where}"
 
 
 class Pump:

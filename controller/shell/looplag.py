@@ -7,7 +7,8 @@ everything, the REST API's sockets included, before any event is even queued).
 The probe waits in the same queue as packet-ins, switch and OVSDB events, so its wait is what
 any event waits. `overlay_event_loop_lag_seconds` is that histogram; while a probe is still
 queued, `overlay_event_loop_waiting_seconds` says for how long, so a loop that is stuck (and
-so observes nothing) still shows on /metrics.
+so observes nothing) still shows on /metrics. `overlay_event_loop_errors_total` counts the posted
+work that raised (each one is logged with its traceback, controller/shell/loop.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 LAG_METRIC = "overlay_event_loop_lag_seconds"
 WAITING_METRIC = "overlay_event_loop_waiting_seconds"
+ERRORS_METRIC = "overlay_event_loop_errors"  # a counter: exported with _total
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PROBE_INTERVAL_S = 0.5
 
@@ -34,10 +36,15 @@ class LoopLag:
         self.counts = [0] * (len(buckets) + 1)  # per bucket, the last one is +Inf
         self.total = 0.0
         self.probe_posted: float | None = None  # when the probe still queued was posted
+        self.errors = 0  # posted work that raised
 
     def observe(self, seconds: float) -> None:
         self.counts[bisect_left(self.buckets, seconds)] += 1
         self.total += seconds
+
+    def failed(self) -> None:
+        """Work posted to the loop raised (and was logged)."""
+        self.errors += 1
 
     def probe(self, post: Callable[[Callable[[], Any]], Any]) -> None:
         """Post one no-op event, unless the last one is still waiting (then it only grows older)."""
@@ -66,6 +73,10 @@ class LoopLag:
                               "(0 when none is queued): grows while the loop is stuck")
         g.add_metric([], self.waiting())
         yield g
+        c = CounterMetricFamily(ERRORS_METRIC, "work posted to the event loop that raised (each logged "
+                                "with its traceback): a tick, an OVSDB update, a reload, a BGP update")
+        c.add_metric([], self.errors)
+        yield c
 
 
 def run_probe(lag: LoopLag, post: Callable[[Callable[[], Any]], Any]) -> None:

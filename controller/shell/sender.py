@@ -12,7 +12,7 @@ from typing import Any
 from eventlet.semaphore import Semaphore
 from os_ken.lib import hub
 
-from controller.model.ops import FlowDelete, FlowMod, Op
+from controller.model.ops import FlowDelete, FlowMod, Op, OvsdbOp
 from controller.northbound.metrics import Metrics
 from controller.southbound import ofmsg
 from controller.southbound.barriers import BarrierPacer
@@ -55,9 +55,25 @@ class Sender:
         self.maybe_yield()
         return flow_mods
 
+    def send_in_order(self, ops: list[Op], carry_out: Callable[[OvsdbOp], object]) -> int:
+        """OpenFlow operations as send() does, each OVSDB operation (carry_out) in its place: after
+        the OpenFlow ones before it went out. A tunnel port is removed after the flows that
+        stopped using it (controller/core/core.py, Core._ports_removed). How many flow-mods went out."""
+        flow_mods = 0
+        batch: list[Op] = []
+        for op in ops:
+            if isinstance(op, OvsdbOp):
+                if batch:
+                    flow_mods += self.send(batch)
+                    batch = []
+                carry_out(op)
+            else:
+                batch.append(op)
+        return flow_mods + self.send(batch)
+
     def barrier_replied(self, dp: Any, xid: int) -> None:
         self.metrics.barrier_replied(dp.id, xid)
-        first = self.barriers.replied(dp.id, self.metrics.clock())
+        first = self.barriers.replied(dp.id, xid)
         if first is not None and self.datapaths.get(dp.id) is dp:  # writes since: confirm them too
             self._send_barrier(dp, first)
 
@@ -78,9 +94,11 @@ class Sender:
         self.yielded = time.perf_counter()
 
     def _barrier_bytes(self, dp: Any, since: float | None = None) -> bytes:
+        """A barrier for the switch, as the one outstanding from now (the caller sends it)."""
         barrier = ofmsg.barrier()
         dp.set_xid(barrier)
         barrier.serialize()
+        self.barriers.sent(dp.id, barrier.xid, self.metrics.clock())
         self.metrics.barrier_sent(dp.id, barrier.xid, since)
         return bytes(barrier.buf)
 

@@ -142,8 +142,15 @@ def test_every_flow_mode_flow_encodes():
                 assert struct.unpack_from("!BB", ofmsg.flow_mod(fl)) == (4, 14)
 
 
+def connected(core: Core, dpid: int) -> Core:
+    """The host's switch is connected and read back: a port goes only once its flows left it."""
+    core.datapath_up(dpid)
+    core.switch_read(dpid, SwitchDump(), now=0)
+    return core
+
+
 def test_switching_mesh_to_flow_keeps_the_mesh_until_the_flow_port_is_up():
-    core = Core(defaults(tunnel_ports="flow"), [BLUE])
+    core = connected(Core(defaults(tunnel_ports="flow"), [BLUE]), 1)
     meshed = view(1, [2, 3])
     ops = core.host_view(meshed, now=0)
     assert [r["options"][1][2][1] for r in inserted(ops, "h1")] == ["flow"]
@@ -155,7 +162,7 @@ def test_switching_mesh_to_flow_keeps_the_mesh_until_the_flow_port_is_up():
 
 
 def test_switching_flow_to_mesh_keeps_the_flow_port_until_every_peer_port_is_up():
-    core = Core(defaults(tunnel_ports="mesh"), [BLUE])
+    core = connected(Core(defaults(tunnel_ports="mesh"), [BLUE]), 1)
     for i in (2, 3):
         core.host_view(HostView(f"h{i}", ip_of(i), i, f"br-{i}", 1), now=0)
     ops = core.host_view(flow_view(1), now=0)
@@ -168,7 +175,7 @@ def test_switching_flow_to_mesh_keeps_the_flow_port_until_every_peer_port_is_up(
 
 
 def test_a_port_of_another_kind_goes_once_the_new_kinds_flow_port_is_up():
-    core = Core(defaults(tunnel_type="gre", tunnel_ports="flow"), [BLUE])
+    core = connected(Core(defaults(tunnel_type="gre", tunnel_ports="flow"), [BLUE]), 1)
     old = flow_view(1, "vxlan").tunnels
     assert deleted(core.host_view(flow_view(1, "gre", ofport=None, extra=old), now=0), "h1") == []
     assert deleted(core.host_view(flow_view(1, "gre", ofport=8, extra=old), now=1), "h1") == ["flow-uuid-vxlan-1"]

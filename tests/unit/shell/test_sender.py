@@ -2,7 +2,7 @@
 
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import FlowMod
+from controller.model.ops import DeletePorts, FlowMod
 from controller.northbound.metrics import Metrics
 from controller.shell.sender import Sender
 from tests.unit.fake_switch import OFPT_BARRIER_REQUEST, FakeDatapath
@@ -60,3 +60,32 @@ def test_long_work_lets_the_event_loop_go():
     assert slept == [0]
     s.send([FlowMod(1, flow(2))])
     assert slept == [0]  # just let go: no turn needed yet
+
+
+def test_a_late_reply_to_an_overdue_barrier_sends_no_second_barrier_while_the_newer_is_out():
+    s, _, dp1, _ = sender()
+    now = [0.0]
+    s.metrics.clock = lambda: now[0]  # type: ignore[method-assign]
+    s.send([FlowMod(1, flow(1))])  # barrier xid 1
+    now[0] = 6.0  # barrier 1 is overdue
+    s.send([FlowMod(1, flow(2))])  # barrier xid 2
+    s.barrier_replied(dp1, 1)  # late: barrier 2 is still out
+    now[0] = 6.5
+    s.send([FlowMod(1, flow(3))])
+    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 2  # the write waits for barrier 2
+    s.barrier_replied(dp1, 2)  # the real reply: one barrier for the write at 6.5
+    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 3
+    s.send([FlowMod(1, flow(4))])
+    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 3
+
+
+def test_an_ovsdb_operation_goes_after_the_openflow_operations_before_it():
+    # A tunnel port is removed after the flows that stopped using it (issue 22.13): the shell once
+    # carried every OVSDB operation of a batch out first, before any flow-mod of the batch.
+    s, _, dp1, _ = sender()
+    events: list[str] = []
+    dp1.send = lambda buf: events.append("openflow")  # type: ignore[method-assign]
+    gone = DeletePorts("h1", "br-uuid-1", ("port-uuid",), "mode switched")
+    s.send_in_order([FlowMod(1, flow(1)), FlowMod(1, flow(2)), gone, FlowMod(1, flow(3))],
+                    lambda op: events.append(f"ovsdb {op.system_id}"))
+    assert events == ["openflow", "ovsdb h1", "openflow"]
