@@ -12,6 +12,7 @@ from controller.core.switch_state import SwitchDump
 from controller.model.state import Endpoint
 from controller.northbound import metrics
 from controller.northbound.rest import Api
+from controller.shell.listeners import Refusals
 from controller.shell.looplag import LoopLag
 from controller.version import __version__
 from tests.unit.api_backend import Backend, call, seeded
@@ -204,6 +205,7 @@ def test_the_grafana_dashboard_is_built_on_these_metrics_and_shows_every_one(tmp
             for e in exprs for n in re.findall(r"\b((?:overlay|process)_[a-z_]+)\b(?!\s*\()", e)}
     backend = Backend(str(tmp_path / "m.db"))
     backend.metrics.register(LoopLag())  # the app registers its event-loop lag
+    backend.metrics.register(Refusals())  # and the connections refused at admission
     resp = Request.blank("/metrics").get_response(seeded(Api(backend)))
     exported = {}
     for family in text_string_to_metric_families(resp.text):
