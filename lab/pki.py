@@ -7,6 +7,8 @@ system-id (`req+sign -u`). Another Pki is another CA: its certificates are forei
     key, cert = pki.host("h1")                       # CN "h1", signed by switchca
     ctl = pki.controller()                           # CN "controller", signed by controllerca
     pki.switch_ca, pki.controller_ca                 # the CA certificates each side trusts
+    pki.server("etcd", "127.0.0.1")                  # a server's, by controllerca, for its IP (openssl:
+                                                     # ovs-pki names no address; etcd's clients check it)
 """
 
 from __future__ import annotations
@@ -68,6 +70,24 @@ class Pki:
 
     def controller(self, name: str = "controller") -> Cert:
         return self._cert(name, "controller")
+
+    def server(self, name: str, ip: str) -> Cert:
+        """A server certificate for `ip` (subjectAltName), signed by controllerca."""
+        cert = Cert(self.dir / f"{name}-privkey.pem", self.dir / f"{name}-cert.pem")
+        if cert.certificate.exists():
+            return cert
+        ca = self.ca_dir / "controllerca"
+        ext = self.dir / f"{name}.ext"
+        ext.write_text(f"subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth,clientAuth\n")
+        for args in (["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(cert.private_key),
+                      "-subj", f"/CN={name}", "-out", str(self.dir / f"{name}-req.pem")],
+                     ["x509", "-req", "-in", str(self.dir / f"{name}-req.pem"), "-CA", str(ca / "cacert.pem"),
+                      "-CAkey", str(ca / "private" / "cakey.pem"), "-CAcreateserial", "-days", "3650",
+                      "-extfile", str(ext), "-out", str(cert.certificate)]):
+            r = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise LabError(f"openssl {args[0]} for {name} failed: {r.stderr.strip()}")
+        return cert
 
     def host_tls(self, name: str) -> HostTls:
         """Host `name` joining with TLS: its certificate (CN = name) and the controller's CA."""

@@ -9,6 +9,7 @@ same Opt objects, which oslo.config accepts twice.
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from typing import Any
 
 from oslo_config import cfg
 
@@ -26,12 +27,21 @@ WSAPI_OPTS = [
 ]
 
 
+def etcd_tls(conf: cfg.ConfigOpts) -> Any:
+    """What https:// etcd endpoints are spoken with (an etcd.ClientTls): [etcd] ca_certificate (else
+    [tls]'s) verifies etcd, and [tls] certificate and private_key are this controller's client
+    certificate (etcd --client-cert-auth)."""
+    from controller.ha.etcd import ClientTls  # only a controller that uses etcd loads its client
+
+    return ClientTls(conf.etcd.ca_certificate or conf.tls.ca_certificate, conf.tls.certificate, conf.tls.private_key)
+
+
 def _etcd_store(conf: cfg.ConfigOpts) -> TenantStore:
     from controller.ha import etcd  # only a controller that uses etcd loads its client
     from controller.ha.etcd_store import EtcdStore
 
     e = conf.etcd
-    return EtcdStore(etcd.connect(etcd.parse_endpoints(e.endpoints), e.timeout, e.retry_for), e.prefix)
+    return EtcdStore(etcd.connect(etcd.parse_endpoints(e.endpoints), e.timeout, e.retry_for, etcd_tls(conf)), e.prefix)
 
 
 STORES = {"sqlite": lambda conf: Store(db_path(conf)), "etcd": _etcd_store}

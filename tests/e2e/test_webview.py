@@ -86,6 +86,10 @@ def test_the_page_shows_the_lab_live(make_overlay, browser, tmp_path):
         announce(members)
         assert len(reachable_pairs(members)) == 6, tenant
     base = ov.ctl.api.base
+    # Reads need the token the controller made (the default): the tab holds it as the login form
+    # leaves it, set on the origin first (from a page without code), so no fetch is ever refused.
+    browser.get(base + "/ui/app.css")
+    browser.execute_script("sessionStorage.setItem('overlay-api-token', arguments[0])", ov.ctl.api.token)
     browser.get(base + "/")
 
     wait(browser, "3 hosts with OVSDB and OpenFlow up", lambda d: sorted(

@@ -77,6 +77,33 @@ def test_bgp_is_off_without_local_as_and_needs_a_router_id_with_a_wildcard_liste
     assert sp.policy.rt("blue", 5001) == "65000:100" and sp.policy.rt("red", 5002) == "65000:5002"
 
 
+def test_the_md5_password_comes_from_its_file_and_goes_to_every_neighbour(tmp_path, caplog, monkeypatch):
+    secret = tmp_path / "bgp.password"
+    secret.write_text("s3cret-md5\n")
+    secret.chmod(0o640)
+    base = "[bgp]\nlocal_as = 65000\nrouter_id = 10.98.0.1\nneighbors = 10.98.0.9:65000,10.98.0.8:65001\n"
+    sp = bgp.from_conf(conf(tmp_path, base + f"password_file = {secret}\n"), Core(defaults()), print, print, float)
+    assert sp.password == "s3cret-md5" and "readable by group or others" in caplog.text
+    added = []
+
+    class Speaker:  # os-ken's BGPSpeaker, as start() makes it
+        def __init__(self, **kwargs) -> None:
+            pass
+
+        def neighbor_add(self, ip, asn, **kwargs) -> None:
+            added.append((ip, kwargs.get("password")))
+
+    from os_ken.services.protocols.bgp import bgpspeaker
+    monkeypatch.setattr(bgpspeaker, "BGPSpeaker", Speaker)
+    sp.start()
+    assert added == [("10.98.0.9", "s3cret-md5"), ("10.98.0.8", "s3cret-md5")]
+    assert "s3cret" not in caplog.text
+    assert bgp.from_conf(conf(tmp_path, base), Core(defaults()), print, print, float).password is None
+    secret.write_text("\n")
+    with pytest.raises(ValueError, match="empty"):
+        bgp.from_conf(conf(tmp_path, base + f"password_file = {secret}\n"), Core(defaults()), print, print, float)
+
+
 def test_evpn_is_refused_with_other_tunnel_kinds(tmp_path):
     with pytest.raises(ValueError, match="tunnel_type = vxlan"):
         bgp.from_conf(conf(tmp_path, "[overlay]\ntunnel_type = gre\n[bgp]\nlocal_as = 65000\nrouter_id = 10.0.0.1\n"),
