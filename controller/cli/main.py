@@ -365,7 +365,7 @@ _overlayctl() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" words=() i opts
     case "$prev" in
         -f|--format) COMPREPLY=($(compgen -W "@FORMATS@" -- "$cur")); return ;;
-        --token-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --token-file|--ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         @VALUED@) return ;;
     esac
     for ((i = 1; i < COMP_CWORD; i++)); do

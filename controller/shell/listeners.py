@@ -106,6 +106,10 @@ class Channel:
             self.refusals.refused(self.name, str(addr[0]), why)
             raw.close()
             return
+        except Exception as e:  # anything else a peer provokes: this connection only, in one line
+            self.refusals.refused(self.name, str(addr[0]), tlsconf.Refused("handshake", f"{type(e).__name__}: {e}"))
+            raw.close()
+            return
         eventlet.spawn_n(handle, conn, addr)  # the connection's life is not the pool's: it bounds admissions
 
     def accepting(self) -> _Accepting:

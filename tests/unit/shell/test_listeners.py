@@ -8,14 +8,19 @@ import logging
 import socket
 
 import eventlet
+import eventlet.wsgi
 import pytest
+from eventlet.green import ssl
 from prometheus_client.core import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
+from controller.northbound.auth import HostNames
+from controller.northbound.rest import Api
 from controller.shell import listeners, statelock
 from controller.shell.listeners import Channel, Refusals
 from controller.southbound import tlsconf
 from controller.southbound.ovsdb_server import OvsdbServer, _Connection
+from tests.unit.api_backend import Backend
 from tests.unit.tls_peers import HELLO_OF13, Peer, client_context
 
 
@@ -119,3 +124,33 @@ def test_a_channel_hands_over_admitted_connections_only(pki, foreign_pki, caplog
     assert seen == [("h3", True)] and good.got == b"hi"
     assert refusals.counts == {("ovsdb", "certificate"): 1, ("ovsdb", "plain"): 1}
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_the_rest_api_over_https_through_eventlets_wsgi_server(pki, tmp_path):
+    """[tls] https: the REST listener admits TLS only (no client certificate asked) and eventlet's
+    WSGI server sees https; plain HTTP on it is refused and counted."""
+    key, cert = pki.controller()
+    ctx = tlsconf.server_context(tlsconf.TlsFiles(str(key), str(cert), None), verify_peers=False)
+    refusals = Refusals()
+    channel = Channel("rest", listeners.bind("127.0.0.1", 0, "wsapi_port"), ctx, False, refusals)
+    schemes = []
+    api = Api(Backend(str(tmp_path / "r.db")), hosts=HostNames("127.0.0.1"))
+
+    def app(environ, start_response):
+        schemes.append(environ["wsgi.url_scheme"])
+        return api(environ, start_response)
+
+    server = eventlet.spawn(eventlet.wsgi.server, channel.accepting(), app, log_output=False)
+    port = channel.sock.getsockname()[1]
+    request = f"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+    try:
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname = False
+        client.load_verify_locations(pki.controller_ca)  # a client checks the controller's CA
+        answer = Peer(port, ctx=client, send=request).wait()
+        plain = Peer(port, send=request).wait()
+    finally:
+        server.kill()
+        channel.sock.close()
+    assert answer.got.startswith(b"HTTP/1.1 200") and schemes == ["https"], answer.got
+    assert plain.got == b"" and refusals.counts == {("rest", "plain"): 1}
