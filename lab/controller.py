@@ -66,7 +66,10 @@ class Controller:
             sections.setdefault(name, {}).update(values)
         self.sections = sections
         self._write_conf()
-        self.api = Client(f"http://{rest_host}:{self.rest_port}")  # overlayctl's client
+        # overlayctl's client; over HTTPS ([tls] https) it checks the controller's CA, as overlayctl --ca-file does
+        https = str(sections.get("tls", {}).get("https", "false")).lower() == "true"
+        self.api = Client(f"{'https' if https else 'http'}://{rest_host}:{self.rest_port}",
+                          ca_file=str(tls.controller_ca) if https and tls is not None else None)
         self.proc: subprocess.Popen | None = None
 
     def _write_conf(self) -> None:

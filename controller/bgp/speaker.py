@@ -63,9 +63,10 @@ def decode(path: Any, is_withdraw: bool) -> evpn.Received | None:
                          str(nlri.ip_addr), tuple(rts), withdraw=is_withdraw)
 
 
-def read_password(path: str) -> str:
-    """The TCP MD5 password in `[bgp] password_file` (surrounding whitespace dropped); never logged."""
-    with open(path, encoding="utf-8") as fh:
+def read_password(path: str) -> bytes:
+    """The TCP MD5 password in `[bgp] password_file` (surrounding whitespace dropped), as the kernel
+    takes it (os-ken hands it to setsockopt(TCP_MD5SIG) as is: bytes); never logged."""
+    with open(path, "rb") as fh:
         password = fh.read(1024).strip()
     if not password:
         raise ValueError(f"[bgp] password_file {path} is empty")
@@ -94,7 +95,7 @@ def from_conf(conf: Any, core: Core, post: Callable[[Callable[[], Any]], Any], a
 class EvpnSpeaker:
     def __init__(self, core: Core, policy: evpn.Policy, neighbors: list[tuple[str, int]], listen_host: str,
                  listen_port: int, post: Callable[[Callable[[], Any]], Any], apply: Callable[[list[Op]], None],
-                 now: Callable[[], float], password: str | None = None) -> None:
+                 now: Callable[[], float], password: bytes | None = None) -> None:
         self.core = core
         self.password = password  # TCP MD5 (RFC 2385) on every session, both ways
         self.policy = policy

@@ -30,7 +30,7 @@ def send(ctl: Controller, method: str, path: str, body: bytes | None = None, hea
         headers.setdefault("Authorization", f"Bearer {ctl.api.token}")
     req = urllib.request.Request(ctl.api.base + path, data=body, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=ctl.api.context) as resp:
             return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
@@ -175,6 +175,30 @@ def test_a_second_controller_with_the_same_config_stops_at_once_in_one_line(star
         lines = [ln for ln in owners.splitlines() if f":{port} " in ln]
         assert len(lines) == 1 and f"pid={first.proc.pid}," in lines[0], lines
     assert send(first, "GET", "/v1/tenants")[0] == 200
+
+
+def test_the_api_over_https(tmp_path, pki):
+    """[tls] https: the API and its token over TLS, checked against the controller's CA; plain HTTP refused."""
+    ctl = Controller("127.0.0.1", workdir=str(tmp_path), tls=pki, extra={"tls": {"https": "true"}})
+    try:
+        ctl.start()
+        assert ctl.api.base.startswith("https://")
+        assert ctl.api.post("/v1/tenants", json.loads(BLUE))["vni"] == 5001
+        r = subprocess.run([str(OVERLAYCTL), "--url", ctl.api.base, "--ca-file", str(pki.controller_ca),
+                            "--token-file", str(ctl.token_path), "--json", "tenants", "list"],
+                           capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+        assert r.returncode == 0 and json.loads(r.stdout)[0]["name"] == "blue", r.stderr
+        with pytest.raises(OSError):  # http:// on the HTTPS port: closed before a byte of HTTP
+            urllib.request.urlopen(f"http://127.0.0.1:{ctl.rest_port}/v1/health", timeout=10)
+        status, _, raw = send(ctl, "GET", "/metrics")  # over https, with the token
+        assert status == 200
+        refused = {(s.labels["channel"], s.labels["reason"]): s.value
+                   for f in text_string_to_metric_families(raw.decode())
+                   if f.name == "overlay_tls_handshakes_refused" for s in f.samples}
+        assert refused == {("rest", "plain"): 1.0}
+        assert "REST API on https://127.0.0.1:" in ctl.log_path.read_text()
+    finally:
+        ctl.stop(signal.SIGKILL)
 
 
 def test_oversized_and_wrongly_typed_bodies(start):

@@ -1,8 +1,10 @@
 """The speaker's thin shell: config, and os-ken's EVPN paths decoded into values (no BGP session)."""
 
+import socket
 from types import SimpleNamespace
 
 import pytest
+from os_ken.lib import sockopt
 from os_ken.lib.packet import bgp as pkt
 from oslo_config import cfg
 
@@ -83,7 +85,7 @@ def test_the_md5_password_comes_from_its_file_and_goes_to_every_neighbour(tmp_pa
     secret.chmod(0o640)
     base = "[bgp]\nlocal_as = 65000\nrouter_id = 10.98.0.1\nneighbors = 10.98.0.9:65000,10.98.0.8:65001\n"
     sp = bgp.from_conf(conf(tmp_path, base + f"password_file = {secret}\n"), Core(defaults()), print, print, float)
-    assert sp.password == "s3cret-md5" and "readable by group or others" in caplog.text
+    assert sp.password == b"s3cret-md5" and "readable by group or others" in caplog.text
     added = []
 
     class Speaker:  # os-ken's BGPSpeaker, as start() makes it
@@ -92,11 +94,13 @@ def test_the_md5_password_comes_from_its_file_and_goes_to_every_neighbour(tmp_pa
 
         def neighbor_add(self, ip, asn, **kwargs) -> None:
             added.append((ip, kwargs.get("password")))
+            with socket.socket() as sock:  # what os-ken's BGP core does with it, on its listening socket
+                sockopt.set_tcp_md5sig(sock, ip, kwargs["password"])
 
     from os_ken.services.protocols.bgp import bgpspeaker
     monkeypatch.setattr(bgpspeaker, "BGPSpeaker", Speaker)
     sp.start()
-    assert added == [("10.98.0.9", "s3cret-md5"), ("10.98.0.8", "s3cret-md5")]
+    assert added == [("10.98.0.9", b"s3cret-md5"), ("10.98.0.8", b"s3cret-md5")]  # bytes: setsockopt's
     assert "s3cret" not in caplog.text
     assert bgp.from_conf(conf(tmp_path, base), Core(defaults()), print, print, float).password is None
     secret.write_text("\n")
