@@ -19,7 +19,7 @@ from lab.controller import Controller
 from lab.frr import Leaf, add_leaf
 from lab.netlab import Lab, free_tcp_ports, wait_for
 from lab.overlay import TENANTS, Overlay, announce, create_tenants, frames_of
-from tests.e2e.test_webview import browser, rows, wait  # noqa: F401 (browser: the fixture)
+from tests.e2e.test_webview import browser, open_page, rows, wait  # noqa: F401 (browser: the fixture)
 
 ASN = 65000
 HOLD = 3  # seconds: the leaf's BGP hold time (negotiated: the lower of the two sides)
@@ -124,7 +124,7 @@ def test_vms_and_hosts_behind_the_leaf_reach_each_other_and_the_vni_keeps_tenant
 
 
 def test_the_web_view_shows_the_leaf_hosts_as_external_with_their_peer(w: World, browser):  # noqa: F811
-    browser.get(f"http://127.0.0.1:{w.ctl.rest_port}/#tenant=blue")
+    open_page(browser, w.ctl, "#tenant=blue")
     want = f"{vtep_id(w.leaf.underlay_ip)} (external, via BGP peer {w.leaf.mgmt_ip})"
     got = wait(browser, "the leaf's host as external", lambda d: [r for r in rows(d, "#endpoints tbody tr")
                                                                   if r[0] == FAR_MAC["blue"]])
