@@ -122,7 +122,7 @@ class _Accepting:
         self.channel = channel
         self.queue: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
         self.family = channel.sock.family
-        eventlet.spawn_n(channel.serve, lambda conn, addr: self.queue.put((conn, addr)))
+        self.thread = eventlet.spawn(channel.serve, lambda conn, addr: self.queue.put((conn, addr)))
         if channel.tls:  # eventlet.wsgi tells HTTPS by this attribute
             self.do_handshake = None
 
@@ -132,5 +132,6 @@ class _Accepting:
     def getsockname(self) -> Any:
         return self.channel.sock.getsockname()
 
-    def close(self) -> None:
+    def close(self) -> None:  # eventlet.wsgi's, when its server ends: the accept loop with it
+        self.thread.kill()
         self.channel.sock.close()

@@ -23,7 +23,8 @@ from controller.northbound import auth, metrics
 from controller.northbound.auth import HostNames, TokenAuth
 from controller.northbound.rest import Api
 from controller.pipeline.settings import Settings
-from controller.shell import loop, looplag, reload
+from controller.shell import config, loop, looplag, reload
+from controller.shell.leadership import Leadership
 from controller.shell.listeners import Channel, Refusals, bind, fail
 from controller.southbound import ofmsg, tlsconf
 from controller.southbound.ovsdb_server import OvsdbServer
@@ -39,6 +40,13 @@ def app_core(settings: Settings, tenants: Iterable[Tenant], now: float) -> Core:
     core.eager = False
     core.recovering, core.recover_until = True, now + RECOVERY_WINDOW_S
     return core
+
+
+def collectors(loop_lag: looplag.LoopLag, leadership: Leadership, refusals: Refusals) -> list[Any]:
+    """The collectors the app adds to its Metrics: the event loop's lag, the role among instances
+    (exported always, also by a single instance) and the connections its listeners refused. The
+    dashboard's test registers these same ones."""
+    return [loop_lag, leadership.metrics(), refusals]
 
 
 def ovsdb_server(conf: Any, on_view: Callable[[HostView], None], on_down: Callable[[str], None]) -> OvsdbServer:
@@ -144,6 +152,12 @@ def _describe(channel: Channel, what: str) -> str:
     if channel.ctx is None:
         return "plain TCP"
     return f"TLS ({what})" + (", plain TCP too" if channel.plain_ok else "")
+
+
+def warn_unknown_options(conf: Any) -> None:
+    """A misspelt option in the file is not silently left at its default (config.unknown_options)."""
+    for problem in config.unknown_options(conf):
+        LOG.warning("config: %s", problem)
 
 
 def start(app: Any, conf: Any) -> list[Any]:
