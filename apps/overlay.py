@@ -23,10 +23,10 @@ from controller.core.switch_state import SwitchDump
 from controller.ha.election import Action
 from controller.model.ops import Op, ReadSwitch, Wipe
 from controller.model.state import HostView
-from controller.northbound.auth import TokenAuth
 from controller.northbound.metrics import Metrics
-from controller.shell import config, oskenpatch, readback, reload, startup
+from controller.shell import config, oskenpatch, readback, reload, startup, statelock
 from controller.shell.leadership import Leadership
+from controller.shell.listeners import Refusals
 from controller.shell.loop import EventCall, Pump
 from controller.shell.looplag import LoopLag
 from controller.shell.readback import ReadBack
@@ -45,6 +45,11 @@ class OverlayApp(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         oskenpatch.gate_events(self)
         conf = cfg.CONF
+        # One controller per state directory and ports: a second start stops here, in one line.
+        self.locks = statelock.lock(conf.overlay.state_dir, config.sqlite_db(conf))
+        self.refusals = Refusals()  # connections refused at admission (TLS), by channel and reason
+        self.listeners = startup.bind_listeners(conf, self.refusals)
+        oskenpatch.serve_openflow(self.listeners.openflow)
         self.store = config.open_store(conf)  # SQLite, or etcd shared with other instances
         # Tenants are loaded before any switch is programmed; work is drained in slices by the pump.
         self.core = startup.app_core(config.settings(conf), self.store.tenants(), self.now())
@@ -56,7 +61,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.ovsdb = startup.ovsdb_server(conf, on_view=lambda v: self.post(lambda: self._host_view(v)),
                                           on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(
                                               s, self.now()))))
-        self.api_auth = TokenAuth(conf.overlay.api_token_file, conf.overlay.api_read_open)
+        self.api_auth = startup.api_auth(conf)
         # Garbage on the control channels is counted by kind; the event loop's own health measured.
         count = lambda counter: self.core.counters.update((counter,))  # noqa: E731
         oskenpatch.guard_openflow(count)
@@ -67,9 +72,8 @@ class OverlayApp(app_manager.OSKenApp):
         # Several instances (etcd): only the elected leader programs; the others follow.
         self.leadership = Leadership.from_conf(conf, lambda a: self.post(lambda: self._role_change(a)))
         self.core.passive = not self.leadership.leading
-        for collector in startup.collectors(self.loop_lag, self.leadership):
+        for collector in startup.collectors(self.loop_lag, self.leadership, self.refusals):
             self.metrics.register(collector)
-        startup.warn_if_open(conf, self.api_auth)
         startup.warn_unknown_options(conf)
         s = self.core.settings
         LOG.info("overlay controller: mode=%s tunnels=%s tunnel_ports=%s tenants=%d", s.learning.name, s.tunnel_type,

@@ -1,5 +1,10 @@
 """Run the real controller (osken-manager apps/overlay.py) as a process, and talk to its REST API
-(with overlayctl's client, controller/cli/client.py: ctl.api.get/post/put/delete/request, ApiError)."""
+(with overlayctl's client, controller/cli/client.py: ctl.api.get/post/put/delete/request, ApiError).
+
+Its state directory is its work directory: the database, the lock and the API token the controller
+makes at its first start (the client reads it once the controller is up). With `tls=lab.pki` its
+OpenFlow and OVSDB listeners take TLS only, with the lab's ovs-pki certificates (lab/pki.py), and
+Overlay (lab/overlay.py) joins its hosts over ssl:."""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from controller.cli.client import ApiError, Client
+from controller.model import install
 from lab.netlab import free_tcp_ports, wait_for
+from lab.pki import HostTls, Pki
 
 REPO = Path(__file__).resolve().parent.parent
 OSKEN_MANAGER = Path(sys.executable).parent / "osken-manager"
@@ -34,8 +41,10 @@ class Controller:
 
     def __init__(self, listen_ip: str, *, tunnel_type: str = "vxlan", mac_learning: str = "controller",
                  tunnel_ports: str = "mesh", workdir: str | None = None,
-                 extra: dict[str, dict[str, Any]] | None = None, netns: str | None = None) -> None:
+                 extra: dict[str, dict[str, Any]] | None = None, netns: str | None = None,
+                 tls: Pki | None = None) -> None:
         self.listen_ip = listen_ip
+        self.pki = tls
         # In its own namespace (one of several, lab/ha.py) it has the usual ports to itself and
         # serves the API on its own address; otherwise free ports, API on loopback.
         self.netns = netns
@@ -48,13 +57,19 @@ class Controller:
             "DEFAULT": {"wsapi_host": rest_host, "wsapi_port": self.rest_port},
             "ovsdb": {"address": listen_ip, "port": self.ovsdb_port},
             "overlay": {"tunnel_type": tunnel_type, "mac_learning": mac_learning, "tunnel_ports": tunnel_ports,
-                        "db": self.workdir / "overlay.db"},
+                        "state_dir": self.workdir, "db": self.workdir / "overlay.db"},
         }
+        if tls is not None:
+            key, cert = tls.controller()
+            sections["tls"] = {"private_key": key, "certificate": cert, "ca_certificate": tls.switch_ca}
         for name, values in (extra or {}).items():
             sections.setdefault(name, {}).update(values)
         self.sections = sections
         self._write_conf()
-        self.api = Client(f"http://{rest_host}:{self.rest_port}")  # overlayctl's client
+        # overlayctl's client; over HTTPS ([tls] https) it checks the controller's CA, as overlayctl --ca-file does
+        https = str(sections.get("tls", {}).get("https", "false")).lower() == "true"
+        self.api = Client(f"{'https' if https else 'http'}://{rest_host}:{self.rest_port}",
+                          ca_file=str(tls.controller_ca) if https and tls is not None else None)
         self.proc: subprocess.Popen | None = None
 
     def _write_conf(self) -> None:
@@ -69,8 +84,20 @@ class Controller:
         assert self.proc is not None and self.proc.poll() is None, "controller not running"
         os.kill(self.proc.pid, signal.SIGHUP)
 
+    def host_tls(self, name: str) -> HostTls | None:
+        """What host `name` joins this controller with: its certificate, or None (tcp:)."""
+        return None if self.pki is None else self.pki.host_tls(name)
+
+    @property
+    def token_path(self) -> Path | None:
+        """The API token file the controller reads (and makes at the first start); None: no token."""
+        o = self.sections["overlay"]
+        if str(o.get("api_token", "true")).lower() == "false":
+            return None
+        return Path(o.get("api_token_file") or install.token_path(str(self.workdir)))
+
     def start(self, timeout: float = 20.0) -> Controller:
-        # os-ken listens with SO_REUSEPORT: a leftover process would silently share our switches.
+        # A leftover process on our ports: say so here (the controller itself would refuse to start).
         for ip, port in ((self.listen_ip, self.of_port), (self.listen_ip, self.ovsdb_port),
                          (urlsplit(self.api.base).hostname, self.rest_port)):
             if _listening(ip, port):
@@ -84,6 +111,8 @@ class Controller:
             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
         log.close()
         wait_for(self._ready, timeout, message=f"controller ready (log: {self.log_path})")
+        path = self.token_path
+        self.api.token = path.read_text().strip() if path is not None else None
         return self
 
     def _ready(self) -> bool:

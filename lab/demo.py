@@ -154,8 +154,11 @@ def live_help(run: Run) -> str:
     api = run.ctl.api.base
     lines = ["", "The controller-driven lab is up. Ctrl-C tears everything down.", "", "Shell in a VM:"]
     lines += [f"  ip netns exec {v.ns} bash        # {v.name}, {v.ip} on {v.host.name}" for v in run.vms]
-    lines += ["", "REST API:"]
-    lines += [f"  curl {api}/v1/{p}" for p in ("hosts", "tenants", "tenants/blue/endpoints", "counters")]
+    lines += ["", f"REST API (its token is the one the controller made at start, {run.ctl.token_path}):",
+              f"  export OVERLAY_TOKEN=$(cat {run.ctl.token_path}) OVERLAY_URL={api}"]
+    lines += [f'  curl -H "Authorization: Bearer $OVERLAY_TOKEN" {api}/v1/{p}'
+              for p in ("hosts", "tenants", "tenants/blue/endpoints", "counters")]
+    lines += ["  .venv/bin/overlayctl topology        # reads $OVERLAY_URL and $OVERLAY_TOKEN"]
     lines += ["", "Flows and OVS state (each host has its own ovsdb-server/ovs-vswitchd):"]
     for h in run.hosts:
         env = f"OVS_RUNDIR={h.rundir}"

@@ -8,6 +8,10 @@ on free ports of one address (loopback by default), each with its own temporary 
 
 Every member is a child process in its own session; the context manager (or close()) kills them
 all and removes the directories, also when the body failed. Nothing needs root or the lab lock.
+
+With `tls=pki` (lab/pki.py) the client URLs are https: each member shows a certificate for its
+address signed by the PKI's controllerca, and takes only clients whose certificate that CA signed
+(--client-cert-auth), as the controller's is.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -23,6 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from lab.pki import Pki
 from lab.procs import free_tcp_ports, wait_for
 
 ETCD = os.environ.get("ETCD_BIN", "/usr/bin/etcd")
@@ -36,7 +42,7 @@ class EtcdCluster:
     """`size` members (1 or more) named m0, m1, ...; `.endpoints` are their client URLs."""
 
     def __init__(self, size: int = 3, host: str = "127.0.0.1", workdir: str | None = None,
-                 heartbeat_ms: int = HEARTBEAT_MS, election_ms: int = ELECTION_MS) -> None:
+                 heartbeat_ms: int = HEARTBEAT_MS, election_ms: int = ELECTION_MS, tls: Pki | None = None) -> None:
         if size < 1:
             raise ValueError("an etcd cluster has at least one member")
         self.size, self.host = size, host
@@ -46,10 +52,24 @@ class EtcdCluster:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="overlay-etcd-"))
         self.token = f"overlay-{os.getpid()}-{self.client_ports[0]}"
         self.procs: list[subprocess.Popen | None] = [None] * size
+        self.pki = tls
+        self.probe_context: ssl.SSLContext | None = None  # /health over https, as a client the CA signed
+        if tls is not None:
+            key, cert = tls.controller()
+            self.probe_context = ssl.create_default_context(cafile=str(tls.controller_ca))
+            self.probe_context.load_cert_chain(cert, key)
 
     @property
     def endpoints(self) -> list[str]:
-        return [f"http://{self.host}:{p}" for p in self.client_ports]
+        scheme = "http" if self.pki is None else "https"
+        return [f"{scheme}://{self.host}:{p}" for p in self.client_ports]
+
+    def _tls_flags(self) -> list[str]:
+        if self.pki is None:
+            return []
+        key, cert = self.pki.server("etcd", self.host)
+        return ["--cert-file", str(cert), "--key-file", str(key), "--client-cert-auth",
+                "--trusted-ca-file", str(self.pki.controller_ca)]
 
     def data_dir(self, i: int) -> Path:
         return self.workdir / f"m{i}.etcd"
@@ -69,7 +89,7 @@ class EtcdCluster:
              "--initial-cluster", peers, "--initial-cluster-state", "new",
              "--initial-cluster-token", self.token,
              "--heartbeat-interval", str(self.heartbeat_ms), "--election-timeout", str(self.election_ms),
-             "--logger", "zap", "--log-level", "warn"],
+             "--logger", "zap", "--log-level", "warn", *self._tls_flags()],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
 
@@ -83,7 +103,8 @@ class EtcdCluster:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"etcd member m{i} exited with {proc.returncode}:\n{self.log_tail(i)}")
         try:
-            with urllib.request.urlopen(self.endpoints[i] + "/health", timeout=1.0) as resp:
+            with urllib.request.urlopen(self.endpoints[i] + "/health", timeout=1.0,
+                                        context=self.probe_context) as resp:
                 return json.loads(resp.read()).get("health") == "true"
         except (OSError, urllib.error.URLError, ValueError):
             return False

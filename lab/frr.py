@@ -207,21 +207,22 @@ def _vni(path: dict[str, Any]) -> int | None:
 
 
 def add_leaf(lab: Lab, name: str, *, asn: int, peer_ip: str, peer_as: int, peer_port: int = 179,
-             hold: int = 3) -> Leaf:
+             hold: int = 3, password: str | None = None) -> Leaf:
     """Build a leaf on the lab's underlay and management bridges, peering with peer_ip (the
     controller) for l2vpn evpn; iBGP when asn == peer_as. hold: the BGP hold time (keepalive
-    a third of it), short so a lost session is noticed in seconds."""
+    a third of it), short so a lost session is noticed in seconds. password: the session's TCP
+    MD5 password (the controller's [bgp] password_file)."""
     lab._check()
     leaf = Leaf.numbered(lab, name, asn=asn)
     try:
-        _build(leaf, peer_ip, peer_as, peer_port, hold)
+        _build(leaf, peer_ip, peer_as, peer_port, hold, password)
     except BaseException:
         leaf.close()
         raise
     return leaf
 
 
-def _build(leaf: Leaf, peer_ip: str, peer_as: int, peer_port: int, hold: int) -> None:
+def _build(leaf: Leaf, peer_ip: str, peer_as: int, peer_port: int, hold: int, password: str | None) -> None:
     lab = leaf.lab
     (leaf.rundir / "etc").mkdir(parents=True)
     (leaf.rundir / "run").mkdir()
@@ -232,7 +233,7 @@ def _build(leaf: Leaf, peer_ip: str, peer_as: int, peer_port: int, hold: int) ->
     run(["ip", "netns", "exec", leaf.ns, "ethtool", "-K", "eth0", "tx", "off"])
     conf = leaf.rundir / "etc" / "frr.conf"
     conf.write_text(frr_conf(leaf.name, leaf.underlay_ip, leaf.asn, peer_ip, peer_as, peer_port, hold,
-                             leaf.rundir / "frr.log"))
+                             leaf.rundir / "frr.log", password))
     shutil.chown(leaf.rundir, "frr", "frr")
     for sub in ("etc", "run"):
         shutil.chown(leaf.rundir / sub, "frr", "frr")
@@ -247,10 +248,12 @@ def _build(leaf: Leaf, peer_ip: str, peer_as: int, peer_port: int, hold: int) ->
 
 
 def frr_conf(hostname: str, router_id: str, asn: int, peer_ip: str, peer_as: int, peer_port: int, hold: int,
-             log: Path | str) -> str:
+             log: Path | str, password: str | None = None) -> str:
     """The leaf's frr.conf: one l2vpn evpn neighbour, every VNI advertised (docs/operator/evpn.md)."""
     keepalive = max(1, hold // 3)
     port = f" neighbor {peer_ip} port {peer_port}\n" if peer_port != 179 else ""
+    if password:
+        port += f" neighbor {peer_ip} password {password}\n"
     return textwrap.dedent(f"""\
         hostname {hostname}
         log file {log}

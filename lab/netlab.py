@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import json
@@ -46,6 +47,7 @@ from lab.ovshost import (
     _parse_ovs_json,
     group_buckets,
 )
+from lab.pki import HostTls, Pki
 from lab.procs import (
     QUIET_SYSCTLS,
     RUN_ROOT,
@@ -290,13 +292,19 @@ class Lab:
 
     # ---- hosts ------------------------------------------------------------
 
+    @functools.cached_property
+    def pki(self) -> Pki:
+        """This run's certificates (ovs-pki, in its run directory; lab/pki.py), made when first asked for."""
+        return Pki(self.rundir / "pki")
+
     def add_host(self, name: str, *, of_port: int, ovsdb_port: int,
                  announce: bool = True, preset_neighbours: bool = True,
-                 controller_ips: Sequence[str] = ()) -> Host:
+                 controller_ips: Sequence[str] = (), tls: HostTls | None = None) -> Host:
         """Build a host the way a real one joins (see lab/README.md).
 
         ``controller_ips``: several controllers (lab/ha.py), each on of_port and ovsdb_port;
-        empty: the one at ``controller_ip``.
+        empty: the one at ``controller_ip``. ``tls``: join over ssl: with these files
+        (``lab.pki.host_tls(name)``), else tcp:.
 
         ``announce``/``preset_neighbours`` exist to show what happens without
         them (first packets lost); keep them on otherwise.
@@ -306,6 +314,7 @@ class Lab:
             raise LabError(f"bad or duplicate host name {name!r}")
         host = Host.numbered(self, name, of_port=of_port, ovsdb_port=ovsdb_port,
                              controller_ips=tuple(controller_ips))
+        host.tls = tls
         self.hosts[name] = host
         try:
             self._build_host(host, announce, preset_neighbours)

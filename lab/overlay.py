@@ -34,7 +34,7 @@ class Overlay:
     def add_host(self, tenants: dict[str, tuple[int, int]] = TENANTS, same_macs: bool = False) -> Host:
         i = len(self.hosts) + 1
         host = self.lab.add_host(f"h{i}", of_port=self.ctl.of_port, ovsdb_port=self.ctl.ovsdb_port,
-                                 controller_ips=self.controller_ips)
+                                 controller_ips=self.controller_ips, tls=self.ctl.host_tls(f"h{i}"))
         self.hosts.append(host)
         for t, (name, (_vni, vlan)) in enumerate(sorted(tenants.items())):
             mac = f"02:00:00:00:{0 if same_macs else t + 1:02x}:{i:02x}"

@@ -26,6 +26,7 @@ from controller.model.tables import CLASSIFY, TUNNEL_IN
 from controller.pipeline import tunnel_kinds as kinds
 from lab.capture import Capture, _garp_frame, _send_frames
 from lab.labnode import LabNode
+from lab.pki import HostTls
 from lab.procs import LabError, _daemon_pid, _kill_and_wait, run, wait_for
 
 OF13, OFPT_HELLO, OFPT_MULTIPART_REPLY, OFPMPF_REPLY_MORE = 0x04, 0, 19, 1
@@ -77,6 +78,12 @@ class OvsHost:
     datapath_type: str = "netdev"  # userspace; "system" needs the OVS kernel module
     underlay_net: ipaddress.IPv4Network
     underlay_mtu: int
+    tls: HostTls | None = None  # set: both channels over ssl: with these files (lab/pki.py)
+
+    @property
+    def scheme(self) -> str:
+        """How br1's controller and the OVSDB manager are reached: ssl: with a certificate, else tcp:."""
+        return "tcp" if self.tls is None else "ssl"
 
     def netns_cmd(self) -> list[str]:
         """The command prefix that runs a command in this host's network namespace."""
@@ -204,6 +211,9 @@ class OvsHost:
              f"--remote=punix:{d}/db.sock",
              # without this remote, `set-manager` is stored but never dialled
              "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+             # ssl: managers take their key and certificates from the SSL table (`set-ssl`), as ovs-ctl says
+             "--private-key=db:Open_vSwitch,SSL,private_key", "--certificate=db:Open_vSwitch,SSL,certificate",
+             "--ca-cert=db:Open_vSwitch,SSL,ca_cert",
              f"--pidfile={d}/ovsdb-server.pid", f"--log-file={d}/ovsdb-server.log",
              f"--unixctl={d}/ovsdb-server.ctl", "--detach", "--no-chdir"],
             env=self.env)
@@ -211,6 +221,8 @@ class OvsHost:
                    f"external_ids:system-id={self.name}",
                    f"external_ids:overlay-ip={self.underlay_ip}",
                    f"external_ids:hostname={self.name}")
+        if self.tls is not None:  # one SSL row for both channels: ovs-vswitchd's and ovsdb-server's
+            self.vsctl("--no-wait", "set-ssl", *map(str, self.tls))
 
     def add_bridges(self, controller_ip: str | Sequence[str], of_port: int, underlay_port: str,
                     vm_ports: Sequence[tuple[str, int, str, str]] = ()) -> None:
@@ -225,7 +237,7 @@ class OvsHost:
         ips = [controller_ip] if isinstance(controller_ip, str) else list(controller_ip)
         controllers = []
         for k, ip in enumerate(ips):
-            controllers += ["--", f"--id=@ctl{k}", "create", "Controller", f"target=\"tcp:{ip}:{of_port}\"",
+            controllers += ["--", f"--id=@ctl{k}", "create", "Controller", f"target=\"{self.scheme}:{ip}:{of_port}\"",
                             "max_backoff=1000"]
         args = [
             "--", "add-br", "br-phy",
@@ -267,7 +279,8 @@ class OvsHost:
         ips = [controller_ip] if isinstance(controller_ip, str) else list(controller_ip)
         args = []
         for k, ip in enumerate(ips):
-            args += ["--", f"--id=@m{k}", "create", "Manager", f"target=\"tcp:{ip}:{ovsdb_port}\"", "max_backoff=1000"]
+            args += ["--", f"--id=@m{k}", "create", "Manager", f"target=\"{self.scheme}:{ip}:{ovsdb_port}\"",
+                     "max_backoff=1000"]
         self.vsctl(*args, "--", "set", "Open_vSwitch", ".",
                    "manager_options=" + ",".join(f"@m{k}" for k in range(len(ips))))
 

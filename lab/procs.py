@@ -102,8 +102,9 @@ def wait_for(
 def tcp_port_free(port: int, ip: str = "0.0.0.0") -> bool:
     """True if nobody listens on ip:port.
 
-    os-ken binds with SO_REUSEPORT, so a leftover controller would silently
-    share the port with a new one; a bind without SO_REUSEPORT detects it.
+    A bind without SO_REUSEPORT: it fails where anything listens (os-ken's servers and eventlet
+    set SO_REUSEPORT by default, so a plain second listener could share the port; the
+    controller's own listeners do not, controller/shell/listeners.py).
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:

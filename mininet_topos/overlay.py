@@ -10,7 +10,8 @@
 
 Every physical host is a node with its own ovsdb-server + ovs-vswitchd that joins the
 controller as a real host does (see nodes.py); the topology creates its tenants over the
-controller's REST API (topo argument api=URL, or api=none). Topology arguments (mn style):
+controller's REST API (topo argument api=URL, or api=none), with the token in token=FILE (default:
+the file the controller makes, /var/lib/sdn-overlay/api.token, when readable). Topology arguments (mn style):
 tunnels=<kind> (vxlan, gre, ...: make the article's tunnel ports by hand; default: the controller makes
 them), datapath=user|kernel, ovsdb=PORT (the controller's OVSDB manager port, 6640),
 mgmt=NET (only if the controller ip is an address the machine already has), sameips=1.
@@ -40,6 +41,7 @@ from mininet.log import info  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 from nodes import OverlayHost, RootBridge, Run, Vm, cleanup_current  # noqa: E402
 
+from controller.model import install  # noqa: E402
 from controller.pipeline import tunnel_kinds as kinds  # noqa: E402
 from lab.netlab import group_buckets  # noqa: E402
 
@@ -75,19 +77,35 @@ _disarm_mn_cleanup()
 # tenants over REST
 
 
-def ensure_tenants(api: str, tenants: list[dict[str, Any]]) -> None:
+def read_token(path: str | None) -> str | None:
+    """The API token in `path`; without one, the controller's own file if readable (else None)."""
+    try:
+        with open(path or install.token_path(), encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        if path:
+            raise RuntimeError(f"cannot read the API token file {path}") from None
+        return None
+
+
+def ensure_tenants(api: str, tenants: list[dict[str, Any]], token: str | None = None) -> None:
     """Create each tenant unless an identical one exists; anything else is an error."""
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
     for t in tenants:
         body = json.dumps(t).encode()
         req = urllib.request.Request(f"{api}/v1/tenants", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **auth})
         try:
             urllib.request.urlopen(req, timeout=10).read()
             info(f"*** tenant {t['name']} created (vni {t['vni']}, vlan {t['vlan']})\n")
         except urllib.error.HTTPError as e:
+            if e.code == 401:
+                raise RuntimeError(f"POST {api}/v1/tenants: HTTP 401: give the API token (token=FILE, "
+                                   "--token-file)") from None
             if e.code != 409:
                 raise RuntimeError(f"POST {api}/v1/tenants {t}: HTTP {e.code} {e.read()!r}") from None
-            with urllib.request.urlopen(f"{api}/v1/tenants/{t['name']}", timeout=10) as r:
+            get = urllib.request.Request(f"{api}/v1/tenants/{t['name']}", headers=auth)
+            with urllib.request.urlopen(get, timeout=10) as r:
                 have = json.loads(r.read())
             if (have.get("vni"), have.get("vlan")) != (t["vni"], t["vlan"]):
                 raise RuntimeError(f"tenant clash at {api}: want {t}, the controller has {have}") from None
@@ -108,7 +126,7 @@ class OverlayTopo(Topo):
 
     def build_overlay(self, placement: list[list[int]], tenants: int, *, tunnels: str | None = None,
                       datapath: str = "user", ovsdb: int = 6640, api: str = "http://127.0.0.1:8080",
-                      mgmt: str = "10.97.0.0/24", sameips: int = 0) -> None:
+                      mgmt: str = "10.97.0.0/24", sameips: int = 0, token: str | None = None) -> None:
         tunnels = None if tunnels in (None, "", "none", "controller") else tunnels
         run = Run.claim()
         self.run_id = run.id
@@ -135,7 +153,7 @@ class OverlayTopo(Topo):
                                   mac=f"02:00:00:{k + 1:02x}:{i:02x}:{on_host[k]:02x}")
                 self.addLink(vm, h)
         if api and api != "none":
-            ensure_tenants(str(api).rstrip("/"), self.tenants)
+            ensure_tenants(str(api).rstrip("/"), self.tenants, read_token(token))
 
 
 class ArticleTopo(OverlayTopo):
@@ -191,6 +209,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="OpenFlow address the hosts dial (10.97.0.1:6653); a free ip goes on the management bridge")
     p.add_argument("--ovsdb-port", type=int, default=6640, help="the controller's OVSDB manager port (6640)")
     p.add_argument("--api", default="http://127.0.0.1:8080", help="controller REST API, or 'none'")
+    p.add_argument("--token-file", help="the API token (default: the controller's own file, if readable)")
     p.add_argument("--tunnels", choices=("controller", *kinds.NAMES), default="controller",
                    help="who makes the tunnel ports: the controller (its tunnel_type) or this script, by hand")
     p.add_argument("--datapath", choices=("user", "kernel"), default="user",
@@ -219,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     setLogLevel("warning" if a.json else "info")
     ip, _, port = a.controller.rpartition(":")
     opts = dict(tunnels=a.tunnels, datapath=a.datapath, ovsdb=a.ovsdb_port, api=a.api, mgmt=a.mgmt,
-                sameips=int(a.same_ips))
+                sameips=int(a.same_ips), token=a.token_file)
     topo = ArticleTopo(**opts) if a.topo == "article" else \
         SpreadTopo(hosts=a.hosts, vms=a.vms, tenants=a.tenants, **opts)
     net = Mininet(topo=topo, controller=None, build=False)

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test directory: a real etcd on loopback (lab/etcd.py).
+"""Fixtures shared by every test directory: a real etcd on loopback (lab/etcd.py), and two PKIs
+made with ovs-pki (lab/pki.py; about a second each), the second a CA the first does not trust.
 
 etcd on loopback needs neither root nor the lab lock; a single member starts in well under a
 second, a three-member cluster in a few seconds.
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from lab.etcd import ETCD, EtcdCluster
+from lab.pki import Pki
 
 
 def _need_etcd() -> None:
@@ -41,3 +43,14 @@ def make_etcd() -> Iterator[Callable[..., EtcdCluster]]:
     yield make
     for cluster in made:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def foreign_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """Another operator's CA: its certificates must be refused by a controller that trusts `pki`."""
+    return Pki(tmp_path_factory.mktemp("foreign-pki"))

@@ -11,6 +11,8 @@ changes. Only this module knows os-ken's BGP API.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +66,18 @@ def decode(path: Any, is_withdraw: bool) -> evpn.Received | None:
                          str(nlri.ip_addr), tuple(rts), withdraw=is_withdraw)
 
 
+def read_password(path: str) -> bytes:
+    """The TCP MD5 password in `[bgp] password_file` (surrounding whitespace dropped), as the kernel
+    takes it (os-ken hands it to setsockopt(TCP_MD5SIG) as is: bytes); never logged."""
+    with open(path, "rb") as fh:
+        password = fh.read(1024).strip()
+    if not password:
+        raise ValueError(f"[bgp] password_file {path} is empty")
+    if os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        LOG.warning("[bgp] password_file %s is readable by group or others; chmod 600 it", path)
+    return password
+
+
 def from_conf(conf: Any, core: Core, post: Callable[[Callable[[], Any]], Any], apply: Callable[[list[Op]], None],
               now: Callable[[], float]) -> EvpnSpeaker | None:
     """The speaker `[bgp]` asks for, or None when local_as is unset (BGP off). Bad values raise."""
@@ -76,7 +90,9 @@ def from_conf(conf: Any, core: Core, post: Callable[[Callable[[], Any]], Any], a
     if router_id in ("0.0.0.0", "::"):
         raise ValueError("[bgp] router_id is needed when listen_host is a wildcard")
     policy = evpn.Policy(b.local_as, router_id, dict(b.route_targets or {}))
-    return EvpnSpeaker(core, policy, parse_neighbors(b.neighbors or []), b.listen_host, b.listen_port, post, apply, now)
+    password = read_password(b.password_file) if b.password_file else None
+    return EvpnSpeaker(core, policy, parse_neighbors(b.neighbors or []), b.listen_host, b.listen_port, post, apply, now,
+                       password)
 
 
 class LoopedRoutes(logging.Filter):
@@ -105,8 +121,9 @@ class LoopedRoutes(logging.Filter):
 class EvpnSpeaker:
     def __init__(self, core: Core, policy: evpn.Policy, neighbors: list[tuple[str, int]], listen_host: str,
                  listen_port: int, post: Callable[[Callable[[], Any]], Any], apply: Callable[[list[Op]], None],
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float], password: bytes | None = None) -> None:
         self.core = core
+        self.password = password  # TCP MD5 (RFC 2385) on every session, both ways
         self.policy = policy
         self.neighbors = neighbors
         self.listen = (listen_host, listen_port)
@@ -131,9 +148,10 @@ class EvpnSpeaker:
                 peer_down_handler=self._peer_down, peer_up_handler=self._peer_up)
         self.speaker = speaker
         for ip, asn in self.neighbors:
-            self.speaker.neighbor_add(ip, asn, enable_evpn=True, enable_ipv4=False)
-        LOG.info("BGP EVPN: AS %d, router id %s, listening on %s:%d, neighbors %s", self.policy.local_as,
-                 self.policy.router_id, host, port, ", ".join(f"{ip} (AS {asn})" for ip, asn in self.neighbors))
+            self.speaker.neighbor_add(ip, asn, enable_evpn=True, enable_ipv4=False, password=self.password)
+        LOG.info("BGP EVPN: AS %d, router id %s, listening on %s:%d, neighbors %s%s", self.policy.local_as,
+                 self.policy.router_id, host, port, ", ".join(f"{ip} (AS {asn})" for ip, asn in self.neighbors),
+                 ", TCP MD5 password from [bgp] password_file" if self.password else "")
         self._send(self.exporter.everything(self.core.ix))
 
     def rebind(self, core: Core) -> None:

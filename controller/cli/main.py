@@ -9,7 +9,10 @@
 
 The commands are declared once, as data (COMMANDS): the parser, the requests, the columns and
 the shell completion all come from there. -f table|json|yaml|value (--json = -f json), -c COLUMN.
---url (or $OVERLAY_URL) says where the API is; the token comes from --token-file or $OVERLAY_TOKEN.
+--url (or $OVERLAY_URL) says where the API is; the token comes from --token-file, $OVERLAY_TOKEN,
+or the file the controller makes in its default state directory (/var/lib/sdn-overlay/api.token)
+when it is readable, as it is for root on the controller's machine. --ca-file (or
+$OVERLAY_CA_FILE) verifies an https:// API against that CA.
 On an API error it prints the API's message and exits 1 (2 for usage errors, 3 when the API
 cannot be reached).
 """
@@ -27,10 +30,14 @@ from typing import Any, TextIO
 
 from controller.cli import fmt
 from controller.cli.client import ApiError, Client
+from controller.model import install
 from controller.version import __version__
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_TOKEN_FILE = install.token_path()
 EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+NO_TOKEN_HINT = (f" (no token given: pass --token-file, set $OVERLAY_TOKEN, or run as root on the "
+                 f"controller's machine, where it is {DEFAULT_TOKEN_FILE})")
 
 
 class CliError(Exception):
@@ -243,7 +250,8 @@ def run(args: argparse.Namespace, client: Client) -> tuple[Any, Command]:
         body = cmd.body(args) if cmd.body else None
         doc = client.request(cmd.method, cmd.path(args), body, cmd.content_type, headers)
     except ApiError as e:
-        raise CliError(f"HTTP {e.status}: {e.message}") from None
+        hint = NO_TOKEN_HINT if e.status == 401 and not client.token else ""
+        raise CliError(f"HTTP {e.status}: {e.message}{hint}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise CliError(f"cannot reach the API at {client.base}: {reason}", EXIT_UNREACHABLE) from None
@@ -258,7 +266,11 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--url", default=argparse.SUPPRESS,
                         help=f"API address (default: $OVERLAY_URL or {DEFAULT_URL})")
     common.add_argument("--token-file", default=argparse.SUPPRESS,
-                        help="file holding the bearer token (default: $OVERLAY_TOKEN)")
+                        help=f"file holding the bearer token (default: $OVERLAY_TOKEN, else {install.token_path()} "
+                             "if readable)")
+    common.add_argument("--ca-file", default=argparse.SUPPRESS,
+                        help="CA certificate an https:// API's certificate must be signed by (default: "
+                             "$OVERLAY_CA_FILE)")
     common.add_argument("-f", "--format", choices=fmt.FORMATS, default=argparse.SUPPRESS,
                         help="output format (default: table)")
     common.add_argument("-c", "--column", action="append", default=argparse.SUPPRESS, metavar="COLUMN",
@@ -353,7 +365,7 @@ _overlayctl() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" words=() i opts
     case "$prev" in
         -f|--format) COMPREPLY=($(compgen -W "@FORMATS@" -- "$cur")); return ;;
-        --token-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --token-file|--ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         @VALUED@) return ;;
     esac
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -394,7 +406,13 @@ def _token(args: argparse.Namespace, env: dict[str, str]) -> str | None:
         if not token:
             raise CliError(f"the token file {path} is empty", EXIT_USAGE)
         return token
-    return env.get("OVERLAY_TOKEN") or None
+    if env.get("OVERLAY_TOKEN"):
+        return env["OVERLAY_TOKEN"]
+    try:  # on the controller's machine: the token it made at its first start
+        with open(DEFAULT_TOKEN_FILE, encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None,
@@ -411,7 +429,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     form = "json" if getattr(args, "json", False) else getattr(args, "format", "table")
     try:
         client = Client(_api_url(getattr(args, "url", None) or env.get("OVERLAY_URL") or DEFAULT_URL),
-                        _token(args, env), getattr(args, "timeout", 10.0))
+                        _token(args, env), getattr(args, "timeout", 10.0),
+                        getattr(args, "ca_file", None) or env.get("OVERLAY_CA_FILE"))
         chosen = getattr(args, "column", [])
         cmd = BY_WORDS[args.words]
         fmt.pick(cmd.columns, chosen)  # a wrong -c is a usage error before anything is sent

@@ -23,11 +23,11 @@ ELECTION_KEY = "leader"  # under [etcd] prefix
 
 class EtcdElection:
     def __init__(self, endpoints: list[str], me: str, ttl: int, on_change: Callable[[Action], None],
-                 prefix: str = "/sdn-overlay/") -> None:
+                 prefix: str = "/sdn-overlay/", tls: etcd.ClientTls | None = None) -> None:
         self.election = Election(me, ttl)
         # One round over the members, each within half the TTL (a loaded etcd may take a few hundred
         # ms): the next step tries again. The leader's writes stop on its own clock meanwhile.
-        self.etcd = etcd.connect(endpoints, timeout=max(0.2, ttl / 2), retry_for=0.0)
+        self.etcd = etcd.connect(endpoints, timeout=max(0.2, ttl / 2), retry_for=0.0, tls=tls)
         self.key = prefix + ELECTION_KEY
         self.on_change = on_change
         self.queued: list[Action] = []

@@ -11,6 +11,7 @@ Keys and values go over the gateway in base64; the helpers here (put, delete, co
 build the transaction operations so that callers deal in str and bytes only.
 
     etcd = connect(["http://10.0.0.1:2379", "http://10.0.0.2:2379"], timeout=2.0)
+    etcd = connect(["https://10.0.0.1:2379"], tls=ClientTls(ca, cert, key))  # etcd --client-cert-auth
     ok, resp = etcd.txn([compare_created(key, 0)], [put(key, b"v")], [get(key)])
     kvs, revision = etcd.range_prefix("/sdn-overlay/")
     for batch in etcd.watch_prefix("/sdn-overlay/", start_revision=revision + 1): ...
@@ -56,6 +57,16 @@ class Compacted(Exception):
     def __init__(self, compact_revision: int) -> None:
         super().__init__(f"revisions up to {compact_revision} were compacted")
         self.compact_revision = compact_revision
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """For https:// endpoints: the CA that signs etcd's server certificates, and the certificate and
+    key this client shows (etcd --client-cert-auth); without them etcd sees no client certificate."""
+
+    ca_certificate: str | None
+    certificate: str | None = None
+    private_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,12 +153,13 @@ class Etcd:
     etcd is running there: the call fails at once.
     """
 
-    def __init__(self, endpoints: list[str], timeout: float = 1.0, retry_for: float = 5.0) -> None:
+    def __init__(self, endpoints: list[str], timeout: float = 1.0, retry_for: float = 5.0,
+                 tls: ClientTls | None = None) -> None:
         if not endpoints:
             raise ValueError("etcd needs at least one endpoint")
         self.endpoints = list(endpoints)
         self.timeout, self.retry_for = timeout, retry_for
-        self.clients = [_client(url, timeout) for url in self.endpoints]
+        self.clients = [_client(url, timeout, tls) for url in self.endpoints]
         self.current = 0  # the member that answered last: asked first
 
     def call(self, fn: Callable[[Etcd3Client], T]) -> T:
@@ -236,10 +248,11 @@ class Etcd:
             c.session.close()
 
 
-def connect(endpoints: list[str], timeout: float = 1.0, retry_for: float = 5.0) -> Etcd:
+def connect(endpoints: list[str], timeout: float = 1.0, retry_for: float = 5.0, tls: ClientTls | None = None) -> Etcd:
     """The client the controller uses: every endpoint, `timeout` seconds per request per member,
-    members asked again for up to `retry_for` seconds while they time out or have no leader."""
-    return Etcd(endpoints, timeout, retry_for)
+    members asked again for up to `retry_for` seconds while they time out or have no leader;
+    https:// endpoints with `tls`."""
+    return Etcd(endpoints, timeout, retry_for, tls)
 
 
 def parse_endpoints(text: str) -> list[str]:
@@ -254,10 +267,17 @@ def parse_endpoints(text: str) -> list[str]:
     return urls
 
 
-def _client(url: str, timeout: float) -> Etcd3Client:
+def _client(url: str, timeout: float, tls: ClientTls | None = None) -> Etcd3Client:
     parts = urllib.parse.urlsplit(url)
+    session = None
+    if parts.scheme == "https" and tls is not None:
+        session = requests.Session()
+        session.verify = tls.ca_certificate or True
+        if tls.certificate and tls.private_key:
+            session.cert = (tls.certificate, tls.private_key)
+        session.trust_env = False  # else $REQUESTS_CA_BUNDLE silently replaces our CA (requests #3829)
     return Etcd3Client(host=parts.hostname or "", port=parts.port or 2379, protocol=parts.scheme,
-                       timeout=timeout, api_path=API_PATH)
+                       timeout=timeout, api_path=API_PATH, session=session)
 
 
 def _refused(e: exceptions.Etcd3Exception) -> bool:

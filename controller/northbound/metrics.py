@@ -33,6 +33,7 @@ from webob import Request, Response
 
 from controller.core.counters import OPENFLOW_MALFORMED, OVSDB_MALFORMED
 from controller.core.read_model import ReadModel
+from controller.northbound.auth import HostNames
 from controller.version import __version__
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -71,6 +72,7 @@ LABELLED_BY_KIND = (
      "malformed or hostile OVSDB messages: counted, and the host's connection closed"),
 )
 SCRAPE_TIMEOUT_S = 5.0
+REST_REFUSALS = ("host", "token")  # overlay_rest_refused_total{reason}
 PACKET_IN_PREFIX = "packet_in_"  # core.counters packet_in_<reason>: packet-ins not learned from
 
 # Histogram buckets, in seconds: handling a packet-in and computing a reconcile take 0.1-50 ms
@@ -117,6 +119,7 @@ class RestStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_key: Counter[tuple[str, str, int]] = Counter()
+        self.refusals: Counter[str] = Counter({reason: 0 for reason in REST_REFUSALS})
 
     def count(self, method: str, route: str, status: int) -> None:
         method = method if method in KNOWN_METHODS else "other"  # clients choose methods: bound the labels
@@ -126,6 +129,11 @@ class RestStats:
     def items(self) -> list[tuple[tuple[str, str, int], int]]:
         with self._lock:
             return sorted(self.by_key.items())
+
+    def refused(self, reason: str) -> None:
+        """A request refused before its handler: a foreign Host header, a missing or wrong token."""
+        with self._lock:
+            self.refusals[reason] += 1
 
 
 def families(snap: Snapshot, rest: RestStats) -> Iterator[Metric]:
@@ -171,6 +179,12 @@ def families(snap: Snapshot, rest: RestStats) -> Iterator[Metric]:
                             labels=["method", "route", "code"])
     for (method, route, status), n in rest.items():
         c.add_metric([method, route, str(status)], n)
+    yield c
+    c = CounterMetricFamily("overlay_rest_refused", "REST and metrics requests refused: a Host header that "
+                            "is not one of the listener's names (421), a missing or wrong token (401)",
+                            labels=["reason"])
+    for reason, n in sorted(rest.refusals.items()):
+        c.add_metric([reason], n)
     yield c
 
 
@@ -270,13 +284,18 @@ class Listener:
 
     ALLOW = "GET, HEAD"
 
-    def __init__(self, backend: Any, metrics: Metrics) -> None:
+    def __init__(self, backend: Any, metrics: Metrics, hosts: HostNames | None = None) -> None:
         self.b = backend
         self.metrics = metrics
+        self.hosts = hosts  # the listener's names (None: any Host header)
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         req = Request(environ)
-        if req.path_info != "/metrics":
+        if self.hosts is not None and not self.hosts.allows(req.headers.get("Host")):
+            self.metrics.rest.refused("host")
+            resp = Response(status="421 Misdirected Request",
+                            json_body={"error": f"this listener is not {req.headers['Host']!r} (Host header)"})
+        elif req.path_info != "/metrics":
             resp = Response(status=404, json_body={"error": "only /metrics is served here"})
         elif req.method not in ("GET", "HEAD"):
             resp = Response(status=405, json_body={"error": f"method {req.method} not allowed; use {self.ALLOW}"})

@@ -25,7 +25,7 @@ from controller.core.store import StoreError, TenantStore
 from controller.model import tenant_rules as rules
 from controller.model.ops import Op
 from controller.northbound import metrics, openapi, pathtrace, tenants, web
-from controller.northbound.auth import TokenAuth
+from controller.northbound.auth import HostNames, TokenAuth
 from controller.version import __version__
 
 LOG = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ PATCH_TYPES = frozenset({"application/json", "application/merge-patch+json"})
 TENANT_STATUS: dict[type[rules.TenantError], int] = {
     rules.Invalid: 400, rules.NotFound: 404, rules.Conflict: 409, rules.PreconditionFailed: 412}
 HEALTH_TIMEOUT_S = 5.0
+STATUS_LINES = {421: "421 Misdirected Request"}  # webob does not know it by number
 # Counters an operator looks for even before the first event: shown as 0 until they move.
 BASE_COUNTERS = ("packet_in", "endpoints_learned", "flow_mods", "mac_moves",
                  "arp_proxied", "nd_proxied", "floods_suppressed", "floods_sent")
@@ -191,10 +192,19 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
 PUBLIC = frozenset({"health", "openapi"}) | web.PUBLIC  # probes, the description, page code: no token
 
 
+def misdirected(hosts: HostNames | None, req: Request, stats: metrics.RestStats) -> None:
+    """Refuse (421, counted) a request whose Host header is not one of the listener's names."""
+    if hosts is not None and not hosts.allows(req.headers.get("Host")):
+        stats.refused("host")
+        raise ApiError(421, f"this controller is not {req.headers['Host']!r} (Host header); its names are "
+                            "set by [overlay] api_host_names")
+
+
 class Api(web.WebView):
-    def __init__(self, backend: Backend, auth: TokenAuth | None = None) -> None:
+    def __init__(self, backend: Backend, auth: TokenAuth | None = None, hosts: HostNames | None = None) -> None:
         self.b = backend
         self.auth = auth or TokenAuth()
+        self.hosts = hosts  # None: any Host header (tests); the app always names the listener's
         self.prom = backend.metrics
         self.tenants = tenants.Tenants(backend)
 
@@ -203,6 +213,7 @@ class Api(web.WebView):
         route = "unmatched"
         headers: dict[str, str] = {}
         try:
+            misdirected(self.hosts, req, self.prom.rest)
             route, handler, args = self._route(req)
             self._authenticate(req, route)
             result = handler(req, **args)
@@ -225,7 +236,7 @@ class Api(web.WebView):
 
     @staticmethod
     def _json(status: int, body: Any) -> Response:
-        resp = Response(status=status)
+        resp = Response(status=STATUS_LINES.get(status, status))
         if body is not None:
             resp.content_type = "application/json"
             resp.text = json.dumps(body, indent=1) + "\n"
@@ -254,6 +265,7 @@ class Api(web.WebView):
         if route in PUBLIC or not self.auth.required(req.method):
             return
         if not self.auth.check(req.headers.get("Authorization")):
+            self.prom.rest.refused("token")
             raise ApiError(401, "missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="overlay"'})
 
     @staticmethod

@@ -12,12 +12,13 @@ import difflib
 import glob
 import os
 from dataclasses import fields, replace
+from typing import Any
 
 from oslo_config import cfg
 
 from controller.core.store import TenantStore
 from controller.ha.store import Store
-from controller.model import choices
+from controller.model import choices, install
 from controller.pipeline import learning_modes, tunnel_ports
 from controller.pipeline import tunnel_kinds as tunnels
 from controller.pipeline.settings import Settings
@@ -29,12 +30,21 @@ WSAPI_OPTS = [
 ]
 
 
+def etcd_tls(conf: cfg.ConfigOpts) -> Any:
+    """What https:// etcd endpoints are spoken with (an etcd.ClientTls): [etcd] ca_certificate (else
+    [tls]'s) verifies etcd, and [tls] certificate and private_key are this controller's client
+    certificate (etcd --client-cert-auth)."""
+    from controller.ha.etcd import ClientTls  # only a controller that uses etcd loads its client
+
+    return ClientTls(conf.etcd.ca_certificate or conf.tls.ca_certificate, conf.tls.certificate, conf.tls.private_key)
+
+
 def _etcd_store(conf: cfg.ConfigOpts) -> TenantStore:
     from controller.ha import etcd  # only a controller that uses etcd loads its client
     from controller.ha.etcd_store import EtcdStore
 
     e = conf.etcd
-    return EtcdStore(etcd.connect(etcd.parse_endpoints(e.endpoints), e.timeout, e.retry_for), e.prefix)
+    return EtcdStore(etcd.connect(etcd.parse_endpoints(e.endpoints), e.timeout, e.retry_for, etcd_tls(conf)), e.prefix)
 
 
 STORES = {"sqlite": lambda conf: Store(db_path(conf)), "etcd": _etcd_store}
@@ -66,11 +76,21 @@ OVERLAY_OPTS = [
     cfg.StrOpt("store", default="sqlite", choices=list(STORES),
                help="where tenants are kept: sqlite (one controller, the file at db) or etcd (several "
                     "controllers share [etcd] endpoints; see docs/operator/ha.md)"),
-    cfg.StrOpt("state-dir", default="/var/lib/sdn-overlay", help="where the database lives"),
+    cfg.StrOpt("state-dir", default=install.DEFAULT_STATE_DIR,
+               help="where the database, the generated API token and the lock (one controller per "
+                    "state directory) live"),
     cfg.StrOpt("db", default=None, help="SQLite database path (default: <state-dir>/overlay.db)"),
+    cfg.BoolOpt("api-token", default=True,
+                help="REST calls need the bearer token of api_token_file; false: no token at all (an "
+                     "opt-out for a lab on loopback, warned about)"),
     cfg.StrOpt("api-token-file", default=None,
-               help="file holding the REST API bearer token; unset = no token (keep the API on 127.0.0.1)"),
+               help="file holding the REST API bearer token (default: <state-dir>/api.token, made with "
+                    "mode 0600 at the first start if missing; a file named here must exist)"),
     cfg.BoolOpt("api-read-open", default=False, help="with a token: let GET calls through without it"),
+    cfg.ListOpt("api-host-names", default=None,
+                help="the names a request's Host header may give the REST API and metrics listeners "
+                     "(DNS rebinding); default: their listen address, localhost, 127.0.0.1 and ::1 "
+                     "when on loopback or a wildcard, and this machine's host name"),
     cfg.HostAddressOpt("metrics-host", default="127.0.0.1",
                        help="address of the read-only metrics listener (GET /metrics only, no token)"),
     cfg.PortOpt("metrics-port", default=None,
@@ -87,6 +107,10 @@ ETCD_OPTS = [
                  help="seconds a request goes on asking the members while they time out or have no "
                       "leader (an election); then a REST write answers 503. Refused everywhere: at once"),
     cfg.StrOpt("prefix", default="/sdn-overlay/", help="the controllers' keys live under this etcd key prefix"),
+    cfg.StrOpt("ca-certificate", default=None,
+               help="with https:// endpoints: the CA that signs etcd's server certificates (default: [tls] "
+                    "ca_certificate); the controller shows etcd [tls] certificate and private_key as its "
+                    "client certificate (etcd --client-cert-auth)"),
 ]
 
 # BGP EVPN (controller/bgp/speaker.py, docs/operator/evpn.md): off while local_as is unset.
@@ -97,8 +121,28 @@ BGP_OPTS = [
     cfg.ListOpt("neighbors", default=None, help="EVPN peers as ip:remote_as, e.g. 10.0.0.254:65000,10.0.1.254:65001"),
     cfg.HostAddressOpt("listen-host", default="0.0.0.0", help="address the speaker accepts BGP sessions on"),
     cfg.PortOpt("listen-port", default=179, help="port it accepts them on; 0: only connect to the neighbours"),
+    cfg.StrOpt("password-file", default=None,
+               help="file holding the BGP sessions' TCP MD5 password (RFC 2385), for every neighbour; "
+                    "unset: none"),
     cfg.DictOpt("route-targets", default=None,
                 help="route target per tenant, tenant:AS:N,... (default: AS:VNI with our AS, as FRR derives)"),
+]
+
+# TLS on the control channels (docs/operator/security.md): one certificate, one key and the CA that
+# signs the hosts' certificates, read by every listener; off while unset.
+TLS_OPTS = [
+    cfg.StrOpt("private-key", default=None, help="the controller's private key (PEM file; never logged)"),
+    cfg.StrOpt("certificate", default=None, help="the controller's certificate (PEM file), e.g. made by "
+               "`ovs-pki req+sign ctl controller`"),
+    cfg.StrOpt("ca-certificate", default=None,
+               help="the CA certificate(s) (PEM file) that sign the hosts' certificates, e.g. ovs-pki's "
+                    "switchca/cacert.pem; a host's certificate must verify against them"),
+    cfg.BoolOpt("required", default=True,
+                help="with the three files set, OpenFlow and OVSDB take TLS only; false: plain TCP too, on "
+                     "the same ports (a migration, warned about)"),
+    cfg.BoolOpt("https", default=False,
+                help="the REST API and the metrics listener speak HTTPS with the same certificate "
+                     "(clients are not asked for one: the API has its token)"),
 ]
 
 # Several instances: leader election on an etcd lease (controller/ha/election.py, controller/ha/roles.py).
@@ -121,6 +165,7 @@ def register(conf: cfg.ConfigOpts, cli: bool = False) -> None:
     reg(ETCD_OPTS, group="etcd")
     reg(BGP_OPTS, group="bgp")
     reg(ELECTION_OPTS, group="etcd")
+    reg(TLS_OPTS, group="tls")
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -128,7 +173,7 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     from os_ken.services.protocols.ovsdb import manager as ovsdb_manager
 
     return [("DEFAULT", WSAPI_OPTS), ("ovsdb", [o for o in ovsdb_manager.opts if o.dest in OVSDB_OPTS]),
-            ("overlay", OVERLAY_OPTS), ("etcd", ETCD_OPTS + ELECTION_OPTS), ("bgp", BGP_OPTS)]
+            ("overlay", OVERLAY_OPTS), ("etcd", ETCD_OPTS + ELECTION_OPTS), ("bgp", BGP_OPTS), ("tls", TLS_OPTS)]
 
 
 def settings(conf: cfg.ConfigOpts) -> Settings:
@@ -217,6 +262,11 @@ def _nearest(name: str, names: list[str]) -> str:
 
 def db_path(conf: cfg.ConfigOpts) -> str:
     return conf.overlay.db or f"{conf.overlay.state_dir}/overlay.db"
+
+
+def sqlite_db(conf: cfg.ConfigOpts) -> str | None:
+    """The SQLite database this controller keeps its tenants in; None when its store is elsewhere."""
+    return db_path(conf) if conf.overlay.store == "sqlite" else None
 
 
 def open_store(conf: cfg.ConfigOpts) -> TenantStore:

@@ -36,8 +36,10 @@ class Leadership:
             return cls(roles)
         from controller.ha.election_etcd import EtcdElection  # only with etcd: its client
         from controller.ha.etcd import parse_endpoints
+        from controller.shell.config import etcd_tls
 
-        return cls(roles, EtcdElection(parse_endpoints(e.endpoints), roles.instance, e.lease_ttl, on_action, e.prefix))
+        return cls(roles, EtcdElection(parse_endpoints(e.endpoints), roles.instance, e.lease_ttl, on_action, e.prefix,
+                                       etcd_tls(conf)))
 
     @property
     def leading(self) -> bool:

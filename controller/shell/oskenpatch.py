@@ -4,7 +4,12 @@
   waiters are a list scanned on every acquire; EventGate (controller/shell/eventgate.py) is the
   same bound in O(1). tests/unit fails if os-ken stops using the attribute replaced here.
 - OpenFlow connections: every message goes through the guards (controller/southbound/ofguard.py)
-  before os-ken parses it, and a connection that sends garbage is closed alone, counted.
+  before os-ken parses it, and a connection that sends garbage is closed alone, counted. Each
+  Datapath gets `peer_cn` (the host its verified certificate names, None on plain TCP) before
+  it reads its first message.
+- The OpenFlow listener: os-ken's server (one plain or TLS port with its own context, a second
+  plain one on 6633, SO_REUSEPORT, a traceback per refused handshake) is replaced by the app's
+  listener (controller/shell/listeners.py), bound at start, TLS as [tls] says.
 - The [ovsdb] listener options (address, port): os-ken registers them with its OVSDB manager;
   our own OVSDB server (controller/southbound/ovsdb_server.py) listens there instead.
 """
@@ -21,7 +26,8 @@ import os_ken.services.protocols.ovsdb.manager  # noqa: F401  registers [ovsdb] 
 from os_ken.ofproto import ofproto_parser
 
 from controller.shell.eventgate import EventGate
-from controller.southbound import ofguard
+from controller.shell.listeners import Channel
+from controller.southbound import ofguard, tlsconf
 
 LOG = logging.getLogger("overlay")
 
@@ -41,6 +47,7 @@ def guard_openflow(count: Callable[[str], None]) -> None:
 
     def serve(sock: Any, address: Any) -> None:
         with contextlib.closing(osken_controller.Datapath(sock, address)) as dp:
+            dp.peer_cn = tlsconf.peer_cn(sock)
             try:
                 dp.serve()
             except ofguard.Malformed as e:
@@ -54,3 +61,23 @@ def guard_openflow(count: Callable[[str], None]) -> None:
 
     osken_controller.ofproto_parser = SimpleNamespace(header=ofproto_parser.header, msg=ofguard.strict_msg)
     osken_controller.datapath_connection_factory = serve
+
+
+class _OpenFlowServer:
+    """What os-ken's OpenFlow handler runs in place of its OpenFlowController: the app's listener."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    def __call__(self) -> None:
+        from os_ken.controller import controller as osken_controller
+
+        # Looked up per call: guard_openflow() replaces the factory.
+        self.channel.serve(lambda sock, address: osken_controller.datapath_connection_factory(sock, address))
+
+
+def serve_openflow(channel: Channel) -> None:
+    """os-ken's OpenFlow handler serves `channel` (bound by the app) instead of listening itself."""
+    from os_ken.controller import ofp_handler
+
+    ofp_handler.OpenFlowController = lambda: _OpenFlowServer(channel)

@@ -17,18 +17,20 @@ from oslo_config import cfg
 
 from controller.shell import config
 
-# os-ken's options an operator of this controller uses: the OpenFlow listener, its TLS, the log.
+# os-ken's options an operator of this controller uses: the OpenFlow listener and the log (its TLS is
+# [tls]: os-ken's --ctl-privkey/--ctl-cert/--ca-certs stop the start, see controller/shell/startup.py).
 # tests/unit/shell/test_main.py checks each is an option of the real parser (--help-all).
-OSKEN_OPTIONS = ("--ofp-listen-host", "--ofp-tcp-listen-port", "--ofp-ssl-listen-port", "--ctl-privkey",
-                 "--ctl-cert", "--ca-certs", "--log-file", "--default-log-level", "--verbose")
+OSKEN_OPTIONS = ("--ofp-listen-host", "--ofp-tcp-listen-port", "--ofp-ssl-listen-port", "--log-file",
+                 "--default-log-level", "--verbose")
 DESCRIPTION = ("The sdn-overlay controller: os-ken's manager with the overlay app. Every option below can be "
                "set in the --config-file (its section is the flag's prefix: --overlay-tunnel-type is "
                "[overlay] tunnel_type) or given as a flag.")
 EPILOG = ("os-ken's own options also apply; the ones that matter here: " + ", ".join(OSKEN_OPTIONS)
-          + " (the OpenFlow listener, its TLS, the log). --help-all lists all of os-ken's; --version prints "
+          + " (the OpenFlow listener, the log; its TLS is [tls]). --help-all lists all of os-ken's; --version prints "
           "the controller's version.")
-FILE_OPTIONS = ("--config-file", "--config-dir", "--log-file", "--ctl-privkey", "--ctl-cert", "--ca-certs",
-                "--overlay-state-dir", "--overlay-db", "--overlay-api-token-file")
+FILE_OPTIONS = ("--config-file", "--config-dir", "--log-file", "--overlay-state-dir", "--overlay-db",
+                "--overlay-api-token-file", "--tls-private-key", "--tls-certificate", "--tls-ca-certificate",
+                "--etcd-ca-certificate", "--bgp-password-file")
 
 
 def _ours() -> cfg.ConfigOpts:

@@ -1,8 +1,9 @@
-"""A lean OVSDB manager: hosts connect with `ovs-vsctl set-manager tcp:<controller>:6640`.
+"""A lean OVSDB manager: hosts connect with `ovs-vsctl set-manager ssl:<controller>:6640` (or `tcp:`).
 
-It listens where os-ken's OVSDB service would ([ovsdb] address/port) but is our own: os-ken's
-polls each connection in a busy loop (hub.sleep(0)) and never notices a host going away.
-Per connection it monitors only the columns a HostView needs, answers echo probes, and
+Its listener is bound by the shell where os-ken's OVSDB service would listen ([ovsdb]
+address/port; controller/shell/listeners.py admits each connection, TLS as [tls] says), but the
+manager is our own: os-ken's polls each connection in a busy loop (hub.sleep(0)) and never
+notices a host going away. Per connection it monitors only the columns a HostView needs, answers echo probes, and
 reports each changed HostView; tunnel transactions are sent on the host's connection.
 """
 
@@ -20,16 +21,18 @@ from controller.model.ops import OvsdbOp
 from controller.model.state import HostView
 from controller.southbound import ovsdb_model as om
 from controller.southbound import ovsdb_wire as wire
+from controller.southbound import tlsconf
 
 LOG = logging.getLogger(__name__)
 DEAD_AFTER_S = 30.0  # ovsdb-server probes every 5 s by default; silence this long means gone
 
 
 class _Connection:
-    def __init__(self, server: OvsdbServer, sock: socket.socket, peer: str) -> None:
+    def __init__(self, server: OvsdbServer, sock: socket.socket, peer: str, peer_cn: str | None = None) -> None:
         self.server = server
         self.sock = sock
-        self.peer = peer
+        self.peer = peer  # "ip:port"
+        self.peer_cn = peer_cn  # the host its verified certificate names (tlsconf.host_of_cn); None on plain TCP
         self.replica: om.Replica = {}
         self.view: HostView | None = None
         self.refused: str | None = None  # why this OVSDB cannot be a host at all (no system-id)
@@ -114,26 +117,17 @@ class _Connection:
 
 
 class OvsdbServer:
-    def __init__(self, address: str, port: int, tunnel_bridge: str, integration_bridge: str,
+    def __init__(self, tunnel_bridge: str, integration_bridge: str,
                  on_view: Callable[[HostView], None], on_down: Callable[[str], None],
                  on_malformed: Callable[[str], None] = lambda counter: None) -> None:
-        self.address, self.port = address, port
         self.tunnel_bridge, self.integration_bridge = tunnel_bridge, integration_bridge
         self.on_view, self.on_down, self.on_malformed = on_view, on_down, on_malformed
         self.by_system: dict[str, _Connection] = {}
         self.unidentified: dict[str, str] = {}  # peer -> why it is not a host (listed by GET /v1/hosts)
-        self.server: socket.socket | None = None
 
-    def listen(self) -> None:
-        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        self.server = hub.listen((self.address, self.port), family=family)
-        LOG.info("OVSDB manager listening on %s:%s", self.address, self.port)
-
-    def serve(self) -> None:
-        assert self.server is not None
-        while True:
-            sock, addr = self.server.accept()
-            hub.spawn(_Connection(self, sock, f"{addr[0]}:{addr[1]}").run)
+    def connected(self, sock: socket.socket, addr: tuple) -> None:
+        """One connection the listener admitted (TLS verified, or plain where allowed): served until it ends."""
+        _Connection(self, sock, f"{addr[0]}:{addr[1]}", tlsconf.peer_cn(sock)).run()
 
     def carry_out(self, op: OvsdbOp) -> bool:
         """One of the core's OVSDB operations, as a transaction on its host's connection."""

@@ -21,11 +21,12 @@ from lab.controller import Controller
 from lab.frr import Leaf, add_leaf
 from lab.netlab import Lab, free_tcp_ports, wait_for
 from lab.overlay import TENANTS, Overlay, announce, create_tenants, frames_of
-from tests.e2e.test_webview import browser, rows, wait  # noqa: F401 (browser: the fixture)
+from tests.e2e.test_webview import browser, open_page, rows, wait  # noqa: F401 (browser: the fixture)
 
 ASN = 65000
 HOLD = 3  # seconds: the leaf's BGP hold time (negotiated: the lower of the two sides)
 IDLE = 8  # seconds: the controller's mac_idle_timeout, so the aging test stays short
+MD5_PASSWORD = "lab-md5-secret"  # the session's TCP MD5 password, on both sides
 FAR_IP = "192.168.1.50"
 FAR_MAC = {"blue": "02:00:00:00:05:01", "red": "02:00:00:00:05:02"}
 # Bounds on what the tests measure (here, both modes): about 2-3x the measured, or the protocol's.
@@ -54,11 +55,17 @@ def w(request):
     ctl = None
     try:
         bgp_port, = free_tcp_ports(1, lab.controller_ip)
-        leaf = add_leaf(lab, "leaf", asn=ASN, peer_ip=lab.controller_ip, peer_as=ASN, peer_port=bgp_port, hold=HOLD)
+        # The session is TCP MD5 protected (RFC 2385) both ways: it comes up only if the speaker
+        # signs with the password of [bgp] password_file, as the leaf does.
+        leaf = add_leaf(lab, "leaf", asn=ASN, peer_ip=lab.controller_ip, peer_as=ASN, peer_port=bgp_port, hold=HOLD,
+                        password=MD5_PASSWORD)
+        secret = lab.rundir / "bgp.password"
+        secret.write_text(MD5_PASSWORD + "\n")
+        secret.chmod(0o600)
         ctl = Controller(lab.controller_ip, tunnel_ports=request.param, extra={
             "overlay": {"mac_idle_timeout": IDLE},
             "bgp": {"local_as": ASN, "router_id": lab.controller_ip, "listen_host": lab.controller_ip,
-                    "listen_port": bgp_port, "neighbors": f"{leaf.mgmt_ip}:{ASN}"}})
+                    "listen_port": bgp_port, "neighbors": f"{leaf.mgmt_ip}:{ASN}", "password_file": secret}})
         ctl.start()
         create_tenants(ctl)
         ov = Overlay(lab, ctl)
@@ -146,7 +153,7 @@ def test_vms_and_hosts_behind_the_leaf_reach_each_other_and_the_vni_keeps_tenant
 
 def test_the_web_view_shows_the_leaf_hosts_as_external_with_their_peer(ready: World, browser):  # noqa: F811
     w = ready
-    browser.get(f"http://127.0.0.1:{w.ctl.rest_port}/#tenant=blue")
+    open_page(browser, w.ctl, "#tenant=blue")
     want = f"{vtep_id(w.leaf.underlay_ip)} (external, via BGP peer {w.leaf.mgmt_ip})"
     got = wait(browser, "the leaf's host as external", lambda d: [r for r in rows(d, "#endpoints tbody tr")
                                                                   if r[0] == FAR_MAC["blue"]])

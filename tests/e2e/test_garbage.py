@@ -55,8 +55,8 @@ MALFORMED_PACKET_INS = 10_000
 class RestProbe:
     """GET /v1/counters (answered on the event loop) every 5 ms in a thread; latencies kept."""
 
-    def __init__(self, base: str) -> None:
-        self.rest = Client(base, timeout=5.0)
+    def __init__(self, base: str, token: str | None) -> None:
+        self.rest = Client(base, token, timeout=5.0)
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -101,7 +101,7 @@ def rounds(attacks: list[tuple[T, bytes]], probe: RestProbe) -> Iterator[tuple[T
 
 def probe_alone(c: Controller, requests: int = 300) -> RestProbe:
     """The baseline, in the same run: the probe's latencies with nothing else going on."""
-    with RestProbe(c.api.base) as probe:
+    with RestProbe(c.api.base, c.api.token) as probe:
         wait_for(lambda: len(probe.latencies) >= requests, 30, 0.05, f"{requests} baseline requests")
     return probe
 
@@ -132,7 +132,8 @@ def assert_clean_log(c: Controller) -> None:
 
 def metrics(c: Controller) -> dict[str, float]:
     """/metrics as {sample line's name and labels: value}, e.g. 'overlay_ovsdb_malformed_total{kind="x"}'."""
-    with urllib.request.urlopen(c.api.base + "/metrics", timeout=10) as resp:
+    req = urllib.request.Request(c.api.base + "/metrics", headers={"Authorization": f"Bearer {c.api.token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
         text = resp.read().decode()
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
             for line in text.splitlines() if line and not line.startswith("#")}
@@ -210,7 +211,7 @@ def test_openflow_garbage_closes_only_the_offending_switch(ctl: Controller) -> N
     expected: dict[str, int] = {}
     frames = list(malformed_frames(MALFORMED_PACKET_INS))  # built first: the probe shares our GIL
     batches = [b"".join(packet_in(f) for f in frames[i:i + 500]) for i in range(0, len(frames), 500)]
-    with RestProbe(ctl.api.base) as probe:
+    with RestProbe(ctl.api.base, ctl.api.token) as probe:
         for i, (kind, data) in enumerate(rounds(OPENFLOW_GARBAGE, probe)):
             bad = FakeSwitch(addr, 0x1000 + i).start()
             bad.send(data)
@@ -306,7 +307,7 @@ def test_hostile_ovsdb_closes_only_the_offending_host(ctl: Controller) -> None:
     accepted = 0
     base = probe_alone(ctl)
     lag0 = loop_lag(ctl)
-    with RestProbe(ctl.api.base) as probe:
+    with RestProbe(ctl.api.base, ctl.api.token) as probe:
         for i, (kind, data) in enumerate(rounds(OVSDB_GARBAGE, probe)):
             bad = FakeOvsdbHost(addr, f"bad{i}", None, 0x100 + i).start()  # no tunnels to make: only garbage
             bad.attack(data)

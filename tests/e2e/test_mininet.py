@@ -101,7 +101,7 @@ def mininet_shells() -> int:
 def script(ctl: Controller, *args: str, timeout: float = 300) -> dict:
     ip = free_mgmt_ip()
     cmd = [SYSTEM_PY, str(TOPOS), *args, "--controller", f"{ip}:{ctl.of_port}", "--ovsdb-port",
-           str(ctl.ovsdb_port), "--api", ctl.api.base, "--check", "--json"]
+           str(ctl.ovsdb_port), "--api", ctl.api.base, "--token-file", str(ctl.token_path), "--check", "--json"]
     cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     assert cp.stdout.strip(), cp.stderr
     return json.loads(cp.stdout.strip().splitlines()[-1]) | {"returncode": cp.returncode, "stderr": cp.stderr}
@@ -146,7 +146,8 @@ def test_spread_topology_over_hand_made_gre_tunnels(controller):
 def test_mn_custom_pingall_reaches_same_tenant_only(controller):
     ctl = controller("vxlan")
     ip = free_mgmt_ip()
-    cmd = ["mn", "--custom", str(TOPOS), "--topo", f"article,ovsdb={ctl.ovsdb_port},api={ctl.api.base}",
+    topo = f"article,ovsdb={ctl.ovsdb_port},api={ctl.api.base},token={ctl.token_path}"
+    cmd = ["mn", "--custom", str(TOPOS), "--topo", topo,
            "--controller", f"remote,ip={ip},port={ctl.of_port}", "--test", "pingall"]
     mn = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

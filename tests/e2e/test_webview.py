@@ -9,6 +9,7 @@ token and closed reads: the page asks for the token, refuses a wrong one, then s
 (no host yet: how a host joins).
 """
 
+import json
 import os
 import re
 import shutil
@@ -75,6 +76,15 @@ def rows(driver, css):
         "return [...document.querySelectorAll(arguments[0])].map(r => [...r.cells].map(c => c.textContent))", css)]
 
 
+def open_page(driver, ctl: Controller, fragment: str = "") -> None:
+    """The page, logged in: reads need the token the controller made (the default). The tab holds
+    it as the login form leaves it, put there before the page's own script runs, so no fetch is
+    ever refused."""
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
+        "source": f"sessionStorage.setItem('overlay-api-token', {json.dumps(ctl.api.token)})"})
+    driver.get(ctl.api.base + "/" + fragment)
+
+
 def no_console_errors(driver):
     """A CSP violation or a script error shows up here."""
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -104,8 +114,7 @@ def test_the_page_shows_the_lab_live(make_overlay, browser, tmp_path):
     for tenant, members in vms.items():  # the VMs talk, so the controller learns them
         announce(members)
         assert len(reachable_pairs(members)) == 6, tenant
-    base = ov.ctl.api.base
-    browser.get(base + "/")
+    open_page(browser, ov.ctl)
 
     wait(browser, "3 hosts with OVSDB and OpenFlow up", lambda d: sorted(
         attrs(d, "#hosts g.host", "data-host", "data-ovsdb", "data-openflow")) == [

@@ -130,6 +130,7 @@ def test_the_controller_lives_with_the_units_syscall_filter_and_wx_protection(tm
 
     try:
         wait_for(ready, 60, interval=0.2, message="a healthy /v1/health under the unit's filters")
+        api.token = (tmp_path / "api.token").read_text().strip()  # made at the first start
         assert int(open(f"/proc/{proc.pid}/status").read().split("Seccomp:")[1].split()[0]) == 2  # filtering
         api.post("/v1/tenants", {"name": "blue", "vni": 5001, "vlan": 10})
         host = FakeOvsdbHost(("127.0.0.1", ovsdb_port), "h1", "10.0.0.1", dpid=1).start()

@@ -1,8 +1,11 @@
 """The speaker's thin shell: config, and os-ken's EVPN paths decoded into values (no BGP session)."""
 
+import logging
+import socket
 from types import SimpleNamespace
 
 import pytest
+from os_ken.lib import sockopt
 from os_ken.lib.packet import bgp as pkt
 from oslo_config import cfg
 
@@ -75,6 +78,38 @@ def test_bgp_is_off_without_local_as_and_needs_a_router_id_with_a_wildcard_liste
                        core, print, print, float)
     assert sp is not None and sp.neighbors == [("10.98.0.9", 65000)] and core.changed == set()
     assert sp.policy.rt("blue", 5001) == "65000:100" and sp.policy.rt("red", 5002) == "65000:5002"
+
+
+def test_the_md5_password_comes_from_its_file_and_goes_to_every_neighbour(tmp_path, caplog, monkeypatch):
+    secret = tmp_path / "bgp.password"
+    secret.write_text("s3cret-md5\n")
+    secret.chmod(0o640)
+    base = "[bgp]\nlocal_as = 65000\nrouter_id = 10.98.0.1\nneighbors = 10.98.0.9:65000,10.98.0.8:65001\n"
+    sp = bgp.from_conf(conf(tmp_path, base + f"password_file = {secret}\n"), Core(defaults()), print, print, float)
+    assert sp.password == b"s3cret-md5" and "readable by group or others" in caplog.text
+    added = []
+
+    class Speaker:  # os-ken's BGPSpeaker, as start() makes it
+        def __init__(self, **kwargs) -> None:
+            pass
+
+        def neighbor_add(self, ip, asn, **kwargs) -> None:
+            added.append((ip, kwargs.get("password")))
+            with socket.socket() as sock:  # what os-ken's BGP core does with it, on its listening socket
+                sockopt.set_tcp_md5sig(sock, ip, kwargs["password"])
+
+    from os_ken.services.protocols.bgp import bgpspeaker
+    monkeypatch.setattr(bgpspeaker, "BGPSpeaker", Speaker)
+    try:
+        sp.start()
+    finally:  # start() hooks the speaker into os-ken's peer log: not beyond this test
+        logging.getLogger(bgp.OSKEN_PEER_LOG).removeFilter(sp.looped)
+    assert added == [("10.98.0.9", b"s3cret-md5"), ("10.98.0.8", b"s3cret-md5")]  # bytes: setsockopt's
+    assert "s3cret" not in caplog.text
+    assert bgp.from_conf(conf(tmp_path, base), Core(defaults()), print, print, float).password is None
+    secret.write_text("\n")
+    with pytest.raises(ValueError, match="empty"):
+        bgp.from_conf(conf(tmp_path, base + f"password_file = {secret}\n"), Core(defaults()), print, print, float)
 
 
 def test_evpn_is_refused_with_other_tunnel_kinds(tmp_path):

@@ -103,14 +103,27 @@ def test_api_errors_exit_1_with_the_api_message(served, argv, message):
     assert served.api.b.store.tenants() == before
 
 
-def test_token_from_file_env_or_missing(served, tmp_path):
+def test_token_from_file_env_or_missing(served, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "DEFAULT_TOKEN_FILE", str(tmp_path / "not-there"))
     code, _, err = run(served, "tenants", "list", token=False)
-    assert code == 1 and "HTTP 401" in err
+    assert code == 1 and "HTTP 401" in err and "--token-file" in err  # says where a token comes from
     path = tmp_path / "tok"
     path.write_text(TOKEN + "\n")
     assert run(served, "--token-file", str(path), "tenants", "list", token=False)[0] == 0
     code, _, err = run(served, "--token-file", str(tmp_path / "nope"), "tenants", "list")
     assert code == 2 and "token file" in err
+
+
+def test_on_the_controllers_machine_the_token_it_made_is_read_by_default(served, tmp_path, monkeypatch):
+    made = tmp_path / "api.token"  # what the controller writes at its first start
+    made.write_text(TOKEN + "\n")
+    monkeypatch.setattr(cli, "DEFAULT_TOKEN_FILE", str(made))
+    assert run(served, "tenants", "list", token=False)[0] == 0
+    code, _, err = run(served, "tenants", "list", token=False, env={"OVERLAY_TOKEN": "other"})
+    assert code == 1 and "HTTP 401" in err and "--token-file" not in err  # a token was given: no hint
+    made.chmod(0o000)
+    monkeypatch.setattr(cli, "DEFAULT_TOKEN_FILE", str(tmp_path / "nope" / "api.token"))
+    assert run(served, "tenants", "list", token=False)[0] == 1  # none readable: no token, no crash
 
 
 def test_hosts_vlans_endpoints_counters_health(served):

@@ -321,3 +321,26 @@ def test_config_picks_the_store_and_checks_endpoints(tmp_path, etcd1) -> None:
     with pytest.raises(ValueError, match="not http"):
         etcd.parse_endpoints("127.0.0.1:2379")
     assert etcd.parse_endpoints(" http://a:1, http://b:2 ") == ["http://a:1", "http://b:2"]
+
+
+def test_over_tls_etcd_takes_the_controllers_certificate_and_no_other(tmp_path, pki, foreign_pki) -> None:
+    """etcd with --client-cert-auth: [tls]'s certificate gets in; none, or another CA's, does not."""
+    from lab.etcd import EtcdCluster
+
+    key, cert = pki.controller()
+    with EtcdCluster(1, tls=pki) as cluster:
+        assert cluster.endpoints[0].startswith("https://")
+        conf = conf_from(tmp_path / "tls.conf", f"[overlay]\nstore = etcd\n[etcd]\nendpoints = {cluster.endpoints[0]}\n"
+                                                f"retry_for = 0\n[tls]\nprivate_key = {key}\ncertificate = {cert}\n"
+                                                f"ca_certificate = {pki.switch_ca}\n"
+                                                f"[etcd]\nca_certificate = {pki.controller_ca}\n")
+        store = config.open_store(conf)
+        store.put_tenant(Tenant("blue", 5001, 10))
+        assert [t.name for t in store.tenants()] == ["blue"]
+        store.close()
+        f_key, f_cert = foreign_pki.controller()
+        for tls in (etcd.ClientTls(str(pki.controller_ca)),  # no client certificate
+                    etcd.ClientTls(str(pki.controller_ca), str(f_cert), str(f_key)),  # another CA's
+                    etcd.ClientTls(str(foreign_pki.controller_ca), str(cert), str(key))):  # etcd unverifiable
+            with pytest.raises(StoreError, match="etcd"):
+                EtcdStore(etcd.connect(cluster.endpoints, timeout=2.0, retry_for=0.0, tls=tls)).tenants()

@@ -15,6 +15,7 @@ from controller.northbound import metrics
 from controller.northbound.rest import Api
 from controller.shell import startup
 from controller.shell.leadership import Leadership
+from controller.shell.listeners import Refusals
 from controller.shell.looplag import LoopLag
 from controller.version import __version__
 from tests.unit.api_backend import Backend, call, seeded
@@ -204,7 +205,7 @@ def app_backend(tmp_path, ha: bool = True) -> Backend:
     """A backend whose metrics hold every collector the app registers (startup.collectors), with HA on:
     every metric the controller can export (#22.7: the dashboard's test once missed the leader's)."""
     backend = Backend(str(tmp_path / "m.db"))
-    for collector in startup.collectors(LoopLag(), Leadership(Roles(ha, "c1"))):
+    for collector in startup.collectors(LoopLag(), Leadership(Roles(ha, "c1")), Refusals()):
         backend.metrics.register(collector)
     return backend
 

@@ -14,7 +14,7 @@ from tests.unit.southbound.test_ovsdb_model import replica
 
 def run_connection(messages: list[bytes]) -> tuple[list, list, list[dict]]:
     views, downs = [], []
-    server = OvsdbServer("127.0.0.1", 0, "br1", "br0", views.append, downs.append)
+    server = OvsdbServer("br1", "br0", views.append, downs.append)
     ours, theirs = socket.socketpair()
     conn = _Connection(server, eventlet.green.socket.socket(fileno=ours.detach()), "test")
     for m in messages:
@@ -69,7 +69,7 @@ def run_in_steps(messages: list[bytes], downs: list | None = None) -> tuple[Ovsd
     """Like run_connection, but each message is read and reported before the next is sent."""
     views: list = []
     downs = [] if downs is None else downs
-    server = OvsdbServer("127.0.0.1", 0, "br1", "br0", views.append, downs.append)
+    server = OvsdbServer("br1", "br0", views.append, downs.append)
     ours, theirs = socket.socketpair()
     conn = _Connection(server, eventlet.green.socket.socket(fileno=ours.detach()), "test")
     reports = []
