@@ -130,6 +130,14 @@ class Trust:
                                                    was.since if was else now)
         return ops
 
+    def decide(self, host_id: str, admitted: bool | None, now: float) -> list[Op]:
+        """An operator admitted (True) or revoked (False) a host, or their decision went (None)."""
+        if admitted is None:
+            self.policy.decisions.pop(host_id, None)
+        else:
+            self.policy.decisions[host_id] = admitted
+        return self.reconsider(host_id, now)
+
     def reconsider(self, host_id: str, now: float) -> list[Op]:
         """The operator's decision about a host changed (self.policy): a pending host it admits joins
         as a new one would; an admitted host it revokes is taken out."""
