@@ -10,7 +10,8 @@
 
 Every physical host is a node with its own ovsdb-server + ovs-vswitchd that joins the
 controller as a real host does (see nodes.py); the topology creates its tenants over the
-controller's REST API (topo argument api=URL, or api=none). Topology arguments (mn style):
+controller's REST API (topo argument api=URL, or api=none) and admits its own hosts there by name (the
+controller's default admission, approve, gives a host nobody admitted nothing). Topology arguments (mn style):
 tunnels=<kind> (vxlan, gre, ...: make the article's tunnel ports by hand; default: the controller makes
 them), datapath=user|kernel, ovsdb=PORT (the controller's OVSDB manager port, 6640),
 mgmt=NET (only if the controller ip is an address the machine already has), sameips=1.
@@ -96,6 +97,18 @@ def ensure_tenants(api: str, tenants: list[dict[str, Any]]) -> None:
                                "start the controller first, or pass api=none") from None
 
 
+def admit_hosts(api: str, hosts: list[str]) -> None:
+    """Admit the topology's hosts by name, as an operator does (overlayctl hosts admit)."""
+    for host in hosts:
+        req = urllib.request.Request(f"{api}/v1/hosts/{host}/admission", data=b'{"admitted": true}', method="PUT",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=10).read()
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"PUT {api}/v1/hosts/{host}/admission: HTTP {e.code} {e.read()!r}") from None
+    info(f"*** hosts {', '.join(hosts)} admitted (the topology admits its own hosts)\n")
+
+
 # --------------------------------------------------------------------------
 # topologies
 
@@ -136,6 +149,7 @@ class OverlayTopo(Topo):
                 self.addLink(vm, h)
         if api and api != "none":
             ensure_tenants(str(api).rstrip("/"), self.tenants)
+            admit_hosts(str(api).rstrip("/"), [f"h{i}" for i in range(1, len(placement) + 1)])
 
 
 class ArticleTopo(OverlayTopo):
