@@ -176,8 +176,11 @@ def reloaded(conf: cfg.ConfigOpts, current: Settings) -> tuple[Settings, list[st
 
 
 def tls_configured(conf: cfg.ConfigOpts) -> bool:
-    """Does a [tls] section give the control channels a CA (so that hosts can hold certificates)?"""
-    return bool(getattr(getattr(conf, "tls", None), "ca_cert", None))
+    """Does the [tls] section give the control channels TLS with a CA (its three files), so that hosts
+    hold certificates it verifies?"""
+    tls = getattr(conf, "tls", None)
+    return bool(tls is not None and all(getattr(tls, name, None) for name in ("private_key", "certificate",
+                                                                              "ca_certificate")))
 
 
 def admission_mode(conf: cfg.ConfigOpts) -> admission.Mode:
