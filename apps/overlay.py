@@ -115,11 +115,14 @@ class OverlayApp(app_manager.OSKenApp):
     def apply(self, ops: list[Op]) -> None:
         if self.evpn is not None:  # routes follow the state the ops came from (and peers' routes a new tenant takes)
             ops = [*ops, *self.evpn.sync()]
+        for op in ops:  # closing a switch that is not who it claims is this instance's own business
+            if isinstance(op, Disconnect):
+                self._disconnect(op)
         of_ops = []
         for op in self.leadership.writable(ops):  # a follower reads switches back and changes nothing
             if isinstance(op, Disconnect):
-                self._disconnect(op)
-            elif isinstance(op, OvsdbOp):
+                continue
+            if isinstance(op, OvsdbOp):
                 self.ovsdb.carry_out(op)
             else:
                 if isinstance(op, ReadSwitch):
