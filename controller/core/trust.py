@@ -63,7 +63,7 @@ class Trust:
     def claim_datapath(self, dpid: int, peer: Peer, now: float) -> str | None:
         """May this connection be the br1 with this datapath ID? Why not (identity.py), else None."""
         host = self.ix.host_of_dpid(dpid)
-        reason = identity.datapath_refusal(peer, dpid in self.datapaths, self._holder(host),
+        reason = identity.datapath_refusal(peer, dpid in self.datapaths, self._holder(host) if host else None,
                                            self.policy.mode.needs_certificate, self.settings.host_grace, now)
         if reason is not None:
             self.refusals.add(host.id if host else identity.dpid_identity(dpid), peer, identity.OPENFLOW, reason, now)
@@ -71,25 +71,28 @@ class Trust:
 
     def claim_ovsdb(self, system_id: str, peer: Peer, live: bool, now: float) -> str | None:
         """May this OVSDB connection be host system_id (`live`: another open one is)? Why not, else None."""
-        reason = identity.ovsdb_refusal(peer, system_id, live, self._holder(self.ix.hosts.get(system_id), system_id),
-                                        self.policy.mode.needs_certificate, self.settings.host_grace, now)
+        host = self.ix.hosts.get(system_id)
+        holder = self._holder(host) if host is not None else self._waiting_holder(system_id)
+        reason = identity.ovsdb_refusal(peer, system_id, live, holder, self.policy.mode.needs_certificate,
+                                        self.settings.host_grace, now)
         if reason is not None:
             self.refusals.add(system_id, peer, identity.OVSDB, reason, now)
         return reason
 
-    def _holder(self, host: Host | None, waiting_id: str | None = None) -> identity.Holder | None:
-        if host is not None:
-            up = host.ovsdb_connected or host.view.datapath_id in self.datapaths
-            return identity.Holder(host.id, host.peer, up, host.lost_since)
-        waiting = self.waiting.get(waiting_id) if waiting_id is not None else None
-        return identity.Holder(waiting_id, waiting.peer, True, None) if waiting is not None else None  # type: ignore[arg-type]
+    def _holder(self, host: Host) -> identity.Holder:
+        up = host.ovsdb_connected or host.view.datapath_id in self.datapaths
+        return identity.Holder(host.id, host.peer, up, host.lost_since)
+
+    def _waiting_holder(self, host_id: str) -> identity.Holder | None:
+        """A host waiting for admission holds its name while its OVSDB connection is up (it is listed)."""
+        waiting = self.waiting.get(host_id)
+        return identity.Holder(host_id, waiting.peer, True, None) if waiting is not None else None
 
     def _datapath_claimed(self, view: HostView, peer: Peer | None, now: float) -> HostView:
         """A view naming a br1 datapath ID another host holds (identity.DATAPATH_TAKEN) does not get it."""
         dpid = view.datapath_id
         owner = self.ix.host_of_dpid(dpid) if dpid is not None else None
-        if owner is None or owner.id == view.system_id \
-                or not self._holder(owner).held(now, self.settings.host_grace):  # type: ignore[union-attr]
+        if owner is None or owner.id == view.system_id or not self._holder(owner).held(now, self.settings.host_grace):
             return view
         problem = f"br1's datapath ID {dpid:016x} is host {owner.id}'s"
         had = self.ix.hosts.get(view.system_id)
@@ -101,13 +104,13 @@ class Trust:
         """With certificates, the br1 connected under the host's datapath ID must hold its certificate:
         one that connected first with another is closed (identity.WRONG_CERTIFICATE)."""
         dpid = host.view.datapath_id
-        if dpid not in self.datapaths or identity.bound(self.dp_peers.get(dpid), host.id,  # type: ignore[arg-type]
-                                                        self.policy.mode.needs_certificate):
+        if dpid is None or dpid not in self.datapaths or identity.bound(self.dp_peers.get(dpid), host.id,
+                                                                        self.policy.mode.needs_certificate):
             return []
-        peer = self.dp_peers.get(dpid) or Peer("?")  # type: ignore[arg-type]
+        peer = self.dp_peers.get(dpid) or Peer("?")
         self.refusals.add(host.id, peer, identity.OPENFLOW, identity.WRONG_CERTIFICATE, now)
-        self.datapath_down(dpid, now)  # type: ignore[arg-type]
-        return [Disconnect(dpid, f"br1 of {host.id} connected with the certificate of {peer.cn!r}")]  # type: ignore[arg-type]
+        self.datapath_down(dpid, now)
+        return [Disconnect(dpid, f"br1 of {host.id} connected with the certificate of {peer.cn!r}")]
 
     def _guards_changed(self, old: Host, host: Host) -> None:
         """A ruled host's br0 ports or their MACs changed: the guarded VLANs' tenants again."""
