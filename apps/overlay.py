@@ -21,10 +21,10 @@ from os_ken.ofproto import ofproto_v1_3
 from controller.bgp import speaker as bgp
 from controller.core.switch_state import SwitchDump
 from controller.ha.election import Action
-from controller.model.ops import Op, ReadSwitch, Wipe
-from controller.model.state import HostView
+from controller.model.ops import Disconnect, Op, ReadSwitch, Wipe
+from controller.model.state import HostView, Peer
 from controller.northbound.metrics import Metrics
-from controller.shell import config, oskenpatch, readback, reload, startup, statelock
+from controller.shell import config, identity, oskenpatch, readback, reload, startup, statelock
 from controller.shell.leadership import Leadership
 from controller.shell.listeners import Refusals
 from controller.shell.loop import EventCall, Pump
@@ -51,16 +51,21 @@ class OverlayApp(app_manager.OSKenApp):
         self.listeners = startup.bind_listeners(conf, self.refusals)
         oskenpatch.serve_openflow(self.listeners.openflow)
         self.store = config.open_store(conf)  # SQLite, or etcd shared with other instances
-        # Tenants are loaded before any switch is programmed; work is drained in slices by the pump.
-        self.core = startup.app_core(config.settings(conf), self.store.tenants(), self.now())
+        # Tenants and which hosts may join (docs/operator/security.md) are loaded before any switch is
+        # programmed; work is drained in slices by the pump.
+        self.core = startup.app_core(config.settings(conf), self.store.tenants(), self.now(),
+                                     config.host_policy(conf, self.store))
+        startup.log_admission(conf, self.core)
         self.metrics = Metrics()  # served by the REST API and the optional metrics listener
         self.sender = Sender(self.metrics)
         self.readback = ReadBack()
         self.stats = StatsPoller(self.sender.datapaths, conf.overlay.stats_interval)
         self.pump = Pump(lambda: self.core, self.apply, self.sender, self.metrics)
-        self.ovsdb = startup.ovsdb_server(conf, on_view=lambda v: self.post(lambda: self._host_view(v)),
+        self.ovsdb = startup.ovsdb_server(conf, on_view=lambda v, p: self.post(lambda: self._host_view(v, p)),
                                           on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(
-                                              s, self.now()))))
+                                              s, self.now()))),
+                                          claim=lambda s, p, live: self.core.claim_ovsdb(s, p, live, self.now()))
+        self.probes = identity.Probes(self.sender.datapaths)  # switches another connection claims
         self.api_auth = startup.api_auth(conf)
         # Garbage on the control channels is counted by kind; the event loop's own health measured.
         count = lambda counter: self.core.counters.update((counter,))  # noqa: E731
@@ -114,7 +119,11 @@ class OverlayApp(app_manager.OSKenApp):
     def apply(self, ops: list[Op]) -> None:
         if self.evpn is not None:  # routes follow the state the ops came from (and peers' routes a new tenant takes)
             ops = [*ops, *self.evpn.sync()]
-        ops = self.leadership.writable(ops)  # a follower reads switches back and changes nothing
+        for op in ops:  # closing a switch that is not who it claims is this instance's own business
+            if isinstance(op, Disconnect):
+                self._disconnect(op)
+        # a follower reads switches back and changes nothing
+        ops = [op for op in self.leadership.writable(ops) if not isinstance(op, Disconnect)]
         for op in ops:
             if isinstance(op, ReadSwitch):
                 self.readback.start(op.dpid, self.now())
@@ -133,6 +142,7 @@ class OverlayApp(app_manager.OSKenApp):
         now = self.now()
         for dpid in self.readback.overdue(now):
             self.apply([Wipe(dpid)] + self.core.switch_read(dpid, SwitchDump(), now))
+        self.probes.overdue(now)
         self.apply(self.core.tick(now))
         self.sender.resend_overdue()
 
@@ -141,11 +151,11 @@ class OverlayApp(app_manager.OSKenApp):
         if ops is not None:
             self.apply(ops)
 
-    def _host_view(self, view: HostView) -> None:
-        self.apply(self.core.host_view(view, self.now()))
+    def _host_view(self, view: HostView, peer: Peer) -> None:
+        self.apply(self.core.host_view(view, self.now(), peer))
 
     def _role_change(self, action: Action) -> None:
-        views = [c.view for c in self.ovsdb.by_system.values() if c.view is not None]
+        views = self.ovsdb.hosts()
         old = self.core
         self.core, ops = self.leadership.change(action, old, views, len(self.sender.datapaths), self.now(),
                                                 startup.RECOVERY_WINDOW_S)
@@ -159,26 +169,48 @@ class OverlayApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev: Any) -> None:
-        dp = ev.msg.datapath
-        LOG.info("switch %016x connected from %s", dp.id, dp.address)
+        dp, dpid, peer = ev.msg.datapath, ev.msg.datapath_id, identity.peer_of(ev.msg.datapath)
+        if self.core.claim_datapath(dpid, peer, self.now()) is not None:  # counted and logged once
+            self.probes.refuse(dp, dpid, self.now())
+            return
+        LOG.info("switch %016x connected from %s", dpid, peer.address)
+        dp.id = dpid
         self.sender.connected(dp)
         self.leadership.ask(dp, self.now())  # before anything else on this connection: the switch handles it first
-        self.apply(self.core.datapath_up(dp.id))  # reads it back; reconciled when the replies are in
+        self.apply(self.core.datapath_up(dpid, peer))  # reads it back; reconciled when the replies are in
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _gone(self, ev: Any) -> None:
         dp = ev.datapath
         if dp.id is not None and self.sender.datapaths.get(dp.id) is dp:
             LOG.info("switch %016x disconnected", dp.id)
-            self.metrics.datapath_gone(dp.id)
-            self.sender.gone(dp.id)
-            self.leadership.roles.gone(dp.id)
-            self.readback.gone(dp.id)
-            self.stats.gone(dp.id)
+            self._forget(dp.id)
             self.apply(self.core.datapath_down(dp.id, self.now()))
+
+    def _forget(self, dpid: int) -> None:
+        self.metrics.datapath_gone(dpid)
+        self.sender.gone(dpid)
+        self.leadership.roles.gone(dpid)
+        self.readback.gone(dpid)
+        self.stats.gone(dpid)
+        self.probes.gone(dpid)
+
+    def _disconnect(self, op: Disconnect) -> None:
+        """The core found the switch is not who it claims (it has already forgotten it)."""
+        dp = self.sender.datapaths.get(op.dpid)
+        if dp is not None:
+            LOG.warning("switch %016x closed: %s", op.dpid, op.why)
+            self._forget(op.dpid)
+            dp.close()
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @identity.registered
+    def _echo_reply(self, ev: Any) -> None:
+        self.probes.replied(ev.msg.datapath, ev.msg.xid)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @ofguard.guarded
+    @identity.registered
     def _packet_in(self, ev: Any) -> None:
         msg = ev.msg
         started = time.perf_counter()
@@ -186,23 +218,27 @@ class OverlayApp(app_manager.OSKenApp):
         self.metrics.packet_in(msg.datapath.id, time.perf_counter() - started)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @identity.registered
     def _barrier_reply(self, ev: Any) -> None:
         self.sender.barrier_replied(ev.msg.datapath, ev.msg.xid)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     @ofguard.guarded
+    @identity.registered
     def _flow_removed(self, ev: Any) -> None:
         msg = ev.msg
         match = dict(msg.match.items())
         self.apply(self.core.flow_removed(msg.datapath.id, msg.table_id, msg.reason, match, self.now()))
 
     @set_ev_cls(ofp_event.EventOFPRoleReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @identity.registered
     def _role_reply(self, ev: Any) -> None:
         msg = ev.msg
         self.leadership.replied(msg.datapath.id, msg.role, msg.generation_id, self.now())
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     @ofguard.guarded
+    @identity.registered
     def _error(self, ev: Any) -> None:
         msg = ev.msg
         self.core.counters["switch_errors"] += 1
@@ -222,21 +258,25 @@ class OverlayApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     @ofguard.guarded
+    @identity.registered
     def _flow_stats(self, ev: Any) -> None:
         self._read_part(ev, "flows", lambda dump: readback.add_flows(dump, ev.msg.body))
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
     @ofguard.guarded
+    @identity.registered
     def _group_desc(self, ev: Any) -> None:
         self._read_part(ev, "groups", lambda dump: readback.add_groups(dump, ev.msg.body))
 
     @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
     @ofguard.guarded
+    @identity.registered
     def _meter_config(self, ev: Any) -> None:
         self._read_part(ev, "meters", lambda dump: readback.add_meters(dump, ev.msg.body))
 
     @set_ev_cls(ofp_event.EventOFPAggregateStatsReply, MAIN_DISPATCHER)
     @ofguard.guarded
+    @identity.registered
     def _aggregate(self, ev: Any) -> None:
         role = self.stats.replied(ev.msg.datapath.id, ev.msg.xid)
         if role is not None:

@@ -108,8 +108,11 @@ class Run:
 
     def __init__(self, p: Plan, args: argparse.Namespace) -> None:
         self.p, self.args = p, args
+        # The benchmark admits its own hosts, by name in the config ([overlay] admitted_hosts): every
+        # planned host and every one the joins phase adds.
+        admitted = ",".join(host_tuple(i)[0] for i in range(1, len(p.hosts) + args.joins + 1))
         self.ctl = Controller("127.0.0.1", tunnel_type=TUNNEL_TYPE, tunnel_ports=args.tunnel_ports,
-                              extra={"overlay": {"stats_interval": args.stats_interval}})
+                              extra={"overlay": {"stats_interval": args.stats_interval, "admitted_hosts": admitted}})
         self.hosts: dict[str, EmuHost] = {}
         self.members: dict[str, set[str]] = {tn.name: set(tn.vlans) for tn in p.tenants}
         self.learned: list[VmPlan] = []
@@ -404,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for n in [int(x) for x in args.hosts.split(",")]:
         p = plan(args.shape, n, args.tenants, args.vms, args.tenants_per_host, args.seed)
-        print(f"{args.shape}, {n} hosts: {len(p.tenants)} tenants, {len(p.vms)} endpoints", file=sys.stderr, flush=True)
+        print(f"{args.shape}, {n} hosts: {len(p.tenants)} tenants, {len(p.vms)} endpoints (hosts admitted by name "
+              "in the controller's config)", file=sys.stderr, flush=True)
         runs.append(asyncio.run(Run(p, args).run()))
     doc = {"bench": "scale", "shape": args.shape, "args": vars(args), "cpus": os.cpu_count(), "runs": runs}
     print(scale_report.table(doc))

@@ -156,6 +156,12 @@ class Controller:
         from controller.core.core import RECOVERY_OVER  # here: lab.overlay stays importable by /usr/bin/python3
         self.wait_logged(RECOVERY_OVER, since, timeout)
 
+    def admit(self, *hosts: str) -> None:
+        """Admit hosts by name, as an operator does (PUT /v1/hosts/{id}/admission; overlayctl hosts admit):
+        the controller's default admission (approve) gives a host nothing until then."""
+        for host in hosts:
+            self.api.put(f"/v1/hosts/{host}/admission", {"admitted": True})
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

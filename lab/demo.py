@@ -66,6 +66,7 @@ def build(mode: str, tunnel_type: str) -> Run:
         for name, (vni, vlan) in TENANTS.items():
             ctl.api.post("/v1/tenants", {"name": name, "vni": vni, "vlan": vlan})
         for i in range(1, HOSTS + 1):
+            ctl.admit(f"h{i}")  # the demo admits its own hosts, as an operator would (overlayctl hosts admit)
             h = lab.add_host(f"h{i}", of_port=ctl.of_port, ovsdb_port=ctl.ovsdb_port)
             run.hosts.append(h)
             for t, (name, (_vni, vlan)) in enumerate(TENANTS.items()):
@@ -202,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"tunnel_type": args.tunnel_type, "count": args.count}
     made: list[dict[str, Any]] = []
     say(f"The article's lab: {HOSTS} hosts (br0 + br1 each), 2 VMs per host in tenants blue (VNI 5001) and "
-        f"red (VNI 5002),\nboth using 192.168.1.1-3; {args.tunnel_type} tunnels made by the controller.\n")
+        f"red (VNI 5002),\nboth using 192.168.1.1-3; {args.tunnel_type} tunnels made by the controller.\n"
+        f"The demo admits its own hosts h1-h{HOSTS} by name (admission = approve, the default: a host nobody "
+        "admitted gets nothing).\n")
     try:
         say("[1/2] learn() baseline: the article's pipeline, floods to every host ...")
         run = build("learn", args.tunnel_type)

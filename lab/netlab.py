@@ -299,12 +299,14 @@ class Lab:
 
     def add_host(self, name: str, *, of_port: int, ovsdb_port: int,
                  announce: bool = True, preset_neighbours: bool = True,
-                 controller_ips: Sequence[str] = (), tls: HostTls | None = None) -> Host:
+                 controller_ips: Sequence[str] = (), tls: HostTls | None = None, system_id: str | None = None,
+                 datapath_id: str | None = None) -> Host:
         """Build a host the way a real one joins (see lab/README.md).
 
         ``controller_ips``: several controllers (lab/ha.py), each on of_port and ovsdb_port;
         empty: the one at ``controller_ip``. ``tls``: join over ssl: with these files
-        (``lab.pki.host_tls(name)``), else tcp:.
+        (``lab.pki.host_tls(name)``), else tcp:. ``system_id``, ``datapath_id``: claim another host's
+        (an impostor); by default its name and a datapath ID of its own.
 
         ``announce``/``preset_neighbours`` exist to show what happens without
         them (first packets lost); keep them on otherwise.
@@ -313,7 +315,8 @@ class Lab:
         if not _NAME_RE.match(name) or name in self.hosts:
             raise LabError(f"bad or duplicate host name {name!r}")
         host = Host.numbered(self, name, of_port=of_port, ovsdb_port=ovsdb_port,
-                             controller_ips=tuple(controller_ips))
+                             controller_ips=tuple(controller_ips), system_id=system_id,
+                             datapath_id=datapath_id or "")
         host.tls = tls
         self.hosts[name] = host
         try:

@@ -32,7 +32,9 @@ class Overlay:
     controller_ips: tuple[str, ...] = ()  # several instances (lab/ha.py): hosts join all of them
 
     def add_host(self, tenants: dict[str, tuple[int, int]] = TENANTS, same_macs: bool = False) -> Host:
+        """Host h<i>, admitted first over REST (the lab is its own operator), then joined as a real one."""
         i = len(self.hosts) + 1
+        self.ctl.admit(f"h{i}")
         host = self.lab.add_host(f"h{i}", of_port=self.ctl.of_port, ovsdb_port=self.ctl.ovsdb_port,
                                  controller_ips=self.controller_ips, tls=self.ctl.host_tls(f"h{i}"))
         self.hosts.append(host)

@@ -18,7 +18,7 @@ import socket
 import struct
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -218,7 +218,7 @@ class OvsHost:
              f"--unixctl={d}/ovsdb-server.ctl", "--detach", "--no-chdir"],
             env=self.env)
         self.vsctl("--no-wait", "init", "--", "set", "Open_vSwitch", ".",
-                   f"external_ids:system-id={self.name}",
+                   f"external_ids:system-id={getattr(self, 'system_id', None) or self.name}",
                    f"external_ids:overlay-ip={self.underlay_ip}",
                    f"external_ids:hostname={self.name}")
         if self.tls is not None:  # one SSL row for both channels: ovs-vswitchd's and ovsdb-server's
@@ -328,10 +328,13 @@ class Host(LabNode, OvsHost):
     of_port: int
     ovsdb_port: int
     controller_ips: tuple[str, ...] = ()  # several controllers (lab/ha.py); empty: the lab's one
-    datapath_id: str = field(init=False)
+    # Who it says it is: its name and its own datapath ID, unless a test makes it claim another's
+    # (an impostor: tests/e2e/test_trust.py).
+    system_id: str | None = None
+    datapath_id: str = ""
 
     def __post_init__(self) -> None:
-        self.datapath_id = f"{self.lab._lab_num:08x}{self.index:08x}"
+        self.datapath_id = self.datapath_id or f"{self.lab._lab_num:08x}{self.index:08x}"
 
     @property
     def controllers(self) -> tuple[str, ...]:

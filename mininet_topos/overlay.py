@@ -11,7 +11,9 @@
 Every physical host is a node with its own ovsdb-server + ovs-vswitchd that joins the
 controller as a real host does (see nodes.py); the topology creates its tenants over the
 controller's REST API (topo argument api=URL, or api=none), with the token in token=FILE (default:
-the file the controller makes, /var/lib/sdn-overlay/api.token, when readable). Topology arguments (mn style):
+the file the controller makes, /var/lib/sdn-overlay/api.token, when readable), and admits its own hosts
+there by name (the controller's default admission, approve, gives a host nobody admitted nothing).
+Topology arguments (mn style):
 tunnels=<kind> (vxlan, gre, ...: make the article's tunnel ports by hand; default: the controller makes
 them), datapath=user|kernel, ovsdb=PORT (the controller's OVSDB manager port, 6640),
 mgmt=NET (only if the controller ip is an address the machine already has), sameips=1.
@@ -114,6 +116,19 @@ def ensure_tenants(api: str, tenants: list[dict[str, Any]], token: str | None = 
                                "start the controller first, or pass api=none") from None
 
 
+def admit_hosts(api: str, hosts: list[str], token: str | None = None) -> None:
+    """Admit the topology's hosts by name, as an operator does (overlayctl hosts admit)."""
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    for host in hosts:
+        req = urllib.request.Request(f"{api}/v1/hosts/{host}/admission", data=b'{"admitted": true}', method="PUT",
+                                     headers={"Content-Type": "application/json", **auth})
+        try:
+            urllib.request.urlopen(req, timeout=10).read()
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"PUT {api}/v1/hosts/{host}/admission: HTTP {e.code} {e.read()!r}") from None
+    info(f"*** hosts {', '.join(hosts)} admitted (the topology admits its own hosts)\n")
+
+
 # --------------------------------------------------------------------------
 # topologies
 
@@ -154,6 +169,7 @@ class OverlayTopo(Topo):
                 self.addLink(vm, h)
         if api and api != "none":
             ensure_tenants(str(api).rstrip("/"), self.tenants, read_token(token))
+            admit_hosts(str(api).rstrip("/"), [f"h{i}" for i in range(1, len(placement) + 1)], read_token(token))
 
 
 class ArticleTopo(OverlayTopo):

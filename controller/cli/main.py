@@ -1,7 +1,8 @@
 """overlayctl: the operator's command-line client for the REST API (stdlib and PyYAML only).
 
     overlayctl tenants list | show NAME | create NAME --vni N --vlan V | update NAME ... | delete NAME
-    overlayctl hosts list | show ID | vlans ID | delete ID
+    overlayctl hosts list | show ID | vlans ID | delete ID | admit ID | revoke ID
+    overlayctl ports list HOST | show HOST PORT | set HOST PORT --mac M [--ip IP ...] | delete HOST PORT
     overlayctl endpoints TENANT [--host ID]
     overlayctl topology                      (a tree, like ovn-nbctl show)
     overlayctl trace TENANT SRC DST [--arp]  (like ovn-trace)
@@ -72,8 +73,14 @@ HOST_COLUMNS = [
     ("openflow", lambda h: "up" if h["connected"]["openflow"] else "down"),
     ("tunnels", lambda h: len(h["tunnels"])),
     ("tenants", lambda h: ",".join(f"{t['name']}:{t['vlan']}" for t in h["tenants"]) or None),
+    ("refused claims", lambda h: sum(c["count"] for c in h.get("refused_claims", ())) or None),
+    ("admitted", lambda h: _yes(h.get("admitted", True))),
     ("joined", lambda h: "yes" if h.get("joined", True) else f"no: {h.get('reason')}"),
 ]
+ADMISSION_COLUMNS = [("id", lambda a: a["id"]), ("admitted", lambda a: _yes(a["admitted"])),
+                     ("by", lambda a: a["by"]), ("reason", lambda a: a["reason"])]
+PORT_COLUMNS = [("port", lambda r: r["port"]), ("macs", lambda r: ",".join(r["macs"])),
+                ("ips", lambda r: ",".join(r["ips"]) or "any")]
 VLAN_COLUMNS = [("vlan", lambda r: r["vlan"]), ("tenant", lambda r: r["tenant"]), ("vni", lambda r: r["vni"]),
                 ("members", lambda r: _yes(r["members"]))]
 ENDPOINT_COLUMNS = [("mac", lambda e: e["mac"]), ("ips", lambda e: ",".join(e["ips"]) or None),
@@ -151,6 +158,14 @@ def _patch_body(args: argparse.Namespace) -> dict:
     return patch
 
 
+def _admission_text(a: dict) -> str:
+    return f"host {a['id']} admitted ({a['by']})" if a["admitted"] else f"host {a['id']} not admitted: {a['reason']}"
+
+
+def _port_path(a: argparse.Namespace) -> str:
+    return f"/v1/hosts/{_quote(a.host)}/ports/{_quote(a.port)}"
+
+
 def _topology(client: Client, args: argparse.Namespace) -> Any:
     hosts = client.request("GET", "/v1/hosts")
     tenants = client.request("GET", "/v1/tenants")
@@ -163,6 +178,8 @@ def _topology(client: Client, args: argparse.Namespace) -> Any:
 Arg = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's (names, options)
 NAME: Arg = (("name",), {})
 HOST_ID: Arg = (("id",), {})
+PORT_HOST: Arg = (("host",), {"help": "the host's id (its OVSDB system-id)"})
+PORT: Arg = (("port",), {"help": "the br0 port's name, as the host's OVSDB reports it"})
 IF_MATCH: Arg = (("--if-match",), {"metavar": "ETAG",
                                    "help": "only if the tenant's ETag is still ETAG (else HTTP 412)"})
 VLAN_ON: Arg = (("--vlan-on",), {"action": "append", "default": [], "metavar": "HOST=VLAN",
@@ -215,6 +232,25 @@ COMMANDS: tuple[Command, ...] = (
     Command(("hosts", "delete"), "forget a host that left: its endpoints and the tunnels toward it", "DELETE",
             lambda a: f"/v1/hosts/{_quote(a.id)}", args=(HOST_ID,), columns=DELETED_COLUMNS,
             result=lambda a, _: {"deleted": a.id}, text=lambda d: f"host {d['deleted']} forgotten"),
+    Command(("hosts", "admit"), "let a host join (it may not have connected yet)", "PUT",
+            lambda a: f"/v1/hosts/{_quote(a.id)}/admission", lambda a: {"admitted": True}, (HOST_ID,),
+            ADMISSION_COLUMNS, text=_admission_text),
+    Command(("hosts", "revoke"), "take a host out: its endpoints, its flows and the tunnels toward it go", "PUT",
+            lambda a: f"/v1/hosts/{_quote(a.id)}/admission", lambda a: {"admitted": False}, (HOST_ID,),
+            ADMISSION_COLUMNS, text=_admission_text),
+    Command(("ports", "list"), "a host's port rules (port security)",
+            path=lambda a: f"/v1/hosts/{_quote(a.host)}/ports", args=(PORT_HOST,), columns=PORT_COLUMNS),
+    Command(("ports", "show"), "one port's rule", path=_port_path, args=(PORT_HOST, PORT), columns=PORT_COLUMNS),
+    Command(("ports", "set"), "let a br0 port send only from these MACs (and IPs)", "PUT", _port_path,
+            lambda a: {"macs": a.mac, "ips": a.ip}, (
+                PORT_HOST, PORT,
+                (("--mac",), {"action": "append", "required": True, "help": "an allowed MAC (repeatable)"}),
+                (("--ip",), {"action": "append", "default": [],
+                             "help": "an allowed IPv4/IPv6 address of those MACs (repeatable; none: any IP)"})),
+            PORT_COLUMNS),
+    Command(("ports", "delete"), "remove a port's rule", "DELETE", _port_path, args=(PORT_HOST, PORT),
+            columns=DELETED_COLUMNS, result=lambda a, _: {"deleted": f"{a.host}/{a.port}"},
+            text=lambda d: f"port rule {d['deleted']} removed"),
     Command(("endpoints",), "a tenant's learned endpoints", args=(
         (("tenant",), {}), (("--host",), {"help": "only those behind this host"})),
         path=lambda a: f"/v1/tenants/{_quote(a.tenant)}/endpoints"

@@ -22,7 +22,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from controller.core import reconcile
+from controller.core import identity, reconcile
+from controller.core.admission import HostPolicy, PendingHost
 from controller.core.changes import (
     Bound,
     Change,
@@ -43,11 +44,12 @@ from controller.core.marks import Marks
 from controller.core.parts import LEFTOVERS, EpKey, Part
 from controller.core.read_model import ReadModel
 from controller.core.switch_state import Installed, SwitchDump, recovered_endpoints
+from controller.core.trust import Trust
 from controller.core.tunnel_ops import TunnelBook
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import DeletePorts, FlowDelete, FlowMod, FlowPurge, Op, ReadSwitch
-from controller.model.state import Endpoint, Host, HostView, Tenant
+from controller.model.state import Endpoint, Host, HostView, Peer, Tenant
 from controller.pipeline.desired import holddown_flow, source_key, source_of
 from controller.pipeline.settings import Settings
 
@@ -56,10 +58,15 @@ RECOVERY_OVER = "recovery window over"  # logged when it ends (the e2e tests wai
 OFPRR_IDLE_TIMEOUT = 0
 
 
-class Core:
+class Core(Trust):
     def __init__(self, settings: Settings, tenants: Iterable[Tenant] = (),
-                 canon: Callable[[f.Match], f.Match] | None = None) -> None:
+                 canon: Callable[[f.Match], f.Match] | None = None, policy: HostPolicy | None = None) -> None:
         self.settings = settings
+        # Which hosts may join and their ports' rules (controller/core/admission.py): the app's is
+        # [overlay] admission and the store's decisions; without one (tests, tools), every host joins.
+        self.policy = policy or HostPolicy()
+        self.waiting: dict[str, PendingHost] = {}  # connected, not admitted: never in the index
+        self.dp_peers: dict[int, Peer | None] = {}  # who each connected switch is (its certificate)
         self.cap = LearningCap(settings.max_endpoints)  # its state, all of it; told of every recount
         self.ix = Index(tenants, recounted=self.cap.recounted)
         self.datapaths: set[int] = set()  # connected over OpenFlow
@@ -72,13 +79,15 @@ class Core:
         self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host)
         self.eager = True
         self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
-        self.learner = Learner(settings, self.ix, self.counters, self.cap)
+        self.refusals = identity.Refusals(self.counters)  # claims refused, for GET /v1/hosts
+        self.learner = Learner(settings, self.ix, self.counters, self.cap, self.guard)
         # After a restart, endpoints come back from each host's own switch; until every switch had
         # its turn (recover_until), another host's entries for them are kept, not deleted.
         self.recover_until = 0.0
         self.recovering = False
         self.passive = False  # a follower (controller/ha/roles.py): it tracks state but programs nothing
-        self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings)
+        self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings,
+                              self.policy, self.waiting, self.refusals)
 
     @property
     def changed(self) -> set[Part] | None:
@@ -123,9 +132,10 @@ class Core:
 
     # ---- OpenFlow connection events ------------------------------------------------------
 
-    def datapath_up(self, dpid: int) -> list[Op]:
+    def datapath_up(self, dpid: int, peer: Peer | None = None) -> list[Op]:
         """A switch connected: read what it holds before changing anything (no wipe)."""
         self.datapaths.add(dpid)
+        self.dp_peers[dpid] = peer
         self.installed.pop(dpid, None)
         self.dumps.pop(dpid, None)
         host = self.ix.host_of_dpid(dpid)
@@ -155,6 +165,7 @@ class Core:
 
     def datapath_down(self, dpid: int, now: float = 0.0) -> list[Op]:
         self.datapaths.discard(dpid)
+        self.dp_peers.pop(dpid, None)
         self.installed.pop(dpid, None)
         self.dumps.pop(dpid, None)
         host = self.ix.host_of_dpid(dpid)
@@ -164,37 +175,49 @@ class Core:
 
     # ---- OVSDB events --------------------------------------------------------------------
 
-    def host_view(self, view: HostView, now: float) -> list[Op]:
+    def host_view(self, view: HostView, now: float, peer: Peer | None = None) -> list[Op]:
+        """A host's OVSDB view (`peer`: where it came from). Not admitted: it waits, outside the index."""
+        if not self.policy.admitted(view.system_id):
+            return self._wait(view, peer, now)
+        self.waiting.pop(view.system_id, None)
+        view = self._datapath_claimed(view, peer, now)
         old = self.ix.hosts.get(view.system_id)
         if old is not None and old.view == view and old.ovsdb_connected:
+            old.peer = peer or old.peer
             return []
         if old is None:
             LOG.info("host %s joined (overlay ip %s)", view.system_id, view.overlay_ip)
         flips = self.ix.put_host(view)
         host = self.ix.hosts[view.system_id]
         host.lost_since = None
+        host.peer = peer or host.peer
         if view.overlay_ip:
             self.tunnels.forgotten_ips.discard(view.overlay_ip)
         new_peer = old is None or old.view.overlay_ip != view.overlay_ip
         if old is None or (old.view.datapath_id, old.view.patch_ofport, old.view.overlay_ip) != (
                 view.datapath_id, view.patch_ofport, view.overlay_ip):
             self.marks.full(host.id)
-        elif old.view.tunnels != view.tunnels:
-            parts = self.tunnels.parts_changed(old, host, self.placed_on)  # None: the flow port, all of it
-            if parts is None:
-                self.marks.full(host.id)
-            else:
-                self.marks.parts(host.id, parts)
+        else:
+            self._guards_changed(old, host)
+            if old.view.tunnels != view.tunnels:
+                parts = self.tunnels.parts_changed(old, host, self.placed_on)  # None: the flow port, all of it
+                if parts is None:
+                    self.marks.full(host.id)
+                else:
+                    self.marks.parts(host.id, parts)
         self.marks.flips(flips)
         if new_peer and self.settings.learning.floods_to_every_host:  # one more bucket everywhere
             for other in self.ix.hosts.values():
                 self.marks.parts(other.id, self.placed_on(other))
         # the switch was read back before OVSDB said whose it is: programmable from now on
-        adopted = self._adopt_dump(host, now) if view.datapath_id in self.dumps else []
+        adopted = self._bound(host, now)
+        adopted += self._adopt_dump(host, now) if view.datapath_id in self.dumps else []
         ops = self._tunnel_ops(self.tunnels.view_changed(self.settings, old, host, new_peer, now))
         return adopted + ops + self._flush()
 
     def ovsdb_down(self, system_id: str, now: float = 0.0) -> list[Op]:
+        if self.waiting.pop(system_id, None) is not None:
+            return []
         host = self.ix.hosts.get(system_id)
         if host is not None:
             host.ovsdb_connected = False
@@ -230,19 +253,23 @@ class Core:
 
     def forget_host(self, system_id: str, now: float) -> list[Op]:
         """An operator removed a host: drop its endpoints and the tunnels toward it everywhere."""
-        host = self.ix.hosts[system_id]
-        if host.view.overlay_ip:
-            self.tunnels.forgotten_ips.add(host.view.overlay_ip)
-        for key in list(self.ix.eps_by_host.get(system_id, ())):
-            self._drop(key)
-        self.marks.flips(self.ix.drop_host(system_id))
-        self.marks.dirty.pop(system_id, None)
-        self.tunnels.toward.pop(system_id, None)
-        if self.settings.learning.floods_to_every_host:  # one bucket less everywhere (flips say nothing)
-            for other in self.ix.hosts.values():
-                self.marks.parts(other.id, self.placed_on(other))
+        self._withdraw(self.ix.hosts[system_id])
         ops = self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values())))
         return ops + self._flush()
+
+    def _withdraw(self, host: Host) -> None:
+        """Out of the index: its endpoints withdrawn everywhere, the tunnels toward it to go (the
+        caller asks for their removal), every flood bucket toward it recomputed."""
+        if host.view.overlay_ip:
+            self.tunnels.forgotten_ips.add(host.view.overlay_ip)
+        for key in list(self.ix.eps_by_host.get(host.id, ())):
+            self._drop(key)
+        self.marks.flips(self.ix.drop_host(host.id))
+        self.marks.dirty.pop(host.id, None)
+        self.tunnels.toward.pop(host.id, None)
+        if self.settings.learning.floods_to_every_host:  # one bucket fewer everywhere
+            for other in self.ix.hosts.values():
+                self.marks.parts(other.id, self.placed_on(other))
 
     def retune_tunnels(self, settings: Settings, now: float) -> list[Op]:
         """A new tunnel kind or tunnel_ports mode on a running overlay, without a restart.
@@ -570,7 +597,8 @@ class Core:
                     out.deletes += reconcile.leftovers(inst, dpid, self.recovering,
                                                        self.settings.learning.keeps_switch_entries)
                 else:
-                    want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on)
+                    want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on,
+                                             self.policy.rules_of(host.id))
                     reconcile.diff(inst, dpid, part, want, self.canon, out)
             if deadline is not None and time.perf_counter() > deadline:
                 return False

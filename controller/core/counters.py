@@ -13,7 +13,7 @@ ROLE_COUNTERS = {
     f.ROLE_ARP_PROXY: "arp_proxied", f.ROLE_ARP_LOCAL: "arp_local",
     f.ROLE_ND_PROXY: "nd_proxied", f.ROLE_ND_LOCAL: "nd_local",
     f.ROLE_FLOOD_UNKNOWN: "floods_unknown_ip", f.ROLE_FLOOD: "floods_sent",
-    f.ROLE_UNICAST_KNOWN: "unicast_to_known",
+    f.ROLE_UNICAST_KNOWN: "unicast_to_known", f.ROLE_SPOOFED: "port_security_dropped",
 }
 # Requests the article's pipeline would have flooded to every host, handled on the spot instead.
 SUPPRESSED = ("arp_proxied", "arp_local", "nd_proxied", "nd_local")

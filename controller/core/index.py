@@ -155,7 +155,7 @@ class Index:
             del self.host_by_ip[old.view.overlay_ip]  # type: ignore[arg-type]
         host = Host(view, ovsdb_connected)
         if old is not None:
-            host.lost_since = old.lost_since
+            host.lost_since, host.peer = old.lost_since, old.peer
         self.hosts[view.system_id] = host
         self.peers[view.system_id] = host
         if view.datapath_id is not None:

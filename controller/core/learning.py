@@ -4,6 +4,11 @@ Parsing happens once here; `learn` returns the changes as typed values (controll
 for Core.learn to apply: Learned (a MAC seen for the first time, with the IP it announced, if any),
 Moved (a known MAC behind another host: a migrated VM's GARP), Bound (an IP announced by this MAC,
 taking it from another, as a VIP does).
+Claims stay within their rights: a binding is per tenant (an IP moves only to another MAC of the
+same tenant, never across tenants), packet-ins count only from admitted hosts' switches (a host
+not admitted is not in the index: `parse` finds no host), and where a br0 port has a rule
+(controller/pipeline/port_security.py) a MAC may claim only the IPs it allows (else ignored,
+counted as port_security_claims_ignored).
 Bounds: at most `max_endpoints` per (host, tenant) (controller/core/flood_cap.py), so one VM
 spraying random source MACs cannot make the whole overlay learn them; and a MAC flapping between
 hosts (a loop, a cloned VM) is held where it is for a back-off that doubles with each flap instead
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.core.changes import Bound, Change, Learned, Moved
@@ -22,6 +28,7 @@ from controller.core.index import Index
 from controller.core.parts import EpKey
 from controller.model import packets
 from controller.model.state import Endpoint, Host, Tenant
+from controller.pipeline.port_security import Guard
 from controller.pipeline.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -38,11 +45,13 @@ class _Flap:
 
 
 class Learner:
-    def __init__(self, settings: Settings, ix: Index, counters: Counter[str], cap: LearningCap) -> None:
+    def __init__(self, settings: Settings, ix: Index, counters: Counter[str], cap: LearningCap,
+                 guard: Callable[[Host, int], Guard | None] = lambda host, vlan: None) -> None:
         self.settings = settings
         self.ix = ix
         self.counters = counters
         self.cap = cap
+        self.guard = guard  # port security of a VLAN on a host (controller/pipeline/port_security.py)
         self._flaps: dict[EpKey, _Flap] = {}
 
     def parse(self, dpid: int, data: bytes) -> tuple[Host, Tenant, packets.Frame] | None:
@@ -62,6 +71,10 @@ class Learner:
         return host, tenant, frame
 
     def learn(self, host: Host, tenant: Tenant, frame: packets.Frame, now: float) -> list[Change]:
+        guard = self.guard(host, frame.vlan)
+        if guard is not None and not guard.admits(frame.src, frame.ip):
+            self.counters["port_security_claims_ignored"] += 1  # the switch drops these; a race got one here
+            return []
         key = EpKey(tenant.vni, frame.src)
         ep = self.ix.endpoints.get(key)
         changes: list[Change] = []

@@ -8,19 +8,26 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 
+from controller.core.admission import HostPolicy, PendingHost
 from controller.core.flood_cap import LearningCap
+from controller.core.identity import Refusals
 from controller.core.index import Index
 from controller.core.parts import EpKey
 from controller.core.switch_state import Installed
 from controller.model import flows as f
-from controller.model.state import Endpoint, Host, Tenant, TunnelPort
+from controller.model.state import Endpoint, Host, PortRule, Tenant, TunnelPort
 from controller.pipeline.settings import Settings
 
 
 class ReadModel:
     def __init__(self, ix: Index, installed: Mapping[int, Installed], datapaths: set[int],
-                 counters: Counter[str], cap: LearningCap, settings: Callable[[], Settings]) -> None:
+                 counters: Counter[str], cap: LearningCap, settings: Callable[[], Settings],
+                 policy: HostPolicy | None = None, pending: Mapping[str, PendingHost] | None = None,
+                 refusals: Refusals | None = None) -> None:
         self._ix = ix
+        self._policy = policy or HostPolicy()
+        self._pending = pending if pending is not None else {}
+        self._refusals = refusals or Refusals(counters)
         self._installed = installed
         self._datapaths = datapaths
         self._counters = counters
@@ -56,6 +63,33 @@ class ReadModel:
     @property
     def hosts(self) -> Mapping[str, Host]:
         return self._ix.hosts
+
+    @property
+    def waiting(self) -> Mapping[str, PendingHost]:
+        """Hosts connected but not admitted (controller/core/admission.py): listed, never programmed."""
+        return self._pending
+
+    def admission(self, host_id: str) -> tuple[bool, str]:
+        """(admitted, by whom or why not)."""
+        return self._policy.status(host_id)
+
+    def admission_mode(self) -> str:
+        return self._policy.mode.name
+
+    def decisions(self) -> Mapping[str, bool]:
+        """The operator's: host -> admitted (True) or revoked (False)."""
+        return self._policy.decisions
+
+    def port_rules(self, host_id: str) -> Mapping[str, PortRule]:
+        """A host's br0 port rules (controller/pipeline/port_security.py), by port."""
+        return self._policy.rules_of(host_id)
+
+    def refused_claims(self, identity: str) -> list[dict]:
+        """Connections refused for claiming this host (or "dpid:<hex>"): controller/core/identity.py."""
+        return self._refusals.of(identity)
+
+    def refused_identities(self) -> list[str]:
+        return list(self._refusals.by_identity)
 
     def peer(self, peer_id: str) -> Host | None:
         """A host or an external VTEP (controller/bgp/external.py), by id."""

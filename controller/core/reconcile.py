@@ -5,7 +5,7 @@ in turn; this is what it does for one of them."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from controller.core.flood_cap import LearningCap
@@ -15,7 +15,8 @@ from controller.core.parts import BASE, LEFTOVERS, Part, TunnelPart
 from controller.core.switch_state import FlowKey, Installed
 from controller.model import flows as f
 from controller.model.ops import FlowDelete, FlowMod, GroupMod, MeterMod, Op
-from controller.model.state import Host
+from controller.model.state import Host, PortRule
+from controller.pipeline import port_security
 from controller.pipeline.desired import base_flows, endpoint_flows, flood_group, meters, tenant_flows, tunnel_classify
 from controller.pipeline.settings import Settings
 
@@ -81,7 +82,8 @@ def take(d: Dirty, n: int) -> list[Part]:
 
 
 def desired(s: Settings, ix: Index, cap: LearningCap, host: Host, part: Part,
-            placed_on: Callable[[Host], set[int]]) -> tuple[set[f.Flow], f.GroupEntry | None]:
+            placed_on: Callable[[Host], set[int]],
+            rules: Mapping[str, PortRule] = {}) -> tuple[set[f.Flow], f.GroupEntry | None]:  # noqa: B006
     """What the host should hold in one partition: its flows, and (a tenant's) its flood group."""
     if part is BASE:
         return base_flows(s, host), None
@@ -97,7 +99,9 @@ def desired(s: Settings, ix: Index, cap: LearningCap, host: Host, part: Part,
             return set(), None
         return endpoint_flows(s, host, tenant, ep, ix.peers, capped=(vni, host.id) in cap.sources), None
     members = ix.members.get(tenant.vni, set())
-    return (tenant_flows(s, host, tenant, capped=(vni, host.id) in cap.narrowed),
+    vlan = tenant.vlan_on(host.id)
+    return (tenant_flows(s, host, tenant, capped=(vni, host.id) in cap.narrowed,
+                         guard=port_security.guard(rules, host.view, vlan) if rules else None),
             flood_group(s, host, tenant, ix.peers, members))
 
 

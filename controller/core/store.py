@@ -1,13 +1,20 @@
 """What the core's tenants are kept in: the interface every store implements (SQLite,
 controller/ha/store.py; etcd, controller/ha/etcd_store.py) and the errors a store raises. The tenant
 service (controller/northbound/tenants.py) and the app use a store through this alone.
+
+The store also keeps what the operator decided about hosts (controller/core/admission.py): each
+admitted (True) or revoked (False) host, and the port-security rules of their br0 ports. These
+are written as they come (the last write wins: an admission is idempotent) and, with etcd, every
+instance applies them through its watch (controller/core/host_sync.py).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from controller.model.state import Tenant
+from controller.model.state import PortRule, Tenant
+
+HostRecords = tuple[dict[str, bool], list[PortRule]]  # (host -> admitted or revoked, port rules)
 
 
 class StoreError(Exception):
@@ -34,6 +41,21 @@ class TenantStore(Protocol):
 
     def delete_tenant(self, name: str) -> bool:
         """Durable when it returns; the result as put_tenant's. StoreError: nothing was written."""
+
+    def host_records(self) -> HostRecords:
+        """The operator's decisions about hosts and their ports' rules: what a controller starts from."""
+
+    def put_admission(self, host_id: str, admitted: bool) -> None:
+        """Admit (True) or revoke (False) a host; durable when it returns. StoreError: not written."""
+
+    def put_port_rule(self, rule: PortRule) -> None:
+        """Create or replace a br0 port's rule; durable when it returns."""
+
+    def delete_port_rule(self, host_id: str, port: str) -> None:
+        """Durable when it returns (nothing to delete is not an error)."""
+
+    def watch_hosts(self, backend: Any) -> None:
+        """Apply other writers' host records to backend, until close(); returns at once if none can exist."""
 
     def ping(self) -> None:
         """Raise StoreError unless the store answers a read."""

@@ -4,6 +4,7 @@ Under the prefix ([etcd] prefix, default /sdn-overlay/):
 
     {prefix}tenants/by-name/{name}   a tenant's JSON, as GET /v1/tenants/{name} shows it
     {prefix}tenants/version          rewritten by every change, with the id of the write
+    {prefix}hosts/...                admissions and port rules (controller/ha/etcd_hosts.py)
 
 Writes: one transaction each, which commits only if `version` is still at the revision this
 instance has applied. Its view of every tenant was then current, so whatever the tenant service
@@ -34,11 +35,12 @@ import time
 import uuid
 from typing import Any
 
-from controller.core.store import Behind, StoreError
+from controller.core.store import Behind, HostRecords, StoreError
 from controller.core.tenant_sync import apply_change, apply_listing
 from controller.ha import etcd as e
 from controller.ha.etcd import Compacted, Etcd, EtcdError, EtcdUnavailable
-from controller.model.state import Tenant
+from controller.ha.etcd_hosts import EtcdHostRecords
+from controller.model.state import PortRule, Tenant
 from controller.model.tenant_rules import TenantError, tenant_from_json
 
 LOG = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class EtcdStore:
         self.writer = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self.writes = itertools.count(1)
         self.closed = False
+        self.hosts = EtcdHostRecords(etcd, prefix)  # admissions and port rules: controller/ha/etcd_hosts.py
 
     # ---- reads and writes (on the app's event loop) ---------------------------------------
 
@@ -76,8 +79,23 @@ class EtcdStore:
     def ping(self) -> None:
         self._call(lambda: self.etcd.get(self.version_key))
 
+    def host_records(self) -> HostRecords:
+        return self.hosts.records()
+
+    def put_admission(self, host_id: str, admitted: bool) -> None:
+        self.hosts.put_admission(host_id, admitted)
+
+    def put_port_rule(self, rule: PortRule) -> None:
+        self.hosts.put_port_rule(rule)
+
+    def delete_port_rule(self, host_id: str, port: str) -> None:
+        self.hosts.delete_port_rule(host_id, port)
+
+    def watch_hosts(self, backend: Any) -> None:
+        self.hosts.watch(backend)
+
     def close(self) -> None:
-        self.closed = True
+        self.closed = self.hosts.closed = True
         self.etcd.close()
 
     def _commit(self, op: dict) -> bool:

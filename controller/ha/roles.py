@@ -21,7 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from controller.core.core import Core
 from controller.model.ops import Op, ReadSwitch
-from controller.model.state import HostView, Tenant
+from controller.model.state import HostView, Peer, Tenant
 
 MASTER, SLAVE = "master", "slave"
 
@@ -97,24 +97,26 @@ class Roles:
         return doc
 
 
-def promoted(old: Core, tenants: Iterable[Tenant], views: Iterable[HostView], now: float,
+def promoted(old: Core, tenants: Iterable[Tenant], views: Iterable[tuple[HostView, Peer | None]], now: float,
              recovery_s: float) -> tuple[Core, list[Op]]:
     """The core a new leader runs: what a restart builds, from what the follower already has.
 
-    Tenants as the store's watch kept them, hosts from their OVSDB views, and every connected switch read back
-    before anything is changed on it; learned endpoints come from the switches (their own
-    entries), as after a restart. Counters carry on.
+    Tenants as the store's watch kept them, which hosts may join (the same policy), hosts from their
+    OVSDB views (and where each came from), and every connected switch read back before anything
+    is changed on it; learned endpoints come from the switches (their own entries), as after a
+    restart. Counters and refused claims carry on.
     """
-    core = Core(old.settings, tenants, canon=old.canon)
+    core = Core(old.settings, tenants, canon=old.canon, policy=old.policy)
     core.eager = False
     core.recovering, core.recover_until = True, now + recovery_s
     core.counters.update(old.counters)
+    core.refusals.carry(old.refusals)
     core.role_packets = dict(old.role_packets)
     ops: list[Op] = []
-    for view in views:
-        ops += core.host_view(view, now)
     for dpid in sorted(old.datapaths):
-        ops += core.datapath_up(dpid)
+        ops += core.datapath_up(dpid, old.dp_peers.get(dpid))
+    for view, peer in views:
+        ops += core.host_view(view, now, peer)
     return core, ops
 
 

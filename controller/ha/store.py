@@ -17,11 +17,13 @@ import os
 import sqlite3
 from typing import Any
 
-from controller.core.store import StoreError
-from controller.model.state import Tenant
+from controller.core.store import HostRecords, StoreError
+from controller.model.state import PortRule, Tenant
 
+# admissions and port_rules came later, as tables of their own: a file without them gets them (empty)
+# when opened, and a controller that knows nothing of them still reads the file as it did.
 SCHEMA_VERSION = 1
-SCHEMA = """
+SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS tenants (
     name TEXT PRIMARY KEY,
     vni INTEGER NOT NULL UNIQUE,
@@ -29,7 +31,20 @@ CREATE TABLE IF NOT EXISTS tenants (
     hosts TEXT,            -- JSON list, NULL = every host
     vlans TEXT NOT NULL    -- JSON object host -> VLAN
 )
-"""
+""", """
+CREATE TABLE IF NOT EXISTS admissions (
+    host TEXT PRIMARY KEY,
+    admitted INTEGER NOT NULL  -- 1 admitted, 0 revoked
+)
+""", """
+CREATE TABLE IF NOT EXISTS port_rules (
+    host TEXT NOT NULL,
+    port TEXT NOT NULL,    -- the br0 port's name
+    macs TEXT NOT NULL,    -- JSON list
+    ips TEXT NOT NULL,     -- JSON list
+    PRIMARY KEY (host, port)
+)
+""")
 
 
 class Store:
@@ -46,7 +61,8 @@ class Store:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path} has schema version {version}; this controller knows {SCHEMA_VERSION}")
         with self._transaction():
-            self.db.execute(SCHEMA)
+            for table in SCHEMA:
+                self.db.execute(table)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _transaction(self) -> _Transaction:
@@ -73,6 +89,32 @@ class Store:
         with self._transaction():
             self.db.execute("DELETE FROM tenants WHERE name = ?", (name,))
         return True
+
+    def host_records(self) -> HostRecords:
+        rows = self.db.execute("SELECT host, admitted FROM admissions")
+        admissions = {host: bool(admitted) for host, admitted in rows}
+        rules = [PortRule(host, port, frozenset(json.loads(macs)), frozenset(json.loads(ips)))
+                 for host, port, macs, ips in self.db.execute(
+                     "SELECT host, port, macs, ips FROM port_rules ORDER BY host, port")]
+        return admissions, rules
+
+    def put_admission(self, host_id: str, admitted: bool) -> None:
+        with self._transaction():
+            self.db.execute("INSERT INTO admissions (host, admitted) VALUES (?, ?) "
+                            "ON CONFLICT(host) DO UPDATE SET admitted=excluded.admitted", (host_id, int(admitted)))
+
+    def put_port_rule(self, rule: PortRule) -> None:
+        with self._transaction():
+            self.db.execute("INSERT INTO port_rules (host, port, macs, ips) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT(host, port) DO UPDATE SET macs=excluded.macs, ips=excluded.ips",
+                            (rule.host, rule.port, json.dumps(sorted(rule.macs)), json.dumps(sorted(rule.ips))))
+
+    def delete_port_rule(self, host_id: str, port: str) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM port_rules WHERE host = ? AND port = ?", (host_id, port))
+
+    def watch_hosts(self, backend: Any) -> None:
+        """One controller owns the file: no other writer to follow."""
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers a read."""

@@ -51,6 +51,7 @@ ROLE_FLOOD = 6  # a tenant's broadcast/multicast/unknown unicast sent to its flo
 ROLE_UNICAST_KNOWN = 7  # unicast to a known remote endpoint
 ROLE_SOURCE = 8  # a local endpoint's source entry: its idle timeout ages the MAC
 ROLE_BINDING = 9  # a local endpoint's known (MAC, IP) binding
+ROLE_SPOOFED = 10  # a frame from br0 whose source port security does not allow: dropped
 
 
 def cookie(kind: int, vni: int = 0) -> int:

@@ -62,6 +62,14 @@ class Wipe:
 
 
 @dataclass(frozen=True)
+class Disconnect:
+    """Close a switch's OpenFlow connection: it is not the host it claims to be (controller/core/identity.py)."""
+
+    dpid: int
+    why: str
+
+
+@dataclass(frozen=True)
 class AddTunnelPorts:
     """On a host's tunnel bridge, one port of a tunnel kind per remote IP (or the one flow-based port):
     the southbound encodes it as an OVSDB transaction (controller/southbound/ovsdb_model.py)."""
@@ -85,4 +93,5 @@ class DeletePorts:
 
 
 OvsdbOp = AddTunnelPorts | DeletePorts  # what goes to a host's OVSDB, not its switch
-Op = FlowMod | FlowDelete | FlowPurge | GroupMod | MeterMod | ReadSwitch | Wipe | AddTunnelPorts | DeletePorts
+Op = (FlowMod | FlowDelete | FlowPurge | GroupMod | MeterMod | ReadSwitch | Wipe | Disconnect | AddTunnelPorts
+      | DeletePorts)

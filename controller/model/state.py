@@ -77,8 +77,22 @@ class HostView:
     tunnels: tuple[TunnelPort, ...] = ()
     member_vlans: frozenset[int] = frozenset()  # VLAN tags of br0 access ports
     attached: tuple[tuple[str, str], ...] = ()  # (MAC, br0 port) from external_ids:attached-mac
+    port_vlans: tuple[tuple[str, int], ...] = ()  # (br0 access port, its tag), by name: where port rules apply
     problems: tuple[str, ...] = ()  # why it cannot join the overlay (empty: it can)
     external: str | None = None  # an external VTEP (no switch, no OVSDB): the BGP peer it came from
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is at the other end of a control connection: its address ("ip:port") and, over TLS with
+    a verified client certificate, the certificate's CN (controller/core/identity.py decides with it)."""
+
+    address: str
+    cn: str | None = None
+
+    @property
+    def ip(self) -> str:
+        return self.address.rsplit(":", 1)[0].strip("[]")
 
 
 @dataclass
@@ -87,6 +101,7 @@ class Host:
     ovsdb_connected: bool = True
     lost_since: float | None = None  # both channels down since then
     withdrawn: bool = False  # lost past the grace period: its endpoints were withdrawn
+    peer: Peer | None = None  # where its OVSDB connection came from (its address, its certificate)
 
     @property
     def id(self) -> str:
@@ -117,6 +132,20 @@ class Host:
     @cached_property
     def tunnels_by_name(self) -> dict[str, TunnelPort]:
         return {p.name: p for p in self.view.tunnels}
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """Port security on one br0 access port, as Neutron's allowed address pairs: the source MACs
+    its frames may carry and the IPs they may claim (none listed: any IP of those MACs)."""
+
+    host: str
+    port: str  # the br0 port's name as its OVSDB reports it (Port.name)
+    macs: frozenset[str]
+    ips: frozenset[str] = frozenset()
+
+    def to_json(self) -> dict:
+        return {"host": self.host, "port": self.port, "macs": sorted(self.macs), "ips": sorted(self.ips)}
 
 
 @dataclass

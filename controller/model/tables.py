@@ -1,9 +1,10 @@
 """The br1 pipeline, declared once: every table's id, role and where it may send packets.
 
 Numbers follow the article (0, 1, 3, 10, 20, 21) so a dump reads like the seed; tables the
-article does not have (4, 5, 18, 19, 24) exist only in controller-driven learning mode.
-OpenFlow only lets goto_table move forward, so the responders sit before FLOOD.
-The article's table 2 is left out: no flow ever sends a packet there.
+article does not have (4, 5, 18, 19, 24) exist only in controller-driven learning mode, and
+table 2 only where a br0 port has a port-security rule.
+OpenFlow only lets goto_table move forward, so the responders sit before FLOOD, and the port
+security table hands what it lets through back to LOCAL_SPLIT by resubmit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Table:
 
 CLASSIFY = 0  # entry: patch port -> LOCAL_SPLIT, tunnel ports -> TUNNEL_IN, else drop
 LOCAL_SPLIT = 1  # leaving the host: unicast -> UNICAST, broadcast/multicast -> FLOOD
+PORT_SECURITY = 2  # from br0, in a VLAN with port rules: allowed (MAC, IP) sources on, the rest dropped
 TUNNEL_IN = 3  # arriving: tunnel ID -> this host's local VLAN of the tenant
 SRC_BINDING = 4  # controller mode, copy of local traffic: unknown ARP/ND bindings -> controller
 SRC_MAC = 5  # controller mode, copy of local traffic: unknown source MAC -> controller; ages MACs
@@ -33,7 +35,9 @@ ND_REPLY = 24  # controller mode: finish the NA (target link-layer option) and s
 
 PIPELINE: tuple[Table, ...] = (
     Table(CLASSIFY, "classify", "patch port -> local path (and a copy to learning), tunnels -> tunnel path",
-          (LOCAL_SPLIT, TUNNEL_IN, SRC_BINDING)),
+          (LOCAL_SPLIT, PORT_SECURITY, TUNNEL_IN, SRC_BINDING)),
+    Table(PORT_SECURITY, "port-security", "from br0 in a VLAN with port rules: allowed sources go on as "
+          "classify sends them, others are dropped", (LOCAL_SPLIT, SRC_BINDING)),
     Table(LOCAL_SPLIT, "local-split", "leaving: unicast vs broadcast/multicast (ARP/NS to responders)",
           (UNICAST, FLOOD, ARP_RESPONDER, ND_RESPONDER)),
     Table(TUNNEL_IN, "tunnel-in", "arriving: tunnel ID -> local VLAN of the tenant; unknown ID dropped",
@@ -64,6 +68,15 @@ PRIO_LEARNED_SOURCE = 15  # a (host, tenant) at its learning cap floods only for
 PRIO_EXCEPTION = 20  # what must not take the common path: ARP/NS to the responders, GARPs, probes, DAD
 PRIO_BINDING = 30  # a known (MAC, IP) binding of a local endpoint: nothing to learn
 PRIO_CLASSIFY = 100  # where a frame came from: br0, or a tunnel
+PRIO_GUARDED = 110  # from br0 in a VLAN with port rules: through the port security table first
+
+# Port security (table PORT_SECURITY, controller/pipeline/port_security.py), first match wins:
+PRIO_GUARD_ND_OK = 40  # a neighbour advertisement for an IP the MAC may use: on
+PRIO_GUARD_ND_DROP = 35  # any other advertisement from that MAC: dropped
+PRIO_GUARD_IP_OK = 30  # ARP, IPv4 or IPv6 from an allowed (MAC, IP): on
+PRIO_GUARD_IP_DROP = 20  # ARP, IPv4 or IPv6 from that MAC with another IP: dropped
+PRIO_GUARD_MAC_OK = 10  # anything else from an allowed MAC: on
+PRIO_SPOOFED = 1  # every other source in the VLAN: dropped
 
 # Meters: rate limits for what must not become a storm.
 METER_LEARN = 1  # packet-ins that learn MACs and IP bindings

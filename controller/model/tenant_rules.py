@@ -122,7 +122,7 @@ def etag(doc: dict) -> str:
     return '"' + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:20] + '"'
 
 
-def check_if_match(header: str | None, name: str, current: dict) -> None:
+def check_if_match(header: str | None, name: str, current: dict, what: str = "tenant") -> None:
     """RFC 9110 If-Match with strong comparison: '*' or a list of quoted tags, one of them current."""
     if header is None or header.strip() == "*":
         return
@@ -131,5 +131,5 @@ def check_if_match(header: str | None, name: str, current: dict) -> None:
     tags = re.findall(r'(W/)?("[^"]*")', header)
     tag = etag(current)
     if not any(not weak and t == tag for weak, t in tags):
-        raise PreconditionFailed(f"tenant '{name}' has changed since it was read: its ETag is {tag}, "
+        raise PreconditionFailed(f"{what} '{name}' has changed since it was read: its ETag is {tag}, "
                                  f"If-Match gave {header.strip()}; GET it again and retry")

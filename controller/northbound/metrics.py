@@ -32,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from webob import Request, Response
 
 from controller.core.counters import OPENFLOW_MALFORMED, OVSDB_MALFORMED
+from controller.core.identity import COUNTER as IDENTITY_REFUSED
 from controller.core.read_model import ReadModel
 from controller.northbound.auth import HostNames
 from controller.version import __version__
@@ -63,6 +64,10 @@ NAMED_COUNTERS: dict[str, tuple[str, str]] = {
     "mac_flaps": ("overlay_mac_flaps", "MACs found flapping between hosts and held"),
     "mac_flaps_damped": ("overlay_mac_flaps_damped", "moves refused while a flapping MAC was held"),
     "hosts_withdrawn": ("overlay_hosts_withdrawn", "hosts unreachable past host_grace: endpoints withdrawn"),
+    "port_security_dropped": ("overlay_port_security_dropped",
+                              "frames from br0 dropped in the switches: a source no port rule allows"),
+    "port_security_claims_ignored": ("overlay_port_security_claims_ignored",
+                                     "ARP/ND claims not learned: an address the port's rule does not allow"),
 }
 # core.counters <prefix><kind> -> one counter labelled by kind: garbage on the control channels.
 LABELLED_BY_KIND = (
@@ -97,6 +102,7 @@ class Snapshot:
     hosts: list[HostSample] = field(default_factory=list)
     tenants: int = 0
     endpoints: int = 0
+    waiting: int = 0  # hosts connected but not admitted
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -110,7 +116,8 @@ def snapshot(r: ReadModel, packet_ins: dict[int, int]) -> Snapshot:
                                 packet_ins.get(dpid, 0) if dpid is not None else 0))
     for dpid in sorted(set(packet_ins) - claimed):
         hosts.append(HostSample(f"dpid:{dpid:016x}", False, r.switch_connected(dpid), 0, packet_ins[dpid]))
-    return Snapshot(hosts=hosts, tenants=len(r.tenants), endpoints=r.endpoint_count(), counters=r.counters())
+    return Snapshot(hosts=hosts, tenants=len(r.tenants), endpoints=r.endpoint_count(), waiting=len(r.waiting),
+                    counters=r.counters())
 
 
 class RestStats:
@@ -165,6 +172,18 @@ def families(snap: Snapshot, rest: RestStats) -> Iterator[Metric]:
         for key in sorted(k for k in snap.counters if k.startswith(prefix)):
             c.add_metric([key[len(prefix):]], snap.counters[key])
         yield c
+    c = CounterMetricFamily("overlay_identity_refused",
+                            "connections refused for claiming a host's system-id or a br1's datapath ID they may "
+                            "not hold, by channel and reason (docs/operator/security.md)",
+                            labels=["channel", "reason"])
+    for key in sorted(k for k in snap.counters if k.startswith(IDENTITY_REFUSED)):
+        channel, _, reason = key[len(IDENTITY_REFUSED):].partition(":")
+        c.add_metric([channel, reason], snap.counters[key])
+    yield c
+    g = GaugeMetricFamily("overlay_hosts_waiting", "hosts connected but not admitted: given nothing until an "
+                                                   "operator admits them")
+    g.add_metric([], snap.waiting)
+    yield g
     g = GaugeMetricFamily("overlay_tenants", "tenants configured")
     g.add_metric([], snap.tenants)
     yield g

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.model import host_rules
 from controller.model import tenant_rules as rules
 from controller.model.fields import Record
 from controller.northbound.pathtrace import TRACE_REQUEST
@@ -120,13 +121,24 @@ SCHEMAS: dict[str, Any] = {
     },
     "Host": {
         "type": "object",
-        "required": ["id", "overlay_ip", "datapath_id", "connected", "tunnels", "tenants", "joined", "reason"],
+        "required": ["id", "overlay_ip", "datapath_id", "connected", "tunnels", "tenants", "joined", "reason",
+                     "admitted", "admission", "refused_claims"],
         "properties": {
             "id": {"type": "string", "nullable": True,
                    "description": "its OVSDB system-id (null: it has none, see peer and reason)"},
-            "peer": {"type": "string", "description": "only without a system-id: its OVSDB connection's address"},
+            "peer": {"type": "string", "nullable": True,
+                     "description": "its OVSDB connection's address (ip:port), when it has one"},
             "joined": {"type": "boolean", "description": "false: it cannot join the overlay, see reason"},
             "reason": {"type": "string", "nullable": True, "description": "what keeps it from joining"},
+            "admitted": {"type": "boolean",
+                         "description": "false: it waits for admission (or was revoked) and is given nothing: "
+                                        "no tunnel, no flow, no flood copy (docs/operator/security.md)"},
+            "admission": {"type": "string", "nullable": True,
+                          "description": "admitted: by whom (operator, config, certificate, open); else why not"},
+            "waiting_since": {"type": "number", "description": "only while not admitted: since when it waits"},
+            "refused_claims": {"type": "array", "items": _ref("RefusedClaim"),
+                               "description": "connections refused for claiming this host's system-id or its "
+                                              "br1's datapath ID, the latest of each kind"},
             "overlay_ip": {"type": "string", "nullable": True},
             "datapath_id": {"type": "string", "nullable": True, "description": "br1's, 16 hex digits"},
             "connected": {"type": "object", "required": ["ovsdb", "openflow"],
@@ -135,6 +147,38 @@ SCHEMAS: dict[str, Any] = {
             "tenants": {"type": "array", "items": _ref("HostTenant")},
         },
     },
+    "RefusedClaim": {
+        "type": "object", "required": ["peer", "channel", "reason", "why", "first", "at", "count"],
+        "properties": {
+            "peer": {"type": "string", "description": "the refused connection's address (ip:port), the latest"},
+            "channel": {"type": "string", "enum": ["ovsdb", "openflow"]},
+            "reason": {"type": "string", "enum": ["in_use", "address", "no_certificate", "wrong_certificate",
+                                                  "datapath_taken"]},
+            "why": {"type": "string"},
+            "first": {"type": "number"}, "at": {"type": "number", "description": "the latest, Unix time"},
+            "count": {"type": "integer", "minimum": 1}}},
+    "Admission": {
+        "type": "object", "required": ["id", "admitted", "by", "reason", "mode"],
+        "properties": {
+            "id": {"type": "string"}, "admitted": {"type": "boolean"},
+            "by": {"type": "string", "nullable": True, "enum": ["operator", "config", "certificate", "open", None],
+                   "description": "who admitted it: an operator (this API), [overlay] admitted_hosts, its "
+                                  "certificate (admission = certificate) or admission = open"},
+            "reason": {"type": "string", "nullable": True, "description": "why it is not admitted"},
+            "mode": {"type": "string", "enum": ["certificate", "approve", "open"]}}},
+    "AdmissionChange": _worded(host_rules.ADMISSION, {"admitted": {"description": "true: admit; false: revoke"}}),
+    "PortRule": {
+        "type": "object", "required": ["port", "macs", "ips"],
+        "description": "a br0 port's allowed sources (as Neutron's allowed-address pairs): frames from other "
+                       "MACs, and ARP/IP/ND from its MACs with other IPs, are dropped in br1",
+        "properties": {"port": {"type": "string", "description": "the br0 port's name, as its OVSDB says"},
+                       "macs": {"type": "array", "items": {"type": "string"}},
+                       "ips": {"type": "array", "items": {"type": "string"}}}},
+    "PortRuleChange": _worded(host_rules.PORT_RULE, {
+        "macs": {"minItems": 1, "maxItems": host_rules.MAX_MACS, "example": ["02:00:00:00:01:01"],
+                 "description": "unicast MACs the port may send from"},
+        "ips": {"maxItems": host_rules.MAX_IPS, "example": ["192.168.1.1"],
+                "description": "IPv4/IPv6 addresses those MACs may use; none: any"}}),
     "HostVlan": {
         "type": "object", "required": ["vlan", "tenant", "vni", "members"],
         "properties": {"vlan": VLAN, "tenant": {"type": "string"}, "vni": {"type": "integer"},
@@ -236,7 +280,7 @@ TENANT_BODY = {"application/json": {"schema": _ref("TenantCreate")}}
 REPLACE_BODY = {"application/json": {"schema": _ref("TenantReplace")}}
 PATCH_BODY = {"application/merge-patch+json": {"schema": _ref("TenantPatch")},
               "application/json": {"schema": _ref("TenantPatch")}}
-ETAG = {"ETag": {"description": "the tenant's entity tag, for If-Match", "schema": {"type": "string"}}}
+ETAG = {"ETag": {"description": "the entity tag, for If-Match", "schema": {"type": "string"}}}
 TENANT_TAGGED = {**_json(_ref("Tenant"), "the tenant"), "headers": ETAG}
 TENANT_CREATED = {**_json(_ref("Tenant"), "the tenant, created"), "headers": {
     **ETAG, "Location": {"description": "its URL", "schema": {"type": "string"}}}}
@@ -297,6 +341,31 @@ PATHS: dict[str, Any] = {
         "delete": _op("Forget a host: its endpoints, and the tunnels toward it on every other host",
                       "deleteHost", {"204": {"description": "forgotten"}}, (401, 404, 409), params=("host",)),
     },
+    "/v1/hosts/{host}/admission": {
+        "get": _op("Is the host admitted, by whom, or why not", "showAdmission",
+                   {"200": _json(_ref("Admission"), "its admission")}, (400, 401), params=("host",)),
+        "put": _op("Admit (true) or revoke (false) a host, connected or not yet (stored before it is applied; "
+                   "revoked: its endpoints withdrawn, its switch wiped, the tunnels toward it removed)",
+                   "putAdmission", {"200": _json(_ref("Admission"), "its admission now")},
+                   (400, 401, 413, 415, 503), body={"application/json": {"schema": _ref("AdmissionChange")}},
+                   params=("host",)),
+    },
+    "/v1/hosts/{host}/ports": {"get": _op(
+        "The host's port rules, by port", "listPortRules",
+        {"200": _json({"type": "array", "items": _ref("PortRule")}, "its port rules")}, (400, 401),
+        params=("host",))},
+    "/v1/hosts/{host}/ports/{port}": {
+        "get": _op("Show a port's rule (with its ETag)", "showPortRule",
+                   {"200": {**_json(_ref("PortRule"), "the rule"), "headers": ETAG}}, (400, 401, 404),
+                   params=("host", "port")),
+        "put": _op("Set a br0 port's allowed MACs and IPs (port security), for a port or host not seen yet too",
+                   "putPortRule", {"200": {**_json(_ref("PortRule"), "the rule"), "headers": ETAG}},
+                   (400, 401, 404, 412, 413, 415, 503), body={"application/json": {"schema": _ref("PortRuleChange")}},
+                   params=("host", "port", "ifMatch")),
+        "delete": _op("Remove a port's rule: its VLAN is no longer guarded unless another port there has one",
+                      "deletePortRule", {"204": {"description": "removed"}}, (400, 401, 404, 412, 503),
+                      params=("host", "port", "ifMatch")),
+    },
     "/v1/hosts/{host}/vlans": {"get": _op(
         "The host's br0 VLAN -> tenant mapping, by VLAN", "hostVlans",
         {"200": _json({"type": "array", "items": _ref("HostVlan")}, "mapping")}, (401, 404), params=("host",))},
@@ -346,8 +415,11 @@ SPEC: dict[str, Any] = {
                      "example": "blue"},
             "host": {"name": "host", "in": "path", "required": True, "schema": {"type": "string"},
                      "example": "host1"},
+            "port": {"name": "port", "in": "path", "required": True, "schema": {"type": "string"},
+                     "example": "tap0", "description": "a br0 port's name, as the host's OVSDB reports it"},
             "ifMatch": {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
-                        "description": "only if the tenant's ETag is still this one (else 412); * = any"},
+                        "description": "only if the tenant's (port rule's) ETag is still this one (else 412); "
+                                       "* = any"},
             "hostFilter": {"name": "host", "in": "query", "required": False, "schema": rules.HOST_ID.schema(),
                            "description": "only the endpoints behind this host"},
             "asset": {"name": "asset", "in": "path", "required": True,

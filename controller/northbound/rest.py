@@ -24,7 +24,7 @@ from controller.core.read_model import ReadModel
 from controller.core.store import StoreError, TenantStore
 from controller.model import tenant_rules as rules
 from controller.model.ops import Op
-from controller.northbound import metrics, openapi, pathtrace, tenants, web
+from controller.northbound import hosts, metrics, openapi, pathtrace, tenants, web
 from controller.northbound.auth import HostNames, TokenAuth
 from controller.version import __version__
 
@@ -115,37 +115,6 @@ def _parse_int(text: str) -> int | float:
 
 # ---- views -------------------------------------------------------------------------------
 
-def host_json(r: ReadModel, host_id: str) -> dict:
-    host = r.hosts[host_id]
-    v = host.view
-    by_ip = {h.view.overlay_ip: h.id for h in r.hosts.values()}
-    tenants = []
-    for tn in r.tenants_at(host_id):
-        tenants.append({"name": tn.name, "vni": tn.vni, "vlan": tn.vlan_on(host_id),
-                        "members": r.is_member(host_id, tn.vni),
-                        "endpoints": r.endpoints_at(tn.vni, host_id),
-                        "learning_capped": r.learning_capped(tn.vni, host_id)})
-    return {
-        "id": host_id,
-        "overlay_ip": v.overlay_ip,
-        "datapath_id": f"{v.datapath_id:016x}" if v.datapath_id is not None else None,
-        "connected": {"ovsdb": host.ovsdb_connected, "openflow": r.openflow_connected(host)},
-        "tunnels": [{"name": p.name, "type": p.type, "remote_ip": p.remote_ip, "ofport": p.ofport,
-                     "managed": p.managed, "peer": by_ip.get(p.remote_ip)}
-                    for p in sorted(v.tunnels, key=lambda p: p.name)],
-        "tenants": tenants,
-        "joined": not v.problems,
-        "reason": "; ".join(v.problems) or None,
-    }
-
-
-def unidentified_json(peer: str, reason: str) -> dict:
-    """An OVSDB connection without a system-id: listed so that it is not refused in silence."""
-    return {"id": None, "peer": peer, "overlay_ip": None, "datapath_id": None,
-            "connected": {"ovsdb": True, "openflow": False}, "tunnels": [], "tenants": [],
-            "joined": False, "reason": reason}
-
-
 def host_vlans_json(r: ReadModel, host_id: str) -> list[dict]:
     """The host's br0 VLAN -> tenant mapping, by VLAN."""
     out = []
@@ -184,6 +153,7 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
         ("GET", r"^/v1/hosts/(?P<host>[^/]+)$", "show_host"),
         ("DELETE", r"^/v1/hosts/(?P<host>[^/]+)$", "delete_host"),
         ("GET", r"^/v1/hosts/(?P<host>[^/]+)/vlans$", "host_vlans"),
+        *hosts.ROUTES,  # admissions and port rules: controller/northbound/hosts.py
         ("GET", r"^/v1/counters$", "counters"),
         ("GET", r"^/v1/role$", "role"),
         ("POST", r"^/v1/trace$", "trace"),
@@ -192,19 +162,19 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
 PUBLIC = frozenset({"health", "openapi"}) | web.PUBLIC  # probes, the description, page code: no token
 
 
-def misdirected(hosts: HostNames | None, req: Request, stats: metrics.RestStats) -> None:
+def misdirected(names: HostNames | None, req: Request, stats: metrics.RestStats) -> None:
     """Refuse (421, counted) a request whose Host header is not one of the listener's names."""
-    if hosts is not None and not hosts.allows(req.headers.get("Host")):
+    if names is not None and not names.allows(req.headers.get("Host")):
         stats.refused("host")
         raise ApiError(421, f"this controller is not {req.headers['Host']!r} (Host header); its names are "
                             "set by [overlay] api_host_names")
 
 
-class Api(web.WebView):
-    def __init__(self, backend: Backend, auth: TokenAuth | None = None, hosts: HostNames | None = None) -> None:
+class Api(web.WebView, hosts.HostsApi):
+    def __init__(self, backend: Backend, auth: TokenAuth | None = None, names: HostNames | None = None) -> None:
         self.b = backend
         self.auth = auth or TokenAuth()
-        self.hosts = hosts  # None: any Host header (tests); the app always names the listener's
+        self.host_names = names  # None: any Host header (tests); the app always names the listener's
         self.prom = backend.metrics
         self.tenants = tenants.Tenants(backend)
 
@@ -213,7 +183,7 @@ class Api(web.WebView):
         route = "unmatched"
         headers: dict[str, str] = {}
         try:
-            misdirected(self.hosts, req, self.prom.rest)
+            misdirected(self.host_names, req, self.prom.rest)
             route, handler, args = self._route(req)
             self._authenticate(req, route)
             result = handler(req, **args)
@@ -350,11 +320,8 @@ class Api(web.WebView):
         return 200, self.b.call(run)
 
     def list_hosts(self, req: Request) -> tuple[int, Any]:
-        def run() -> list:
-            r = self.b.core.read
-            return ([host_json(r, h) for h in sorted(r.hosts)]
-                    + [unidentified_json(p, r) for p, r in sorted(self.b.unidentified_hosts().items())])
-        return 200, self.b.call(run)
+        """Admitted hosts, hosts waiting for admission, and OVSDB connections without a name."""
+        return 200, self.b.call(lambda: hosts.listing(self.b))
 
     def _host(self, host: str) -> str:
         if host not in self.b.core.read.hosts:
@@ -362,7 +329,12 @@ class Api(web.WebView):
         return host
 
     def show_host(self, req: Request, host: str) -> tuple[int, Any]:
-        return 200, self.b.call(lambda: host_json(self.b.core.read, self._host(host)))
+        def run() -> dict:
+            doc = hosts.known_json(self.b.core.read, host)
+            if doc is None:
+                raise ApiError(404, f"no host '{host}'")
+            return doc
+        return 200, self.b.call(run)
 
     def host_vlans(self, req: Request, host: str) -> tuple[int, Any]:
         return 200, self.b.call(lambda: host_vlans_json(self.b.core.read, self._host(host)))

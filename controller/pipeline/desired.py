@@ -14,6 +14,7 @@ from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.state import Endpoint, Host, Tenant
 from controller.pipeline.learning_modes import punt  # noqa: F401 (re-exported)
+from controller.pipeline.port_security import Guard, guard_flows
 from controller.pipeline.settings import Settings
 
 
@@ -103,8 +104,10 @@ def _flood(vni: int) -> tuple[f.Action, ...]:
     return (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni))
 
 
-def tenant_flows(s: Settings, host: Host, tenant: Tenant, capped: bool = False) -> set[f.Flow]:
-    """A tenant's own flows on a host: tunnel ID <-> VLAN, flood, responder misses.
+def tenant_flows(s: Settings, host: Host, tenant: Tenant, capped: bool = False,
+                 guard: Guard | None = None) -> set[f.Flow]:
+    """A tenant's own flows on a host: tunnel ID <-> VLAN, flood, responder misses, and where a
+    br0 port of it has a rule, port security (port_security.py).
 
     ``capped``: the tenant's learning on this host is at max_endpoints (controller/core/flood_cap.py):
     its floods go out only for the sources it learned (endpoint_flows); others stay on the host.
@@ -119,6 +122,8 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, capped: bool = False) 
         f.Flow(t.FLOOD, t.PRIO_ENTRY, f.match(vlan_vid=vid), () if capped else _flood(vni), cookie=ck,
                role=f.ROLE_NONE if capped else f.ROLE_FLOOD),
     }
+    if guard is not None:
+        out |= guard_flows(s.learning.from_br0(), host.view.patch_ofport, vid, guard, ck)
     return out | s.learning.tenant_extras(vid, ck)
 
 

@@ -45,8 +45,7 @@ class ByController:
         list (notes/ovs_probe.md), and by then the frame has already gone on."""
         icmpv6 = {"eth_type": f.ETH_TYPE_IPV6, "ip_proto": f.IPPROTO_ICMPV6}
         return {
-            f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=patch),
-                   (f.Clone((f.Resubmit(t.LOCAL_SPLIT),)), f.Resubmit(t.SRC_BINDING)), cookie=ck),
+            f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=patch), self.from_br0(), cookie=ck),
             f.Flow(t.TO_LOCAL, t.PRIO_MISS, f.match(), (f.Output(patch),), cookie=ck),
             f.Flow(t.LOCAL_SPLIT, t.PRIO_EXCEPTION, f.match(eth_type=f.ETH_TYPE_ARP, arp_op=1,
                                                            eth_dst=f.MULTICAST_MAC),
@@ -64,6 +63,10 @@ class ByController:
             f.Flow(t.SRC_BINDING, t.PRIO_MISS, f.match(), (f.Resubmit(t.SRC_MAC),), cookie=ck),
             f.Flow(t.SRC_MAC, t.PRIO_MISS, f.match(), punt(), meter=t.METER_LEARN, cookie=ck),
         }
+
+    def from_br0(self) -> tuple[f.Action, ...]:
+        """What a frame from br0 goes through (from classify, or once port security let it pass)."""
+        return (f.Clone((f.Resubmit(t.LOCAL_SPLIT),)), f.Resubmit(t.SRC_BINDING))
 
     def tenant_extras(self, vid: int, ck: int) -> set[f.Flow]:
         return {
@@ -106,6 +109,9 @@ class BySwitch:
                         tun_dst_from_src=tun_dst_from_src)
         return {f.Flow(t.CLASSIFY, t.PRIO_CLASSIFY, f.match(in_port=patch), goto=t.LOCAL_SPLIT, cookie=ck),
                 f.Flow(t.TO_LOCAL, t.PRIO_MISS, f.match(), (learn, f.Output(patch)), cookie=ck)}
+
+    def from_br0(self) -> tuple[f.Action, ...]:
+        return (f.Resubmit(t.LOCAL_SPLIT),)
 
     def tenant_extras(self, vid: int, ck: int) -> set[f.Flow]:
         return set()

@@ -16,6 +16,8 @@ from typing import Any
 
 from oslo_config import cfg
 
+from controller.core import admission
+from controller.core.admission import HostPolicy
 from controller.core.store import TenantStore
 from controller.ha.store import Store
 from controller.model import choices, install
@@ -73,6 +75,14 @@ OVERLAY_OPTS = [
     cfg.FloatOpt("host-grace", default=30.0, min=0.0,
                  help="seconds a host may lose both its OVSDB and OpenFlow connections before its "
                       "endpoints are withdrawn from the other hosts (its tunnels stay)"),
+    cfg.StrOpt("admission", default=None, choices=list(admission.MODES),
+               help="which hosts join the overlay: certificate (a host is its TLS client certificate's CN, "
+                    "signed by [tls]'s CA), approve (an operator admits each one: overlayctl hosts admit, the "
+                    "REST API, or admitted_hosts), open (every host that connects: labs only); unset: "
+                    "certificate when [tls] is configured, else approve (docs/operator/security.md)"),
+    cfg.ListOpt("admitted-hosts", default=None,
+                help="system-ids admitted without asking the API (static setups); a revoke through the API "
+                     "still takes one out"),
     cfg.StrOpt("store", default="sqlite", choices=list(STORES),
                help="where tenants are kept: sqlite (one controller, the file at db) or etcd (several "
                     "controllers share [etcd] endpoints; see docs/operator/ha.md)"),
@@ -208,6 +218,27 @@ def reloaded(conf: cfg.ConfigOpts, current: Settings) -> tuple[Settings, list[st
     later = [OPTION_OF.get(fl.name, fl.name) for fl in fields(Settings) if fl.name not in LIVE
              and getattr(fresh, fl.name) != getattr(current, fl.name)]
     return replace(current, **{name: getattr(fresh, name) for name in LIVE}), later
+
+
+def tls_configured(conf: cfg.ConfigOpts) -> bool:
+    """Does the [tls] section give the control channels TLS with a CA (its three files), so that hosts
+    hold certificates it verifies?"""
+    tls = getattr(conf, "tls", None)
+    return bool(tls is not None and all(getattr(tls, name, None) for name in ("private_key", "certificate",
+                                                                              "ca_certificate")))
+
+
+def admission_mode(conf: cfg.ConfigOpts) -> admission.Mode:
+    """[overlay] admission, or its default: certificate with a [tls] CA, approve without."""
+    name = conf.overlay.admission
+    return admission.get(name) if name else admission.default(tls_configured(conf))
+
+
+def host_policy(conf: cfg.ConfigOpts, store: TenantStore) -> HostPolicy:
+    """Which hosts may join (the mode, the configured list, the operator's decisions in the store) and
+    their ports' rules."""
+    decisions, rules = store.host_records()
+    return HostPolicy(admission_mode(conf), conf.overlay.admitted_hosts or (), decisions, rules)
 
 
 def unknown_options(conf: cfg.ConfigOpts) -> list[str]:

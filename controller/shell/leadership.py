@@ -16,7 +16,7 @@ from controller.core.core import Core
 from controller.ha import roles as ha
 from controller.ha.election import Action, Lead
 from controller.model.ops import Op
-from controller.model.state import HostView
+from controller.model.state import HostView, Peer
 from controller.southbound import ofmsg
 
 LOG = logging.getLogger("overlay")
@@ -77,7 +77,7 @@ class Leadership:
             LOG.warning("switch %016x refused us as master: another instance leads; stepping down", dpid)
             self.election.stale(None)
 
-    def change(self, action: Action, core: Core, views: Iterable[HostView], switches: int, now: float,
+    def change(self, action: Action, core: Core, views: Iterable[tuple[HostView, Peer]], switches: int, now: float,
                recovery_s: float) -> tuple[Core, list[Op]]:
         """The election decided: the core to run from now on, and its operations. A new leader
         starts a fresh core from what it follows (ha.promoted); a follower keeps its core, passive."""

@@ -16,9 +16,10 @@ import eventlet.wsgi
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_common
 
+from controller.core.admission import HostPolicy
 from controller.core.core import Core
 from controller.model import install
-from controller.model.state import HostView, Tenant
+from controller.model.state import HostView, Peer, Tenant
 from controller.northbound import auth, metrics
 from controller.northbound.auth import HostNames, TokenAuth
 from controller.northbound.rest import Api
@@ -33,10 +34,10 @@ LOG = logging.getLogger("overlay")
 RECOVERY_WINDOW_S = 10.0  # after start: switches' endpoint entries wait for their own host's read-back
 
 
-def app_core(settings: Settings, tenants: Iterable[Tenant], now: float) -> Core:
+def app_core(settings: Settings, tenants: Iterable[Tenant], now: float, policy: HostPolicy) -> Core:
     """The core as the app runs it: drained in slices by the pump, and recovering what the switches
-    learned before a restart until RECOVERY_WINDOW_S has passed."""
-    core = Core(settings, tenants, canon=ofmsg.canonical_match)
+    learned before a restart until RECOVERY_WINDOW_S has passed; `policy` says which hosts may join."""
+    core = Core(settings, tenants, canon=ofmsg.canonical_match, policy=policy)
     core.eager = False
     core.recovering, core.recover_until = True, now + RECOVERY_WINDOW_S
     return core
@@ -49,8 +50,21 @@ def collectors(loop_lag: looplag.LoopLag, leadership: Leadership, refusals: Refu
     return [loop_lag, leadership.metrics(), refusals]
 
 
-def ovsdb_server(conf: Any, on_view: Callable[[HostView], None], on_down: Callable[[str], None]) -> OvsdbServer:
-    return OvsdbServer(conf.overlay.tunnel_bridge, conf.overlay.integration_bridge, on_view=on_view, on_down=on_down)
+def ovsdb_server(conf: Any, on_view: Callable[[HostView, Peer], None], on_down: Callable[[str], None],
+                 claim: Callable[[str, Peer, bool], str | None]) -> OvsdbServer:
+    return OvsdbServer(conf.overlay.tunnel_bridge, conf.overlay.integration_bridge,
+                       on_view=on_view, on_down=on_down, claim=claim)
+
+
+def log_admission(conf: Any, core: Core) -> None:
+    """Say how hosts join, and warn when anyone who connects does."""
+    policy = core.policy
+    admitted = sorted(h for h, yes in policy.decisions.items() if yes) + sorted(policy.listed)
+    LOG.info("admission=%s: hosts admitted by name: %s", policy.mode, ", ".join(admitted) or "none")
+    if not policy.mode.admits_unlisted or policy.mode.needs_certificate:
+        return
+    LOG.warning("admission = open: every host that reaches the OVSDB port joins the overlay and receives "
+                "tenant traffic (labs only; docs/operator/security.md)")
 
 
 # ---- who may talk to the controller (docs/operator/security.md) ------------------------------
@@ -173,6 +187,7 @@ def start(app: Any, conf: Any) -> list[Any]:
     threads.append(hub.spawn(loop.ticker, lambda: app.post(app.tick)))
     threads.append(hub.spawn(reload.watch_sighup, lambda: app.post(app.reload)))
     threads.append(hub.spawn(app.store.watch, app))  # other instances' tenant writes
+    threads.append(hub.spawn(app.store.watch_hosts, app))  # and their admissions and port rules
     scheme = "https" if ls.rest.tls else "http"
     api = Api(app, app.api_auth, host_names(conf, conf.wsapi_host))
     LOG.info("REST API on %s://%s:%s/v1 (%s)", scheme, conf.wsapi_host, conf.wsapi_port,

@@ -290,6 +290,11 @@ def barrier() -> parser.OFPBarrierRequest:
     return parser.OFPBarrierRequest(_DP)
 
 
+def echo_request() -> parser.OFPEchoRequest:
+    """Is the switch still there? (controller/shell/identity.py asks, when another claims its place.)"""
+    return parser.OFPEchoRequest(_DP)
+
+
 ROLES = {"master": ofp.OFPCR_ROLE_MASTER, "slave": ofp.OFPCR_ROLE_SLAVE, "equal": ofp.OFPCR_ROLE_EQUAL}
 ROLE_NAMES = {code: name for name, code in ROLES.items()}
 

@@ -114,7 +114,8 @@ def host_view(replica: Replica, tunnel_bridge: str, integration_bridge: str) -> 
         attached = sorted(((ifaces.get(i, {}).get("external_ids") or {}).get("attached-mac", "").lower(),
                            p.get("name", ""))
                           for p in br0_ports for i in as_list(p.get("interfaces", [])))
-        view = replace(view, member_vlans=tags, attached=tuple(a for a in attached if a[0]))
+        port_vlans = tuple(sorted((p.get("name", ""), p["tag"]) for p in br0_ports if isinstance(p.get("tag"), int)))
+        view = replace(view, member_vlans=tags, attached=tuple(a for a in attached if a[0]), port_vlans=port_vlans)
     return replace(view, problems=problems(replica, tunnel_bridge, integration_bridge))
 
 

@@ -5,6 +5,11 @@ address/port; controller/shell/listeners.py admits each connection, TLS as [tls]
 manager is our own: os-ken's polls each connection in a busy loop (hub.sleep(0)) and never
 notices a host going away. Per connection it monitors only the columns a HostView needs, answers echo probes, and
 reports each changed HostView; tunnel transactions are sent on the host's connection.
+
+A connection's first view names a host: `claim` (the core's identity rules,
+controller/core/identity.py) says whether it may be that host. Refused, it is closed, and the
+host's own connection is left alone: it is only sent an echo, and closed if it does not answer in
+PROBE_S (it was dead without a word: its host, reconnecting, gets its name back).
 """
 
 from __future__ import annotations
@@ -13,18 +18,24 @@ import itertools
 import json
 import logging
 import socket
+import time
 from collections.abc import Callable
 
 from os_ken.lib import hub
 
 from controller.model.ops import OvsdbOp
-from controller.model.state import HostView
+from controller.model.state import HostView, Peer
 from controller.southbound import ovsdb_model as om
 from controller.southbound import ovsdb_wire as wire
 from controller.southbound import tlsconf
 
 LOG = logging.getLogger(__name__)
 DEAD_AFTER_S = 30.0  # ovsdb-server probes every 5 s by default; silence this long means gone
+PROBE_S = 5.0  # a host's connection that does not answer an echo in this long, once another claims it, is dead
+
+
+class Refused(Exception):
+    """This connection may not be the host it names (controller/core/identity.py says why)."""
 
 
 class _Connection:
@@ -33,6 +44,10 @@ class _Connection:
         self.sock = sock
         self.peer = peer  # "ip:port"
         self.peer_cn = peer_cn  # the host its verified certificate names (tlsconf.host_of_cn); None on plain TCP
+        self.claimed: str | None = None  # the host (system-id) this connection is, once its claim held
+        self.open = True
+        self.heard = time.monotonic()  # when it last sent anything
+        self.probed: float | None = None  # when it was sent an echo because another claimed its host
         self.replica: om.Replica = {}
         self.view: HostView | None = None
         self.refused: str | None = None  # why this OVSDB cannot be a host at all (no system-id)
@@ -59,6 +74,7 @@ class _Connection:
                 data = self.sock.recv(65536)
                 if not data:
                     break
+                self.heard = time.monotonic()
                 for msg in framer.feed(data):
                     self._handle(msg)
                     hub.sleep(0)
@@ -70,7 +86,10 @@ class _Connection:
         except wire.Malformed as e:
             self.server.on_malformed(wire.COUNTER_PREFIX + e.kind)
             LOG.warning("OVSDB connection from %s dropped: malformed message (%s: %s)", self.peer, e.kind, e)
+        except Refused as e:  # the core counted and logged it
+            LOG.debug("OVSDB connection from %s refused: %s", self.peer, e)
         finally:
+            self.open = False
             self.sock.close()
             self.server.unidentified.pop(self.peer, None)
             self.server._closed(self)
@@ -99,6 +118,35 @@ class _Connection:
         wire.check_system_id(self.replica)
         self.changed = True
 
+    def identity(self) -> Peer:
+        return Peer(self.peer, self.peer_cn)
+
+    def probe(self) -> None:
+        """Another connection claims this one's host: is this one still there? (An echo, nothing more.)"""
+        if self.probed is not None:
+            return
+        self.probed = time.monotonic()
+        try:
+            self.transact_echo()
+        except OSError:
+            return
+        hub.spawn_after(PROBE_S, self._probe_expired, self.probed)
+
+    def transact_echo(self) -> None:
+        txn_id = next(self.ids)
+        self.pending[txn_id] = "an echo: is it still there?"
+        self.send({"method": "echo", "params": [], "id": txn_id})
+
+    def _probe_expired(self, sent: float) -> None:
+        self.probed = None
+        if self.open and self.heard < sent:
+            LOG.warning("OVSDB connection from %s (host %s) silent for %.0f s after an echo: closed", self.peer,
+                        self.claimed, time.monotonic() - sent)
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _report(self) -> None:
         self.changed = False
         refused = om.unidentified(self.replica)
@@ -118,10 +166,12 @@ class _Connection:
 
 class OvsdbServer:
     def __init__(self, tunnel_bridge: str, integration_bridge: str,
-                 on_view: Callable[[HostView], None], on_down: Callable[[str], None],
-                 on_malformed: Callable[[str], None] = lambda counter: None) -> None:
+                 on_view: Callable[[HostView, Peer], None], on_down: Callable[[str], None],
+                 on_malformed: Callable[[str], None] = lambda counter: None,
+                 claim: Callable[[str, Peer, bool], str | None] = lambda system_id, peer, live: None) -> None:
         self.tunnel_bridge, self.integration_bridge = tunnel_bridge, integration_bridge
         self.on_view, self.on_down, self.on_malformed = on_view, on_down, on_malformed
+        self.claim = claim  # why a connection may not be the host it names (None: it may)
         self.by_system: dict[str, _Connection] = {}
         self.unidentified: dict[str, str] = {}  # peer -> why it is not a host (listed by GET /v1/hosts)
 
@@ -146,11 +196,23 @@ class OvsdbServer:
         return True
 
     def _view_changed(self, conn: _Connection, view: HostView) -> None:
-        old = self.by_system.get(view.system_id)
-        if old is not None and old is not conn:
-            LOG.info("host %s reconnected from %s", view.system_id, conn.peer)
-        self.by_system[view.system_id] = conn
-        self.on_view(view)
+        name = view.system_id
+        if conn.claimed != name:  # its first view, or it renamed itself: may it be that host?
+            old = self.by_system.get(name)
+            live = old is not None and old is not conn and old.open
+            reason = self.claim(name, conn.identity(), live)
+            if reason is not None:
+                if live:
+                    old.probe()  # type: ignore[union-attr]
+                raise Refused(reason)
+            self._closed(conn)  # the name it had, if any, is gone from here
+            conn.claimed = name
+        self.by_system[name] = conn
+        self.on_view(view, conn.identity())
+
+    def hosts(self) -> list[tuple[HostView, Peer]]:
+        """Every connection that is a host (admitted or not), with its view and where it comes from."""
+        return [(c.view, c.identity()) for c in self.by_system.values() if c.view is not None]
 
     def _refused(self, conn: _Connection, reason: str | None) -> None:
         if reason is None:
@@ -163,6 +225,7 @@ class OvsdbServer:
                 conn.view = None
 
     def _closed(self, conn: _Connection) -> None:
-        if conn.view is not None and self.by_system.get(conn.view.system_id) is conn:
-            del self.by_system[conn.view.system_id]
-            self.on_down(conn.view.system_id)
+        name, conn.claimed = conn.claimed, None
+        if name is not None and self.by_system.get(name) is conn:
+            del self.by_system[name]
+            self.on_down(name)

@@ -220,6 +220,7 @@ def test_openflow_garbage_closes_only_the_offending_switch(ctl: Controller) -> N
             expected[kind] = expected.get(kind, 0) + 1
             good.echo()
         # Parses, but the app cannot use it: a masked VLAN in a source-MAC entry of a known host's switch.
+        ctl.admit("victim")  # a host the controller knows (not admitted, its switch would be nobody's)
         victim = FakeOvsdbHost(("127.0.0.1", ctl.ovsdb_port), "victim", "127.0.1.9", 0x300).start()
         wait_for(lambda: any(h["id"] == "victim" for h in ctl.api.get("/v1/hosts")), 10, 0.05, "host known")
         bad = FakeSwitch(addr, 0x300).start()

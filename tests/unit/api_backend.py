@@ -7,6 +7,7 @@ from typing import Any
 
 from webob import Request
 
+from controller.core.admission import HostPolicy
 from controller.core.core import Core
 from controller.core.store import TenantStore
 from controller.ha.roles import Roles
@@ -18,9 +19,9 @@ from controller.shell.config import defaults
 
 
 class Backend:
-    def __init__(self, db_path: str, store: TenantStore | None = None) -> None:
+    def __init__(self, db_path: str, store: TenantStore | None = None, policy: HostPolicy | None = None) -> None:
         self.store = store or Store(db_path)
-        self.core = Core(defaults(), self.store.tenants())
+        self.core = Core(defaults(), self.store.tenants(), policy=policy)
         self.applied: list = []
         self.clock = 1000.0
         self.metrics = Metrics()
@@ -68,4 +69,5 @@ def call(api: Api, method: str, path: str, body: Any = None, content_type: str =
 def state(api: Api) -> tuple:
     """Everything a request could change: stored and live tenants, hosts, ops sent out."""
     b = api.b
-    return (b.store.tenants(), sorted(b.core.tenants.items()), sorted(b.core.hosts), len(b.applied))
+    return (b.store.tenants(), sorted(b.core.tenants.items()), sorted(b.core.hosts), len(b.applied),
+            b.store.host_records(), dict(b.core.policy.decisions), {h: dict(p) for h, p in b.core.policy.rules.items()})

@@ -110,7 +110,7 @@ def test_the_controller_lives_with_the_units_syscall_filter_and_wx_protection(tm
     conf = tmp_path / "overlay.conf"
     conf.write_text(f"[DEFAULT]\nwsapi_host = 127.0.0.1\nwsapi_port = {rest_port}\n"
                     f"[ovsdb]\naddress = 127.0.0.1\nport = {ovsdb_port}\n"
-                    f"[overlay]\nstate_dir = {tmp_path}\n")
+                    f"[overlay]\nstate_dir = {tmp_path}\nadmitted_hosts = h1\n")  # the host below, by name
     log = tmp_path / "controller.log"
     controller = Path(sys.executable).parent / "overlay-controller"
     with open(log, "wb") as out:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+from controller.core.admission import HostPolicy
 from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
@@ -36,10 +37,10 @@ def tunnel_port(j: int) -> int:
 
 
 def world(n: int = 3, settings: Settings | None = None, tenants=(BLUE, RED),
-          members: dict[int, frozenset] | None = None) -> Core:
+          members: dict[int, frozenset] | None = None, policy: HostPolicy | None = None) -> Core:
     """n hosts, meshed; by default every host has a VM port in every tenant's VLAN (members=
-    says otherwise: host number -> VLANs tagged on its br0)."""
-    core = Core(settings or defaults(), list(tenants))
+    says otherwise: host number -> VLANs tagged on its br0). `policy`: which may join (default: all)."""
+    core = Core(settings or defaults(), list(tenants), policy=policy)
     if members is None:
         members = {i: frozenset(tn.vlan for tn in tenants) for i in range(1, n + 1)}
     for i in range(1, n + 1):

@@ -258,7 +258,7 @@ def test_trace_as_text_rows_and_json(served):
 def test_help_shows_every_command():
     script = Path(sys.executable).parent / "overlayctl"  # the installed console script
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
-    for word in ("tenants", "hosts", "endpoints", "topology", "trace", "counters", "health", "completion",
+    for word in ("tenants", "hosts", "ports", "endpoints", "topology", "trace", "counters", "health", "completion",
                  "--format", "--column"):
         assert word in out
 
@@ -277,6 +277,8 @@ def complete(words: list[str]) -> list[str]:
     (["te"], {"tenants"}),
     (["tenants", ""], {"list", "show", "create", "update", "delete"}),
     (["hosts", "d"], {"delete"}),
+    (["hosts", ""], {"list", "show", "vlans", "delete", "admit", "revoke"}),
+    (["ports", ""], {"list", "show", "set", "delete"}),
     (["tenants", "create", "x", "--vl"], {"--vlan", "--vlan-on"}),
     (["--url", "http://x", "trace", "blue", "--a"], {"--arp"}),
     (["tenants", "list", "-f", ""], {"table", "json", "yaml", "value"}),
@@ -291,3 +293,33 @@ def test_completion_bash_prints_the_script():
     out = io.StringIO()
     assert cli.main(["completion", "bash"], out=out) == 0
     assert out.getvalue().rstrip().endswith("complete -F _overlayctl overlayctl")
+
+
+def test_hosts_admit_and_revoke(served):
+    code, out, err = run(served, "hosts", "admit", "host7")
+    assert code == 0 and out.strip() == "host host7 admitted (operator)", err
+    assert served.api.b.store.host_records()[0] == {"host7": True}
+    code, out, _ = run(served, "hosts", "revoke", "host7")
+    assert code == 0 and out.startswith("host host7 not admitted: revoked by an operator")
+    code, out, _ = run(served, "--json", "hosts", "revoke", "host7")
+    assert json.loads(out)["admitted"] is False
+    lines = run(served, "hosts", "list")[1].splitlines()
+    assert "ADMITTED" in lines[0] and lines[1].split()[0] == "host1"
+
+
+def test_ports_set_list_show_delete(served):
+    code, out, err = run(served, "ports", "set", "host1", "vm1", "--mac", "02:00:00:00:00:01", "--ip", "10.0.0.1",
+                         "--ip", "10.0.0.11")
+    assert code == 0, err
+    assert out.splitlines()[1].split() == ["vm1", "02:00:00:00:00:01", "10.0.0.1,10.0.0.11"]
+    code, out, _ = run(served, "ports", "set", "host1", "vm2", "--mac", "02:00:00:00:00:02")
+    assert out.splitlines()[1].split() == ["vm2", "02:00:00:00:00:02", "any"]
+    code, out, _ = run(served, "--json", "ports", "list", "host1")
+    assert [r["port"] for r in json.loads(out)] == ["vm1", "vm2"]
+    assert run(served, "ports", "show", "host1", "vm2")[1].splitlines()[1].split()[0] == "vm2"
+    code, out, _ = run(served, "ports", "delete", "host1", "vm2")
+    assert code == 0 and out.strip() == "port rule host1/vm2 removed"
+    code, _, err = run(served, "ports", "set", "host1", "vm3", "--mac", "ff:ff:ff:ff:ff:ff")
+    assert code == 1 and "HTTP 400" in err and "unicast" in err
+    code, _, _ = run(served, "ports", "set", "host1", "vm3")
+    assert code == 2  # argparse: --mac is required

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from webob import Request
 
+from controller.core import admission
 from controller.core.store import Behind, StoreError
 from controller.ha import etcd
 from controller.ha.etcd_store import EtcdStore
-from controller.model.state import Tenant
+from controller.model.state import HostView, Tenant
 from controller.northbound.rest import Api
 from controller.shell import config
 from lab.procs import wait_for
@@ -344,3 +345,24 @@ def test_over_tls_etcd_takes_the_controllers_certificate_and_no_other(tmp_path, 
                     etcd.ClientTls(str(foreign_pki.controller_ca), str(cert), str(key))):  # etcd unverifiable
             with pytest.raises(StoreError, match="etcd"):
                 EtcdStore(etcd.connect(cluster.endpoints, timeout=2.0, retry_for=0.0, tls=tls)).tenants()
+
+
+def test_admissions_and_port_rules_reach_every_instance_and_a_fresh_one_reads_them(instances) -> None:
+    a, b = instances(2)
+    for inst in (a, b):
+        inst.b.core.policy.mode = admission.APPROVE
+        threading.Thread(target=inst.store.watch_hosts, args=(inst.b,), daemon=True).start()
+    with b.b.lock:
+        b.b.core.host_view(HostView("h7", "10.99.0.7", 7, "br", 1), 1.0)
+    assert "h7" in b.b.core.read.waiting
+    assert a.req("PUT", "/v1/hosts/h7/admission", {"admitted": True})[0] == 200
+    wait_for(lambda: "h7" in b.b.core.read.hosts, 10, message="b admits h7")
+    rule = {"macs": ["02:00:00:00:00:07"], "ips": ["10.0.0.7"]}
+    assert a.req("PUT", "/v1/hosts/h7/ports/vm7", rule)[0] == 200
+    wait_for(lambda: "vm7" in b.b.core.read.port_rules("h7"), 10, message="b has the rule")
+    assert a.req("PUT", "/v1/hosts/h7/admission", {"admitted": False})[0] == 200
+    wait_for(lambda: "h7" in b.b.core.read.waiting, 10, message="b revokes h7")
+    assert a.req("DELETE", "/v1/hosts/h7/ports/vm7")[0] == 204
+    wait_for(lambda: not b.b.core.read.port_rules("h7"), 10, message="b drops the rule")
+    fresh, = instances(1, watch=False)
+    assert fresh.store.host_records() == ({"h7": False}, [])

@@ -38,10 +38,10 @@ def test_a_takeover_reads_every_switch_and_then_changes_nothing_they_hold():
     old.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1.0)
     old.counters["packet_in"] += 5
     dumps = {dpid: dump_of(old, dpid) for dpid in old.installed}
-    views = [h.view for h in old.hosts.values()]
+    views = [(h.view, None) for h in old.hosts.values()]
     follower = Core(old.settings, [BLUE, RED])  # what a follower tracked: tenants, hosts, switches
     follower.passive = True
-    for v in views:
+    for v, _ in views:
         follower.host_view(v, now=1.0)
     for dpid in dumps:
         follower.datapath_up(dpid)

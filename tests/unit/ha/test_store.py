@@ -6,7 +6,7 @@ import pytest
 
 from controller.core.store import StoreError
 from controller.ha.store import SCHEMA_VERSION, Store
-from controller.model.state import Tenant
+from controller.model.state import PortRule, Tenant
 
 BLUE = Tenant("blue", 5001, 10)
 RED = Tenant("red", 5002, 20, frozenset({"h1", "h2"}), (("h1", 21),))
@@ -81,3 +81,30 @@ def test_ping(db):
     s.close()
     with pytest.raises(StoreError):
         s.ping()
+
+
+def test_host_records_round_trip_and_reopen(db):
+    s = Store(db)
+    assert s.host_records() == ({}, [])
+    rule = PortRule("h1", "vm1", frozenset({"02:00:00:00:00:01"}), frozenset({"10.0.0.1", "fd00::1"}))
+    s.put_admission("h1", True)
+    s.put_admission("h2", True)
+    s.put_admission("h2", False)  # the last word wins
+    s.put_port_rule(rule)
+    s.put_port_rule(PortRule("h1", "vm2", frozenset({"02:00:00:00:00:02"})))
+    s.delete_port_rule("h1", "vm2")
+    s.delete_port_rule("h9", "nope")  # nothing to delete: no error
+    s.close()
+    assert Store(db).host_records() == ({"h1": True, "h2": False}, [rule])
+
+
+def test_a_file_from_before_host_records_gets_their_tables(db):
+    Store(db).close()
+    raw = sqlite3.connect(db)
+    raw.execute("DROP TABLE admissions")
+    raw.execute("DROP TABLE port_rules")
+    raw.commit()
+    raw.close()
+    s = Store(db)
+    s.put_admission("h1", True)
+    assert s.host_records() == ({"h1": True}, [])

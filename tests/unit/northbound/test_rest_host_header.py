@@ -48,7 +48,7 @@ def _refused(prom: metrics.Metrics) -> dict[str, float]:
 
 
 def test_a_foreign_host_gets_421_and_changes_nothing(tmp_path):
-    api = seeded(Api(Backend(str(tmp_path / "h.db")), hosts=HostNames("127.0.0.1")))
+    api = seeded(Api(Backend(str(tmp_path / "h.db")), names=HostNames("127.0.0.1")))
     before = state(api)
     status, reply = call(api, "POST", "/v1/tenants", {"name": "green", "vni": 7, "vlan": 30},
                          headers={"Host": "rebound.evil.example:8080"})

@@ -46,7 +46,7 @@ def test_a_follower_asks_to_be_slave_and_only_reads_and_a_new_leader_gets_a_fres
     assert lead.writable([ReadSwitch(1), FlowMod(1, None)]) == [ReadSwitch(1)]  # type: ignore[arg-type]
     core = Core(defaults(), [BLUE])
     core.datapath_up(1)
-    new, ops = lead.change(Lead(7), core, [HostView("h1", ip_of(1), 1, "br-1", 1)], 1, now=10.0, recovery_s=5.0)
+    new, ops = lead.change(Lead(7), core, [(HostView("h1", ip_of(1), 1, "br-1", 1), None)], 1, now=10.0, recovery_s=5.0)
     assert new is not core and new.counters["leader_elected"] == 1 and ReadSwitch(1) in ops
     assert lead.leading and lead.may_write()
     lead.ask(dp, now=11.0)

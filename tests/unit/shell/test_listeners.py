@@ -134,7 +134,7 @@ def test_the_rest_api_over_https_through_eventlets_wsgi_server(pki, tmp_path):
     refusals = Refusals()
     channel = Channel("rest", listeners.bind("127.0.0.1", 0, "wsapi_port"), ctx, False, refusals)
     schemes = []
-    api = Api(Backend(str(tmp_path / "r.db")), hosts=HostNames("127.0.0.1"))
+    api = Api(Backend(str(tmp_path / "r.db")), names=HostNames("127.0.0.1"))
 
     def app(environ, start_response):
         schemes.append(environ["wsgi.url_scheme"])

@@ -14,7 +14,7 @@ from tests.unit.southbound.test_ovsdb_model import replica
 
 def run_connection(messages: list[bytes]) -> tuple[list, list, list[dict]]:
     views, downs = [], []
-    server = OvsdbServer("br1", "br0", views.append, downs.append)
+    server = OvsdbServer("br1", "br0", lambda v, p: views.append(v), downs.append)
     ours, theirs = socket.socketpair()
     conn = _Connection(server, eventlet.green.socket.socket(fileno=ours.detach()), "test")
     for m in messages:
@@ -69,7 +69,7 @@ def run_in_steps(messages: list[bytes], downs: list | None = None) -> tuple[Ovsd
     """Like run_connection, but each message is read and reported before the next is sent."""
     views: list = []
     downs = [] if downs is None else downs
-    server = OvsdbServer("br1", "br0", views.append, downs.append)
+    server = OvsdbServer("br1", "br0", lambda v, p: views.append(v), downs.append)
     ours, theirs = socket.socketpair()
     conn = _Connection(server, eventlet.green.socket.socket(fileno=ours.detach()), "test")
     reports = []
@@ -160,3 +160,82 @@ def test_a_host_that_loses_its_system_id_is_down_and_listed_by_its_connection(mo
     assert [v.system_id for v in views] == ["h1"]
     assert seen == [({"test": om.NO_SYSTEM_ID}, {}, ["h1"])]
     assert downs == ["h1"]  # once: closing the connection later does not report it again
+
+
+# ---- two connections claiming one host (controller/core/identity.py decides; the server acts) ----
+
+def _connect(server: OvsdbServer, peer: str):
+    ours, theirs = socket.socketpair()
+    conn = _Connection(server, eventlet.green.socket.socket(fileno=ours.detach()), peer)
+    return conn, theirs, eventlet.spawn(conn.run)
+
+
+def _messages(sock: socket.socket, timeout: float = 2.0) -> list[dict]:
+    """Everything the server sent on sock until it stops for 0.1 s (or closes)."""
+    sock.settimeout(0.1)
+    data, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    decoder, out, text, i = json.JSONDecoder(), [], data.decode(), 0
+    while i < len(text):
+        msg, i = decoder.raw_decode(text, i)
+        out.append(msg)
+    return out
+
+
+def _wait(cond, what: str) -> None:
+    deadline = time.monotonic() + 5
+    while not cond():
+        assert time.monotonic() < deadline, what
+        eventlet.sleep(0.005)
+
+
+def two_claims(monkeypatch, probe_s: float = 5.0):
+    """h1 connected from 10.0.0.1; a second connection from 10.0.0.66 claims h1 too."""
+    monkeypatch.setattr("controller.southbound.ovsdb_server.PROBE_S", probe_s)
+    views, downs, claims = [], [], []
+
+    def claim(system_id, peer, live):
+        claims.append((system_id, peer.address, live))
+        return "in_use" if live else None
+    server = OvsdbServer("127.0.0.1", 0, "br1", "br0", lambda v, p: views.append((v.system_id, p.address)),
+                         downs.append, claim=claim)
+    reply = json.dumps({"id": "monitor", "result": initial_rows(), "error": None}).encode()
+    real, real_sock, real_thread = _connect(server, "10.0.0.1:5000")
+    real_sock.sendall(reply)
+    _wait(lambda: views, "the real host's view")
+    _messages(real_sock, 0.2)  # its monitor request
+    rogue, rogue_sock, rogue_thread = _connect(server, "10.0.0.66:6000")
+    rogue_sock.sendall(reply)
+    rogue_thread.wait()  # refused: its connection ends
+    return server, real, real_sock, real_thread, rogue_sock, views, downs, claims
+
+
+def test_a_second_connection_claiming_a_live_host_is_closed_and_the_host_is_left_alone(monkeypatch):
+    server, real, real_sock, real_thread, rogue_sock, views, downs, claims = two_claims(monkeypatch)
+    assert claims == [("h1", "10.0.0.1:5000", False), ("h1", "10.0.0.66:6000", True)]
+    assert rogue_sock.recv(65536) and rogue_sock.recv(65536) == b""  # its monitor request, then closed
+    assert server.by_system["h1"] is real and real.open
+    assert views == [("h1", "10.0.0.1:5000")] and downs == []
+    echo, = _messages(real_sock)  # asked whether it is still there, nothing else
+    assert echo["method"] == "echo"
+    real_sock.sendall(json.dumps({"id": echo["id"], "result": [], "error": None}).encode())
+    real_sock.sendall(_update("Interface", "it0", {"ofport": 9}))  # it goes on as before
+    _wait(lambda: len(views) == 2, "the real host's next view")
+    assert downs == [] and real.open
+    real_sock.close()
+    real_thread.wait()
+    assert downs == ["h1"]
+
+
+def test_a_host_connection_that_does_not_answer_the_echo_is_closed(monkeypatch):
+    server, real, real_sock, real_thread, rogue_sock, views, downs, claims = two_claims(monkeypatch, probe_s=0.05)
+    real_thread.wait()  # silent: closed after PROBE_S
+    assert downs == ["h1"] and "h1" not in server.by_system
+    real_sock.close()

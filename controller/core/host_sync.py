@@ -1,0 +1,52 @@
+"""Committed host records (admissions and port rules, controller/core/admission.py) into the core
+and out to the switches: for a REST write on this instance and for one another instance made alike
+(the etcd store's watch). Each is idempotent: the same record applied twice changes nothing."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from controller.core.core import Core
+from controller.core.store import HostRecords
+from controller.model.ops import Op
+from controller.model.state import PortRule
+
+
+class Backend(Protocol):
+    """What takes the core's operations to the switches (the app)."""
+
+    core: Core
+
+    def apply(self, ops: list[Op]) -> None:
+        """Send operations to switches and OVSDB."""
+
+    def now(self) -> float:
+        """Wall-clock seconds."""
+
+
+def apply_admission(b: Backend, host_id: str, admitted: bool | None) -> None:
+    """A committed admission (True), revocation (False) or its removal (None)."""
+    if b.core.policy.decisions.get(host_id) != admitted:
+        b.apply(b.core.decide(host_id, admitted, b.now()))
+
+
+def apply_port_rule(b: Backend, host_id: str, port: str, rule: PortRule | None) -> None:
+    """A committed port rule, or its deletion (None)."""
+    if b.core.policy.rules_of(host_id).get(port) == rule:
+        return
+    b.apply(b.core.put_port_rule(rule) if rule is not None else b.core.drop_port_rule(host_id, port))
+
+
+def apply_records(b: Backend, records: HostRecords) -> None:
+    """Make the core's host records equal to a full listing of the store."""
+    decisions, rules = records
+    policy = b.core.policy
+    for host_id in sorted(set(policy.decisions) | set(decisions)):
+        apply_admission(b, host_id, decisions.get(host_id))
+    want = {(r.host, r.port): r for r in rules}
+    for host_id, ports in sorted(policy.rules.items()):
+        for port in sorted(ports):
+            if (host_id, port) not in want:
+                apply_port_rule(b, host_id, port, None)
+    for rule in rules:
+        apply_port_rule(b, rule.host, rule.port, rule)

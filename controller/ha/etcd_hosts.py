@@ -1,0 +1,120 @@
+"""Host records in etcd (controller/core/admission.py): the operator's admissions and the port rules,
+shared by every instance (`[overlay] store = etcd`). Under the prefix:
+
+    {prefix}hosts/admission/{host}        b"admitted" or b"revoked"
+    {prefix}hosts/ports/{host}/{port}     a port rule's JSON: {"macs": [...], "ips": [...]}
+
+Host ids and port names never hold a "/" (the API refuses them), so a key says both. A write is
+one put, acknowledged once etcd committed it; the last write wins (admitting twice is admitting).
+Every instance watches the prefix and applies each change (controller/core/host_sync.py), its own
+writes too (idempotent); a watch broken off resumes from the revision after the last it applied,
+and re-lists everything when etcd compacted that far.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from controller.core.host_sync import apply_admission, apply_port_rule, apply_records
+from controller.core.store import HostRecords, StoreError
+from controller.ha import etcd as e
+from controller.ha.etcd import Compacted, Etcd, EtcdError, EtcdUnavailable
+from controller.model.state import PortRule
+
+LOG = logging.getLogger(__name__)
+ADMITTED, REVOKED = b"admitted", b"revoked"
+
+
+class EtcdHostRecords:
+    def __init__(self, etcd: Etcd, prefix: str) -> None:
+        self.etcd = etcd
+        self.root = prefix + "hosts/"
+        self.admission = self.root + "admission/"
+        self.ports = self.root + "ports/"
+        self.watched = 0  # every change up to this revision is applied
+        self.closed = False
+
+    def records(self) -> HostRecords:
+        kvs, revision = self._call(lambda: self.etcd.range_prefix(self.root))
+        self.watched = max(self.watched, revision)
+        decisions: dict[str, bool] = {}
+        rules: list[PortRule] = []
+        for kv in kvs:
+            decoded = self._decode(kv.key, kv.value)
+            if isinstance(decoded, PortRule):
+                rules.append(decoded)
+            elif decoded is not None:
+                decisions[decoded[0]] = decoded[1]
+        return decisions, sorted(rules, key=lambda r: (r.host, r.port))
+
+    def put_admission(self, host_id: str, admitted: bool) -> None:
+        self._put(self.admission + host_id, ADMITTED if admitted else REVOKED)
+
+    def put_port_rule(self, rule: PortRule) -> None:
+        doc = {"macs": sorted(rule.macs), "ips": sorted(rule.ips)}
+        self._put(f"{self.ports}{rule.host}/{rule.port}", json.dumps(doc, separators=(",", ":")).encode())
+
+    def delete_port_rule(self, host_id: str, port: str) -> None:
+        self._call(lambda: self.etcd.txn([], [e.delete(f"{self.ports}{host_id}/{port}")]))
+
+    def _put(self, key: str, value: bytes) -> None:
+        self._call(lambda: self.etcd.txn([], [e.put(key, value)]))
+
+    @staticmethod
+    def _call(fn: Any) -> Any:
+        try:
+            return fn()
+        except (EtcdUnavailable, EtcdError) as err:
+            raise StoreError(f"etcd: {err}") from err
+
+    def _decode(self, key: str, value: bytes | None) -> PortRule | tuple[str, bool | None] | None:
+        """A port rule, (host, admitted; None: deleted), or None for what is not ours or not valid."""
+        try:
+            if key.startswith(self.admission):
+                host = key[len(self.admission):]
+                if value is None:
+                    return host, None
+                if value not in (ADMITTED, REVOKED):
+                    raise ValueError(f"{value!r} is neither {ADMITTED!r} nor {REVOKED!r}")
+                return host, value == ADMITTED
+            if key.startswith(self.ports):
+                host, _, port = key[len(self.ports):].partition("/")
+                if value is None:
+                    return PortRule(host, port, frozenset())
+                doc = json.loads(value)
+                return PortRule(host, port, frozenset(doc["macs"]), frozenset(doc.get("ips", ())))
+        except (ValueError, KeyError, TypeError) as err:
+            LOG.error("etcd: ignoring %s: not a valid host record: %s", key, err)
+        return None
+
+    def _apply(self, backend: Any, events: list[e.Event]) -> None:
+        for ev in events:
+            decoded = self._decode(ev.key, ev.value)
+            if isinstance(decoded, PortRule):
+                apply_port_rule(backend, decoded.host, decoded.port, decoded if ev.value is not None else None)
+            elif decoded is not None:
+                apply_admission(backend, *decoded)
+
+    def watch(self, backend: Any) -> None:
+        """Apply every change under the prefix to backend (via backend.call), until close()."""
+        failures = 0
+        while not self.closed:
+            try:
+                for revision, events in self.etcd.watch_prefix(self.root, self.watched + 1):
+                    failures = 0
+                    backend.call(lambda ev=events: self._apply(backend, ev))
+                    self.watched = max(self.watched, revision)
+            except Compacted as err:
+                LOG.warning("etcd: %s: re-listing the host records", err)
+                records = self.records()
+                backend.call(lambda r=records: apply_records(backend, r))
+            except Exception as err:  # unreachable, or a garbled stream: keep following from where it was
+                if not failures:
+                    LOG.warning("etcd: host records watch lost (%s); retrying", err)
+                failures += 1
+                time.sleep(e.backoff(failures))
+                continue
+            time.sleep(0.05)  # the stream ended (member gone, or idle): open the next one
