@@ -24,11 +24,13 @@ from controller.ha.election import Action
 from controller.model.ops import Op, OvsdbOp, ReadSwitch, Wipe
 from controller.model.state import HostView
 from controller.northbound.auth import TokenAuth
+from controller.northbound.events import EventHub
 from controller.northbound.metrics import Metrics
 from controller.shell import config, oskenpatch, readback, reload, startup
 from controller.shell.leadership import Leadership
 from controller.shell.loop import EventCall, Pump
 from controller.shell.looplag import LoopLag
+from controller.shell.news import News
 from controller.shell.readback import ReadBack
 from controller.shell.sender import Sender
 from controller.shell.stats import StatsPoller
@@ -47,9 +49,11 @@ class OverlayApp(app_manager.OSKenApp):
         conf = cfg.CONF
         self.store = config.open_store(conf)  # SQLite, or etcd shared with other instances
         # Tenants are loaded before any switch is programmed; work is drained in slices by the pump.
-        self.core = startup.app_core(config.settings(conf), self.store.tenants(), self.now())
+        self.core = startup.app_core(config.settings(conf), self.store.tenants(), self.now(), self.store.revision)
         self.metrics = Metrics()  # served by the REST API and the optional metrics listener
         self.sender = Sender(self.metrics)
+        self.event_hub = EventHub()  # GET /v1/events; News feeds it (the core's events and the shell's)
+        self.news = News(self.event_hub, self.sender.revisions)
         self.readback = ReadBack()
         self.stats = StatsPoller(self.sender.datapaths, conf.overlay.stats_interval)
         self.pump = Pump(lambda: self.core, self.apply, self.sender, self.metrics)
@@ -91,6 +95,9 @@ class OverlayApp(app_manager.OSKenApp):
     def unidentified_hosts(self) -> dict[str, str]:
         return dict(self.ovsdb.unidentified)
 
+    def switch_holds(self, dpid: int, computed: int | None) -> int | None:
+        return self.news.holds(dpid, computed)
+
     def post(self, fn: Callable[[], Any]) -> EventCall:
         ev = EventCall(fn)
         self.send_event(self.name, ev)
@@ -107,6 +114,8 @@ class OverlayApp(app_manager.OSKenApp):
         return fn()
 
     def apply(self, ops: list[Op]) -> None:
+        self.news.from_core(self.core)
+        revisions = self.news.batch_revisions(self.core, ops)  # before anything here may yield
         if self.evpn is not None:  # routes follow the state the ops came from
             self.evpn.sync()
         of_ops = []
@@ -119,7 +128,7 @@ class OverlayApp(app_manager.OSKenApp):
                 of_ops.append(op)
         if self.core.pending():
             self.pump.wake()
-        self.sender.send(of_ops)
+        self.sender.send(of_ops, revisions)
 
     # ---- events of the app's own -------------------------------------------------------------
 
@@ -133,6 +142,7 @@ class OverlayApp(app_manager.OSKenApp):
             self.apply([Wipe(dpid)] + self.core.switch_read(dpid, SwitchDump(), now))
         self.apply(self.core.tick(now))
         self.sender.resend_overdue()
+        self.news.tick(self.core)
 
     def reload(self) -> None:
         ops = reload.reload(cfg.CONF, self.core, self.now())
@@ -151,6 +161,7 @@ class OverlayApp(app_manager.OSKenApp):
             self.evpn.rebind(self.core)
         for dp in list(self.sender.datapaths.values()):
             self.leadership.ask(dp, self.now())
+        self.news.leader(self.role_status())
         self.apply(ops)
 
     # ---- OpenFlow --------------------------------------------------------------------------
@@ -186,6 +197,7 @@ class OverlayApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _barrier_reply(self, ev: Any) -> None:
         self.sender.barrier_replied(ev.msg.datapath, ev.msg.xid)
+        self.news.barrier_replied(self.core, ev.msg.datapath.id)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     @ofguard.guarded

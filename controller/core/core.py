@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 from controller.core import reconcile
@@ -44,6 +44,7 @@ from controller.core.parts import LEFTOVERS, EpKey, Part
 from controller.core.read_model import ReadModel
 from controller.core.switch_state import Installed, SwitchDump, recovered_endpoints
 from controller.core.tunnel_ops import TunnelBook
+from controller.model import events as ev
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import DeletePorts, FlowMod, FlowPurge, Op, ReadSwitch
@@ -67,7 +68,9 @@ class Core:
         self.tunnels = TunnelBook(self.ix)  # tunnel ports asked for, peers still to ask for, forgotten IPs
         self.counters: Counter[str] = Counter()
         self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
-        self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host)
+        self.revision = 0  # the store's revision of the tenants held here (tenant_sync.py sets it)
+        self.events: list[ev.Event] = []  # what changed, for the shell to fan out (take_events)
+        self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host, lambda: self.revision)
         self.eager = True
         self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
         self.learner = Learner(settings, self.ix, self.counters, self.cap)
@@ -76,7 +79,8 @@ class Core:
         self.recover_until = 0.0
         self.recovering = False
         self.passive = False  # a follower (controller/ha/roles.py): it tracks state but programs nothing
-        self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings)
+        self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings,
+                              self.marks, lambda: self.revision)
 
     @property
     def changed(self) -> set[Part] | None:
@@ -86,6 +90,11 @@ class Core:
     @changed.setter
     def changed(self, parts: set[Part] | None) -> None:
         self.marks.changed = parts
+
+    def take_events(self) -> list[ev.Event]:
+        """The events since the last call (controller/model/events.py), oldest first."""
+        out, self.events = self.events, []
+        return out
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -129,6 +138,7 @@ class Core:
         host = self.ix.host_of_dpid(dpid)
         if host is not None:
             host.lost_since = None
+            self.marks.programmed.discard(host.id)
         return [ReadSwitch(dpid)]
 
     def switch_read(self, dpid: int, dump: SwitchDump, now: float) -> list[Op]:
@@ -156,8 +166,10 @@ class Core:
         self.installed.pop(dpid, None)
         self.dumps.pop(dpid, None)
         host = self.ix.host_of_dpid(dpid)
-        if host is not None and not host.ovsdb_connected and host.lost_since is None:
-            host.lost_since = now
+        if host is not None:
+            self.marks.programmed.discard(host.id)
+            if not host.ovsdb_connected and host.lost_since is None:
+                host.lost_since = now
         return []
 
     # ---- OVSDB events --------------------------------------------------------------------
@@ -168,6 +180,7 @@ class Core:
             return []
         if old is None:
             LOG.info("host %s joined (overlay ip %s)", view.system_id, view.overlay_ip)
+        self._host_news(old, view)
         flips = self.ix.put_host(view)
         host = self.ix.hosts[view.system_id]
         host.lost_since = None
@@ -192,9 +205,19 @@ class Core:
         ops = self._tunnel_ops(self.tunnels.view_changed(self.settings, old, host, new_peer, now))
         return adopted + ops + self._flush()
 
+    def _host_news(self, old: Host | None, view: HostView) -> None:
+        """A host came (back), or can no longer join, or can again."""
+        back = old is None or not old.ovsdb_connected
+        if view.problems and (back or old.view.problems != view.problems):  # type: ignore[union-attr]
+            self.events.append(ev.HostRefused(view.system_id, "; ".join(view.problems)))
+        elif not view.problems and (back or old.view.problems):  # type: ignore[union-attr]
+            self.events.append(ev.HostJoined(view.system_id, view.overlay_ip))
+
     def ovsdb_down(self, system_id: str, now: float = 0.0) -> list[Op]:
         host = self.ix.hosts.get(system_id)
         if host is not None:
+            if host.ovsdb_connected:
+                self.events.append(ev.HostLeft(system_id, "its OVSDB connection closed"))
             host.ovsdb_connected = False
             if host.view.datapath_id not in self.datapaths and host.lost_since is None:
                 host.lost_since = now
@@ -217,7 +240,7 @@ class Core:
                         host.id, now - host.lost_since)
             self.counters["hosts_withdrawn"] += 1
             for key in list(self.ix.eps_by_host.get(host.id, ())):
-                self._drop(key)
+                self._drop(key, "its host was unreachable longer than host_grace")
             flips = self.ix.put_host(replace(host.view, member_vlans=frozenset()), ovsdb_connected=False)
             self.ix.hosts[host.id].withdrawn = True
             self.marks.flips(flips)
@@ -229,9 +252,10 @@ class Core:
         if host.view.overlay_ip:
             self.tunnels.forgotten_ips.add(host.view.overlay_ip)
         for key in list(self.ix.eps_by_host.get(system_id, ())):
-            self._drop(key)
+            self._drop(key, "its host was forgotten")
+        self.events.append(ev.HostLeft(system_id, "forgotten by an operator"))
         self.marks.flips(self.ix.drop_host(system_id))
-        self.marks.dirty.pop(system_id, None)
+        self.marks.forget(system_id)
         self.tunnels.toward.pop(system_id, None)
         ops = self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values())))
         return ops + self._flush()
@@ -272,22 +296,43 @@ class Core:
 
     def put_tenant(self, tenant: Tenant) -> list[Op]:
         """Create or replace a tenant; a changed VNI or VLAN re-programs only this tenant."""
-        old = self.ix.tenants.get(tenant.name)
-        if old == tenant:
-            return []
+        return self.change_tenants({tenant.name: tenant})
+
+    def delete_tenant(self, name: str) -> list[Op]:
+        return self.change_tenants({name: None})
+
+    def change_tenants(self, changes: Mapping[str, Tenant | None], revision: int | None = None) -> list[Op]:
+        """Tenants put (name -> the tenant) or deleted (name -> None) at once: one write of the
+        store, which made `revision` (None: the revision stays). What went or changed is retired
+        first, so that no two tenants share a VNI or a VLAN on the way (an apply may swap two
+        tenants' VLANs); the switches get only the net difference."""
         ops: list[Op] = []
-        if old is not None:
-            ops += self._retire_tenant(old)  # its endpoints are relearned under the new numbering
+        news: list[tuple[str, str]] = []
+        for name, tenant in sorted(changes.items()):
+            old = self.ix.tenants.get(name)
+            if old is not None and old != tenant:
+                ops += self._retire_tenant(old)  # its endpoints are relearned under the new numbering
+                news.append((name, "deleted" if tenant is None else "changed"))
+        for name, tenant in sorted(changes.items()):
+            if tenant is not None and self.ix.tenants.get(name) != tenant:
+                if name not in self.ix.tenants and (name, "changed") not in news:
+                    news.append((name, "created"))
+                self._place_tenant(tenant)
+        if revision is not None:
+            self.at_revision(revision)  # after the marks: hosts marked now hold the revision before
+        self.events += [ev.TenantChanged(name, change, self.revision) for name, change in sorted(news)]
+        return ops + self._flush()
+
+    def at_revision(self, revision: int) -> None:
+        """The tenants are the store's at this revision (marks.py: what each switch holds of them)."""
+        self.revision = max(self.revision, revision)
+
+    def _place_tenant(self, tenant: Tenant) -> None:
         self.marks.flips(self.ix.put_tenant(tenant))
         if self.settings.learning.floods_to_every_host:
             for host in self.ix.hosts.values():
                 if tenant.present_on(host.id):
                     self.marks.parts(host.id, {tenant.vni})
-        return ops + self._flush()
-
-    def delete_tenant(self, name: str) -> list[Op]:
-        ops = self._retire_tenant(self.ix.tenants[name])
-        return ops + self._flush()
 
     def _retire_tenant(self, old: Tenant) -> list[Op]:
         holders = set(self.ix.members.get(old.vni, ()))
@@ -341,7 +386,10 @@ class Core:
             self._learned(change.endpoint)
         elif isinstance(change, Moved):
             key = change.key
-            before = set(self.ix.members.get(key[0], ())) | {self.ix.endpoints[key].host_id}
+            was = self.ix.endpoints[key].host_id
+            before = set(self.ix.members.get(key[0], ())) | {was}
+            if change.host_id != was:
+                self.events.append(ev.EndpointMoved(self._tenant_name(key.vni), key.vni, key.mac, change.host_id, was))
             self.marks.flips(self.ix.move_endpoint(key, change.host_id, change.vlan))
             self.marks.endpoint(key, before)
         elif isinstance(change, Bound):
@@ -356,7 +404,7 @@ class Core:
         elif isinstance(change, Seen):
             self.ix.endpoints[change.key].last_seen = change.at
         elif isinstance(change, Forgotten):
-            self._drop(change.key)
+            self._drop(change.key, "withdrawn by the peer that advertised it")
         elif isinstance(change, VtepNamed):
             return self._vtep(change, now)
         elif isinstance(change, FloodMember):
@@ -372,8 +420,13 @@ class Core:
         self.counters["evpn_vteps"] += 1
         return self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values()), toward=[vtep]))
 
+    def _tenant_name(self, vni: int) -> str:
+        tn = self.ix.by_vni.get(vni)
+        return tn.name if tn is not None else ""
+
     def _learned(self, ep: Endpoint) -> None:
         key = EpKey(ep.vni, ep.mac)
+        self.events.append(ev.EndpointLearned(self._tenant_name(ep.vni), ep.vni, ep.mac, ep.host_id))
         ips = set(ep.ips)
         ep.ips = set()
         self.marks.flips(self.ix.add_endpoint(ep))
@@ -383,8 +436,12 @@ class Core:
                 self.marks.endpoint(previous, set())
         self.marks.endpoint(key, set())
 
-    def _drop(self, key: EpKey) -> None:
+    def _drop(self, key: EpKey, why: str | None = None) -> None:
+        """Forget an endpoint everywhere; `why` for the event (None: it aged out)."""
         ep = self.ix.endpoints[key]
+        name = self._tenant_name(key.vni)
+        self.events.append(ev.EndpointAged(name, key.vni, key.mac, ep.host_id) if why is None
+                           else ev.EndpointForgotten(name, key.vni, key.mac, ep.host_id, why))
         before = set(self.ix.members.get(key[0], ())) | {ep.host_id}
         self.marks.flips(self.ix.drop_endpoint(key))
         self.learner.forget(key)
@@ -443,7 +500,7 @@ class Core:
             host_id = next(iter(self.marks.dirty))
             host = self.ix.hosts.get(host_id)
             if host is None or self.passive or not self.is_programmable(host):
-                del self.marks.dirty[host_id]  # programmed in full when it becomes programmable (or leads)
+                self.marks.drained(host_id, programmed=False)  # in full when it becomes programmable (or leads)
                 continue
             d = self.marks.dirty[host_id]
             dpid: int = host.view.datapath_id  # type: ignore[assignment]
@@ -452,7 +509,7 @@ class Core:
                 out.first += reconcile.expand_full(self.settings, self.ix, inst, host, self.placed_on(host), d)
             batch = reconcile.take(d, max_parts)
             if not d.parts and not d.full:
-                del self.marks.dirty[host_id]
+                self.marks.drained(host_id, programmed=True)
             for part in batch:
                 if part is LEFTOVERS:
                     out.deletes += reconcile.leftovers(inst, dpid, self.recovering,

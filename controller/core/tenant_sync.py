@@ -1,8 +1,10 @@
 """Committed tenant changes into the core and out to the switches: for a REST write on this
-instance and for one that another instance made alike (the etcd store's watch)."""
+instance and for one that another instance made alike (the etcd store's watch). Each comes with
+the store's revision it made: the core holds the tenants of that revision from then on."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from controller.core.core import Core
@@ -19,28 +21,34 @@ class Backend(Protocol):
         """Send operations to switches and OVSDB."""
 
 
-def apply_change(b: Backend, name: str, tenant: Tenant | None) -> None:
+def apply_change(b: Backend, name: str, tenant: Tenant | None, revision: int) -> None:
     """A committed change (put, or delete when tenant is None) into the core and out to the
     switches: for a REST write on this instance and for one that another instance made alike."""
-    if tenant is None:
-        if name in b.core.tenants:
-            b.apply(b.core.delete_tenant(name))
-    elif b.core.tenants.get(name) != tenant:
-        b.apply(b.core.put_tenant(tenant))
+    apply_changes(b, {name: tenant}, revision)
 
 
-def apply_listing(b: Backend, listing: list[Tenant]) -> None:
-    """Make the core's tenants equal to a full listing of the store. What went or changed is
-    deleted first, so that no two tenants ever share a VNI or a VLAN in the core on the way.
-    The operations go out once, at the end: apply() may yield to other requests, which must
-    never see the listing half applied (a changed tenant deleted, not yet back: a 404), and a
-    tenant deleted and put back in one step costs the switches only the net difference."""
-    want = {t.name: t for t in listing}
+def apply_changes(b: Backend, changes: Mapping[str, Tenant | None], revision: int) -> None:
+    """Committed changes of one revision (one write, or a whole apply), tenant name -> the tenant
+    or None (deleted). What went or changed is deleted first, so that no two tenants ever share a
+    VNI or a VLAN in the core on the way (two tenants may swap VLANs in one apply). The revision
+    is the core's before the operations go out: apply() may yield to other requests, which must
+    never see the tenants of a revision under an older number (nor half of one applied: the
+    operations go out once, at the end). A tenant deleted and put back in one step costs the
+    switches only the net difference."""
+    core = b.core
     ops: list[Op] = []
-    for name, tenant in sorted(b.core.tenants.items()):
-        if want.get(name) != tenant:
-            ops += b.core.delete_tenant(name)
-    for name, tenant in sorted(want.items()):
-        if b.core.tenants.get(name) != tenant:
-            ops += b.core.put_tenant(tenant)
+    for name, tenant in sorted(changes.items()):
+        if name in core.tenants and core.tenants[name] != tenant:
+            ops += core.delete_tenant(name)
+    for name, tenant in sorted(changes.items()):
+        if tenant is not None and core.tenants.get(name) != tenant:
+            ops += core.put_tenant(tenant)
+    core.at_revision(revision)
     b.apply(ops)
+
+
+def apply_listing(b: Backend, listing: list[Tenant], revision: int) -> None:
+    """Make the core's tenants equal to a full listing of the store, at its revision."""
+    changes: dict[str, Tenant | None] = dict.fromkeys(b.core.tenants)
+    changes.update((t.name, t) for t in listing)
+    apply_changes(b, changes, revision)

@@ -109,6 +109,7 @@ def promoted(old: Core, tenants: Iterable[Tenant], views: Iterable[HostView], no
     core.eager = False
     core.recovering, core.recover_until = True, now + recovery_s
     core.counters.update(old.counters)
+    core.revision = old.revision  # the tenants are the same: so is their revision
     core.role_packets = dict(old.role_packets)
     ops: list[Op] = []
     for view in views:

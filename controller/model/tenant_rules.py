@@ -22,7 +22,12 @@ FIELDS = ("name", "vni", "vlan", "hosts", "vlans")
 
 
 class TenantError(Exception):
-    """A refused tenant request; nothing changed. str() is the message for the operator."""
+    """A refused tenant request; nothing changed. str() is the message for the operator; `path`
+    names the field at fault when there is one (keys from the body's top, e.g. ("vlans", "h1"))."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class Invalid(TenantError):
@@ -43,17 +48,17 @@ class PreconditionFailed(TenantError):
 
 # ---- validation (pure) -------------------------------------------------------------------
 
-def _int_in(doc: dict, key: str, lo: int, hi: int) -> int:
+def _int_in(doc: dict, key: str, lo: int, hi: int, path: tuple[str | int, ...] = ()) -> int:
     value = doc.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise Invalid(f"'{key}' must be an integer from {lo} to {hi}")
+        raise Invalid(f"'{key}' must be an integer from {lo} to {hi}", path or (key,))
     return value
 
 
-def host_id(value: Any, what: str) -> str:
+def host_id(value: Any, what: str, path: tuple[str | int, ...] = ()) -> str:
     """A host id (an OVSDB system-id) from a request; `what` names where it came from."""
     if not isinstance(value, str) or not HOST_RE.fullmatch(value):
-        raise Invalid(f"{what} must be a host id: 1-255 printable characters, no '/'")
+        raise Invalid(f"{what} must be a host id: 1-255 printable characters, no '/'", path)
     return value
 
 
@@ -63,27 +68,27 @@ def tenant_from_json(doc: Any, name: str | None = None) -> Tenant:
         raise Invalid("body must be a JSON object")
     unknown = set(doc) - set(FIELDS)
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", (min(unknown),))
     if name is not None and "name" in doc and doc["name"] != name:
-        raise Invalid("'name' cannot be changed; create a new tenant instead")
+        raise Invalid("'name' cannot be changed; create a new tenant instead", ("name",))
     name = doc.get("name", name)
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise Invalid("'name' must be 1-63 letters, digits, '.', '_' or '-', starting alphanumeric")
+        raise Invalid("'name' must be 1-63 letters, digits, '.', '_' or '-', starting alphanumeric", ("name",))
     vni = _int_in(doc, "vni", 1, VNI_MAX)
     vlan = _int_in(doc, "vlan", 1, VLAN_MAX)
     hosts = doc.get("hosts")
     if hosts is not None:
         if not isinstance(hosts, list):
-            raise Invalid("'hosts' must be null (every host) or a list of host ids")
-        hosts = frozenset(host_id(h, "each of 'hosts'") for h in hosts)
+            raise Invalid("'hosts' must be null (every host) or a list of host ids", ("hosts",))
+        hosts = frozenset(host_id(h, "each of 'hosts'", ("hosts", i)) for i, h in enumerate(hosts))
     vlans = doc.get("vlans", {})
     if not isinstance(vlans, dict):
-        raise Invalid("'vlans' must be an object mapping host id to VLAN")
+        raise Invalid("'vlans' must be an object mapping host id to VLAN", ("vlans",))
     for host, v in vlans.items():
-        host_id(host, "each key of 'vlans'")
-        _int_in({f"vlans.{host}": v}, f"vlans.{host}", 1, VLAN_MAX)
+        host_id(host, "each key of 'vlans'", ("vlans", host))
+        _int_in({f"vlans.{host}": v}, f"vlans.{host}", 1, VLAN_MAX, ("vlans", host))
         if hosts is not None and host not in hosts:
-            raise Invalid(f"'vlans' names host '{host}', which is not in 'hosts'")
+            raise Invalid(f"'vlans' names host '{host}', which is not in 'hosts'", ("vlans", host))
     return Tenant(name, vni, vlan, hosts, tuple(sorted(vlans.items())))
 
 

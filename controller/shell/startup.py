@@ -25,10 +25,12 @@ RECOVERY_WINDOW_S = 10.0  # after start: switches' endpoint entries wait for the
 LOCAL = ("127.0.0.1", "::1", "localhost")
 
 
-def app_core(settings: Settings, tenants: Iterable[Tenant], now: float) -> Core:
+def app_core(settings: Settings, tenants: Iterable[Tenant], now: float, revision: int = 0) -> Core:
     """The core as the app runs it: drained in slices by the pump, and recovering what the switches
-    learned before a restart until RECOVERY_WINDOW_S has passed."""
+    learned before a restart until RECOVERY_WINDOW_S has passed; its tenants are the store's at
+    `revision`."""
     core = Core(settings, tenants, canon=ofmsg.canonical_match)
+    core.revision = revision
     core.eager = False
     core.recovering, core.recover_until = True, now + RECOVERY_WINDOW_S
     return core
