@@ -29,22 +29,11 @@ def apply_change(b: Backend, name: str, tenant: Tenant | None, revision: int) ->
 
 def apply_changes(b: Backend, changes: Mapping[str, Tenant | None], revision: int) -> None:
     """Committed changes of one revision (one write, or a whole apply), tenant name -> the tenant
-    or None (deleted). What went or changed is deleted first, so that no two tenants ever share a
-    VNI or a VLAN in the core on the way (two tenants may swap VLANs in one apply). The revision
-    is the core's before the operations go out: apply() may yield to other requests, which must
-    never see the tenants of a revision under an older number (nor half of one applied: the
-    operations go out once, at the end). A tenant deleted and put back in one step costs the
-    switches only the net difference."""
-    core = b.core
-    ops: list[Op] = []
-    for name, tenant in sorted(changes.items()):
-        if name in core.tenants and core.tenants[name] != tenant:
-            ops += core.delete_tenant(name)
-    for name, tenant in sorted(changes.items()):
-        if tenant is not None and core.tenants.get(name) != tenant:
-            ops += core.put_tenant(tenant)
-    core.at_revision(revision)
-    b.apply(ops)
+    or None (deleted), into the core at once (Core.change_tenants: no two tenants share a VNI or a
+    VLAN on the way, the switches get the net difference). The revision is the core's before the
+    operations go out: apply() may yield to other requests, which must never see the tenants of
+    a revision under an older number, nor half of one applied."""
+    b.apply(b.core.change_tenants(changes, revision))
 
 
 def apply_listing(b: Backend, listing: list[Tenant], revision: int) -> None:
