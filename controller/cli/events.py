@@ -76,14 +76,15 @@ def follow(client: Client, args: argparse.Namespace, form: str, out: TextIO, err
                     seen += 1
                     if args.count and seen >= args.count:
                         return EXIT_OK
+            why = "the controller closed it"
         except ApiError as e:
             raise CliError(f"HTTP {e.status}: {e.message}") from None
         except (urllib.error.URLError, OSError, ValueError) as e:
             if not connected:
                 raise CliError(f"cannot reach the API at {client.base}: {getattr(e, 'reason', e)}",
                                EXIT_UNREACHABLE) from None
-            print(f"overlayctl: the event stream broke ({getattr(e, 'reason', e)}); resuming after {last}",
-                  file=err, flush=True)
+            why = str(getattr(e, "reason", e))
+        print(f"overlayctl: the event stream broke ({why}); resuming after {last}", file=err, flush=True)
         time.sleep(RETRY_S)
 
 

@@ -68,6 +68,7 @@ def seeded(api: Api) -> Api:
     for tenant in (Tenant("blue", 5001, 10), Tenant("red", 5002, 20)):
         api.b.store.put_tenant(tenant)
         api.b.core.put_tenant(tenant)
+    api.b.core.at_revision(api.b.store.revision)
     for i, vlans in ((1, {10}), (2, {10, 20})):
         api.b.core.host_view(HostView(f"host{i}", f"10.99.0.{i}", i, "br", 1,
                                       member_vlans=frozenset(vlans)), now=0)

@@ -313,3 +313,25 @@ def test_config_picks_the_store_and_checks_endpoints(tmp_path, etcd1) -> None:
     with pytest.raises(ValueError, match="not http"):
         etcd.parse_endpoints("127.0.0.1:2379")
     assert etcd.parse_endpoints(" http://a:1, http://b:2 ") == ["http://a:1", "http://b:2"]
+
+
+def test_an_apply_is_one_transaction_and_one_revision_seen_whole_by_the_others(instances):
+    a, b = instances(2)
+    assert a.req("POST", "/v1/tenants", BLUE)[0] == 201
+    doc = {"tenants": {"blue": {"vni": 5001, "vlan": 11}, "red": {"vni": 5002, "vlan": 10}}}  # red takes blue's VLAN
+    status, result = a.req("POST", "/v1/apply", doc)
+    assert status == 200 and result["applied"] and len(result["create"]) == 1 and len(result["change"]) == 1
+    assert result["revision"] == a.store.revision
+    # the other instance applies the transaction at once (never red and blue on VLAN 10 together)
+    wait_for(lambda: b.b.core.read.revision == result["revision"], 5, 0.02, "the other instance at the revision")
+    assert b.tenant("blue")["vlan"] == 11 and b.tenant("red")["vlan"] == 10
+    status, again = b.req("POST", "/v1/apply", doc)
+    assert status == 200 and not again["applied"] and again["revision"] == result["revision"]
+
+
+def test_an_apply_larger_than_one_etcd_transaction_is_refused_whole(instances):
+    (a,) = instances(1)
+    doc = {"tenants": {f"t{i}": {"vni": i + 1, "vlan": i + 1} for i in range(200)}}
+    status, body = a.req("POST", "/v1/apply", doc)
+    assert status == 413 and "max-txn-ops" in body["error"]
+    assert a.req("GET", "/v1/tenants")[1] == [] and a.store.revision == 0
