@@ -15,6 +15,7 @@ the switches.
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from typing import Any
 
@@ -109,7 +110,7 @@ class WebView:
             return 404, {"error": f"no such asset: {asset}"}
         return _static(asset)
 
-    def topology(self, req: Request) -> tuple[int, Any]:
+    def topology(self, req: Request) -> Response:
         if self._topology is None:
             self._topology = TopologyCache()
         cache = self._topology
@@ -118,7 +119,10 @@ class WebView:
             return topology_json(self.b.core.read, cache) if cache.refresh(self.b.core.read, SLICE_S) else None
         while (doc := self.b.call(counted)) is None:
             hub.sleep(0)
-        return 200, doc
+        # Compact: json's C encoder (indent= takes the pure-Python one, 3x the loop's time at 1,000 hosts).
+        resp = Response(status=200, content_type="application/json", charset=None)
+        resp.body = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+        return resp
 
     def topology_host(self, req: Request, host: str) -> tuple[int, Any]:
         def run() -> dict | None:
