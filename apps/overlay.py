@@ -64,6 +64,7 @@ class OverlayApp(app_manager.OSKenApp):
         # Garbage on the control channels is counted by kind; the event loop's own health measured.
         count = lambda counter: self.core.counters.update((counter,))  # noqa: E731
         oskenpatch.guard_openflow(count)
+        oskenpatch.quiet_gone_clients()
         self.ovsdb.on_malformed = count
         self.loop_lag = LoopLag()
         # BGP EVPN toward VTEPs no controller programs (docs/operator/evpn.md); None unless [bgp] local_as is set.
