@@ -56,14 +56,18 @@ def _query(args: argparse.Namespace, since: str | None) -> str:
 
 
 def follow(client: Client, args: argparse.Namespace, form: str, out: TextIO, err: TextIO) -> int:
-    if not args.follow:  # what is held, at once
-        try:
-            doc = client.request("GET", _query(args, args.since))
-        except ApiError as e:
-            raise CliError(f"HTTP {e.status}: {e.message}") from None
-        for event in ([_reset(doc)] if doc.get("reset") else []) + doc["events"]:
-            print(render(event, form), file=out)
-        return EXIT_OK
+    if not args.follow:  # what is held, at once, a page at a time
+        since = args.since
+        while True:
+            try:
+                doc = client.request("GET", _query(args, since))
+            except ApiError as e:
+                raise CliError(f"HTTP {e.status}: {e.message}") from None
+            for event in ([_reset(doc)] if doc.get("reset") else []) + doc["events"]:
+                print(render(event, form), file=out)
+            if not doc.get("more"):
+                return EXIT_OK
+            since = doc["last_id"]
     last, seen, connected = args.since, 0, False
     while True:
         headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last} if last else {})}

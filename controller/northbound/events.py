@@ -9,7 +9,8 @@ the ring no longer holds. IDs are "<epoch>-<n>": a restarted controller has anot
 ID from before the restart resumes nothing and gets a reset too.
 
 Without `Accept: text/event-stream` the same route answers at once with the events held after
-Last-Event-ID (or `since`) as JSON: a script catches up without holding a connection.
+Last-Event-ID (or `since`) as JSON, JSON_PAGE at a time: a script catches up without holding a
+connection. Long answers are written a batch at a time, the event loop let go between them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ QUEUE_SIZE = 2_000  # events a client may be behind before it is reset
 MAX_CLIENTS = 64  # streams open at once (each holds a green thread and a socket)
 KEEPALIVE_S = 15.0  # a comment line this often: proxies keep the stream, a dead client is found
 COALESCE_S = 0.05  # a waiter woken by an event waits this much more: a burst costs one look
+JSON_PAGE = 1_000  # events in one JSON answer (then "more": ask again from its last_id)
+WRITE_BATCH = 200  # events encoded between two turns of the event loop (a resume may replay thousands)
 RETRY_MS = 1000  # what an EventSource waits before it reconnects
 
 
@@ -179,8 +182,9 @@ class EventHub:
             yield f"retry: {RETRY_MS}\n: {self.last_id()}\n\n".encode()
             if reset is not None:
                 yield sse(self.reset_doc(reset))
-            for doc in backlog:
-                yield sse(doc)
+            for start in range(0, len(backlog), WRITE_BATCH):
+                yield b"".join(sse(doc) for doc in backlog[start:start + WRITE_BATCH])
+                hub.sleep(0)
             while True:
                 items = client.take(keepalive_s)
                 if client.lost is not None:
@@ -189,7 +193,9 @@ class EventHub:
                 if items is None:
                     yield b": keepalive\n\n"
                     continue
-                yield b"".join(sse(it.doc(self.epoch)) for it in items)
+                for start in range(0, len(items), WRITE_BATCH):
+                    yield b"".join(sse(it.doc(self.epoch)) for it in items[start:start + WRITE_BATCH])
+                    hub.sleep(0)
         finally:
             self.unsubscribe(client)
 
@@ -224,9 +230,12 @@ class EventsView:
             return 400, {"error": "the query string is not valid UTF-8"}
         except ValueError as e:
             return 400, {"error": str(e)}
-        if not wants_stream(req.accept):  # a script catching up: what is held, at once
+        if not wants_stream(req.accept):  # a script catching up: what is held, at once, a page at a time
             docs, reset = events.since(last or events.before_ring(), kinds)
-            return 200, {"events": docs, "last_id": events.last_id(), "reset": reset}
+            more = len(docs) > JSON_PAGE
+            docs = docs[:JSON_PAGE]
+            return 200, {"events": docs, "last_id": docs[-1]["id"] if more else events.last_id(),
+                         "more": more, "reset": reset}
         if req.method == "HEAD":
             return Response(status=200, content_type="text/event-stream")
         client = events.subscribe(kinds)  # first: nothing published from here on is missed

@@ -302,9 +302,11 @@ SCHEMAS["Event"] = {
                    "at": {"type": "number", "description": "Unix time it was published"}},
 }
 SCHEMAS["Events"] = {
-    "type": "object", "required": ["events", "last_id", "reset"],
-    "properties": {"events": {"type": "array", "items": _ref("Event")},
+    "type": "object", "required": ["events", "last_id", "more", "reset"],
+    "properties": {"events": {"type": "array", "items": _ref("Event"),
+                              "maxItems": events.JSON_PAGE},
                    "last_id": {"type": "string", "description": "resume from here (since=, Last-Event-ID)"},
+                   "more": {"type": "boolean", "description": "more are held: ask again with since=last_id"},
                    "reset": {"type": "string", "nullable": True,
                              "description": "why events are missing before these (read the state again)"}},
 }

@@ -10,6 +10,7 @@ from controller.core.changes import Forgotten, Learned, Moved
 from controller.core.parts import EpKey
 from controller.model import events as ev
 from controller.model.state import Endpoint, Tenant
+from controller.northbound import events as events_module
 from controller.northbound.events import EventHub, kinds_param, sse
 from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, call, seeded
@@ -129,3 +130,16 @@ def test_too_many_streams_are_refused(api):
     api.b.event_hub.max_clients = 0
     resp = Request.blank("/v1/events", headers={"Accept": "text/event-stream"}).get_response(api)
     assert resp.status_int == 503 and "streams are open" in resp.json["error"]
+
+
+def test_json_answers_come_a_page_at_a_time(api, monkeypatch):
+    monkeypatch.setattr(events_module, "JSON_PAGE", 2)
+    api.b.event_hub.publish([ev.HostLeft(f"h{i}", "x") for i in range(5)])
+    seen, since = [], None
+    while True:
+        doc = call(api, "GET", "/v1/events" + (f"?since={since}" if since else ""))[1]
+        seen += [e["host"] for e in doc["events"]]
+        if not doc["more"]:
+            break
+        since = doc["last_id"]
+    assert seen == [f"h{i}" for i in range(5)]
