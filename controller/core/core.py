@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
@@ -54,6 +54,7 @@ from controller.pipeline.settings import Settings
 
 LOG = logging.getLogger(__name__)
 OFPRR_IDLE_TIMEOUT = 0
+MAX_PENDING_EVENTS = 100_000
 
 
 class Core:
@@ -69,7 +70,9 @@ class Core:
         self.counters: Counter[str] = Counter()
         self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
         self.revision = 0  # the store's revision of the tenants held here (tenant_sync.py sets it)
-        self.events: list[ev.Event] = []  # what changed, for the shell to fan out (take_events)
+        # What changed, for the shell to fan out (take_events, after every call); bounded, so that a core
+        # nobody takes them from (a test, a benchmark) does not grow with them.
+        self.events: deque[ev.Event] = deque(maxlen=MAX_PENDING_EVENTS)
         self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host, lambda: self.revision)
         self.eager = True
         self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
@@ -93,7 +96,8 @@ class Core:
 
     def take_events(self) -> list[ev.Event]:
         """The events since the last call (controller/model/events.py), oldest first."""
-        out, self.events = self.events, []
+        out = list(self.events)
+        self.events.clear()
         return out
 
     # ---- queries -------------------------------------------------------------------------
