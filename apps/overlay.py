@@ -23,12 +23,14 @@ from controller.core.switch_state import SwitchDump
 from controller.ha.election import Action
 from controller.model.ops import Disconnect, Op, ReadSwitch, Wipe
 from controller.model.state import HostView, Peer
+from controller.northbound.events import EventHub
 from controller.northbound.metrics import Metrics
 from controller.shell import config, identity, oskenpatch, readback, reload, startup, statelock
 from controller.shell.leadership import Leadership
 from controller.shell.listeners import Refusals
 from controller.shell.loop import EventCall, Pump
 from controller.shell.looplag import LoopLag
+from controller.shell.news import News
 from controller.shell.readback import ReadBack
 from controller.shell.sender import Sender
 from controller.shell.stats import StatsPoller
@@ -54,10 +56,12 @@ class OverlayApp(app_manager.OSKenApp):
         # Tenants and which hosts may join (docs/operator/security.md) are loaded before any switch is
         # programmed; work is drained in slices by the pump.
         self.core = startup.app_core(config.settings(conf), self.store.tenants(), self.now(),
-                                     config.host_policy(conf, self.store))
+                                     config.host_policy(conf, self.store), self.store.revision)
         startup.log_admission(conf, self.core)
         self.metrics = Metrics()  # served by the REST API and the optional metrics listener
         self.sender = Sender(self.metrics)
+        self.event_hub = EventHub()  # GET /v1/events; News feeds it (the core's events and the shell's)
+        self.news = News(self.event_hub, self.sender.revisions)
         self.readback = ReadBack()
         self.stats = StatsPoller(self.sender.datapaths, conf.overlay.stats_interval)
         self.pump = Pump(lambda: self.core, self.apply, self.sender, self.metrics)
@@ -70,6 +74,7 @@ class OverlayApp(app_manager.OSKenApp):
         # Garbage on the control channels is counted by kind; the event loop's own health measured.
         count = lambda counter: self.core.counters.update((counter,))  # noqa: E731
         oskenpatch.guard_openflow(count)
+        oskenpatch.quiet_gone_clients()
         self.ovsdb.on_malformed = count
         self.loop_lag = LoopLag()
         # BGP EVPN toward VTEPs no controller programs (docs/operator/evpn.md); None unless [bgp] local_as is set.
@@ -101,6 +106,9 @@ class OverlayApp(app_manager.OSKenApp):
     def unidentified_hosts(self) -> dict[str, str]:
         return dict(self.ovsdb.unidentified)
 
+    def switch_holds(self, dpid: int, computed: int | None) -> int | None:
+        return self.news.holds(dpid, computed)
+
     def post(self, fn: Callable[[], Any]) -> EventCall:
         ev = EventCall(fn)
         self.send_event(self.name, ev)
@@ -117,11 +125,13 @@ class OverlayApp(app_manager.OSKenApp):
         return fn()
 
     def apply(self, ops: list[Op]) -> None:
+        revisions = self.news.batch_revisions(self.core, ops)  # first: what follows may yield
         if self.evpn is not None:  # routes follow the state the ops came from (and peers' routes a new tenant takes)
             ops = [*ops, *self.evpn.sync()]
         for op in ops:  # closing a switch that is not who it claims is this instance's own business
             if isinstance(op, Disconnect):
                 self._disconnect(op)
+        self.news.from_core(self.core)
         # a follower reads switches back and changes nothing
         ops = [op for op in self.leadership.writable(ops) if not isinstance(op, Disconnect)]
         for op in ops:
@@ -130,7 +140,7 @@ class OverlayApp(app_manager.OSKenApp):
         if self.core.pending():
             self.pump.wake()
         # counted as sent: a core that still thinks it leads computes what is never sent (docs: the metric)
-        self.core.counters["flow_mods"] += self.sender.send_in_order(ops, self.ovsdb.carry_out)
+        self.core.counters["flow_mods"] += self.sender.send_in_order(ops, self.ovsdb.carry_out, revisions)
 
     # ---- events of the app's own -------------------------------------------------------------
 
@@ -145,6 +155,7 @@ class OverlayApp(app_manager.OSKenApp):
         self.probes.overdue(now)
         self.apply(self.core.tick(now))
         self.sender.resend_overdue()
+        self.news.tick(self.core)
 
     def reload(self) -> None:
         ops = reload.reload(cfg.CONF, self.core, self.now())
@@ -163,6 +174,7 @@ class OverlayApp(app_manager.OSKenApp):
             self.evpn.rebind(self.core)
         for dp in list(self.sender.datapaths.values()):
             self.leadership.ask(dp, self.now())
+        self.news.leader(self.role_status())
         self.apply(ops)
 
     # ---- OpenFlow --------------------------------------------------------------------------
@@ -221,6 +233,7 @@ class OverlayApp(app_manager.OSKenApp):
     @identity.registered
     def _barrier_reply(self, ev: Any) -> None:
         self.sender.barrier_replied(ev.msg.datapath, ev.msg.xid)
+        self.news.barrier_replied(self.core, ev.msg.datapath.id)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     @ofguard.guarded

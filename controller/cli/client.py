@@ -58,21 +58,37 @@ class Client:
         if ca_file:
             self.context = ssl.create_default_context(cafile=ca_file)
             self.context.check_hostname = False  # ovs-pki's certificates name no host: the CA is the check
+        self.headers: dict[str, str] = {}  # the last answer's (e.g. X-Overlay-Revision after a write)
 
     def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-                headers: dict[str, str] | None = None) -> Any:
+                headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+        req = self._request(method, path, body, content_type, headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self.context) as resp:
+                self.headers = dict(resp.headers.items())
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            self.headers = dict(e.headers.items()) if e.headers else {}
+            raise ApiError(e.code, _decode(e.read())) from None
+        return json.loads(raw) if raw else None
+
+    def open(self, path: str, headers: dict[str, str], timeout: float) -> Any:
+        """A GET whose answer is read as it comes (the event stream): the open response."""
+        try:
+            return urllib.request.urlopen(self._request("GET", path, None, "", headers), timeout=timeout,
+                                          context=self.context)
+        except urllib.error.HTTPError as e:
+            raise ApiError(e.code, _decode(e.read())) from None
+
+    def _request(self, method: str, path: str, body: Any, content_type: str,
+                 headers: dict[str, str] | None) -> urllib.request.Request:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
         if data is not None:
             req.add_header("Content-Type", content_type)
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            raise ApiError(e.code, _decode(e.read())) from None
-        return json.loads(raw) if raw else None
+        return req
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)

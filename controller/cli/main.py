@@ -1,7 +1,10 @@
 """overlayctl: the operator's command-line client for the REST API (stdlib and PyYAML only).
 
-    overlayctl tenants list | show NAME | create NAME --vni N --vlan V | update NAME ... | delete NAME
-    overlayctl hosts list | show ID | vlans ID | delete ID | admit ID | revoke ID
+    overlayctl tenants list | show NAME | create NAME --vni N --vlan V [--may-exist] | update NAME ...
+                       | delete NAME [--if-exists]            (writes: --wait until live everywhere)
+    overlayctl apply -f overlay.yaml [--prune] [--wait] | diff -f overlay.yaml | export   (GitOps)
+    overlayctl status [--revision N] [--wait] | events [--kinds K,...] [--count N]
+    overlayctl hosts list | show ID | vlans ID | delete ID [--if-exists] | admit ID | revoke ID
     overlayctl ports list HOST | show HOST PORT | set HOST PORT --mac M [--ip IP ...] | delete HOST PORT
     overlayctl endpoints TENANT [--host ID]
     overlayctl topology                      (a tree, like ovn-nbctl show)
@@ -9,13 +12,14 @@
     overlayctl counters | health | completion bash
 
 The commands are declared once, as data (COMMANDS): the parser, the requests, the columns and
-the shell completion all come from there. -f table|json|yaml|value (--json = -f json), -c COLUMN.
---url (or $OVERLAY_URL) says where the API is; the token comes from --token-file, $OVERLAY_TOKEN,
-or the file the controller makes in its default state directory (/var/lib/sdn-overlay/api.token)
-when it is readable, as it is for root on the controller's machine. --ca-file (or
-$OVERLAY_CA_FILE) verifies an https:// API against that CA.
-On an API error it prints the API's message and exits 1 (2 for usage errors, 3 when the API
-cannot be reached).
+the shell completion all come from there. -o table|json|yaml|value (also -f, except in apply and
+diff where -f is the file; --json = -o json), -c COLUMN. --url (or $OVERLAY_URL) says where the API
+is; the token comes from --token-file, $OVERLAY_TOKEN, or the file the controller makes in its
+default state directory (/var/lib/sdn-overlay/api.token) when it is readable, as it is for root on
+the controller's machine. --ca-file (or $OVERLAY_CA_FILE) verifies an https:// API against that CA.
+Exit codes (controller/cli/declare.py, docs/user/overlayctl.md): 0 done, 1 the API refused (diff:
+something would change), 2 usage or an invalid file, 3 the API cannot be reached, 4 not live
+everywhere (--wait, status), 5 diff: the API refused the file.
 """
 
 from __future__ import annotations
@@ -29,22 +33,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from controller.cli import fmt
+from controller.cli import declare, events, fmt
 from controller.cli.client import ApiError, Client
+from controller.cli.declare import EXIT_API, EXIT_NOT_LIVE, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from controller.model import install
+from controller.model.tenant_rules import TenantError, tenant_from_json
 from controller.version import __version__
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TOKEN_FILE = install.token_path()
-EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 NO_TOKEN_HINT = (f" (no token given: pass --token-file, set $OVERLAY_TOKEN, or run as root on the "
                  f"controller's machine, where it is {DEFAULT_TOKEN_FILE})")
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_API) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _quote(segment: str) -> str:
@@ -166,6 +165,29 @@ def _port_path(a: argparse.Namespace) -> str:
     return f"/v1/hosts/{_quote(a.host)}/ports/{_quote(a.port)}"
 
 
+def _may_exist(client: Client, args: argparse.Namespace, err: ApiError) -> Any:
+    """tenants create --may-exist: a tenant already there, the same in every field, is fine."""
+    if err.status != 409:
+        raise err
+    try:
+        asked = tenant_from_json(_create_body(args)).to_json()
+        there = client.request("GET", _tenant_path(args))
+    except (ApiError, TenantError):
+        raise err from None
+    if there != asked:
+        diff = ", ".join(f"{k} {there[k]!r} (asked {asked[k]!r})" for k in asked if there[k] != asked[k])
+        raise CliError(f"tenant '{args.name}' exists with other fields: {diff}; --may-exist keeps only an "
+                       "identical one (use tenants update or apply)") from None
+    return there
+
+
+def _if_exists(client: Client, args: argparse.Namespace, err: ApiError) -> Any:
+    """delete --if-exists: one that is not there is deleted already."""
+    if err.status != 404:
+        raise err
+    return {"deleted": getattr(args, "name", None) or args.id, "existed": False}
+
+
 def _topology(client: Client, args: argparse.Namespace) -> Any:
     hosts = client.request("GET", "/v1/hosts")
     tenants = client.request("GET", "/v1/tenants")
@@ -184,6 +206,14 @@ IF_MATCH: Arg = (("--if-match",), {"metavar": "ETAG",
                                    "help": "only if the tenant's ETag is still ETAG (else HTTP 412)"})
 VLAN_ON: Arg = (("--vlan-on",), {"action": "append", "default": [], "metavar": "HOST=VLAN",
                                  "help": "a different VLAN on one host (repeatable)"})
+WAIT: Arg = (("--wait",), {"action": "store_true",
+                           "help": "then wait until every host's switch holds the change (--timeout S, default "
+                                   f"{declare.DEFAULT_WAIT_S:g}); exit 4 naming the hosts that lag"})
+IF_EXISTS: Arg = (("--if-exists",), {"action": "store_true", "help": "one that is not there is no error"})
+FILE: Arg = (("-f", "--filename"), {"required": True, "metavar": "FILE",
+                                    "help": "the overlay file (YAML or JSON; - for standard input)"})
+PRUNE: Arg = (("--prune",), {"action": "store_true",
+                             "help": "also delete the tenants the file does not name"})
 
 
 @dataclass(frozen=True)
@@ -200,10 +230,25 @@ class Command:
     fetch: Callable[[Client, argparse.Namespace], Any] | None = None  # several requests
     result: Callable[[argparse.Namespace, Any], Any] | None = None  # the document when the API says nothing
     content_type: str = "application/json"
+    on_error: Callable[[Client, argparse.Namespace, ApiError], Any] | None = None  # the doc, or raise it
+    exit: Callable[[Any], int] | None = None  # the exit code from the document (default 0)
+    takes_file: bool = False  # -f is its file (the format is -o there)
 
 
 def _tenant_path(a: argparse.Namespace) -> str:
     return f"/v1/tenants/{_quote(a.name)}"
+
+
+def _raise(e: ApiError) -> Any:
+    raise e
+
+
+PLAN_COLUMNS = [("change", lambda r: r["change"]), ("name", lambda r: r["name"]), ("detail", lambda r: r["detail"])]
+EXPORT_COLUMNS = [("name", lambda t: t["name"]), ("vni", lambda t: t["vni"]), ("vlan", lambda t: t["vlan"]),
+                  ("hosts", lambda t: ",".join(t["hosts"]) if "hosts" in t else "all"),
+                  ("vlan overrides", lambda t: ",".join(f"{h}={v}" for h, v in t.get("vlans", {}).items()) or None)]
+LAG_COLUMNS = [("host", lambda r: r["host"]), ("revision", lambda r: r["revision"]), ("reason", lambda r: r["reason"])]
+EVENT_COLUMNS = [("id", lambda e: e["id"]), ("kind", lambda e: e["kind"])]
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -214,24 +259,51 @@ COMMANDS: tuple[Command, ...] = (
         (("--vni",), {"type": int, "required": True, "help": "VXLAN VNI / GRE key, 1-16777215"}),
         (("--vlan",), {"type": int, "required": True, "help": "its br0 VLAN on every host, 1-4094"}),
         (("--hosts",), {"help": "comma-separated host ids it exists on (default: every host)"}),
-        VLAN_ON), TENANT_COLUMNS),
+        VLAN_ON, (("--may-exist",), {"action": "store_true",
+                                     "help": "one already there with these very fields is no error"}), WAIT),
+        TENANT_COLUMNS, on_error=lambda c, a, e: _may_exist(c, a, e) if a.may_exist else _raise(e)),
     Command(("tenants", "update"), "change some fields of a tenant", "PATCH", _tenant_path, _patch_body, (
         NAME, (("--vni",), {"type": int}), (("--vlan",), {"type": int}),
         (("--hosts",), {"help": "comma-separated host ids it exists on", "group": "where"}),
         (("--all-hosts",), {"action": "store_true", "help": "make it exist on every host", "group": "where"}),
-        (VLAN_ON[0], {**VLAN_ON[1], "help": "set a per-host VLAN; HOST= drops it (repeatable)"}), IF_MATCH),
+        (VLAN_ON[0], {**VLAN_ON[1], "help": "set a per-host VLAN; HOST= drops it (repeatable)"}), IF_MATCH, WAIT),
         TENANT_COLUMNS, content_type="application/merge-patch+json"),
-    Command(("tenants", "delete"), "delete a tenant", "DELETE", _tenant_path, args=(NAME, IF_MATCH),
-            columns=DELETED_COLUMNS, result=lambda a, _: {"deleted": a.name},
-            text=lambda d: f"tenant {d['deleted']} deleted"),
+    Command(("tenants", "delete"), "delete a tenant", "DELETE", _tenant_path, args=(NAME, IF_MATCH, IF_EXISTS, WAIT),
+            columns=DELETED_COLUMNS, result=lambda a, doc: doc or {"deleted": a.name},
+            text=lambda d: f"tenant {d['deleted']} {'deleted' if d.get('existed', True) else 'was not there'}",
+            on_error=lambda c, a, e: _if_exists(c, a, e) if a.if_exists else _raise(e)),
+    Command(("apply",), "make the tenants those of a file, at once (all or nothing)", "POST",
+            fetch=declare.apply, args=(FILE, PRUNE, WAIT), columns=PLAN_COLUMNS, rows=declare.plan_rows,
+            text=declare.apply_text, takes_file=True),
+    Command(("diff",), "what apply -f FILE would change (exit 1 if anything)", fetch=declare.diff,
+            args=(FILE, PRUNE), columns=PLAN_COLUMNS, rows=declare.plan_rows, text=declare.diff_text,
+            exit=declare.diff_exit, takes_file=True),
+    Command(("export",), "today's tenants as an overlay file (YAML; apply -f takes it)",
+            path=lambda a: "/v1/export", columns=EXPORT_COLUMNS,
+            rows=lambda d: [{"name": n, **t} for n, t in d["tenants"].items()], text=declare.export_text),
+    Command(("status",), "does every host's switch hold a revision of the tenants? (exit 4 if not)",
+            fetch=declare.status, args=((("--revision",), {"type": int, "help": "a write's revision (default: the "
+                                                                           "latest)"}),
+                                        (("--wait",), {"action": "store_true",
+                                                       "help": "wait until it does (--timeout S)"})),
+            columns=LAG_COLUMNS, rows=lambda d: d["lagging"], text=declare.status_text, exit=declare.status_exit),
+    Command(("events",), "follow what changes, as it happens (GET /v1/events)", args=(
+        (("--kinds",), {"help": "only these kinds, comma-separated (e.g. endpoint_moved,tenant_changed)"}),
+        (("--since",), {"metavar": "ID", "help": "from after this event ID (a reconnect does it by itself)"}),
+        (("--count",), {"type": int, "metavar": "N", "help": "stop after N events"}),
+        (("--no-follow",), {"dest": "follow", "action": "store_false",
+                            "help": "print the events the controller holds, and exit"})),
+        columns=EVENT_COLUMNS),
     Command(("hosts", "list"), "all hosts, by id", path=lambda a: "/v1/hosts", columns=HOST_COLUMNS),
     Command(("hosts", "show"), "one host: tunnels and tenants", path=lambda a: f"/v1/hosts/{_quote(a.id)}",
             args=(HOST_ID,), columns=HOST_COLUMNS, text=_show_host),
     Command(("hosts", "vlans"), "a host's VLAN -> tenant mapping", path=lambda a: f"/v1/hosts/{_quote(a.id)}/vlans",
             args=(HOST_ID,), columns=VLAN_COLUMNS),
     Command(("hosts", "delete"), "forget a host that left: its endpoints and the tunnels toward it", "DELETE",
-            lambda a: f"/v1/hosts/{_quote(a.id)}", args=(HOST_ID,), columns=DELETED_COLUMNS,
-            result=lambda a, _: {"deleted": a.id}, text=lambda d: f"host {d['deleted']} forgotten"),
+            lambda a: f"/v1/hosts/{_quote(a.id)}", args=(HOST_ID, IF_EXISTS), columns=DELETED_COLUMNS,
+            result=lambda a, doc: doc or {"deleted": a.id},
+            text=lambda d: f"host {d['deleted']} {'forgotten' if d.get('existed', True) else 'was not known'}",
+            on_error=lambda c, a, e: _if_exists(c, a, e) if a.if_exists else _raise(e)),
     Command(("hosts", "admit"), "let a host join (it may not have connected yet)", "PUT",
             lambda a: f"/v1/hosts/{_quote(a.id)}/admission", lambda a: {"admitted": True}, (HOST_ID,),
             ADMISSION_COLUMNS, text=_admission_text),
@@ -284,7 +356,12 @@ def run(args: argparse.Namespace, client: Client) -> tuple[Any, Command]:
         assert cmd.path is not None
         headers = {"If-Match": args.if_match} if getattr(args, "if_match", None) else {}
         body = cmd.body(args) if cmd.body else None
-        doc = client.request(cmd.method, cmd.path(args), body, cmd.content_type, headers)
+        try:
+            doc = client.request(cmd.method, cmd.path(args), body, cmd.content_type, headers)
+        except ApiError as e:
+            if cmd.on_error is None:
+                raise
+            doc = cmd.on_error(client, args, e)
     except ApiError as e:
         hint = NO_TOKEN_HINT if e.status == 401 and not client.token else ""
         raise CliError(f"HTTP {e.status}: {e.message}{hint}") from None
@@ -296,8 +373,9 @@ def run(args: argparse.Namespace, client: Client) -> tuple[Any, Command]:
 
 # ---- the parser, from the commands ----------------------------------------------------------
 
-def _common() -> argparse.ArgumentParser:
+def _common(short_format: bool = True) -> argparse.ArgumentParser:
     # The common options are accepted before and after the command (`overlayctl tenants list --json`).
+    # -o is the output format everywhere; -f too, except where it names the file (apply, diff).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=argparse.SUPPRESS,
                         help=f"API address (default: $OVERLAY_URL or {DEFAULT_URL})")
@@ -307,12 +385,15 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--ca-file", default=argparse.SUPPRESS,
                         help="CA certificate an https:// API's certificate must be signed by (default: "
                              "$OVERLAY_CA_FILE)")
-    common.add_argument("-f", "--format", choices=fmt.FORMATS, default=argparse.SUPPRESS,
+    names = ("-o", "--output", "-f", "--format") if short_format else ("-o", "--output", "--format")
+    common.add_argument(*names, dest="format", choices=fmt.FORMATS, default=argparse.SUPPRESS,
                         help="output format (default: table)")
     common.add_argument("-c", "--column", action="append", default=argparse.SUPPRESS, metavar="COLUMN",
                         help="show only this column (repeatable; in json/yaml: only these fields)")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="the same as -f json")
-    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds (default 10)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="the same as -o json")
+    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
+                        help=f"seconds per request (default 10); with --wait, to wait (default "
+                             f"{declare.DEFAULT_WAIT_S:g})")
     return common
 
 
@@ -326,7 +407,7 @@ def _add_args(p: argparse.ArgumentParser, args: tuple[Arg, ...]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    common = _common()
+    common, common_file = _common(), _common(short_format=False)
     p = argparse.ArgumentParser(prog="overlayctl", description="Operate the sdn-overlay controller.",
                                 parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"overlayctl {__version__}")
@@ -335,7 +416,7 @@ def parser() -> argparse.ArgumentParser:
     for cmd in COMMANDS:
         noun, *verb = cmd.words
         if not verb:
-            leaf = sub.add_parser(noun, help=cmd.help, parents=[common])
+            leaf = sub.add_parser(noun, help=cmd.help, parents=[common_file if cmd.takes_file else common])
         else:
             if noun not in nouns:
                 verbs = [c.words[1] for c in COMMANDS if c.words[0] == noun]
@@ -347,9 +428,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-EPILOG = """formats: -f table (default) | json | yaml | value; -c COLUMN picks columns (repeatable).
+EPILOG = """formats: -o table (default) | json | yaml | value; -c COLUMN picks columns (repeatable).
+exit codes: 0 done; 1 the API refused (diff: something would change); 2 usage or an invalid file;
+  3 the API cannot be reached; 4 not live on every switch (--wait, status); 5 diff: the API refused.
 examples:
-  overlayctl tenants list -f value -c name
+  overlayctl tenants list -o value -c name
+  overlayctl tenants create blue --vni 5001 --vlan 10 --may-exist --wait
+  overlayctl diff -f overlay.yaml && echo "nothing to change"
+  overlayctl apply -f overlay.yaml --prune --wait --timeout 60
   overlayctl endpoints blue --host host2
   overlayctl topology
   overlayctl trace blue 10.0.0.1 10.0.0.2 --arp
@@ -470,16 +556,34 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         chosen = getattr(args, "column", [])
         cmd = BY_WORDS[args.words]
         fmt.pick(cmd.columns, chosen)  # a wrong -c is a usage error before anything is sent
+        if args.words == ("events",):  # a stream: each event printed as it comes
+            return events.follow(client, args, form, out, err)
         doc, cmd = run(args, client)
         text = fmt.render(form, doc, cmd.rows(doc), cmd.columns, cmd.text(doc) if cmd.text else None, chosen)
+        if text:
+            print(text, file=out, flush=True)
+        if getattr(args, "wait", False) and cmd.method != "GET":
+            return _wait(client, args, err)
     except fmt.ColumnError as e:
         print(f"overlayctl: {e}", file=err)
         return EXIT_USAGE
     except CliError as e:
         print(f"overlayctl: {e}", file=err)
         return e.code
-    if text:
-        print(text, file=out)
+    except KeyboardInterrupt:
+        return 130
     if args.words == ("health",) and not doc.get("ready"):
         return EXIT_API
-    return 0
+    return cmd.exit(doc) if cmd.exit is not None else 0
+
+
+def _wait(client: Client, args: argparse.Namespace, err: TextIO) -> int:
+    """--wait after a write: until every host's switch holds it; exit 4 naming the hosts that lag."""
+    try:
+        status = declare.wait_live(client, getattr(args, "timeout", None))
+    except ApiError as e:
+        raise CliError(f"HTTP {e.status}: {e.message}") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise CliError(f"cannot reach the API at {client.base}: {getattr(e, 'reason', e)}", EXIT_UNREACHABLE) from None
+    print(f"overlayctl: {declare.status_text(status)}", file=err)
+    return 0 if status["live"] else EXIT_NOT_LIVE

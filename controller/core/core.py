@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 from controller.core import identity, reconcile
@@ -46,6 +46,7 @@ from controller.core.read_model import ReadModel
 from controller.core.switch_state import Installed, SwitchDump, recovered_endpoints
 from controller.core.trust import Trust
 from controller.core.tunnel_ops import TunnelBook
+from controller.model import events as ev
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import DeletePorts, FlowDelete, FlowMod, FlowPurge, Op, ReadSwitch
@@ -56,6 +57,7 @@ from controller.pipeline.settings import Settings
 LOG = logging.getLogger(__name__)
 RECOVERY_OVER = "recovery window over"  # logged when it ends (the e2e tests wait for it)
 OFPRR_IDLE_TIMEOUT = 0
+MAX_PENDING_EVENTS = 100_000
 
 
 class Core(Trust):
@@ -76,7 +78,11 @@ class Core(Trust):
         self.purges: dict[str, set[int]] = {}  # host -> VLANs whose learn() entries go once its changes are out
         self.counters: Counter[str] = Counter()
         self.role_packets: dict[tuple[int, int], int] = {}  # (dpid, role) -> packets last read
-        self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host)
+        self.revision = 0  # the store's revision of the tenants held here (tenant_sync.py sets it)
+        # What changed, for the shell to fan out (take_events, after every call); bounded, so that a core
+        # nobody takes them from (a test, a benchmark) does not grow with them.
+        self.events: deque[ev.Event] = deque(maxlen=MAX_PENDING_EVENTS)
+        self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host, lambda: self.revision)
         self.eager = True
         self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
         self.refusals = identity.Refusals(self.counters)  # claims refused, for GET /v1/hosts
@@ -87,7 +93,7 @@ class Core(Trust):
         self.recovering = False
         self.passive = False  # a follower (controller/ha/roles.py): it tracks state but programs nothing
         self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings,
-                              self.policy, self.waiting, self.refusals)
+                              self.marks, lambda: self.revision, self.policy, self.waiting, self.refusals)
 
     @property
     def changed(self) -> set[Part] | None:
@@ -97,6 +103,12 @@ class Core(Trust):
     @changed.setter
     def changed(self, parts: set[Part] | None) -> None:
         self.marks.changed = parts
+
+    def take_events(self) -> list[ev.Event]:
+        """The events since the last call (controller/model/events.py), oldest first."""
+        out = list(self.events)
+        self.events.clear()
+        return out
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -141,6 +153,7 @@ class Core(Trust):
         host = self.ix.host_of_dpid(dpid)
         if host is not None:
             host.lost_since = None
+            self.marks.programmed.discard(host.id)
         return [ReadSwitch(dpid)]
 
     def switch_read(self, dpid: int, dump: SwitchDump, now: float) -> list[Op]:
@@ -169,8 +182,10 @@ class Core(Trust):
         self.installed.pop(dpid, None)
         self.dumps.pop(dpid, None)
         host = self.ix.host_of_dpid(dpid)
-        if host is not None and not host.ovsdb_connected and host.lost_since is None:
-            host.lost_since = now
+        if host is not None:
+            self.marks.programmed.discard(host.id)
+            if not host.ovsdb_connected and host.lost_since is None:
+                host.lost_since = now
         return []
 
     # ---- OVSDB events --------------------------------------------------------------------
@@ -187,6 +202,7 @@ class Core(Trust):
             return []
         if old is None:
             LOG.info("host %s joined (overlay ip %s)", view.system_id, view.overlay_ip)
+        self._host_news(old, view)
         flips = self.ix.put_host(view)
         host = self.ix.hosts[view.system_id]
         host.lost_since = None
@@ -215,11 +231,21 @@ class Core(Trust):
         ops = self._tunnel_ops(self.tunnels.view_changed(self.settings, old, host, new_peer, now))
         return adopted + ops + self._flush()
 
+    def _host_news(self, old: Host | None, view: HostView) -> None:
+        """A host came (back), or can no longer join, or can again."""
+        back = old is None or not old.ovsdb_connected
+        if view.problems and (back or old.view.problems != view.problems):  # type: ignore[union-attr]
+            self.events.append(ev.HostRefused(view.system_id, "; ".join(view.problems)))
+        elif not view.problems and (back or old.view.problems):  # type: ignore[union-attr]
+            self.events.append(ev.HostJoined(view.system_id, view.overlay_ip))
+
     def ovsdb_down(self, system_id: str, now: float = 0.0) -> list[Op]:
         if self.waiting.pop(system_id, None) is not None:
             return []
         host = self.ix.hosts.get(system_id)
         if host is not None:
+            if host.ovsdb_connected:
+                self.events.append(ev.HostLeft(system_id, "its OVSDB connection closed"))
             host.ovsdb_connected = False
             if host.view.datapath_id not in self.datapaths and host.lost_since is None:
                 host.lost_since = now
@@ -245,7 +271,7 @@ class Core(Trust):
                         host.id, now - host.lost_since)
             self.counters["hosts_withdrawn"] += 1
             for key in list(self.ix.eps_by_host.get(host.id, ())):
-                self._drop(key)
+                self._drop(key, "its host was unreachable longer than host_grace")
             flips = self.ix.put_host(replace(host.view, member_vlans=frozenset()), ovsdb_connected=False)
             self.ix.hosts[host.id].withdrawn = True
             self.marks.flips(flips)
@@ -253,19 +279,21 @@ class Core(Trust):
 
     def forget_host(self, system_id: str, now: float) -> list[Op]:
         """An operator removed a host: drop its endpoints and the tunnels toward it everywhere."""
-        self._withdraw(self.ix.hosts[system_id])
+        self.events.append(ev.HostLeft(system_id, "forgotten by an operator"))
+        self._withdraw(self.ix.hosts[system_id], "its host was forgotten")
         ops = self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values())))
         return ops + self._flush()
 
-    def _withdraw(self, host: Host) -> None:
-        """Out of the index: its endpoints withdrawn everywhere, the tunnels toward it to go (the
-        caller asks for their removal), every flood bucket toward it recomputed."""
+    def _withdraw(self, host: Host, why: str) -> None:
+        """Out of the index: its endpoints withdrawn everywhere (`why`, for their events), the
+        tunnels toward it to go (the caller asks for their removal), every flood bucket toward it
+        recomputed."""
         if host.view.overlay_ip:
             self.tunnels.forgotten_ips.add(host.view.overlay_ip)
         for key in list(self.ix.eps_by_host.get(host.id, ())):
-            self._drop(key)
+            self._drop(key, why)
         self.marks.flips(self.ix.drop_host(host.id))
-        self.marks.dirty.pop(host.id, None)
+        self.marks.forget(host.id)
         self.tunnels.toward.pop(host.id, None)
         if self.settings.learning.floods_to_every_host:  # one bucket fewer everywhere
             for other in self.ix.hosts.values():
@@ -356,37 +384,42 @@ class Core(Trust):
     def put_tenant(self, tenant: Tenant) -> list[Op]:
         """Create or replace a tenant; a changed VNI or VLAN re-programs only this tenant, which
         stays whole: its endpoints (with their IPs) are carried over, re-keyed to its new VNI."""
-        return self._put_tenant(tenant) + self._flush()
-
-    def replace_tenants(self, listing: Iterable[Tenant]) -> list[Op]:
-        """Make the tenants those of a full listing (the store's). What went or changed is retired
-        first, so that no two tenants ever share a VNI or a VLAN on the way; a changed tenant keeps
-        its endpoints as put_tenant does, and the switches get only the net difference."""
-        want = {tn.name: tn for tn in listing}
-        ops: list[Op] = []
-        carried: dict[str, Kept] = {}
-        for name, tenant in sorted(self.ix.tenants.items()):
-            if want.get(name) != tenant:
-                if name in want:
-                    carried[name] = self.ix.kept_by(tenant, want[name])
-                ops += self._retire_tenant(tenant)
-        for name, tenant in sorted(want.items()):
-            if self.ix.tenants.get(name) != tenant:
-                ops += self._put_tenant(tenant, carried.get(name))
-        return ops + self._flush()
+        return self.change_tenants({tenant.name: tenant})
 
     def delete_tenant(self, name: str) -> list[Op]:
-        ops = self._retire_tenant(self.ix.tenants[name])
+        return self.change_tenants({name: None})
+
+    def change_tenants(self, changes: Mapping[str, Tenant | None], revision: int | None = None) -> list[Op]:
+        """Tenants put (name -> the tenant) or deleted (name -> None) at once: one write of the
+        store, which made `revision` (None: the revision stays). What went or changed is retired
+        first, so that no two tenants share a VNI or a VLAN on the way (an apply may swap two
+        tenants' VLANs); a changed tenant keeps its endpoints with their IPs (re-keyed to its new
+        VNI), and the switches get only the net difference."""
+        ops: list[Op] = []
+        news: list[tuple[str, str]] = []
+        carried: dict[str, Kept] = {}
+        for name, tenant in sorted(changes.items()):
+            old = self.ix.tenants.get(name)
+            if old is not None and old != tenant:
+                if tenant is not None:
+                    carried[name] = self.ix.kept_by(old, tenant)
+                ops += self._retire_tenant(old)
+                news.append((name, "deleted" if tenant is None else "changed"))
+        for name, tenant in sorted(changes.items()):
+            if tenant is not None and self.ix.tenants.get(name) != tenant:
+                if name not in carried:
+                    news.append((name, "created"))
+                self._place_tenant(tenant, carried.get(name))
+        if revision is not None:
+            self.at_revision(revision)  # after the marks: hosts marked now hold the revision before
+        self.events += [ev.TenantChanged(name, change, self.revision) for name, change in sorted(news)]
         return ops + self._flush()
 
-    def _put_tenant(self, tenant: Tenant, carried: Kept | None = None) -> list[Op]:
-        old = self.ix.tenants.get(tenant.name)
-        if old == tenant:
-            return []
-        ops: list[Op] = []
-        if old is not None:
-            carried = self.ix.kept_by(old, tenant)
-            ops += self._retire_tenant(old)
+    def at_revision(self, revision: int) -> None:
+        """The tenants are the store's at this revision (marks.py: what each switch holds of them)."""
+        self.revision = max(self.revision, revision)
+
+    def _place_tenant(self, tenant: Tenant, carried: Kept | None) -> None:
         self.marks.flips(self.ix.put_tenant(tenant))
         self.marks.tenant(tenant.vni)
         if carried is not None:
@@ -400,7 +433,6 @@ class Core(Trust):
             for host in self.ix.hosts.values():
                 if tenant.present_on(host.id):
                     self.marks.parts(host.id, {tenant.vni})
-        return ops
 
     def _retire_tenant(self, old: Tenant) -> list[Op]:
         holders = set(self.ix.members.get(old.vni, ()))
@@ -471,7 +503,10 @@ class Core(Trust):
             self._learned(change.endpoint)
         elif isinstance(change, Moved):
             key = change.key
-            before = set(self.ix.members.get(key[0], ())) | {self.ix.endpoints[key].host_id}
+            was = self.ix.endpoints[key].host_id
+            before = set(self.ix.members.get(key[0], ())) | {was}
+            if change.host_id != was:
+                self.events.append(ev.EndpointMoved(self._tenant_name(key.vni), key.vni, key.mac, change.host_id, was))
             self.marks.flips(self.ix.move_endpoint(key, change.host_id, change.vlan))
             self.marks.endpoint(key, before)
         elif isinstance(change, Bound):
@@ -486,7 +521,7 @@ class Core(Trust):
         elif isinstance(change, Seen):
             self.ix.endpoints[change.key].last_seen = change.at
         elif isinstance(change, Forgotten):
-            self._drop(change.key)
+            self._drop(change.key, "withdrawn by the peer that advertised it")
         elif isinstance(change, VtepNamed):
             return self._vtep(change, now)
         elif isinstance(change, FloodMember):
@@ -502,8 +537,13 @@ class Core(Trust):
         self.counters["evpn_vteps"] += 1
         return self._tunnel_ops(self.tunnels.ops(self.settings, now, list(self.ix.hosts.values()), toward=[vtep]))
 
+    def _tenant_name(self, vni: int) -> str:
+        tn = self.ix.by_vni.get(vni)
+        return tn.name if tn is not None else ""
+
     def _learned(self, ep: Endpoint) -> None:
         key = EpKey(ep.vni, ep.mac)
+        self.events.append(ev.EndpointLearned(self._tenant_name(ep.vni), ep.vni, ep.mac, ep.host_id))
         ips = set(ep.ips)
         ep.ips = set()
         self.marks.flips(self.ix.add_endpoint(ep))
@@ -513,8 +553,12 @@ class Core(Trust):
                 self.marks.endpoint(previous, set())
         self.marks.endpoint(key, set())
 
-    def _drop(self, key: EpKey) -> None:
+    def _drop(self, key: EpKey, why: str | None = None) -> None:
+        """Forget an endpoint everywhere; `why` for the event (None: it aged out)."""
         ep = self.ix.endpoints[key]
+        name = self._tenant_name(key.vni)
+        self.events.append(ev.EndpointAged(name, key.vni, key.mac, ep.host_id) if why is None
+                           else ev.EndpointForgotten(name, key.vni, key.mac, ep.host_id, why))
         before = set(self.ix.members.get(key[0], ())) | {ep.host_id}
         self.marks.flips(self.ix.drop_endpoint(key))
         self.learner.forget(key)
@@ -582,7 +626,7 @@ class Core(Trust):
             host_id = next(iter(self.marks.dirty))
             host = self.ix.hosts.get(host_id)
             if host is None or self.passive or not self.is_programmable(host):
-                del self.marks.dirty[host_id]  # programmed in full when it becomes programmable (or leads)
+                self.marks.drained(host_id, programmed=False)  # in full when it becomes programmable (or leads)
                 continue
             d = self.marks.dirty[host_id]
             dpid: int = host.view.datapath_id  # type: ignore[assignment]
@@ -591,7 +635,7 @@ class Core(Trust):
                 out.first += reconcile.expand_full(self.settings, self.ix, inst, host, self.placed_on(host), d)
             batch = reconcile.take(d, max_parts)
             if not d.parts and not d.full:
-                del self.marks.dirty[host_id]
+                self.marks.drained(host_id, programmed=True)
             for part in batch:
                 if part is LEFTOVERS:
                     out.deletes += reconcile.leftovers(inst, dpid, self.recovering,

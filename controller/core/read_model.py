@@ -12,6 +12,7 @@ from controller.core.admission import HostPolicy, PendingHost
 from controller.core.flood_cap import LearningCap
 from controller.core.identity import Refusals
 from controller.core.index import Index
+from controller.core.marks import Marks
 from controller.core.parts import EpKey
 from controller.core.switch_state import Installed
 from controller.model import flows as f
@@ -22,9 +23,11 @@ from controller.pipeline.settings import Settings
 class ReadModel:
     def __init__(self, ix: Index, installed: Mapping[int, Installed], datapaths: set[int],
                  counters: Counter[str], cap: LearningCap, settings: Callable[[], Settings],
-                 policy: HostPolicy | None = None, pending: Mapping[str, PendingHost] | None = None,
-                 refusals: Refusals | None = None) -> None:
+                 marks: Marks, revision: Callable[[], int], policy: HostPolicy | None = None,
+                 pending: Mapping[str, PendingHost] | None = None, refusals: Refusals | None = None) -> None:
         self._ix = ix
+        self._marks = marks
+        self._revision = revision
         self._policy = policy or HostPolicy()
         self._pending = pending if pending is not None else {}
         self._refusals = refusals or Refusals(counters)
@@ -35,6 +38,11 @@ class ReadModel:
         self._settings = settings  # the current ones: a reload changes them
 
     # ---- tenants ---------------------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        """The store's revision of the tenants held here (every write makes a higher one)."""
+        return self._revision()
 
     @property
     def tenants(self) -> Mapping[str, Tenant]:
@@ -117,6 +125,17 @@ class ReadModel:
         s = self._settings()
         return s.tunnel_ports.port_toward(host, peer_ip, s.tunnel_type)
 
+    def tunnel_states(self, host: Host) -> tuple[dict[str, str], str]:
+        """(peer ip -> created/adopted: the host's own port toward it, the state toward the others):
+        the tunnel_ports mode's `states`."""
+        s = self._settings()
+        return s.tunnel_ports.states(host, s.tunnel_type)
+
+    def tunnel_mode(self) -> tuple[str, str]:
+        """(tunnel kind, tunnel_ports mode): what the tunnel states depend on besides the views."""
+        s = self._settings()
+        return s.tunnel_type, s.tunnel_ports.name
+
     # ---- endpoints -------------------------------------------------------------------------
 
     def endpoint(self, key: EpKey) -> Endpoint | None:
@@ -175,6 +194,24 @@ class ReadModel:
         """Flows installed on a connected switch (0 when not connected or not known)."""
         inst = self._installed_on(host) if self.openflow_connected(host) else None
         return sum(len(part) for part in inst.flows.values()) if inst is not None else 0
+
+    def computed_for(self, host: Host) -> tuple[int | None, str | None]:
+        """(the revision of the tenants whose every change for the host's switch has gone out as
+        operations, None) or (None, why its switch holds no known revision). What the switch
+        confirmed is the shell's to add (controller/southbound/revisions.py)."""
+        v = host.view
+        if v.problems:
+            return None, "not joined: " + "; ".join(v.problems)
+        if v.datapath_id is None or v.datapath_id not in self._datapaths:
+            return None, "disconnected: no OpenFlow connection from its br1"
+        if v.datapath_id not in self._installed:
+            return None, "being read back (its switch just connected)"
+        if v.patch_ofport is None:
+            return None, "no patch port between br0 and br1"
+        revision = self._marks.computed_for(host.id)
+        if revision is None:
+            return None, "being programmed in full (its switch was read back or re-tuned)"
+        return revision, None
 
     # ---- counters --------------------------------------------------------------------------
 

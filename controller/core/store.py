@@ -23,15 +23,25 @@ class StoreError(Exception):
 
 class Behind(Exception):
     """A shared store refused a write because it changed since this instance last saw it;
-    `listing` is all of it now (None: the instance has caught up meanwhile). Apply it, then
-    decide the request again."""
+    `listing` is all of it now, at `revision` (None: the instance has caught up meanwhile). Apply
+    it, then decide the request again."""
 
-    def __init__(self, listing: list[Tenant] | None) -> None:
+    def __init__(self, listing: list[Tenant] | None, revision: int = 0) -> None:
         super().__init__("the store changed since this instance last read it")
         self.listing = listing
+        self.revision = revision
+
+
+class TooLarge(StoreError):
+    """One write of more changes than the store takes in one transaction (etcd's --max-txn-ops)."""
 
 
 class TenantStore(Protocol):
+    # The store's revision of the tenants as this instance last wrote or saw them: every write
+    # (one tenant, or a whole apply) makes one, higher than any before (SQLite: a counter kept
+    # with the tenants; etcd: the revision of its transaction).
+    revision: int
+
     def tenants(self) -> list[Tenant]:
         """Every tenant, by name: the state a controller starts from."""
 
@@ -41,6 +51,10 @@ class TenantStore(Protocol):
 
     def delete_tenant(self, name: str) -> bool:
         """Durable when it returns; the result as put_tenant's. StoreError: nothing was written."""
+
+    def apply(self, puts: list[Tenant], deletes: list[str]) -> bool:
+        """Deletes, then puts, in one transaction and one revision: all of them or none. The
+        result as put_tenant's; TooLarge: more than the store takes at once, nothing written."""
 
     def host_records(self) -> HostRecords:
         """The operator's decisions about hosts and their ports' rules: what a controller starts from."""

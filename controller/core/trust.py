@@ -16,6 +16,7 @@ from controller.core.index import Index
 from controller.core.marks import Marks
 from controller.core.switch_state import Installed, SwitchDump
 from controller.core.tunnel_ops import TunnelBook
+from controller.model import events as ev
 from controller.model.ops import DeletePorts, Disconnect, Op, Wipe
 from controller.model.state import Host, HostView, Peer, PortRule
 from controller.pipeline import port_security
@@ -38,6 +39,7 @@ class Trust:
     dumps: dict[int, SwitchDump]
     tunnels: TunnelBook
     marks: Marks
+    events: list[ev.Event]  # what changed, for GET /v1/events (controller/model/events.py)
 
     # Core's own, used here
     def host_view(self, view: HostView, now: float, peer: Peer | None = None) -> list[Op]:
@@ -46,7 +48,7 @@ class Trust:
     def datapath_down(self, dpid: int, now: float = 0.0) -> list[Op]:
         raise NotImplementedError
 
-    def _withdraw(self, host: Host) -> None:
+    def _withdraw(self, host: Host, why: str) -> None:
         raise NotImplementedError
 
     def _tunnel_ops(self, ops: list[Op]) -> list[Op]:
@@ -127,8 +129,9 @@ class Trust:
         ops = self._take_out(self.ix.hosts[view.system_id], now) if view.system_id in self.ix.hosts else []
         was = self.waiting.get(view.system_id)
         if was is None:
-            LOG.warning("host %s (%s) is not admitted: %s", view.system_id, peer.address if peer else "?",
-                        self.policy.status(view.system_id)[1])
+            why = self.policy.status(view.system_id)[1]
+            LOG.warning("host %s (%s) is not admitted: %s", view.system_id, peer.address if peer else "?", why)
+            self.events.append(ev.HostRefused(view.system_id, f"waiting for admission: {why}"))
         self.waiting[view.system_id] = PendingHost(view, peer or (was.peer if was else None),
                                                    was.since if was else now)
         return ops
@@ -160,7 +163,8 @@ class Trust:
     def _take_out(self, host: Host, now: float) -> list[Op]:
         """A revoked host: out of the index (as forget_host), its switch wiped and its own tunnel ports
         removed; still connected, it waits in pending."""
-        self._withdraw(host)
+        self.events.append(ev.HostLeft(host.id, "its admission was revoked"))
+        self._withdraw(host, "its host's admission was revoked")
         view, ops = host.view, []
         if host.ovsdb_connected:
             self.waiting[host.id] = PendingHost(view, host.peer, now)

@@ -6,8 +6,9 @@ Under the prefix ([etcd] prefix, default /sdn-overlay/):
     {prefix}tenants/version          rewritten by every change, with the id of the write
     {prefix}hosts/...                admissions and port rules (controller/ha/etcd_hosts.py)
 
-Writes: one transaction each, which commits only if `version` is still at the revision this
-instance has applied. Its view of every tenant was then current, so whatever the tenant service
+Writes: one transaction each (a whole apply too: every put and delete, at most MAX_TXN_OPS
+operations as etcd's --max-txn-ops allows), which commits only if `version` is still at the
+revision this instance has applied. Its view of every tenant was then current, so whatever the tenant service
 checked on it (the name is free or exists, the VNI and the VLANs are unused, If-Match) holds in
 etcd at the commit too, across instances. If another instance wrote in between, the
 transaction's failure branch returns the whole current listing, and the tenant service decides
@@ -35,8 +36,8 @@ import time
 import uuid
 from typing import Any
 
-from controller.core.store import Behind, HostRecords, StoreError
-from controller.core.tenant_sync import apply_change, apply_listing
+from controller.core.store import Behind, HostRecords, StoreError, TooLarge
+from controller.core.tenant_sync import apply_changes, apply_listing
 from controller.ha import etcd as e
 from controller.ha.etcd import Compacted, Etcd, EtcdError, EtcdUnavailable
 from controller.ha.etcd_hosts import EtcdHostRecords
@@ -45,6 +46,7 @@ from controller.model.tenant_rules import TenantError, tenant_from_json
 
 LOG = logging.getLogger(__name__)
 DEFAULT_PREFIX = "/sdn-overlay/"
+MAX_TXN_OPS = 128  # etcd's default --max-txn-ops: the version key takes one of them
 
 
 class EtcdStore:
@@ -69,12 +71,25 @@ class EtcdStore:
         listing, self.version, _ = self._listing(kvs)
         return listing
 
+    @property
+    def revision(self) -> int:
+        """The version key's revision in this instance's view: its last tenant change."""
+        return self.version
+
     def put_tenant(self, t: Tenant) -> bool:
-        doc = json.dumps(t.to_json(), sort_keys=True, separators=(",", ":")).encode()
-        return self._commit(e.put(self.by_name + t.name, doc))
+        return self.apply([t], [])
 
     def delete_tenant(self, name: str) -> bool:
-        return self._commit(e.delete(self.by_name + name))
+        return self.apply([], [name])
+
+    def apply(self, puts: list[Tenant], deletes: list[str]) -> bool:
+        ops = [e.delete(self.by_name + name) for name in deletes]
+        ops += [e.put(self.by_name + t.name, json.dumps(t.to_json(), sort_keys=True, separators=(",", ":")).encode())
+                for t in puts]
+        if len(ops) + 1 > MAX_TXN_OPS:
+            raise TooLarge(f"{len(ops)} changes at once: one etcd transaction takes at most {MAX_TXN_OPS - 1} "
+                           "(etcd's --max-txn-ops, less the version key); apply fewer at a time or raise it")
+        return self._commit(ops)
 
     def ping(self) -> None:
         self._call(lambda: self.etcd.get(self.version_key))
@@ -98,14 +113,14 @@ class EtcdStore:
         self.closed = self.hosts.closed = True
         self.etcd.close()
 
-    def _commit(self, op: dict) -> bool:
+    def _commit(self, ops: list[dict]) -> bool:
         """Commit op if the view the caller decided on is current. True: the caller applies it;
         False: the watch got there first (while the answer was on its way) and applied it."""
         write = f"{self.writer}/{next(self.writes)}".encode()
         decided_on = self.version  # every member asked gets this compare, not a later view's
         ok, resp = self._call(lambda: self.etcd.txn(
             [e.compare_modified(self.version_key, decided_on)],
-            [op, e.put(self.version_key, write)],
+            [*ops, e.put(self.version_key, write)],
             [e.get_prefix(self.root)]))
         if ok:
             return self._advance(int(resp["header"]["revision"]))
@@ -115,7 +130,7 @@ class EtcdStore:
         if version < self.version:  # older than what the watch applied meanwhile: just decide again
             raise Behind(None)
         self.version = version
-        raise Behind(listing)
+        raise Behind(listing, version)
 
     def _advance(self, revision: int) -> bool:
         """This instance's own write at revision is in etcd: is it new to the view?"""
@@ -186,7 +201,7 @@ class EtcdStore:
             listing, version, _ = self._listing(kvs)
             if version >= self.version:  # else a write of this instance is newer than the listing
                 self.version = version
-                apply_listing(backend, listing)
+                apply_listing(backend, listing, version)
             self.watched = max(self.watched, revision)
         backend.call(apply)
 
@@ -200,8 +215,10 @@ class EtcdStore:
         # a stale If-Match then won (a lost update, once in the three-instance e2e test).
         if any(ev.key == self.version_key for ev in events):
             self.version = revision
+        changes: dict[str, Tenant | None] = {}  # one transaction (an apply: many tenants) at once
         for ev in events:
             if ev.key.startswith(self.by_name):
                 tenant = None if ev.value is None else self._decode(ev.key, ev.value)
                 if ev.value is None or tenant is not None:
-                    apply_change(backend, ev.key[len(self.by_name):], tenant)
+                    changes[ev.key[len(self.by_name):]] = tenant
+        apply_changes(backend, changes, revision)

@@ -111,6 +111,7 @@ def promoted(old: Core, tenants: Iterable[Tenant], views: Iterable[tuple[HostVie
     core.recovering, core.recover_until = True, now + recovery_s
     core.counters.update(old.counters)
     core.refusals.carry(old.refusals)
+    core.revision = old.revision  # the tenants are the same: so is their revision
     core.role_packets = dict(old.role_packets)
     ops: list[Op] = []
     for dpid in sorted(old.datapaths):

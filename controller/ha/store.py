@@ -3,7 +3,9 @@ TenantStore (controller/core/store.py). SQLite serves one controller, etcd
 (controller/ha/etcd_store.py) several that share it. [overlay] store picks one
 (controller/shell/config.py).
 
-SQLite: each write is one transaction, durable before it is acknowledged.
+SQLite: each write is one transaction, durable before it is acknowledged, and bumps the store's
+revision (a counter kept in the same file, in the same transaction): a write of several tenants
+at once (`apply`, POST /v1/apply) is one transaction and one revision.
 
 WAL with synchronous=FULL: a write returns only after its commit is on disk, so whatever the
 API acknowledged survives kill -9 or a power cut, and a write cut short leaves no trace (one row
@@ -32,6 +34,11 @@ CREATE TABLE IF NOT EXISTS tenants (
     vlans TEXT NOT NULL    -- JSON object host -> VLAN
 )
 """, """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL  -- 'revision': bumped by every write, in its transaction
+)
+""", """
 CREATE TABLE IF NOT EXISTS admissions (
     host TEXT PRIMARY KEY,
     admitted INTEGER NOT NULL  -- 1 admitted, 0 revoked
@@ -45,6 +52,8 @@ CREATE TABLE IF NOT EXISTS port_rules (
     PRIMARY KEY (host, port)
 )
 """)
+# The revision table (meta) came after version 1 without changing it: a table added beside the
+# tenants, which a controller that does not know it leaves alone (it then writes without bumping it).
 
 
 class Store:
@@ -64,6 +73,8 @@ class Store:
             for table in SCHEMA:
                 self.db.execute(table)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0)")
+        self.revision = self.db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0]
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
@@ -76,18 +87,26 @@ class Store:
                 for name, vni, vlan, hosts, vlans in rows]
 
     def put_tenant(self, t: Tenant) -> bool:
-        hosts = json.dumps(sorted(t.hosts)) if t.hosts is not None else None
-        with self._transaction():
-            self.db.execute(
-                "INSERT INTO tenants (name, vni, vlan, hosts, vlans) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET vni=excluded.vni, vlan=excluded.vlan, "
-                "hosts=excluded.hosts, vlans=excluded.vlans",
-                (t.name, t.vni, t.vlan, hosts, json.dumps(dict(t.vlans))))
-        return True
+        return self.apply([t], [])
 
     def delete_tenant(self, name: str) -> bool:
+        return self.apply([], [name])
+
+    def apply(self, puts: list[Tenant], deletes: list[str]) -> bool:
+        """Deletes and puts in one transaction, one revision: all of them or none."""
         with self._transaction():
-            self.db.execute("DELETE FROM tenants WHERE name = ?", (name,))
+            for name in deletes:
+                self.db.execute("DELETE FROM tenants WHERE name = ?", (name,))
+            for t in puts:
+                hosts = json.dumps(sorted(t.hosts)) if t.hosts is not None else None
+                self.db.execute(
+                    "INSERT INTO tenants (name, vni, vlan, hosts, vlans) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET vni=excluded.vni, vlan=excluded.vlan, "
+                    "hosts=excluded.hosts, vlans=excluded.vlans",
+                    (t.name, t.vni, t.vlan, hosts, json.dumps(dict(t.vlans))))
+            revision = self.db.execute(
+                "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value").fetchone()[0]
+        self.revision = revision  # committed: only now is it the store's
         return True
 
     def host_records(self) -> HostRecords:

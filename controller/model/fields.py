@@ -19,7 +19,17 @@ from typing import Any
 
 
 class Invalid(ValueError):
-    """A value that does not fit its declaration; str() names the field and what was expected."""
+    """A value that does not fit its declaration; str() names the field and what was expected,
+    `path` where it is below the value checked (keys and list indexes, e.g. ("hosts", 1))."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def under(self, key: str | int) -> Invalid:
+        """The same refusal, one level further down: key, then its path."""
+        self.path = (key, *self.path)
+        return self
 
 
 class Field:
@@ -112,7 +122,13 @@ class ListOf(Field):
     def check(self, value: Any, where: str) -> list:
         if not isinstance(value, list):
             raise self.refuse(where)
-        return [self.item.check(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(self.item.check(v, f"{where}[{i}]"))
+            except Invalid as e:
+                raise e.under(i) from None
+        return out
 
     def schema(self) -> dict:
         return {"type": "array", "items": self.item.schema()}
@@ -132,8 +148,11 @@ class MapOf(Field):
             raise self.refuse(where)
         for k, v in value.items():
             if not isinstance(k, str) or not k or (self.key.pattern and not self.key.pattern.fullmatch(k)):
-                raise Invalid(f"each key of '{where}' must be {self.key.says}")
-            self.value.check(v, f"{where}.{k}")
+                raise Invalid(f"each key of '{where}' must be {self.key.says}", (k,))
+            try:
+                self.value.check(v, f"{where}.{k}")
+            except Invalid as e:
+                raise e.under(k) from None
         return value
 
     def schema(self) -> dict:
@@ -160,12 +179,15 @@ class Record:
             raise Invalid("body must be a JSON object")
         unknown = set(doc) - set(self.fields)  # also one set to null: a merge patch's null is no excuse
         if unknown:
-            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+            raise Invalid(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}", (min(map(str, unknown)),))
         for key, field in self.fields.items():
             if key in doc:
-                field.check(doc[key], key)
+                try:
+                    field.check(doc[key], key)
+                except Invalid as e:
+                    raise e.under(key) from None
             elif key in self.required:
-                raise Invalid(f"'{key}' is required: {field.says}")
+                raise Invalid(f"'{key}' is required: {field.says}", (key,))
         return doc
 
     def schema(self) -> dict:

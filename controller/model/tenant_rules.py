@@ -32,7 +32,12 @@ FIELDS = tuple(TENANT.fields)
 
 
 class TenantError(Exception):
-    """A refused tenant request; nothing changed. str() is the message for the operator."""
+    """A refused tenant request; nothing changed. str() is the message for the operator; `path`
+    names the field at fault when there is one (keys from the body's top, e.g. ("vlans", "h1"))."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class Invalid(TenantError):
@@ -53,13 +58,14 @@ class PreconditionFailed(TenantError):
 
 # ---- validation (pure) -------------------------------------------------------------------
 
-def _fits(record_or_field: Record | fields.Field, value: Any, where: str = "") -> Any:
+def _fits(record_or_field: Record | fields.Field, value: Any, where: str = "", path: tuple[str, ...] = ()) -> Any:
+    """The value, checked; Invalid with the field's path (`path`: where the value is in the body)."""
     try:
         if isinstance(record_or_field, Record):
             return record_or_field.check(value)
         return record_or_field.check(value, where)
     except fields.Invalid as e:
-        raise Invalid(str(e)) from None
+        raise Invalid(str(e), path + e.path) from None
 
 
 def host_id(value: Any, where: str) -> str:
@@ -70,16 +76,16 @@ def host_id(value: Any, where: str) -> str:
 def tenant_from_json(doc: Any, name: str | None = None) -> Tenant:
     """A Tenant from a request body; `name` comes from the URL for PUT and PATCH."""
     if isinstance(doc, dict) and name is not None and doc.get("name", name) != name:
-        raise Invalid("'name' cannot be changed; create a new tenant instead")
+        raise Invalid("'name' cannot be changed; create a new tenant instead", ("name",))
     doc = _fits(TENANT if name is None else TENANT_REPLACE, doc)
-    name = _fits(NAME, doc.get("name", name), "name")  # PUT's and PATCH's from the URL
+    name = _fits(NAME, doc.get("name", name), "name", ("name",))  # PUT's and PATCH's from the URL
     hosts = doc.get("hosts")
     if hosts is not None:
         hosts = frozenset(hosts)
     vlans = doc.get("vlans", {})
     for host in vlans:  # the one rule the schema cannot say
         if hosts is not None and host not in hosts:
-            raise Invalid(f"'vlans' names host '{host}', which is not in 'hosts'")
+            raise Invalid(f"'vlans' names host '{host}', which is not in 'hosts'", ("vlans", host))
     return Tenant(name, doc["vni"], doc["vlan"], hosts, tuple(sorted(vlans.items())))
 
 

@@ -93,6 +93,7 @@ class HostSample:
     openflow: bool
     flows: int
     packet_ins: int
+    revision: int | None = None  # of the tenants, as its switch holds them (None: not known)
 
 
 @dataclass
@@ -100,23 +101,29 @@ class Snapshot:
     """What one scrape shows; built on the event loop, rendered off it."""
 
     hosts: list[HostSample] = field(default_factory=list)
+    revision: int = 0
     tenants: int = 0
     endpoints: int = 0
     waiting: int = 0  # hosts connected but not admitted
     counters: dict[str, int] = field(default_factory=dict)
 
 
-def snapshot(r: ReadModel, packet_ins: dict[int, int]) -> Snapshot:
-    """`packet_ins` by datapath ID; those of a switch no host claims (yet) are labelled by its DPID."""
+def snapshot(r: ReadModel, packet_ins: dict[int, int],
+             holds: Callable[[int, int | None], int | None] = lambda dpid, computed: computed) -> Snapshot:
+    """`packet_ins` by datapath ID; those of a switch no host claims (yet) are labelled by its DPID.
+    `holds`: the revision a switch holds given the core's (its barrier replies confirm it)."""
     hosts, claimed = [], set()
     for host in sorted(r.hosts.values(), key=lambda h: h.id):
         dpid = host.view.datapath_id
         claimed.add(dpid)
+        computed = r.computed_for(host)[0]
+        held = holds(dpid, computed) if dpid is not None and computed is not None else None
         hosts.append(HostSample(host.id, host.ovsdb_connected, r.openflow_connected(host), r.flow_count(host),
-                                packet_ins.get(dpid, 0) if dpid is not None else 0))
+                                packet_ins.get(dpid, 0) if dpid is not None else 0, held))
     for dpid in sorted(set(packet_ins) - claimed):
         hosts.append(HostSample(f"dpid:{dpid:016x}", False, r.switch_connected(dpid), 0, packet_ins[dpid]))
-    return Snapshot(hosts=hosts, tenants=len(r.tenants), endpoints=r.endpoint_count(), waiting=len(r.waiting),
+    return Snapshot(hosts=hosts, revision=r.revision, tenants=len(r.tenants), endpoints=r.endpoint_count(),
+                    waiting=len(r.waiting),
                     counters=r.counters())
 
 
@@ -183,6 +190,17 @@ def families(snap: Snapshot, rest: RestStats) -> Iterator[Metric]:
     g = GaugeMetricFamily("overlay_hosts_waiting", "hosts connected but not admitted: given nothing until an "
                                                    "operator admits them")
     g.add_metric([], snap.waiting)
+    yield g
+    g = GaugeMetricFamily("overlay_config_revision",
+                          "the revision of the tenants this controller holds (every write makes a higher one)")
+    g.add_metric([], snap.revision)
+    yield g
+    g = GaugeMetricFamily("overlay_config_applied_revision",
+                          "the revision of the tenants the host's switch holds, barrier-confirmed (absent: "
+                          "not known: disconnected, being read back, or not joined)", labels=["host"])
+    for h in snap.hosts:
+        if h.revision is not None:
+            g.add_metric([h.host], h.revision)
     yield g
     g = GaugeMetricFamily("overlay_tenants", "tenants configured")
     g.add_metric([], snap.tenants)
@@ -287,7 +305,8 @@ class Metrics:
     def response(self, backend: Any) -> Response:
         """The /metrics answer: a snapshot from the backend's event loop, rendered off it."""
         try:
-            snap = backend.call(lambda: snapshot(backend.core.read, dict(self.packet_ins)), timeout=SCRAPE_TIMEOUT_S)
+            snap = backend.call(lambda: snapshot(backend.core.read, dict(self.packet_ins), backend.switch_holds),
+                                timeout=SCRAPE_TIMEOUT_S)
         except TimeoutError:  # a stuck event loop: still show its lag, with the last snapshot
             snap = None
         resp = Response(status=200, body=self.render(snap))

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.model import host_rules
+from controller.model import events as ev
+from controller.model import host_rules, overlay_doc
 from controller.model import tenant_rules as rules
 from controller.model.fields import Record
+from controller.model.revisions import REVISION_HEADER
+from controller.northbound import declare, events, live
 from controller.northbound.pathtrace import TRACE_REQUEST
+from controller.northbound.topology import STATES
 from controller.northbound.web import SERVED
 from controller.pipeline import tunnel_kinds as tunnels
 
@@ -32,7 +36,8 @@ ERRORS = {
     409: "conflicts with another tenant (name, VNI or VLAN), or other controllers kept changing the "
          "tenants under this request (store = etcd); nothing changed",
     412: "If-Match does not name the tenant's current ETag (someone changed it since); nothing changed",
-    413: "body larger than 64 KiB",
+    413: "body larger than 64 KiB (a document for /v1/apply: 4 MiB), or more changes than one etcd "
+         "transaction takes; nothing changed",
     415: "wrong Content-Type",
     503: "the database (SQLite, or etcd: no member answered) could not be written; nothing changed",
 }
@@ -73,7 +78,10 @@ TENANT_WORDS = {
 }
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Error": {"type": "object", "required": ["error"], "properties": {
+        "error": {"type": "string"},
+        "path": {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                 "description": "the field at fault, from the body's top (e.g. [\"tenants\", \"blue\", \"vni\"])"}}},
     "Tenant": _worded(rules.TENANT.requiring(*rules.FIELDS), TENANT_WORDS),
     "TenantCreate": _worded(rules.TENANT, TENANT_WORDS),
     "TenantReplace": _worded(rules.TENANT_REPLACE, TENANT_WORDS,
@@ -245,21 +253,22 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+TUNNEL_STATE = {"type": "string", "enum": list(STATES),
+                "description": "made by the controller, made by hand, or none usable"}
 SCHEMAS["Topology"] = {  # the web view's one read (controller/northbound/web.py)
-    "type": "object", "required": ["tunnel_type", "hosts", "tunnels", "tenants"],
-    "description": "what the web view draws, in one read",
+    "type": "object", "required": ["tunnel_type", "hosts", "tenants"],
+    "description": "what the web view draws, in one read: per host, not per pair of hosts",
     "properties": {
         "tunnel_type": {"type": "string"},
         "hosts": {"type": "array", "items": {
-            "type": "object", "required": ["id", "overlay_ip", "datapath_id", "connected"],
-            "properties": {k: v for k, v in SCHEMAS["Host"]["properties"].items()
-                           if k not in ("tunnels", "tenants")}}},
-        "tunnels": {"type": "array", "description": "one per ordered pair of hosts with overlay IPs",
-                    "items": {"type": "object", "required": ["host", "peer", "port", "state"], "properties": {
-                        "host": {"type": "string"}, "peer": {"type": "string"},
-                        "port": {"type": "string", "nullable": True, "description": "the port on 'host'"},
-                        "state": {"type": "string", "enum": ["created", "adopted", "missing"],
-                                  "description": "made by the controller, made by hand, or none usable"}}}},
+            "type": "object", "required": ["id", "overlay_ip", "datapath_id", "connected", "joined", "tunnels"],
+            "properties": {
+                **{k: v for k, v in SCHEMAS["Host"]["properties"].items() if k not in ("tunnels", "tenants", "reason")},
+                "tunnels": {"type": "object", "nullable": True, "required": ["peers", *STATES],
+                            "description": "its tunnels toward the other hosts, counted by state "
+                                           "(GET /v1/topology/hosts/{host}: each one)",
+                            "properties": {"peers": {"type": "integer", "minimum": 0},
+                                           **{st: {"type": "integer", "minimum": 0} for st in STATES}}}}}},
         "tenants": {"type": "array", "items": {
             "type": "object", "required": ["name", "vni", "hosts"], "properties": {
                 "name": {"type": "string"}, "vni": {"type": "integer"},
@@ -267,6 +276,82 @@ SCHEMAS["Topology"] = {  # the web view's one read (controller/northbound/web.py
                           "description": "where it is placed; null = every host"},
             }}},
     },
+}
+SCHEMAS["HostTunnels"] = {
+    "type": "object", "required": ["host", "tunnels"],
+    "properties": {"host": {"type": "string"}, "tunnels": {
+        "type": "array", "description": "one per other host with an overlay IP, by id",
+        "items": {"type": "object", "required": ["peer", "port", "state"], "properties": {
+            "peer": {"type": "string"}, "state": TUNNEL_STATE,
+            "port": {"type": "string", "nullable": True, "description": "the port on the host"}}}}},
+}
+TENANT_SPEC = _worded(rules.TENANT_REPLACE, TENANT_WORDS,
+                      description="a tenant, by its name (the key): as the tenant resource; 'name', if given, "
+                                  "must be the key")
+SCHEMAS["OverlayDocument"] = {
+    "type": "object", "additionalProperties": False,
+    "description": "the overlay's declared state (docs/user/gitops.md): tenants by name. Sections "
+                   + ", ".join(f"'{k}' ({what})" for k, what in overlay_doc.RESERVED.items())
+                   + " are reserved and refused for now",
+    "properties": {
+        "version": {"type": "integer", "enum": [overlay_doc.VERSION]},
+        "tenants": {"type": "object", "nullable": True, "additionalProperties": TENANT_SPEC,
+                    "description": "tenant name (as the tenant's 'name') -> the tenant",
+                    "example": {"blue": {"vni": 5001, "vlan": 10}, "red": {"vni": 5002, "vlan": 20, "hosts": ["h1"]}}},
+    },
+}
+SCHEMAS["ApplyResult"] = {
+    "type": "object",
+    "required": ["revision", "applied", "dry_run", "prune", "changes", "create", "change", "delete", "unchanged",
+                 "kept"],
+    "properties": {
+        "revision": {"type": "integer", "minimum": 0,
+                     "description": "the store's revision that holds the result (GET /v1/status?revision=)"},
+        "applied": {"type": "boolean", "description": "something was written (false: nothing to do, or a dry run)"},
+        "dry_run": {"type": "boolean"}, "prune": {"type": "boolean"},
+        "changes": {"type": "boolean", "description": "the document differs from the tenants"},
+        "create": {"type": "array", "items": _ref("Tenant")},
+        "change": {"type": "array", "items": {
+            "type": "object", "required": ["name", "from", "to", "fields"],
+            "properties": {"name": {"type": "string"}, "from": _ref("Tenant"), "to": _ref("Tenant"),
+                           "fields": {"type": "array", "items": {"type": "string"}}}}},
+        "delete": {"type": "array", "items": _ref("Tenant"), "description": "only with prune"},
+        "unchanged": {"type": "integer", "minimum": 0},
+        "kept": {"type": "array", "items": {"type": "string"},
+                 "description": "tenants not in the document, left alone (without prune)"},
+    },
+}
+SCHEMAS["Status"] = {
+    "type": "object", "required": ["revision", "asked", "live", "reason", "hosts", "holding", "lagging"],
+    "properties": {
+        "revision": {"type": "integer", "description": "the revision of the tenants this controller holds"},
+        "asked": {"type": "integer", "description": "the revision asked about (default: the current one)"},
+        "live": {"type": "boolean", "description": "every host's switch holds it, barrier-confirmed"},
+        "reason": {"type": "string", "nullable": True, "description": "why not, in a few words"},
+        "hosts": {"type": "integer", "minimum": 0}, "holding": {"type": "integer", "minimum": 0},
+        "lagging": {"type": "array", "items": {
+            "type": "object", "required": ["host", "revision", "reason"],
+            "properties": {"host": {"type": "string"},
+                           "revision": {"type": "integer", "nullable": True,
+                                        "description": "the revision its switch holds (null: none known)"},
+                           "reason": {"type": "string"}}}},
+    },
+}
+SCHEMAS["Event"] = {
+    "type": "object", "required": ["id", "kind", "at"],
+    "description": "one event (docs/reference/events.md); the other fields depend on the kind",
+    "properties": {"id": {"type": "string", "example": "3f2a91c0-42"},
+                   "kind": {"type": "string", "enum": list(ev.KINDS)},
+                   "at": {"type": "number", "description": "Unix time it was published"}},
+}
+SCHEMAS["Events"] = {
+    "type": "object", "required": ["events", "last_id", "more", "reset"],
+    "properties": {"events": {"type": "array", "items": _ref("Event"),
+                              "maxItems": events.JSON_PAGE},
+                   "last_id": {"type": "string", "description": "resume from here (since=, Last-Event-ID)"},
+                   "more": {"type": "boolean", "description": "more are held: ask again with since=last_id"},
+                   "reset": {"type": "string", "nullable": True,
+                             "description": "why events are missing before these (read the state again)"}},
 }
 SCHEMAS["Flood"] = {
     "type": "object", "required": ["name", "vni", "members", "flood"], "properties": {
@@ -280,10 +365,14 @@ TENANT_BODY = {"application/json": {"schema": _ref("TenantCreate")}}
 REPLACE_BODY = {"application/json": {"schema": _ref("TenantReplace")}}
 PATCH_BODY = {"application/merge-patch+json": {"schema": _ref("TenantPatch")},
               "application/json": {"schema": _ref("TenantPatch")}}
-ETAG = {"ETag": {"description": "the entity tag, for If-Match", "schema": {"type": "string"}}}
+ETAG = {"ETag": {"description": "the tenant's entity tag, for If-Match", "schema": {"type": "string"}}}
+REVISION = {REVISION_HEADER: {"description": "the store's revision that holds the result: GET "
+                                                  "/v1/status?revision= says when every switch has it",
+                                   "schema": {"type": "integer"}}}
 TENANT_TAGGED = {**_json(_ref("Tenant"), "the tenant"), "headers": ETAG}
+TENANT_WRITTEN = {**_json(_ref("Tenant"), "the tenant"), "headers": {**ETAG, **REVISION}}
 TENANT_CREATED = {**_json(_ref("Tenant"), "the tenant, created"), "headers": {
-    **ETAG, "Location": {"description": "its URL", "schema": {"type": "string"}}}}
+    **ETAG, **REVISION, "Location": {"description": "its URL", "schema": {"type": "string"}}}}
 
 PATHS: dict[str, Any] = {
     "/v1/health": {"get": _op(
@@ -307,12 +396,38 @@ PATHS: dict[str, Any] = {
     "/v1/topology": {"get": _op(
         "Hosts with their channels, the tunnel of each ordered pair of hosts, where tenants are placed",
         "topology", {"200": _json(_ref("Topology"), "the topology")}, (401,))},
+    "/v1/topology/hosts/{host}": {"get": _op(
+        "One host's tunnel toward each other host (the detail behind its counts in /v1/topology)",
+        "topologyHost", {"200": _json(_ref("HostTunnels"), "its tunnels")}, (401, 404), params=("host",))},
+    "/v1/apply": {"post": _op(
+        "Make the tenants those of a document (docs/user/gitops.md): creates, changes and, with prune, deletes "
+        "in one write of the store and one revision, all or nothing; dry_run: only say what would change",
+        "apply", {"200": {**_json(_ref("ApplyResult"), "what changed (or would)"), "headers": REVISION}},
+        (400, 401, 409, 413, 415, 503), body={"application/json": {"schema": _ref("OverlayDocument")}},
+        params=("prune", "dryRun"))},
+    "/v1/export": {"get": _op(
+        "Today's tenants as a document (what POST /v1/apply takes)", "export",
+        {"200": {**_json(_ref("OverlayDocument"), "the document"), "headers": REVISION}}, (401,))},
+    "/v1/status": {"get": _op(
+        "Does every host's switch hold revision N of the tenants (barrier-confirmed)? With wait, answer "
+        "as soon as they do, or after that many seconds with the hosts that lag and why", "status",
+        {"200": {**_json(_ref("Status"), "the revision's state on the switches"), "headers": REVISION}},
+        (400, 401), params=("revision", "wait"))},
+    "/v1/events": {"get": _op(
+        "What changes, as Server-Sent Events (Accept: text/event-stream; resumable with Last-Event-ID), or "
+        "the events held after since/Last-Event-ID as JSON (docs/reference/events.md)", "events",
+        {"200": {"description": "the stream, or the events held",
+                 "content": {"text/event-stream": {"schema": {"type": "string"}},
+                             "application/json": {"schema": _ref("Events")}}},
+         "503": _json(_ref("Error"), f"{events.MAX_CLIENTS} streams are open already")},
+        (400, 401), params=("kinds", "since", "lastEventId"))},
     "/v1/tenants/{name}/flood": {"get": _op(
         "The tenant's member hosts and flood set: where a broadcast from each host is copied, as programmed",
         "tenantFlood", {"200": _json(_ref("Flood"), "its flood set")}, (401, 404), params=("name",))},
     "/v1/tenants": {
         "get": _op("List tenants, by name", "listTenants",
-                   {"200": _json({"type": "array", "items": _ref("Tenant")}, "tenants")}, (401,)),
+                   {"200": {**_json({"type": "array", "items": _ref("Tenant")}, "tenants"), "headers": REVISION}},
+                   (401,)),
         "post": _op("Create a tenant (stored before it is acknowledged)", "createTenant",
                     {"201": TENANT_CREATED}, (400, 401, 409, 413, 415, 503), body=TENANT_BODY),
     },
@@ -320,12 +435,12 @@ PATHS: dict[str, Any] = {
         "get": _op("Show a tenant (with its ETag)", "showTenant", {"200": TENANT_TAGGED}, (401, 404),
                    params=("name",)),
         "put": _op("Replace a tenant; a VNI or VLAN change re-programs every host", "replaceTenant",
-                   {"200": TENANT_TAGGED}, (400, 401, 404, 409, 412, 413, 415, 503), body=REPLACE_BODY,
+                   {"200": TENANT_WRITTEN}, (400, 401, 404, 409, 412, 413, 415, 503), body=REPLACE_BODY,
                    params=("name", "ifMatch")),
         "patch": _op("Change some fields of a tenant (JSON Merge Patch)", "updateTenant",
-                     {"200": TENANT_TAGGED}, (400, 401, 404, 409, 412, 413, 415, 503), body=PATCH_BODY,
+                     {"200": TENANT_WRITTEN}, (400, 401, 404, 409, 412, 413, 415, 503), body=PATCH_BODY,
                      params=("name", "ifMatch")),
-        "delete": _op("Delete a tenant", "deleteTenant", {"204": {"description": "deleted"}},
+        "delete": _op("Delete a tenant", "deleteTenant", {"204": {"description": "deleted", "headers": REVISION}},
                       (400, 401, 404, 409, 412, 503), params=("name", "ifMatch")),
     },
     "/v1/tenants/{name}/endpoints": {"get": _op(
@@ -424,6 +539,26 @@ SPEC: dict[str, Any] = {
                            "description": "only the endpoints behind this host"},
             "asset": {"name": "asset", "in": "path", "required": True,
                       "schema": {"type": "string", "enum": list(SERVED)}},
+            "prune": {"name": "prune", "in": "query", "required": False,
+                      "schema": {"type": "string", "enum": sorted(declare.FLAGS), "default": "false"},
+                      "description": "also delete the tenants the document does not name"},
+            "dryRun": {"name": "dry_run", "in": "query", "required": False,
+                       "schema": {"type": "string", "enum": sorted(declare.FLAGS), "default": "false"},
+                       "description": "change nothing: only say what would change (overlayctl diff)"},
+            "revision": {"name": "revision", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 0},
+                         "description": "the revision asked about (a write's X-Overlay-Revision); default: the "
+                                        "current one"},
+            "wait": {"name": "wait", "in": "query", "required": False,
+                     "schema": {"type": "number", "minimum": 0, "maximum": live.MAX_WAIT_S, "default": 0},
+                     "description": "seconds to wait for it to be live before answering"},
+            "kinds": {"name": "kinds", "in": "query", "required": False, "schema": {"type": "string"},
+                      "description": "only these kinds, comma-separated: " + ", ".join(ev.KINDS)},
+            "since": {"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
+                      "description": "the events after this ID (as Last-Event-ID)"},
+            "lastEventId": {"name": "Last-Event-ID", "in": "header", "required": False,
+                            "schema": {"type": "string"},
+                            "description": "resume after this event (an EventSource sends it when it reconnects)"},
         },
         "responses": {f"E{c}": _json(_ref("Error"), text) for c, text in ERRORS.items()},
     },

@@ -5,7 +5,9 @@ conflicts, merge patch, ETags: controller/model/tenant_rules.py) and the write s
 (controller/northbound/tenants.py) raise errors that map to
 400/404/409/412 here. Every state change runs on the app's event loop; a rejected request changes
 nothing, and writes are committed to the store (SQLite or etcd) before they are applied and
-acknowledged. The OpenAPI description of these routes is controller/northbound/openapi.py.
+acknowledged, with the store's revision that has them (X-Overlay-Revision: GET /v1/status says
+when every switch holds it, controller/northbound/live.py). The OpenAPI description of these
+routes is controller/northbound/openapi.py.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from webob import Request, Response
 
 from controller.core.core import Core
 from controller.core.read_model import ReadModel
-from controller.core.store import StoreError, TenantStore
+from controller.core.store import StoreError, TenantStore, TooLarge
 from controller.model import tenant_rules as rules
 from controller.model.ops import Op
-from controller.northbound import hosts, metrics, openapi, pathtrace, tenants, web
+from controller.model.revisions import REVISION_HEADER
+from controller.northbound import declare, events, hosts, live, metrics, openapi, pathtrace, tenants, web
 from controller.northbound.auth import HostNames, TokenAuth
 from controller.version import __version__
 
@@ -69,6 +72,12 @@ class Backend(Protocol):
 
     def role_status(self) -> dict:
         """This instance's role among several (controller/ha/roles.py), for GET /v1/role."""
+
+    event_hub: events.EventHub  # what changes, for GET /v1/events (and what GET /v1/status?wait= waits on)
+
+    def switch_holds(self, dpid: int, computed: int | None) -> int | None:
+        """The revision a switch holds, given the one the core computed for it: its barrier
+        replies confirm it (controller/southbound/revisions.py)."""
 
 
 # ---- bodies ------------------------------------------------------------------------------
@@ -142,6 +151,9 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [
         ("GET", r"^/v1/openapi\.json$", "openapi"),
         ("GET", r"^/metrics$", "metrics"),
         *web.ROUTES,  # the web view: controller/northbound/web.py
+        *declare.ROUTES,  # the overlay as a document: controller/northbound/declare.py
+        ("GET", r"^/v1/status$", "status"),  # is a revision live: controller/northbound/live.py
+        ("GET", r"^/v1/events$", "events"),  # what changes: controller/northbound/events.py
         ("GET", r"^/v1/tenants$", "list_tenants"),
         ("POST", r"^/v1/tenants$", "create_tenant"),
         ("GET", r"^/v1/tenants/(?P<name>[^/]+)$", "show_tenant"),
@@ -170,7 +182,7 @@ def misdirected(names: HostNames | None, req: Request, stats: metrics.RestStats)
                             "set by [overlay] api_host_names")
 
 
-class Api(web.WebView, hosts.HostsApi):
+class Api(web.WebView, hosts.HostsApi, declare.DeclareView, live.LiveView, events.EventsView):
     def __init__(self, backend: Backend, auth: TokenAuth | None = None, names: HostNames | None = None) -> None:
         self.b = backend
         self.auth = auth or TokenAuth()
@@ -190,7 +202,9 @@ class Api(web.WebView, hosts.HostsApi):
         except ApiError as e:
             result, headers = (e.status, {"error": e.message}), e.headers
         except rules.TenantError as e:  # the tenant rules said no: nothing changed
-            result = (TENANT_STATUS[type(e)], {"error": str(e)})
+            result = (TENANT_STATUS[type(e)], {"error": str(e), **({"path": list(e.path)} if e.path else {})})
+        except TooLarge as e:  # more than the store takes at once: nothing was written
+            result = (413, {"error": str(e)})
         except StoreError as e:  # nothing was committed, so nothing was applied either
             LOG.error("REST %s %s: database error: %s", req.method, route, e)
             result = (503, {"error": f"database unavailable: {e}"})
@@ -239,20 +253,20 @@ class Api(web.WebView, hosts.HostsApi):
             raise ApiError(401, "missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="overlay"'})
 
     @staticmethod
-    def _body(req: Request, types: frozenset[str] = JSON_TYPES) -> Any:
-        if req.content_length and req.content_length > MAX_BODY:
-            raise ApiError(413, f"body larger than {MAX_BODY} bytes")
+    def _body(req: Request, types: frozenset[str] = JSON_TYPES, limit: int = MAX_BODY) -> Any:
+        if req.content_length and req.content_length > limit:
+            raise ApiError(413, f"body larger than {limit} bytes")
         if req.content_type not in types:
             raise ApiError(415, f"body must be {' or '.join(sorted(types))}")
         if req.content_length is not None:
-            raw = req.body_file.read(MAX_BODY + 1)
+            raw = req.body_file.read(limit + 1)
         elif "chunked" in req.headers.get("Transfer-Encoding", "").lower():
             # No length up front: the server decodes the chunks; read one byte past the limit to tell.
-            raw = _read_up_to(req.environ["wsgi.input"], MAX_BODY + 1)
+            raw = _read_up_to(req.environ["wsgi.input"], limit + 1)
         else:
             raw = b""
-        if len(raw) > MAX_BODY:
-            raise ApiError(413, f"body larger than {MAX_BODY} bytes")
+        if len(raw) > limit:
+            raise ApiError(413, f"body larger than {limit} bytes")
         return parse_json(raw)
 
     # -- handlers: reads and writes run on the event loop through self.b.call --
@@ -276,8 +290,14 @@ class Api(web.WebView, hosts.HostsApi):
     def metrics(self, req: Request) -> Response:
         return self.prom.response(self.b)
 
-    def list_tenants(self, req: Request) -> tuple[int, Any]:
-        return 200, self.b.call(self.tenants.listing)
+    def _written(self, write: Callable[[], Any]) -> tuple[Any, dict[str, str]]:
+        """A write's result, and the revision that has it (with the same look at the core)."""
+        doc, revision = self.b.call(lambda: (write(), self.tenants.revision()))
+        return doc, {REVISION_HEADER: str(revision)}
+
+    def list_tenants(self, req: Request) -> tuple[int, Any, dict]:
+        doc, revision = self.b.call(lambda: (self.tenants.listing(), self.tenants.revision()))
+        return 200, doc, {REVISION_HEADER: str(revision)}
 
     def show_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
         doc = self.b.call(lambda: self.tenants.get(name).to_json())
@@ -285,23 +305,23 @@ class Api(web.WebView, hosts.HostsApi):
 
     def create_tenant(self, req: Request) -> tuple[int, Any, dict]:
         tenant = rules.tenant_from_json(self._body(req))
-        doc = self.b.call(lambda: self.tenants.create(tenant))
+        doc, headers = self._written(lambda: self.tenants.create(tenant))
         location = f"{req.script_name}/v1/tenants/{urllib.parse.quote(tenant.name, safe='')}"
-        return 201, doc, {"Location": location, "ETag": rules.etag(doc)}
+        return 201, doc, {"Location": location, "ETag": rules.etag(doc), **headers}
 
     def replace_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
         tenant = rules.tenant_from_json(self._body(req), name=name)
-        doc = self.b.call(lambda: self.tenants.replace(tenant, req.headers.get("If-Match")))
-        return 200, doc, {"ETag": rules.etag(doc)}
+        doc, headers = self._written(lambda: self.tenants.replace(tenant, req.headers.get("If-Match")))
+        return 200, doc, {"ETag": rules.etag(doc), **headers}
 
     def update_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
         patch = rules.patch_from_json(self._body(req, PATCH_TYPES), name)
-        doc = self.b.call(lambda: self.tenants.update(name, patch, req.headers.get("If-Match")))
-        return 200, doc, {"ETag": rules.etag(doc)}
+        doc, headers = self._written(lambda: self.tenants.update(name, patch, req.headers.get("If-Match")))
+        return 200, doc, {"ETag": rules.etag(doc), **headers}
 
-    def delete_tenant(self, req: Request, name: str) -> tuple[int, Any]:
-        self.b.call(lambda: self.tenants.delete(name, req.headers.get("If-Match")))
-        return 204, None
+    def delete_tenant(self, req: Request, name: str) -> tuple[int, Any, dict]:
+        _, headers = self._written(lambda: self.tenants.delete(name, req.headers.get("If-Match")))
+        return 204, None, headers
 
     def tenant_endpoints(self, req: Request, name: str) -> tuple[int, Any]:
         try:

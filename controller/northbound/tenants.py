@@ -12,7 +12,8 @@ from typing import Protocol, TypeVar
 
 from controller.core.core import Core
 from controller.core.store import Behind, TenantStore
-from controller.core.tenant_sync import apply_change, apply_listing
+from controller.core.tenant_sync import apply_change, apply_changes, apply_listing
+from controller.model import overlay_doc
 from controller.model.ops import Op
 from controller.model.state import Tenant
 from controller.model.tenant_rules import (
@@ -52,10 +53,17 @@ class Tenants:
     A shared store (etcd) commits only if nothing changed since this instance's view; otherwise
     it raises Behind with the current listing: the core takes it and the request is decided
     again from the start (If-Match, conflicts, the merge patch), so no update is ever lost.
+
+    Every write leaves the core at the store's revision that has it (`revision()`: what the API
+    answers, and what GET /v1/status?revision= waits for); a write that changes nothing makes
+    none.
     """
 
     def __init__(self, backend: Backend) -> None:
         self.b = backend
+
+    def revision(self) -> int:
+        return self.b.core.read.revision
 
     def listing(self) -> list[dict]:
         return [t.to_json() for t in sorted(self.b.core.read.tenants.values(), key=lambda x: x.name)]
@@ -86,8 +94,22 @@ class Tenants:
         def attempt() -> None:
             check_if_match(if_match, name, self.get(name).to_json())
             if self.b.store.delete_tenant(name):
-                apply_change(self.b, name, None)
+                apply_change(self.b, name, None, self.b.store.revision)
         self._decided(attempt)
+
+    def apply(self, desired: dict[str, Tenant], prune: bool, dry_run: bool) -> overlay_doc.Plan:
+        """Make the tenants the document's (overlay_doc.py): every create, change and (prune)
+        delete in one write of the store, one revision, all or nothing. dry_run: only the plan."""
+        def attempt() -> overlay_doc.Plan:
+            current = self.b.core.read.tenants
+            plan = overlay_doc.plan(current, desired, prune)
+            overlay_doc.check(current, plan)
+            if plan.changes and not dry_run and self.b.store.apply(plan.puts(), plan.deletes()):
+                changes: dict[str, Tenant | None] = dict.fromkeys(plan.deletes())
+                changes.update((tn.name, tn) for tn in plan.puts())
+                apply_changes(self.b, changes, self.b.store.revision)
+            return plan
+        return self._decided(attempt)
 
     def _decided(self, attempt: Callable[[], T]) -> T:
         """attempt(), decided again on the current state each time the store says it was behind."""
@@ -96,7 +118,7 @@ class Tenants:
                 return attempt()
             except Behind as behind:
                 if behind.listing is not None:
-                    apply_listing(self.b, behind.listing)
+                    apply_listing(self.b, behind.listing, behind.revision)
             time.sleep(random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_STEP_S * (n + 1))))
         raise Conflict(f"the tenants changed under this request {MAX_ATTEMPTS} times in a row "
                        "(other writers); try again")
@@ -111,5 +133,5 @@ class Tenants:
         check_conflicts(tenant, r.clash_candidates(tenant))
         if r.tenants.get(tenant.name) != tenant:  # an unchanged PUT touches nothing
             if self.b.store.put_tenant(tenant):
-                apply_change(self.b, tenant.name, tenant)
+                apply_change(self.b, tenant.name, tenant, self.b.store.revision)
         return tenant.to_json()

@@ -63,6 +63,11 @@ def peer_of(remote_ip: str, sent: Mapping[str, object]) -> str:
     return str(sent.get("tun_ipv4_dst", "")) if remote_ip == FLOW else remote_ip
 
 
+def port_state(port: TunnelPort | None) -> str:
+    """A port as the operator sees it: created (ours), adopted (made by hand), missing (none usable)."""
+    return "missing" if port is None else "created" if port.managed else "adopted"
+
+
 def ingress(host: Host, sender_ip: str, kind: str) -> TunnelPort | None:
     """The port frames from a peer arrive by: the host's port toward it, or its flow-based port."""
     return host.tunnel_to(sender_ip, kind) or host.tunnel_to(FLOW, kind)
@@ -86,6 +91,16 @@ class _Ports:
     def output(self, host: Host, peer_ip: str, kind: str) -> tuple[f.Action, ...] | None:
         """The actions that send a frame to the peer (None: no port toward it is up)."""
         return _output(self.port_toward(host, peer_ip, kind), peer_ip)
+
+    def states(self, host: Host, kind: str) -> tuple[dict[str, str], str]:
+        """How the host reaches its peers, as port_toward chooses, for a summary without a pass
+        per peer: (peer ip -> the state of the host's own port toward it, the state toward any
+        peer not in that map)."""
+        shared = host.tunnel_to(FLOW, kind)
+        if shared is not None and not self.per_peer:  # the flow port first: it reaches every peer
+            return {}, port_state(shared)
+        own = {ip: port_state(p) for (ip, t), p in host.tunnel_index.items() if t == kind and ip != FLOW}
+        return own, port_state(shared)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@
   listener (controller/shell/listeners.py), bound at start, TLS as [tls] says.
 - The [ovsdb] listener options (address, port): os-ken registers them with its OVSDB manager;
   our own OVSDB server (controller/southbound/ovsdb_server.py) listens there instead.
+- Its WSGI server's log: a client that went away while being answered (an event stream closed,
+  GET /v1/events) is logged as a traceback by eventlet's server, through os-ken's hub logger;
+  it is no error, and one line says it instead.
 """
 
 from __future__ import annotations
@@ -37,6 +40,27 @@ def gate_events(app: Any) -> None:
     if not hasattr(app, "_events_sem"):  # os-ken renamed it: its own (slower) bound stays in force
         LOG.warning("os-ken has no OSKenApp._events_sem: its event-queue bound is not replaced by EventGate")
     app._events_sem = EventGate(app.events.maxsize)
+
+
+GONE = ("BrokenPipeError", "ConnectionResetError")
+
+
+class _ClientGone(logging.Filter):
+    """A WSGI answer cut short by its client: one line instead of eventlet's traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text.startswith("Traceback") and text.rstrip().rsplit("\n", 1)[-1].startswith(GONE):
+            record.msg, record.args = "REST: a client went away while being answered (%s)", (
+                text.rstrip().rsplit("\n", 1)[-1],)
+        return True
+
+
+def quiet_gone_clients() -> None:
+    """Install _ClientGone on os-ken's hub logger (eventlet's WSGI server logs through it)."""
+    hub_log = logging.getLogger("os_ken.lib.hub")
+    if not any(isinstance(f, _ClientGone) for f in hub_log.filters):
+        hub_log.addFilter(_ClientGone())
 
 
 def guard_openflow(count: Callable[[str], None]) -> None:

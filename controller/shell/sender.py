@@ -1,7 +1,9 @@
 """Sending the core's OpenFlow operations: encoded per switch, whole batches in order, at most one
 barrier outstanding per switch (controller/southbound/barriers.py), and the event loop let go
 after YIELD_AFTER_S of work: encoding and sending thousands of flow-mods takes longer than
-computing them, and REST and I/O must have their turn."""
+computing them, and REST and I/O must have their turn. Which revision of the tenants each batch
+carries, and so which one each switch holds once its barrier is answered, is kept alongside
+(controller/southbound/revisions.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from controller.model.ops import FlowDelete, FlowMod, Op, OvsdbOp
 from controller.northbound.metrics import Metrics
 from controller.southbound import ofmsg
 from controller.southbound.barriers import BarrierPacer
+from controller.southbound.revisions import RevisionLedger
 
 YIELD_AFTER_S = 0.02  # os-ken's event loop runs queued events back to back: let others in after this
 
@@ -26,6 +29,7 @@ class Sender:
         self.sleep = sleep
         self.datapaths: dict[int, Any] = {}  # connected switches (os-ken Datapaths) by dpid
         self.barriers = BarrierPacer()
+        self.revisions = RevisionLedger()
         # A switch's send queue may block, and a long batch yields between switches, letting another
         # send() run: the lock keeps batches whole and in order.
         self.lock = Semaphore(1)
@@ -36,26 +40,36 @@ class Sender:
 
     def gone(self, dpid: int) -> None:
         self.barriers.gone(dpid)
+        self.revisions.gone(dpid)
         del self.datapaths[dpid]
 
-    def send(self, of_ops: list[Op]) -> int:
-        """Write the ops to their switches; how many flow-mods went out (to connected switches)."""
+    def send(self, of_ops: list[Op], revisions: dict[int, int | None] | None = None) -> int:
+        """Send the batch; how many flow-mods went out (to connected switches). `revisions`: per
+        switch, the revision of the tenants the core had computed for it when the batch was made
+        (controller/core/marks.py)."""
         flow_mods = 0
+        per_dp = ofmsg.per_datapath(of_ops)
+        for dpid in per_dp:
+            self.revisions.queued(dpid)  # before waiting for the lock: the switch is not settled
         with self.lock:
-            for dpid, dp_ops in ofmsg.per_datapath(of_ops).items():
+            for dpid, dp_ops in per_dp.items():
                 dp = self.datapaths.get(dpid)
-                if dp is not None:
+                bufs = ofmsg.writes(dp_ops) if dp is not None else []
+                if bufs:
                     flow_mods += sum(isinstance(op, (FlowMod, FlowDelete)) for op in dp_ops)
-                    bufs = ofmsg.writes(dp_ops)
-                    if bufs and self.barriers.wrote(dpid, self.metrics.clock()):
+                    self.revisions.wrote(dpid, (revisions or {}).get(dpid))
+                    if self.barriers.wrote(dpid, self.metrics.clock()):
                         bufs[-1] += self._barrier_bytes(dp)  # one send, not two: a send wakes a greenthread
                     for buf in bufs:
                         dp.send(buf)
+                else:
+                    self.revisions.skipped(dpid)
                 self.maybe_yield()
         self.maybe_yield()
         return flow_mods
 
-    def send_in_order(self, ops: list[Op], carry_out: Callable[[OvsdbOp], object]) -> int:
+    def send_in_order(self, ops: list[Op], carry_out: Callable[[OvsdbOp], object],
+                      revisions: dict[int, int | None] | None = None) -> int:
         """OpenFlow operations as send() does, each OVSDB operation (carry_out) in its place: after
         the OpenFlow ones before it went out. A tunnel port is removed after the flows that
         stopped using it (controller/core/core.py, Core._ports_removed). How many flow-mods went out."""
@@ -64,18 +78,21 @@ class Sender:
         for op in ops:
             if isinstance(op, OvsdbOp):
                 if batch:
-                    flow_mods += self.send(batch)
+                    flow_mods += self.send(batch, revisions)
                     batch = []
                 carry_out(op)
             else:
                 batch.append(op)
-        return flow_mods + self.send(batch)
+        return flow_mods + self.send(batch, revisions)
 
-    def barrier_replied(self, dp: Any, xid: int) -> None:
+    def barrier_replied(self, dp: Any, xid: int) -> int | None:
+        """The switch answered a barrier: the revision this confirmed there, if a newer one."""
         self.metrics.barrier_replied(dp.id, xid)
+        confirmed = self.revisions.replied(dp.id, xid)
         first = self.barriers.replied(dp.id, xid)
         if first is not None and self.datapaths.get(dp.id) is dp:  # writes since: confirm them too
             self._send_barrier(dp, first)
+        return confirmed
 
     def resend_overdue(self) -> None:
         """A barrier unanswered too long with writes waiting: one more for them."""
@@ -100,6 +117,7 @@ class Sender:
         barrier.serialize()
         self.barriers.sent(dp.id, barrier.xid, self.metrics.clock())
         self.metrics.barrier_sent(dp.id, barrier.xid, since)
+        self.revisions.barrier(dp.id, barrier.xid)
         return bytes(barrier.buf)
 
     def _send_barrier(self, dp: Any, since: float | None = None) -> None:

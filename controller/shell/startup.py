@@ -34,10 +34,13 @@ LOG = logging.getLogger("overlay")
 RECOVERY_WINDOW_S = 10.0  # after start: switches' endpoint entries wait for their own host's read-back
 
 
-def app_core(settings: Settings, tenants: Iterable[Tenant], now: float, policy: HostPolicy) -> Core:
+def app_core(settings: Settings, tenants: Iterable[Tenant], now: float, policy: HostPolicy,
+             revision: int = 0) -> Core:
     """The core as the app runs it: drained in slices by the pump, and recovering what the switches
-    learned before a restart until RECOVERY_WINDOW_S has passed; `policy` says which hosts may join."""
+    learned before a restart until RECOVERY_WINDOW_S has passed; `policy` says which hosts may join;
+    its tenants are the store's at `revision`."""
     core = Core(settings, tenants, canon=ofmsg.canonical_match, policy=policy)
+    core.revision = revision
     core.eager = False
     core.recovering, core.recover_until = True, now + RECOVERY_WINDOW_S
     return core

@@ -1,12 +1,13 @@
 """The web view in a real browser (headless Chromium via selenium) against the real controller.
 
-With the 3-host lab: the page draws 3 hosts with both channels up, 6 tunnels, both tenants,
-and, tenant by tenant, exactly the VMs that talked (MAC, IP, host), the flood set and the
-suppression counters; it saves a screenshot (docs/webview.png, the README's picture, when
-OVERLAY_WEBVIEW_SCREENSHOT names it; a test run leaves the work tree as it was), then follows
-a new tenant and a dropped OVSDB channel without a reload. With a
-token and closed reads: the page asks for the token, refuses a wrong one, then shows the data
-(no host yet: how a host joins).
+With the 3-host lab: the page draws 3 hosts with both channels up and 2 created tunnels each
+(counted per host; a picked host's drawn), both tenants and, tenant by tenant, exactly the VMs
+that talked (MAC, IP, host), the flood set and the suppression counters; it saves a screenshot
+(docs/webview.png, the README's picture, when OVERLAY_WEBVIEW_SCREENSHOT names it; a test run
+leaves the work tree as it was), then follows a new tenant and a dropped OVSDB channel without
+a reload, from the event stream: while nothing changes it reads nothing. With a token and
+closed reads: the page asks for the token, refuses a wrong one, then shows the data (no host
+yet: how a host joins).
 """
 
 import json
@@ -15,6 +16,7 @@ import re
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -120,9 +122,15 @@ def test_the_page_shows_the_lab_live(make_overlay, browser, tmp_path):
         attrs(d, "#hosts g.host", "data-host", "data-ovsdb", "data-openflow")) == [
         (h.name, "up", "up") for h in ov.hosts])
     names = [h.name for h in ov.hosts]
-    want_tunnels = sorted((a, b, "created") for a in names for b in names if a != b)
-    wait(browser, "6 created tunnels", lambda d: sorted(
-        attrs(d, "#tunnels line.tunnel", "data-host", "data-peer", "data-state")) == want_tunnels)
+    wait(browser, "2 created tunnels on each host", lambda d: sorted(
+        attrs(d, "#hosts g.host", "data-host", "data-created", "data-adopted", "data-missing")) == [
+        (n, "2", "0", "0") for n in names])
+    assert "6 of 6 tunnels usable" in browser.find_element(By.ID, "tunnel-type").text
+    for picked in names:  # a host's tunnels are drawn when it is picked (per pair: a million at 1,000 hosts)
+        browser.find_element(By.CSS_SELECTOR, f'#hosts g.host[data-host="{picked}"]').click()
+        want = sorted((picked, b, "created") for b in names if b != picked)
+        wait(browser, f"{picked}'s 2 created tunnels", lambda d, want=want: sorted(
+            attrs(d, "#tunnels line.tunnel", "data-host", "data-peer", "data-state")) == want)
     wait(browser, "both tenants",
          lambda d: [a for (a,) in attrs(d, "#tenants .tenant", "data-tenant")] == sorted(TENANTS))
     assert not browser.find_element(By.ID, "no-hosts").is_displayed()  # hosts: no joining hint
@@ -155,6 +163,13 @@ def test_the_page_shows_the_lab_live(make_overlay, browser, tmp_path):
     browser.set_window_size(1440, height + chrome)
     screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "webview.png")
     assert browser.save_screenshot(str(screenshot))
+
+    # Quiet: no event, no read (it polled /v1/topology every 2 s).
+    wait(browser, "the event stream followed", lambda d: "following events" in d.find_element(By.ID, "status").text)
+    time.sleep(1.5)  # what was on its way (a counters event) is read
+    reads = ov.ctl.log_path.read_text().count("GET /v1/topology HTTP")
+    time.sleep(5)
+    assert ov.ctl.log_path.read_text().count("GET /v1/topology HTTP") - reads <= 1
 
     # Live, without a reload: a new tenant appears, and a host whose OVSDB channel drops turns red
     # on that channel only.

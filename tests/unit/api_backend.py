@@ -13,9 +13,23 @@ from controller.core.store import TenantStore
 from controller.ha.roles import Roles
 from controller.ha.store import Store
 from controller.model.state import HostView, Tenant
+from controller.northbound.events import EventHub
 from controller.northbound.metrics import Metrics
 from controller.northbound.rest import Api
 from controller.shell.config import defaults
+
+
+class FakeClockHub(EventHub):
+    """The event hub on the backend's clock: waiting for a change moves the clock, it never sleeps."""
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(clock=lambda: backend.clock, monotonic=lambda: backend.clock)
+        self.backend = backend
+        self.waited = 0.0
+
+    def wait_change(self, timeout: float) -> None:
+        self.waited += timeout
+        self.backend.clock += timeout
 
 
 class Backend:
@@ -26,6 +40,12 @@ class Backend:
         self.clock = 1000.0
         self.metrics = Metrics()
         self.unidentified: dict[str, str] = {}  # OVSDB peer -> why it is not a host
+        self.event_hub = FakeClockHub(self)
+        self.confirmed: dict[int, int] = {}  # dpid -> what its barrier replies confirmed (default: all)
+
+    def switch_holds(self, dpid: int, computed: int | None) -> int | None:
+        held = self.confirmed.get(dpid, computed)
+        return None if computed is None or held is None else min(held, computed)
 
     def unidentified_hosts(self) -> dict[str, str]:
         return dict(self.unidentified)
@@ -37,6 +57,7 @@ class Backend:
         return fn()
 
     def apply(self, ops) -> None:
+        self.event_hub.publish(self.core.take_events())
         self.applied += ops
 
     def now(self) -> float:
@@ -48,6 +69,7 @@ def seeded(api: Api) -> Api:
     for tenant in (Tenant("blue", 5001, 10), Tenant("red", 5002, 20)):
         api.b.store.put_tenant(tenant)
         api.b.core.put_tenant(tenant)
+    api.b.core.at_revision(api.b.store.revision)
     for i, vlans in ((1, {10}), (2, {10, 20})):
         api.b.core.host_view(HostView(f"host{i}", f"10.99.0.{i}", i, "br", 1,
                                       member_vlans=frozenset(vlans)), now=0)

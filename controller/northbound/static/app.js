@@ -1,14 +1,18 @@
-// The live view: polls the JSON API (same origin, same auth as any GET) and redraws.
+// The live view: follows the controller's event stream (GET /v1/events) and reads the JSON API
+// again when something changed (same origin, same auth as any GET), then redraws. No polling.
 // Hand-written, no libraries; every value from the API goes into the DOM as text, never as markup.
 "use strict";
 
-const POLL_MS = 2000;
+const MIN_GAP_MS = 500; // at most two reads a second, however many events come
+const COALESCE_MS = 100; // an event's read waits this much for the rest of its burst
+const RETRY_MS = 1000; // a broken stream is resumed (Last-Event-ID) after this
 const TOKEN_KEY = "overlay-api-token"; // sessionStorage: this tab only, gone when it closes
 const SVG = "http://www.w3.org/2000/svg";
 const PALETTE = ["#2f7de1", "#e0483e", "#2a9d5c", "#b55fd6", "#e08a1e", "#1fa3a8", "#c2457f", "#6b7a8f"];
-const W = 640, H = 460, BOX_W = 176, BOX_H = 74;
+const W = 640, H = 460, BOX_W = 176, BOX_H = 92;
 
-const state = { tenant: null, timer: null, last: null };
+const state = { tenant: null, host: null, last: null, timer: null, busy: false, again: false, readAt: 0,
+  following: false, lastEventId: null, streamOk: false };
 
 class AuthNeeded extends Error {}
 
@@ -24,10 +28,13 @@ function el(tag, attrs = {}, text = null, ns = null) {
 }
 const svg = (tag, attrs = {}, text = null) => el(tag, attrs, text, SVG);
 
-async function api(path) {
+function authHeaders(extra = {}) {
   const token = sessionStorage.getItem(TOKEN_KEY);
-  const headers = token ? { Authorization: "Bearer " + token } : {};
-  const resp = await fetch(path, { headers, cache: "no-store" });
+  return token ? { ...extra, Authorization: "Bearer " + token } : extra;
+}
+
+async function api(path) {
+  const resp = await fetch(path, { headers: authHeaders(), cache: "no-store" });
   if (resp.status === 401) throw new AuthNeeded();
   if (!resp.ok) {
     let msg = resp.statusText;
@@ -65,8 +72,9 @@ function fitViewBox(root, pos) {
 }
 
 // picked: the picked tenant's flood document (/v1/tenants/{name}/flood) with its placement
-// (`hosts`, null = every host) and `endpoints`; null when no tenant is picked.
-function drawTopology(topo, picked) {
+// (`hosts`, null = every host) and `endpoints`; null when no tenant is picked. detail: the picked
+// host's tunnel toward each peer (/v1/topology/hosts/{id}); null when no host is picked.
+function drawTopology(topo, picked, detail) {
   const root = $("#topology");
   root.replaceChildren();
   root.toggleAttribute("hidden", !topo.hosts.length); // an empty box says nothing: say how a host joins
@@ -83,16 +91,15 @@ function drawTopology(topo, picked) {
   defs.append(marker);
   root.append(defs);
 
+  // The picked host's tunnels only: per pair, a thousand hosts would be a million lines.
   const links = svg("g", { id: "tunnels" });
-  for (const t of topo.tunnels) {
-    const a = pos[t.host], b = pos[t.peer];
+  for (const t of detail ? detail.tunnels : []) {
+    const a = pos[detail.host], b = pos[t.peer];
     if (!a || !b) continue;
-    const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2;
-    const line = svg("line", { x1: a.x, y1: a.y, x2: mx, y2: my, class: `tunnel ${t.state}`,
-      "data-host": t.host, "data-peer": t.peer, "data-state": t.state });
-    line.append(svg("title", {}, `${t.host} → ${t.peer}: ${t.port || "no port"} (${t.state})`));
+    const line = svg("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: `tunnel ${t.state}`,
+      "data-host": detail.host, "data-peer": t.peer, "data-state": t.state });
+    line.append(svg("title", {}, `${detail.host} → ${t.peer}: ${t.port || "no port"} (${t.state})`));
     links.append(line);
-    if (t.host < t.peer) links.append(svg("circle", { cx: mx, cy: my, r: 3.5, class: "mid" }));
   }
   root.append(links);
 
@@ -123,9 +130,13 @@ function drawTopology(topo, picked) {
     const member = sel && sel.members.includes(h.id);
     const absent = sel && sel.hosts !== null && !sel.hosts.includes(h.id);
     const up = (ok) => (ok ? "up" : "down");
-    const g = svg("g", { class: `host${member ? " member" : ""}${absent ? " absent" : ""}`,
+    const tn = h.tunnels || { peers: 0, created: 0, adopted: 0, missing: 0 };
+    const picked = h.id === state.host;
+    const g = svg("g", { class: `host${member ? " member" : ""}${absent ? " absent" : ""}${picked ? " picked" : ""}`,
       "data-host": h.id, "data-ovsdb": up(h.connected.ovsdb), "data-openflow": up(h.connected.openflow),
+      "data-created": tn.created, "data-adopted": tn.adopted, "data-missing": tn.missing,
       transform: `translate(${p.x - BOX_W / 2},${p.y - BOX_H / 2})` });
+    g.addEventListener("click", () => pickHost(h.id));
     const box = svg("rect", { width: BOX_W, height: BOX_H, rx: 10, class: "box" });
     if (member) box.style.stroke = colour; // CSSOM, not a style attribute: the CSP allows it
     g.append(box);
@@ -136,21 +147,29 @@ function drawTopology(topo, picked) {
       g.append(svg("circle", { cx: x + 5, cy: 42, r: 5, class: `dot ${up(ok)}` }));
       g.append(svg("text", { x: x + 14, y: 46, class: "chan" }, label));
     });
+    const counts = [["created", tn.created], ["adopted", tn.adopted], ["missing", tn.missing]]
+      .filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(" · ");
+    g.append(svg("text", { x: 12, y: 66, class: `tunnels-line${tn.missing ? " missing" : ""}` },
+      `tunnels: ${counts || "none"}`));
     if (sel) {
       const n = perHost[h.id] || 0;
       const what = absent ? `${sel.name}: not placed here` : `${sel.name}: ${n} endpoint${n === 1 ? "" : "s"}`;
-      const line = svg("text", { x: 12, y: 64, class: "tenant-line" }, what);
+      const line = svg("text", { x: 12, y: 84, class: "tenant-line" }, what);
       if (member) line.style.fill = colour;
       g.append(line);
     }
     g.append(svg("title", {}, `${h.id} ${h.overlay_ip || ""}\nOVSDB ${up(h.connected.ovsdb)}, ` +
-      `OpenFlow ${up(h.connected.openflow)}${h.datapath_id ? "\ndpid " + h.datapath_id : ""}`));
+      `OpenFlow ${up(h.connected.openflow)}${h.datapath_id ? "\ndpid " + h.datapath_id : ""}` +
+      `\ntunnels toward ${tn.peers} peers\n(click: ${picked ? "hide" : "draw"} them)`));
     nodes.append(g);
   }
   root.append(nodes);
-  const usable = topo.tunnels.filter((t) => t.state !== "missing").length;
+  let usable = 0, total = 0;
+  for (const h of topo.hosts) {
+    if (h.tunnels) { usable += h.tunnels.created + h.tunnels.adopted; total += h.tunnels.peers; }
+  }
   $("#tunnel-type").textContent =
-    `(${topo.tunnel_type} · ${topo.hosts.length} hosts · ${usable} of ${topo.tunnels.length} tunnels usable)`;
+    `(${topo.tunnel_type} · ${topo.hosts.length} hosts · ${usable} of ${total} tunnels usable)`;
 }
 
 // ---- the side panels --------------------------------------------------------------------
@@ -237,7 +256,7 @@ function drawEndpoints(topo, picked) {
   }
 }
 
-// ---- the loop ---------------------------------------------------------------------------
+// ---- reading, when the event stream says something changed ----------------------------------
 
 function setStatus(text, bad = false) {
   const s = $("#status");
@@ -245,31 +264,108 @@ function setStatus(text, bad = false) {
   s.classList.toggle("bad", bad);
 }
 
+// A read now, or as soon as the one running is done; never two at once, at most one per MIN_GAP_MS.
+function scheduleRefresh(delay = COALESCE_MS) {
+  if (state.busy) { state.again = true; return; }
+  if (state.timer !== null) return;
+  const wait = Math.max(delay, state.readAt + MIN_GAP_MS - Date.now());
+  state.timer = setTimeout(() => { state.timer = null; refresh(); }, wait);
+}
+
 async function refresh() {
-  clearTimeout(state.timer);
+  if (state.busy) { state.again = true; return; }
+  state.busy = true;
+  state.readAt = Date.now();
   try {
     const [topo, counters] = await Promise.all([api("/v1/topology"), api("/v1/counters")]);
     let tenant = topo.tenants.find((t) => t.name === state.tenant);
     if (!tenant) tenant = topo.tenants[0]; // the first, until one is picked
     state.tenant = tenant ? tenant.name : null;
-    let picked = null;
+    if (state.host && !topo.hosts.some((h) => h.id === state.host)) state.host = null;
+    let picked = null, detail = null;
+    const reads = [];
     if (tenant) {
       const path = `/v1/tenants/${encodeURIComponent(tenant.name)}`;
-      const [flood, endpoints] = await Promise.all([api(path + "/flood"), api(path + "/endpoints")]);
-      picked = { ...flood, hosts: tenant.hosts, endpoints };
+      reads.push(Promise.all([api(path + "/flood"), api(path + "/endpoints")])
+        .then(([flood, endpoints]) => { picked = { ...flood, hosts: tenant.hosts, endpoints }; }));
     }
+    if (state.host) {
+      reads.push(api(`/v1/topology/hosts/${encodeURIComponent(state.host)}`).then((d) => { detail = d; }));
+    }
+    await Promise.all(reads);
     state.last = topo;
-    drawTopology(topo, picked);
+    drawTopology(topo, picked, detail);
     drawTenants(topo);
     drawCounters(counters);
     drawEndpoints(topo, picked);
     $("#logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
-    setStatus(`live · updated ${new Date().toLocaleTimeString("en-GB")} · every ${POLL_MS / 1000} s`);
+    showLive();
+    follow();
   } catch (e) {
-    if (e instanceof AuthNeeded) return askForToken();
+    if (e instanceof AuthNeeded) { state.busy = false; return askForToken(); }
     setStatus(`cannot read the API: ${e.message}`, true);
   }
-  state.timer = setTimeout(refresh, POLL_MS);
+  state.busy = false;
+  if (state.again) { state.again = false; scheduleRefresh(); }
+}
+
+function showLive() {
+  const when = new Date(state.readAt || Date.now()).toLocaleTimeString("en-GB");
+  if (state.streamOk) setStatus(`live · updated ${when} · following events`);
+  else setStatus(`updated ${when} · connecting to the event stream…`, !state.following);
+}
+
+// ---- the event stream (Server-Sent Events read with fetch: it can carry the token header) -----
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function onEventBlock(block) {
+  let data = false;
+  for (const line of block.split("\n")) {
+    if (line.startsWith("id:")) state.lastEventId = line.slice(3).trim();
+    else if (line.startsWith("data:")) data = true;
+  }
+  if (data) scheduleRefresh();
+}
+
+async function follow() {
+  if (state.following) return;
+  state.following = true;
+  while (state.following) {
+    try {
+      const headers = authHeaders({ Accept: "text/event-stream" });
+      if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId; // resume: nothing is missed
+      const resp = await fetch("/v1/events", { headers, cache: "no-store" });
+      if (resp.status === 401) throw new AuthNeeded();
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      state.streamOk = true;
+      showLive();
+      const reader = resp.body.getReader(), text = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += text.decode(value, { stream: true });
+        let end;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          onEventBlock(buf.slice(0, end));
+          buf = buf.slice(end + 2);
+        }
+      }
+      throw new Error("the controller closed it");
+    } catch (e) {
+      state.streamOk = false;
+      if (e instanceof AuthNeeded) { state.following = false; return askForToken(); }
+      setStatus(`event stream lost (${e.message}); resuming…`, true);
+    }
+    await sleep(RETRY_MS);
+    scheduleRefresh(0); // what changed while it was down (a reset aside, the resume replays it)
+  }
+}
+
+function pickHost(id) {
+  state.host = state.host === id ? null : id;
+  refresh();
 }
 
 function select(name) {

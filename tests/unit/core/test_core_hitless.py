@@ -7,6 +7,8 @@ from pathlib import Path
 from os_ken.controller.handler import MAIN_DISPATCHER
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
+from controller.core import admission
+from controller.core.admission import HostPolicy
 from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
@@ -93,7 +95,8 @@ def test_a_real_switchs_read_back_is_recognised_as_ours_and_its_endpoints_recove
     doc = json.loads(READBACK.read_text())
     assert doc["overlay"] == {"mac_learning": "controller", "tunnel_ports": "mesh", "tunnel_type": "vxlan"}
     tenants = {t["name"]: Tenant(t["name"], t["vni"], t["vlan"]) for t in doc["tenants"]}
-    core = startup.app_core(defaults(), list(tenants.values()), now=0.0)
+    core = startup.app_core(defaults(), list(tenants.values()), now=0.0,
+                            policy=HostPolicy(admission.APPROVE, listed=[h["id"] for h in doc["hosts"]]))
     dumps = {h["id"]: lab_dump(doc["replies"][h["datapath_id"]]) for h in doc["hosts"]}
     assert [len(d.flows) for d in dumps.values()] == [48] * 3 and all(d.groups and d.meters for d in dumps.values())
     ops: list = []

@@ -366,3 +366,25 @@ def test_admissions_and_port_rules_reach_every_instance_and_a_fresh_one_reads_th
     wait_for(lambda: not b.b.core.read.port_rules("h7"), 10, message="b drops the rule")
     fresh, = instances(1, watch=False)
     assert fresh.store.host_records() == ({"h7": False}, [])
+
+
+def test_an_apply_is_one_transaction_and_one_revision_seen_whole_by_the_others(instances):
+    a, b = instances(2)
+    assert a.req("POST", "/v1/tenants", BLUE)[0] == 201
+    doc = {"tenants": {"blue": {"vni": 5001, "vlan": 11}, "red": {"vni": 5002, "vlan": 10}}}  # red takes blue's VLAN
+    status, result = a.req("POST", "/v1/apply", doc)
+    assert status == 200 and result["applied"] and len(result["create"]) == 1 and len(result["change"]) == 1
+    assert result["revision"] == a.store.revision
+    # the other instance applies the transaction at once (never red and blue on VLAN 10 together)
+    wait_for(lambda: b.b.core.read.revision == result["revision"], 5, 0.02, "the other instance at the revision")
+    assert b.tenant("blue")["vlan"] == 11 and b.tenant("red")["vlan"] == 10
+    status, again = b.req("POST", "/v1/apply", doc)
+    assert status == 200 and not again["applied"] and again["revision"] == result["revision"]
+
+
+def test_an_apply_larger_than_one_etcd_transaction_is_refused_whole(instances):
+    (a,) = instances(1)
+    doc = {"tenants": {f"t{i}": {"vni": i + 1, "vlan": i + 1} for i in range(200)}}
+    status, body = a.req("POST", "/v1/apply", doc)
+    assert status == 413 and "max-txn-ops" in body["error"]
+    assert a.req("GET", "/v1/tenants")[1] == [] and a.store.revision == 0

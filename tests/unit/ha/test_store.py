@@ -108,3 +108,22 @@ def test_a_file_from_before_host_records_gets_their_tables(db):
     s = Store(db)
     s.put_admission("h1", True)
     assert s.host_records() == ({"h1": True}, [])
+
+
+def test_every_write_is_a_new_revision_kept_with_the_tenants(db):
+    s = Store(db)
+    assert s.revision == 0
+    s.put_tenant(BLUE)
+    s.apply([RED, Tenant("green", 5003, 30)], ["blue"])  # one write of three changes
+    assert s.revision == 2 and [t.name for t in s.tenants()] == ["green", "red"]
+    s.close()
+    assert Store(db).revision == 2  # a restart goes on from there, never back
+
+
+def test_an_apply_is_one_transaction_all_or_nothing(db):
+    s = Store(db)
+    s.put_tenant(BLUE)
+    with pytest.raises(StoreError):  # the last put clashes (VNI UNIQUE): nothing of it is written
+        s.apply([RED, Tenant("green", 5003, 30), Tenant("dup", 5003, 31)], ["blue"])
+    assert s.tenants() == [BLUE] and s.revision == 1 and not s.db.in_transaction
+    assert Store(db).revision == 1

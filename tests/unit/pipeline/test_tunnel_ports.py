@@ -222,9 +222,13 @@ def test_a_reload_changes_the_tunnel_settings_and_names_what_needs_a_restart(tmp
 
 
 def test_the_picture_shows_every_pair_reached_through_the_flow_port():
-    """/v1/topology (the web view): with flow ports no pair has a port of its own, and every pair
-    is usable through the one flow port (it said "missing" for all of them)."""
-    from controller.northbound.web import topology_json
-    doc = topology_json(flow_world(3).read)
-    assert len(doc["tunnels"]) == 6
-    assert {(tn["state"], tn["port"]) for tn in doc["tunnels"]} == {("created", tunnels.get("vxlan").flow_port_name)}
+    """The web view's topology: with flow ports no pair has a port of its own, and every pair
+    is usable through the one flow port (it once said "missing" for all of them)."""
+    from controller.northbound.topology import TopologyCache, host_tunnels_json
+    r = flow_world(3).read
+    cache = TopologyCache()
+    assert cache.refresh(r)
+    assert [h["tunnels"] for h in cache.hosts_json(r)] == [{"peers": 2, "created": 2, "adopted": 0, "missing": 0}] * 3
+    pairs = [t for h in sorted(r.hosts) for t in host_tunnels_json(r, h)["tunnels"]]
+    assert len(pairs) == 6
+    assert {(tn["state"], tn["port"]) for tn in pairs} == {("created", tunnels.get("vxlan").flow_port_name)}

@@ -9,8 +9,6 @@ from controller.model.state import PortRule
 from controller.shell import config
 from tests.unit.confs import conf_from
 
-TLS_OPTS = [cfg.StrOpt(name) for name in ("private-key", "certificate", "ca-certificate")]  # the [tls] files
-
 
 def test_without_tls_the_default_is_approve_and_open_must_be_asked_for(tmp_path):
     assert config.admission_mode(conf_from(tmp_path / "a.conf", "")) is admission.APPROVE
@@ -20,7 +18,6 @@ def test_without_tls_the_default_is_approve_and_open_must_be_asked_for(tmp_path)
 def test_with_a_tls_ca_the_default_is_certificate(tmp_path):
     conf = cfg.ConfigOpts()
     config.register(conf)
-    conf.register_opts(TLS_OPTS, group="tls")  # declared by the TLS channels ([tls])
     (tmp_path / "t.conf").write_text("[tls]\nprivate_key = k.pem\ncertificate = c.pem\nca_certificate = ca.pem\n")
     conf(args=["--config-file", str(tmp_path / "t.conf")])
     assert config.tls_configured(conf) and config.admission_mode(conf) is admission.CERTIFICATE

@@ -204,8 +204,8 @@ def two_claims(monkeypatch, probe_s: float = 5.0):
     def claim(system_id, peer, live):
         claims.append((system_id, peer.address, live))
         return "in_use" if live else None
-    server = OvsdbServer("127.0.0.1", 0, "br1", "br0", lambda v, p: views.append((v.system_id, p.address)),
-                         downs.append, claim=claim)
+    server = OvsdbServer("br1", "br0", lambda v, p: views.append((v.system_id, p.address)), downs.append,
+                         claim=claim)
     reply = json.dumps({"id": "monitor", "result": initial_rows(), "error": None}).encode()
     real, real_sock, real_thread = _connect(server, "10.0.0.1:5000")
     real_sock.sendall(reply)
