@@ -235,7 +235,9 @@ def tenant_shape(host: Host, vni: int) -> Counter[str]:
 
 def controller_flows(ctl: Controller) -> dict[str, int]:
     """The flows the controller believes each host's br1 holds (overlay_host_flows)."""
-    with urllib.request.urlopen(ctl.api.base + "/metrics", timeout=10) as resp:
+    auth = {"Authorization": f"Bearer {ctl.api.token}"} if ctl.api.token else {}
+    req = urllib.request.Request(ctl.api.base + "/metrics", headers=auth)
+    with urllib.request.urlopen(req, timeout=10, context=ctl.api.context) as resp:
         text = resp.read().decode()
     return {m.group(1): int(float(m.group(2)))
             for m in re.finditer(r'^overlay_host_flows\{host="([^"]+)"\} (\S+)$', text, re.M)}

@@ -30,9 +30,10 @@ def apply_change(b: Backend, name: str, tenant: Tenant | None, revision: int) ->
 def apply_changes(b: Backend, changes: Mapping[str, Tenant | None], revision: int) -> None:
     """Committed changes of one revision (one write, or a whole apply), tenant name -> the tenant
     or None (deleted), into the core at once (Core.change_tenants: no two tenants share a VNI or a
-    VLAN on the way, a changed tenant keeps its endpoints, the switches get the net difference). The revision is the core's before the
-    operations go out: apply() may yield to other requests, which must never see the tenants of
-    a revision under an older number, nor half of one applied."""
+    VLAN on the way, a changed tenant keeps its endpoints, the switches get the net difference).
+    The revision is the core's before the operations go out: apply() may yield to other
+    requests, which must never see the tenants of a revision under an older number, nor half of
+    one applied."""
     b.apply(b.core.change_tenants(changes, revision))
 
 

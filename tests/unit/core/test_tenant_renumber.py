@@ -127,10 +127,10 @@ def test_a_renumbering_through_a_store_listing_keeps_the_endpoints_even_when_two
     blue, red = endpoints(ov, BLUE.vni), endpoints(ov, RED.vni)
     backend = SimpleNamespace(core=ov.core, apply=ov.run)  # the app, as tenant_sync sees it
     swapped = [replace(BLUE, vni=RED.vni), replace(RED, vni=BLUE.vni)]  # another instance's writes
-    apply_listing(backend, swapped)
+    apply_listing(backend, swapped, revision=1)
     assert endpoints(ov, RED.vni) == blue and endpoints(ov, BLUE.vni) == red
     assert ov.core.tenants["blue"].vni == RED.vni and ov.problems() == []
-    apply_listing(backend, [replace(BLUE, vni=7000)])  # red deleted, blue renumbered
+    apply_listing(backend, [replace(BLUE, vni=7000)], revision=2)  # red deleted, blue renumbered
     assert endpoints(ov, 7000) == blue and "red" not in ov.core.tenants and ov.problems() == []
 
 

@@ -26,8 +26,9 @@ def setup():
 
 def apply(core, sender, news, ops):
     """What the app's apply() does with the core's operations."""
+    revisions = news.batch_revisions(core, ops)
     news.from_core(core)
-    sender.send(ops, news.batch_revisions(core, ops))
+    core.counters["flow_mods"] += sender.send(ops, revisions)
 
 
 def test_a_switch_holds_a_revision_when_the_barrier_after_its_writes_is_answered():
@@ -47,7 +48,8 @@ def test_a_switch_holds_a_revision_when_the_barrier_after_its_writes_is_answered
 
 
 def test_counters_are_announced_when_they_moved():
-    core, _, _, hub, news = setup()
+    core, sender, _, hub, news = setup()
+    apply(core, sender, news, core.change_tenants({"blue": Tenant("blue", 5001, 10)}, revision=1))
     news.tick(core)
     first = hub.ring[-1].event
     assert first.kind == "counters" and "flow_mods" in first.changed
