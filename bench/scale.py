@@ -30,7 +30,9 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +48,7 @@ from lab.controller import ApiError, Controller
 
 TUNNEL_TYPE = "vxlan"
 EVENT_POLL_S = 0.002  # a steady-state event's CPU is read this soon after it is done: less routine to net out
+PY_SPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
 BACKGROUND_S = 3.0  # the window the controller's routine CPU rate is measured over, before the steady-state events
 
 
@@ -101,6 +104,14 @@ async def wait(expects: list[Expect], deadline: float, every_s: Callable[[], obj
             every_s()
         await asyncio.sleep(poll_s)
     return all(e.check() is not None for e in expects)
+
+
+def stop(spies: list[subprocess.Popen]) -> list[subprocess.Popen]:
+    for spy in spies:  # py-spy writes its flame graph when interrupted
+        spy.send_signal(signal.SIGINT)
+    for spy in spies:
+        spy.wait(60)
+    return []
 
 
 class Run:
@@ -169,18 +180,37 @@ class Run:
         print(f"  {len(self.p.hosts)} hosts {name}: {doc}", file=sys.stderr, flush=True)
         return doc
 
+    def profile(self) -> list[subprocess.Popen]:
+        """py-spy on the controller and on this process (the emulated hosts), over connect and learn:
+        flame graphs (SVG) into --profile DIR, named by size."""
+        if not self.args.profile:
+            return []
+        os.makedirs(self.args.profile, exist_ok=True)
+        spies = []
+        for who, pid in (("controller", self.ctl.proc.pid), ("emulator", os.getpid())):  # type: ignore[union-attr]
+            out = os.path.join(self.args.profile, f"{self.args.shape}-{len(self.p.hosts)}-{who}.svg")
+            spies.append(subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
+                                           "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return spies
+
     async def run(self) -> dict:
         self.ctl.start()
         self.proc = ProcStat(self.ctl.proc.pid)  # type: ignore[union-attr]
         self.probe = HealthProbe(f"http://127.0.0.1:{self.ctl.rest_port}/v1/health").start()
+        spies: list[subprocess.Popen] = []
         try:
             for step in (self.tenants, self.connect, self.learn, self.vm_events, self.joins, self.totals):
+                if step == self.connect:
+                    spies = self.profile()
+                elif step == self.vm_events:
+                    spies = stop(spies)
                 try:
                     await step()
                 except Exception as e:  # reported; the later phases still say what they can
                     self.out.setdefault("errors", []).append(f"{step.__name__}: {e!r}")
                     print(f"  {len(self.p.hosts)} hosts {step.__name__} failed: {e!r}", file=sys.stderr, flush=True)
         finally:
+            stop(spies)
             self.probe.stop()
             for h in self.hosts.values():
                 h.close()
@@ -387,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replot", metavar="JSON[,JSON...]",
                     help="no run: the tables (and --plot, every shape in one) of earlier --json files, merged")
     ap.add_argument("--note", default="", help="--plot: the conditions, in the title")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy flame graphs of the controller and of the emulated "
+                    "hosts over connect and learn, per size, into DIR (pip install py-spy)")
     args = ap.parse_args(argv)
     if args.replot:
         docs = []

@@ -76,7 +76,8 @@ class Core:
         self.recover_until = 0.0
         self.recovering = False
         self.passive = False  # a follower (controller/ha/roles.py): it tracks state but programs nothing
-        self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings)
+        self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings,
+                              self.placed_on)
 
     @property
     def changed(self) -> set[Part] | None:

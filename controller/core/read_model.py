@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 
+from controller.core import reconcile
 from controller.core.flood_cap import LearningCap
 from controller.core.index import Index
 from controller.core.parts import EpKey
@@ -19,13 +20,15 @@ from controller.pipeline.settings import Settings
 
 class ReadModel:
     def __init__(self, ix: Index, installed: Mapping[int, Installed], datapaths: set[int],
-                 counters: Counter[str], cap: LearningCap, settings: Callable[[], Settings]) -> None:
+                 counters: Counter[str], cap: LearningCap, settings: Callable[[], Settings],
+                 placed_on: Callable[[Host], set[int]]) -> None:
         self._ix = ix
         self._installed = installed
         self._datapaths = datapaths
         self._counters = counters
         self._cap = cap
         self._settings = settings  # the current ones: a reload changes them
+        self._placed_on = placed_on
 
     # ---- tenants ---------------------------------------------------------------------------
 
@@ -126,7 +129,8 @@ class ReadModel:
     def installed_flows(self, host: Host) -> list[f.Flow] | None:
         """The flows the core installed on the host's switch (None: its content is not known)."""
         inst = self._installed_on(host)
-        return None if inst is None else list(inst.all_flows())
+        return None if inst is None else reconcile.installed_flows(self._settings(), self._ix, self._cap, host, inst,
+                                                                   self._placed_on)
 
     def installed_groups(self, host: Host) -> list[f.GroupEntry]:
         """Its groups whose buckets are known."""
@@ -140,7 +144,7 @@ class ReadModel:
     def flow_count(self, host: Host) -> int:
         """Flows installed on a connected switch (0 when not connected or not known)."""
         inst = self._installed_on(host) if self.openflow_connected(host) else None
-        return sum(len(part) for part in inst.flows.values()) if inst is not None else 0
+        return inst.flow_count() if inst is not None else 0
 
     # ---- counters --------------------------------------------------------------------------
 

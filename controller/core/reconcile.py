@@ -46,7 +46,7 @@ def expand_full(s: Settings, ix: Index, inst: Installed, host: Host, placed: set
         if inst.meters.get(mid) != m:
             ops.append(MeterMod(dpid, m, "modify" if mid in inst.meters else "add"))  # type: ignore[arg-type]
     inst.meters = dict(want)
-    parts: set[Part] = {BASE} | placed | set(inst.flows) | set(inst.groups)
+    parts: set[Part] = {BASE} | placed | set(inst.parts) | set(inst.groups)
     parts |= {TunnelPart(p.name) for p in host.view.tunnels}
     for vni in placed:
         parts |= ix.eps_by_vni.get(vni, set())
@@ -99,14 +99,9 @@ def diff(inst: Installed, dpid: int, part: Part, want: tuple[set[f.Flow], f.Grou
          canon: Callable[[f.Match], f.Match], out: Batch) -> None:
     """The operations that make the switch's partition what is wanted; inst follows them."""
     want_flows, want_group = want
-    held = part in inst.flows  # a part new here (an endpoint just learned) has nothing to release
-    for fl in want_flows:
-        if not inst.claim(part, fl, canon):
-            out.adds.append(FlowMod(dpid, fl))
-    if held:
-        for key, have in inst.release(part, {fl.key for fl in want_flows}):
-            out.deletes.append(FlowMod(dpid, have, delete=True) if isinstance(have, f.Flow)
-                               else FlowDelete(dpid, *key))
+    send, gone = inst.put(part, want_flows, canon)
+    out.adds += [FlowMod(dpid, fl) for fl in send]
+    out.deletes += [FlowDelete(dpid, *key) for key in gone]
     if not isinstance(part, int):
         return
     have_group = inst.groups.get(part, Installed.ABSENT)
@@ -116,6 +111,19 @@ def diff(inst: Installed, dpid: int, part: Part, want: tuple[set[f.Flow], f.Grou
     elif want_group is None and have_group is not Installed.ABSENT:
         out.last.append(GroupMod(dpid, f.GroupEntry(part), "delete"))
         del inst.groups[part]
+
+
+def installed_flows(s: Settings, ix: Index, cap: LearningCap, host: Host, inst: Installed,
+                    placed_on: Callable[[Host], set[int]]) -> list[f.Flow]:
+    """The flows the switch holds as the controller installed them, made again: each partition's
+    wanted flows that the switch holds as they are (one changed since and not yet sent is left out)."""
+    out = []
+    for part in list(inst.parts):
+        if part is LEFTOVERS:
+            continue
+        flows, _ = desired(s, ix, cap, host, part, placed_on)
+        out += [fl for fl in flows if inst.owner.get(fl.key) == part and inst.digests.get(fl.key) == fl.digest]
+    return out
 
 
 def leftovers(inst: Installed, dpid: int, recovering: bool, keep_learned: bool) -> list[Op]:

@@ -103,6 +103,11 @@ def _flood(vni: int) -> tuple[f.Action, ...]:
     return (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni))
 
 
+@lru_cache(maxsize=1 << 16)
+def _unicast(vni: int, to_owner: tuple[f.Action, ...]) -> tuple[f.Action, ...]:
+    return (f.PopVlan(), f.SetField("tunnel_id", vni), *to_owner)
+
+
 def tenant_flows(s: Settings, host: Host, tenant: Tenant, capped: bool = False) -> set[f.Flow]:
     """A tenant's own flows on a host: tunnel ID <-> VLAN, flood, responder misses.
 
@@ -147,7 +152,7 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
                                                                              s.tunnel_type)
         if not to_owner:
             return out
-        unicast = (f.PopVlan(), f.SetField("tunnel_id", vni), *to_owner)
+        unicast = _unicast(vni, to_owner)
     out.add(f.Flow(t.UNICAST, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck,
                    role=f.ROLE_NONE if local else f.ROLE_UNICAST_KNOWN))
     for ip in ep.ips:

@@ -43,10 +43,10 @@ class Sender:
             for dpid, dp_ops in ofmsg.per_datapath(of_ops).items():
                 dp = self.datapaths.get(dpid)
                 if dp is not None:
-                    bufs = ofmsg.writes(dp_ops)
-                    if bufs and self.barriers.wrote(dpid, self.metrics.clock()):
-                        bufs[-1] += self._barrier_bytes(dp)  # one send, not two: a send wakes a greenthread
-                    for buf in bufs:
+                    buf = ofmsg.write(dp_ops)
+                    if buf and self.barriers.wrote(dpid, self.metrics.clock()):
+                        buf += self._barrier_bytes(dp)  # one send, not two: a send wakes a greenthread
+                    if buf:
                         dp.send(buf)
                 self.maybe_yield()
         self.maybe_yield()

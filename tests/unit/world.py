@@ -7,7 +7,7 @@ import struct
 from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
-from controller.model.ops import FlowMod, GroupMod, Op
+from controller.model.ops import FlowDelete, FlowMod, GroupMod, Op
 from controller.model.state import HostView, Tenant, TunnelPort
 from controller.pipeline.settings import Settings
 from controller.pipeline.trace import Tracer
@@ -51,13 +51,33 @@ def world(n: int = 3, settings: Settings | None = None, tenants=(BLUE, RED),
     return core
 
 
+def installed_flows(core: Core, dpid: int) -> list[f.Flow]:
+    """The flows the core installed on a switch (as the read model gives them)."""
+    host = core.host_of_dpid(dpid)
+    assert host is not None
+    return core.read.installed_flows(host) or []
+
+
 def tracer(core: Core, dpid: int) -> Tracer:
     inst = core.installed[dpid]
-    return Tracer(list(inst.all_flows()), [g for g in inst.groups.values() if g is not None])
+    return Tracer(installed_flows(core, dpid), [g for g in inst.groups.values() if g is not None])
 
 
 def flow_ops(ops: list[Op], dpid: int | None = None) -> list[FlowMod]:
     return [op for op in ops if isinstance(op, FlowMod) and (dpid is None or op.dpid == dpid)]
+
+
+def flow_changes(ops: list[Op], dpid: int | None = None) -> list[tuple[tuple, bool]]:
+    """(key, deleted) of every flow an operation adds or deletes, in order."""
+    out = []
+    for op in ops:
+        if dpid is not None and getattr(op, "dpid", None) != dpid:
+            continue
+        if isinstance(op, FlowMod):
+            out.append((op.flow.key, op.delete))
+        elif isinstance(op, FlowDelete):
+            out.append(((op.table, op.priority, op.match), True))
+    return out
 
 
 def group_ops(ops: list[Op]) -> list[GroupMod]:
