@@ -459,7 +459,7 @@ class Core:
                     out.deletes += reconcile.leftovers(inst, dpid, self.recovering,
                                                        self.settings.learning.keeps_switch_entries)
                 else:
-                    want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on)
+                    want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on, inst)
                     reconcile.diff(inst, dpid, part, want, self.canon, out)
             if deadline is not None and time.perf_counter() > deadline:
                 break

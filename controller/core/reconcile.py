@@ -16,7 +16,15 @@ from controller.core.switch_state import Installed
 from controller.model import flows as f
 from controller.model.ops import FlowDelete, FlowMod, GroupMod, MeterMod, Op
 from controller.model.state import Host
-from controller.pipeline.desired import base_flows, endpoint_flows, flood_group, meters, tenant_flows, tunnel_classify
+from controller.pipeline.desired import (
+    base_flows,
+    endpoint_flows,
+    flood_group,
+    meters,
+    tenant_flows,
+    tenant_inputs,
+    tunnel_classify,
+)
 from controller.pipeline.settings import Settings
 
 LOG = logging.getLogger("controller.core.core")  # where the core logged it before
@@ -74,34 +82,43 @@ def take(d: Dirty, n: int) -> list[Part]:
     return batch
 
 
+Want = tuple[set[f.Flow] | None, f.GroupEntry | None, object]  # flows (None: as held), group, inputs
+
+
 def desired(s: Settings, ix: Index, cap: LearningCap, host: Host, part: Part,
-            placed_on: Callable[[Host], set[int]]) -> tuple[set[f.Flow], f.GroupEntry | None]:
-    """What the host should hold in one partition: its flows, and (a tenant's) its flood group."""
+            placed_on: Callable[[Host], set[int]], inst: Installed | None = None) -> Want:
+    """What the host should hold in one partition: its flows, (a tenant's) its flood group, and what
+    the flows were computed from, where that says more cheaply that they are what the switch holds
+    (given inst: then the flows are None)."""
     if part is BASE:
-        return base_flows(s, host), None
+        return base_flows(s, host), None, None
     if isinstance(part, TunnelPart):
-        return tunnel_classify(host, part.port), None
+        return tunnel_classify(host, part.port), None, None
     vni = part if isinstance(part, int) else part[0]  # type: ignore[index]
     tenant = ix.tenant_by_vni(vni)
     if tenant is None or vni not in placed_on(host):
-        return set(), None
+        return set(), None, None
     if not isinstance(part, int):  # an endpoint
         ep = ix.endpoints.get(part)  # type: ignore[arg-type]
         if ep is None:
-            return set(), None
-        return endpoint_flows(s, host, tenant, ep, ix.peers, capped=(vni, host.id) in cap.sources), None
-    members = ix.members.get(tenant.vni, set())
-    return (tenant_flows(s, host, tenant, capped=(vni, host.id) in cap.narrowed),
-            flood_group(s, host, tenant, ix.peers, members))
+            return set(), None, None
+        return endpoint_flows(s, host, tenant, ep, ix.peers, capped=(vni, host.id) in cap.sources), None, None
+    group = flood_group(s, host, tenant, ix.peers, ix.members.get(tenant.vni, set()))
+    capped = (vni, host.id) in cap.narrowed
+    inputs = tenant_inputs(s, host, tenant, capped)
+    if inst is not None and inst.same_inputs(part, inputs):
+        return None, group, inputs
+    return tenant_flows(s, host, tenant, capped), group, inputs
 
 
-def diff(inst: Installed, dpid: int, part: Part, want: tuple[set[f.Flow], f.GroupEntry | None],
-         canon: Callable[[f.Match], f.Match], out: Batch) -> None:
+def diff(inst: Installed, dpid: int, part: Part, want: Want, canon: Callable[[f.Match], f.Match],
+         out: Batch) -> None:
     """The operations that make the switch's partition what is wanted; inst follows them."""
-    want_flows, want_group = want
-    send, gone = inst.put(part, want_flows, canon)
-    out.adds += [FlowMod(dpid, fl) for fl in send]
-    out.deletes += [FlowDelete(dpid, *key) for key in gone]
+    want_flows, want_group, inputs = want
+    if want_flows is not None:
+        send, gone = inst.put(part, want_flows, canon, inputs)
+        out.adds += [FlowMod(dpid, fl) for fl in send]
+        out.deletes += [FlowDelete(dpid, *key) for key in gone]
     if not isinstance(part, int):
         return
     have_group = inst.groups.get(part, Installed.ABSENT)
@@ -121,8 +138,8 @@ def installed_flows(s: Settings, ix: Index, cap: LearningCap, host: Host, inst: 
     for part in list(inst.parts):
         if part is LEFTOVERS:
             continue
-        flows, _ = desired(s, ix, cap, host, part, placed_on)
-        out += [fl for fl in flows if inst.owner.get(fl.key) == part and inst.digests.get(fl.key) == fl.digest]
+        flows, _, _ = desired(s, ix, cap, host, part, placed_on)
+        out += [fl for fl in flows or () if inst.owner.get(fl.key) == part and inst.digests.get(fl.key) == fl.digest]
     return out
 
 
