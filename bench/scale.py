@@ -57,6 +57,7 @@ class Tracker:
 
     def __init__(self) -> None:
         self.waiting: dict[tuple[int, tuple], list[Expect]] = {}
+        self.met: list[Expect] = []  # every mark there, not yet confirmed by a barrier reply
 
     def watch(self, host: EmuHost) -> None:
         host.switch.watch = self._seen
@@ -65,6 +66,8 @@ class Tracker:
         for e in self.waiting.pop((id(switch), mark), ()):
             e.missing -= 1
             e.last[switch] = max(e.last.get(switch, e.t0), now)
+            if e.missing == 0:
+                self.met.append(e)
 
     def expect(self, needs: list[tuple[EmuHost, tuple]], t0: float) -> Expect:
         e = Expect(t0)
@@ -74,7 +77,13 @@ class Tracker:
                 continue  # there already: nothing to wait for on this account
             e.missing += 1
             self.waiting.setdefault((id(sw), mark), []).append(e)
+        if e.missing == 0:
+            self.met.append(e)
         return e
+
+    def confirm(self) -> None:
+        """Those met whose switches have answered a barrier since are done."""
+        self.met = [e for e in self.met if e.check() is None]
 
 
 @dataclass
@@ -92,18 +101,24 @@ class Expect:
         return self.done
 
 
-async def wait(expects: list[Expect], deadline: float, every_s: Callable[[], object] | None = None,
+async def wait(tracker: Tracker, expects: list[Expect], deadline: float, every_s: Callable[[], object] | None = None,
                poll_s: float = 0.05) -> bool:
-    """Until every expectation is met (True) or the deadline; every_s() is called once a second."""
+    """Until every expectation is met (True) or the deadline; every_s() is called once a second.
+    Each poll looks only at those met and not yet confirmed, and past those done (mostly in order)."""
     tick = time.monotonic()
-    while time.monotonic() < deadline:
-        if all(e.check() is not None for e in expects):
+    first = 0  # expects[:first] are done
+    while True:
+        tracker.confirm()
+        while first < len(expects) and expects[first].done is not None:
+            first += 1
+        if first == len(expects):
             return True
+        if time.monotonic() >= deadline:
+            return False
         if every_s is not None and time.monotonic() - tick >= 1.0:
             tick = time.monotonic()
             every_s()
         await asyncio.sleep(poll_s)
-    return all(e.check() is not None for e in expects)
 
 
 def stop(spies: list[subprocess.Popen]) -> list[subprocess.Popen]:
@@ -254,7 +269,7 @@ class Run:
         while time.monotonic() < deadline and not all(h.ready for h in self.hosts.values()):
             await asyncio.sleep(0.05)
         connected = time.monotonic() - started
-        ok = await wait(expects, deadline)
+        ok = await wait(self.tracker, expects, deadline)
         done = [e.done - started for e in expects if e.done is not None]
         self.phase("connect", started, ok, all_connected_s=round(connected, 3),
                    hosts_converged=len(done), converged_s=round(max(done), 3) if ok and done else None,
@@ -280,7 +295,7 @@ class Run:
 
         def repeat() -> None:
             unheard[:] = [vm for vm in unheard if self.hosts[vm.host].announce(vm.vlan, vm.mac, vm.ip) == 0]
-        ok = await wait(expects, deadline, repeat) and len(expects) == len(order)
+        ok = await wait(self.tracker, expects, deadline, repeat) and len(expects) == len(order)
         lat = [e.done - e.t0 for e in expects if e.done is not None]
         self.learned = [vm for vm, e in zip(order, expects, strict=False) if e.done is not None]
         self.phase("learn", started, ok, announced=len(expects), repeated=lost, endpoints_converged=len(lat),
@@ -319,7 +334,7 @@ class Run:
             self.hosts[host].add_vm(vm.vlan, vm.mac)  # the VM boots: its port appears on br0
             self.hosts[host].announce(vm.vlan, vm.mac, vm.ip)
             e = self.tracker.expect(self.vm_needs(vm), t0)
-            if not await wait([e], min(deadline, t0 + self.args.event_timeout), poll_s=EVENT_POLL_S):
+            if not await wait(self.tracker, [e], min(deadline, t0 + self.args.event_timeout), poll_s=EVENT_POLL_S):
                 break
             lat.append(e.done - t0)  # type: ignore[operator]
             cpu.append(self.proc.cpu() - c0)
@@ -361,7 +376,7 @@ class Run:
             e = self.tracker.expect(needs, t0)
             until = min(deadline, t0 + self.args.event_timeout)
             if not await h.dial(self.ctl.of_port, self.ctl.ovsdb_port, until) \
-                    or not await wait([e], until, poll_s=EVENT_POLL_S):
+                    or not await wait(self.tracker, [e], until, poll_s=EVENT_POLL_S):
                 break
             lat.append(e.done - t0)  # type: ignore[operator]
             cpu.append(self.proc.cpu() - c0)
