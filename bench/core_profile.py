@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tunnel-ports", choices=["mesh", "flow"], default="flow")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--drain-every", type=int, default=20, help="GARPs between pump runs")
-    ap.add_argument("--punts", default=f"{t.ARP_RESPONDER},{t.SRC_BINDING}",
+    ap.add_argument("--punts", default=f"{t.SRC_BINDING}",
                     help="the tables a new VM's GARP is punted from, in order")
     ap.add_argument("--profile", metavar="PREFIX", help="cProfile the phases into PREFIX.<phase>")
     ap.add_argument("--profile-phases", default="connect,learn")

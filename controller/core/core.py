@@ -311,13 +311,13 @@ class Core:
     # ---- learning ------------------------------------------------------------------------
 
     def packet_in(self, dpid: int, data: bytes, now: float, table: int | None = None) -> list[Op]:
-        """Learn from a packet-in; one from a responder's miss also holds that unknown IP down."""
+        """Learn from a packet-in; a request the responders could not answer also holds its IP down."""
         seen = self.learner.parse(dpid, data)
         if seen is None:
             return []
         host, tenant, frame = seen
         ops = self.learn(self.learner.learn(host, tenant, frame, now), now)
-        if table in (t.ARP_RESPONDER, t.ND_RESPONDER) and frame.asks_for \
+        if frame.asks_for and self.settings.learning.responder_missed(table, frame) \
                 and (tenant.vni, frame.asks_for) not in self.ix.bindings:
             self.counters["unknown_ip_holddowns"] += 1
             ops.append(FlowMod(dpid, holddown_flow(self.settings, tenant, host.id, frame.asks_for)))

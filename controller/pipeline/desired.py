@@ -168,6 +168,7 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
                 out.add(f.Flow(t.SRC_BINDING, t.PRIO_BINDING, f.match(
                     vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
                     ipv6_src=ip), (f.Resubmit(t.SRC_MAC),), cookie=eck, role=f.ROLE_BINDING))
+                _add(out, s.learning.known_sender(vid, ep.mac, ip, eck))
             reply = () if local else _na_reply(ep.mac, ip)
             out.add(f.Flow(t.ND_RESPONDER, t.PRIO_ENTRY, f.match(
                 vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
@@ -182,6 +183,7 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
                 out.add(f.Flow(t.SRC_BINDING, t.PRIO_BINDING, f.match(
                     vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip),
                     (f.Resubmit(t.SRC_MAC),), cookie=eck, role=f.ROLE_BINDING))
+                _add(out, s.learning.known_sender(vid, ep.mac, ip, eck))
             # A gratuitous ARP announces ip (a VM that moved or took it over): pass it on,
             # never answer it, or the answer would teach br0 the MAC is behind br1.
             out.add(f.Flow(t.ARP_RESPONDER, t.PRIO_EXCEPTION, f.match(
@@ -192,6 +194,11 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
                 vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck,
                 role=f.ROLE_ARP_LOCAL if local else f.ROLE_ARP_PROXY))
     return out
+
+
+def _add(out: set[f.Flow], fl: f.Flow | None) -> None:
+    if fl is not None:
+        out.add(fl)
 
 
 def holddown_flow(s: Settings, tenant: Tenant, host_id: str, ip: str) -> f.Flow:

@@ -256,6 +256,25 @@ def test_counted_flows_carry_their_role_in_the_cookie():
     assert {f.ROLE_SOURCE, f.ROLE_BINDING, f.ROLE_ARP_LOCAL} <= home
 
 
+def holddowns(ops) -> list:
+    return [op for op in flow_ops(ops) if op.flow.cookie & f.COOKIE_KIND_MASK == f.COOKIE_HOLDDOWN]
+
+
+def test_a_request_from_a_sender_the_switch_does_not_know_is_held_down_from_the_learning_tables_punt():
+    # the responders tell the controller only of known senders' requests (one punt per frame): a new
+    # sender's comes from the learning tables, and holds its unknown IP down all the same
+    core = world(3)
+    ops = core.packet_in(1, arp_frame(mac(1), "10.0.0.1", "10.0.0.99", BLUE.vlan), now=1.0, table=t.SRC_BINDING)
+    (held,) = holddowns(ops)
+    assert held.dpid == 1 and dict(held.flow.match)["arp_tpa"] == "10.0.0.99"
+    assert core.bindings[(BLUE.vni, "10.0.0.1")] == mac(1)  # and the sender learned
+    # not a probe (sender 0.0.0.0: the responder floods it without a word), not a GARP (its own IP)
+    probe = arp_frame(mac(2), "0.0.0.0", "10.0.0.98", BLUE.vlan)
+    assert not holddowns(core.packet_in(2, probe, now=1.0, table=t.SRC_BINDING))
+    assert not holddowns(core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.2", BLUE.vlan), now=1.0,
+                                        table=t.SRC_BINDING))
+
+
 def test_a_request_for_an_unknown_ip_is_held_down_on_the_asking_host():
     core = world(3)
     request = arp_frame(mac(1), "10.0.0.1", "10.0.0.99", BLUE.vlan)
@@ -264,7 +283,6 @@ def test_a_request_for_an_unknown_ip_is_held_down_on_the_asking_host():
     assert holddown.dpid == 1 and holddown.flow.hard_timeout == 3 and holddown.flow.actions == ()
     assert dict(holddown.flow.match)["arp_tpa"] == "10.0.0.99"
     assert holddown.flow.priority < 10  # a learned answer still wins
-    # The same request seen by the learning tables (not a responder miss) holds nothing down.
-    assert not [op for op in flow_ops(core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.98", BLUE.vlan),
-                                                     now=1.0))
-                if op.flow.cookie & f.COOKIE_KIND_MASK == f.COOKIE_HOLDDOWN]
+    # Unicast, the request never went to the responder: the learning tables' punt holds nothing down.
+    unicast = arp_frame(mac(2), "10.0.0.2", "10.0.0.98", BLUE.vlan, dst_mac=mac(3))
+    assert not holddowns(core.packet_in(2, unicast, now=1.0, table=t.SRC_BINDING))
