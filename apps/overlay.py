@@ -106,7 +106,8 @@ class OverlayApp(app_manager.OSKenApp):
         """
         return fn()
 
-    def apply(self, ops: list[Op]) -> None:
+    def apply(self, ops: list[Op], hold: bool = False) -> None:
+        """Carry out the core's operations; hold: the pump's, which the sender may gather (sender.py)."""
         if self.evpn is not None:  # routes follow the state the ops came from
             self.evpn.sync()
         of_ops = []
@@ -119,7 +120,7 @@ class OverlayApp(app_manager.OSKenApp):
                 of_ops.append(op)
         if self.core.pending():
             self.pump.wake()
-        self.sender.send(of_ops)
+        self.sender.send(of_ops, hold)
 
     # ---- events of the app's own -------------------------------------------------------------
 
