@@ -64,12 +64,13 @@ class OverlayApp(app_manager.OSKenApp):
         self.loop_lag = LoopLag()
         # BGP EVPN toward VTEPs no controller programs (docs/operator/evpn.md); None unless [bgp] local_as is set.
         self.evpn = bgp.from_conf(conf, self.core, self.post, self.apply, self.now)
-        self.metrics.register(self.loop_lag)
         # Several instances (etcd): only the elected leader programs; the others follow.
         self.leadership = Leadership.from_conf(conf, lambda a: self.post(lambda: self._role_change(a)))
         self.core.passive = not self.leadership.leading
-        self.metrics.register(self.leadership.metrics())
+        for collector in startup.collectors(self.loop_lag, self.leadership):
+            self.metrics.register(collector)
         startup.warn_if_open(conf, self.api_auth)
+        startup.warn_unknown_options(conf)
         s = self.core.settings
         LOG.info("overlay controller: mode=%s tunnels=%s tunnel_ports=%s tenants=%d", s.learning.name, s.tunnel_type,
                  s.tunnel_ports.name, len(self.core.tenants))
@@ -108,8 +109,8 @@ class OverlayApp(app_manager.OSKenApp):
 
     def apply(self, ops: list[Op], hold: bool = False) -> None:
         """Carry out the core's operations; hold: the pump's, which the sender may gather (sender.py)."""
-        if self.evpn is not None:  # routes follow the state the ops came from
-            self.evpn.sync()
+        if self.evpn is not None:  # routes follow the state the ops came from (and peers' routes a new tenant takes)
+            ops = [*ops, *self.evpn.sync()]
         of_ops = []
         for op in self.leadership.writable(ops):  # a follower reads switches back and changes nothing
             if isinstance(op, OvsdbOp):

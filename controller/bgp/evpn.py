@@ -5,7 +5,8 @@ turns them into route operations against what is advertised now:
   type 2 (MAC/IP advertisement)  per learned endpoint: its MAC alone, and its MAC with each IP;
                                  label = the VNI, next hop = its host's underlay IP; a move
                                  re-advertises it with a MAC Mobility sequence number one higher
-                                 than any seen for that MAC, here or from a peer.
+                                 than the highest advertised for that MAC now, here or by a peer
+                                 (none left, e.g. the peer withdrew first: 0, no community).
   type 3 (inclusive multicast)   per (VNI, host with members): the host is in the VNI's flood list.
 Every route carries the VNI's route distinguisher and route target (`Policy`); withdrawn when the
 endpoint ages out, leaves or its tenant is deleted, or when the host has no members left.
@@ -13,7 +14,8 @@ endpoint ages out, leaves or its tenant is deleted, or when the host has no memb
 Import: `Importer.receive` folds one received path (or its withdrawal) into what each peer
 advertises and returns what changed for the core (controller/bgp/external.py applies it): an
 endpoint behind an external VTEP (`RemoteMac`), its end (`RemoteMacGone`), a VTEP joining or
-leaving a VNI's flood list (`RemoteFlood`). Nothing here knows BGP sessions or os-ken
+leaving a VNI's flood list (`RemoteFlood`). A path of no tenant waits aside until its tenant
+exists (`Importer.tenants_changed`). Nothing here knows BGP sessions or os-ken
 (controller/bgp/speaker.py wires it).
 """
 
@@ -266,43 +268,110 @@ ImportEvent = RemoteMac | RemoteMacGone | RemoteFlood
 
 
 class Importer:
-    """Routes received from every peer, by MAC and by flood list: what the core must know of them."""
+    """Routes received from every peer, by MAC and by flood list: what the core must know of them.
+
+    A path of no tenant here (an unknown VNI, a route target the tenant does not import) is kept
+    aside, not dropped: a peer sends its routes once, so a tenant created while the session is up
+    would otherwise see none of them until the session was reset. When a tenant appears (the core
+    marks its VNI, `tenants_changed`), the paths waiting for its VNI are received again; when it
+    goes, the paths it held go back aside.
+    """
 
     def __init__(self, policy: Policy, exporter: Exporter | None = None) -> None:
         self.policy = policy
         self.exporter = exporter  # told the sequence numbers peers use, so our moves outbid them
         self.paths: dict[tuple, tuple[int, Received]] = {}  # key -> (vni, path)
+        self.held: dict[int, set[tuple]] = defaultdict(set)  # vni -> keys of the paths it holds
+        self.aside: dict[tuple, Received] = {}  # key -> a path of no tenant (yet)
+        self.waiting: dict[int, set[tuple]] = defaultdict(set)  # vni -> keys of the paths aside it may take
         self.macs: dict[EpKey, set[tuple]] = defaultdict(set)
         self.floods: dict[tuple[int, str], set[tuple]] = defaultdict(set)
         self.ignored = 0  # paths of no tenant (unknown VNI, foreign route target) or of our own VTEPs
 
     def receive(self, r: Received, ix: Index) -> list[ImportEvent]:
+        self._take_back(r.key)  # whatever it was, it is decided again
         if r.withdraw:
-            held = self.paths.pop(r.key, None)
-            return self._changed(held[0], held[1]) if held is not None else []
+            return self._release(r.key)
         vni = self._vni_of(r, ix)
-        if vni is None or r.vtep in ix.host_by_ip and not ix.peers[ix.host_by_ip[r.vtep]].view.external:
+        own = r.vtep in ix.host_by_ip and not ix.peers[ix.host_by_ip[r.vtep]].view.external
+        if vni is None or own:
             self.ignored += 1
-            held = self.paths.pop(r.key, None)  # it may have been another tenant's before
-            return self._changed(held[0], held[1]) if held is not None else []
+            if not own:  # ours reflected back never count; another's may, once its tenant exists
+                self._put_aside(r)
+            return self._release(r.key)  # it may have been another tenant's before
         before = self.paths.get(r.key)
-        self.paths[r.key] = (vni, r)
+        self._hold(vni, r)
         out = self._changed(before[0], before[1]) if before is not None and before[0] != vni else []
         return out + self._changed(vni, r)
 
     def peer_down(self, peer: str) -> list[ImportEvent]:
         """Everything the peer advertised is gone (os-ken also withdraws it path by path)."""
+        for key in [k for k in self.aside if k[0] == peer]:
+            self._take_back(key)
         out: list[ImportEvent] = []
         for key in [k for k in self.paths if k[0] == peer]:
-            vni, r = self.paths.pop(key)
-            out += self._changed(vni, r)
+            out += self._release(key)
         return out
+
+    def tenants_changed(self, vnis: Iterable[int], ix: Index) -> list[ImportEvent]:
+        """Tenants were created, deleted or renumbered (a VNI marked for any other reason costs two
+        lookups): the paths waiting for a VNI whose tenant exists now count; those a VNI without a
+        tenant held go aside, with nothing to tell the core (it forgot them with the tenant)."""
+        out: list[ImportEvent] = []
+        for vni in vnis:
+            if ix.tenant_by_vni(vni) is None:
+                for key in list(self.held.get(vni, ())):
+                    r = self.paths[key][1]
+                    self._release(key)
+                    self._put_aside(r)
+            else:
+                for key in sorted(self.waiting.get(vni, ()), key=repr):
+                    if key in self.aside:
+                        out += self.receive(self.aside[key], ix)
+        return out
+
+    def _hold(self, vni: int, r: Received) -> None:
+        before = self.paths.get(r.key)
+        if before is not None:
+            self._drop_key(self.held, before[0], r.key)
+        self.paths[r.key] = (vni, r)
+        self.held[vni].add(r.key)
+
+    def _release(self, key: tuple) -> list[ImportEvent]:
+        held = self.paths.pop(key, None)
+        if held is None:
+            return []
+        self._drop_key(self.held, held[0], key)
+        return self._changed(held[0], held[1])
+
+    def _put_aside(self, r: Received) -> None:
+        self.aside[r.key] = r
+        for vni in self._candidates(r):
+            self.waiting[vni].add(r.key)
+
+    def _take_back(self, key: tuple) -> None:
+        r = self.aside.pop(key, None)
+        for vni in self._candidates(r) if r is not None else ():
+            self._drop_key(self.waiting, vni, key)
+
+    @staticmethod
+    def _drop_key(index: dict[int, set[tuple]], vni: int, key: tuple) -> None:
+        keys = index.get(vni)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del index[vni]
+
+    @staticmethod
+    def _candidates(r: Received) -> list[int]:
+        """The VNIs a path may belong to: its label, else the numbers its route targets end in."""
+        if r.vni is not None:
+            return [r.vni]
+        return [int(rt.rsplit(":", 1)[-1]) for rt in r.rts if rt.rsplit(":", 1)[-1].isdigit()]
 
     def _vni_of(self, r: Received, ix: Index) -> int | None:
         """The tenant a path belongs to: its VNI, if that tenant's route target is on it."""
-        candidates = [r.vni] if r.vni is not None else [int(rt.rsplit(":", 1)[-1]) for rt in r.rts
-                                                         if rt.rsplit(":", 1)[-1].isdigit()]
-        for vni in candidates:
+        for vni in self._candidates(r):
             tenant = ix.tenant_by_vni(vni)
             if tenant is not None and self.policy.imports(tenant.name, vni, r.rts):
                 return vni

@@ -21,6 +21,9 @@ from controller.model.ops import Op
 LOG = logging.getLogger(__name__)
 
 ATTR_EXTENDED_COMMUNITIES = 16
+ATTR_MP_REACH_NLRI = 14
+OSKEN_PEER_LOG = "bgpspeaker.peer"  # os-ken's BGP peer (os_ken/services/protocols/bgp/peer.py)
+LOOPED = "AS_PATH on UPDATE message has loops"  # how it starts its message for a route with our AS
 ATTR_PMSI_TUNNEL = 22
 RT_SUBTYPE = 0x02
 
@@ -76,6 +79,29 @@ def from_conf(conf: Any, core: Core, post: Callable[[Callable[[], Any]], Any], a
     return EvpnSpeaker(core, policy, parse_neighbors(b.neighbors or []), b.listen_host, b.listen_port, post, apply, now)
 
 
+class LoopedRoutes(logging.Filter):
+    """Under eBGP a peer sends our own routes back (RFC 4271 section 9.1.2: our AS is in their
+    AS_PATH, so they are dropped, as os-ken does), and os-ken logs each one at ERROR with the
+    whole UPDATE. They are expected: counted (`evpn_own_routes_looped`, per route), said once."""
+
+    def __init__(self, count: Callable[[int], None]) -> None:
+        super().__init__()
+        self.count = count
+        self.said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str) or not record.msg.startswith(LOOPED):
+            return True
+        update = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        reach = getattr(update, "pathattr_map", {}).get(ATTR_MP_REACH_NLRI)
+        self.count(len(getattr(reach, "nlri", None) or ()) or 1)
+        if not self.said:
+            self.said = True
+            LOG.info("BGP EVPN: a peer sends our own routes back (our AS in their AS_PATH: eBGP); they are "
+                     "dropped and counted in evpn_own_routes_looped, not logged one by one")
+        return False
+
+
 class EvpnSpeaker:
     def __init__(self, core: Core, policy: evpn.Policy, neighbors: list[tuple[str, int]], listen_host: str,
                  listen_port: int, post: Callable[[Callable[[], Any]], Any], apply: Callable[[list[Op]], None],
@@ -88,12 +114,14 @@ class EvpnSpeaker:
         self.exporter = evpn.Exporter(policy)
         self.importer = evpn.Importer(policy, self.exporter)
         self.speaker: Any = None
+        self.looped = LoopedRoutes(self._count_looped)
         core.changed = set()
 
     def start(self) -> None:
         from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
 
         logging.getLogger("bgpspeaker.api.base").setLevel(logging.WARNING)  # it logs every route at INFO
+        logging.getLogger(OSKEN_PEER_LOG).addFilter(self.looped)
         host, port = self.listen
         self.speaker = BGPSpeaker(
             as_number=self.policy.local_as, router_id=self.policy.router_id, bgp_server_hosts=[host],
@@ -114,14 +142,22 @@ class EvpnSpeaker:
 
     # ---- out: what changed in the core becomes routes ------------------------------------------
 
-    def sync(self) -> None:
+    def sync(self) -> list[Op]:
+        """Advertise and withdraw what changed; the operations of the peers' routes that count now
+        (a tenant created while the session is up takes the routes waiting for its VNI)."""
         changed = self.core.changed
-        if not changed or self.speaker is None:
-            return
+        if not changed:
+            return []
         self.core.changed = set()
         eps = [p for p in changed if isinstance(p, tuple)]
         vnis = [p for p in changed if isinstance(p, int)]
-        self._send(self.exporter.sync(self.core.ix, eps, vnis))
+        if self.speaker is not None:
+            self._send(self.exporter.sync(self.core.ix, eps, vnis))
+        events = self.importer.tenants_changed(vnis, self.core.ix)
+        if not events:
+            return []
+        self.core.counters["evpn_import_events"] += len(events)
+        return external.apply(self.core, events, self.exporter.seq, self.now())
 
     def _send(self, ops: list[evpn.RouteOp]) -> None:
         from os_ken.services.protocols.bgp import bgpspeaker as b
@@ -160,6 +196,9 @@ class EvpnSpeaker:
 
     # ---- in: os-ken's greenthreads post to the app's event loop --------------------------------
 
+    def _count_looped(self, routes: int) -> None:
+        self.core.counters["evpn_own_routes_looped"] += routes
+
     def _best_path(self, ev: Any) -> None:
         try:
             r = decode(ev.path, ev.is_withdraw)
@@ -168,7 +207,7 @@ class EvpnSpeaker:
             LOG.warning("BGP EVPN: unreadable path %s: %s", ev.path, e)
             return
         if r is not None:
-            self.post(lambda: self._received(self.importer.receive(r, self.core.ix)))
+            self.post(lambda: self._receive(r))
 
     def _peer_down(self, ip: str, asn: int) -> None:
         LOG.warning("BGP EVPN: peer %s (AS %d) down: its routes are withdrawn", ip, asn)
@@ -176,6 +215,12 @@ class EvpnSpeaker:
 
     def _peer_up(self, router_id: str, asn: int) -> None:
         LOG.info("BGP EVPN: peer %s (AS %d) up", router_id, asn)
+
+    def _receive(self, r: evpn.Received) -> None:
+        events = self.importer.receive(r, self.core.ix)
+        if r.key in self.importer.aside:  # of no tenant (yet): it counts once its tenant exists
+            self.core.counters["evpn_paths_set_aside"] += 1
+        self._received(events)
 
     def _received(self, events: list[evpn.ImportEvent]) -> None:
         self.core.counters["evpn_import_events"] += len(events)

@@ -374,6 +374,15 @@ _overlayctl() {
 complete -F _overlayctl overlayctl
 """
 
+def _api_url(url: str) -> str:
+    """The API's address as given: an http(s) URL, else a usage error (not an unreachable API)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CliError(f"--url (or $OVERLAY_URL) must be an http:// or https:// URL, not {url!r} "
+                       f"(e.g. http://{url.split('://')[-1]})", EXIT_USAGE)
+    return url
+
+
 def _token(args: argparse.Namespace, env: dict[str, str]) -> str | None:
     path = getattr(args, "token_file", None)
     if path:
@@ -401,7 +410,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return 0
     form = "json" if getattr(args, "json", False) else getattr(args, "format", "table")
     try:
-        client = Client(getattr(args, "url", None) or env.get("OVERLAY_URL") or DEFAULT_URL,
+        client = Client(_api_url(getattr(args, "url", None) or env.get("OVERLAY_URL") or DEFAULT_URL),
                         _token(args, env), getattr(args, "timeout", 10.0))
         chosen = getattr(args, "column", [])
         cmd = BY_WORDS[args.words]

@@ -280,6 +280,7 @@ class Core:
         if old is not None:
             ops += self._retire_tenant(old)  # its endpoints are relearned under the new numbering
         self.marks.flips(self.ix.put_tenant(tenant))
+        self.marks.tenant(tenant.vni)
         if self.settings.learning.floods_to_every_host:
             for host in self.ix.hosts.values():
                 if tenant.present_on(host.id):
@@ -296,6 +297,7 @@ class Core:
         if self.settings.learning.floods_to_every_host:
             holders |= {h for h in self.ix.hosts if old.present_on(h)}
         self.ix.delete_tenant(old.name)
+        self.marks.tenant(old.vni)
         for host_id in holders:
             self.marks.parts(host_id, {old.vni} | eps)
         return self._purge_learned(old)

@@ -32,6 +32,12 @@ class Marks:
         if self.changed is not None:
             self.changed.update(parts)
 
+    def tenant(self, vni: int) -> None:
+        """A tenant was put or removed: an observer looks at its VNI (routes a BGP peer sent for it
+        count only while it exists), even where no host has anything of it to recompute."""
+        if self.changed is not None:
+            self.changed.add(vni)
+
     def full(self, host_id: str) -> None:
         self.dirty.setdefault(host_id, Dirty()).full = True
 

@@ -126,8 +126,10 @@ class RoleMetrics:
 
     def collect(self) -> Iterator[Metric]:
         r = self.roles()
+        # Not `instance`: Prometheus sets that on every series from the target's address, and a scraped
+        # label of that name is renamed exported_instance (docs/operator/metrics.md).
         g = GaugeMetricFamily("overlay_leader", "1 if this instance leads (OpenFlow MASTER, the only writer), else 0",
-                              labels=["instance"])
+                              labels=["instance_name"])
         g.add_metric([r.instance], 1.0 if r.leading else 0.0)
         yield g
         yield GaugeMetricFamily("overlay_leader_generation", "the newest leader generation ID seen (etcd revision)",

@@ -1,9 +1,9 @@
 """The rules for tenants, as pure functions: validation of a request's JSON, conflicts, JSON merge
 patch, entity tags and If-Match. A refused request raises a TenantError whose class says what went
 wrong (Invalid, NotFound, Conflict, PreconditionFailed); the REST API (controller/northbound/rest.py)
-turns that into a status code. The patterns for names and host ids live here once; the OpenAPI
-description (controller/northbound/openapi.py) takes its schemas from them, and the etcd store
-(controller/ha/etcd_store.py) reads stored tenants with the same rules.
+turns that into a status code. A tenant's fields are declared here once (controller/model/fields.py):
+the checks below and the OpenAPI schemas (controller/northbound/openapi.py) both come from TENANT,
+and the etcd store (controller/ha/etcd_store.py) reads stored tenants with the same rules.
 """
 
 from __future__ import annotations
@@ -13,12 +13,22 @@ import json
 import re
 from typing import Any
 
+from controller.model import fields
+from controller.model.fields import Int, ListOf, MapOf, Nullable, Record, Text
 from controller.model.state import HOST_ID_RE, VLAN_MAX, VNI_MAX, Tenant, vlan_clash
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 HOST_RE = HOST_ID_RE  # OVSDB system-ids: the ones the OVSDB manager accepts (controller/model/state.py)
 ETAG_LIST_RE = re.compile(r'\s*(W/)?"[^"]*"\s*(,\s*(W/)?"[^"]*"\s*)*')  # If-Match's list (RFC 9110)
-FIELDS = ("name", "vni", "vlan", "hosts", "vlans")
+
+NAME = Text("a tenant name: 1-63 letters, digits, '.', '_' or '-', starting alphanumeric", NAME_RE)
+HOST_ID = Text("a host id: 1-255 printable characters, no '/'", HOST_RE)
+VLAN = Int(1, VLAN_MAX)
+TENANT = Record({"name": NAME, "vni": Int(1, VNI_MAX), "vlan": VLAN, "hosts": Nullable(ListOf(HOST_ID)),
+                 "vlans": MapOf(HOST_ID, VLAN)}, required=("name", "vni", "vlan"))  # POST's body
+TENANT_REPLACE = TENANT.requiring("vni", "vlan")  # PUT's: the name is the URL's
+TENANT_PATCH = TENANT.merge_patch()  # PATCH's (RFC 7386)
+FIELDS = tuple(TENANT.fields)
 
 
 class TenantError(Exception):
@@ -43,57 +53,42 @@ class PreconditionFailed(TenantError):
 
 # ---- validation (pure) -------------------------------------------------------------------
 
-def _int_in(doc: dict, key: str, lo: int, hi: int) -> int:
-    value = doc.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise Invalid(f"'{key}' must be an integer from {lo} to {hi}")
-    return value
+def _fits(record_or_field: Record | fields.Field, value: Any, where: str = "") -> Any:
+    try:
+        if isinstance(record_or_field, Record):
+            return record_or_field.check(value)
+        return record_or_field.check(value, where)
+    except fields.Invalid as e:
+        raise Invalid(str(e)) from None
 
 
-def host_id(value: Any, what: str) -> str:
-    """A host id (an OVSDB system-id) from a request; `what` names where it came from."""
-    if not isinstance(value, str) or not HOST_RE.fullmatch(value):
-        raise Invalid(f"{what} must be a host id: 1-255 printable characters, no '/'")
-    return value
+def host_id(value: Any, where: str) -> str:
+    """A host id (an OVSDB system-id) from a request; `where` names where it came from."""
+    return _fits(HOST_ID, value, where)
 
 
 def tenant_from_json(doc: Any, name: str | None = None) -> Tenant:
     """A Tenant from a request body; `name` comes from the URL for PUT and PATCH."""
-    if not isinstance(doc, dict):
-        raise Invalid("body must be a JSON object")
-    unknown = set(doc) - set(FIELDS)
-    if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
-    if name is not None and "name" in doc and doc["name"] != name:
+    if isinstance(doc, dict) and name is not None and doc.get("name", name) != name:
         raise Invalid("'name' cannot be changed; create a new tenant instead")
-    name = doc.get("name", name)
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise Invalid("'name' must be 1-63 letters, digits, '.', '_' or '-', starting alphanumeric")
-    vni = _int_in(doc, "vni", 1, VNI_MAX)
-    vlan = _int_in(doc, "vlan", 1, VLAN_MAX)
+    doc = _fits(TENANT if name is None else TENANT_REPLACE, doc)
+    name = _fits(NAME, doc.get("name", name), "name")  # PUT's and PATCH's from the URL
     hosts = doc.get("hosts")
     if hosts is not None:
-        if not isinstance(hosts, list):
-            raise Invalid("'hosts' must be null (every host) or a list of host ids")
-        hosts = frozenset(host_id(h, "each of 'hosts'") for h in hosts)
+        hosts = frozenset(hosts)
     vlans = doc.get("vlans", {})
-    if not isinstance(vlans, dict):
-        raise Invalid("'vlans' must be an object mapping host id to VLAN")
-    for host, v in vlans.items():
-        host_id(host, "each key of 'vlans'")
-        _int_in({f"vlans.{host}": v}, f"vlans.{host}", 1, VLAN_MAX)
+    for host in vlans:  # the one rule the schema cannot say
         if hosts is not None and host not in hosts:
             raise Invalid(f"'vlans' names host '{host}', which is not in 'hosts'")
-    return Tenant(name, vni, vlan, hosts, tuple(sorted(vlans.items())))
+    return Tenant(name, doc["vni"], doc["vlan"], hosts, tuple(sorted(vlans.items())))
 
 
 def patch_from_json(patch: Any, name: str) -> dict:
-    """A merge patch for tenant `name`, checked before it meets the current tenant."""
-    if not isinstance(patch, dict):
-        raise Invalid("body must be a JSON object")
-    if "name" in patch and patch["name"] != name:  # also null: a merge patch would remove it
+    """A merge patch for tenant `name`, checked before it meets the current tenant: every field it
+    names must be a tenant's (also one set to null, which would otherwise remove nothing)."""
+    if isinstance(patch, dict) and "name" in patch and patch["name"] != name:  # also null: it would remove it
         raise Invalid("'name' cannot be changed; create a new tenant instead")
-    return patch
+    return _fits(TENANT_PATCH, patch)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.model.state import VLAN_MAX, VNI_MAX
-from controller.model.tenant_rules import HOST_RE, NAME_RE
+from controller.model import tenant_rules as rules
+from controller.model.fields import Record
+from controller.northbound.pathtrace import TRACE_REQUEST
 from controller.northbound.web import SERVED
 from controller.pipeline import tunnel_kinds as tunnels
-
-# The tenant service's own patterns, anchored (an OpenAPI pattern may match anywhere).
-NAME_PATTERN = f"^{NAME_RE.pattern}$"
-HOST_PATTERN = f"^{HOST_RE.pattern}$"
 
 
 def _ref(name: str) -> dict:
@@ -56,41 +53,34 @@ def _op(summary: str, op_id: str, ok: dict, errors: tuple[int, ...], *, body: di
     return op
 
 
-VLAN = {"type": "integer", "minimum": 1, "maximum": VLAN_MAX}
-HOST_ID = {"type": "string", "pattern": HOST_PATTERN}
-TENANT_PROPS = {
-    "name": {"type": "string", "pattern": NAME_PATTERN, "example": "blue"},
-    "vni": {"type": "integer", "minimum": 1, "maximum": VNI_MAX, "example": 5001,
+def _worded(record: Record, words: dict[str, dict], **more: Any) -> dict:
+    """A record's schema (the declaration requests are checked with) with words added to its fields."""
+    schema = record.schema()
+    for key, extra in words.items():
+        schema["properties"][key] = {**schema["properties"][key], **extra}
+    return {**schema, **more}
+
+
+VLAN = rules.VLAN.schema()
+TENANT_WORDS = {
+    "name": {"example": "blue"},
+    "vni": {"example": 5001,
             "description": "the tenant's tunnel key on the wire (the VNI or GRE key of every tunnel kind)"},
-    "vlan": {**VLAN, "example": 10, "description": "its br0 VLAN on every host, unless overridden in 'vlans'"},
-    "hosts": {"type": "array", "items": HOST_ID, "nullable": True,
-              "description": "the hosts it exists on; null = every host"},
-    "vlans": {"type": "object", "additionalProperties": VLAN,
-              "description": "per-host VLAN overrides: host id -> VLAN (hosts must be in 'hosts' if given)"},
+    "vlan": {"example": 10, "description": "its br0 VLAN on every host, unless overridden in 'vlans'"},
+    "hosts": {"description": "the hosts it exists on; null = every host"},
+    "vlans": {"description": "per-host VLAN overrides: host id -> VLAN (hosts must be in 'hosts' if given)"},
 }
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-    "Tenant": {"type": "object", "required": list(TENANT_PROPS), "additionalProperties": False,
-               "properties": TENANT_PROPS},
-    "TenantCreate": {"type": "object", "required": ["name", "vni", "vlan"], "additionalProperties": False,
-                     "properties": TENANT_PROPS},
-    "TenantReplace": {"type": "object", "required": ["vni", "vlan"], "additionalProperties": False,
-                      "properties": TENANT_PROPS,
-                      "description": "the whole tenant; 'name', if given, must be the one in the URL"},
-    "TenantPatch": {
-        "type": "object", "additionalProperties": False,
-        "description": "JSON Merge Patch (RFC 7386): given fields replace, null removes ('hosts': null = "
-                       "every host, 'vlans': {'h1': null} drops one override)",
-        "properties": {
-            "name": TENANT_PROPS["name"],
-            "vni": TENANT_PROPS["vni"],
-            "vlan": TENANT_PROPS["vlan"],
-            "hosts": TENANT_PROPS["hosts"],
-            "vlans": {"type": "object", "nullable": True,
-                      "additionalProperties": {**VLAN, "nullable": True}},
-        },
-    },
+    "Tenant": _worded(rules.TENANT.requiring(*rules.FIELDS), TENANT_WORDS),
+    "TenantCreate": _worded(rules.TENANT, TENANT_WORDS),
+    "TenantReplace": _worded(rules.TENANT_REPLACE, TENANT_WORDS,
+                             description="the whole tenant; 'name', if given, must be the one in the URL"),
+    "TenantPatch": _worded(
+        rules.TENANT_PATCH, TENANT_WORDS,
+        description="JSON Merge Patch (RFC 7386): given fields replace, null removes ('hosts': null = "
+                    "every host, 'vlans': {'h1': null} drops one override)"),
     "Endpoint": {
         "type": "object", "required": ["mac", "ips", "host", "port", "vlan", "last_seen", "idle_s"],
         "properties": {
@@ -164,27 +154,24 @@ SCHEMAS: dict[str, Any] = {
             "ha": {"type": "boolean", "description": "false: one instance alone ([overlay] store = sqlite)"},
             "instance": {"type": "string"},
             "role": {"type": "string", "enum": ["leader", "follower"]},
-            "leader": {"type": ["string", "null"], "description": "the leader's instance name, when known"},
+            "leader": {"type": "string", "nullable": True, "description": "the leader's instance name, when known"},
             "generation": {"type": "integer", "minimum": 0,
                            "description": "the newest leader generation ID seen (the election key's etcd revision)"},
-            "leader_since": {"type": ["number", "null"], "description": "when this instance last became leader"},
+            "leader_since": {"type": "number", "nullable": True,
+                             "description": "when this instance last became leader"},
             "election": {"type": "object"},
             "switches": {"type": "object", "description": "datapath ID -> the role asked and the role accepted",
                          "additionalProperties": {"type": "object"}}}},
     "Counters": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
                  "description": "the core's event counters by name (packet_in, flow_mods, arp_proxied, ...)"},
-    "TraceRequest": {
-        "type": "object", "required": ["tenant", "src", "dst"], "additionalProperties": False,
-        "properties": {
-            "tenant": {"type": "string", "example": "blue"},
-            "src": {"type": "string", "example": "02:00:00:00:01:01",
-                    "description": "the source VM: its MAC or one of its IPs (a learned endpoint)"},
-            "dst": {"type": "string", "example": "02:00:00:00:01:02",
-                    "description": "a MAC (ff:ff:ff:ff:ff:ff: a broadcast) or an IP; with arp, the IPv4 asked for"},
-            "arp": {"type": "boolean", "default": False,
-                    "description": "trace the broadcast ARP request for dst instead of a unicast frame"},
-        },
-    },
+    "TraceRequest": _worded(TRACE_REQUEST, {
+        "tenant": {"example": "blue"},
+        "src": {"example": "02:00:00:00:01:01",
+                "description": "the source VM: its MAC or one of its IPs (a learned endpoint)"},
+        "dst": {"example": "02:00:00:00:01:02",
+                "description": "a MAC (ff:ff:ff:ff:ff:ff: a broadcast) or an IP; with arp, the IPv4 asked for"},
+        "arp": {"default": False, "description": "trace the broadcast ARP request for dst instead of a unicast frame"},
+    }),
     "TraceStep": {
         "type": "object", "required": ["depth", "kind"],
         "description": "a flow hit (table, priority, match, actions), a table miss, an output (port, where "
@@ -361,8 +348,7 @@ SPEC: dict[str, Any] = {
                      "example": "host1"},
             "ifMatch": {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
                         "description": "only if the tenant's ETag is still this one (else 412); * = any"},
-            "hostFilter": {"name": "host", "in": "query", "required": False,
-                           "schema": {"type": "string", "pattern": HOST_PATTERN},
+            "hostFilter": {"name": "host", "in": "query", "required": False, "schema": rules.HOST_ID.schema(),
                            "description": "only the endpoints behind this host"},
             "asset": {"name": "asset", "in": "path", "required": True,
                       "schema": {"type": "string", "enum": list(SERVED)}},

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.core.read_model import ReadModel
+from controller.model import fields
 from controller.model import flows as f
 from controller.model import tables as t
+from controller.model.fields import Bool, Record, Text
 from controller.model.state import Endpoint, Host, Tenant
+from controller.model.tenant_rules import NAME
 from controller.pipeline import tunnel_ports
 from controller.pipeline.trace import Packet, Step, Trace, Tracer, actions_text, match_text
 
@@ -30,6 +33,11 @@ ETH_TYPE_IPV4 = 0x0800
 # Fields shown for a packet, in ovs-ofctl's order (the rest of the dict is the tracer's own).
 SHOWN = ("in_port", "tunnel_id", "vlan_vid", "eth_src", "eth_dst", "eth_type", "arp_op", "arp_sha", "arp_spa",
          "arp_tha", "arp_tpa", "ipv4_src", "ipv4_dst")
+
+
+ENDPOINT = Text("a MAC (aa:bb:cc:dd:ee:ff) or an IP address")  # of a learned endpoint; checked below
+TRACE_REQUEST = Record({"tenant": NAME, "src": ENDPOINT, "dst": ENDPOINT, "arp": Bool()},
+                       required=("tenant", "src", "dst"))  # the body's declaration (controller/model/fields.py)
 
 
 class TraceError(ValueError):
@@ -67,20 +75,14 @@ def _ip(text: str) -> str | None:
 
 
 def request_from_json(doc: Any) -> Request:
-    if not isinstance(doc, dict):
-        raise TraceError(400, "body must be a JSON object")
-    unknown = set(doc) - {"tenant", "src", "dst", "arp"}
-    if unknown:
-        raise TraceError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
-    for key in ("tenant", "src", "dst"):
-        if not isinstance(doc.get(key), str) or not doc[key]:
-            raise TraceError(400, f"'{key}' is required: a string")
+    try:
+        TRACE_REQUEST.check(doc)
+    except fields.Invalid as e:
+        raise TraceError(400, str(e)) from None
     arp = doc.get("arp", False)
-    if not isinstance(arp, bool):
-        raise TraceError(400, "'arp' must be true or false")
-    for key in ("src", "dst"):
+    for key in ("src", "dst"):  # the rule the declaration only says in words
         if _mac(doc[key]) is None and _ip(doc[key]) is None:
-            raise TraceError(400, f"'{key}' must be a MAC (aa:bb:cc:dd:ee:ff) or an IP address")
+            raise TraceError(400, f"'{key}' must be {ENDPOINT.says}")
     if arp and not isinstance(ipaddress.ip_address(doc["dst"]) if _ip(doc["dst"]) else None,
                               ipaddress.IPv4Address):
         raise TraceError(400, "an ARP trace needs 'dst' to be an IPv4 address (the address asked for)")

@@ -30,6 +30,7 @@ from controller.version import __version__
 
 LOG = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
+MAX_INT_DIGITS = 40  # longer JSON integers are taken as floats: every integer field refuses them
 JSON_TYPES = frozenset({"application/json"})
 PATCH_TYPES = frozenset({"application/json", "application/merge-patch+json"})
 TENANT_STATUS: dict[type[rules.TenantError], int] = {
@@ -83,7 +84,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
 def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw, object_pairs_hook=_no_duplicate_keys,
-                          parse_constant=_reject_constant)
+                          parse_constant=_reject_constant, parse_int=_parse_int)
     except RecursionError:
         raise ApiError(400, "malformed JSON: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as e:
@@ -103,6 +104,12 @@ def _read_up_to(stream: Any, limit: int) -> bytes:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _parse_int(text: str) -> int | float:
+    """No field takes more than a few digits: a longer number is kept as a float (inf past 308 digits),
+    so the field's own check refuses it by name, instead of Python's int-digits limit speaking."""
+    return int(text) if len(text) <= MAX_INT_DIGITS else float(text)
 
 
 # ---- views -------------------------------------------------------------------------------
@@ -320,7 +327,7 @@ class Api(web.WebView):
         except UnicodeDecodeError:
             raise ApiError(400, "the query string is not valid UTF-8") from None
         if host is not None:
-            rules.host_id(host, "'host'")
+            rules.host_id(host, "host")
 
         def run() -> list:
             tenant = self.tenants.get(name)

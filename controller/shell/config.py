@@ -8,6 +8,9 @@ same Opt objects, which oslo.config accepts twice.
 
 from __future__ import annotations
 
+import difflib
+import glob
+import os
 from dataclasses import fields, replace
 
 from oslo_config import cfg
@@ -160,6 +163,56 @@ def reloaded(conf: cfg.ConfigOpts, current: Settings) -> tuple[Settings, list[st
     later = [OPTION_OF.get(fl.name, fl.name) for fl in fields(Settings) if fl.name not in LIVE
              and getattr(fresh, fl.name) != getattr(current, fl.name)]
     return replace(current, **{name: getattr(fresh, name) for name in LIVE}), later
+
+
+def unknown_options(conf: cfg.ConfigOpts) -> list[str]:
+    """What the config files set that no registered option reads, one message each, naming the file,
+    the section and the key (and the nearest registered name): oslo.config ignores such a key in
+    silence, so a misspelt `tunel_type` would leave the default in force. Call it once every option
+    is registered (os-ken's, the app's)."""
+    out = []
+    files = list(conf.config_file or ())
+    if conf.config_dir:
+        files += sorted(glob.glob(os.path.join(conf.config_dir, "*.conf")))
+    for path in files:
+        sections: dict[str, dict] = {}
+        try:
+            cfg.ConfigParser(path, sections).parse()
+        except (OSError, cfg.ParseError):
+            continue  # oslo.config itself has said what is wrong with it
+        for section, keys in sections.items():
+            group = "DEFAULT" if section.upper() == "DEFAULT" else section.lower()
+            known = _option_names(conf, group)
+            if known is None:
+                near = _nearest(section, _groups(conf))
+                out.append(f"{path}: [{section}] is not a section the controller reads{near}; ignored")
+                continue
+            out += [f"{path}: [{section}] {key} is not an option{_nearest(key, known)}; ignored"
+                    for key in keys if key not in known]
+    return out
+
+
+def _groups(conf: cfg.ConfigOpts) -> list[str]:
+    """The registered groups (iterating a ConfigOpts gives option and group names alike)."""
+    def is_group(name: str) -> bool:
+        try:
+            return isinstance(conf[name], cfg.ConfigOpts.GroupAttr)
+        except (cfg.Error, ValueError):  # an option whose value is bad: oslo.config says so where it is read
+            return False
+    return [name for name in conf if is_group(name)]
+
+
+def _option_names(conf: cfg.ConfigOpts, group: str) -> list[str] | None:
+    """The options a section may set (their dests, as a file names them); None: no such section."""
+    groups = _groups(conf)
+    if group == "DEFAULT":
+        return [name for name in conf if name not in groups]
+    return list(conf[group]) if group in groups else None
+
+
+def _nearest(name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def db_path(conf: cfg.ConfigOpts) -> str:

@@ -37,6 +37,8 @@ def reload(conf: cfg.ConfigOpts, core: Core, now: float) -> list[Op] | None:
     except ValueError as e:
         LOG.error("config reload refused, nothing changed: %s", e)
         return None
+    for problem in config.unknown_options(conf):
+        LOG.warning("config reload: %s", problem)
     if later:
         LOG.warning("config reload: %s take effect at the next restart", ", ".join(later))
     LOG.info("config reload: tunnels=%s tunnel_ports=%s", new.tunnel_type, new.tunnel_ports.name)

@@ -16,7 +16,8 @@ from controller.northbound import metrics
 from controller.northbound.auth import TokenAuth
 from controller.northbound.rest import Api
 from controller.pipeline.settings import Settings
-from controller.shell import loop, looplag, reload
+from controller.shell import config, loop, looplag, reload
+from controller.shell.leadership import Leadership
 from controller.southbound import ofmsg
 from controller.southbound.ovsdb_server import OvsdbServer
 
@@ -34,6 +35,12 @@ def app_core(settings: Settings, tenants: Iterable[Tenant], now: float) -> Core:
     return core
 
 
+def collectors(loop_lag: looplag.LoopLag, leadership: Leadership) -> list[Any]:
+    """The collectors the app adds to its Metrics: the event loop's lag and the role among instances
+    (exported always, also by a single instance). The dashboard's test registers these same ones."""
+    return [loop_lag, leadership.metrics()]
+
+
 def ovsdb_server(conf: Any, on_view: Callable[[HostView], None], on_down: Callable[[str], None]) -> OvsdbServer:
     return OvsdbServer(conf.ovsdb.address, conf.ovsdb.port, conf.overlay.tunnel_bridge,
                        conf.overlay.integration_bridge, on_view=on_view, on_down=on_down)
@@ -43,6 +50,12 @@ def warn_if_open(conf: Any, auth: TokenAuth) -> None:
     if not auth.enabled and conf.wsapi_host not in LOCAL:
         LOG.warning("REST API on %s without [overlay] api_token_file: anyone who reaches it can "
                     "change tenants", conf.wsapi_host)
+
+
+def warn_unknown_options(conf: Any) -> None:
+    """A misspelt option in the file is not silently left at its default (config.unknown_options)."""
+    for problem in config.unknown_options(conf):
+        LOG.warning("config: %s", problem)
 
 
 def start(app: Any, conf: Any) -> list[Any]:

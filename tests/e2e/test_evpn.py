@@ -235,3 +235,38 @@ def test_an_aged_out_endpoint_and_a_deleted_tenant_are_withdrawn_on_the_leaf(w: 
     started = time.monotonic()
     wait_for(lambda: not w.routes(rd=f"{ASN}:{red}"), 10, 0.1, "red's routes withdrawn on the leaf")
     print(f"tenant red deleted: its routes withdrawn on the leaf in {time.monotonic() - started:.2f} s")
+
+
+def test_a_tenant_created_while_the_session_is_up_imports_the_leafs_hosts_at_once(w: World):
+    """#22.12: the leaf sent its routes while their tenant did not exist here (red, deleted by the
+    test before; green, a VNI the controller never had). Created now, the session up all along:
+    the leaf's hosts of both are imported within seconds, without the leaf sending anything again."""
+    green_vni, green_mac = 5003, "02:00:00:00:05:03"
+    aside = w.ctl.api.get("/v1/counters").get("evpn_paths_set_aside", 0)
+    w.leaf.add_vni(green_vni)
+    gfar = w.leaf.add_host("gfar", green_vni, f"{FAR_IP}/24", green_mac)
+    w.leaf.neighbour(gfar, green_vni)
+    gfar.exec(["arping", "-U", "-c", "1", "-w", "1", "-I", "eth0", gfar.ip], check=False)
+    wait_for(lambda: w.routes(type=2, mac=green_mac, ip=FAR_IP), 10, 0.1, "the leaf advertises green's host")
+    wait_for(lambda: w.routes(type=2, mac=FAR_MAC["red"], ip=FAR_IP), 10, 0.1, "the leaf still advertises red's")
+    sessions = w.leaf.vtysh_json(f"show bgp neighbors {w.lab.controller_ip}")[w.lab.controller_ip]
+    established = sessions["connectionsEstablished"]
+    # green's MAC, MAC/IP and type-3 routes reached the controller, which has no tenant for them
+    wait_for(lambda: w.ctl.api.get("/v1/counters").get("evpn_paths_set_aside", 0) >= aside + 2, 10, 0.05,
+             "the leaf's routes for VNI 5003 set aside")
+    assert "green" not in [t["name"] for t in w.ctl.api.get("/v1/tenants")]
+    took = {}
+    for name, vni, vlan, far_mac in (("red", TENANTS["red"][0], TENANTS["red"][1], FAR_MAC["red"]),
+                                     ("green", green_vni, 30, green_mac)):
+        w.ctl.api.post("/v1/tenants", {"name": name, "vni": vni, "vlan": vlan})
+        started = time.monotonic()
+        wait_for(lambda n=name, m=far_mac: w.endpoints(n).get(m, {}).get("external"), 5, 0.05,
+                 f"{name}'s host behind the leaf imported\n{w.ctl.log_tail()}")
+        took[name] = time.monotonic() - started
+        assert w.endpoints(name)[far_mac]["ips"] == [FAR_IP]
+    after = w.leaf.vtysh_json(f"show bgp neighbors {w.lab.controller_ip}")[w.lab.controller_ip]
+    assert after["bgpState"] == "Established" and after["connectionsEstablished"] == established, after
+    counters = w.ctl.api.get("/v1/counters")
+    print(f"tenants created with the session up: the leaf's hosts imported {took['red']:.2f} s (red, re-created) "
+          f"and {took['green']:.2f} s (green, new VNI) after the POST; session not reset "
+          f"(established {established} times); evpn_own_routes_looped={counters.get('evpn_own_routes_looped', 0)}")

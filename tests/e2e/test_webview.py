@@ -5,7 +5,8 @@ and, tenant by tenant, exactly the VMs that talked (MAC, IP, host), the flood se
 suppression counters; it saves a screenshot (docs/webview.png, the README's picture, when
 OVERLAY_WEBVIEW_SCREENSHOT names it; a test run leaves the work tree as it was), then follows
 a new tenant and a dropped OVSDB channel without a reload. With a
-token and closed reads: the page asks for the token, refuses a wrong one, then shows the data.
+token and closed reads: the page asks for the token, refuses a wrong one, then shows the data
+(no host yet: how a host joins).
 """
 
 import os
@@ -97,6 +98,7 @@ def test_the_page_shows_the_lab_live(make_overlay, browser, tmp_path):
         attrs(d, "#tunnels line.tunnel", "data-host", "data-peer", "data-state")) == want_tunnels)
     wait(browser, "both tenants",
          lambda d: [a for (a,) in attrs(d, "#tenants .tenant", "data-tenant")] == sorted(TENANTS))
+    assert not browser.find_element(By.ID, "no-hosts").is_displayed()  # hosts: no joining hint
 
     for tenant in sorted(TENANTS, reverse=True):  # end on blue: the screenshot's tenant
         browser.find_element(By.CSS_SELECTOR, f'#tenants .tenant[data-tenant="{tenant}"]').click()
@@ -156,6 +158,10 @@ def test_with_a_token_the_page_asks_for_it(browser, tmp_path):
         field.send_keys(TOKEN + "\n")
         wait(browser, "the (empty) topology", lambda d: not login.is_displayed() and "0 hosts · 0 of 0 tunnels" in
              d.find_element(By.ID, "tunnel-type").text)
+        # no host yet: not an empty box, but how a host joins this controller (#22.11)
+        hint = browser.find_element(By.ID, "no-hosts")
+        assert hint.is_displayed() and not browser.find_element(By.ID, "topology").is_displayed()
+        assert "set-manager tcp:127.0.0.1:6640" in hint.text and "set-controller br1 tcp:127.0.0.1:6653" in hint.text
         assert browser.execute_script("return sessionStorage.getItem('overlay-api-token')") == TOKEN
         assert browser.execute_script("return localStorage.length") == 0  # nothing outlives the tab
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -55,3 +56,18 @@ def test_the_wheel_source_skips_local_links_and_ignored_files(tmp_path):
     dst = tmp_path / "copy"
     copy_source(repo, dst)
     assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file()) == source_files(repo)
+
+
+ENDS_BLOCK = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+
+
+def test_no_statement_follows_a_return_in_its_block():
+    """Dead code after a return (#22.11: a pipeline function's second half was never run) misleads the
+    reader about what runs; ruff has no stable rule for it yet."""
+    dead = []
+    for path in _git(REPO, "ls-files", "*.py").splitlines():
+        for node in ast.walk(ast.parse((REPO / path).read_text(), path)):
+            for block in (getattr(node, k, None) for k in ("body", "orelse", "finalbody")):
+                if isinstance(block, list):
+                    dead += [f"{path}:{s.lineno}" for s in block[:-1] if isinstance(s, ENDS_BLOCK)]
+    assert not dead, f"statements after a return, raise, continue or break: {dead}"

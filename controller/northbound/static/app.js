@@ -69,6 +69,8 @@ function fitViewBox(root, pos) {
 function drawTopology(topo, picked) {
   const root = $("#topology");
   root.replaceChildren();
+  root.toggleAttribute("hidden", !topo.hosts.length); // an empty box says nothing: say how a host joins
+  $("#no-hosts").hidden = topo.hosts.length > 0;
   const pos = layout(topo.hosts);
   fitViewBox(root, pos);
   const sel = picked;
@@ -293,6 +295,7 @@ function tenantFromHash() {
 
 function init() {
   state.tenant = tenantFromHash();
+  for (const e of document.querySelectorAll("#no-hosts .ctl")) e.textContent = location.hostname || "CONTROLLER";
   window.addEventListener("hashchange", () => { const t = tenantFromHash(); if (t && t !== state.tenant) select(t); });
   $("#login").addEventListener("submit", (ev) => {
     ev.preventDefault();

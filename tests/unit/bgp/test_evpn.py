@@ -242,6 +242,18 @@ def test_an_endpoint_that_comes_to_us_from_the_vtep_outbids_the_peers_sequence_n
     assert ev.core.ix.endpoints[(BLUE.vni, FAR_MAC)].host_id == "h1"  # not dropped: it is ours now
 
 
+def test_a_vm_the_peer_withdrew_before_it_came_to_us_is_a_new_mac_sequence_0():
+    """docs/operator/evpn.md: with no route left for the MAC anywhere, RFC 7432 section 15 needs no
+    MAC Mobility community; the peer's old number went with its withdrawal."""
+    ev = Evpn(world(2))
+    ev.receive(type2(seq=4))
+    ev.sync()
+    ev.receive(type2(withdraw=True))
+    ev.receive(type2(ip=None, withdraw=True))
+    learn(ev.core, 1, FAR_MAC, "10.0.0.50", now=12.0)
+    assert {(r.next_hop, r.seq) for r in mac_routes(ev.sync())} == {(ip_of(1), 0)}
+
+
 def test_an_ip_the_peer_stops_advertising_is_unbound():
     ev = Evpn(world(2))
     ev.receive(type2())

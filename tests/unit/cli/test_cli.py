@@ -135,6 +135,14 @@ def test_usage_errors_exit_2(served):
     assert code == 2 and "HOST=VLAN" in err
 
 
+@pytest.mark.parametrize("url", ["127.0.0.1:28080", "localhost:8080", "ftp://127.0.0.1/", "http://"])
+def test_a_url_that_is_not_http_is_a_usage_error(served, url):
+    """Not 3 (unreachable): the operator typed it wrong, and nothing was tried (#22.8)."""
+    for argv, env in ((["--url", url, "tenants", "list"], {}), (["tenants", "list"], {"OVERLAY_URL": url})):
+        code, out, err = run(served, *argv, env=env)
+        assert code == 2 and out == "" and "must be an http:// or https:// URL" in err and repr(url) in err
+
+
 def test_an_unreachable_api_exits_3():
     port = free_tcp_ports(1, "127.0.0.1")[0]
     err = io.StringIO()

@@ -157,11 +157,16 @@ def test_unknown_things_are_404s_that_say_what(req, status, words):
     ({"tenant": "blue", "src": mac(1), "dst": mac(2), "arp": "yes"}, "'arp' must be true or false"),
     ({"tenant": "blue", "src": mac(1), "dst": mac(2), "arp": True}, "IPv4"),
     ({"tenant": "blue", "src": mac(1), "dst": mac(2), "via": 1}, "unknown field(s): via"),
+    # given but empty: say what it must be, not that it is missing (#22.11)
+    ({"tenant": "", "src": mac(1), "dst": mac(2)}, "'tenant' must be a tenant name"),
+    ({"tenant": 5, "src": mac(1), "dst": mac(2)}, "'tenant' must be a tenant name"),
+    ({"tenant": "blue", "src": "", "dst": mac(2)}, "'src' must be a MAC"),
 ])
 def test_malformed_requests_are_400s(doc, words):
     with pytest.raises(TraceError) as e:
         request_from_json(doc)
     assert e.value.status == 400 and words in str(e.value)
+    assert "required" not in str(e.value) or any(k not in doc for k in ("tenant", "src", "dst"))
 
 
 def test_post_v1_trace(tmp_path):

@@ -132,6 +132,8 @@ def test_patch_changes_only_the_given_fields(api):
     ({"name": "other"}, 400, "cannot be changed"),
     ({"name": None}, 400, "cannot be changed"),
     ({"colour": "x"}, 400, "unknown"),
+    ({"host": None}, 400, "unknown field(s): host"),  # a null does not excuse a misspelt field (#22.6)
+    ({"hosts": None, "vlan": 11, "colour": None}, 400, "unknown field(s): colour"),
     ([1], 400, "object"),
     ({"vni": 5002}, 409, "VNI 5002"),
     ({"vlan": 20}, 409, "VLAN 20"),
@@ -165,10 +167,15 @@ def test_get_then_put_round_trips(api):
     (b'{"name": "x", "vni": NaN, "vlan": 3}', "NaN"),
     (b"[" * 20000 + b"]" * 20000, "nested too deeply"),
     (b'{"name": "x", "vni": 1e400, "vlan": 3}', "vni"),
+    # 5,000 digits: the field says what it takes, not Python's int-digits limit (#22.11)
+    (b'{"name": "x", "vni": ' + b"9" * 5000 + b', "vlan": 3}', "'vni' must be an integer from 1 to"),
+    (b'{"name": "x", "vni": -' + b"9" * 5000 + b', "vlan": 3}', "'vni' must be an integer from 1 to"),
+    (b'{"name": "x", "vni": 5, "vlan": 3, "vlans": {"h1": ' + b"1" * 41 + b'}}', "'vlans.h1' must be"),
 ])
 def test_hostile_json_is_a_400(api, raw, words):
     status, reply = call(api, "POST", "/v1/tenants", raw=raw)
     assert status == 400 and words in reply["error"]
+    assert "set_int_max_str_digits" not in reply["error"]
     assert api.b.store.tenants() == []
 
 

@@ -9,9 +9,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from webob import Request
 
 from controller.core.switch_state import SwitchDump
+from controller.ha.roles import Roles
 from controller.model.state import Endpoint
 from controller.northbound import metrics
 from controller.northbound.rest import Api
+from controller.shell import startup
+from controller.shell.leadership import Leadership
 from controller.shell.looplag import LoopLag
 from controller.version import __version__
 from tests.unit.api_backend import Backend, call, seeded
@@ -197,14 +200,30 @@ def test_the_metrics_listener_serves_metrics_only_and_read_only(tmp_path):
     assert len(api.b.store.tenants()) == 2  # nothing changed
 
 
+def app_backend(tmp_path, ha: bool = True) -> Backend:
+    """A backend whose metrics hold every collector the app registers (startup.collectors), with HA on:
+    every metric the controller can export (#22.7: the dashboard's test once missed the leader's)."""
+    backend = Backend(str(tmp_path / "m.db"))
+    for collector in startup.collectors(LoopLag(), Leadership(Roles(ha, "c1"))):
+        backend.metrics.register(collector)
+    return backend
+
+
+def test_no_label_clashes_with_the_labels_prometheus_sets_on_every_target(tmp_path):
+    """A scraped `instance` or `job` label is renamed exported_*, and queries on it find nothing (#22.7)."""
+    resp = Request.blank("/metrics").get_response(seeded(Api(app_backend(tmp_path))))
+    labels = {(f.name, label) for f in text_string_to_metric_families(resp.text)
+              for s in f.samples for label in s.labels}
+    assert ("overlay_leader", "instance_name") in labels
+    assert {(name, label) for name, label in labels if label in ("instance", "job")} == set()
+
+
 def test_the_grafana_dashboard_is_built_on_these_metrics_and_shows_every_one(tmp_path):
     dashboard = json.loads((Path(__file__).resolve().parents[3] / "contrib" / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = {re.sub(r"_(bucket|count|sum)$", "", n)
             for e in exprs for n in re.findall(r"\b((?:overlay|process)_[a-z_]+)\b(?!\s*\()", e)}
-    backend = Backend(str(tmp_path / "m.db"))
-    backend.metrics.register(LoopLag())  # the app registers its event-loop lag
-    resp = Request.blank("/metrics").get_response(seeded(Api(backend)))
+    resp = Request.blank("/metrics").get_response(seeded(Api(app_backend(tmp_path))))
     exported = {}
     for family in text_string_to_metric_families(resp.text):
         exported[family.name + ("_total" if family.type == "counter" else "")] = family.type

@@ -43,6 +43,14 @@ def test_the_page_loads_only_its_own_script_and_style(api):
     assert "<script>" not in resp.text and "style=" not in resp.text  # the CSP would block inline code
 
 
+def test_with_no_host_the_page_says_how_one_joins(api):
+    """The hint is in the page (hidden until the topology has no host; tests/e2e/test_webview.py sees it)."""
+    page, script = get(api, "/").text, get(api, "/ui/app.js").text
+    hint = re.search(r'<div id="no-hosts".*?</div>', page, re.S)
+    assert hint and "set-manager" in hint[0] and "set-controller br1" in hint[0] and "joining-a-host" in hint[0]
+    assert '$("#no-hosts").hidden = topo.hosts.length > 0' in script
+
+
 @pytest.mark.parametrize("asset,ctype,needle", [("app.js", "text/javascript", "/v1/topology"),
                                                 ("app.css", "text/css", ".tunnel.missing")])
 def test_assets_are_served_from_the_package(api, asset, ctype, needle):
