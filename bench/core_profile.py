@@ -71,12 +71,15 @@ class Wire:
 
     def __init__(self) -> None:
         self.messages = self.bytes = 0
+        self.seconds = 0.0  # spent encoding
 
     def send(self, ops: list) -> None:
+        t0 = time.perf_counter()
         of_ops = [op for op in ops if not hasattr(op, "system_id")]
         for buf in ofmsg.batches(of_ops).values():
             self.bytes += len(buf)
         self.messages += len(of_ops)
+        self.seconds += time.perf_counter() - t0
 
 
 class Collector:
@@ -96,9 +99,15 @@ class Collector:
 COLLECTOR = Collector()
 
 
+DRAIN = [0.0]  # seconds in Core.drain
+
+
 def pump(core: Core, wire: Wire) -> None:
     while core.pending():
-        wire.send(core.drain(SLICE_S))
+        t0 = time.perf_counter()
+        ops = core.drain(SLICE_S)
+        DRAIN[0] += time.perf_counter() - t0
+        wire.send(ops)
         COLLECTOR.tick()
 
 
@@ -120,7 +129,10 @@ def run(args: argparse.Namespace) -> dict:
         c0 = time.process_time()
         if prof is not None:
             prof.enable()
+        drain0, wire0 = DRAIN[0], wire.seconds
         fn()
+        out[name + "_drain_s"] = round(DRAIN[0] - drain0, 3)
+        out[name + "_encode_s"] = round(wire.seconds - wire0, 3)
         if prof is not None:
             prof.disable()
             prof.dump_stats(f"{args.profile}.{name}")

@@ -195,15 +195,15 @@ class Run:
         print(f"  {len(self.p.hosts)} hosts {name}: {doc}", file=sys.stderr, flush=True)
         return doc
 
-    def profile(self) -> list[subprocess.Popen]:
-        """py-spy on the controller and on this process (the emulated hosts), over connect and learn:
-        flame graphs (SVG) into --profile DIR, named by size."""
+    def profile(self, phase: str) -> list[subprocess.Popen]:
+        """py-spy on the controller and on this process (the emulated hosts) over one phase: flame
+        graphs (SVG) into --profile DIR, named by shape, size, phase and process."""
         if not self.args.profile:
             return []
         os.makedirs(self.args.profile, exist_ok=True)
         spies = []
         for who, pid in (("controller", self.ctl.proc.pid), ("emulator", os.getpid())):  # type: ignore[union-attr]
-            out = os.path.join(self.args.profile, f"{self.args.shape}-{len(self.p.hosts)}-{who}.svg")
+            out = os.path.join(self.args.profile, f"{self.args.shape}-{len(self.p.hosts)}-{phase}-{who}.svg")
             spies.append(subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
                                            "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return spies
@@ -215,10 +215,9 @@ class Run:
         spies: list[subprocess.Popen] = []
         try:
             for step in (self.tenants, self.connect, self.learn, self.vm_events, self.joins, self.totals):
-                if step == self.connect:
-                    spies = self.profile()
-                elif step == self.vm_events:
-                    spies = stop(spies)
+                spies = stop(spies)
+                if step in (self.connect, self.learn):
+                    spies = self.profile(step.__name__)
                 try:
                     await step()
                 except Exception as e:  # reported; the later phases still say what they can

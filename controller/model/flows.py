@@ -164,8 +164,8 @@ def resubmits(actions: tuple) -> list[int]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Flow:
+@dataclass(slots=True)  # not frozen: making one is the controller's most frequent step, and a frozen
+class Flow:  # dataclass's __init__ takes 3x as long. Never changed once made: flows are shared and hashed.
     table: int
     priority: int
     match: Match
@@ -188,7 +188,7 @@ class Flow:
         h = self._hash
         if not h:
             h = hash((self.table, self.priority, self.match)) or 1
-            object.__setattr__(self, "_hash", h)
+            self._hash = h
         return h
 
     @property
@@ -213,8 +213,8 @@ class Flow:
     def _digests(self) -> None:
         content = digest_content(self)
         ck = self.cookie | self.role << ROLE_SHIFT | zlib.crc32(content) & DIGEST_MASK
-        object.__setattr__(self, "_wire", ck)
-        object.__setattr__(self, "_digest", hash((content, ck)))
+        self._wire = ck
+        self._digest = hash((content, ck))
 
     def __post_init__(self) -> None:
         if self.table not in t.BY_ID:

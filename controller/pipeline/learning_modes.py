@@ -111,8 +111,9 @@ class ByController:
         return members  # only hosts with members: a handful, however large the cloud
 
     def placed(self, member_of: Iterable[int], tenants: Iterable[Tenant], host_id: str) -> set[int]:
-        """The tenants a host holds: where it has members."""
-        return set(member_of)
+        """The tenants a host holds: where it has members (the index's own set, not to be changed:
+        this is asked for every partition recomputed)."""
+        return member_of if isinstance(member_of, set) else set(member_of)
 
 
 @dataclass(frozen=True)
