@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import time
 
 from bench.emuhost import EmuHost
@@ -20,6 +21,7 @@ HEALTH_EVERY_S = 0.1
 # Every cache on the way from a Flow to its bytes: the bound is the uncached rate.
 ENCODING_CACHES = (encoder.clear_caches, flows._actions_repr.clear)
 HEALTH_TIMEOUT_S = 10.0
+PUSH_S = 0.5  # how long the pre-serialised push is measured
 
 
 class HealthProbe(LatencySampler):
@@ -156,7 +158,36 @@ def encoder_rate(p: Plan, hosts: dict[str, EmuHost], ports: str = "mesh", sample
         t0 = time.perf_counter()
         writes = ofmsg.batches(ops)
         seconds = min(seconds, time.perf_counter() - t0)
+    size = sum(len(w) for w in writes.values())
     return {"flows": len(ops), "seconds": round(seconds, 3), "flows_per_s": round(len(ops) / seconds),
-            "bytes": sum(len(w) for w in writes.values()),
-            "needed_per_host": round(sum(counted) / len(counted)),
-            "needed_total": round(sum(counted) / len(counted) * len(views))}
+            "bytes": size, "needed_per_host": round(sum(counted) / len(counted)),
+            "needed_total": round(sum(counted) / len(counted) * len(views)),
+            "push_bytes_per_s": round(push_rate(list(writes.values()))), "bytes_per_flow": round(size / len(ops), 1)}
+
+
+def push_rate(writes: list[bytes], seconds: float = PUSH_S) -> float:
+    """Bytes per second of pre-serialised flow-mods (one write per switch, as the controller sends
+    them) pushed over loopback TCP into a reader that drops them: the physical limit, no encoding,
+    no switch. The reader runs in a process of its own, as a switch would."""
+    server = socket.create_server(("127.0.0.1", 0))
+    ctx = multiprocessing.get_context("fork")
+    reader = ctx.Process(target=_drain, args=(server,), daemon=True)
+    reader.start()
+    sent = 0
+    with socket.create_connection(server.getsockname()) as out:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            for w in writes:
+                out.sendall(w)
+                sent += len(w)
+    reader.join(30)  # until it has read everything
+    elapsed = time.perf_counter() - t0
+    server.close()
+    return sent / elapsed
+
+
+def _drain(server: socket.socket) -> None:
+    conn, _ = server.accept()
+    with conn:
+        while conn.recv(1 << 20):
+            pass

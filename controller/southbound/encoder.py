@@ -48,7 +48,7 @@ NX_VENDOR = 0x00002320
 NXAST_CLONE = 42
 # OVS's Ericsson-class OXM fields for the ICMPv6 ND header (os-ken does not know them).
 ERICSSON_OXM = {"nd_reserved": (0x1000, 1, 4), "nd_options_type": (0x1000, 2, 1)}
-IDENTITY_CACHE = 1 << 15  # action lists (and flows) remembered by identity, per generation (memo.py)
+IDENTITY_CACHE = 1 << 15  # action lists remembered by identity, per generation (memo.py)
 
 
 # ---- values: what os-ken's type descriptions make of a user value, without netaddr -------------
@@ -307,21 +307,13 @@ def instructions(meter: int | None, actions: tuple, goto: int | None) -> bytes:
 # ---- messages ---------------------------------------------------------------------------------
 
 def flow_mod(fl: f.Flow) -> bytes:
-    """The add (xid 0): what ofmsg.flow_mod_slow makes with os-ken's classes (a flow the pipeline
-    made once for several hosts is encoded once)."""
-    return _FLOW_MODS(fl)
-
-
-def _flow_mod(fl: f.Flow) -> bytes:
+    """The add (xid 0): what ofmsg.flow_mod_slow makes with os-ken's classes."""
     match = match_bytes(fl.match)
     inst = instructions(fl.meter, fl.actions, fl.goto)
     flags = ofp.OFPFF_SEND_FLOW_REM if fl.notify_removed else 0
     return FLOW_MOD_HEAD.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, FLOW_MOD_HEAD.size + len(match) + len(inst), 0,
                               fl.wire_cookie, 0, fl.table, ofp.OFPFC_ADD, fl.idle_timeout, fl.hard_timeout,
                               fl.priority, ofp.OFP_NO_BUFFER, 0, 0, flags) + match + inst
-
-
-_FLOW_MODS = ByIdentity(_flow_mod, IDENTITY_CACHE // 4)  # flows shared by hosts: dense overlays
 
 
 def delete_strict(table: int, priority: int, match: f.Match) -> bytes:
@@ -349,6 +341,5 @@ def clear_caches() -> None:
     _FIELDS.clear()
     _TLVS.clear()
     _ACTIONS.clear()
-    _FLOW_MODS.clear()
     _oxm_cached.cache_clear()
     _rare_action.cache_clear()

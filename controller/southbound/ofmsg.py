@@ -148,7 +148,9 @@ def per_datapath(ops: Iterable[Op]) -> dict[int, list[Op]]:
 
 def write(ops: list[Op]) -> bytes:
     """One datapath's operations encoded, as one write."""
-    return b"".join([m for op in ops for m in encode(op)])
+    add = encoder.flow_mod
+    return b"".join([add(op.flow) if type(op) is FlowMod and not op.delete else b"".join(encode(op))  # type: ignore
+                     for op in ops])
 
 
 def batches(ops: Iterable[Op]) -> dict[int, bytes]:
