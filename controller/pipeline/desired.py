@@ -84,6 +84,7 @@ _NA_FLAGS = f.SetField("nd_reserved", 0x60000000)
 _TO_ND_REPLY = f.Resubmit(t.ND_REPLY)
 _TLL_OPTION = f.SetField("nd_options_type", 2)
 _POP_VLAN = f.PopVlan()
+_TO_SRC_MAC = (f.Resubmit(t.SRC_MAC),)
 
 
 @lru_cache(maxsize=1 << 16)  # the same actions on every member host of the endpoint/tenant
@@ -187,7 +188,7 @@ def _binding(vid: int, mac: str, ip: str, eck: int) -> f.Flow:
         m = f.match(vlan_vid=vid, eth_src=mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6, ipv6_src=ip)
     else:
         m = f.match(vlan_vid=vid, eth_src=mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip)
-    return f.Flow(t.SRC_BINDING, t.PRIO_BINDING, m, (f.Resubmit(t.SRC_MAC),), cookie=eck, role=f.ROLE_BINDING)
+    return f.Flow(t.SRC_BINDING, t.PRIO_BINDING, m, _TO_SRC_MAC, cookie=eck, role=f.ROLE_BINDING)
 
 
 @lru_cache(maxsize=1 << 13)  # the same on every host where the tenant has that VLAN: made once for them all

@@ -25,8 +25,11 @@ MODE_CONTROLLER = "controller"
 MODE_LEARN = "learn"
 
 
+_PUNT = (f.Output(f.OFPP_CONTROLLER),)
+
+
 def punt() -> tuple[f.Action, ...]:
-    return (f.Output(f.OFPP_CONTROLLER),)
+    return _PUNT  # one object: its repr and encoding are made once
 
 
 @dataclass(frozen=True)
