@@ -249,7 +249,7 @@ def _tails(goto: int | None, meter: int | None, idle: int, hard: int, notify: bo
     return f"{goto!r}, {meter!r}, {idle!r}, {hard!r}, {notify!r})"
 
 
-_actions_repr = ByIdentity(repr)  # the same tuple goes to every host an endpoint's entries go to
+_actions_repr = ByIdentity(repr, 1 << 13)  # the same tuple goes to every host an endpoint's entries go to
 
 @dataclass(frozen=True, slots=True)
 class Bucket:

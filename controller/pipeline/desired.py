@@ -87,14 +87,14 @@ _POP_VLAN = f.PopVlan()
 _TO_SRC_MAC = (f.Resubmit(t.SRC_MAC),)
 
 
-@lru_cache(maxsize=1 << 16)  # the same actions on every member host of the endpoint/tenant
+@lru_cache(maxsize=1 << 13)  # the same actions on every member host of the endpoint, made within moments
 def _arp_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
     """Turn the ARP request into the reply the owner of ip would send (as Neutron's responder)."""
     return (_SRC_TO_DST, f.SetField("eth_src", mac), _ARP_OP_REPLY, _SHA_TO_THA, _SPA_TO_TPA,
             f.SetField("arp_sha", mac), f.SetField("arp_spa", ip), _BACK)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def _na_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
     """Turn a neighbour solicitation into the advertisement the owner of ip would send.
 
@@ -105,7 +105,7 @@ def _na_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
             _TO_ND_REPLY)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def _na_option(mac: str) -> tuple[f.Action, ...]:
     return (_TLL_OPTION, f.SetField("ipv6_nd_tll", mac), _BACK)
 

@@ -49,6 +49,8 @@ class Sender:
 
     def send(self, of_ops: list[Op], hold: bool = False) -> None:
         """Encode and send; with hold (the pump's slices), keep the writes for up to HOLD_S."""
+        if not of_ops:
+            return  # a handler with nothing to send (most packet-ins: the pump does the work) sends nothing held
         with self.lock:
             if not self.held:
                 self.held_since = time.perf_counter()

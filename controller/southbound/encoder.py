@@ -48,7 +48,7 @@ NX_VENDOR = 0x00002320
 NXAST_CLONE = 42
 # OVS's Ericsson-class OXM fields for the ICMPv6 ND header (os-ken does not know them).
 ERICSSON_OXM = {"nd_reserved": (0x1000, 1, 4), "nd_options_type": (0x1000, 2, 1)}
-IDENTITY_CACHE = 1 << 15  # action lists remembered by identity, per generation (memo.py)
+IDENTITY_CACHE = 1 << 13  # action lists remembered by identity, per generation (memo.py)
 
 
 # ---- values: what os-ken's type descriptions make of a user value, without netaddr -------------

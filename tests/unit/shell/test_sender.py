@@ -88,3 +88,10 @@ def test_a_send_not_held_goes_after_what_is_held_in_order():
     assert len(dp1.sent) == 1
     assert dp1.message_types() == [OFPT_FLOW_MOD, OFPT_FLOW_MOD, OFPT_BARRIER_REQUEST]
     assert dp1.sent[0].startswith(ofmsg.flow_mod(flow(1)) + ofmsg.flow_mod(flow(2)))  # in the order made
+
+
+def test_nothing_to_send_sends_nothing_held():
+    s, _, dp1, _ = sender()
+    s.send([FlowMod(1, flow(1))], hold=True)
+    s.send([])  # a packet-in whose work is the pump's
+    assert dp1.sent == []
