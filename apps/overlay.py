@@ -124,7 +124,8 @@ class OverlayApp(app_manager.OSKenApp):
         """
         return fn()
 
-    def apply(self, ops: list[Op]) -> None:
+    def apply(self, ops: list[Op], hold: bool = False) -> None:
+        """Carry out the core's operations; hold: the pump's, which the sender may gather (sender.py)."""
         revisions = self.news.batch_revisions(self.core, ops)  # first: what follows may yield
         if self.evpn is not None:  # routes follow the state the ops came from (and peers' routes a new tenant takes)
             ops = [*ops, *self.evpn.sync()]
@@ -140,7 +141,7 @@ class OverlayApp(app_manager.OSKenApp):
         if self.core.pending():
             self.pump.wake()
         # counted as sent: a core that still thinks it leads computes what is never sent (docs: the metric)
-        self.core.counters["flow_mods"] += self.sender.send_in_order(ops, self.ovsdb.carry_out, revisions)
+        self.core.counters["flow_mods"] += self.sender.send_in_order(ops, self.ovsdb.carry_out, revisions, hold)
 
     # ---- events of the app's own -------------------------------------------------------------
 

@@ -48,17 +48,27 @@ from bench.emu_wire import (
 from controller.model import tables as t
 
 LOG = logging.getLogger(__name__)
+
+
 class Flow:
     __slots__ = ("table", "priority", "match", "instr", "cookie", "idle", "hard", "flags", "fields",
-                 "created", "mark")
+                 "created", "mark", "sig", "vals", "_actions", "_goto")
 
     def __init__(self, table: int, priority: int, match: bytes, instr: bytes, cookie: int, idle: int,
                  hard: int, flags: int) -> None:
         self.table, self.priority, self.match, self.instr = table, priority, match, instr
         self.cookie, self.idle, self.hard, self.flags = cookie, idle, hard, flags
-        self.fields = decode_match(match)
+        self.fields = fields = decode_match(match)
+        # the classifier's mask signature and values, in the match's own (OXM) order
+        self.sig = tuple([(name, mask) for name, (_, mask) in fields.items()])
+        self.vals = tuple([value for value, _ in fields.values()])
         self.created = time.monotonic()
         self.mark: tuple | None = None
+        self._actions: list[tuple[int, bytes]] | None = None
+        self._goto: int | None = -1
+
+    def set_instructions(self, instr: bytes) -> None:
+        self.instr, self._actions, self._goto = instr, None, -1
 
     @property
     def key(self) -> tuple[int, int, bytes]:
@@ -71,18 +81,20 @@ class Flow:
                                self.priority, self.idle, self.hard, self.flags, self.cookie, 0, 0) + body
 
     def actions(self) -> list[tuple[int, bytes]]:
-        """Apply/write actions, in order."""
-        out: list[tuple[int, bytes]] = []
-        for kind, ins in instructions(self.instr):
-            if kind in (ofp.OFPIT_APPLY_ACTIONS, ofp.OFPIT_WRITE_ACTIONS):
-                out += action_list(ins[8:])
-        return out
+        """Apply/write actions, in order (parsed once)."""
+        if self._actions is None:
+            out: list[tuple[int, bytes]] = []
+            for kind, ins in instructions(self.instr):
+                if kind in (ofp.OFPIT_APPLY_ACTIONS, ofp.OFPIT_WRITE_ACTIONS):
+                    out += action_list(ins[8:])
+            self._actions = out
+        return self._actions
 
     def goto(self) -> int | None:
-        for kind, ins in instructions(self.instr):
-            if kind == ofp.OFPIT_GOTO_TABLE:
-                return ins[4]
-        return None
+        if self._goto == -1:
+            self._goto = next((ins[4] for kind, ins in instructions(self.instr) if kind == ofp.OFPIT_GOTO_TABLE),
+                              None)
+        return self._goto
 
     def outputs(self, port: int, group: int) -> bool:
         """Does it output to port / the group (OFPP_ANY / OFPG_ANY: anything goes)?"""
@@ -104,11 +116,8 @@ class FlowTable:
         self.version = 0  # bumped on every change: cached replies are reused until then
         # table -> mask signature -> masked values -> flows
         self.spaces: dict[int, dict[tuple, dict[tuple, list[Flow]]]] = {}
-
-    @staticmethod
-    def _sig(fl: Flow) -> tuple[tuple, tuple]:
-        items = sorted(fl.fields.items())
-        return tuple((n, m) for n, (_, m) in items), tuple(v for _, (v, _) in items)
+        # cookie mask -> masked cookie -> flows: kept for the masks aggregate requests asked for
+        self.by_cookie: dict[int, dict[int, int]] = {}
 
     def put(self, fl: Flow) -> Flow | None:
         self.version += 1
@@ -116,8 +125,9 @@ class FlowTable:
         if old is not None:
             self._unindex(old)
         self.flows[fl.key] = fl
-        sig, vals = self._sig(fl)
-        self.spaces.setdefault(fl.table, {}).setdefault(sig, {}).setdefault(vals, []).append(fl)
+        self.spaces.setdefault(fl.table, {}).setdefault(fl.sig, {}).setdefault(fl.vals, []).append(fl)
+        for mask, counts in self.by_cookie.items():
+            counts[fl.cookie & mask] = counts.get(fl.cookie & mask, 0) + 1
         return old
 
     def remove(self, fl: Flow) -> None:
@@ -125,15 +135,25 @@ class FlowTable:
         del self.flows[fl.key]
         self._unindex(fl)
 
+    def cookies(self, mask: int, cookie: int) -> int:
+        """How many flows have this cookie under this mask (counted as flows come and go, once asked)."""
+        counts = self.by_cookie.get(mask)
+        if counts is None:
+            counts = self.by_cookie[mask] = {}
+            for fl in self.flows.values():
+                counts[fl.cookie & mask] = counts.get(fl.cookie & mask, 0) + 1
+        return counts.get(cookie & mask, 0)
+
     def _unindex(self, fl: Flow) -> None:
-        sig, vals = self._sig(fl)
-        space = self.spaces[fl.table][sig]
-        bucket = space[vals]
+        for mask, counts in self.by_cookie.items():
+            counts[fl.cookie & mask] -= 1
+        space = self.spaces[fl.table][fl.sig]
+        bucket = space[fl.vals]
         bucket[:] = [x for x in bucket if x.key != fl.key]
         if not bucket:
-            del space[vals]
+            del space[fl.vals]
             if not space:
-                del self.spaces[fl.table][sig]
+                del self.spaces[fl.table][fl.sig]
 
     def lookup(self, table: int, packet: dict[str, int]) -> Flow | None:
         best: Flow | None = None
@@ -297,7 +317,7 @@ class Switch(asyncio.Protocol):
                     self._remove(fl, ofp.OFPRR_DELETE)
         else:  # modify: new instructions, same entry (OpenFlow 1.3 does not add on modify)
             for fl in victims:
-                fl.instr = msg[48 + pad8(mlen):]
+                fl.set_instructions(msg[48 + pad8(mlen):])
             self.table.version += 1
 
     def _install(self, fl: Flow) -> None:
@@ -391,7 +411,7 @@ class Switch(asyncio.Protocol):
             else:
                 self.reply(xid, mp_type, [fl.stats_entry(time.monotonic()) for fl in self.select(body)])
         elif mp_type == ofp.OFPMP_AGGREGATE:
-            self.reply(xid, mp_type, [struct.pack("!QQI4x", 0, 0, len(self.select(body)))])
+            self.reply(xid, mp_type, [struct.pack("!QQI4x", 0, 0, self.aggregate(body))])
         elif mp_type == ofp.OFPMP_TABLE:
             counts: dict[int, int] = {}
             for fl in self.table.flows.values():
@@ -432,6 +452,15 @@ class Switch(asyncio.Protocol):
                 if (table == ofp.OFPTT_ALL or fl.table == table)
                 and fl.cookie & cookie_mask == cookie & cookie_mask
                 and (not request or covers(request, fl.fields)) and fl.outputs(out_port, out_group)]
+
+    def aggregate(self, body: bytes) -> int:
+        """How many flows an aggregate request covers; by cookie alone (the controller's counter poll),
+        without going through every flow."""
+        table, out_port, out_group, cookie, cookie_mask = STATS_REQ.unpack_from(body)
+        if table == ofp.OFPTT_ALL and out_port == ofp.OFPP_ANY and out_group == ofp.OFPG_ANY \
+                and not decode_match(body[STATS_REQ.size:]):
+            return self.table.cookies(cookie_mask, cookie)
+        return len(self.select(body))
 
     def all_entries(self) -> list[bytes]:
         """Every flow's stats entry, reused while the table is unchanged (durations as of then)."""

@@ -36,23 +36,35 @@ def pad8(n: int) -> int:
     return (n + 7) // 8 * 8
 
 
+_NAMES: dict[int, str] = {}  # an OXM header's class and field (the upper 23 bits) -> name
+
+
+def _name(header: int) -> str:
+    name = _NAMES.get(header >> 9)
+    if name is None:
+        cls, field = header >> 16, header >> 9 & 0x7F
+        name = _NAMES[header >> 9] = (OXM_NAMES[field] if cls == 0x8000 and field < len(OXM_NAMES)
+                                      else f"{cls:#x}:{field}")
+    return name
+
+
 def decode_match(match: bytes) -> Fields:
     """The OXM fields of an ofp_match (header included); other classes under their class:field."""
-    (_, length) = struct.unpack_from("!HH", match)
+    length = match[2] << 8 | match[3]
     out: Fields = {}
     i = 4
+    from_bytes = int.from_bytes
     while i + 4 <= length:
-        cls, fh, flen = struct.unpack_from("!HBB", match, i)
-        body = match[i + 4:i + 4 + flen]
-        field, has_mask = fh >> 1, fh & 1
-        name = OXM_NAMES[field] if cls == 0x8000 and field < len(OXM_NAMES) else f"{cls:#x}:{field}"
-        if has_mask:
+        header = from_bytes(match[i:i + 4], "big")
+        flen = header & 0xFF
+        j = i + 4
+        if header & 0x100:
             half = flen // 2
-            mask = int.from_bytes(body[half:], "big")
-            out[name] = (int.from_bytes(body[:half], "big") & mask, mask)
+            mask = from_bytes(match[j + half:j + flen], "big")
+            out[_name(header)] = (from_bytes(match[j:j + half], "big") & mask, mask)
         else:
-            out[name] = (int.from_bytes(body, "big"), None)
-        i += 4 + flen
+            out[_name(header)] = (from_bytes(match[j:j + flen], "big"), None)
+        i = j + flen
     return out
 
 

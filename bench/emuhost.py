@@ -9,7 +9,7 @@ from the patch port, as a frame from br0 would.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import socket
 import struct
 import time
 
@@ -24,7 +24,7 @@ def mac_int(mac: str) -> int:
 
 
 def ip_int(ip: str) -> int:
-    return int(ipaddress.IPv4Address(ip))
+    return int.from_bytes(socket.inet_aton(ip), "big")
 
 
 def garp(vlan: int, mac: str, ip: str) -> tuple[dict[str, int], bytes]:

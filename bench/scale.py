@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import os
 import random
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +49,9 @@ from lab.controller import ApiError, Controller
 
 TUNNEL_TYPE = "vxlan"
 EVENT_POLL_S = 0.002  # a steady-state event's CPU is read this soon after it is done: less routine to net out
+PY_SPY = os.path.join(os.path.dirname(sys.executable), "py-spy")
+EMULATOR_GC = (100_000, 20, 1000)  # collector thresholds in this process while a size runs
+EMULATOR_FREEZE_S = 0.25  # what survived this long is frozen out of the collector's sight
 BACKGROUND_S = 3.0  # the window the controller's routine CPU rate is measured over, before the steady-state events
 
 
@@ -54,6 +60,7 @@ class Tracker:
 
     def __init__(self) -> None:
         self.waiting: dict[tuple[int, tuple], list[Expect]] = {}
+        self.met: list[Expect] = []  # every mark there, not yet confirmed by a barrier reply
 
     def watch(self, host: EmuHost) -> None:
         host.switch.watch = self._seen
@@ -62,6 +69,8 @@ class Tracker:
         for e in self.waiting.pop((id(switch), mark), ()):
             e.missing -= 1
             e.last[switch] = max(e.last.get(switch, e.t0), now)
+            if e.missing == 0:
+                self.met.append(e)
 
     def expect(self, needs: list[tuple[EmuHost, tuple]], t0: float) -> Expect:
         e = Expect(t0)
@@ -71,7 +80,13 @@ class Tracker:
                 continue  # there already: nothing to wait for on this account
             e.missing += 1
             self.waiting.setdefault((id(sw), mark), []).append(e)
+        if e.missing == 0:
+            self.met.append(e)
         return e
+
+    def confirm(self) -> None:
+        """Those met whose switches have answered a barrier since are done."""
+        self.met = [e for e in self.met if e.check() is None]
 
 
 @dataclass
@@ -89,18 +104,42 @@ class Expect:
         return self.done
 
 
-async def wait(expects: list[Expect], deadline: float, every_s: Callable[[], object] | None = None,
+async def wait(tracker: Tracker, expects: list[Expect], deadline: float, every_s: Callable[[], object] | None = None,
                poll_s: float = 0.05) -> bool:
-    """Until every expectation is met (True) or the deadline; every_s() is called once a second."""
+    """Until every expectation is met (True) or the deadline; every_s() is called once a second.
+    Each poll looks only at those met and not yet confirmed, and past those done (mostly in order)."""
     tick = time.monotonic()
-    while time.monotonic() < deadline:
-        if all(e.check() is not None for e in expects):
+    first = 0  # expects[:first] are done
+    while True:
+        tracker.confirm()
+        while first < len(expects) and expects[first].done is not None:
+            first += 1
+        if first == len(expects):
             return True
+        if time.monotonic() >= deadline:
+            return False
         if every_s is not None and time.monotonic() - tick >= 1.0:
             tick = time.monotonic()
             every_s()
         await asyncio.sleep(poll_s)
-    return all(e.check() is not None for e in expects)
+
+
+async def keep_collector_away() -> None:
+    """The emulated hosts' millions of long-lived objects out of the garbage collector's sight, as
+    the controller keeps its own (controller/shell/loop.py ticker): collections over them took a
+    third of the emulator's time at 1,000 hosts."""
+    gc.set_threshold(*EMULATOR_GC)
+    while True:
+        await asyncio.sleep(EMULATOR_FREEZE_S)
+        gc.freeze()
+
+
+def stop(spies: list[subprocess.Popen]) -> list[subprocess.Popen]:
+    for spy in spies:  # py-spy writes its flame graph when interrupted
+        spy.send_signal(signal.SIGINT)
+    for spy in spies:
+        spy.wait(60)
+    return []
 
 
 class Run:
@@ -172,18 +211,39 @@ class Run:
         print(f"  {len(self.p.hosts)} hosts {name}: {doc}", file=sys.stderr, flush=True)
         return doc
 
+    def profile(self, phase: str) -> list[subprocess.Popen]:
+        """py-spy on the controller and on this process (the emulated hosts) over one phase: flame
+        graphs (SVG) into --profile DIR, named by shape, size, phase and process."""
+        if not self.args.profile:
+            return []
+        os.makedirs(self.args.profile, exist_ok=True)
+        spies = []
+        for who, pid in (("controller", self.ctl.proc.pid), ("emulator", os.getpid())):  # type: ignore[union-attr]
+            out = os.path.join(self.args.profile, f"{self.args.shape}-{len(self.p.hosts)}-{phase}-{who}.svg")
+            spies.append(subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
+                                           "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return spies
+
     async def run(self) -> dict:
         self.ctl.start()
         self.proc = ProcStat(self.ctl.proc.pid)  # type: ignore[union-attr]
         self.probe = HealthProbe(f"http://127.0.0.1:{self.ctl.rest_port}/v1/health").start()
+        spies: list[subprocess.Popen] = []
+        collector = asyncio.create_task(keep_collector_away())
         try:
             for step in (self.tenants, self.connect, self.learn, self.vm_events, self.joins, self.totals):
+                spies = stop(spies)
+                if step in (self.connect, self.learn):
+                    spies = self.profile(step.__name__)
                 try:
                     await step()
                 except Exception as e:  # reported; the later phases still say what they can
                     self.out.setdefault("errors", []).append(f"{step.__name__}: {e!r}")
                     print(f"  {len(self.p.hosts)} hosts {step.__name__} failed: {e!r}", file=sys.stderr, flush=True)
         finally:
+            collector.cancel()
+            gc.unfreeze()
+            stop(spies)
             self.probe.stop()
             for h in self.hosts.values():
                 h.close()
@@ -227,7 +287,7 @@ class Run:
         while time.monotonic() < deadline and not all(h.ready for h in self.hosts.values()):
             await asyncio.sleep(0.05)
         connected = time.monotonic() - started
-        ok = await wait(expects, deadline)
+        ok = await wait(self.tracker, expects, deadline)
         done = [e.done - started for e in expects if e.done is not None]
         self.phase("connect", started, ok, all_connected_s=round(connected, 3),
                    hosts_converged=len(done), converged_s=round(max(done), 3) if ok and done else None,
@@ -253,7 +313,7 @@ class Run:
 
         def repeat() -> None:
             unheard[:] = [vm for vm in unheard if self.hosts[vm.host].announce(vm.vlan, vm.mac, vm.ip) == 0]
-        ok = await wait(expects, deadline, repeat) and len(expects) == len(order)
+        ok = await wait(self.tracker, expects, deadline, repeat) and len(expects) == len(order)
         lat = [e.done - e.t0 for e in expects if e.done is not None]
         self.learned = [vm for vm, e in zip(order, expects, strict=False) if e.done is not None]
         self.phase("learn", started, ok, announced=len(expects), repeated=lost, endpoints_converged=len(lat),
@@ -292,7 +352,7 @@ class Run:
             self.hosts[host].add_vm(vm.vlan, vm.mac)  # the VM boots: its port appears on br0
             self.hosts[host].announce(vm.vlan, vm.mac, vm.ip)
             e = self.tracker.expect(self.vm_needs(vm), t0)
-            if not await wait([e], min(deadline, t0 + self.args.event_timeout), poll_s=EVENT_POLL_S):
+            if not await wait(self.tracker, [e], min(deadline, t0 + self.args.event_timeout), poll_s=EVENT_POLL_S):
                 break
             lat.append(e.done - t0)  # type: ignore[operator]
             cpu.append(self.proc.cpu() - c0)
@@ -334,7 +394,7 @@ class Run:
             e = self.tracker.expect(needs, t0)
             until = min(deadline, t0 + self.args.event_timeout)
             if not await h.dial(self.ctl.of_port, self.ctl.ovsdb_port, until) \
-                    or not await wait([e], until, poll_s=EVENT_POLL_S):
+                    or not await wait(self.tracker, [e], until, poll_s=EVENT_POLL_S):
                 break
             lat.append(e.done - t0)  # type: ignore[operator]
             cpu.append(self.proc.cpu() - c0)
@@ -343,6 +403,7 @@ class Run:
                    **await self.event_figures(background, lat, cpu, window))
 
     async def totals(self) -> None:
+        emulator_cpu = time.process_time() - self.cpu_at_start  # the baselines below are not the emulator's
         flows = [len(h.switch.table.flows) for h in self.hosts.values()]
         counts = [h.switch.counts for h in self.hosts.values()]
         try:
@@ -361,8 +422,9 @@ class Run:
             "barriers_received": sum(len(h.switch.barriers) for h in self.hosts.values()),
             "stats_requests": sum(c["stats_requests"] for c in counts),
             "controller_cpu_s": round(self.proc.cpu(), 2), "controller_rss_mb": self.proc.rss_mb(),
-            "emulator_cpu_s": round(time.process_time() - self.cpu_at_start, 2),
+            "emulator_cpu_s": round(emulator_cpu, 2),
             "encoder": rate, "encoder_bound_s": round(rate["needed_total"] / rate["flows_per_s"], 3),
+            "push_bound_s": round(rate["needed_total"] * rate["bytes_per_flow"] / rate["push_bytes_per_s"], 3),
         })
         phases = self.out["phases"]
         if phases.get("connect", {}).get("converged") and phases.get("learn", {}).get("converged"):
@@ -390,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replot", metavar="JSON[,JSON...]",
                     help="no run: the tables (and --plot, every shape in one) of earlier --json files, merged")
     ap.add_argument("--note", default="", help="--plot: the conditions, in the title")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy flame graphs of the controller and of the emulated "
+                    "hosts over connect and learn, per size, into DIR (pip install py-spy)")
     args = ap.parse_args(argv)
     if args.replot:
         docs = []

@@ -10,10 +10,11 @@ from controller.shell.config import OVERLAY_OPTS
 COLUMNS = (
     ("hosts", "hosts"), ("endpoints", "endpoints"), ("flows/host", "flows/host held / needed"),
     ("connect", "connect s"), ("learn", "learn s"), ("cold", "cold start s"), ("bound", "encoder bound s"),
+    ("push", "push bound s"),
     ("vm", "1 VM p50/p99 ms"), ("vm_cpu", "1 VM CPU ms p50 / mean, net"), ("join", "1 host p50 ms"),
     ("join_cpu", "1 host CPU ms p50 / mean, net"),
     ("h_conv", "health p50/p99 ms (converging)"), ("h_steady", "health p50/p99 ms (steady)"),
-    ("cpu", "CPU s"), ("rss", "RSS MB"), ("mods", "flow-mods"),
+    ("cpu", "CPU s controller / emulator"), ("rss", "RSS MB"), ("mods", "flow-mods"),
 )
 
 
@@ -61,12 +62,14 @@ def row(run: dict) -> dict[str, str]:
         "connect": _phase(run, "connect"), "learn": _phase(run, "learn"),
         "cold": f"{run['cold_start_s']:.2f}" if "cold_start_s" in run else "-",
         "bound": f"{run['encoder_bound_s']:.2f}",
+        "push": f"{run['push_bound_s']:.2f}" if "push_bound_s" in run else "-",
         "vm": _pair(vm_lat) + timed_out(vm),
         "vm_cpu": _cpu(vm) if vm_lat.get("n") else "-",
         "join": (f"{join_lat['p50']:.0f}" if join_lat.get("n") else "-") + timed_out(join),
         "join_cpu": _cpu(join) if join_lat.get("n") else "-",
         "h_conv": _health(run["health"]["convergence"]), "h_steady": _health(run["health"]["steady"]),
-        "cpu": f"{run['controller_cpu_s']:.1f}", "rss": f"{run['controller_rss_mb'].get('VmHWM', 0):.0f}",
+        "cpu": f"{run['controller_cpu_s']:.1f} / {run['emulator_cpu_s']:.1f}" if "emulator_cpu_s" in run
+        else f"{run['controller_cpu_s']:.1f}", "rss": f"{run['controller_rss_mb'].get('VmHWM', 0):.0f}",
         "mods": str(run["flow_mods_received"]),
     }
 

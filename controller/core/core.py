@@ -93,7 +93,8 @@ class Core(Trust):
         self.recovering = False
         self.passive = False  # a follower (controller/ha/roles.py): it tracks state but programs nothing
         self.read = ReadModel(self.ix, self.installed, self.datapaths, self.counters, self.cap, lambda: self.settings,
-                              self.marks, lambda: self.revision, self.policy, self.waiting, self.refusals)
+                              self.marks, lambda: self.revision, self.placed_on, self.policy, self.waiting,
+                              self.refusals)
 
     @property
     def changed(self) -> set[Part] | None:
@@ -351,7 +352,8 @@ class Core(Trust):
                 del self.tunnels.retiring[host_id]
                 continue
             ports = {p.ofport for p in there if p.ofport}
-            naming = self.installed[dpid].naming(ports)
+            naming = reconcile.naming(self.settings, self.ix, self.cap, host, self.installed[dpid], self.placed_on,
+                                      self.policy.rules_of(host.id), ports)
             if naming and not rechecked:
                 self.tunnels.retiring[host_id] = (op, True)
                 self.marks.parts(host_id, naming)
@@ -472,13 +474,13 @@ class Core(Trust):
     # ---- learning ------------------------------------------------------------------------
 
     def packet_in(self, dpid: int, data: bytes, now: float, table: int | None = None) -> list[Op]:
-        """Learn from a packet-in; one from a responder's miss also holds that unknown IP down."""
+        """Learn from a packet-in; a request the responders could not answer also holds its IP down."""
         seen = self.learner.parse(dpid, data)
         if seen is None:
             return []
         host, tenant, frame = seen
         ops = self.learn(self.learner.learn(host, tenant, frame, now), now)
-        if table in (t.ARP_RESPONDER, t.ND_RESPONDER) and frame.asks_for \
+        if frame.asks_for and self.settings.learning.responder_missed(table, frame) \
                 and (tenant.vni, frame.asks_for) not in self.ix.bindings:
             self.counters["unknown_ip_holddowns"] += 1
             ops.append(FlowMod(dpid, holddown_flow(self.settings, tenant, host.id, frame.asks_for)))
@@ -642,7 +644,7 @@ class Core(Trust):
                                                        self.settings.learning.keeps_switch_entries)
                 else:
                     want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on,
-                                             self.policy.rules_of(host.id))
+                                             self.policy.rules_of(host.id), inst)
                     reconcile.diff(inst, dpid, part, want, self.canon, out)
             if deadline is not None and time.perf_counter() > deadline:
                 return False

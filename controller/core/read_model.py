@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 
+from controller.core import reconcile
 from controller.core.admission import HostPolicy, PendingHost
 from controller.core.flood_cap import LearningCap
 from controller.core.identity import Refusals
@@ -23,8 +24,9 @@ from controller.pipeline.settings import Settings
 class ReadModel:
     def __init__(self, ix: Index, installed: Mapping[int, Installed], datapaths: set[int],
                  counters: Counter[str], cap: LearningCap, settings: Callable[[], Settings],
-                 marks: Marks, revision: Callable[[], int], policy: HostPolicy | None = None,
-                 pending: Mapping[str, PendingHost] | None = None, refusals: Refusals | None = None) -> None:
+                 marks: Marks, revision: Callable[[], int], placed_on: Callable[[Host], set[int]],
+                 policy: HostPolicy | None = None, pending: Mapping[str, PendingHost] | None = None,
+                 refusals: Refusals | None = None) -> None:
         self._ix = ix
         self._marks = marks
         self._revision = revision
@@ -36,6 +38,7 @@ class ReadModel:
         self._counters = counters
         self._cap = cap
         self._settings = settings  # the current ones: a reload changes them
+        self._placed_on = placed_on
 
     # ---- tenants ---------------------------------------------------------------------------
 
@@ -179,7 +182,8 @@ class ReadModel:
     def installed_flows(self, host: Host) -> list[f.Flow] | None:
         """The flows the core installed on the host's switch (None: its content is not known)."""
         inst = self._installed_on(host)
-        return None if inst is None else list(inst.all_flows())
+        return None if inst is None else reconcile.installed_flows(self._settings(), self._ix, self._cap, host, inst,
+                                                                   self._placed_on, self._policy.rules_of(host.id))
 
     def installed_groups(self, host: Host) -> list[f.GroupEntry]:
         """Its groups whose buckets are known."""
@@ -193,7 +197,7 @@ class ReadModel:
     def flow_count(self, host: Host) -> int:
         """Flows installed on a connected switch (0 when not connected or not known)."""
         inst = self._installed_on(host) if self.openflow_connected(host) else None
-        return sum(len(part) for part in inst.flows.values()) if inst is not None else 0
+        return inst.flow_count() if inst is not None else 0
 
     def computed_for(self, host: Host) -> tuple[int | None, str | None]:
         """(the revision of the tenants whose every change for the host's switch has gone out as

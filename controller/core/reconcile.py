@@ -17,7 +17,15 @@ from controller.model import flows as f
 from controller.model.ops import FlowDelete, FlowMod, GroupMod, MeterMod, Op
 from controller.model.state import Host, PortRule
 from controller.pipeline import port_security
-from controller.pipeline.desired import base_flows, endpoint_flows, flood_group, meters, tenant_flows, tunnel_classify
+from controller.pipeline.desired import (
+    base_flows,
+    endpoint_flows,
+    flood_group,
+    meters,
+    tenant_flows,
+    tenant_inputs,
+    tunnel_classify,
+)
 from controller.pipeline.settings import Settings
 
 LOG = logging.getLogger("controller.core.core")  # where the core logged it before
@@ -53,7 +61,7 @@ def expand_full(s: Settings, ix: Index, inst: Installed, host: Host, placed: set
         if inst.meters.get(mid) != m:
             ops.append(MeterMod(dpid, m, "modify" if mid in inst.meters else "add"))  # type: ignore[arg-type]
     inst.meters = dict(want)
-    parts: set[Part] = {BASE} | placed | set(inst.flows) | set(inst.groups)
+    parts: set[Part] = {BASE} | placed | set(inst.parts) | set(inst.groups)
     parts |= {TunnelPart(p.name) for p in host.view.tunnels}
     for vni in placed:
         parts |= ix.eps_by_vni.get(vni, set())
@@ -81,42 +89,45 @@ def take(d: Dirty, n: int) -> list[Part]:
     return batch
 
 
+Want = tuple[set[f.Flow] | None, f.GroupEntry | None, object]  # flows (None: as held), group, inputs
+
+
 def desired(s: Settings, ix: Index, cap: LearningCap, host: Host, part: Part,
-            placed_on: Callable[[Host], set[int]],
-            rules: Mapping[str, PortRule] = {}) -> tuple[set[f.Flow], f.GroupEntry | None]:  # noqa: B006
-    """What the host should hold in one partition: its flows, and (a tenant's) its flood group."""
+            placed_on: Callable[[Host], set[int]], rules: Mapping[str, PortRule] = {},  # noqa: B006
+            inst: Installed | None = None) -> Want:
+    """What the host should hold in one partition: its flows, (a tenant's) its flood group, and what
+    the flows were computed from, where that says more cheaply that they are what the switch holds
+    (given inst: then the flows are None). `rules`: the host's port rules (port security)."""
     if part is BASE:
-        return base_flows(s, host), None
+        return base_flows(s, host), None, None
     if isinstance(part, TunnelPart):
-        return tunnel_classify(host, part.port), None
+        return tunnel_classify(host, part.port), None, None
     vni = part if isinstance(part, int) else part[0]  # type: ignore[index]
     tenant = ix.tenant_by_vni(vni)
     if tenant is None or vni not in placed_on(host):
-        return set(), None
+        return set(), None, None
     if not isinstance(part, int):  # an endpoint
         ep = ix.endpoints.get(part)  # type: ignore[arg-type]
         if ep is None:
-            return set(), None
-        return endpoint_flows(s, host, tenant, ep, ix.peers, capped=(vni, host.id) in cap.sources), None
-    members = ix.members.get(tenant.vni, set())
-    vlan = tenant.vlan_on(host.id)
-    return (tenant_flows(s, host, tenant, capped=(vni, host.id) in cap.narrowed,
-                         guard=port_security.guard(rules, host.view, vlan) if rules else None),
-            flood_group(s, host, tenant, ix.peers, members))
+            return set(), None, None
+        return endpoint_flows(s, host, tenant, ep, ix.peers, capped=(vni, host.id) in cap.sources), None, None
+    group = flood_group(s, host, tenant, ix.peers, ix.members.get(tenant.vni, set()))
+    capped = (vni, host.id) in cap.narrowed
+    guard = port_security.guard(rules, host.view, tenant.vlan_on(host.id)) if rules else None
+    inputs = tenant_inputs(s, host, tenant, capped, guard)
+    if inst is not None and inst.same_inputs(part, inputs):
+        return None, group, inputs
+    return tenant_flows(s, host, tenant, capped, guard), group, inputs
 
 
-def diff(inst: Installed, dpid: int, part: Part, want: tuple[set[f.Flow], f.GroupEntry | None],
-         canon: Callable[[f.Match], f.Match], out: Batch) -> None:
+def diff(inst: Installed, dpid: int, part: Part, want: Want, canon: Callable[[f.Match], f.Match],
+         out: Batch) -> None:
     """The operations that make the switch's partition what is wanted; inst follows them."""
-    want_flows, want_group = want
-    held = part in inst.flows  # a part new here (an endpoint just learned) has nothing to release
-    for fl in want_flows:
-        if not inst.claim(part, fl, canon):
-            out.adds.append(FlowMod(dpid, fl))
-    if held:
-        for key, have in inst.release(part, {fl.key for fl in want_flows}):
-            out.deletes.append(FlowMod(dpid, have, delete=True) if isinstance(have, f.Flow)
-                               else FlowDelete(dpid, *key))
+    want_flows, want_group, inputs = want
+    if want_flows is not None:
+        send, gone = inst.put(part, want_flows, canon, inputs)
+        out.adds += [FlowMod(dpid, fl) for fl in send]
+        out.deletes += [FlowDelete(dpid, *key) for key in gone]
     if not isinstance(part, int):
         return
     have_group = inst.groups.get(part, Installed.ABSENT)
@@ -126,6 +137,40 @@ def diff(inst: Installed, dpid: int, part: Part, want: tuple[set[f.Flow], f.Grou
     elif want_group is None and have_group is not Installed.ABSENT:
         out.last.append(GroupMod(dpid, f.GroupEntry(part), "delete"))
         del inst.groups[part]
+
+
+def installed_flows(s: Settings, ix: Index, cap: LearningCap, host: Host, inst: Installed,
+                    placed_on: Callable[[Host], set[int]], rules: Mapping[str, PortRule]) -> list[f.Flow]:
+    """The flows the switch holds as the controller installed them, made again: each partition's
+    wanted flows that the switch holds as they are (one changed since and not yet sent is left out)."""
+    out = []
+    for part in list(inst.parts):
+        if part is LEFTOVERS:
+            continue
+        flows, _, _ = desired(s, ix, cap, host, part, placed_on, rules)
+        out += [fl for fl in flows or () if inst.owner.get(fl.key) == part and inst.digests.get(fl.key) == fl.digest]
+    return out
+
+
+def naming(s: Settings, ix: Index, cap: LearningCap, host: Host, inst: Installed,
+           placed_on: Callable[[Host], set[int]], rules: Mapping[str, PortRule], ports: set[int]) -> set[object]:
+    """The partitions whose flows or groups on the switch send out of one of these ports. The core
+    keeps a digest per flow, not the flow: each partition's flows are made again, and one the switch
+    may hold otherwise than made now counts as naming them (it is about to be rewritten)."""
+    out: set[object] = set()
+    for part in list(inst.parts):
+        if part is LEFTOVERS:
+            continue
+        flows, _, _ = desired(s, ix, cap, host, part, placed_on, rules)
+        made = {fl.key: fl for fl in flows or ()}
+        for key in inst.keys_of(part):
+            fl = made.get(key)
+            if fl is None or inst.digests.get(key) != fl.digest or f.outputs(fl.actions) & ports:
+                out.add(part)
+                break
+    out |= {part for part, g in inst.groups.items()
+            if g is not None and any(f.outputs(b.actions) & ports for b in g.buckets)}
+    return out
 
 
 def leftovers(inst: Installed, dpid: int, recovering: bool, keep_learned: bool) -> list[Op]:

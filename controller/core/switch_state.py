@@ -9,7 +9,7 @@ endpoint's own host say tenant (cookie), VLAN, MAC and IP (match).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from controller.core.index import Index
@@ -30,11 +30,18 @@ class SwitchDump:
 
 
 class Installed:
+    """What the controller installed on a switch, per partition: each flow by its key and digest
+    (Flow.digest, 64 bits), not the flow itself: at 1,000 hosts a switch holds some 700 flows and
+    the controller 730,000 of them; the flows are recomputed where they are needed again
+    (reconcile.installed_flows)."""
+
     ABSENT = object()  # a group we do not hold (None: held, content unknown)
 
     def __init__(self) -> None:
-        self.flows: dict[object, dict[FlowKey, f.Flow]] = {}  # partition -> key -> flow
+        self.parts: dict[object, tuple[FlowKey, ...]] = {}  # partition -> keys it claimed (some may have moved on)
         self.owner: dict[FlowKey, object] = {}  # key -> partition
+        self.digests: dict[FlowKey, int] = {}  # key -> digest of the flow the switch holds
+        self.inputs: dict[object, object] = {}  # partition -> what its flows were computed from (or absent)
         self.groups: dict[int, f.GroupEntry | None] = {}
         self.meters: dict[int, f.Meter | None] = {}
         self._read_back: dict[FlowKey, int] = {}  # not yet claimed by any partition
@@ -47,49 +54,67 @@ class Installed:
         inst.meters = dict.fromkeys(dump.meters)
         return inst
 
-    def all_flows(self) -> Iterator[f.Flow]:
-        for part in self.flows.values():
-            yield from part.values()
+    def holds(self, part: object) -> bool:
+        return part in self.parts
 
-    def claim(self, part: object, fl: f.Flow, canon: Callable[[f.Match], f.Match]) -> bool:
-        """Make fl part's; True when the switch already holds exactly it."""
-        key = fl.key
-        have: f.Flow | int | None = None
-        owner = self.owner.get(key)
-        if owner is not None:
-            have = self.flows[owner].pop(key)
-        elif self._read_back:
-            have = self._read_back.pop((key[0], key[1], canon(key[2])), None)
-        self.flows.setdefault(part, {})[key] = fl
-        self.owner[key] = part
-        if have is None:
-            return False
-        return have == fl if isinstance(have, f.Flow) else have == fl.wire_cookie
+    def keys_of(self, part: object) -> list[FlowKey]:
+        """The keys a partition holds now (a key another partition claimed since is that one's)."""
+        return [k for k in self.parts.get(part, ()) if self.owner.get(k) == part]
 
-    def release(self, part: object, keep: set[FlowKey]) -> list[tuple[FlowKey, f.Flow]]:
-        """Part's flows not in keep: forgotten here, for the caller to delete on the switch."""
-        held = self.flows.get(part, {})
-        gone = [(k, fl) for k, fl in held.items() if k not in keep]
-        for k, _ in gone:
-            del held[k]
-            del self.owner[k]
-        if not held:
-            self.flows.pop(part, None)
-        return gone
+    def flow_count(self) -> int:
+        return len(self.owner)
+
+    def put(self, part: object, want: Iterable[f.Flow], canon: Callable[[f.Match], f.Match],
+            inputs: object = None) -> tuple[list[f.Flow], list[FlowKey]]:
+        """Make want the partition's flows. Returns the flows the switch does not hold as they are
+        (to send), and the keys of the partition's flows no longer wanted (to delete).
+
+        `inputs`: what want was computed from, kept for `same_inputs` (None: nothing to compare)."""
+        send: list[f.Flow] = []
+        keys: list[FlowKey] = []
+        owner, digests, read_back = self.owner, self.digests, self._read_back
+        for fl in want:
+            key = fl.key
+            digest = fl.digest
+            had = digests.get(key)
+            if had is None:
+                ck = read_back.pop((key[0], key[1], canon(key[2])), None) if read_back else None
+                if ck is None or ck != fl.wire_cookie:
+                    send.append(fl)
+            elif had != digest:
+                send.append(fl)
+            owner[key] = part
+            digests[key] = digest
+            keys.append(key)
+        gone: list[FlowKey] = []
+        old = self.parts.get(part)
+        if old:
+            keep = set(keys)
+            for k in old:
+                if k not in keep and owner.get(k) == part:
+                    del owner[k]
+                    del digests[k]
+                    gone.append(k)
+        if keys:
+            self.parts[part] = tuple(keys)
+        else:
+            self.parts.pop(part, None)
+        if inputs is None:
+            self.inputs.pop(part, None)
+        else:
+            self.inputs[part] = inputs
+        return send, gone
+
+    def same_inputs(self, part: object, inputs: object) -> bool:
+        """Were the partition's flows, as the switch holds them, computed from these inputs?"""
+        return inputs is not None and self.inputs.get(part) == inputs
 
     def forget(self, key: FlowKey) -> None:
-        """The switch removed it by itself (idle timeout)."""
+        """The switch removed it by itself (idle timeout): its partition is recomputed from scratch."""
         owner = self.owner.pop(key, None)
+        self.digests.pop(key, None)
         if owner is not None:
-            self.flows[owner].pop(key, None)
-
-    def naming(self, ports: set[int]) -> set[object]:
-        """The partitions whose flows or groups send out of one of these ports."""
-        parts = {part for part, flows in self.flows.items()
-                 if any(f.outputs(fl.actions) & ports for fl in flows.values())}
-        parts |= {part for part, g in self.groups.items()
-                  if g is not None and any(f.outputs(b.actions) & ports for b in g.buckets)}
-        return parts
+            self.inputs.pop(owner, None)
 
     def unclaimed(self) -> dict[FlowKey, int]:
         """Flows read back that no partition claimed (yet), by key: their cookies."""

@@ -31,7 +31,12 @@ class Tenant:
         return self.hosts is None or host_id in self.hosts
 
     def vlan_on(self, host_id: str) -> int:
-        return dict(self.vlans).get(host_id, self.vlan)
+        return self._vlan_of.get(host_id, self.vlan)
+
+    @cached_property
+    def _vlan_of(self) -> dict[str, int]:
+        """vlans as a dict, made once (vlan_on runs for every entry of the tenant's on a host)."""
+        return dict(self.vlans)
 
     def to_json(self) -> dict:
         return {

@@ -61,7 +61,8 @@ BY_ID = {t.id: t for t in PIPELINE}
 # Priorities, by what a flow is for (flows.py's roles say what its packets count as).
 PRIO_MISS = 0  # a table's default: on to the next table, or drop
 PRIO_LEARNED = 1  # entries the switch's own learn() makes (learn mode)
-PRIO_UNKNOWN_IP = 1  # a responder's miss: flood through the meter, and tell the controller
+PRIO_UNKNOWN_IP = 1  # a responder's miss: flood through the meter (the learning tables tell the controller)
+PRIO_KNOWN_SENDER = 2  # a responder's miss for a request from a known binding: flood, and tell the controller
 PRIO_HOLDDOWN = 5  # a request for an unanswered IP, dropped for a while; a learned answer wins
 PRIO_ENTRY = 10  # the entries of tenants and endpoints: tunnel-in, flood, unicast, answers, sources
 PRIO_LEARNED_SOURCE = 15  # a (host, tenant) at its learning cap floods only for the sources it learned

@@ -73,35 +73,52 @@ def flood_group(s: Settings, host: Host, tenant: Tenant, hosts: Mapping[str, Hos
     return f.GroupEntry(tenant.vni, tuple(buckets))
 
 
-@lru_cache(maxsize=1 << 16)  # the same actions on every member host of the endpoint/tenant
+# Actions every endpoint's answers share: one object each (and one encoding, one repr).
+_SRC_TO_DST = f.Move("eth_src", "eth_dst", 48)
+_ARP_OP_REPLY = f.SetField("arp_op", 2)
+_SHA_TO_THA = f.Move("arp_sha", "arp_tha", 48)
+_SPA_TO_TPA = f.Move("arp_spa", "arp_tpa", 32)
+_BACK = f.Output(f.OFPP_IN_PORT)
+_IP6_SRC_TO_DST = f.Move("ipv6_src", "ipv6_dst", 128)
+_NA = f.SetField("icmpv6_type", f.ICMPV6_NA)
+_NA_FLAGS = f.SetField("nd_reserved", 0x60000000)
+_TO_ND_REPLY = f.Resubmit(t.ND_REPLY)
+_TLL_OPTION = f.SetField("nd_options_type", 2)
+_POP_VLAN = f.PopVlan()
+_TO_SRC_MAC = (f.Resubmit(t.SRC_MAC),)
+
+
+@lru_cache(maxsize=1 << 13)  # the same actions on every member host of the endpoint, made within moments
 def _arp_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
     """Turn the ARP request into the reply the owner of ip would send (as Neutron's responder)."""
-    return (f.Move("eth_src", "eth_dst", 48), f.SetField("eth_src", mac), f.SetField("arp_op", 2),
-            f.Move("arp_sha", "arp_tha", 48), f.Move("arp_spa", "arp_tpa", 32),
-            f.SetField("arp_sha", mac), f.SetField("arp_spa", ip), f.Output(f.OFPP_IN_PORT))
+    return (_SRC_TO_DST, f.SetField("eth_src", mac), _ARP_OP_REPLY, _SHA_TO_THA, _SPA_TO_TPA,
+            f.SetField("arp_sha", mac), f.SetField("arp_spa", ip), _BACK)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def _na_reply(mac: str, ip: str) -> tuple[f.Action, ...]:
     """Turn a neighbour solicitation into the advertisement the owner of ip would send.
 
     Flags Solicited + Override; the option becomes a target link-layer address in ND_REPLY,
     because OVS checks nd_tll's prerequisite (an NA) against the flow's match.
     """
-    return (f.Move("eth_src", "eth_dst", 48), f.SetField("eth_src", mac),
-            f.Move("ipv6_src", "ipv6_dst", 128), f.SetField("ipv6_src", ip),
-            f.SetField("icmpv6_type", f.ICMPV6_NA), f.SetField("nd_reserved", 0x60000000),
-            f.Resubmit(t.ND_REPLY))
+    return (_SRC_TO_DST, f.SetField("eth_src", mac), _IP6_SRC_TO_DST, f.SetField("ipv6_src", ip), _NA, _NA_FLAGS,
+            _TO_ND_REPLY)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def _na_option(mac: str) -> tuple[f.Action, ...]:
-    return (f.SetField("nd_options_type", 2), f.SetField("ipv6_nd_tll", mac), f.Output(f.OFPP_IN_PORT))
+    return (_TLL_OPTION, f.SetField("ipv6_nd_tll", mac), _BACK)
 
 
 @lru_cache(maxsize=1 << 16)
 def _flood(vni: int) -> tuple[f.Action, ...]:
-    return (f.PopVlan(), f.SetField("tunnel_id", vni), f.Group(vni))
+    return (_POP_VLAN, f.SetField("tunnel_id", vni), f.Group(vni))
+
+
+@lru_cache(maxsize=1 << 16)
+def _unicast(vni: int, to_owner: tuple[f.Action, ...]) -> tuple[f.Action, ...]:
+    return (_POP_VLAN, f.SetField("tunnel_id", vni), *to_owner)
 
 
 def tenant_flows(s: Settings, host: Host, tenant: Tenant, capped: bool = False,
@@ -125,6 +142,13 @@ def tenant_flows(s: Settings, host: Host, tenant: Tenant, capped: bool = False,
     if guard is not None:
         out |= guard_flows(s.learning.from_br0(), host.view.patch_ofport, vid, guard, ck)
     return out | s.learning.tenant_extras(vid, ck)
+
+
+def tenant_inputs(s: Settings, host: Host, tenant: Tenant, capped: bool = False, guard: Guard | None = None) -> tuple:
+    """Everything tenant_flows reads: equal inputs, equal flows. A tenant's partition is recomputed on
+    every membership change for its flood group; its flows change far less often."""
+    return (s.learning, tenant.present_on(host.id), host.view.patch_ofport, tenant.vni, tenant.vlan_on(host.id),
+            capped, guard)
 
 
 def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts: Mapping[str, Host],
@@ -152,39 +176,53 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
                                                                              s.tunnel_type)
         if not to_owner:
             return out
-        unicast = (f.PopVlan(), f.SetField("tunnel_id", vni), *to_owner)
+        unicast = _unicast(vni, to_owner)
     out.add(f.Flow(t.UNICAST, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck,
                    role=f.ROLE_NONE if local else f.ROLE_UNICAST_KNOWN))
     for ip in ep.ips:
-        if ":" in ip:
-            if local:
-                out.add(f.Flow(t.SRC_BINDING, t.PRIO_BINDING, f.match(
-                    vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                    ipv6_src=ip), (f.Resubmit(t.SRC_MAC),), cookie=eck, role=f.ROLE_BINDING))
-            reply = () if local else _na_reply(ep.mac, ip)
-            out.add(f.Flow(t.ND_RESPONDER, t.PRIO_ENTRY, f.match(
-                vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                icmpv6_type=f.ICMPV6_NS, ipv6_nd_target=ip), reply, cookie=eck,
-                role=f.ROLE_ND_LOCAL if local else f.ROLE_ND_PROXY))
-            if not local:
-                out.add(f.Flow(t.ND_REPLY, t.PRIO_ENTRY, f.match(
-                    vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
-                    icmpv6_type=f.ICMPV6_NA, ipv6_nd_target=ip), _na_option(ep.mac), cookie=eck))
-        else:
-            if local:
-                out.add(f.Flow(t.SRC_BINDING, t.PRIO_BINDING, f.match(
-                    vlan_vid=vid, eth_src=ep.mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip),
-                    (f.Resubmit(t.SRC_MAC),), cookie=eck, role=f.ROLE_BINDING))
-            # A gratuitous ARP announces ip (a VM that moved or took it over): pass it on,
-            # never answer it, or the answer would teach br0 the MAC is behind br1.
-            out.add(f.Flow(t.ARP_RESPONDER, t.PRIO_EXCEPTION, f.match(
-                vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa=ip, arp_tpa=ip),
-                goto=t.FLOOD, meter=t.METER_FLOOD, cookie=eck))
-            reply = () if local else _arp_reply(ep.mac, ip)
-            out.add(f.Flow(t.ARP_RESPONDER, t.PRIO_ENTRY, f.match(
-                vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), reply, cookie=eck,
-                role=f.ROLE_ARP_LOCAL if local else f.ROLE_ARP_PROXY))
+        if local:
+            out.add(_binding(vid, ep.mac, ip, eck))
+            _add(out, s.learning.known_sender(vid, ep.mac, ip, eck))
+        out.update(_answers(vid, ep.mac, ip, eck, local))
     return out
+
+
+def _binding(vid: int, mac: str, ip: str, eck: int) -> f.Flow:
+    """A local endpoint's known (MAC, IP): nothing for the learning tables to learn."""
+    if ":" in ip:
+        m = f.match(vlan_vid=vid, eth_src=mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6, ipv6_src=ip)
+    else:
+        m = f.match(vlan_vid=vid, eth_src=mac, eth_type=f.ETH_TYPE_ARP, arp_spa=ip)
+    return f.Flow(t.SRC_BINDING, t.PRIO_BINDING, m, _TO_SRC_MAC, cookie=eck, role=f.ROLE_BINDING)
+
+
+@lru_cache(maxsize=1 << 13)  # the same on every host where the tenant has that VLAN: made once for them all
+def _answers(vid: int, mac: str, ip: str, eck: int, local: bool) -> tuple[f.Flow, ...]:
+    """The ARP or ND entries of an endpoint's IP on a host: answered in the switch, or (at home)
+    left to br0; a gratuitous ARP passed on."""
+    if ":" in ip:
+        out = [f.Flow(t.ND_RESPONDER, t.PRIO_ENTRY, f.match(
+            vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6, icmpv6_type=f.ICMPV6_NS,
+            ipv6_nd_target=ip), () if local else _na_reply(mac, ip), cookie=eck,
+            role=f.ROLE_ND_LOCAL if local else f.ROLE_ND_PROXY)]
+        if not local:
+            out.append(f.Flow(t.ND_REPLY, t.PRIO_ENTRY, f.match(
+                vlan_vid=vid, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6, icmpv6_type=f.ICMPV6_NA,
+                ipv6_nd_target=ip), _na_option(mac), cookie=eck))
+        return tuple(out)
+    # A gratuitous ARP announces ip (a VM that moved or took it over): pass it on,
+    # never answer it, or the answer would teach br0 the MAC is behind br1.
+    return (f.Flow(t.ARP_RESPONDER, t.PRIO_EXCEPTION, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_spa=ip,
+                                                              arp_tpa=ip), goto=t.FLOOD, meter=t.METER_FLOOD,
+                   cookie=eck),
+            f.Flow(t.ARP_RESPONDER, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_tpa=ip),
+                   () if local else _arp_reply(mac, ip), cookie=eck,
+                   role=f.ROLE_ARP_LOCAL if local else f.ROLE_ARP_PROXY))
+
+
+def _add(out: set[f.Flow], fl: f.Flow | None) -> None:
+    if fl is not None:
+        out.add(fl)
 
 
 def holddown_flow(s: Settings, tenant: Tenant, host_id: str, ip: str) -> f.Flow:

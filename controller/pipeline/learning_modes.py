@@ -18,14 +18,18 @@ from dataclasses import dataclass
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.choices import by_name
+from controller.model.packets import Frame, is_multicast
 from controller.model.state import Tenant
 
 MODE_CONTROLLER = "controller"
 MODE_LEARN = "learn"
 
 
+_PUNT = (f.Output(f.OFPP_CONTROLLER),)
+
+
 def punt() -> tuple[f.Action, ...]:
-    return (f.Output(f.OFPP_CONTROLLER),)
+    return _PUNT  # one object: its repr and encoding are made once
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,13 @@ class ByController:
 
     def tenant_extras(self, vid: int, ck: int) -> set[f.Flow]:
         return {
-            # Unknown IP: flood (metered), and tell the controller, which holds further requests
-            # for that IP down for a while (pipeline.holddown_flow).
-            f.Flow(t.ARP_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), punt(), goto=t.FLOOD,
+            # Unknown IP: flood (metered). The controller holds further requests for that IP down
+            # for a while (pipeline.holddown_flow): it hears of the request once, from the
+            # learning tables when they do not know the sender's binding, else from the sender's
+            # own entry here (known_sender): a new VM's gratuitous ARP is punted once, not twice.
+            f.Flow(t.ARP_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), goto=t.FLOOD,
                    meter=t.METER_FLOOD, cookie=ck, role=f.ROLE_FLOOD_UNKNOWN),
-            f.Flow(t.ND_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), punt(), goto=t.FLOOD,
+            f.Flow(t.ND_RESPONDER, t.PRIO_UNKNOWN_IP, f.match(vlan_vid=vid), goto=t.FLOOD,
                    meter=t.METER_FLOOD, cookie=ck, role=f.ROLE_FLOOD_UNKNOWN),
             # Probes (sender 0.0.0.0) must reach the real owner, not get the switch's answer.
             f.Flow(t.ARP_RESPONDER, t.PRIO_EXCEPTION, f.match(vlan_vid=vid, eth_type=f.ETH_TYPE_ARP,
@@ -85,12 +91,35 @@ class ByController:
                    goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck),
         }
 
+    def known_sender(self, vid: int, mac: str, ip: str, ck: int) -> f.Flow:
+        """A request for an IP nobody announced, from a local endpoint's known binding: flooded, and
+        the controller told (the learning tables, which tell it of unknown senders, stay silent)."""
+        if ":" in ip:
+            m = f.match(vlan_vid=vid, eth_src=mac, eth_type=f.ETH_TYPE_IPV6, ip_proto=f.IPPROTO_ICMPV6,
+                        icmpv6_type=f.ICMPV6_NS, ipv6_src=ip)
+            table = t.ND_RESPONDER
+        else:
+            m = f.match(vlan_vid=vid, eth_src=mac, eth_type=f.ETH_TYPE_ARP, arp_op=1, arp_spa=ip)
+            table = t.ARP_RESPONDER
+        return f.Flow(table, t.PRIO_KNOWN_SENDER, m, punt(), goto=t.FLOOD, meter=t.METER_FLOOD, cookie=ck,
+                      role=f.ROLE_FLOOD_UNKNOWN)
+
+    def responder_missed(self, table: int | None, frame: Frame) -> bool:
+        """Is this packet-in a request the switch's responders could not answer? From a responder
+        (a known sender's, known_sender), or from the learning tables (an unknown sender's): an ARP
+        request or NS with a sender address, to a multicast address (local-split sends those to the
+        responders). Whether its IP is known after all is the caller's to check."""
+        if table in (t.ARP_RESPONDER, t.ND_RESPONDER):
+            return True
+        return table == t.SRC_BINDING and frame.ip is not None and is_multicast(frame.dst)
+
     def flood_peers(self, members: Iterable[str], hosts: Iterable[str]) -> Iterable[str]:
         return members  # only hosts with members: a handful, however large the cloud
 
     def placed(self, member_of: Iterable[int], tenants: Iterable[Tenant], host_id: str) -> set[int]:
-        """The tenants a host holds: where it has members."""
-        return set(member_of)
+        """The tenants a host holds: where it has members (the index's own set, not to be changed:
+        this is asked for every partition recomputed)."""
+        return member_of if isinstance(member_of, set) else set(member_of)
 
 
 @dataclass(frozen=True)
@@ -115,6 +144,12 @@ class BySwitch:
 
     def tenant_extras(self, vid: int, ck: int) -> set[f.Flow]:
         return set()
+
+    def known_sender(self, vid: int, mac: str, ip: str, ck: int) -> None:
+        return None  # no responders: the switch floods what it does not know
+
+    def responder_missed(self, table: int | None, frame: Frame) -> bool:
+        return False
 
     def flood_peers(self, members: Iterable[str], hosts: Iterable[str]) -> Iterable[str]:
         return hosts  # the article floods to every host of the tenant

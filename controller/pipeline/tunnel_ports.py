@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from controller.model import flows as f
 from controller.model.choices import by_name
@@ -31,9 +32,14 @@ def _output(port: TunnelPort | None, peer_ip: str) -> tuple[f.Action, ...] | Non
     """Out of the port toward the peer; a flow-based port is told the peer in tun_dst."""
     if port is None or not port.ofport:
         return None
-    if port.remote_ip == FLOW:
-        return (f.SetField("tun_ipv4_dst", peer_ip), f.Output(port.ofport))
-    return (f.Output(port.ofport),)
+    return _actions(port.ofport, peer_ip if port.remote_ip == FLOW else None)
+
+
+@lru_cache(maxsize=1 << 16)  # one tuple per (port, peer): every entry toward the peer shares it (and its encoding)
+def _actions(ofport: int, tun_dst: str | None) -> tuple[f.Action, ...]:
+    if tun_dst is not None:
+        return (f.SetField("tun_ipv4_dst", tun_dst), f.Output(ofport))
+    return (f.Output(ofport),)
 
 
 def port_name(kind: str, remote_ip: str) -> str:

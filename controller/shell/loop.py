@@ -14,7 +14,6 @@ from os_ken.controller import event
 from os_ken.lib import hub
 
 from controller.core.core import Core
-from controller.model.ops import Op
 from controller.northbound.metrics import Metrics
 from controller.shell.looplag import LoopLag
 from controller.shell.sender import Sender
@@ -60,7 +59,7 @@ def _name(fn: Callable[[], Any]) -> str:
 class Pump:
     """Drains the core's dirty work in slices, letting other events run between them."""
 
-    def __init__(self, core: Callable[[], Core], apply: Callable[[list[Op]], None], sender: Sender,
+    def __init__(self, core: Callable[[], Core], apply: Callable[..., None], sender: Sender,
                  metrics: Metrics) -> None:
         self.core = core  # the current one: a takeover replaces it
         self.apply = apply
@@ -77,8 +76,9 @@ class Pump:
             self.work.clear()
             started = time.perf_counter()
             while self.core().pending():
-                self.apply(self.core().drain(SLICE_S))
+                self.apply(self.core().drain(SLICE_S), hold=True)  # sent a few slices at a time
                 self.sender.let_go()
+            self.sender.flush()
             self.metrics.reconciled(time.perf_counter() - started)
 
 

@@ -1,108 +1,26 @@
-"""The only place that turns operations into OpenFlow 1.3 bytes.
+"""OpenFlow 1.3 messages for the shell: operations to bytes per switch, reads, barriers, roles.
 
-Encoding with os-ken objects is the expensive part of talking to a switch (lab/README.md: ~180 us a
-flow-mod), so each distinct message is encoded once and cached, and a batch of operations is
-written to the switch as a few large writes followed by one barrier.
+The hot path (flow-mods, strict deletes, group-mods) is encoded in bytes by encoder.py; the rest
+(read-backs, meters, wipes, purges, barriers, role requests) is rare and goes through os-ken's
+classes, which are also the reference the fast encodings are tested against (flow_mod_slow,
+group_mod_slow). A batch of operations goes to a switch as one write.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from functools import lru_cache
 
-from os_ken.lib.pack_utils import msg_pack_into
 from os_ken.ofproto import ofproto_protocol
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.model import flows as f
 from controller.model.ops import FlowDelete, FlowMod, FlowPurge, GroupMod, MeterMod, Op, ReadSwitch, Wipe
+from controller.southbound import encoder
 
 _DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
-WRITE_BATCH = 256  # messages per socket write
-NX_VENDOR = 0x00002320
-NXAST_CLONE = 42
-# OVS's Ericsson-class OXM fields for the ICMPv6 ND header (os-ken does not know them).
-ERICSSON_OXM = {"nd_reserved": (0x1000, 1, 4), "nd_options_type": (0x1000, 2, 1)}
-
-
-class RawAction(parser.OFPAction):
-    """An action os-ken cannot express, given as its wire bytes."""
-
-    cls_action_type = 0xFFFF
-    cls_action_len = 0
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self.data = data
-        self.len = len(data)
-
-    def serialize(self, buf: bytearray, offset: int) -> None:
-        msg_pack_into(f"!{self.len}s", buf, offset, self.data)
-
-
-def _action_bytes(actions: list) -> bytes:
-    buf = bytearray()
-    offset = 0
-    for a in actions:
-        a.serialize(buf, offset)
-        offset += a.len
-    return bytes(buf)
-
-
-def _clone(nested: list) -> RawAction:
-    body = _action_bytes(nested)
-    header = struct.pack("!HHIH6x", ofp.OFPAT_EXPERIMENTER, 16 + len(body), NX_VENDOR, NXAST_CLONE)
-    return RawAction(header + body)
-
-
-def _set_ericsson_field(name: str, value: int) -> RawAction:
-    oxm_class, field, size = ERICSSON_OXM[name]
-    tlv = struct.pack("!HBB", oxm_class, field << 1, size) + value.to_bytes(size, "big")
-    length = (4 + len(tlv) + 7) // 8 * 8
-    return RawAction(struct.pack("!HH", ofp.OFPAT_SET_FIELD, length) + tlv.ljust(length - 4, b"\0"))
-
-
-def _learn(a: f.Learn) -> parser.NXActionLearn:
-    """The article's learn(): VLAN + MAC -> strip VLAN, same tunnel ID, back out the tunnel it came in
-
-    (on a flow-based port: back to the host it came from, tun_src -> tun_dst)."""
-    specs = [
-        parser.NXFlowSpecMatch(src=("vlan_tci", 0), dst=("vlan_tci", 0), n_bits=12),
-        parser.NXFlowSpecMatch(src=("eth_src_nxm", 0), dst=("eth_dst_nxm", 0), n_bits=48),
-        parser.NXFlowSpecLoad(src=0, dst=("vlan_tci", 0), n_bits=16),
-        parser.NXFlowSpecLoad(src=("tunnel_id_nxm", 0), dst=("tunnel_id_nxm", 0), n_bits=64),
-    ]
-    if a.tun_dst_from_src:
-        specs.append(parser.NXFlowSpecLoad(src=("tun_ipv4_src", 0), dst=("tun_ipv4_dst", 0), n_bits=32))
-    specs.append(parser.NXFlowSpecOutput(src=("in_port_nxm", 0), dst="", n_bits=16))
-    return parser.NXActionLearn(table_id=a.table, priority=a.priority, hard_timeout=a.hard_timeout,
-                                specs=specs)
-
-
-def action(a: f.Action) -> parser.OFPAction:
-    if isinstance(a, f.Output):
-        return parser.OFPActionOutput(a.port, a.max_len)
-    if isinstance(a, f.PushVlan):
-        return parser.OFPActionPushVlan(a.ethertype)
-    if isinstance(a, f.PopVlan):
-        return parser.OFPActionPopVlan()
-    if isinstance(a, f.SetField):
-        if a.field in ERICSSON_OXM:
-            return _set_ericsson_field(a.field, int(a.value))
-        return parser.OFPActionSetField(**{a.field: a.value})
-    if isinstance(a, f.Move):
-        return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=a.n_bits)
-    if isinstance(a, f.Group):
-        return parser.OFPActionGroup(a.group_id)
-    if isinstance(a, f.Resubmit):
-        return parser.NXActionResubmitTable(in_port=0xFFF8, table_id=a.table)
-    if isinstance(a, f.Learn):
-        return _learn(a)
-    if isinstance(a, f.Clone):
-        return _clone([action(x) for x in a.actions])
-    raise TypeError(f"no encoding for {a!r}")
+action = encoder.action  # os-ken's form of an action
 
 
 def _serialize(msg: parser.MsgBase) -> bytes:
@@ -133,67 +51,26 @@ def flow_mod_slow(flow: f.Flow) -> bytes:
     return _serialize(msg)
 
 
-# Encoding whole messages with os-ken costs ~100 us a flow-mod. Most flows share their match or
-# their instructions with others (the same entry on many hosts, the same actions toward a port),
-# so those parts are encoded once and the fixed header is packed around them.
-_FLOW_MOD_FIXED = struct.Struct("!BBHIQQBBHHHIIIH2x")  # ofp_header + ofp_flow_mod up to the match
-
-
-@lru_cache(maxsize=1 << 16)
-def _oxm_field(name: str, value: object) -> tuple[int, bytes]:
-    """One match field encoded as OFPMatch encodes it (normalised, and through its user form and
-    back), with the key OFPMatch sorts fields by: most fields recur across matches (a VLAN, a
-    tunnel ID, a port), so each is converted once, not once per match (os-ken's conversion of
-    MAC and IP strings was a fifth of the controller's time at 1,000 hosts)."""
-    k, uv = ofp.oxm_normalize_user(name, value)
-    n, v, m = ofp.oxm_from_user(k, uv)
-    key = n[0] if isinstance(n, tuple) else n
-    n, v, m = ofp.oxm_from_user(*ofp.oxm_to_user(n, v, m))
-    buf = bytearray()
-    ofp.oxm_serialize(n, v, m, buf, 0)
-    return key, bytes(buf)
-
-
-_MATCH_HDR = struct.Struct("!HH")
-
-
-@lru_cache(maxsize=1 << 17)
-def _match_bytes(m: f.Match) -> bytes:
-    """What OFPMatch(**dict(m)).serialize() writes (tests), from fields encoded once each."""
-    fields = sorted((_oxm_field(k, v) for k, v in m), key=lambda kf: kf[0])  # stable, as OFPMatch's
-    body = b"".join(b for _, b in fields)
-    length = _MATCH_HDR.size + len(body)
-    return _MATCH_HDR.pack(ofp.OFPMT_OXM, length) + body + bytes(-length % 8)
-
-
-@lru_cache(maxsize=1 << 17)
-def _instruction_bytes(meter: int | None, actions: tuple, goto: int | None) -> bytes:
-    buf = bytearray()
-    offset = 0
-    for inst in _instructions(meter, actions, goto):
-        inst.serialize(buf, offset)
-        offset = len(buf)
-    return bytes(buf)
-
-
-@lru_cache(maxsize=1 << 17)
 def flow_mod(flow: f.Flow, delete: bool = False) -> bytes:
+    """A flow's add, or its strict delete by key (encoder.py)."""
     if delete:
-        return _delete_strict(flow.table, flow.priority, flow.match)
-    match = _match_bytes(flow.match)
-    inst = _instruction_bytes(flow.meter, flow.actions, flow.goto)
-    flags = ofp.OFPFF_SEND_FLOW_REM if flow.notify_removed else 0
-    head = _FLOW_MOD_FIXED.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, _FLOW_MOD_FIXED.size + len(match) + len(inst),
-                                0, flow.wire_cookie, 0, flow.table, ofp.OFPFC_ADD, flow.idle_timeout,
-                                flow.hard_timeout, flow.priority, ofp.OFP_NO_BUFFER, 0, 0, flags)
-    return head + match + inst
+        return encoder.delete_strict(flow.table, flow.priority, flow.match)
+    return encoder.flow_mod(flow)
 
 
-def _group_mod(op: GroupMod) -> bytes:
+def group_mod_slow(op: GroupMod) -> bytes:
+    """A group-mod as os-ken encodes it: the reference encoder.group_mod must equal (tests)."""
     command = {"add": ofp.OFPGC_ADD, "modify": ofp.OFPGC_MODIFY, "delete": ofp.OFPGC_DELETE}[op.command]
     buckets = [] if op.command == "delete" else [  # OVS refuses a delete that lists buckets
         parser.OFPBucket(actions=[action(a) for a in b.actions]) for b in op.group.buckets]
     return _serialize(parser.OFPGroupMod(_DP, command, ofp.OFPGT_ALL, op.group.group_id, buckets))
+
+
+def delete_strict_slow(table: int, priority: int, match: f.Match) -> bytes:
+    """A strict delete as os-ken encodes it (tests)."""
+    return _serialize(parser.OFPFlowMod(_DP, table_id=table, command=ofp.OFPFC_DELETE_STRICT, priority=priority,
+                                        match=parser.OFPMatch(**dict(match)), out_port=ofp.OFPP_ANY,
+                                        out_group=ofp.OFPG_ANY))
 
 
 def _meter_mod(op: MeterMod) -> bytes:
@@ -210,13 +87,6 @@ def _wipe() -> list[bytes]:
         _serialize(parser.OFPGroupMod(_DP, ofp.OFPGC_DELETE, 0, ofp.OFPG_ALL)),
         _serialize(parser.OFPMeterMod(_DP, ofp.OFPMC_DELETE, 0, ofp.OFPM_ALL)),
     ]
-
-
-@lru_cache(maxsize=65536)
-def _delete_strict(table: int, priority: int, match: f.Match) -> bytes:
-    return _serialize(parser.OFPFlowMod(_DP, table_id=table, command=ofp.OFPFC_DELETE_STRICT, priority=priority,
-                                        match=parser.OFPMatch(**dict(match)), out_port=ofp.OFPP_ANY,
-                                        out_group=ofp.OFPG_ANY))
 
 
 def read_switch() -> list[bytes]:
@@ -250,14 +120,15 @@ def _purge(op: FlowPurge) -> bytes:
 
 
 def encode(op: Op) -> list[bytes]:
-    if isinstance(op, FlowMod):
-        return [flow_mod(op.flow, op.delete)]
-    if isinstance(op, FlowDelete):
-        return [_delete_strict(op.table, op.priority, op.match)]
+    kind = type(op)
+    if kind is FlowMod:
+        return [flow_mod(op.flow, op.delete)]  # type: ignore[union-attr]
+    if kind is FlowDelete:
+        return [encoder.delete_strict(op.table, op.priority, op.match)]  # type: ignore[union-attr]
+    if kind is GroupMod:
+        return [encoder.group_mod(op.group, op.command)]  # type: ignore[union-attr]
     if isinstance(op, ReadSwitch):
         return read_switch()
-    if isinstance(op, GroupMod):
-        return [_group_mod(op)]
     if isinstance(op, MeterMod):
         return [_meter_mod(op)]
     if isinstance(op, Wipe):
@@ -275,15 +146,16 @@ def per_datapath(ops: Iterable[Op]) -> dict[int, list[Op]]:
     return per_dp
 
 
-def writes(ops: list[Op]) -> list[bytes]:
-    """One datapath's operations encoded: WRITE_BATCH messages joined per write."""
-    msgs = [m for op in ops for m in encode(op)]
-    return [b"".join(msgs[i:i + WRITE_BATCH]) for i in range(0, len(msgs), WRITE_BATCH)]
+def write(ops: list[Op]) -> bytes:
+    """One datapath's operations encoded, as one write."""
+    add = encoder.flow_mod
+    return b"".join([add(op.flow) if type(op) is FlowMod and not op.delete else b"".join(encode(op))  # type: ignore
+                     for op in ops])
 
 
-def batches(ops: Iterable[Op]) -> dict[int, list[bytes]]:
-    """Per datapath, the writes for these operations."""
-    return {dpid: writes(dp_ops) for dpid, dp_ops in per_datapath(ops).items()}
+def batches(ops: Iterable[Op]) -> dict[int, bytes]:
+    """Per datapath, the write for these operations."""
+    return {dpid: write(dp_ops) for dpid, dp_ops in per_datapath(ops).items()}
 
 
 def barrier() -> parser.OFPBarrierRequest:

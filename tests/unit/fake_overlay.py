@@ -35,6 +35,7 @@ from controller.model.ops import (
 from controller.model.state import HostView, TunnelPort
 from controller.pipeline import tunnel_ports
 from controller.pipeline.settings import Settings
+from tests.unit.world import installed_flows
 
 PATCH = 1
 FlowKey = tuple[int, int, f.Match]
@@ -291,9 +292,9 @@ class Overlay:
         fresh = self.fresh()
         for dpid in self.programmed():
             sw, inst = self.switches[dpid], self.core.installed[dpid]
-            believed = {fl.key: fl.wire_cookie for fl in inst.all_flows()} | inst.unclaimed()
-            owned = {fl.key: fl.wire_cookie for fl in inst.all_flows()}
-            wanted = {fl.key: fl.wire_cookie for fl in fresh.installed[dpid].all_flows()}
+            owned = believed_cookies(self.core, dpid)
+            believed = owned | inst.unclaimed()
+            wanted = believed_cookies(fresh, dpid)
             held = sw.ours()
             for what, a, b in (("switch vs core", held, believed), ("core vs fresh core", owned, wanted)):
                 if a != b:
@@ -307,3 +308,11 @@ class Overlay:
             if groups != fresh.installed[dpid].groups:
                 out.append(f"dpid {dpid} groups: core {groups} vs fresh core {fresh.installed[dpid].groups}")
         return out
+
+
+def believed_cookies(core: Core, dpid: int) -> dict:
+    """The cookie of every flow the core believes the switch holds (the core keeps a digest per
+    flow: the flow is made again from the state; one it no longer makes shows as stale)."""
+    made = {fl.key: fl for fl in installed_flows(core, dpid)}
+    return {key: made[key].wire_cookie if key in made else ("stale", digest)
+            for key, digest in core.installed[dpid].digests.items()}

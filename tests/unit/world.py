@@ -52,9 +52,16 @@ def world(n: int = 3, settings: Settings | None = None, tenants=(BLUE, RED),
     return core
 
 
+def installed_flows(core: Core, dpid: int) -> list[f.Flow]:
+    """The flows the core installed on a switch (as the read model gives them)."""
+    host = core.host_of_dpid(dpid)
+    assert host is not None
+    return core.read.installed_flows(host) or []
+
+
 def tracer(core: Core, dpid: int) -> Tracer:
     inst = core.installed[dpid]
-    return Tracer(list(inst.all_flows()), [g for g in inst.groups.values() if g is not None])
+    return Tracer(installed_flows(core, dpid), [g for g in inst.groups.values() if g is not None])
 
 
 def flow_ops(ops: list[Op], dpid: int | None = None) -> list[FlowMod]:
@@ -63,7 +70,7 @@ def flow_ops(ops: list[Op], dpid: int | None = None) -> list[FlowMod]:
 
 def held(core: Core, dpid: int) -> dict:
     """The flows the core believes a switch holds, by key."""
-    return {fl.key: fl for fl in core.installed[dpid].all_flows()}
+    return {fl.key: fl for fl in installed_flows(core, dpid)}
 
 
 def replayed(flows: dict, ops: list[Op], dpid: int) -> dict:
@@ -78,6 +85,19 @@ def replayed(flows: dict, ops: list[Op], dpid: int) -> dict:
                 out[op.flow.key] = op.flow
         elif isinstance(op, FlowDelete) and op.dpid == dpid:
             out.pop((op.table, op.priority, op.match), None)
+    return out
+
+
+def flow_changes(ops: list[Op], dpid: int | None = None) -> list[tuple[tuple, bool]]:
+    """(key, deleted) of every flow an operation adds or deletes, in order."""
+    out = []
+    for op in ops:
+        if dpid is not None and getattr(op, "dpid", None) != dpid:
+            continue
+        if isinstance(op, FlowMod):
+            out.append((op.flow.key, op.delete))
+        elif isinstance(op, FlowDelete):
+            out.append(((op.table, op.priority, op.match), True))
     return out
 
 

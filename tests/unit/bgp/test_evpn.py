@@ -20,7 +20,7 @@ from controller.core.core import OFPRR_IDLE_TIMEOUT, Core
 from controller.model import tables as t
 from controller.model.ops import GroupMod, OvsdbOp
 from controller.model.state import TunnelPort
-from tests.unit.world import BLUE, RED, arp_frame, ip_of, mac, view, world
+from tests.unit.world import BLUE, RED, arp_frame, installed_flows, ip_of, mac, view, world
 
 POLICY = Policy(65000, "10.98.0.1")
 PEER = "10.98.0.9"
@@ -211,7 +211,7 @@ def test_members_of_the_vni_answer_arp_for_it_in_the_switch_and_unicast_to_its_v
     ev.receive(type2())
     with_vtep_port(ev.core)
     for dpid in (1, 2, 3):
-        held = list(ev.core.installed[dpid].all_flows())
+        held = installed_flows(ev.core, dpid)
         answer = [fl for fl in held if fl.table == t.ARP_RESPONDER and ("arp_tpa", "10.0.0.50") in fl.match
                   and fl.actions]
         unicast = [fl for fl in held if fl.table == t.UNICAST and ("eth_dst", FAR_MAC) in fl.match]

@@ -6,12 +6,25 @@ from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import FlowPurge, OvsdbOp, ReadSwitch
+from controller.model.ops import FlowDelete, FlowPurge, OvsdbOp, ReadSwitch
 from controller.model.state import HostView, TunnelPort
 from controller.pipeline.learning_modes import MODE_LEARN
 from controller.shell.config import defaults
 from controller.southbound import ovsdb_model as om
-from tests.unit.world import BLUE, RED, arp_frame, flow_ops, group_ops, ip_of, mac, tracer, view, world
+from tests.unit.world import (
+    BLUE,
+    RED,
+    arp_frame,
+    flow_changes,
+    flow_ops,
+    group_ops,
+    installed_flows,
+    ip_of,
+    mac,
+    tracer,
+    view,
+    world,
+)
 
 
 def test_a_switch_that_connects_is_read_back_then_given_the_whole_pipeline():
@@ -119,7 +132,7 @@ def test_a_silent_mac_ages_out_everywhere():
     match = {"vlan_vid": BLUE.vlan | f.OFPVID_PRESENT, "eth_src": mac(2)}
     ops = core.flow_removed(2, t.SRC_MAC, 0, match, now=400.0)
     assert core.tenant_endpoints(BLUE.vni) == []
-    deleted = {(op.dpid, op.flow.table) for op in flow_ops(ops) if op.delete}
+    deleted = {(op.dpid, op.table) for op in ops if isinstance(op, FlowDelete)}
     assert (1, t.UNICAST) in deleted and (3, t.ARP_RESPONDER) in deleted
     assert (2, t.SRC_MAC) not in deleted  # the switch removed that one itself
 
@@ -151,21 +164,23 @@ def test_deleting_a_tenant_removes_its_flows_and_group_everywhere():
     core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1.0)
     ops = core.delete_tenant("blue")
     for dpid in (1, 2, 3):
-        left = [fl for part, flows in core.installed[dpid].flows.items() for fl in flows.values()
-                if fl.cookie & 0x00FFFFFF00000000 == BLUE.vni << 32]
-        assert left == []
+        inst = core.installed[dpid]
+        left = [part for part in inst.parts if part == BLUE.vni or (isinstance(part, tuple) and part[0] == BLUE.vni)]
+        assert left == [] and not [fl for fl in installed_flows(core, dpid) if f.cookie_vni(fl.cookie) == BLUE.vni]
         assert BLUE.vni not in core.installed[dpid].groups
     assert {op.dpid for op in group_ops(ops) if op.command == "delete"} == {1, 2, 3}
     assert core.tenant_endpoints(BLUE.vni) == []
-    assert not [op for op in flow_ops(ops) if not op.delete]  # nothing else was touched
+    assert flow_ops(ops) == []  # nothing else was touched: deletes only
 
 
 def test_changing_a_tenants_vlan_reprograms_only_that_tenant():
     core = world(3)
     from dataclasses import replace
+    keys = {dpid: {fl.key: f.cookie_vni(fl.cookie) for fl in installed_flows(core, dpid)} for dpid in (1, 2, 3)}
     ops = core.put_tenant(replace(BLUE, vlan=30))
-    cookies = {op.flow.cookie >> 32 & 0xFFFFFF for op in flow_ops(ops)}
-    assert cookies == {BLUE.vni}
+    touched = [(op.dpid, key) for op in ops for key, _ in flow_changes([op])]
+    assert touched and all(keys[dpid].get(key, BLUE.vni) == BLUE.vni for dpid, key in touched)
+    assert {f.cookie_vni(op.flow.cookie) for op in flow_ops(ops)} <= {BLUE.vni}
 
 
 def test_learn_mode_purges_switch_learned_entries_of_a_deleted_tenant():
@@ -210,7 +225,7 @@ def test_a_tenant_limited_to_some_hosts_is_not_programmed_elsewhere():
     from controller.model.state import Tenant
     core = world(3, tenants=(Tenant("few", 8000, 10, hosts=frozenset({"h1", "h2"})),))
     assert all(fl.cookie >> 32 & 0xFFFFFF != 8000
-               for part in core.installed[3].flows.values() for fl in part.values())
+               for fl in installed_flows(core, 3))
     assert 8000 in core.installed[1].groups
 
 
@@ -235,10 +250,29 @@ def test_switch_counters_grow_monotonically_from_role_aggregates():
 def test_counted_flows_carry_their_role_in_the_cookie():
     core = world(2)
     core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1.0)
-    roles = {f.cookie_role(fl.wire_cookie) for fl in core.installed[1].all_flows()}
+    roles = {f.cookie_role(fl.wire_cookie) for fl in installed_flows(core, 1)}
     assert {f.ROLE_ARP_PROXY, f.ROLE_FLOOD, f.ROLE_FLOOD_UNKNOWN, f.ROLE_UNICAST_KNOWN} <= roles
-    home = {f.cookie_role(fl.wire_cookie) for fl in core.installed[2].all_flows()}
+    home = {f.cookie_role(fl.wire_cookie) for fl in installed_flows(core, 2)}
     assert {f.ROLE_SOURCE, f.ROLE_BINDING, f.ROLE_ARP_LOCAL} <= home
+
+
+def holddowns(ops) -> list:
+    return [op for op in flow_ops(ops) if op.flow.cookie & f.COOKIE_KIND_MASK == f.COOKIE_HOLDDOWN]
+
+
+def test_a_request_from_a_sender_the_switch_does_not_know_is_held_down_from_the_learning_tables_punt():
+    # the responders tell the controller only of known senders' requests (one punt per frame): a new
+    # sender's comes from the learning tables, and holds its unknown IP down all the same
+    core = world(3)
+    ops = core.packet_in(1, arp_frame(mac(1), "10.0.0.1", "10.0.0.99", BLUE.vlan), now=1.0, table=t.SRC_BINDING)
+    (held,) = holddowns(ops)
+    assert held.dpid == 1 and dict(held.flow.match)["arp_tpa"] == "10.0.0.99"
+    assert core.bindings[(BLUE.vni, "10.0.0.1")] == mac(1)  # and the sender learned
+    # not a probe (sender 0.0.0.0: the responder floods it without a word), not a GARP (its own IP)
+    probe = arp_frame(mac(2), "0.0.0.0", "10.0.0.98", BLUE.vlan)
+    assert not holddowns(core.packet_in(2, probe, now=1.0, table=t.SRC_BINDING))
+    assert not holddowns(core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.2", BLUE.vlan), now=1.0,
+                                        table=t.SRC_BINDING))
 
 
 def test_a_request_for_an_unknown_ip_is_held_down_on_the_asking_host():
@@ -249,7 +283,6 @@ def test_a_request_for_an_unknown_ip_is_held_down_on_the_asking_host():
     assert holddown.dpid == 1 and holddown.flow.hard_timeout == 3 and holddown.flow.actions == ()
     assert dict(holddown.flow.match)["arp_tpa"] == "10.0.0.99"
     assert holddown.flow.priority < 10  # a learned answer still wins
-    # The same request seen by the learning tables (not a responder miss) holds nothing down.
-    assert not [op for op in flow_ops(core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.98", BLUE.vlan),
-                                                     now=1.0))
-                if op.flow.cookie & f.COOKIE_KIND_MASK == f.COOKIE_HOLDDOWN]
+    # Unicast, the request never went to the responder: the learning tables' punt holds nothing down.
+    unicast = arp_frame(mac(2), "10.0.0.2", "10.0.0.98", BLUE.vlan, dst_mac=mac(3))
+    assert not holddowns(core.packet_in(2, unicast, now=1.0, table=t.SRC_BINDING))

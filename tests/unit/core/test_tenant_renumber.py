@@ -18,7 +18,7 @@ from controller.model.state import Tenant
 from controller.pipeline.trace import Tracer
 from controller.shell.config import defaults
 from tests.unit.fake_overlay import Overlay
-from tests.unit.world import arp_frame, local_packet
+from tests.unit.world import arp_frame, flow_changes, local_packet
 
 BLUE, RED = Tenant("blue", 5001, 10), Tenant("red", 5002, 20)
 
@@ -114,8 +114,8 @@ def test_learn_mode_purges_a_changed_tenants_learned_entries_only_after_its_old_
         ov.run(ov.core.delete_tenant("blue"))
     for dpid in (1, 2, 3):
         ops = [op for op in ov.sent if getattr(op, "dpid", None) == dpid]
-        gone = [n for n, op in enumerate(ops) if isinstance(op, FlowMod) and op.delete
-                and op.flow.table == t.TUNNEL_IN and dict(op.flow.match)["tunnel_id"] == BLUE.vni]
+        gone = [n for n, op in enumerate(ops) for key, deleted in flow_changes([op])
+                if deleted and key[0] == t.TUNNEL_IN and dict(key[2])["tunnel_id"] == BLUE.vni]
         purged = [n for n, op in enumerate(ops) if isinstance(op, FlowPurge)]
         assert len(gone) == 1 and purged and min(purged) > gone[0], dpid
         assert {dict(op.match)["vlan_vid"] for op in ops if isinstance(op, FlowPurge)} == {(BLUE.vlan, 0x0FFF)}

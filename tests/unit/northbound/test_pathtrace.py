@@ -129,7 +129,8 @@ def test_a_peer_without_a_tunnel_back_is_reported_as_a_drop():
 def test_tracing_changes_nothing_in_the_core():
     core = learned()
     def seen() -> tuple:
-        return ({dpid: (copy.deepcopy(inst.flows), dict(inst.groups)) for dpid, inst in core.installed.items()},
+        return ({dpid: (dict(inst.digests), dict(inst.owner), dict(inst.groups))
+                 for dpid, inst in core.installed.items()},
                 dict(core.counters), [copy.deepcopy(core.tenant_endpoints(tn.vni)) for tn in (BLUE, RED)])
     before = seen()
     for req in (Request("blue", mac(1), mac(2)), Request("blue", mac(1), "10.0.0.9", arp=True),

@@ -133,6 +133,26 @@ def test_known_source_is_not_punted_again():
     assert [meter for _, meter in tr.punts] == [t.METER_FLOOD]  # only the unknown-IP notice
 
 
+def test_a_new_vms_gratuitous_arp_is_punted_once_by_the_learning_tables():
+    core = world(members={1: frozenset({10}), 2: frozenset({10})})
+    garp = arp_request(BLUE.vlan, mac(9), "10.0.0.9", "10.0.0.9")
+    tr = tracer(core, 1).trace(garp)
+    assert [meter for _, meter in tr.punts] == [t.METER_LEARN]  # not from the responder's miss as well
+    assert tr.ports() == [tunnel_port(2)]  # and flooded to the tenant's other member
+    core.packet_in(1, arp_frame(mac(9), "10.0.0.9", "10.0.0.9", BLUE.vlan), now=1.0, table=t.SRC_BINDING)
+    assert tracer(core, 1).trace(garp).punts == []  # known now: announced again, nothing to learn
+
+
+def test_a_request_for_an_unknown_ip_is_punted_once_whoever_sends_it():
+    core = world(members={1: frozenset({10}), 2: frozenset({10})})
+    learn_everywhere(core, [(1, BLUE, mac(1), "10.0.0.1")])
+    known = tracer(core, 1).trace(arp_request(BLUE.vlan, mac(1), "10.0.0.1", "10.0.0.99"))
+    unknown = tracer(core, 1).trace(arp_request(BLUE.vlan, mac(8), "10.0.0.8", "10.0.0.99"))
+    assert [meter for _, meter in known.punts] == [t.METER_FLOOD]  # the responder's, for a known sender
+    assert [meter for _, meter in unknown.punts] == [t.METER_LEARN]  # the learning tables', for a new one
+    assert known.ports() == unknown.ports() == [tunnel_port(2)]
+
+
 def test_same_mac_in_two_tenants_stays_apart():
     core = world()
     learn_everywhere(core, [(2, BLUE, mac(7), "10.0.0.7"), (3, RED, mac(7), "10.0.0.7")])

@@ -10,7 +10,18 @@ from controller.model import tables as t
 from controller.model.state import HostView, PortRule
 from controller.pipeline import port_security as ps
 from controller.shell.config import defaults
-from tests.unit.world import BLUE, arp_frame, arp_request, local_packet, mac, tracer, view, world
+from tests.unit.world import (
+    BLUE,
+    arp_frame,
+    arp_request,
+    flow_changes,
+    installed_flows,
+    local_packet,
+    mac,
+    tracer,
+    view,
+    world,
+)
 
 VM, OTHER, SPOOF = mac(1), mac(7), mac(9)
 RULE = PortRule("h1", "vm1", frozenset({VM}), frozenset({"10.0.0.1"}))
@@ -62,10 +73,10 @@ def test_the_switch_drops_a_spoofed_source_and_passes_the_allowed_ones(mac_learn
 
 def test_drops_are_counted_by_their_own_role_and_the_rest_of_the_tenant_is_untouched():
     core = guarded_world()
-    flows = list(core.installed[1].all_flows())
+    flows = list(installed_flows(core, 1))
     drops = [fl for fl in flows if fl.role == f.ROLE_SPOOFED]
     assert drops and all(fl.table == t.PORT_SECURITY and not fl.actions for fl in drops)
-    assert not [fl for fl in core.installed[2].all_flows() if fl.table == t.PORT_SECURITY]  # only where ruled
+    assert not [fl for fl in installed_flows(core, 2) if fl.table == t.PORT_SECURITY]  # only where ruled
     # another tenant on the same host is not guarded: no classify entry for its VLAN
     guarded = [fl for fl in flows if fl.table == t.CLASSIFY and fl.priority == t.PRIO_GUARDED]
     assert [dict(fl.match)["vlan_vid"] for fl in guarded] == [BLUE.vlan | f.OFPVID_PRESENT]
@@ -74,8 +85,8 @@ def test_drops_are_counted_by_their_own_role_and_the_rest_of_the_tenant_is_untou
 def test_removing_the_rule_removes_the_guard():
     core = guarded_world()
     ops = core.drop_port_rule("h1", "vm1")
-    assert [op for op in ops if op.delete and op.flow.table == t.PORT_SECURITY]
-    assert not [fl for fl in core.installed[1].all_flows() if fl.table == t.PORT_SECURITY]
+    assert [key for key, deleted in flow_changes(ops) if deleted and key[0] == t.PORT_SECURITY]
+    assert not [fl for fl in installed_flows(core, 1) if fl.table == t.PORT_SECURITY]
     assert sorted(tracer(core, 1).trace(local_packet(BLUE.vlan, SPOOF, "ff:ff:ff:ff:ff:ff")).ports()) == [12, 13]
 
 

@@ -5,7 +5,6 @@ import struct
 import pytest
 
 from controller.core.core import Core
-from controller.core.parts import BASE
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
 from controller.model import tables as t
@@ -19,7 +18,7 @@ from controller.shell.config import defaults
 from controller.southbound import ofmsg
 from controller.southbound import ovsdb_model as om
 from tests.unit.confs import conf_from
-from tests.unit.world import BLUE, PATCH, RED, arp_frame, ip_of, local_packet, mac, tracer, view
+from tests.unit.world import BLUE, PATCH, RED, arp_frame, installed_flows, ip_of, local_packet, mac, tracer, view
 
 FLOW_OFPORT = 9
 NXM_TUN_IPV4_SRC = struct.pack("!I", 0x00013E04)  # NXM_HEADER(class 1, field 31, 4 bytes)
@@ -88,7 +87,7 @@ def test_a_host_joining_queues_no_tunnel_work_on_the_others():
 
 def test_classify_has_one_flow_for_the_flow_port_at_any_size():
     core = flow_world(12)
-    classify = [fl for fl in core.installed[1].all_flows() if fl.table == t.CLASSIFY and fl.goto == t.TUNNEL_IN]
+    classify = [fl for fl in installed_flows(core, 1) if fl.table == t.CLASSIFY and fl.goto == t.TUNNEL_IN]
     assert [fl.match for fl in classify] == [f.match(in_port=FLOW_OFPORT)]
 
 
@@ -125,7 +124,7 @@ def test_arriving_traffic_is_classified_by_tunnel_id_from_the_flow_port():
 
 def test_learn_mode_learns_the_senders_address_as_the_replys_tunnel_destination():
     core = flow_world(2, mac_learning=MODE_LEARN)
-    (to_local,) = [fl for fl in core.installed[1].flows[BASE].values() if fl.table == t.TO_LOCAL]
+    (to_local,) = [fl for fl in installed_flows(core, 1) if fl.table == t.TO_LOCAL]
     learn = to_local.actions[0]
     assert isinstance(learn, f.Learn) and learn.tun_dst_from_src
     assert NXM_TUN_IPV4_SRC in ofmsg.flow_mod(to_local)
@@ -137,9 +136,8 @@ def test_every_flow_mode_flow_encodes():
     for mode in ("controller", MODE_LEARN):
         core = flow_world(3, mac_learning=mode)
         core.packet_in(2, arp_frame(mac(2), "192.168.1.2", "192.168.1.1", BLUE.vlan), now=1)
-        for part in core.installed[1].flows.values():
-            for fl in part.values():
-                assert struct.unpack_from("!BB", ofmsg.flow_mod(fl)) == (4, 14)
+        for fl in installed_flows(core, 1):
+            assert struct.unpack_from("!BB", ofmsg.flow_mod(fl)) == (4, 14)
 
 
 def connected(core: Core, dpid: int) -> Core:

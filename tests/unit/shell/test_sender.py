@@ -4,7 +4,9 @@ from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import DeletePorts, FlowMod
 from controller.northbound.metrics import Metrics
+from controller.shell import sender as sender_module
 from controller.shell.sender import Sender
+from controller.southbound import ofmsg
 from tests.unit.fake_switch import OFPT_BARRIER_REQUEST, FakeDatapath
 
 OFPT_FLOW_MOD = 14
@@ -89,3 +91,37 @@ def test_an_ovsdb_operation_goes_after_the_openflow_operations_before_it():
     s.send_in_order([FlowMod(1, flow(1)), FlowMod(1, flow(2)), gone, FlowMod(1, flow(3))],
                     lambda op: events.append(f"ovsdb {op.system_id}"))
     assert events == ["openflow", "ovsdb h1", "openflow"]
+
+
+def test_the_pumps_slices_are_held_and_go_out_as_one_write_per_switch():
+    s, _, dp1, dp2 = sender()
+    s.send([FlowMod(1, flow(1)), FlowMod(2, flow(2))], hold=True)
+    s.send([FlowMod(1, flow(3))], hold=True)
+    assert dp1.sent == [] and dp2.sent == []
+    s.flush()
+    assert dp1.message_types() == [OFPT_FLOW_MOD, OFPT_FLOW_MOD, OFPT_BARRIER_REQUEST]
+    assert len(dp1.sent) == 1 and len(dp2.sent) == 1
+
+
+def test_held_writes_go_out_after_at_most_hold_s():
+    s, _, dp1, _ = sender()
+    s.send([FlowMod(1, flow(1))], hold=True)
+    s.held_since -= sender_module.HOLD_S + 0.01
+    s.send([FlowMod(1, flow(2))], hold=True)
+    assert dp1.message_types() == [OFPT_FLOW_MOD, OFPT_FLOW_MOD, OFPT_BARRIER_REQUEST]
+
+
+def test_a_send_not_held_goes_after_what_is_held_in_order():
+    s, _, dp1, _ = sender()
+    s.send([FlowMod(1, flow(1))], hold=True)
+    s.send([FlowMod(1, flow(2))])
+    assert len(dp1.sent) == 1
+    assert dp1.message_types() == [OFPT_FLOW_MOD, OFPT_FLOW_MOD, OFPT_BARRIER_REQUEST]
+    assert dp1.sent[0].startswith(ofmsg.flow_mod(flow(1)) + ofmsg.flow_mod(flow(2)))  # in the order made
+
+
+def test_nothing_to_send_sends_nothing_held():
+    s, _, dp1, _ = sender()
+    s.send([FlowMod(1, flow(1))], hold=True)
+    s.send([])  # a packet-in whose work is the pump's
+    assert dp1.sent == []
