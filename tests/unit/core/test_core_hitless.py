@@ -101,7 +101,7 @@ def test_a_real_switchs_read_back_is_recognised_as_ours_and_its_endpoints_recove
     core = startup.app_core(defaults(), list(tenants.values()), now=0.0,
                             policy=HostPolicy(admission.APPROVE, listed=[h["id"] for h in doc["hosts"]]))
     dumps = {h["id"]: lab_dump(doc["replies"][h["datapath_id"]]) for h in doc["hosts"]}
-    assert [len(d.flows) for d in dumps.values()] == [48] * 3 and all(d.groups and d.meters for d in dumps.values())
+    assert [len(d.flows) for d in dumps.values()] == [50] * 3 and all(d.groups and d.meters for d in dumps.values())
     ops: list = []
     for h in doc["hosts"]:
         view_ = lab_view(h, tenants)
