@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from controller.core import identity, reconcile
@@ -38,18 +38,19 @@ from controller.core.changes import (
 )
 from controller.core.counters import fold_role
 from controller.core.flood_cap import LearningCap
-from controller.core.index import Index, Kept
+from controller.core.index import Index
 from controller.core.learning import Learner
 from controller.core.marks import Marks
 from controller.core.parts import LEFTOVERS, EpKey, Part
 from controller.core.read_model import ReadModel
 from controller.core.switch_state import Installed, SwitchDump, recovered_endpoints
+from controller.core.tenancy import Tenancy
 from controller.core.trust import Trust
 from controller.core.tunnel_ops import TunnelBook
 from controller.model import events as ev
 from controller.model import flows as f
 from controller.model import tables as t
-from controller.model.ops import DeletePorts, FlowDelete, FlowMod, FlowPurge, Op, ReadSwitch
+from controller.model.ops import DeletePorts, FlowDelete, FlowMod, Op, ReadSwitch
 from controller.model.state import Endpoint, Host, HostView, Peer, Tenant
 from controller.pipeline.desired import holddown_flow, source_key, source_of
 from controller.pipeline.settings import Settings
@@ -60,7 +61,7 @@ OFPRR_IDLE_TIMEOUT = 0
 MAX_PENDING_EVENTS = 100_000
 
 
-class Core(Trust):
+class Core(Tenancy, Trust):
     def __init__(self, settings: Settings, tenants: Iterable[Tenant] = (),
                  canon: Callable[[f.Match], f.Match] | None = None, policy: HostPolicy | None = None) -> None:
         self.settings = settings
@@ -372,104 +373,6 @@ class Core(Trust):
         others wait for it)."""
         return any((h := self.ix.hosts.get(host_id)) is None or self.is_programmable(h)
                    for host_id in (*self.tunnels.retiring, *self.purges))
-
-    def purge_learned_on(self, host: Host) -> list[Op]:
-        """learn() entries of every tenant on a host: they may send out of a port that is going."""
-        if not self.settings.learning.keeps_switch_entries or host.view.datapath_id is None \
-                or not self.is_programmable(host):
-            return []
-        return [FlowPurge(host.view.datapath_id, t.UNICAST, f.match(vlan_vid=(tn.vlan_on(host.id), 0x0FFF)))
-                for tn in self.ix.tenants.values() if tn.present_on(host.id)]
-
-    # ---- tenants (from REST) -------------------------------------------------------------
-
-    def put_tenant(self, tenant: Tenant) -> list[Op]:
-        """Create or replace a tenant; a changed VNI or VLAN re-programs only this tenant, which
-        stays whole: its endpoints (with their IPs) are carried over, re-keyed to its new VNI."""
-        return self.change_tenants({tenant.name: tenant})
-
-    def delete_tenant(self, name: str) -> list[Op]:
-        return self.change_tenants({name: None})
-
-    def change_tenants(self, changes: Mapping[str, Tenant | None], revision: int | None = None) -> list[Op]:
-        """Tenants put (name -> the tenant) or deleted (name -> None) at once: one write of the
-        store, which made `revision` (None: the revision stays). What went or changed is retired
-        first, so that no two tenants share a VNI or a VLAN on the way (an apply may swap two
-        tenants' VLANs); a changed tenant keeps its endpoints with their IPs (re-keyed to its new
-        VNI), and the switches get only the net difference."""
-        ops: list[Op] = []
-        news: list[tuple[str, str]] = []
-        carried: dict[str, Kept] = {}
-        for name, tenant in sorted(changes.items()):
-            old = self.ix.tenants.get(name)
-            if old is not None and old != tenant:
-                if tenant is not None:
-                    carried[name] = self.ix.kept_by(old, tenant)
-                ops += self._retire_tenant(old)
-                news.append((name, "deleted" if tenant is None else "changed"))
-        for name, tenant in sorted(changes.items()):
-            if tenant is not None and self.ix.tenants.get(name) != tenant:
-                if name not in carried:
-                    news.append((name, "created"))
-                self._place_tenant(tenant, carried.get(name))
-        if revision is not None:
-            self.at_revision(revision)  # after the marks: hosts marked now hold the revision before
-        self.events += [ev.TenantChanged(name, change, self.revision) for name, change in sorted(news)]
-        return ops + self._flush()
-
-    def at_revision(self, revision: int) -> None:
-        """The tenants are the store's at this revision (marks.py: what each switch holds of them)."""
-        self.revision = max(self.revision, revision)
-
-    def _place_tenant(self, tenant: Tenant, carried: Kept | None) -> None:
-        self.marks.flips(self.ix.put_tenant(tenant))
-        self.marks.tenant(tenant.vni)
-        if carried is not None:
-            eps, flood_peers = carried
-            for peer_id in sorted(flood_peers):
-                self.marks.flips(self.ix.set_flood_member(tenant.vni, peer_id, True))
-            for ep in eps:
-                self._learned(ep)
-            self.counters["endpoints_carried"] += len(eps)
-        if self.settings.learning.floods_to_every_host:
-            for host in self.ix.hosts.values():
-                if tenant.present_on(host.id):
-                    self.marks.parts(host.id, {tenant.vni})
-
-    def _retire_tenant(self, old: Tenant) -> list[Op]:
-        holders = set(self.ix.members.get(old.vni, ()))
-        eps = set(self.ix.eps_by_vni.get(old.vni, ()))
-        if self.settings.learning.floods_to_every_host:
-            holders |= {h for h in self.ix.hosts if old.present_on(h)}
-        self.ix.delete_tenant(old.name)
-        self.marks.tenant(old.vni)
-        for host_id in holders:
-            self.marks.parts(host_id, {old.vni} | eps)
-        return self._purge_learned(old)
-
-    def _purge_learned(self, tenant: Tenant) -> list[Op]:
-        """learn() entries are the switch's own: those of a tenant that changed or left go once its
-        host's changes are out (Core._learned_purged), not before: until the switch lost the old
-        tunnel-in entry, frames still arriving under the old VNI would teach it entries that send
-        under that VNI again (learn() copies the frame's tunnel ID), where nobody receives it."""
-        if self.settings.learning.keeps_switch_entries:
-            for host in self.ix.hosts.values():
-                if tenant.present_on(host.id):
-                    self.purges.setdefault(host.id, set()).add(tenant.vlan_on(host.id))
-        return []
-
-    def _learned_purged(self) -> list[Op]:
-        """The purges of learn() entries waiting for their host's changes to be out."""
-        out: list[Op] = []
-        for host_id, vlans in list(self.purges.items()):
-            host = self.ix.hosts.get(host_id)
-            if host is not None and (host_id in self.marks.dirty or not self.is_programmable(host)):
-                continue  # not all out yet; or (not programmed) its read-back keeps them: purged then
-            del self.purges[host_id]
-            if host is not None and not self.passive:
-                out += [FlowPurge(host.view.datapath_id, t.UNICAST,  # type: ignore[arg-type]
-                                  f.match(vlan_vid=(vlan, 0x0FFF))) for vlan in sorted(vlans)]
-        return out
 
     # ---- learning ------------------------------------------------------------------------
 
