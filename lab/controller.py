@@ -115,6 +115,16 @@ class Controller:
         self.api.token = path.read_text().strip() if path is not None else None
         return self
 
+    def cli_env(self) -> dict[str, str]:
+        """What overlayctl needs to reach this controller as an operator does: $OVERLAY_URL and the
+        token file ($OVERLAY_TOKEN holds its value: overlayctl reads no file by default here)."""
+        env = {"OVERLAY_URL": self.api.base}
+        if self.api.token:
+            env["OVERLAY_TOKEN"] = self.api.token
+        if self.api.context is not None and self.pki is not None:
+            env["OVERLAY_CA_FILE"] = str(self.pki.controller_ca)
+        return env
+
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"controller exited with {self.proc.returncode}:\n{self.log_tail()}")

@@ -127,7 +127,7 @@ def test_unicast_to_a_known_mac_takes_the_same_tunnel_and_lands_on_the_same_vlan
 def test_overlayctl_trace_shows_the_same_path(lab):
     b1, b2 = lab.vms[("blue", 1)], lab.vms[("blue", 2)]
     out = io.StringIO()
-    assert cli.main(["trace", "blue", b1.ip, b2.mac], out=out, env={"OVERLAY_URL": lab.ctl.api.base}) == 0
+    assert cli.main(["trace", "blue", b1.ip, b2.mac], out=out, env=lab.ctl.cli_env()) == 0
     text = out.getvalue()
     name, port = next((n, p) for n, p in lab.hosts[0].tunnel_ports().items()
                       if p["remote_ip"] == lab.hosts[1].underlay_ip)  # as OVSDB on h1 says

@@ -151,8 +151,15 @@ def test_the_page_shows_the_lab_live(make_overlay, browser, tmp_path):
     # Live: the page shows every counter it names as the API has it (the controller's own figures,
     # counted from flow stats, as they arrive); the ARP requests the pings sent were answered in
     # the switches, and no IPv6 ran.
-    shown = wait(browser, "the counters as the API has them", lambda d: (
-        (got := counters_shown(d)) == counters_expected(ov.ctl.api.get("/v1/counters")) and got))
+    last: dict[str, dict] = {}
+
+    def counters_agree(d) -> dict | bool:
+        last["page"], last["api"] = counters_shown(d), counters_expected(ov.ctl.api.get("/v1/counters"))
+        return last["page"] == last["api"] and last["page"]
+    try:
+        shown = wait(browser, "the counters as the API has them", counters_agree)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: the page {last.get('page')}, the API {last.get('api')}") from e
     print(f"\nthe page's counters, equal to the API's: {shown}")
     assert shown["arp"] > 0 and shown["nd"] == 0 and shown["packet-ins"] > 0, shown
     no_console_errors(browser)

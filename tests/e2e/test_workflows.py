@@ -26,7 +26,7 @@ SENTINEL = ("sentinel", 5999, 99)  # tells when the controller has seen the host
 
 
 def overlayctl(ov, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OVERLAY_URL": ov.ctl.api.base}
+    env = {**os.environ, **ov.ctl.cli_env()}
     return subprocess.run([str(OVERLAYCTL), *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -114,7 +114,7 @@ def test_a_file_of_50_tenants_is_on_every_switch_when_apply_wait_returns(make_ov
 def test_the_event_stream_shows_a_move_within_a_second_and_a_resumed_one_misses_nothing(make_overlay):
     ov = make_overlay("vxlan", "controller")
     announce(list(ov.vms.values()))
-    env = {**os.environ, "OVERLAY_URL": ov.ctl.api.base}
+    env = {**os.environ, **ov.ctl.cli_env()}
     since = ov.ctl.api.get("/v1/events")["last_id"]  # from here on: nothing is missed while it connects
     stream = subprocess.Popen([str(OVERLAYCTL), "events", "-o", "json", "--since", since], stdout=subprocess.PIPE,
                               text=True, env=env)

@@ -334,12 +334,16 @@ async function follow() {
   while (state.following) {
     try {
       const headers = authHeaders({ Accept: "text/event-stream" });
-      if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId; // resume: nothing is missed
+      const resumed = Boolean(state.lastEventId);
+      if (resumed) headers["Last-Event-ID"] = state.lastEventId; // resume: nothing is missed
       const resp = await fetch("/v1/events", { headers, cache: "no-store" });
       if (resp.status === 401) throw new AuthNeeded();
       if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
       state.streamOk = true;
       showLive();
+      // A first stream starts now, not where the page's read did: read again what may have changed
+      // in between (a resumed one replays it: Last-Event-ID).
+      if (!resumed) scheduleRefresh(0);
       const reader = resp.body.getReader(), text = new TextDecoder();
       let buf = "";
       for (;;) {
