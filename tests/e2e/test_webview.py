@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -58,9 +58,11 @@ def browser():
 
 
 def wait(driver, what, condition, timeout=DEADLINE_S):
-    """Poll the DOM until condition(driver) is truthy; fail saying what was awaited."""
+    """Poll the DOM until condition(driver) is truthy; fail saying what was awaited. The page redraws
+    when an event arrives: an element read as it is replaced is read again at the next poll."""
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+        return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: condition(d))
     except Exception as e:  # selenium's TimeoutException says nothing useful on its own
         status = driver.find_element(By.ID, "status").text
         raise AssertionError(f"page never showed {what} within {timeout:g} s (status: {status!r})") from e
