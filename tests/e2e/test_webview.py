@@ -89,6 +89,14 @@ def open_page(driver, ctl: Controller, fragment: str = "") -> None:
     driver.get(ctl.api.base + "/" + fragment)
 
 
+def click(driver, css: str) -> None:
+    """Click the element css names, found again if a redraw (an event) replaced it meanwhile."""
+    def clicked(d) -> bool:
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+    wait(driver, f"{css} clicked", clicked)
+
+
 def no_console_errors(driver):
     """A CSP violation or a script error shows up here."""
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -129,7 +137,7 @@ def test_the_page_shows_the_lab_live(make_overlay, browser, tmp_path):
         (n, "2", "0", "0") for n in names])
     assert "6 of 6 tunnels usable" in browser.find_element(By.ID, "tunnel-type").text
     for picked in names:  # a host's tunnels are drawn when it is picked (per pair: a million at 1,000 hosts)
-        browser.find_element(By.CSS_SELECTOR, f'#hosts g.host[data-host="{picked}"]').click()
+        click(browser, f'#hosts g.host[data-host="{picked}"]')
         want = sorted((picked, b, "created") for b in names if b != picked)
         wait(browser, f"{picked}'s 2 created tunnels", lambda d, want=want: sorted(
             attrs(d, "#tunnels line.tunnel", "data-host", "data-peer", "data-state")) == want)
@@ -138,7 +146,7 @@ def test_the_page_shows_the_lab_live(make_overlay, browser, tmp_path):
     assert not browser.find_element(By.ID, "no-hosts").is_displayed()  # hosts: no joining hint
 
     for tenant in sorted(TENANTS, reverse=True):  # end on blue: the screenshot's tenant
-        browser.find_element(By.CSS_SELECTOR, f'#tenants .tenant[data-tenant="{tenant}"]').click()
+        click(browser, f'#tenants .tenant[data-tenant="{tenant}"]')
         want = sorted((vm.mac, vm.ip, vm.host.name) for vm in vms[tenant])
         wait(browser, f"{tenant}'s endpoints {want}", lambda d, want=want: sorted(
             (mac, ips, host) for mac, ips, host, *_ in rows(d, "#endpoints tbody tr:not(.empty)")) == want)
