@@ -98,6 +98,39 @@ def test_apply_diff_export_and_twice_is_nothing(served, tmp_path):
                                               "- red: VNI 5002, VLAN 20, VLAN 21 on h2, on hosts h1,h2"]
 
 
+HOSTS = """\
+hosts:
+  h2: {admitted: false}
+  h9: {admitted: true}
+ports:
+  h1:
+    vm1: {macs: ["02:00:00:00:00:01"], ips: [10.0.0.1]}
+"""
+
+
+def test_diff_and_apply_say_what_changes_in_admissions_and_port_rules(served, tmp_path):
+    path = file_at(tmp_path, FILE + HOSTS)
+    code, out, _ = run(served, "diff", "-f", path)
+    assert code == 1 and out.splitlines()[2:] == [
+        "+ host h2: revoked", "+ host h9: admitted", "+ port h1/vm1: MACs 02:00:00:00:00:01; 10.0.0.1"]
+    code, out, err = run(served, "apply", "-f", path)
+    assert code == 0 and "host h9 created: admitted" in out and "port h1/vm1 created: MACs" in out, err
+    assert served.api.b.store.host_records()[0] == {"h2": False, "h9": True}
+    assert run(served, "diff", "-f", path)[:2] == (0, "no changes\n(2 tenant(s) as in the file)\n"
+                                                     "(2 host decision(s) as in the file)\n"
+                                                     "(1 port rule(s) as in the file)\n")
+    # a change in the host sections alone is a change (exit 1); without --prune the rest is kept
+    code, out, _ = run(served, "diff", "-f", file_at(tmp_path, FILE + "hosts: {h2: {admitted: true}}\nports: {}\n",
+                                                    "h2.yaml"))
+    assert code == 1 and "~ host h2: revoked -> admitted" in out
+    assert "(port rule(s) not in the file, kept: h1/vm1 (--prune deletes them))" in out
+    code, out, _ = run(served, "diff", "-f", file_at(tmp_path, FILE + "ports: {}\n", "p.yaml"), "--prune")
+    assert code == 1 and out.splitlines()[0] == "- port h1/vm1: MACs 02:00:00:00:00:01; 10.0.0.1"
+    assert "host decision" not in out  # the file has no 'hosts': not its to prune
+    code, out, _ = run(served, "export")
+    assert yaml.safe_load(out) == yaml.safe_load(FILE + HOSTS)
+
+
 def test_a_file_the_api_refuses_is_named_at_its_line_and_changes_nothing(served, tmp_path):
     x = Tenant("x", 5001, 99)  # not in the file; kept without --prune
     served.api.b.store.put_tenant(x)
