@@ -432,13 +432,15 @@ PATHS: dict[str, Any] = {
         "One host's tunnel toward each other host (the detail behind its counts in /v1/topology)",
         "topologyHost", {"200": _json(_ref("HostTunnels"), "its tunnels")}, (401, 404), params=("host",))},
     "/v1/apply": {"post": _op(
-        "Make the tenants those of a document (docs/user/gitops.md): creates, changes and, with prune, deletes "
-        "in one write of the store and one revision, all or nothing; dry_run: only say what would change",
+        "Make the tenants, admissions and port rules those of a document (docs/user/gitops.md): creates, changes "
+        "and, with prune, deletes in one write of the store and one revision, all or nothing; dry_run: only say "
+        "what would change",
         "apply", {"200": {**_json(_ref("ApplyResult"), "what changed (or would)"), "headers": REVISION}},
         (400, 401, 409, 413, 415, 503), body={"application/json": {"schema": _ref("OverlayDocument")}},
         params=("prune", "dryRun"))},
     "/v1/export": {"get": _op(
-        "Today's tenants as a document (what POST /v1/apply takes)", "export",
+        "Today's tenants, the operator's admissions and the port rules as a document (what POST /v1/apply "
+        "takes; [overlay] admitted_hosts are the config's and left out)", "export",
         {"200": {**_json(_ref("OverlayDocument"), "the document"), "headers": REVISION}}, (401,))},
     "/v1/status": {"get": _op(
         "Does every host's switch hold revision N of the tenants (barrier-confirmed)? With wait, answer "

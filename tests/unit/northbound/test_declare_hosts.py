@@ -3,11 +3,13 @@ admissions and port rules planned, written with the tenants in one transaction a
 applied into the core (a waiting host joins, guarded), all or nothing, and exported."""
 
 import pytest
+from openapi_schema_validator import OAS30Validator
 
 from controller.core import admission
 from controller.core.admission import HostPolicy
 from controller.core.store import StoreError
 from controller.model.state import HostView, Peer, PortRule, Tenant
+from controller.northbound import openapi
 from controller.northbound.rest import Api
 from tests.unit.api_backend import Backend, call, state
 
@@ -104,3 +106,23 @@ def test_export_writes_the_operators_records_and_reads_back_as_no_change(api):
     before = state(api)
     status, again = call(api, "POST", "/v1/apply?prune=true", export)
     assert status == 200 and not again["changes"] and state(api) == before
+
+
+def _inlined(schema):
+    """A schema with its $refs to components replaced by what they name (for a validator)."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inlined(openapi.SCHEMAS[schema["$ref"].rsplit("/", 1)[1]])
+        return {k: _inlined(v) for k, v in schema.items()}
+    return [_inlined(v) for v in schema] if isinstance(schema, list) else schema
+
+
+def test_the_document_the_answer_and_the_export_fit_their_openapi_schemas(api):
+    document, result = OAS30Validator(_inlined(openapi.SCHEMAS["OverlayDocument"])), \
+        OAS30Validator(_inlined(openapi.SCHEMAS["ApplyResult"]))
+    document.validate(DOC)
+    assert not document.is_valid({**DOC, "ports": {"host2": {"vm1": {"ips": ["10.0.0.1"]}}}})  # macs required
+    result.validate(call(api, "POST", "/v1/apply?dry_run=true", DOC)[1])
+    result.validate(call(api, "POST", "/v1/apply", DOC)[1])
+    result.validate(call(api, "POST", "/v1/apply?prune=true", {"hosts": {}, "ports": {}})[1])
+    document.validate(call(api, "GET", "/v1/export")[1])
