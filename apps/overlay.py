@@ -21,11 +21,10 @@ from os_ken.ofproto import ofproto_v1_3
 from controller.bgp import speaker as bgp
 from controller.core.switch_state import SwitchDump
 from controller.ha.election import Action
-from controller.model.ops import Disconnect, Op, ReadSwitch, Wipe
-from controller.model.state import HostView, Peer
+from controller.model.ops import Op, Wipe
 from controller.northbound.events import EventHub
 from controller.northbound.metrics import Metrics
-from controller.shell import config, identity, oskenpatch, readback, reload, startup, statelock
+from controller.shell import carry, config, identity, oskenpatch, readback, reload, startup, statelock
 from controller.shell.leadership import Leadership
 from controller.shell.listeners import Refusals
 from controller.shell.loop import EventCall, Pump
@@ -65,29 +64,17 @@ class OverlayApp(app_manager.OSKenApp):
         self.readback = ReadBack()
         self.stats = StatsPoller(self.sender.datapaths, conf.overlay.stats_interval)
         self.pump = Pump(lambda: self.core, self.apply, self.sender, self.metrics)
-        self.ovsdb = startup.ovsdb_server(conf, on_view=lambda v, p: self.post(lambda: self._host_view(v, p)),
-                                          on_down=lambda s: self.post(lambda: self.apply(self.core.ovsdb_down(
-                                              s, self.now()))),
-                                          claim=lambda s, p, live: self.core.claim_ovsdb(s, p, live, self.now()))
+        self.ovsdb = startup.ovsdb_server(self, conf)  # its views and its hosts' claims come to the core
         self.probes = identity.Probes(self.sender.datapaths)  # switches another connection claims
         self.api_auth = startup.api_auth(conf)
-        # Garbage on the control channels is counted by kind; the event loop's own health measured.
-        count = lambda counter: self.core.counters.update((counter,))  # noqa: E731
-        oskenpatch.guard_openflow(count)
-        oskenpatch.quiet_gone_clients()
-        self.ovsdb.on_malformed = count
-        self.loop_lag = LoopLag()
+        startup.guard_channels(self)  # garbage on the control channels is counted by kind
+        self.loop_lag = LoopLag()  # the event loop's own health
         # BGP EVPN toward VTEPs no controller programs (docs/operator/evpn.md); None unless [bgp] local_as is set.
         self.evpn = bgp.from_conf(conf, self.core, self.post, self.apply, self.now)
         # Several instances (etcd): only the elected leader programs; the others follow.
         self.leadership = Leadership.from_conf(conf, lambda a: self.post(lambda: self._role_change(a)))
         self.core.passive = not self.leadership.leading
-        for collector in startup.collectors(self.loop_lag, self.leadership, self.refusals):
-            self.metrics.register(collector)
-        startup.warn_unknown_options(conf)
-        s = self.core.settings
-        LOG.info("overlay controller: mode=%s tunnels=%s tunnel_ports=%s tenants=%d", s.learning.name, s.tunnel_type,
-                 s.tunnel_ports.name, len(self.core.tenants))
+        startup.ready(self, conf)  # metrics collectors, misspelt options, one line on what runs
 
     def start(self) -> Any:
         thread = super().start()
@@ -115,33 +102,14 @@ class OverlayApp(app_manager.OSKenApp):
         return ev
 
     def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
-        """Run fn for a REST request, now, in the request's greenthread.
-
-        Greenthreads never preempt one another and the core never yields, so fn runs whole, just
-        as it would on the event loop, without waiting behind thousands of queued switch events
-        (a packet-in storm must not make the API slow). Its operations go out through apply(),
-        which keeps every batch whole and in order.
-        """
+        """Run fn for a REST request, now, in the request's greenthread: greenthreads never preempt
+        one another and the core never yields, so fn runs whole, as on the event loop, without
+        waiting behind queued switch events (a packet-in storm must not make the API slow)."""
         return fn()
 
     def apply(self, ops: list[Op], hold: bool = False) -> None:
         """Carry out the core's operations; hold: the pump's, which the sender may gather (sender.py)."""
-        revisions = self.news.batch_revisions(self.core, ops)  # first: what follows may yield
-        if self.evpn is not None:  # routes follow the state the ops came from (and peers' routes a new tenant takes)
-            ops = [*ops, *self.evpn.sync()]
-        for op in ops:  # closing a switch that is not who it claims is this instance's own business
-            if isinstance(op, Disconnect):
-                self._disconnect(op)
-        self.news.from_core(self.core)
-        # a follower reads switches back and changes nothing
-        ops = [op for op in self.leadership.writable(ops) if not isinstance(op, Disconnect)]
-        for op in ops:
-            if isinstance(op, ReadSwitch):
-                self.readback.start(op.dpid, self.now())
-        if self.core.pending():
-            self.pump.wake()
-        # counted as sent: a core that still thinks it leads computes what is never sent (docs: the metric)
-        self.core.counters["flow_mods"] += self.sender.send_in_order(ops, self.ovsdb.carry_out, revisions, hold)
+        carry.carry_out(self, ops, hold)
 
     # ---- events of the app's own -------------------------------------------------------------
 
@@ -162,9 +130,6 @@ class OverlayApp(app_manager.OSKenApp):
         ops = reload.reload(cfg.CONF, self.core, self.now())
         if ops is not None:
             self.apply(ops)
-
-    def _host_view(self, view: HostView, peer: Peer) -> None:
-        self.apply(self.core.host_view(view, self.now(), peer))
 
     def _role_change(self, action: Action) -> None:
         views = self.ovsdb.hosts()
@@ -197,24 +162,8 @@ class OverlayApp(app_manager.OSKenApp):
         dp = ev.datapath
         if dp.id is not None and self.sender.datapaths.get(dp.id) is dp:
             LOG.info("switch %016x disconnected", dp.id)
-            self._forget(dp.id)
+            carry.forget_switch(self, dp.id)
             self.apply(self.core.datapath_down(dp.id, self.now()))
-
-    def _forget(self, dpid: int) -> None:
-        self.metrics.datapath_gone(dpid)
-        self.sender.gone(dpid)
-        self.leadership.roles.gone(dpid)
-        self.readback.gone(dpid)
-        self.stats.gone(dpid)
-        self.probes.gone(dpid)
-
-    def _disconnect(self, op: Disconnect) -> None:
-        """The core found the switch is not who it claims (it has already forgotten it)."""
-        dp = self.sender.datapaths.get(op.dpid)
-        if dp is not None:
-            LOG.warning("switch %016x closed: %s", op.dpid, op.why)
-            self._forget(op.dpid)
-            dp.close()
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     @identity.registered

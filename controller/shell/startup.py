@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +19,12 @@ from os_ken.ofproto import ofproto_common
 from controller.core.admission import HostPolicy
 from controller.core.core import Core
 from controller.model import install
-from controller.model.state import HostView, Peer, Tenant
+from controller.model.state import Tenant
 from controller.northbound import auth, metrics
 from controller.northbound.auth import HostNames, TokenAuth
 from controller.northbound.rest import Api
 from controller.pipeline.settings import Settings
-from controller.shell import config, loop, looplag, reload
+from controller.shell import config, loop, looplag, oskenpatch, reload
 from controller.shell.leadership import Leadership
 from controller.shell.listeners import Channel, Refusals, bind, fail
 from controller.southbound import ofmsg, tlsconf
@@ -53,10 +53,33 @@ def collectors(loop_lag: looplag.LoopLag, leadership: Leadership, refusals: Refu
     return [loop_lag, leadership.metrics(), refusals]
 
 
-def ovsdb_server(conf: Any, on_view: Callable[[HostView, Peer], None], on_down: Callable[[str], None],
-                 claim: Callable[[str, Peer, bool], str | None]) -> OvsdbServer:
+def ovsdb_server(app: Any, conf: Any) -> OvsdbServer:
+    """The OVSDB manager: a host's views go to the core on the event loop; whether a connection may
+    be the host it names is asked at once (the core's identity rules)."""
     return OvsdbServer(conf.overlay.tunnel_bridge, conf.overlay.integration_bridge,
-                       on_view=on_view, on_down=on_down, claim=claim)
+                       on_view=lambda v, p: app.post(lambda: app.apply(app.core.host_view(v, app.now(), p))),
+                       on_down=lambda s: app.post(lambda: app.apply(app.core.ovsdb_down(s, app.now()))),
+                       claim=lambda s, p, live: app.core.claim_ovsdb(s, p, live, app.now()))
+
+
+def guard_channels(app: Any) -> None:
+    """Garbage on OpenFlow and OVSDB is counted by kind (the core's counters) and closes only its
+    own connection; a REST client gone mid-answer is one log line."""
+    def count(counter: str) -> None:
+        app.core.counters[counter] += 1
+    oskenpatch.guard_openflow(count)
+    oskenpatch.quiet_gone_clients()
+    app.ovsdb.on_malformed = count
+
+
+def ready(app: Any, conf: Any) -> None:
+    """The app is built: its metrics collectors registered, misspelt options named, what runs said."""
+    for collector in collectors(app.loop_lag, app.leadership, app.refusals):
+        app.metrics.register(collector)
+    warn_unknown_options(conf)
+    s = app.core.settings
+    LOG.info("overlay controller: mode=%s tunnels=%s tunnel_ports=%s tenants=%d", s.learning.name, s.tunnel_type,
+             s.tunnel_ports.name, len(app.core.tenants))
 
 
 def log_admission(conf: Any, core: Core) -> None:

@@ -16,7 +16,8 @@ from controller.bgp.evpn import (
     Vrf,
     Withdraw,
 )
-from controller.core.core import OFPRR_IDLE_TIMEOUT, Core
+from controller.core.core import Core
+from controller.core.endpoints import OFPRR_IDLE_TIMEOUT
 from controller.model import tables as t
 from controller.model.ops import GroupMod, OvsdbOp
 from controller.model.state import TunnelPort
