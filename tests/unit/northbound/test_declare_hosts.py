@@ -126,3 +126,14 @@ def test_the_document_the_answer_and_the_export_fit_their_openapi_schemas(api):
     result.validate(call(api, "POST", "/v1/apply", DOC)[1])
     result.validate(call(api, "POST", "/v1/apply?prune=true", {"hosts": {}, "ports": {}})[1])
     document.validate(call(api, "GET", "/v1/export")[1])
+
+
+def test_a_host_admitted_with_its_rules_gets_them_before_it_joins(api, monkeypatch):
+    """Rules first, then admissions: the host's first flows are computed guarded, never open for a moment."""
+    core, seen = api.b.core, []
+    for name in ("put_port_rule", "decide"):
+        real = getattr(core, name)
+        monkeypatch.setattr(core, name, lambda *a, _real=real, _name=name: seen.append(
+            (_name, "host2" in core.read.hosts)) or _real(*a))
+    assert call(api, "POST", "/v1/apply", DOC)[0] == 200
+    assert seen[0] == ("put_port_rule", False) and ("decide", False) in seen and "host2" in core.read.hosts
