@@ -84,13 +84,33 @@ def _field(t: dict, name: str) -> str:
     return str(value)
 
 
+def _admitted(admitted: bool) -> str:
+    return "admitted" if admitted else "revoked"
+
+
+def _allows(rule: dict) -> str:
+    ips = ", ".join(rule["ips"]) or "any IP"
+    return f"MACs {', '.join(rule['macs'])}; {ips}"
+
+
 def plan_rows(doc: dict) -> list[dict]:
-    """One row per tenant the plan creates, changes or deletes: {change, name, detail}."""
-    rows = [{"change": "create", "name": t["name"], "detail": _spec(t)} for t in doc["create"]]
+    """One row per tenant, host decision or port rule the plan creates, changes or deletes:
+    {change, what, name, detail}."""
+    rows = [{"change": "create", "what": "tenant", "name": t["name"], "detail": _spec(t)} for t in doc["create"]]
     for c in doc["change"]:
         fields = "; ".join(f"{k}: {_field(c['from'], k)} -> {_field(c['to'], k)}" for k in c["fields"])
-        rows.append({"change": "change", "name": c["name"], "detail": fields})
-    rows += [{"change": "delete", "name": t["name"], "detail": _spec(t)} for t in doc["delete"]]
+        rows.append({"change": "change", "what": "tenant", "name": c["name"], "detail": fields})
+    rows += [{"change": "delete", "what": "tenant", "name": t["name"], "detail": _spec(t)} for t in doc["delete"]]
+    hosts, ports = doc.get("hosts") or {}, doc.get("ports") or {}  # an older controller's answer has neither
+    for change in ("create", "change", "delete"):
+        for h in hosts.get(change, ()):
+            detail = (f"{_admitted(h['from'])} -> {_admitted(h['to'])}" if change == "change" else
+                      _admitted(h["admitted"]) + (" (the operator's decision removed)" if change == "delete" else ""))
+            rows.append({"change": change, "what": "host", "name": h["host"], "detail": detail})
+    for change in ("create", "change", "delete"):
+        for p in ports.get(change, ()):
+            detail = f"{_allows(p['from'])} -> {_allows(p['to'])}" if change == "change" else _allows(p)
+            rows.append({"change": change, "what": "port", "name": f"{p['host']}/{p['port']}", "detail": detail})
     return rows
 
 
@@ -98,22 +118,32 @@ DIFF_MARK = {"create": "+", "change": "~", "delete": "-"}
 APPLIED = {"create": "created", "change": "changed", "delete": "deleted"}
 
 
+SECTIONS = (("tenant", "tenant(s)", "--prune deletes them"), ("hosts", "host decision(s)", "--prune removes them"),
+            ("ports", "port rule(s)", "--prune deletes them"))
+
+
 def _tail(doc: dict) -> list[str]:
     out = []
-    if doc["unchanged"]:
-        out.append(f"{doc['unchanged']} tenant(s) as in the file")
-    if doc["kept"]:
-        out.append(f"not in the file, kept: {', '.join(doc['kept'])} (--prune deletes them)")
+    for key, what, prune in SECTIONS:
+        section = doc if key == "tenant" else doc.get(key) or {"unchanged": 0, "kept": []}
+        if section["unchanged"]:
+            out.append(f"{section['unchanged']} {what} as in the file")
+        if section["kept"]:
+            out.append(f"{what} not in the file, kept: {', '.join(section['kept'])} ({prune})")
     return out
 
 
+def _named(r: dict) -> str:
+    return r["name"] if r["what"] == "tenant" else f"{r['what']} {r['name']}"
+
+
 def diff_text(doc: dict) -> str:
-    lines = [f"{DIFF_MARK[r['change']]} {r['name']}: {r['detail']}" for r in plan_rows(doc)] or ["no changes"]
+    lines = [f"{DIFF_MARK[r['change']]} {_named(r)}: {r['detail']}" for r in plan_rows(doc)] or ["no changes"]
     return "\n".join(lines + [f"({x})" for x in _tail(doc)])
 
 
 def apply_text(doc: dict) -> str:
-    lines = [f"tenant {r['name']} {APPLIED[r['change']]}: {r['detail']}" for r in plan_rows(doc)]
+    lines = [f"{r['what']} {r['name']} {APPLIED[r['change']]}: {r['detail']}" for r in plan_rows(doc)]
     if not doc["changes"]:
         lines.append("nothing to change")
     lines += _tail(doc)

@@ -243,7 +243,8 @@ def _raise(e: ApiError) -> Any:
     raise e
 
 
-PLAN_COLUMNS = [("change", lambda r: r["change"]), ("name", lambda r: r["name"]), ("detail", lambda r: r["detail"])]
+PLAN_COLUMNS = [("change", lambda r: r["change"]), ("what", lambda r: r["what"]), ("name", lambda r: r["name"]),
+                ("detail", lambda r: r["detail"])]
 EXPORT_COLUMNS = [("name", lambda t: t["name"]), ("vni", lambda t: t["vni"]), ("vlan", lambda t: t["vlan"]),
                   ("hosts", lambda t: ",".join(t["hosts"]) if "hosts" in t else "all"),
                   ("vlan overrides", lambda t: ",".join(f"{h}={v}" for h, v in t.get("vlans", {}).items()) or None)]
@@ -272,13 +273,13 @@ COMMANDS: tuple[Command, ...] = (
             columns=DELETED_COLUMNS, result=lambda a, doc: doc or {"deleted": a.name},
             text=lambda d: f"tenant {d['deleted']} {'deleted' if d.get('existed', True) else 'was not there'}",
             on_error=lambda c, a, e: _if_exists(c, a, e) if a.if_exists else _raise(e)),
-    Command(("apply",), "make the tenants those of a file, at once (all or nothing)", "POST",
+    Command(("apply",), "make the tenants, admissions and port rules those of a file, at once (all or nothing)", "POST",
             fetch=declare.apply, args=(FILE, PRUNE, WAIT), columns=PLAN_COLUMNS, rows=declare.plan_rows,
             text=declare.apply_text, takes_file=True),
     Command(("diff",), "what apply -f FILE would change (exit 1 if anything)", fetch=declare.diff,
             args=(FILE, PRUNE), columns=PLAN_COLUMNS, rows=declare.plan_rows, text=declare.diff_text,
             exit=declare.diff_exit, takes_file=True),
-    Command(("export",), "today's tenants as an overlay file (YAML; apply -f takes it)",
+    Command(("export",), "today's tenants, admissions and port rules as an overlay file (YAML; apply -f takes it)",
             path=lambda a: "/v1/export", columns=EXPORT_COLUMNS,
             rows=lambda d: [{"name": n, **t} for n, t in d["tenants"].items()], text=declare.export_text),
     Command(("status",), "does every host's switch hold a revision of the tenants? (exit 4 if not)",

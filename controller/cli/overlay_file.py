@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml  # PyYAML: already installed with os-ken (oslo.config needs it)
 
-from controller.model.overlay_doc import Path, parse, path_text
+from controller.model.overlay_doc import Path, path_text, read
 from controller.model.tenant_rules import TenantError
 
 
@@ -46,7 +46,7 @@ class OverlayFile:
     def check(self) -> None:
         """The document's rules, here, before anything is sent (FileError at the field's line)."""
         try:
-            parse(self.doc)
+            read(self.doc)
         except TenantError as e:
             raise self.error(str(e), e.path) from None
 

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from controller.core.core import Core
 from controller.core.store import HostRecords
+from controller.model.host_doc import HostWrites
 from controller.model.ops import Op
 from controller.model.state import PortRule
 
@@ -35,6 +36,19 @@ def apply_port_rule(b: Backend, host_id: str, port: str, rule: PortRule | None) 
     if b.core.policy.rules_of(host_id).get(port) == rule:
         return
     b.apply(b.core.put_port_rule(rule) if rule is not None else b.core.drop_port_rule(host_id, port))
+
+
+def written_ops(core: Core, writes: HostWrites, now: float) -> list[Op]:
+    """Committed writes of many records at once (an apply of the overlay document) into the core:
+    the rules first, so that a host admitted with them joins guarded, never open for a moment."""
+    ops: list[Op] = []
+    for (host_id, port), rule in sorted(writes.rules.items()):
+        if core.policy.rules_of(host_id).get(port) != rule:
+            ops += core.put_port_rule(rule) if rule is not None else core.drop_port_rule(host_id, port)
+    for host_id, admitted in sorted(writes.admissions.items()):
+        if core.policy.decisions.get(host_id) != admitted:
+            ops += core.decide(host_id, admitted, now)
+    return ops
 
 
 def apply_records(b: Backend, records: HostRecords) -> None:

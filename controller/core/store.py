@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from controller.model.host_doc import HostWrites
 from controller.model.state import PortRule, Tenant
 
 HostRecords = tuple[dict[str, bool], list[PortRule]]  # (host -> admitted or revoked, port rules)
@@ -52,9 +53,11 @@ class TenantStore(Protocol):
     def delete_tenant(self, name: str) -> bool:
         """Durable when it returns; the result as put_tenant's. StoreError: nothing was written."""
 
-    def apply(self, puts: list[Tenant], deletes: list[str]) -> bool:
-        """Deletes, then puts, in one transaction and one revision: all of them or none. The
-        result as put_tenant's; TooLarge: more than the store takes at once, nothing written."""
+    def apply(self, puts: list[Tenant], deletes: list[str], hosts: HostWrites | None = None) -> bool:
+        """Deletes, then puts, and the host records' writes (an apply of the overlay document), in
+        one transaction and one revision: all of them or none. The result as put_tenant's (for the
+        tenants; the host records are applied alike either way); TooLarge: more than the store
+        takes at once, nothing written."""
 
     def host_records(self) -> HostRecords:
         """The operator's decisions about hosts and their ports' rules: what a controller starts from."""

@@ -5,7 +5,8 @@ shared by every instance (`[overlay] store = etcd`). Under the prefix:
     {prefix}hosts/ports/{host}/{port}     a port rule's JSON: {"macs": [...], "ips": [...]}
 
 Host ids and port names never hold a "/" (the API refuses them), so a key says both. A write is
-one put, acknowledged once etcd committed it; the last write wins (admitting twice is admitting).
+one put, acknowledged once etcd committed it; the last write wins (admitting twice is admitting). An
+apply of the overlay document (POST /v1/apply) puts and deletes them in the tenants' transaction.
 Every instance watches the prefix and applies each change (controller/core/host_sync.py), its own
 writes too (idempotent); a watch broken off resumes from the revision after the last it applied,
 and re-lists everything when etcd compacted that far.
@@ -22,6 +23,7 @@ from controller.core.host_sync import apply_admission, apply_port_rule, apply_re
 from controller.core.store import HostRecords, StoreError
 from controller.ha import etcd as e
 from controller.ha.etcd import Compacted, Etcd, EtcdError, EtcdUnavailable
+from controller.model.host_doc import HostWrites
 from controller.model.state import PortRule
 
 LOG = logging.getLogger(__name__)
@@ -51,17 +53,28 @@ class EtcdHostRecords:
         return decisions, sorted(rules, key=lambda r: (r.host, r.port))
 
     def put_admission(self, host_id: str, admitted: bool) -> None:
-        self._put(self.admission + host_id, ADMITTED if admitted else REVOKED)
+        self._write(HostWrites(admissions={host_id: admitted}))
 
     def put_port_rule(self, rule: PortRule) -> None:
-        doc = {"macs": sorted(rule.macs), "ips": sorted(rule.ips)}
-        self._put(f"{self.ports}{rule.host}/{rule.port}", json.dumps(doc, separators=(",", ":")).encode())
+        self._write(HostWrites(rules={(rule.host, rule.port): rule}))
 
     def delete_port_rule(self, host_id: str, port: str) -> None:
-        self._call(lambda: self.etcd.txn([], [e.delete(f"{self.ports}{host_id}/{port}")]))
+        self._write(HostWrites(rules={(host_id, port): None}))
 
-    def _put(self, key: str, value: bytes) -> None:
-        self._call(lambda: self.etcd.txn([], [e.put(key, value)]))
+    def ops(self, writes: HostWrites) -> list[dict]:
+        """The puts and deletes of these writes, for one transaction (alone, or with the tenants')."""
+        out = []
+        for host_id, admitted in writes.admissions.items():
+            key = self.admission + host_id
+            out.append(e.delete(key) if admitted is None else e.put(key, ADMITTED if admitted else REVOKED))
+        for (host_id, port), rule in writes.rules.items():
+            key = f"{self.ports}{host_id}/{port}"
+            doc = None if rule is None else {"macs": sorted(rule.macs), "ips": sorted(rule.ips)}
+            out.append(e.delete(key) if doc is None else e.put(key, json.dumps(doc, separators=(",", ":")).encode()))
+        return out
+
+    def _write(self, writes: HostWrites) -> None:
+        self._call(lambda: self.etcd.txn([], self.ops(writes)))
 
     @staticmethod
     def _call(fn: Any) -> Any:

@@ -6,13 +6,14 @@ Under the prefix ([etcd] prefix, default /sdn-overlay/):
     {prefix}tenants/version          rewritten by every change, with the id of the write
     {prefix}hosts/...                admissions and port rules (controller/ha/etcd_hosts.py)
 
-Writes: one transaction each (a whole apply too: every put and delete, at most MAX_TXN_OPS
-operations as etcd's --max-txn-ops allows), which commits only if `version` is still at the
-revision this instance has applied. Its view of every tenant was then current, so whatever the tenant service
-checked on it (the name is free or exists, the VNI and the VLANs are unused, If-Match) holds in
-etcd at the commit too, across instances. If another instance wrote in between, the
-transaction's failure branch returns the whole current listing, and the tenant service decides
-the request again on it (store.Behind): two writers never both win, and no update is lost.
+Writes: one transaction each (a whole apply too: every put and delete, the host records' with
+the tenants', at most MAX_TXN_OPS operations as etcd's --max-txn-ops allows), which commits only
+if `version` is still at the revision this instance has applied. Its view of every tenant was
+then current, so whatever the tenant service checked on it (the name is free or exists, the VNI
+and the VLANs are unused, If-Match) holds in etcd at the commit too, across instances. If
+another instance wrote in between, the transaction's failure branch returns the whole current
+listing, and the tenant service decides the request again on it (store.Behind): two writers
+never both win, and no update is lost.
 A write returns once etcd has committed it (a quorum has it on disk).
 
 Reads: every instance watches the prefix and applies each change (controller/core/tenant_sync.py's
@@ -41,6 +42,7 @@ from controller.core.tenant_sync import apply_changes, apply_listing
 from controller.ha import etcd as e
 from controller.ha.etcd import Compacted, Etcd, EtcdError, EtcdUnavailable
 from controller.ha.etcd_hosts import EtcdHostRecords
+from controller.model.host_doc import HostWrites
 from controller.model.state import PortRule, Tenant
 from controller.model.tenant_rules import TenantError, tenant_from_json
 
@@ -82,10 +84,11 @@ class EtcdStore:
     def delete_tenant(self, name: str) -> bool:
         return self.apply([], [name])
 
-    def apply(self, puts: list[Tenant], deletes: list[str]) -> bool:
+    def apply(self, puts: list[Tenant], deletes: list[str], hosts: HostWrites | None = None) -> bool:
         ops = [e.delete(self.by_name + name) for name in deletes]
         ops += [e.put(self.by_name + t.name, json.dumps(t.to_json(), sort_keys=True, separators=(",", ":")).encode())
                 for t in puts]
+        ops += self.hosts.ops(hosts) if hosts is not None else []  # their watch brings them to the others
         if len(ops) + 1 > MAX_TXN_OPS:
             raise TooLarge(f"{len(ops)} changes at once: one etcd transaction takes at most {MAX_TXN_OPS - 1} "
                            "(etcd's --max-txn-ops, less the version key); apply fewer at a time or raise it")

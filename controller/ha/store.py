@@ -20,6 +20,7 @@ import sqlite3
 from typing import Any
 
 from controller.core.store import HostRecords, StoreError
+from controller.model.host_doc import HostWrites
 from controller.model.state import PortRule, Tenant
 
 # admissions and port_rules came later, as tables of their own: a file without them gets them (empty)
@@ -92,9 +93,11 @@ class Store:
     def delete_tenant(self, name: str) -> bool:
         return self.apply([], [name])
 
-    def apply(self, puts: list[Tenant], deletes: list[str]) -> bool:
-        """Deletes and puts in one transaction, one revision: all of them or none."""
+    def apply(self, puts: list[Tenant], deletes: list[str], hosts: HostWrites | None = None) -> bool:
+        """Deletes and puts, and the host records' writes, in one transaction, one revision: all of them or none."""
         with self._transaction():
+            if hosts is not None:
+                self._write_hosts(hosts)
             for name in deletes:
                 self.db.execute("DELETE FROM tenants WHERE name = ?", (name,))
             for t in puts:
@@ -119,18 +122,31 @@ class Store:
 
     def put_admission(self, host_id: str, admitted: bool) -> None:
         with self._transaction():
-            self.db.execute("INSERT INTO admissions (host, admitted) VALUES (?, ?) "
-                            "ON CONFLICT(host) DO UPDATE SET admitted=excluded.admitted", (host_id, int(admitted)))
+            self._write_hosts(HostWrites(admissions={host_id: admitted}))
 
     def put_port_rule(self, rule: PortRule) -> None:
         with self._transaction():
-            self.db.execute("INSERT INTO port_rules (host, port, macs, ips) VALUES (?, ?, ?, ?) "
-                            "ON CONFLICT(host, port) DO UPDATE SET macs=excluded.macs, ips=excluded.ips",
-                            (rule.host, rule.port, json.dumps(sorted(rule.macs)), json.dumps(sorted(rule.ips))))
+            self._write_hosts(HostWrites(rules={(rule.host, rule.port): rule}))
 
     def delete_port_rule(self, host_id: str, port: str) -> None:
         with self._transaction():
-            self.db.execute("DELETE FROM port_rules WHERE host = ? AND port = ?", (host_id, port))
+            self._write_hosts(HostWrites(rules={(host_id, port): None}))
+
+    def _write_hosts(self, writes: HostWrites) -> None:
+        """Inside a transaction: admissions and port rules put, or deleted (None)."""
+        for host_id, admitted in writes.admissions.items():
+            if admitted is None:
+                self.db.execute("DELETE FROM admissions WHERE host = ?", (host_id,))
+            else:
+                self.db.execute("INSERT INTO admissions (host, admitted) VALUES (?, ?) ON CONFLICT(host) "
+                                "DO UPDATE SET admitted=excluded.admitted", (host_id, int(admitted)))
+        for (host_id, port), rule in writes.rules.items():
+            if rule is None:
+                self.db.execute("DELETE FROM port_rules WHERE host = ? AND port = ?", (host_id, port))
+            else:
+                self.db.execute("INSERT INTO port_rules (host, port, macs, ips) VALUES (?, ?, ?, ?) "
+                                "ON CONFLICT(host, port) DO UPDATE SET macs=excluded.macs, ips=excluded.ips",
+                                (host_id, port, json.dumps(sorted(rule.macs)), json.dumps(sorted(rule.ips))))
 
     def watch_hosts(self, backend: Any) -> None:
         """One controller owns the file: no other writer to follow."""

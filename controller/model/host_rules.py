@@ -32,13 +32,13 @@ def admission_from_json(doc: Any) -> bool:
     return _fits(ADMISSION, doc)["admitted"]
 
 
-def _ip(value: str) -> str:
+def _ip(value: str, index: int) -> str:
     try:
         ip = ipaddress.ip_address(value)
     except ValueError:
         ip = None
     if ip is None or ip.is_multicast or ip.is_unspecified:
-        raise Invalid(f"'ips': {value!r} is not {IP.says}")
+        raise Invalid(f"'ips': {value!r} is not {IP.says}", ("ips", index))
     return str(ip)
 
 
@@ -49,7 +49,8 @@ def port_rule_from_json(doc: Any, host: str, port: str) -> PortRule:
     doc = _fits(PORT_RULE, doc)
     macs, ips = doc["macs"], doc.get("ips", [])
     if not 1 <= len(macs) <= MAX_MACS or len(ips) > MAX_IPS:
-        raise Invalid(f"a port rule names 1 to {MAX_MACS} MACs and at most {MAX_IPS} IPs")
+        raise Invalid(f"a port rule names 1 to {MAX_MACS} MACs and at most {MAX_IPS} IPs",
+                      ("ips",) if macs and len(macs) <= MAX_MACS else ("macs",))
     if "00:00:00:00:00:00" in macs:
-        raise Invalid(f"'macs': 00:00:00:00:00:00 is not {MAC.says}")
-    return PortRule(host, port, frozenset(m.lower() for m in macs), frozenset(_ip(i) for i in ips))
+        raise Invalid(f"'macs': 00:00:00:00:00:00 is not {MAC.says}", ("macs", macs.index("00:00:00:00:00:00")))
+    return PortRule(host, port, frozenset(m.lower() for m in macs), frozenset(_ip(v, i) for i, v in enumerate(ips)))

@@ -12,8 +12,10 @@ rules refuse (controller/cli/overlay_file.py).
         vlan: 20
         hosts: [h1, h2]        # optional: where it exists (absent: every host)
         vlans: {h2: 21}        # optional: its VLAN on a host, where not `vlan`
-    hosts: ...                 # reserved: admitted hosts (issue 21), refused for now
-    ports: ...                 # reserved: allowed addresses per br0 port (issue 21), refused for now
+    hosts:                     # optional: the operator's admissions (controller/model/host_doc.py)
+      h1: {admitted: true}
+    ports:                     # optional: allowed addresses per br0 port (host_doc.py)
+      h1: {vm1: {macs: ["02:00:00:00:00:01"], ips: [10.0.0.1]}}
 
 Every refusal is a tenant_rules.Invalid whose `path` names the field from the document's top
 (e.g. ("tenants", "blue", "vni")), so that the file's line can be named.
@@ -25,16 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.model.state import Tenant, vlan_clash
+from controller.model import host_doc
+from controller.model.state import PortRule, Tenant, vlan_clash
 from controller.model.tenant_rules import Conflict, Invalid, tenant_from_json
 
 VERSION = 1
 TOP = ("version", "tenants", "hosts", "ports")
-# Sections named now so that files written for them later are refused, not half applied.
-RESERVED = {
-    "hosts": "admitted hosts",
-    "ports": "allowed addresses per br0 port",
-}
 
 Path = tuple[str | int, ...]
 
@@ -53,15 +51,32 @@ def _at(path: Path, err: Invalid) -> Invalid:
     return Invalid(f"{path_text(full)}: {err}" if full else str(err), full)
 
 
+@dataclass(frozen=True)
+class Document:
+    """What a document declares: tenants by name (in its order); the host sections, None where
+    the document leaves them out (host_doc.py: then they are not its to change)."""
+
+    tenants: dict[str, Tenant]
+    hosts: dict[str, bool] | None = None
+    ports: dict[host_doc.PortKey, PortRule] | None = None
+
+
+def read(doc: Any) -> Document:
+    """The whole document. Invalid names the field at fault: a value, an unknown section, two
+    tenants of the file that clash, a host's admission or a port's rule."""
+    tenants = parse(doc)
+    try:
+        return Document(tenants, host_doc.parse_hosts(doc.get("hosts")), host_doc.parse_ports(doc.get("ports")))
+    except Invalid as err:
+        raise _at((), err) from None
+
+
 def parse(doc: Any) -> dict[str, Tenant]:
-    """The tenants a document declares, by name, in its order. Invalid names the field at fault:
-    a value, an unknown or reserved section, or two tenants of the file that clash."""
+    """The tenants a document declares, by name, in its order (its host sections: read()).
+    Invalid names the field at fault: a value, an unknown section, or two tenants that clash."""
     if not isinstance(doc, dict):
         raise Invalid("the document must be a mapping with a 'tenants' section")
     for key in doc:
-        if key in RESERVED and doc[key] is not None:
-            raise Invalid(f"{key}: {RESERVED[key]} are not supported yet by this controller (issue 21): "
-                          f"leave '{key}' out of the file", (key,))
         if key not in TOP:
             raise Invalid(f"{key}: unknown section; a document has {', '.join(repr(k) for k in TOP)}", (key,))
     version = doc.get("version", VERSION)
@@ -131,9 +146,10 @@ def _clashes(these: Mapping[str, Tenant], others: Mapping[str, Tenant],
     return out
 
 
-def to_doc(tenants: Mapping[str, Tenant] | list[Tenant]) -> dict:
-    """The document of these tenants (export): what parse() reads back as the same tenants,
-    by name, with the optional fields only where they say something."""
+def to_doc(tenants: Mapping[str, Tenant] | list[Tenant], decisions: Mapping[str, bool] | None = None,
+           rules: list[PortRule] | None = None) -> dict:
+    """The document of these tenants (export) and, given, of these host records: what read()
+    reads back as the same, by name, with the optional fields only where they say something."""
     listing = tenants.values() if isinstance(tenants, Mapping) else tenants
     out: dict[str, dict] = {}
     for tn in sorted(listing, key=lambda t: t.name):
@@ -143,7 +159,8 @@ def to_doc(tenants: Mapping[str, Tenant] | list[Tenant]) -> dict:
         if tn.vlans:
             spec["vlans"] = dict(sorted(tn.vlans))
         out[tn.name] = spec
-    return {"version": VERSION, "tenants": out}
+    hosts = host_doc.to_doc(decisions, rules or []) if decisions is not None else {}
+    return {"version": VERSION, "tenants": out, **hosts}
 
 
 # ---- what applying it changes --------------------------------------------------------------
@@ -157,10 +174,15 @@ class Plan:
     delete: list[Tenant] = field(default_factory=list)  # only with prune
     unchanged: int = 0
     kept: list[str] = field(default_factory=list)  # not in the document, left alone (no prune)
+    hosts: host_doc.HostPlan = field(default_factory=host_doc.HostPlan)  # admissions and port rules
+
+    @property
+    def tenant_changes(self) -> bool:
+        return bool(self.create or self.change or self.delete)
 
     @property
     def changes(self) -> bool:
-        return bool(self.create or self.change or self.delete)
+        return self.tenant_changes or self.hosts.changes
 
     def puts(self) -> list[Tenant]:
         return self.create + [then for _, then in self.change]
@@ -178,6 +200,7 @@ class Plan:
             "delete": [tn.to_json() for tn in self.delete],
             "unchanged": self.unchanged,
             "kept": self.kept,
+            **self.hosts.to_json(),
         }
 
 
@@ -197,6 +220,14 @@ def plan(current: Mapping[str, Tenant], desired: Mapping[str, Tenant], prune: bo
             out.delete.append(current[name])
         else:
             out.kept.append(name)
+    return out
+
+
+def plan_document(current: Mapping[str, Tenant], decisions: Mapping[str, bool],
+                  rules: Mapping[str, Mapping[str, PortRule]], desired: Document, prune: bool) -> Plan:
+    """What makes the current tenants and host records (decisions; host -> port -> rule) the document's."""
+    out = plan(current, desired.tenants, prune)
+    out.hosts = host_doc.plan(decisions, rules, desired.hosts, desired.ports, prune)
     return out
 
 

@@ -1,14 +1,16 @@
 """The overlay as one document over REST (controller/model/overlay_doc.py; docs/user/gitops.md):
 
-    POST /v1/apply[?prune=true][&dry_run=true]   make the tenants the document's, at once
-    GET  /v1/export                              today's tenants as a document
+    POST /v1/apply[?prune=true][&dry_run=true]   make the tenants and host records the document's, at once
+    GET  /v1/export                              today's tenants and host records as a document
 
 An apply is one request, checked whole before anything is written (every tenant's fields, the
-document's own clashes, clashes with the tenants it keeps), then one write of the store (one
-SQLite transaction, one etcd transaction) and one revision: all of it, or nothing. Its answer is
-the plan (what was created, changed, deleted, left alone) and the revision; with dry_run the
-plan alone (`overlayctl diff`). A refusal names the field ("path") so overlayctl can name the
-file's line.
+document's own clashes, clashes with the tenants it keeps, every admission and port rule), then
+one write of the store (one SQLite transaction, one etcd transaction) and one revision: all of
+it, or nothing. Its answer is the plan (what was created, changed, deleted, left alone: tenants,
+then `hosts` and `ports`) and the revision; with dry_run the plan alone (`overlayctl diff`).
+Export writes the operator's decisions and the port rules the store has; hosts admitted by
+`[overlay] admitted_hosts` are the config's, not the store's, and are left out. A refusal names
+the field ("path") so overlayctl can name the file's line.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class DeclareView:
             prune, dry_run = flag(req, "prune"), flag(req, "dry_run")
         except BadFlag as e:
             return 400, {"error": str(e)}, {}
-        desired = overlay_doc.parse(self._body(req, limit=MAX_DOCUMENT))  # type: ignore[attr-defined]
+        desired = overlay_doc.read(self._body(req, limit=MAX_DOCUMENT))  # type: ignore[attr-defined]
 
         def run() -> tuple[overlay_doc.Plan, int]:
             return self.tenants.apply(desired, prune, dry_run), self.tenants.revision()
@@ -64,7 +66,8 @@ class DeclareView:
 
     def export(self, req: Request) -> tuple[int, Any, dict]:
         def run() -> tuple[dict, int]:
-            r = self.b.core.read
-            return overlay_doc.to_doc(dict(r.tenants)), r.revision
+            r, policy = self.b.core.read, self.b.core.policy
+            rules = [rule for ports in policy.rules.values() for rule in ports.values()]
+            return overlay_doc.to_doc(dict(r.tenants), policy.decisions, rules), r.revision
         doc, revision = self.b.call(run)
         return 200, doc, {REVISION_HEADER: str(revision)}

@@ -290,26 +290,50 @@ TENANT_SPEC = _worded(rules.TENANT_REPLACE, TENANT_WORDS,
                                   "must be the key")
 SCHEMAS["OverlayDocument"] = {
     "type": "object", "additionalProperties": False,
-    "description": "the overlay's declared state (docs/user/gitops.md): tenants by name. Sections "
-                   + ", ".join(f"'{k}' ({what})" for k, what in overlay_doc.RESERVED.items())
-                   + " are reserved and refused for now",
+    "description": "the overlay's declared state (docs/user/gitops.md): tenants by name, the operator's "
+                   "admissions and the br0 ports' rules. A host section left out (or null) is not the "
+                   "document's: an apply leaves those records alone, with prune too",
     "properties": {
         "version": {"type": "integer", "enum": [overlay_doc.VERSION]},
         "tenants": {"type": "object", "nullable": True, "additionalProperties": TENANT_SPEC,
                     "description": "tenant name (as the tenant's 'name') -> the tenant",
                     "example": {"blue": {"vni": 5001, "vlan": 10}, "red": {"vni": 5002, "vlan": 20, "hosts": ["h1"]}}},
+        "hosts": {"type": "object", "nullable": True, "additionalProperties": _ref("AdmissionChange"),
+                  "description": "host id -> the operator's decision (as PUT /v1/hosts/{id}/admission)",
+                  "example": {"h1": {"admitted": True}, "h9": {"admitted": False}}},
+        "ports": {"type": "object", "nullable": True,
+                  "additionalProperties": {"type": "object", "additionalProperties": _ref("PortRuleChange")},
+                  "description": "host id -> br0 port name -> its rule (as PUT /v1/hosts/{id}/ports/{port})",
+                  "example": {"h1": {"vm1": {"macs": ["02:00:00:00:01:01"], "ips": ["192.168.1.1"]}}}},
     },
 }
+HOST_RULE = {"type": "object", "required": ["host", "port", "macs", "ips"], "properties": {
+    "host": {"type": "string"}, "port": {"type": "string"},
+    "macs": {"type": "array", "items": {"type": "string"}}, "ips": {"type": "array", "items": {"type": "string"}}}}
+HOST_DECISION = {"type": "object", "required": ["host", "admitted"],
+                 "properties": {"host": {"type": "string"}, "admitted": {"type": "boolean"}}}
+
+
+def _section_plan(item: dict, change: dict, what: str) -> dict:
+    return {"type": "object", "required": ["create", "change", "delete", "unchanged", "kept"],
+            "description": f"what the apply does to the {what} (all empty: the document has no such section)",
+            "properties": {"create": {"type": "array", "items": item},
+                           "change": {"type": "array", "items": change},
+                           "delete": {"type": "array", "items": item, "description": "only with prune"},
+                           "unchanged": {"type": "integer", "minimum": 0},
+                           "kept": {"type": "array", "items": {"type": "string"},
+                                    "description": "not in the section, left alone (without prune)"}}}
+
 SCHEMAS["ApplyResult"] = {
     "type": "object",
     "required": ["revision", "applied", "dry_run", "prune", "changes", "create", "change", "delete", "unchanged",
-                 "kept"],
+                 "kept", "hosts", "ports"],
     "properties": {
         "revision": {"type": "integer", "minimum": 0,
                      "description": "the store's revision that holds the result (GET /v1/status?revision=)"},
         "applied": {"type": "boolean", "description": "something was written (false: nothing to do, or a dry run)"},
         "dry_run": {"type": "boolean"}, "prune": {"type": "boolean"},
-        "changes": {"type": "boolean", "description": "the document differs from the tenants"},
+        "changes": {"type": "boolean", "description": "the document differs from the tenants or host records"},
         "create": {"type": "array", "items": _ref("Tenant")},
         "change": {"type": "array", "items": {
             "type": "object", "required": ["name", "from", "to", "fields"],
@@ -319,6 +343,14 @@ SCHEMAS["ApplyResult"] = {
         "unchanged": {"type": "integer", "minimum": 0},
         "kept": {"type": "array", "items": {"type": "string"},
                  "description": "tenants not in the document, left alone (without prune)"},
+        "hosts": _section_plan(HOST_DECISION, {
+            "type": "object", "required": ["host", "from", "to"],
+            "properties": {"host": {"type": "string"}, "from": {"type": "boolean"}, "to": {"type": "boolean"}}},
+            "operator's admissions"),
+        "ports": _section_plan(HOST_RULE, {
+            "type": "object", "required": ["host", "port", "from", "to"],
+            "properties": {"host": {"type": "string"}, "port": {"type": "string"}, "from": HOST_RULE, "to": HOST_RULE}},
+            "port rules ('kept': host/port)"),
     },
 }
 SCHEMAS["Status"] = {
@@ -400,13 +432,15 @@ PATHS: dict[str, Any] = {
         "One host's tunnel toward each other host (the detail behind its counts in /v1/topology)",
         "topologyHost", {"200": _json(_ref("HostTunnels"), "its tunnels")}, (401, 404), params=("host",))},
     "/v1/apply": {"post": _op(
-        "Make the tenants those of a document (docs/user/gitops.md): creates, changes and, with prune, deletes "
-        "in one write of the store and one revision, all or nothing; dry_run: only say what would change",
+        "Make the tenants, admissions and port rules those of a document (docs/user/gitops.md): creates, changes "
+        "and, with prune, deletes in one write of the store and one revision, all or nothing; dry_run: only say "
+        "what would change",
         "apply", {"200": {**_json(_ref("ApplyResult"), "what changed (or would)"), "headers": REVISION}},
         (400, 401, 409, 413, 415, 503), body={"application/json": {"schema": _ref("OverlayDocument")}},
         params=("prune", "dryRun"))},
     "/v1/export": {"get": _op(
-        "Today's tenants as a document (what POST /v1/apply takes)", "export",
+        "Today's tenants, the operator's admissions and the port rules as a document (what POST /v1/apply "
+        "takes; [overlay] admitted_hosts are the config's and left out)", "export",
         {"200": {**_json(_ref("OverlayDocument"), "the document"), "headers": REVISION}}, (401,))},
     "/v1/status": {"get": _op(
         "Does every host's switch hold revision N of the tenants (barrier-confirmed)? With wait, answer "

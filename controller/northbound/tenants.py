@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from controller.core import host_sync
 from controller.core.core import Core
 from controller.core.store import Behind, TenantStore
-from controller.core.tenant_sync import apply_change, apply_changes, apply_listing
+from controller.core.tenant_sync import apply_change, apply_listing
 from controller.model import overlay_doc
 from controller.model.ops import Op
 from controller.model.state import Tenant
@@ -39,6 +40,9 @@ class Backend(Protocol):
 
     def apply(self, ops: list[Op]) -> None:
         """Send operations to switches and OVSDB."""
+
+    def now(self) -> float:
+        """Wall-clock seconds."""
 
 
 class Tenants:
@@ -97,17 +101,24 @@ class Tenants:
                 apply_change(self.b, name, None, self.b.store.revision)
         self._decided(attempt)
 
-    def apply(self, desired: dict[str, Tenant], prune: bool, dry_run: bool) -> overlay_doc.Plan:
-        """Make the tenants the document's (overlay_doc.py): every create, change and (prune)
-        delete in one write of the store, one revision, all or nothing. dry_run: only the plan."""
+    def apply(self, desired: overlay_doc.Document, prune: bool, dry_run: bool) -> overlay_doc.Plan:
+        """Make the tenants and host records the document's (overlay_doc.py, host_doc.py): every
+        create, change and (prune) delete in one write of the store, one revision, all or nothing;
+        then into the core at once. dry_run: only the plan."""
         def attempt() -> overlay_doc.Plan:
-            current = self.b.core.read.tenants
-            plan = overlay_doc.plan(current, desired, prune)
+            current, policy = self.b.core.read.tenants, self.b.core.policy
+            plan = overlay_doc.plan_document(current, policy.decisions, policy.rules, desired, prune)
             overlay_doc.check(current, plan)
-            if plan.changes and not dry_run and self.b.store.apply(plan.puts(), plan.deletes()):
-                changes: dict[str, Tenant | None] = dict.fromkeys(plan.deletes())
-                changes.update((tn.name, tn) for tn in plan.puts())
-                apply_changes(self.b, changes, self.b.store.revision)
+            if not plan.changes or dry_run:
+                return plan
+            writes = plan.hosts.writes()
+            tenants_new = self.b.store.apply(plan.puts(), plan.deletes(), writes if writes else None)
+            # The host records first: what they mark is computed up to the revision before this one,
+            # which change_tenants then makes the core's (marks.py).
+            ops = host_sync.written_ops(self.b.core, writes, self.b.now())
+            changes: dict[str, Tenant | None] = dict.fromkeys(plan.deletes()) if tenants_new else {}
+            changes.update((tn.name, tn) for tn in plan.puts() if tenants_new)
+            self.b.apply(ops + self.b.core.change_tenants(changes, self.b.store.revision))
             return plan
         return self._decided(attempt)
 

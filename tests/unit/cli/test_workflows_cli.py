@@ -59,7 +59,11 @@ def test_the_file_gives_each_field_its_line():
     for text, line, words in [
         (FILE.replace("vlan: 10", "vlan: 10000"), 6, "tenants.blue.vlan: 'vlan' must be an integer"),
         (FILE.replace("hosts: [h1, h2]", "hosts: [h1, 'a/b']"), 7, "tenants.red.hosts[1]"),
-        (FILE + "hosts: {h7: {}}\n", 8, "hosts: admitted hosts are not supported yet"),
+        (FILE + "hosts: {h7: {}}\n", 8, "hosts.h7.admitted: 'admitted' is required"),
+        (FILE + "hosts: {h7: {admitted: true}}\nports:\n  h7:\n    vm1: {macs: [01:00:5e:00:00:01]}\n", 11,
+         "ports.h7.vm1.macs[0]: 'macs[0]' must be a unicast MAC"),
+        (FILE + "ports:\n  h7:\n    vm1: {macs: [02:00:00:00:00:01], ips: [10.0.0.1, 224.0.0.1]}\n", 10,
+         "ports.h7.vm1.ips[1]: 'ips': '224.0.0.1' is not a unicast"),
         (FILE + "  blue: {vni: 1, vlan: 1}\n", 8, "tenants.blue is given twice (first at line 4)"),
         (FILE + "  green: [1, 2\n", 9, "not valid YAML"),
     ]:
@@ -83,7 +87,7 @@ def test_apply_diff_export_and_twice_is_nothing(served, tmp_path):
     assert len(served.api.b.applied) == applied  # no operation at all
     assert run(served, "diff", "-f", path) == (0, "no changes\n(2 tenant(s) as in the file)\n", "")
     code, out, _ = run(served, "export")
-    assert code == 0 and yaml.safe_load(out) == yaml.safe_load(FILE)
+    assert code == 0 and yaml.safe_load(out) == yaml.safe_load(FILE) | {"hosts": {}, "ports": {}}
     assert run(served, "apply", "-f", file_at(tmp_path, out, "exported.yaml"))[1].startswith("nothing to change")
     code, out, _ = run(served, "export", "-o", "json")
     assert json.loads(out)["tenants"]["blue"] == {"vni": 5001, "vlan": 10}
@@ -92,6 +96,39 @@ def test_apply_diff_export_and_twice_is_nothing(served, tmp_path):
                        "--prune")
     assert code == 1 and out.splitlines() == ["~ blue: vlan: 10 -> 11",
                                               "- red: VNI 5002, VLAN 20, VLAN 21 on h2, on hosts h1,h2"]
+
+
+HOSTS = """\
+hosts:
+  h2: {admitted: false}
+  h9: {admitted: true}
+ports:
+  h1:
+    vm1: {macs: ["02:00:00:00:00:01"], ips: [10.0.0.1]}
+"""
+
+
+def test_diff_and_apply_say_what_changes_in_admissions_and_port_rules(served, tmp_path):
+    path = file_at(tmp_path, FILE + HOSTS)
+    code, out, _ = run(served, "diff", "-f", path)
+    assert code == 1 and out.splitlines()[2:] == [
+        "+ host h2: revoked", "+ host h9: admitted", "+ port h1/vm1: MACs 02:00:00:00:00:01; 10.0.0.1"]
+    code, out, err = run(served, "apply", "-f", path)
+    assert code == 0 and "host h9 created: admitted" in out and "port h1/vm1 created: MACs" in out, err
+    assert served.api.b.store.host_records()[0] == {"h2": False, "h9": True}
+    assert run(served, "diff", "-f", path)[:2] == (0, "no changes\n(2 tenant(s) as in the file)\n"
+                                                     "(2 host decision(s) as in the file)\n"
+                                                     "(1 port rule(s) as in the file)\n")
+    # a change in the host sections alone is a change (exit 1); without --prune the rest is kept
+    code, out, _ = run(served, "diff", "-f", file_at(tmp_path, FILE + "hosts: {h2: {admitted: true}}\nports: {}\n",
+                                                    "h2.yaml"))
+    assert code == 1 and "~ host h2: revoked -> admitted" in out
+    assert "(port rule(s) not in the file, kept: h1/vm1 (--prune deletes them))" in out
+    code, out, _ = run(served, "diff", "-f", file_at(tmp_path, FILE + "ports: {}\n", "p.yaml"), "--prune")
+    assert code == 1 and out.splitlines()[0] == "- port h1/vm1: MACs 02:00:00:00:00:01; 10.0.0.1"
+    assert "host decision" not in out  # the file has no 'hosts': not its to prune
+    code, out, _ = run(served, "export")
+    assert yaml.safe_load(out) == yaml.safe_load(FILE + HOSTS)
 
 
 def test_a_file_the_api_refuses_is_named_at_its_line_and_changes_nothing(served, tmp_path):

@@ -388,3 +388,43 @@ def test_an_apply_larger_than_one_etcd_transaction_is_refused_whole(instances):
     status, body = a.req("POST", "/v1/apply", doc)
     assert status == 413 and "max-txn-ops" in body["error"]
     assert a.req("GET", "/v1/tenants")[1] == [] and a.store.revision == 0
+
+
+def test_an_apply_with_host_records_is_one_transaction_the_others_follow(instances):
+    """Tenants, admissions and port rules of one apply: one etcd transaction (every key at its
+    revision), seen by the other instances' watches as REST admissions are; prune removes them alike."""
+    a, b = instances(2)
+    for inst in (a, b):
+        inst.b.core.policy.mode = admission.APPROVE
+        threading.Thread(target=inst.store.watch_hosts, args=(inst.b,), daemon=True).start()
+    with b.b.lock:
+        b.b.core.host_view(HostView("h7", "10.99.0.7", 7, "br", 1), 1.0)
+    doc = {"tenants": {"blue": {"vni": 5001, "vlan": 10}},
+           "hosts": {"h7": {"admitted": True}, "h8": {"admitted": False}},
+           "ports": {"h7": {"vm7": {"macs": ["02:00:00:00:00:07"], "ips": ["10.0.0.7"]}}}}
+    status, result = a.req("POST", "/v1/apply", doc)
+    assert status == 200 and result["applied"] and result["revision"] == a.store.revision
+    kvs, _ = a.store.etcd.range_prefix(a.store.root.rsplit("tenants/", 1)[0])
+    assert {kv.mod_revision for kv in kvs} == {result["revision"]} and len(kvs) == 5  # + the version key
+    wait_for(lambda: "h7" in b.b.core.read.hosts and "vm7" in b.b.core.read.port_rules("h7"), 10,
+             message="b admits h7 with its rule")
+    wait_for(lambda: b.b.core.read.revision == result["revision"] and "blue" in b.b.core.tenants, 10,
+             message="b at the revision")
+    assert b.b.core.read.admission("h8")[0] is False
+    status, again = b.req("POST", "/v1/apply", doc)
+    assert status == 200 and not again["changes"] and again["revision"] == result["revision"]
+    status, pruned = a.req("POST", "/v1/apply?prune=true", {**doc, "hosts": {"h7": {"admitted": True}}, "ports": {}})
+    assert status == 200 and pruned["revision"] > result["revision"]
+    wait_for(lambda: "h8" not in b.b.core.policy.decisions and not b.b.core.read.port_rules("h7"), 10,
+             message="b drops h8's decision and h7's rule")
+    fresh, = instances(1, watch=False)
+    assert fresh.store.host_records() == ({"h7": True}, [])
+
+
+def test_an_apply_whose_host_records_overflow_one_transaction_writes_nothing(instances):
+    (a,) = instances(1)
+    doc = {"tenants": {f"t{i}": {"vni": i + 1, "vlan": i + 1} for i in range(100)},
+           "ports": {"h1": {f"vm{i}": {"macs": ["02:00:00:00:00:01"]} for i in range(30)}}}
+    status, body = a.req("POST", "/v1/apply", doc)
+    assert status == 413 and "max-txn-ops" in body["error"]
+    assert a.req("GET", "/v1/tenants")[1] == [] and a.store.revision == 0 and a.store.host_records() == ({}, [])

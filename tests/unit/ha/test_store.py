@@ -6,6 +6,7 @@ import pytest
 
 from controller.core.store import StoreError
 from controller.ha.store import SCHEMA_VERSION, Store
+from controller.model.host_doc import HostWrites
 from controller.model.state import PortRule, Tenant
 
 BLUE = Tenant("blue", 5001, 10)
@@ -127,3 +128,20 @@ def test_an_apply_is_one_transaction_all_or_nothing(db):
         s.apply([RED, Tenant("green", 5003, 30), Tenant("dup", 5003, 31)], ["blue"])
     assert s.tenants() == [BLUE] and s.revision == 1 and not s.db.in_transaction
     assert Store(db).revision == 1
+
+
+def test_an_apply_writes_tenants_and_host_records_in_one_transaction_or_nothing(db):
+    s = Store(db)
+    s.put_admission("h3", True)
+    s.put_port_rule(PortRule("h3", "vm3", frozenset({"02:00:00:00:00:03"})))
+    r0 = s.revision
+    rule = PortRule("h1", "vm1", frozenset({"02:00:00:00:00:01"}), frozenset({"10.0.0.1"}))
+    writes = HostWrites({"h1": True, "h2": False, "h3": None}, {("h1", "vm1"): rule, ("h3", "vm3"): None})
+    assert s.apply([BLUE], [], writes) and s.revision == r0 + 1
+    assert (s.tenants(), s.host_records()) == ([BLUE], ({"h1": True, "h2": False}, [rule]))
+    # a write that fails (here: a VNI taken, which the table refuses) leaves nothing of its host records either
+    with pytest.raises(StoreError):
+        s.apply([Tenant("twin", BLUE.vni, 30)], [], HostWrites({"h9": True}, {("h1", "vm1"): None}))
+    assert (s.tenants(), s.host_records(), s.revision) == ([BLUE], ({"h1": True, "h2": False}, [rule]), r0 + 1)
+    s.close()
+    assert Store(db).host_records() == ({"h1": True, "h2": False}, [rule])

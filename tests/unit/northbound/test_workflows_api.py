@@ -46,7 +46,7 @@ def test_apply_makes_the_tenants_the_documents_in_one_write(api):
     status, export = call(api, "GET", "/v1/export")
     assert status == 200 and export == {"version": 1, **DOC} | {"tenants": {
         "blue": {"vni": 5001, "vlan": 10}, "green": {"vni": 5003, "vlan": 30, "hosts": ["host1"]},
-        "red": {"vni": 5002, "vlan": 21}}}
+        "red": {"vni": 5002, "vlan": 21}}, "hosts": {}, "ports": {}}
     before = state(api)
     status, again = call(api, "POST", "/v1/apply", export)
     assert status == 200 and not again["applied"] and again["revision"] == r0 + 1 and state(api) == before
@@ -68,7 +68,7 @@ def test_dry_run_and_prune(api):
     ({"tenants": {**DOC["tenants"], "bad": {"vni": 5009, "vlan": 5000}}}, 400, ["tenants", "bad", "vlan"]),
     ({"tenants": {**DOC["tenants"], "twin": {"vni": 5003, "vlan": 31}}}, 400, ["tenants", "twin", "vni"]),
     ({"tenants": {"green": {"vni": 5001, "vlan": 30}}}, 409, ["tenants", "green", "vni"]),  # blue's, kept
-    ({"hosts": {"h7": {}}}, 400, ["hosts"]),
+    ({"hosts": {"h7": {}}}, 400, ["hosts", "h7", "admitted"]),
     ({"tenants": {"x": {"vni": 1, "vlan": 1}}, "extra": 1}, 400, ["extra"]),
 ])
 def test_a_bad_tenant_anywhere_changes_nothing(api, doc, status, path):
