@@ -33,8 +33,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from controller.cli import declare, events, fmt
+from controller.cli import completion, declare, events, fmt
 from controller.cli.client import ApiError, Client
+from controller.cli.columns import (
+    ADMISSION_COLUMNS,
+    COUNTER_COLUMNS,
+    DELETED_COLUMNS,
+    ENDPOINT_COLUMNS,
+    EVENT_COLUMNS,
+    EXPORT_COLUMNS,
+    HEALTH_COLUMNS,
+    HOST_COLUMNS,
+    LAG_COLUMNS,
+    PLAN_COLUMNS,
+    PORT_COLUMNS,
+    TENANT_COLUMNS,
+    TOPOLOGY_COLUMNS,
+    TRACE_COLUMNS,
+    VLAN_COLUMNS,
+    show_host,
+)
 from controller.cli.declare import EXIT_API, EXIT_NOT_LIVE, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from controller.model import install
 from controller.model.tenant_rules import TenantError, tenant_from_json
@@ -48,62 +66,6 @@ NO_TOKEN_HINT = (f" (no token given: pass --token-file, set $OVERLAY_TOKEN, or r
 
 def _quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
-
-
-# ---- columns ------------------------------------------------------------------------------
-
-def _hosts_of(t: dict) -> str:
-    return "all" if t["hosts"] is None else ",".join(t["hosts"]) or "(none)"
-
-
-def _overrides(t: dict) -> str | None:
-    return ",".join(f"{h}={v}" for h, v in sorted(t["vlans"].items())) or None
-
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
-TENANT_COLUMNS = [("name", lambda t: t["name"]), ("vni", lambda t: t["vni"]), ("vlan", lambda t: t["vlan"]),
-                  ("hosts", _hosts_of), ("vlan overrides", _overrides)]
-HOST_COLUMNS = [
-    ("id", lambda h: h["id"] or f"({h.get('peer')})"), ("overlay ip", lambda h: h["overlay_ip"]),
-    ("ovsdb", lambda h: "up" if h["connected"]["ovsdb"] else "down"),
-    ("openflow", lambda h: "up" if h["connected"]["openflow"] else "down"),
-    ("tunnels", lambda h: len(h["tunnels"])),
-    ("tenants", lambda h: ",".join(f"{t['name']}:{t['vlan']}" for t in h["tenants"]) or None),
-    ("refused claims", lambda h: sum(c["count"] for c in h.get("refused_claims", ())) or None),
-    ("admitted", lambda h: _yes(h.get("admitted", True))),
-    ("joined", lambda h: "yes" if h.get("joined", True) else f"no: {h.get('reason')}"),
-]
-ADMISSION_COLUMNS = [("id", lambda a: a["id"]), ("admitted", lambda a: _yes(a["admitted"])),
-                     ("by", lambda a: a["by"]), ("reason", lambda a: a["reason"])]
-PORT_COLUMNS = [("port", lambda r: r["port"]), ("macs", lambda r: ",".join(r["macs"])),
-                ("ips", lambda r: ",".join(r["ips"]) or "any")]
-VLAN_COLUMNS = [("vlan", lambda r: r["vlan"]), ("tenant", lambda r: r["tenant"]), ("vni", lambda r: r["vni"]),
-                ("members", lambda r: _yes(r["members"]))]
-ENDPOINT_COLUMNS = [("mac", lambda e: e["mac"]), ("ips", lambda e: ",".join(e["ips"]) or None),
-                    ("host", lambda e: e["host"]), ("vlan", lambda e: e["vlan"]),
-                    ("idle", lambda e: f"{e['idle_s']:.0f}s")]
-COUNTER_COLUMNS = [("counter", lambda r: r["k"]), ("value", lambda r: r["v"])]
-TOPOLOGY_COLUMNS = [("tenant", lambda r: r["tenant"]), ("vni", lambda r: r["vni"]), ("host", lambda r: r["host"]),
-                    ("vlan", lambda r: r["vlan"]), ("mac", lambda r: r["mac"]), ("ips", lambda r: r["ips"])]
-TRACE_COLUMNS = [("host", lambda r: r["host"]), ("from", lambda r: r["from"]), ("tables", lambda r: r["tables"]),
-                 ("outputs", lambda r: r["outputs"])]
-HEALTH_COLUMNS = [("ready", lambda d: d.get("ready")), ("reason", lambda d: d.get("reason")),
-                  ("tenants", lambda d: d.get("tenants")), ("hosts", lambda d: d.get("hosts"))]
-DELETED_COLUMNS = [("deleted", lambda d: d["deleted"])]
-
-
-def _show_host(h: dict) -> str:
-    head = fmt.table([h], HOST_COLUMNS[:4])
-    tunnels = fmt.table(h["tunnels"], [("tunnel", lambda p: p["name"]), ("type", lambda p: p["type"]),
-                                       ("remote ip", lambda p: p["remote_ip"]), ("peer", lambda p: p["peer"]),
-                                       ("ofport", lambda p: p["ofport"]),
-                                       ("managed", lambda p: "yes" if p["managed"] else "adopted")])
-    tenants = fmt.table(h["tenants"], [("tenant", lambda t: t["name"]), ("vni", lambda t: t["vni"]),
-                                       ("vlan", lambda t: t["vlan"]), ("members", lambda t: _yes(t["members"]))])
-    return f"{head}\ndatapath {h['datapath_id'] or '-'}\n\n{tunnels}\n\n{tenants}"
 
 
 # ---- request bodies -------------------------------------------------------------------------
@@ -243,15 +205,6 @@ def _raise(e: ApiError) -> Any:
     raise e
 
 
-PLAN_COLUMNS = [("change", lambda r: r["change"]), ("what", lambda r: r["what"]), ("name", lambda r: r["name"]),
-                ("detail", lambda r: r["detail"])]
-EXPORT_COLUMNS = [("name", lambda t: t["name"]), ("vni", lambda t: t["vni"]), ("vlan", lambda t: t["vlan"]),
-                  ("hosts", lambda t: ",".join(t["hosts"]) if "hosts" in t else "all"),
-                  ("vlan overrides", lambda t: ",".join(f"{h}={v}" for h, v in t.get("vlans", {}).items()) or None)]
-LAG_COLUMNS = [("host", lambda r: r["host"]), ("revision", lambda r: r["revision"]), ("reason", lambda r: r["reason"])]
-EVENT_COLUMNS = [("id", lambda e: e["id"]), ("kind", lambda e: e["kind"])]
-
-
 COMMANDS: tuple[Command, ...] = (
     Command(("tenants", "list"), "all tenants, by name", path=lambda a: "/v1/tenants", columns=TENANT_COLUMNS),
     Command(("tenants", "show"), "one tenant", path=_tenant_path, args=(NAME,), columns=TENANT_COLUMNS),
@@ -297,7 +250,7 @@ COMMANDS: tuple[Command, ...] = (
         columns=EVENT_COLUMNS),
     Command(("hosts", "list"), "all hosts, by id", path=lambda a: "/v1/hosts", columns=HOST_COLUMNS),
     Command(("hosts", "show"), "one host: tunnels and tenants", path=lambda a: f"/v1/hosts/{_quote(a.id)}",
-            args=(HOST_ID,), columns=HOST_COLUMNS, text=_show_host),
+            args=(HOST_ID,), columns=HOST_COLUMNS, text=show_host),
     Command(("hosts", "vlans"), "a host's VLAN -> tenant mapping", path=lambda a: f"/v1/hosts/{_quote(a.id)}/vlans",
             args=(HOST_ID,), columns=VLAN_COLUMNS),
     Command(("hosts", "delete"), "forget a host that left: its endpoints and the tunnels toward it", "DELETE",
@@ -444,71 +397,6 @@ examples:
 """
 
 
-def completion_bash(p: argparse.ArgumentParser) -> str:
-    """A bash completion script for this parser: commands, then verbs, then each one's options."""
-    two, one = [], []
-    top = []
-    for noun, np in _choices(p).items():
-        top.append(noun)
-        verbs = _choices(np)
-        for verb, vp in verbs.items():
-            two.append(f'        "{noun} {verb}") opts="{" ".join(_options(vp))}" ;;')
-        one.append(f'            "{noun}") opts="{" ".join([*verbs, *_options(np)])}" ;;')
-    one.append(f'            *) opts="{" ".join(top + _options(p))}" ;;')
-    return (BASH_TEMPLATE.replace("@TWO@", "\n".join(two)).replace("@ONE@", "\n".join(one))
-            .replace("@FORMATS@", " ".join(fmt.FORMATS)).replace("@VALUED@", "|".join(_valued(p))))
-
-
-def _choices(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
-    return dict(subs[0].choices) if subs else {}
-
-
-def _options(p: argparse.ArgumentParser) -> list[str]:
-    """Its long options, and the fixed choices of its positionals (completion's 'bash')."""
-    words = {s for a in p._actions for s in a.option_strings if s.startswith("--")}
-    words |= {str(c) for a in p._actions if not a.option_strings and a.choices and
-              not isinstance(a, argparse._SubParsersAction) for c in a.choices}
-    return sorted(words)
-
-
-def _valued(p: argparse.ArgumentParser) -> list[str]:
-    """Every option that takes a value, anywhere: completion skips the value when it finds words."""
-    out: set[str] = set()
-    stack = [p]
-    while stack:
-        q = stack.pop()
-        out |= {s for a in q._actions if a.nargs != 0 and a.option_strings for s in a.option_strings}
-        stack += _choices(q).values()
-    return sorted(out)
-
-
-BASH_TEMPLATE = r"""# bash completion for overlayctl: eval "$(overlayctl completion bash)"
-_overlayctl() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" words=() i opts
-    case "$prev" in
-        -f|--format) COMPREPLY=($(compgen -W "@FORMATS@" -- "$cur")); return ;;
-        --token-file|--ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        @VALUED@) return ;;
-    esac
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        case "${COMP_WORDS[i]}" in
-            @VALUED@) ((i++)) ;;
-            -*) ;;
-            *) words+=("${COMP_WORDS[i]}") ;;
-        esac
-    done
-    case "${words[0]} ${words[1]}" in
-@TWO@
-        *) case "${words[0]}" in
-@ONE@
-           esac ;;
-    esac
-    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
-}
-complete -F _overlayctl overlayctl
-"""
-
 def _api_url(url: str) -> str:
     """The API's address as given: an http(s) URL, else a usage error (not an unreachable API)."""
     parts = urllib.parse.urlsplit(url)
@@ -547,7 +435,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as e:  # argparse printed the usage message
         return int(e.code or 0) if e.code in (0, None) else EXIT_USAGE
     if args.words == ("completion",):
-        print(completion_bash(parser()), file=out)
+        print(completion.bash(parser()), file=out)
         return 0
     form = "json" if getattr(args, "json", False) else getattr(args, "format", "table")
     try:

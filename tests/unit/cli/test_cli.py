@@ -11,6 +11,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import yaml
 
+from controller.cli import completion
 from controller.cli import main as cli
 from controller.model.state import Endpoint
 from controller.northbound.auth import TokenAuth
@@ -265,7 +266,7 @@ def test_help_shows_every_command():
 
 def complete(words: list[str]) -> list[str]:
     """What bash completes for the last word of `overlayctl words...`, with our script loaded."""
-    script = cli.completion_bash(cli.parser())
+    script = completion.bash(cli.parser())
     line = " ".join(f"'{w}'" for w in ["overlayctl", *words])
     probe = (f"{script}\nCOMP_WORDS=({line}); COMP_CWORD={len(words)}; _overlayctl; "
              'printf "%s\\n" "${COMPREPLY[@]}"')
