@@ -7,7 +7,7 @@ and reach the controller under test through a management Linux bridge in the
 root namespace that holds ``Lab.controller_ip``.
 
 Only stdlib; everything is done with ip/ovs-vsctl/ovs-ofctl/ovs-appctl.
-This module keeps the Lab and its VMs; a host's OVS and its join sequence are in
+This module keeps the Lab (its VMs are lab/vm.py); a host's OVS and its join sequence are in
 lab/ovshost.py, captures and raw frames in lab/capture.py, processes, namespaces and
 run directories in lab/procs.py. Their public names are importable from here too.
 Every object the lab creates is named with a per-lab prefix and recorded under
@@ -27,9 +27,7 @@ import logging
 import os
 import re
 import secrets
-import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
@@ -71,6 +69,7 @@ from lab.procs import (
     wait_for,
     write_state,
 )
+from lab.vm import Vm
 
 __all__ = [
     "OVS_SCHEMA", "QUIET_SYSCTLS", "RUN_ROOT", "SENTINEL_ETHERTYPE", "TUNNEL_TYPES", "VSCTL_TIMEOUT",
@@ -96,73 +95,6 @@ def _used_root_networks() -> list[ipaddress.IPv4Network]:
         with contextlib.suppress(ValueError):
             nets.append(ipaddress.IPv4Network(dst, strict=False))
     return nets
-
-
-@dataclass(eq=False)
-class Vm:
-    """A VM: its own namespace with eth0, access port on its host's br0."""
-
-    lab: Lab = field(repr=False)
-    name: str
-    ns: str
-    host: Host
-    ip: str
-    cidr: str
-    mac: str
-    vlan: int
-    port: str  # the access port name on br0 (host-namespace veth end)
-    ipv6: str | None = None
-    alive: bool = True
-
-    def exec(self, cmd: Sequence[str], check: bool = True, timeout: float = 30,
-             input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return run(["ip", "netns", "exec", self.ns, *cmd], check=check,
-                   timeout=timeout, input=input)
-
-    def ping(self, ip: str, count: int = 1, timeout: float = 1.0,
-             interval: float = 0.05) -> bool:
-        """True only if all ``count`` echo replies came back."""
-        cmd = ["ping", "-n", "-c", str(count), "-W", f"{timeout:g}"]
-        if count > 1:
-            cmd += ["-i", f"{interval:g}"]
-        if ":" in ip:
-            cmd.insert(1, "-6")
-        cp = self.exec(cmd + [ip], check=False,
-                       timeout=timeout * count + count * interval + 10)
-        m = re.search(r"(\d+) received", cp.stdout)
-        return bool(m) and int(m.group(1)) == count
-
-    def gratuitous_arp(self, ip: str) -> None:
-        """What keepalived sends when it takes over a VIP: sender IP = target IP = ip, from our MAC.
-
-        (`arping -U ip` alone is not this: it sends from the interface's primary address.)
-        """
-        _send_frames(self.ns, "eth0", [_garp_frame(self.mac, ip)])
-
-    def arping(self, ip: str, count: int = 1, timeout: float = 1.0) -> bool:
-        """True if ``count`` ARP replies came back within ``timeout`` seconds."""
-        cp = self.exec(
-            ["arping", "-i", "eth0", "-c", str(count), "-C", str(count),
-             "-w", f"{timeout:g}", ip],
-            check=False, timeout=timeout + 10,
-        )
-        m = re.search(r"(\d+) packets received", cp.stdout)
-        return bool(m) and int(m.group(1)) >= count
-
-    def capture(self, direction: str | None = "in",
-                bpf: str | None = None) -> Capture:
-        """tcpdump -i eth0 -nn -e in this VM; use as a context manager.
-
-        ``with vm.capture() as cap: ...`` then ``cap.frames``; the stop waits
-        for a sentinel frame sent from the host side, see Capture.
-        """
-        return self.lab._new_capture(
-            self.ns, "eth0", direction, bpf, (self.host.ns, self.port, self.mac)
-        )
-
-
-# --------------------------------------------------------------------------
-# the lab
 
 
 class Lab:
