@@ -217,6 +217,11 @@ class Core(Endpoints, Tenancy, Trust):
         adopted = self._bound(host, now)
         adopted += self._adopt_dump(host, now) if view.datapath_id in self.dumps else []
         ops = self._tunnel_ops(self.tunnels.view_changed(self.settings, old, host, new_peer, now))
+        if old is not None and {p.ofport for p in old.view.tunnels if p.ofport} - {p.ofport for p in view.tunnels}:
+            # A port is gone (confirmed): learn() entries taught through it between the purge that
+            # followed its removal and the removal taking effect would send into nothing until
+            # they idle out, and nothing would teach them again: purge them once more.
+            ops += self.purge_learned_on(host)
         return adopted + ops + self._flush()
 
     def _host_news(self, old: Host | None, view: HostView) -> None:
