@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -114,6 +115,13 @@ class Controller:
         path = self.token_path
         self.api.token = path.read_text().strip() if path is not None else None
         return self
+
+    def metrics_text(self) -> str:
+        """GET /metrics as Prometheus scrapes it, with the API's token (and CA, over HTTPS)."""
+        auth = {"Authorization": f"Bearer {self.api.token}"} if self.api.token else {}
+        req = urllib.request.Request(self.api.base + "/metrics", headers=auth)
+        with urllib.request.urlopen(req, timeout=10, context=self.api.context) as resp:
+            return resp.read().decode()
 
     def cli_env(self) -> dict[str, str]:
         """What overlayctl needs to reach this controller as an operator does: $OVERLAY_URL and the

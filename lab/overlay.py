@@ -9,7 +9,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -235,10 +234,7 @@ def tenant_shape(host: Host, vni: int) -> Counter[str]:
 
 def controller_flows(ctl: Controller) -> dict[str, int]:
     """The flows the controller believes each host's br1 holds (overlay_host_flows)."""
-    auth = {"Authorization": f"Bearer {ctl.api.token}"} if ctl.api.token else {}
-    req = urllib.request.Request(ctl.api.base + "/metrics", headers=auth)
-    with urllib.request.urlopen(req, timeout=10, context=ctl.api.context) as resp:
-        text = resp.read().decode()
+    text = ctl.metrics_text()
     return {m.group(1): int(float(m.group(2)))
             for m in re.finditer(r'^overlay_host_flows\{host="([^"]+)"\} (\S+)$', text, re.M)}
 

@@ -17,7 +17,6 @@ import shutil
 import struct
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -132,9 +131,7 @@ def assert_clean_log(c: Controller) -> None:
 
 def metrics(c: Controller) -> dict[str, float]:
     """/metrics as {sample line's name and labels: value}, e.g. 'overlay_ovsdb_malformed_total{kind="x"}'."""
-    req = urllib.request.Request(c.api.base + "/metrics", headers={"Authorization": f"Bearer {c.api.token}"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        text = resp.read().decode()
+    text = c.metrics_text()
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
             for line in text.splitlines() if line and not line.startswith("#")}
 

@@ -6,7 +6,6 @@ logged once (per peer and minute), never with a traceback, and never become host
 from __future__ import annotations
 
 import shutil
-import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -39,9 +38,7 @@ def ov():
 
 
 def refused(ctl: Controller) -> dict[tuple[str, str], float]:
-    req = urllib.request.Request(ctl.api.base + "/metrics", headers={"Authorization": f"Bearer {ctl.api.token}"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        text = resp.read().decode()
+    text = ctl.metrics_text()
     return {(s.labels["channel"], s.labels["reason"]): s.value for f in text_string_to_metric_families(text)
             if f.name == "overlay_tls_handshakes_refused" for s in f.samples}
 

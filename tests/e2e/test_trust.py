@@ -12,7 +12,6 @@ import re
 import shutil
 import sys
 import time
-import urllib.request
 
 import pytest
 
@@ -92,11 +91,9 @@ def udp_broadcast(vm: Vm, port: int, count: int = 3) -> None:
 
 def metric(ctl: Controller, sample: str) -> float:
     """One sample of /metrics, e.g. 'overlay_identity_refused_total{channel="ovsdb",reason="in_use"}'."""
-    auth = {"Authorization": f"Bearer {ctl.api.token}"} if ctl.api.token else {}
-    with urllib.request.urlopen(urllib.request.Request(ctl.api.base + "/metrics", headers=auth), timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(sample + " "):
-                return float(line.rsplit(" ", 1)[1])
+    for line in ctl.metrics_text().splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
     return 0.0
 
 

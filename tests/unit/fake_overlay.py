@@ -20,6 +20,7 @@ from controller.core.changes import Learned
 from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.model import flows as f
+from controller.model import tables as t
 from controller.model.ops import (
     AddTunnelPorts,
     DeletePorts,
@@ -32,10 +33,10 @@ from controller.model.ops import (
     ReadSwitch,
     Wipe,
 )
-from controller.model.state import HostView, TunnelPort
+from controller.model.state import HostView, Tenant, TunnelPort
 from controller.pipeline import tunnel_ports
 from controller.pipeline.settings import Settings
-from tests.unit.world import installed_flows
+from tests.unit.world import arp_frame, installed_flows
 
 PATCH = 1
 FlowKey = tuple[int, int, f.Match]
@@ -316,3 +317,28 @@ def believed_cookies(core: Core, dpid: int) -> dict:
     made = {fl.key: fl for fl in installed_flows(core, dpid)}
     return {key: made[key].wire_cookie if key in made else ("stale", digest)
             for key, digest in core.installed[dpid].digests.items()}
+
+
+def vm_mac(tenant: int, host: int) -> str:
+    return f"02:00:00:00:0{tenant}:0{host}"
+
+
+def vm_ip(tenant: int, host: int) -> str:
+    return f"10.{tenant}.0.{host}"
+
+
+def three_hosts(settings: Settings, tenants: list[Tenant]) -> Overlay:
+    """Three joined, read-back hosts with a VM of each tenant on each (VM n of host i: vm_mac(n, i),
+    vm_ip(n, i)), each announced by a gratuitous ARP; nothing amiss."""
+    ov = Overlay(settings, tenants)
+    for i in (1, 2, 3):
+        ov.join(i, frozenset(tn.vlan for tn in tenants))
+    for dpid in sorted(ov.reads):
+        ov.answer_read(dpid)
+    ov.settle_ovsdb()
+    for i in (1, 2, 3):
+        for n, tn in enumerate(tenants):
+            frame = arp_frame(vm_mac(n, i), vm_ip(n, i), vm_ip(n, i), tn.vlan)
+            ov.run(ov.core.packet_in(i, frame, ov.now, t.SRC_BINDING))
+    assert ov.problems() == []
+    return ov

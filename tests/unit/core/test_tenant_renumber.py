@@ -17,34 +17,15 @@ from controller.model.ops import FlowDelete, FlowMod, FlowPurge
 from controller.model.state import Tenant
 from controller.pipeline.trace import Tracer
 from controller.shell.config import defaults
-from tests.unit.fake_overlay import Overlay
-from tests.unit.world import arp_frame, flow_changes, local_packet
+from tests.unit.fake_overlay import Overlay, three_hosts, vm_ip, vm_mac
+from tests.unit.world import flow_changes, local_packet
 
 BLUE, RED = Tenant("blue", 5001, 10), Tenant("red", 5002, 20)
 
 
-def vm_mac(tenant: int, host: int) -> str:
-    return f"02:00:00:00:0{tenant}:0{host}"
-
-
-def vm_ip(tenant: int, host: int) -> str:
-    return f"10.{tenant}.0.{host}"
-
-
 def overlay(**options) -> Overlay:
     """Three hosts with a VM in each tenant; in controller mode every VM is learned with its IP."""
-    ov = Overlay(defaults(**options), [BLUE, RED])
-    for i in (1, 2, 3):
-        ov.join(i, frozenset({BLUE.vlan, RED.vlan}))
-    for dpid in sorted(ov.reads):
-        ov.answer_read(dpid)
-    ov.settle_ovsdb()
-    for i in (1, 2, 3):
-        for n, tn in enumerate((BLUE, RED)):
-            frame = arp_frame(vm_mac(n, i), vm_ip(n, i), vm_ip(n, i), tn.vlan)
-            ov.run(ov.core.packet_in(i, frame, ov.now, t.SRC_BINDING))
-    assert ov.problems() == []
-    return ov
+    return three_hosts(defaults(**options), [BLUE, RED])
 
 
 def endpoints(ov: Overlay, vni: int) -> list[tuple[str, str, tuple[str, ...]]]:

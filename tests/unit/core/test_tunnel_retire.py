@@ -13,8 +13,7 @@ from controller.model import tables as t
 from controller.model.ops import DeletePorts, FlowMod, FlowPurge
 from controller.model.state import Tenant
 from controller.shell.config import defaults
-from tests.unit.fake_overlay import Overlay
-from tests.unit.world import arp_frame
+from tests.unit.fake_overlay import Overlay, three_hosts
 
 BLUE, RED = Tenant("blue", 5001, 10), Tenant("red", 5002, 20)
 
@@ -22,18 +21,7 @@ BLUE, RED = Tenant("blue", 5001, 10), Tenant("red", 5002, 20)
 def overlay(**options) -> tuple[Overlay, dict]:
     """Three hosts with a VM in each tenant, every VM learned (controller mode)."""
     options = {"max_endpoints": 100, **options}
-    ov = Overlay(defaults(**options), [BLUE, RED])
-    for i in (1, 2, 3):
-        ov.join(i, frozenset({BLUE.vlan, RED.vlan}))
-    for dpid in sorted(ov.reads):
-        ov.answer_read(dpid)
-    ov.settle_ovsdb()
-    for i in (1, 2, 3):
-        for n, tn in enumerate((BLUE, RED)):
-            frame = arp_frame(f"02:00:00:00:0{n}:0{i}", f"10.{n}.0.{i}", f"10.{n}.0.{i}", tn.vlan)
-            ov.run(ov.core.packet_in(i, frame, ov.now, t.SRC_BINDING))
-    assert ov.problems() == []
-    return ov, options
+    return three_hosts(defaults(**options), [BLUE, RED]), options
 
 
 def retune(ov: Overlay, options: dict, **changed) -> None:
