@@ -219,9 +219,11 @@ class Run:
         os.makedirs(self.args.profile, exist_ok=True)
         spies = []
         for who, pid in (("controller", self.ctl.proc.pid), ("emulator", os.getpid())):  # type: ignore[union-attr]
-            out = os.path.join(self.args.profile, f"{self.args.shape}-{len(self.p.hosts)}-{phase}-{who}.svg")
+            ext = "svg" if self.args.profile_format == "flamegraph" else "txt"
+            out = os.path.join(self.args.profile, f"{self.args.shape}-{len(self.p.hosts)}-{phase}-{who}.{ext}")
             spies.append(subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
-                                           "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                           "--format", self.args.profile_format, "--output", out],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return spies
 
     async def run(self) -> dict:
@@ -454,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="--plot: the conditions, in the title")
     ap.add_argument("--profile", metavar="DIR", help="py-spy flame graphs of the controller and of the emulated "
                     "hosts over connect and learn, per size, into DIR (pip install py-spy)")
+    ap.add_argument("--profile-format", choices=["flamegraph", "raw"], default="flamegraph",
+                    help="--profile: SVG flame graphs, or raw collapsed stacks (one line a stack, for reading)")
     args = ap.parse_args(argv)
     if args.replot:
         docs = []
