@@ -277,7 +277,7 @@ class Run:
     async def connect(self) -> None:
         for hid, ip, dpid in self.p.hosts:
             self.new_host(hid, ip, dpid)
-        cpu0, started = self.proc.cpu(), time.monotonic()
+        cpu0, sys0, started = self.proc.cpu(), self.proc.sys(), time.monotonic()
         expects = [self.tracker.expect(self.host_needs(h), started) for h in self.hosts.values()]
         deadline = started + self.args.phase_timeout
         gate = asyncio.Semaphore(64)  # no more SYNs at once than the controller's accept backlog
@@ -293,10 +293,10 @@ class Run:
         done = [e.done - started for e in expects if e.done is not None]
         self.phase("connect", started, ok, all_connected_s=round(connected, 3),
                    hosts_converged=len(done), converged_s=round(max(done), 3) if ok and done else None,
-                   cpu_s=round(self.proc.cpu() - cpu0, 3))
+                   cpu_s=round(self.proc.cpu() - cpu0, 3), cpu_sys_s=round(self.proc.sys() - sys0, 2))
 
     async def learn(self) -> None:
-        cpu0, started = self.proc.cpu(), time.monotonic()
+        cpu0, sys0, started = self.proc.cpu(), self.proc.sys(), time.monotonic()
         deadline = started + self.args.phase_timeout
         order = [vm for group in itertools.zip_longest(*self.vms_by_host.values()) for vm in group if vm is not None]
         expects: list[Expect] = []
@@ -320,7 +320,8 @@ class Run:
         self.learned = [vm for vm, e in zip(order, expects, strict=False) if e.done is not None]
         self.phase("learn", started, ok, announced=len(expects), repeated=lost, endpoints_converged=len(lat),
                    converged_s=round(max(e.done for e in expects) - started, 3) if ok and expects else None,
-                   latency_ms=percentiles(lat, 1000), cpu_s=round(self.proc.cpu() - cpu0, 3))
+                   latency_ms=percentiles(lat, 1000), cpu_s=round(self.proc.cpu() - cpu0, 3),
+                   cpu_sys_s=round(self.proc.sys() - sys0, 2))
 
     async def background_cpu(self, seconds: float = BACKGROUND_S) -> float:
         """The controller's CPU seconds per second with nothing happening but its own routine

@@ -96,6 +96,13 @@ class ProcStat:
             return float("nan")
         return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
 
+    def sys(self) -> float:
+        """CPU seconds in the kernel (stime, in clock ticks): what sending and receiving cost there."""
+        try:
+            return int(open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()[12]) / self.tick
+        except (OSError, ValueError, IndexError):
+            return float("nan")
+
     def rss_mb(self) -> dict:
         out = {}
         try:
