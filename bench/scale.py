@@ -221,7 +221,10 @@ class Run:
         for who, pid in (("controller", self.ctl.proc.pid), ("emulator", os.getpid())):  # type: ignore[union-attr]
             ext = "svg" if self.args.profile_format == "flamegraph" else "txt"
             out = os.path.join(self.args.profile, f"{self.args.shape}-{len(self.p.hosts)}-{phase}-{who}.{ext}")
-            spies.append(subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
+            # The controller paused for each sample (without, py-spy dropped a third of them); the
+            # emulator not, so that the load it offers stays as it is.
+            pause = [] if who == "controller" else ["--nonblocking"]
+            spies.append(subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "100", *pause,
                                            "--format", self.args.profile_format, "--output", out],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return spies
