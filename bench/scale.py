@@ -218,12 +218,12 @@ class Run:
             return []
         os.makedirs(self.args.profile, exist_ok=True)
         spies = []
-        for who, pid in (("controller", self.ctl.proc.pid), ("emulator", os.getpid())):  # type: ignore[union-attr]
+        # The controller paused for each sample (without, py-spy dropped a third of them); the
+        # emulator not, so that the load it offers stays as it is.
+        for who, pid, pause in (("controller", self.ctl.proc.pid, []),  # type: ignore[union-attr]
+                                ("emulator", os.getpid(), ["--nonblocking"])):
             ext = "svg" if self.args.profile_format == "flamegraph" else "txt"
             out = os.path.join(self.args.profile, f"{self.args.shape}-{len(self.p.hosts)}-{phase}-{who}.{ext}")
-            # The controller paused for each sample (without, py-spy dropped a third of them); the
-            # emulator not, so that the load it offers stays as it is.
-            pause = [] if who == "controller" else ["--nonblocking"]
             spies.append(subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "100", *pause,
                                            "--format", self.args.profile_format, "--output", out],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

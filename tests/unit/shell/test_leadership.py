@@ -10,7 +10,7 @@ from controller.model.ops import FlowMod, ReadSwitch
 from controller.model.state import HostView
 from controller.shell.config import defaults
 from controller.shell.leadership import Leadership
-from controller.shell.stats import POLL_EVERY, StatsPoller
+from controller.shell.stats import MAX_DEFER, POLL_EVERY, StatsPoller
 from controller.southbound import ofmsg
 from tests.unit.fake_switch import FakeDatapath
 from tests.unit.world import BLUE, ip_of
@@ -27,6 +27,29 @@ def test_every_switch_is_asked_for_each_counted_role_and_replies_find_their_role
     assert poller.replied(1, xid) == role and poller.replied(1, xid) is None
     poller.gone(2)
     assert not [k for k in poller.polls if k[0] == 2]
+
+
+def test_a_round_waits_while_the_controller_converges_but_not_longer_than_max_defer_intervals():
+    now = [0.0]
+    busy = [True]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+        if now[0] >= 1.0:
+            busy[0] = False  # converged after a second
+
+    poller = StatsPoller({}, interval=2.0, sleep=sleep, busy=lambda: busy[0], clock=lambda: now[0])
+    poller.wait_while_busy()
+    assert now[0] == 1.0 and poller.deferred == 1  # it waited until the pump had nothing left
+    poller.wait_while_busy()
+    assert now[0] == 1.0 and poller.deferred == 1  # idle: no wait at all
+    busy[0], now[0] = True, 0.0
+    poller = StatsPoller({}, interval=2.0, sleep=lambda s: now.__setitem__(0, now[0] + s), busy=lambda: True,
+                         clock=lambda: now[0])
+    poller.wait_while_busy()
+    assert now[0] == MAX_DEFER * 2.0  # never converging: counters are read anyway, MAX_DEFER intervals late
 
 
 def test_alone_it_leads_asks_no_role_and_may_write_everything():
