@@ -177,7 +177,7 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
     return f.shaped(_remote_shapes(tenant.vni, ep.mac, ips, unicast), vid)
 
 
-@lru_cache(maxsize=1 << 14)  # an endpoint's, for its member hosts: made within moments of each other
+@lru_cache(maxsize=1 << 12)  # an endpoint's, for its member hosts: made within moments of each other
 def _remote_shapes(vni: int, mac: str, ips: tuple[str, ...], unicast: tuple[f.Action, ...]) \
         -> tuple[f.VidShape | f.Flow, ...]:
     return tuple(f.VidShape.of(fl) for fl in _endpoint_flows_at(None, 0, vni, f.SHAPE_VID, mac, ips, False, False,

@@ -31,7 +31,7 @@ class StatsPoller:
         self.sleep = sleep
         self.busy = busy  # is the controller converging (work in the pump)?
         self.clock = clock
-        self.deferred = 0  # rounds that waited for the controller
+        self.deferred = 0  # batches of a round that waited for the controller
         self.polls: dict[tuple[int, int], int] = {}  # (dpid, xid) -> role asked for
 
     def run(self) -> None:
@@ -39,20 +39,22 @@ class StatsPoller:
         request and its reply cost some 50 us with dispatch: 1,000 hosts every 2 s, a sixth of a core)."""
         while True:
             self.sleep(self.interval)
-            self.wait_while_busy()
-            self.poll()
+            self.poll(until=self.clock() + MAX_DEFER * self.interval)
 
-    def wait_while_busy(self) -> None:
-        """Let a converging controller finish first, for up to MAX_DEFER intervals."""
-        until = self.clock() + MAX_DEFER * self.interval
-        if self.busy():
+    def wait_while_busy(self, until: float) -> None:
+        """Let a converging controller finish first, but read the counters by `until` anyway."""
+        if self.busy() and self.clock() < until:
             self.deferred += 1
         while self.busy() and self.clock() < until:
             self.sleep(min(BUSY_RECHECK_S, self.interval))
 
-    def poll(self) -> None:
+    def poll(self, until: float | None = None) -> None:
+        """One round: every switch asked, POLL_EVERY at a time; with `until`, each batch first waits
+        while the controller converges (a round at 1,000 hosts spans seconds)."""
         dps = list(self.datapaths.values())
         for i, dp in enumerate(dps):
+            if until is not None and i % POLL_EVERY == 0:
+                self.wait_while_busy(until)
             for role in ROLE_COUNTERS:
                 req = ofmsg.role_stats_request(role)
                 dp.set_xid(req)

@@ -32,24 +32,27 @@ def test_every_switch_is_asked_for_each_counted_role_and_replies_find_their_role
 def test_a_round_waits_while_the_controller_converges_but_not_longer_than_max_defer_intervals():
     now = [0.0]
     busy = [True]
-    slept: list[float] = []
 
     def sleep(s: float) -> None:
-        slept.append(s)
         now[0] += s
         if now[0] >= 1.0:
             busy[0] = False  # converged after a second
 
-    poller = StatsPoller({}, interval=2.0, sleep=sleep, busy=lambda: busy[0], clock=lambda: now[0])
-    poller.wait_while_busy()
-    assert now[0] == 1.0 and poller.deferred == 1  # it waited until the pump had nothing left
-    poller.wait_while_busy()
-    assert now[0] == 1.0 and poller.deferred == 1  # idle: no wait at all
-    busy[0], now[0] = True, 0.0
-    poller = StatsPoller({}, interval=2.0, sleep=lambda s: now.__setitem__(0, now[0] + s), busy=lambda: True,
+    dps = {i: FakeDatapath(i) for i in range(1, POLL_EVERY + 2)}
+    poller = StatsPoller(dps, interval=2.0, sleep=sleep, busy=lambda: busy[0], clock=lambda: now[0])
+    poller.poll(until=MAX_DEFER * 2.0)
+    assert poller.deferred == 1 and all(dp.msgs for dp in dps.values())  # the first batch waited, then all
+    asked_at = now[0]
+    busy[0] = True  # converging again before the second batch: it waits too
+    poller.poll(until=now[0] + MAX_DEFER * 2.0)
+    assert poller.deferred == 2 and now[0] > asked_at
+    now[0], busy[0] = 0.0, True
+    dps = {i: FakeDatapath(i) for i in range(1, POLL_EVERY + 2)}
+    poller = StatsPoller(dps, interval=2.0, sleep=lambda s: now.__setitem__(0, now[0] + s), busy=lambda: True,
                          clock=lambda: now[0])
-    poller.wait_while_busy()
-    assert now[0] == MAX_DEFER * 2.0  # never converging: counters are read anyway, MAX_DEFER intervals late
+    poller.poll(until=MAX_DEFER * 2.0)
+    assert now[0] >= MAX_DEFER * 2.0 and all(len(dp.msgs) == len(ROLE_COUNTERS) for dp in dps.values())
+    # never converging: counters are read anyway, MAX_DEFER intervals late
 
 
 def test_alone_it_leads_asks_no_role_and_may_write_everything():
