@@ -420,8 +420,6 @@ class Core(Endpoints, Tenancy, Trust):
                 if part is LEFTOVERS:
                     out.deletes += reconcile.leftovers(inst, dpid, self.recovering,
                                                        self.settings.learning.keeps_switch_entries)
-                elif isinstance(part, tuple):  # an endpoint's (EpKey)
-                    self._drain_endpoint(part, host, out)  # type: ignore[arg-type]
                 else:
                     want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on,
                                              self.policy.rules_of(host.id), inst)
@@ -429,28 +427,3 @@ class Core(Endpoints, Tenancy, Trust):
             if deadline is not None and time.perf_counter() > deadline:
                 return False
         return True
-
-    def _drain_endpoint(self, key: EpKey, host: Host, out: reconcile.Batch) -> None:
-        """An endpoint's entries on this host, and on every other member host where they are marked and
-        could be drained now, one host after the other: learned once, an endpoint is marked on each
-        of its 3-100 member hosts, and its entries there differ only in the tenant's VLAN tag, so
-        what they share is made once (desired.endpoint_flows, shared)."""
-        todo = [host]
-        dirty = self.marks.dirty
-        for host_id in self.ix.members.get(key[0], ()):
-            d = dirty.get(host_id)
-            if host_id == host.id or d is None or d.full or key not in d.parts:
-                continue
-            other = self.ix.hosts.get(host_id)
-            if other is None or not self.is_programmable(other):
-                continue
-            d.parts.discard(key)
-            if not d.parts:
-                self.marks.drained(host_id, programmed=True)
-            todo.append(other)
-        for h in todo:
-            dpid: int = h.view.datapath_id  # type: ignore[assignment]
-            inst = self.installed[dpid]
-            want = reconcile.desired(self.settings, self.ix, self.cap, h, key, self.placed_on,
-                                     self.policy.rules_of(h.id), inst, shared=len(todo) > 1)
-            reconcile.diff(inst, dpid, key, want, self.canon, out)

@@ -94,11 +94,10 @@ Want = tuple[set[f.Flow] | None, f.GroupEntry | None, object]  # flows (None: as
 
 def desired(s: Settings, ix: Index, cap: LearningCap, host: Host, part: Part,
             placed_on: Callable[[Host], set[int]], rules: Mapping[str, PortRule] = {},  # noqa: B006
-            inst: Installed | None = None, shared: bool = False) -> Want:
+            inst: Installed | None = None) -> Want:
     """What the host should hold in one partition: its flows, (a tenant's) its flood group, and what
     the flows were computed from, where that says more cheaply that they are what the switch holds
-    (given inst: then the flows are None). `rules`: the host's port rules (port security). `shared`:
-    an endpoint's, made for several of its member hosts in a row (desired.endpoint_flows)."""
+    (given inst: then the flows are None). `rules`: the host's port rules (port security)."""
     if part is BASE:
         return base_flows(s, host), None, None
     if isinstance(part, TunnelPart):
@@ -111,7 +110,7 @@ def desired(s: Settings, ix: Index, cap: LearningCap, host: Host, part: Part,
         ep = ix.endpoints.get(part)  # type: ignore[arg-type]
         if ep is None:
             return set(), None, None
-        return endpoint_flows(s, host, tenant, ep, ix.peers, (vni, host.id) in cap.sources, shared), None, None
+        return endpoint_flows(s, host, tenant, ep, ix.peers, capped=(vni, host.id) in cap.sources), None, None
     group = flood_group(s, host, tenant, ix.peers, ix.members.get(tenant.vni, set()))
     capped = (vni, host.id) in cap.narrowed
     guard = port_security.guard(rules, host.view, tenant.vlan_on(host.id)) if rules else None

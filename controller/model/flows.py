@@ -7,7 +7,6 @@ use that key, so a delete always removes exactly what the install put there.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -91,12 +90,6 @@ def match(**fields: MatchValue) -> Match:
     if len(pairs) >= PAIRS_KEPT:
         pairs.clear()  # those still in use stay shared as they are; new ones start over
     return tuple([pairs.setdefault(p, p) for p in sorted(fields.items())])
-
-
-def _pair(name: str, value: MatchValue) -> tuple[str, MatchValue]:
-    """One (field, value) pair of a match, shared as match() shares it."""
-    p = (name, value)
-    return _PAIRS.setdefault(p, p)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +193,6 @@ class Flow:  # dataclass's __init__ takes 3x as long. Never changed once made: f
     _hash: int = field(default=0, init=False, repr=False, compare=False)
     _wire: int = field(default=-1, init=False, repr=False, compare=False)
     _digest: int = field(default=0, init=False, repr=False, compare=False)
-    _shape: VidShape | None = field(default=None, init=False, repr=False, compare=False)  # made by VidShape.at
 
     def __hash__(self) -> int:
         # Flows live in sets and are hashed over and over: the dataclass's own hash re-hashed every
@@ -271,62 +263,6 @@ def _tails(goto: int | None, meter: int | None, idle: int, hard: int, notify: bo
 
 
 _actions_repr = ByIdentity(repr, 1 << 13)  # the same tuple goes to every host an endpoint's entries go to
-
-
-SHAPE_VID = 0x1FFF  # the tag a VidShape's prototype is made with: found once in its digest's input
-
-
-class VidShape:
-    """A flow that is the same on every host but for the VLAN tag its match names: an endpoint's
-    entries on each member host of its tenant (the tag is the tenant's VLAN there). Made once from
-    a prototype (made with SHAPE_VID); `at(vid)` is then the host's flow with its digests, without
-    sorting a match or writing the flow out again. The encoder patches the tag into the prototype's
-    bytes (controller/southbound/encoder.py). Equal to the flow made directly: same match, cookie
-    and digest (tests/unit/pipeline/test_endpoint_shapes.py)."""
-
-    __slots__ = ("proto", "index", "pre", "post", "cookie", "last")
-
-    def __init__(self, proto: Flow) -> None:
-        self.proto = proto
-        self.index = next(i for i, (name, _) in enumerate(proto.match) if name == "vlan_vid")
-        if proto.match[self.index][1] != SHAPE_VID:
-            raise ValueError("a shape's prototype names SHAPE_VID")
-        self.pre, self.post = digest_content(proto).split(str(SHAPE_VID).encode())  # one only, or this raises
-        self.cookie = proto.cookie | proto.role << ROLE_SHIFT
-        self.last: tuple[int, Match, int, int] | None = None  # (tag, match, cookie, digest) last made
-    @classmethod
-    def of(cls, proto: Flow) -> VidShape | Flow:
-        """A shape, or (no VLAN tag in its match, or the tag's digits found twice) the flow itself."""
-        try:
-            return cls(proto)
-        except (StopIteration, ValueError):
-            return proto
-
-    def at(self, vid: int) -> Flow:
-        p = self.proto
-        last = self.last  # hosts that give the tenant one tag share its match and digests
-        if last is not None and last[0] == vid:
-            _, match, ck, digest = last
-        else:
-            m = list(p.match)
-            m[self.index] = _pair("vlan_vid", vid)
-            match = tuple(m)
-            content = b"%b%d%b" % (self.pre, vid, self.post)
-            ck = self.cookie | zlib.crc32(content) & DIGEST_MASK
-            digest = hash((content, ck))
-            self.last = (vid, match, ck, digest)  # not the flow: it names its shape (a cycle)
-        fl = Flow.__new__(Flow)  # checked once, as the prototype: the tag changes no table's next
-        fl.table, fl.priority, fl.match, fl.actions, fl.goto, fl.meter = p.table, p.priority, match, p.actions, \
-            p.goto, p.meter
-        fl.cookie, fl.idle_timeout, fl.hard_timeout, fl.notify_removed, fl.role = p.cookie, p.idle_timeout, \
-            p.hard_timeout, p.notify_removed, p.role
-        fl._hash, fl._wire, fl._digest, fl._shape = 0, ck, digest, self
-        return fl
-
-
-def shaped(flows: Iterable[VidShape | Flow], vid: int) -> set[Flow]:
-    """The flows of shapes (and flows without a tag, as they are) at one VLAN tag."""
-    return {x.at(vid) if type(x) is VidShape else x for x in flows}  # type: ignore[union-attr,misc]  # the same tuple goes to every host an endpoint's entries go to
 
 @dataclass(frozen=True, slots=True)
 class Bucket:

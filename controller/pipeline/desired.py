@@ -7,13 +7,13 @@ responder misses and its flood group), a learned endpoint's entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.state import Endpoint, Host, Tenant
-from controller.pipeline.learning_modes import Learning, punt  # noqa: F401 (punt: re-exported)
+from controller.pipeline.learning_modes import punt  # noqa: F401 (re-exported)
 from controller.pipeline.port_security import Guard, guard_flows
 from controller.pipeline.settings import Settings
 
@@ -152,59 +152,38 @@ def tenant_inputs(s: Settings, host: Host, tenant: Tenant, capped: bool = False,
 
 
 def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts: Mapping[str, Host],
-                   capped: bool = False, shared: bool = False) -> set[f.Flow]:
+                   capped: bool = False) -> set[f.Flow]:
     """One learned endpoint's entries on a host: unicast, responders, and at home its source entry
-    (and, while the tenant's learning there is ``capped``, its own way into the flood).
-
-    ``shared``: the caller makes them for several member hosts in a row (Core.drain's sweep). On
-    the hosts other than its own they differ only in the tenant's VLAN tag: made once as shapes
-    (flows.VidShape), then put at each host's tag, digests and wire bytes included."""
+    (and, while the tenant's learning there is ``capped``, its own way into the flood)."""
     if not tenant.present_on(host.id) or host.view.patch_ofport is None:
         return set()
     vni, vid = tenant.vni, tenant.vlan_on(host.id) | f.OFPVID_PRESENT
+    eck = f.cookie(f.COOKIE_ENDPOINT, vni)
+    out: set[f.Flow] = set()
     local = ep.host_id == host.id
     if local:
+        # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
+        table, priority, match = source_key(vid, ep.mac)
+        out.add(f.Flow(table, priority, match, cookie=eck,
+                       idle_timeout=s.mac_idle_timeout, notify_removed=True, role=f.ROLE_SOURCE))
+        if capped:
+            out.add(f.Flow(t.FLOOD, t.PRIO_LEARNED_SOURCE, match, _flood(vni),
+                           cookie=eck, role=f.ROLE_FLOOD))
         unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
     else:
         owner = hosts.get(ep.host_id)
         to_owner = owner and owner.view.overlay_ip and s.tunnel_ports.output(host, owner.view.overlay_ip,
                                                                              s.tunnel_type)
         if not to_owner:
-            return set()
+            return out
         unicast = _unicast(vni, to_owner)
-        if shared:
-            ips = tuple(sorted(ep.ips)) if len(ep.ips) > 1 else tuple(ep.ips)
-            return f.shaped(_remote_shapes(vni, ep.mac, ips, unicast), vid)
-    return _endpoint_flows_at(s.learning, s.mac_idle_timeout, vni, vid, ep.mac, ep.ips, local, capped, unicast)
-
-
-@lru_cache(maxsize=1 << 10)  # an endpoint's, for its member hosts in a row
-def _remote_shapes(vni: int, mac: str, ips: tuple[str, ...], unicast: tuple[f.Action, ...]) \
-        -> tuple[f.VidShape | f.Flow, ...]:
-    return tuple(f.VidShape.of(fl) for fl in _endpoint_flows_at(None, 0, vni, f.SHAPE_VID, mac, ips, False, False,
-                                                                unicast))
-
-
-def _endpoint_flows_at(learning: Learning | None, idle: int, vni: int, vid: int, mac: str, ips: Iterable[str],
-                       local: bool, capped: bool, unicast: tuple[f.Action, ...]) -> set[f.Flow]:
-    """The entries at one VLAN tag (`learning` and `idle` are read at home only)."""
-    eck = f.cookie(f.COOKIE_ENDPOINT, vni)
-    out: set[f.Flow] = set()
-    if local:
-        # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
-        table, priority, match = source_key(vid, mac)
-        out.add(f.Flow(table, priority, match, cookie=eck,
-                       idle_timeout=idle, notify_removed=True, role=f.ROLE_SOURCE))
-        if capped:
-            out.add(f.Flow(t.FLOOD, t.PRIO_LEARNED_SOURCE, match, _flood(vni),
-                           cookie=eck, role=f.ROLE_FLOOD))
-    out.add(f.Flow(t.UNICAST, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_dst=mac), unicast, cookie=eck,
+    out.add(f.Flow(t.UNICAST, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck,
                    role=f.ROLE_NONE if local else f.ROLE_UNICAST_KNOWN))
-    for ip in ips:
+    for ip in ep.ips:
         if local:
-            out.add(_binding(vid, mac, ip, eck))
-            _add(out, learning.known_sender(vid, mac, ip, eck))  # type: ignore[union-attr]
-        out.update(_answers(vid, mac, ip, eck, local))
+            out.add(_binding(vid, ep.mac, ip, eck))
+            _add(out, s.learning.known_sender(vid, ep.mac, ip, eck))
+        out.update(_answers(vid, ep.mac, ip, eck, local))
     return out
 
 

@@ -308,29 +308,12 @@ def instructions(meter: int | None, actions: tuple, goto: int | None) -> bytes:
 
 def flow_mod(fl: f.Flow) -> bytes:
     """The add (xid 0): what ofmsg.flow_mod_slow makes with os-ken's classes."""
-    shape = fl._shape
-    if shape is not None:  # the prototype's bytes, with this flow's cookie and VLAN tag put in
-        pre, at = _SHAPES(shape)
-        return b"%b%b%b%b%b" % (pre[:8], fl._wire.to_bytes(8, "big"), pre[16:at],
-                                fl.match[shape.index][1].to_bytes(2, "big"), pre[at + 2:])
     match = match_bytes(fl.match)
     inst = instructions(fl.meter, fl.actions, fl.goto)
     flags = ofp.OFPFF_SEND_FLOW_REM if fl.notify_removed else 0
     return FLOW_MOD_HEAD.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, FLOW_MOD_HEAD.size + len(match) + len(inst), 0,
                               fl.wire_cookie, 0, fl.table, ofp.OFPFC_ADD, fl.idle_timeout, fl.hard_timeout,
                               fl.priority, ofp.OFP_NO_BUFFER, 0, 0, flags) + match + inst
-
-
-def _shape_bytes(shape: f.VidShape) -> tuple[bytes, int]:
-    """A shape's prototype encoded, and where its VLAN tag's two bytes are in it: the match's fields
-    go out sorted (match_bytes), the tag's after the fields that sort before it, each TLV whole."""
-    fields = sorted(_item(item) for item in shape.proto.match)
-    tag = _item(shape.proto.match[shape.index])
-    before = sum(len(tlv) for key, tlv in fields if key < tag[0])
-    return flow_mod(shape.proto), FLOW_MOD_HEAD.size + MATCH_HEAD.size + before + len(tag[1]) - 2
-
-
-_SHAPES = ByIdentity(_shape_bytes, 1 << 11)  # shapes made within a drain slice or two (Core._drain_endpoint)
 
 
 def delete_strict(table: int, priority: int, match: f.Match) -> bytes:
@@ -358,6 +341,5 @@ def clear_caches() -> None:
     _FIELDS.clear()
     _TLVS.clear()
     _ACTIONS.clear()
-    _SHAPES.clear()
     _oxm_cached.cache_clear()
     _rare_action.cache_clear()

@@ -3,11 +3,8 @@
 from dataclasses import replace
 
 from controller.core import reconcile
-from controller.core.parts import EpKey
 from controller.model import tables as t
 from controller.model.ops import FlowMod, GroupMod
-from controller.model.state import Tenant
-from controller.pipeline import desired
 from tests.unit.world import BLUE, arp_frame, flow_changes, group_ops, installed_flows, mac, view, world
 
 
@@ -51,25 +48,3 @@ def test_a_group_change_alone_sends_no_flow(monkeypatch):
     ops = core.packet_in(3, arp_frame(mac(3), "10.0.0.3", "10.0.0.1", BLUE.vlan), now=1.0)  # h3 a member now
     assert [op for op in ops if isinstance(op, GroupMod) and op.dpid == 1]
     assert not [key for key, _ in flow_changes(ops, 1) if key[0] in (t.TUNNEL_IN, t.FLOOD)]
-
-
-
-def test_a_learned_endpoint_is_made_once_for_all_its_member_hosts_and_each_gets_its_own_tag():
-    # A different VLAN of the tenant on each of 5 hosts, as Neutron's agents number them.
-    vlan = {i: 30 + 7 * i for i in range(1, 6)}
-    green = Tenant("green", 5003, 30, frozenset(f"h{i}" for i in vlan), tuple((f"h{i}", v) for i, v in vlan.items()))
-    core = world(5, tenants=(green,), members={i: frozenset({v}) for i, v in vlan.items()})
-    core.eager = False
-    desired._remote_shapes.cache_clear()
-    core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.2", vlan[2]), now=1.0)
-    ops = core.drain(budget_s=None, max_parts=1)
-    assert {op.dpid for op in ops if isinstance(op, FlowMod)} == {1, 2, 3, 4, 5}
-    info = desired._remote_shapes.cache_info()
-    assert (info.misses, info.hits) == (1, 3)  # made once, for the 4 other hosts one after the other
-    key = EpKey(green.vni, mac(2))
-    for i in vlan:  # each switch holds the flows made for its own tag, as the plain path makes them
-        host = core.host_of_dpid(i)
-        plain = desired.endpoint_flows(core.settings, host, green, core.endpoints[key], core.ix.peers)
-        assert {fl.key: fl.digest for fl in plain} == {k: core.installed[i].digests[k]
-                                                       for k in core.installed[i].keys_of(key)}
-        assert {dict(fl.match)["vlan_vid"] for fl in plain} == {vlan[i] | 0x1000}
