@@ -238,7 +238,7 @@ class Run:
         try:
             for step in (self.tenants, self.connect, self.learn, self.vm_events, self.joins, self.totals):
                 spies = stop(spies)
-                if step in (self.connect, self.learn):
+                if step in (self.connect, self.learn, self.vm_events):
                     spies = self.profile(step.__name__)
                 try:
                     await step()
@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="no run: the tables (and --plot, every shape in one) of earlier --json files, merged")
     ap.add_argument("--note", default="", help="--plot: the conditions, in the title")
     ap.add_argument("--profile", metavar="DIR", help="py-spy flame graphs of the controller and of the emulated "
-                    "hosts over connect and learn, per size, into DIR (pip install py-spy)")
+                    "hosts over connect, learn and the steady-state VMs, per size, into DIR (pip install py-spy)")
     ap.add_argument("--profile-format", choices=["flamegraph", "raw"], default="flamegraph",
                     help="--profile: SVG flame graphs, or raw collapsed stacks (one line a stack, for reading)")
     args = ap.parse_args(argv)
