@@ -33,7 +33,6 @@ from controller.shell import loop
 from controller.shell.config import defaults
 from controller.southbound import ofmsg
 
-SLICE_S = 0.01  # controller/shell/loop.py
 PATCH = 1
 
 
@@ -105,7 +104,7 @@ DRAIN = [0.0]  # seconds in Core.drain
 def pump(core: Core, wire: Wire) -> None:
     while core.pending():
         t0 = time.perf_counter()
-        ops = core.drain(SLICE_S)
+        ops = core.drain(loop.SLICE_S)
         DRAIN[0] += time.perf_counter() - t0
         wire.send(ops)
         COLLECTOR.tick()

@@ -11,16 +11,22 @@ released slot is handed to the longest waiter directly.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from os_ken.lib import hub
 
 
 class EventGate:
-    """acquire()/release() as os-ken's OSKenApp uses its _events_sem (FIFO, never over-released)."""
+    """acquire()/release() as os-ken's OSKenApp uses its _events_sem (FIFO, never over-released).
 
-    def __init__(self, slots: int) -> None:
+    os-ken's event loop releases a slot for each event it takes from the queue, before handling it:
+    `turn` is called there (controller/shell/turns.py), so that a full queue of packet-ins is not
+    handled back to back while everyone else waits."""
+
+    def __init__(self, slots: int, turn: Callable[[], None] = lambda: None) -> None:
         self.free = slots
         self.waiting: deque[hub.Event] = deque()
+        self.turn = turn
 
     def acquire(self, blocking: bool = True) -> bool:
         if self.free > 0 and not self.waiting:
@@ -45,3 +51,4 @@ class EventGate:
             self.waiting.popleft().set()  # the slot goes to the longest waiter, not back to the pool
         else:
             self.free += 1
+        self.turn()

@@ -17,9 +17,10 @@ from controller.core.core import Core
 from controller.northbound.metrics import Metrics
 from controller.shell.looplag import LoopLag
 from controller.shell.sender import Sender
+from controller.shell.turns import TURN_S
 
 LOG = logging.getLogger(__name__)
-SLICE_S = 0.01  # recomputation per slice; encoding and sending it take longer (Sender yields)
+SLICE_S = TURN_S  # recomputation per slice, then its sending (which lets go between switches when the turn is over)
 TICK_S = 1.0
 GC_THRESHOLDS = (10_000, 20, 1000)
 FREEZE_S = 0.25

@@ -34,11 +34,11 @@ from typing import Any
 import os_ken.services.protocols.ovsdb.manager  # noqa: F401  registers [ovsdb] address/port
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import DEAD_DISPATCHER
-from os_ken.lib import hub
 from os_ken.ofproto import ofproto_parser
 
 from controller.shell.eventgate import EventGate
 from controller.shell.listeners import Channel
+from controller.shell.turns import TURNS
 from controller.southbound import ofguard, tlsconf
 
 LOG = logging.getLogger("overlay")
@@ -48,7 +48,7 @@ def gate_events(app: Any) -> None:
     """Replace the app's event-queue semaphore by an EventGate of the same size."""
     if not hasattr(app, "_events_sem"):  # os-ken renamed it: its own (slower) bound stays in force
         LOG.warning("os-ken has no OSKenApp._events_sem: its event-queue bound is not replaced by EventGate")
-    app._events_sem = EventGate(app.events.maxsize)
+    app._events_sem = EventGate(app.events.maxsize, TURNS.take)
 
 
 GONE = ("BrokenPipeError", "ConnectionResetError")
@@ -89,7 +89,6 @@ def bulk_datapath(osken_controller: Any) -> type:
 
         def _read_messages(self) -> None:
             buf = bytearray()
-            count = 0
             while self.state != DEAD_DISPATCHER:
                 try:
                     data = self.socket.recv(RECV_BYTES)
@@ -109,10 +108,7 @@ def bulk_datapath(osken_controller: Any) -> type:
                     self._dispatch(osken_controller.ofproto_parser.msg(
                         self, version, msg_type, msg_len, xid, buf[at:at + msg_len]))
                     at += msg_len
-                    count += 1
-                    if count > 2048:  # as os-ken's loop: let the other switches in
-                        count = 0
-                        hub.sleep(0)
+                    TURNS.take()  # let the other switches, REST and the pump in (turns.py)
                 del buf[:at]
 
         def _dispatch(self, msg: Any) -> None:

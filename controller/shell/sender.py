@@ -1,7 +1,7 @@
 """Sending the core's OpenFlow operations: encoded per switch, whole batches in order, at most one
 barrier outstanding per switch (controller/southbound/barriers.py), and the event loop let go
-after YIELD_AFTER_S of work: encoding and sending thousands of flow-mods takes longer than
-computing them, and REST and I/O must have their turn.
+between switches when the turn is over (controller/shell/turns.py): encoding and sending
+thousands of flow-mods takes longer than computing them, and REST and I/O must have their turn.
 
 What the pump drains in slices is held for up to HOLD_S and sent as one write per switch: while
 learning at 1,000 hosts a slice touches dozens of switches with a few flows each, and every write
@@ -19,29 +19,27 @@ from collections.abc import Callable
 from typing import Any
 
 from eventlet.semaphore import Semaphore
-from os_ken.lib import hub
 
 from controller.model.ops import FlowDelete, FlowMod, Op, OvsdbOp
 from controller.northbound.metrics import Metrics
+from controller.shell.turns import TURNS, Turns
 from controller.southbound import ofmsg
 from controller.southbound.barriers import BarrierPacer
 from controller.southbound.revisions import RevisionLedger
 
-YIELD_AFTER_S = 0.02  # os-ken's event loop runs queued events back to back: let others in after this
 HOLD_S = 0.05  # the pump's writes are held at most this long, to go out as one per switch
 
 
 class Sender:
-    def __init__(self, metrics: Metrics, sleep: Callable[[float], None] = hub.sleep) -> None:
+    def __init__(self, metrics: Metrics, sleep: Callable[[float], None] | None = None) -> None:
         self.metrics = metrics
-        self.sleep = sleep
+        self.turns = TURNS if sleep is None else Turns(sleep)  # the process's, unless told otherwise (tests)
         self.datapaths: dict[int, Any] = {}  # connected switches (os-ken Datapaths) by dpid
         self.barriers = BarrierPacer()
         self.revisions = RevisionLedger()
         # A switch's send queue may block, and a long batch yields between switches, letting another
         # send() run: the lock keeps batches whole and in order.
         self.lock = Semaphore(1)
-        self.yielded = time.perf_counter()  # when the event loop was last let go
         self.held: dict[int, list[tuple[bytes, int | None]]] = {}  # dpid -> writes held (the pump's), in
         # order, each with its revision
         self.held_since = 0.0
@@ -138,13 +136,11 @@ class Sender:
                 self._send_barrier(dp, first)
 
     def maybe_yield(self) -> None:
-        """After YIELD_AFTER_S of work, let REST and I/O have a turn."""
-        if time.perf_counter() - self.yielded > YIELD_AFTER_S:
-            self.let_go()
+        """When the turn is over, let REST and I/O in."""
+        self.turns.take()
 
     def let_go(self) -> None:
-        self.sleep(0)
-        self.yielded = time.perf_counter()
+        self.turns.let_go()
 
     def _barrier_bytes(self, dp: Any, since: float | None = None) -> bytes:
         """A barrier for the switch, as the one outstanding from now (the caller sends it)."""

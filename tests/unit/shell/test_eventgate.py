@@ -62,3 +62,11 @@ def test_os_ken_still_bounds_its_event_queue_with_the_attribute_the_app_replaces
     from os_ken.base import app_manager
     source = inspect.getsource(app_manager.OSKenApp)
     assert "self._events_sem.acquire()" in source and "self._events_sem.release()" in source
+
+
+def test_each_event_the_loop_takes_is_a_turn_point():
+    turns: list[int] = []
+    gate = EventGate(2, turn=lambda: turns.append(1))
+    gate.acquire()
+    gate.release()
+    assert turns == [1]

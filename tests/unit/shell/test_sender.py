@@ -57,7 +57,7 @@ def test_a_switch_gone_gets_nothing_and_a_reply_from_an_old_connection_sends_not
 
 def test_long_work_lets_the_event_loop_go():
     s, slept, _, _ = sender()
-    s.yielded -= 1.0  # a second of work since the last turn
+    s.turns.last -= 1.0  # a second of work since the last turn
     s.send([FlowMod(1, flow(1))])
     assert slept == [0]
     s.send([FlowMod(1, flow(2))])
