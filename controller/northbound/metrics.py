@@ -255,7 +255,7 @@ class Metrics:
         self.reconcile_seconds = Histogram(
             "overlay_reconcile_duration_seconds",
             "reconciling what changed: from the first dirty partition until none is left (recomputed "
-            "in slices of at most 20 ms, sends included)",
+            "in turns of 5 ms, sends included)",
             buckets=SWITCH_BUCKETS + (30.0, 60.0, 120.0), registry=self._registry)
         self.packet_ins: Counter[int] = Counter()  # by datapath ID
         self._barriers: dict[tuple[int, int], float] = {}  # (dpid, xid) -> sent at

@@ -69,7 +69,8 @@ OVERLAY_OPTS = [
     cfg.IntOpt("unknown-ip-holddown", default=3, min=1,
                help="seconds a host drops further ARP/NS for an IP whose request was flooded unanswered"),
     cfg.FloatOpt("stats-interval", default=2.0, min=0.2,
-                 help="seconds between counter polls (one cookie-masked aggregate per counted role per switch)"),
+                 help="seconds between counter polls (one cookie-masked aggregate per counted role per switch; "
+                      "while the controller converges a poll waits, up to 5 intervals)"),
     cfg.IntOpt("max-endpoints", default=1000, min=1,
                help="learned endpoints per (host, tenant); beyond it nothing more is learned there"),
     cfg.FloatOpt("host-grace", default=30.0, min=0.0,
