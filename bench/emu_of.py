@@ -50,6 +50,25 @@ from controller.model import tables as t
 LOG = logging.getLogger(__name__)
 
 
+DECODED_KEPT = 1 << 16
+_DECODED: dict[bytes, tuple[Fields, tuple, tuple]] = {}
+
+
+def _decoded(match: bytes) -> tuple[Fields, tuple, tuple]:
+    """A match's fields, and the classifier's mask signature and values in the match's own (OXM)
+    order: decoded once for every emulated switch (dense: every host gets the same matches). The
+    fields are shared: nobody changes them."""
+    got = _DECODED.get(match)
+    if got is None:
+        fields = decode_match(match)
+        got = (fields, tuple([(name, mask) for name, (_, mask) in fields.items()]),
+               tuple([value for value, _ in fields.values()]))
+        if len(_DECODED) >= DECODED_KEPT:
+            _DECODED.clear()
+        _DECODED[match] = got
+    return got
+
+
 class Flow:
     __slots__ = ("table", "priority", "match", "instr", "cookie", "idle", "hard", "flags", "fields",
                  "created", "mark", "sig", "vals", "_actions", "_goto")
@@ -58,10 +77,7 @@ class Flow:
                  hard: int, flags: int) -> None:
         self.table, self.priority, self.match, self.instr = table, priority, match, instr
         self.cookie, self.idle, self.hard, self.flags = cookie, idle, hard, flags
-        self.fields = fields = decode_match(match)
-        # the classifier's mask signature and values, in the match's own (OXM) order
-        self.sig = tuple([(name, mask) for name, (_, mask) in fields.items()])
-        self.vals = tuple([value for value, _ in fields.values()])
+        self.fields, self.sig, self.vals = _decoded(match)
         self.created = time.monotonic()
         self.mark: tuple | None = None
         self._actions: list[tuple[int, bytes]] | None = None
