@@ -40,15 +40,18 @@ class EventGate:
             handed.wait()
         except BaseException:  # killed while waiting (its switch went away): the slot is not lost
             if handed.is_set():
-                self.release()
+                self._free()  # no turn here: a dying greenthread lets nobody in
             else:
                 self.waiting.remove(handed)
             raise
         return True
 
     def release(self) -> None:
+        self._free()
+        self.turn()
+
+    def _free(self) -> None:
         if self.waiting:
             self.waiting.popleft().set()  # the slot goes to the longest waiter, not back to the pool
         else:
             self.free += 1
-        self.turn()
