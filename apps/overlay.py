@@ -62,9 +62,8 @@ class OverlayApp(app_manager.OSKenApp):
         self.event_hub = EventHub()  # GET /v1/events; News feeds it (the core's events and the shell's)
         self.news = News(self.event_hub, self.sender.revisions)
         self.readback = ReadBack()
-        self.stats = StatsPoller(self.sender.datapaths, conf.overlay.stats_interval,
-                                 busy=lambda: self.core.pending())
         self.pump = Pump(lambda: self.core, self.apply, self.sender, self.metrics)
+        self.stats = StatsPoller(self.sender.datapaths, conf.overlay.stats_interval, busy=self.pump.converging)
         self.ovsdb = startup.ovsdb_server(self, conf)  # its views and its hosts' claims come to the core
         self.probes = identity.Probes(self.sender.datapaths)  # switches another connection claims
         self.api_auth = startup.api_auth(conf)

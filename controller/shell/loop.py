@@ -21,6 +21,7 @@ from controller.shell.turns import TURN_S
 
 LOG = logging.getLogger(__name__)
 SLICE_S = TURN_S  # recomputation per slice, then its sending (which lets go between switches when the turn is over)
+CALM_S = 0.5  # converging: the pump had work this recently
 TICK_S = 1.0
 GC_THRESHOLDS = (10_000, 20, 1000)
 FREEZE_S = 0.25
@@ -67,9 +68,14 @@ class Pump:
         self.sender = sender
         self.metrics = metrics
         self.work = hub.Event()
+        self.done_at = -CALM_S  # when the pump last ran out of work (monotonic)
 
     def wake(self) -> None:
         self.work.set()
+
+    def converging(self) -> bool:
+        """Work to drain, or drained moments ago: events keep coming (the stats poll waits for calm)."""
+        return self.core().pending() or time.monotonic() - self.done_at < CALM_S
 
     def run(self) -> None:
         while True:
@@ -80,6 +86,7 @@ class Pump:
                 self.apply(self.core().drain(SLICE_S), hold=True)  # sent a few slices at a time
                 self.sender.let_go()
             self.sender.flush()
+            self.done_at = time.monotonic()
             self.metrics.reconciled(time.perf_counter() - started)
 
 

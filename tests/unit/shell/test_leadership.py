@@ -1,5 +1,6 @@
 """The shell's stats poller and role keeping, against fake switches."""
 
+import time
 from types import SimpleNamespace
 
 from controller.core.core import Core
@@ -88,3 +89,17 @@ def test_a_switch_refusing_us_steps_the_election_down():
     core = Core(defaults())
     lead.refused(1, core)
     assert core.counters["role_refused"] == 1 and stale == [None]
+
+
+def test_the_pump_is_converging_while_it_has_work_and_for_a_moment_after():
+    from controller.shell.loop import CALM_S, Pump
+
+    pending = [True]
+    pump = Pump(lambda: SimpleNamespace(pending=lambda: pending[0]), lambda *a, **k: None, None, None)  # type: ignore[arg-type]
+    assert pump.converging()
+    pending[0] = False
+    assert not pump.converging()  # never had work
+    pump.done_at = time.monotonic()
+    assert pump.converging()  # ran out of work just now: more is likely on its way
+    pump.done_at -= CALM_S
+    assert not pump.converging()
