@@ -1,9 +1,9 @@
 """The switches' counters: one cookie-masked aggregate request per counted role and switch, never
 a flow dump, every interval (or slower with many switches); the replies are folded into the core.
 
-While the controller is converging (the pump has work), a round waits, up to MAX_DEFER rounds'
-time: counters are for metrics, and at 1,000 hosts a round's requests and replies cost about a
-tenth of a core that learning needs more (bench/scale.py)."""
+While the controller converges (Pump.converging), each batch of a round waits, up to MAX_DEFER
+intervals: counters are for metrics, and at 1,000 hosts a round's requests and replies cost
+about a tenth of a core that learning needs more (bench/scale.py)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class StatsPoller:
         request and its reply cost some 50 us with dispatch: 1,000 hosts every 2 s, a sixth of a core)."""
         while True:
             self.sleep(self.interval)
-            self.poll(until=self.clock() + MAX_DEFER * self.interval)
+            self.poll(defer=True)
 
     def wait_while_busy(self, until: float) -> None:
         """Let a converging controller finish first, but read the counters by `until` anyway."""
@@ -48,13 +48,14 @@ class StatsPoller:
         while self.busy() and self.clock() < until:
             self.sleep(min(BUSY_RECHECK_S, self.interval))
 
-    def poll(self, until: float | None = None) -> None:
-        """One round: every switch asked, POLL_EVERY at a time; with `until`, each batch first waits
-        while the controller converges (a round at 1,000 hosts spans seconds)."""
+    def poll(self, defer: bool = False) -> None:
+        """One round: every switch asked, POLL_EVERY at a time; with `defer`, each batch first waits
+        while the controller converges, up to MAX_DEFER intervals (a round at 1,000 hosts spans
+        seconds, a cold start tens of them)."""
         dps = list(self.datapaths.values())
         for i, dp in enumerate(dps):
-            if until is not None and i % POLL_EVERY == 0:
-                self.wait_while_busy(until)
+            if defer and i % POLL_EVERY == 0:
+                self.wait_while_busy(self.clock() + MAX_DEFER * self.interval)
             for role in ROLE_COUNTERS:
                 req = ofmsg.role_stats_request(role)
                 dp.set_xid(req)
