@@ -18,7 +18,7 @@ from controller.southbound import ofmsg
 
 POLL_RATE = 500  # counter requests per second at most (one per counted role and switch)
 POLL_EVERY = 50  # switches polled between pauses
-MAX_DEFER = 5  # intervals a round may wait for the controller to converge
+MAX_DEFER = 5  # intervals a batch of a round may wait for the controller to converge
 BUSY_RECHECK_S = 0.25
 
 
@@ -43,10 +43,11 @@ class StatsPoller:
 
     def wait_while_busy(self, until: float) -> None:
         """Let a converging controller finish first, but read the counters by `until` anyway."""
-        if self.busy() and self.clock() < until:
-            self.deferred += 1
+        waited = False
         while self.busy() and self.clock() < until:
+            waited = True
             self.sleep(min(BUSY_RECHECK_S, self.interval))
+        self.deferred += waited
 
     def poll(self, defer: bool = False) -> None:
         """One round: every switch asked, POLL_EVERY at a time; with `defer`, each batch first waits

@@ -11,6 +11,7 @@ from controller.model.ops import FlowMod, ReadSwitch
 from controller.model.state import HostView
 from controller.shell.config import defaults
 from controller.shell.leadership import Leadership
+from controller.shell.loop import CALM_S, Pump
 from controller.shell.stats import MAX_DEFER, POLL_EVERY, StatsPoller
 from controller.southbound import ofmsg
 from tests.unit.fake_switch import FakeDatapath
@@ -92,8 +93,6 @@ def test_a_switch_refusing_us_steps_the_election_down():
 
 
 def test_the_pump_is_converging_while_it_has_work_and_for_a_moment_after():
-    from controller.shell.loop import CALM_S, Pump
-
     pending = [True]
     pump = Pump(lambda: SimpleNamespace(pending=lambda: pending[0]), lambda *a, **k: None, None, None)  # type: ignore[arg-type]
     assert pump.converging()
