@@ -163,7 +163,8 @@ def _item(item: tuple[str, object]) -> tuple[int, bytes]:
 
 def match_bytes(m: f.Match) -> bytes:
     """What OFPMatch(**dict(m)).serialize() writes."""
-    fields = [_item(item) for item in m]
+    tlvs = _TLVS
+    fields = [tlvs.get(item) or _item(item) for item in m]
     if len(fields) > 1:
         fields.sort()  # by OXM number, as OFPMatch's (fields differ: the bytes are never compared)
     body = b"".join([tlv for _, tlv in fields])
