@@ -31,7 +31,7 @@ from controller.model.state import HostView, Tenant, TunnelPort
 from controller.pipeline import tunnel_kinds, tunnel_ports
 from controller.shell import loop
 from controller.shell.config import defaults
-from controller.southbound import ofmsg
+from controller.southbound import encoder, ofmsg
 
 PATCH = 1
 
@@ -113,7 +113,7 @@ def pump(core: Core, wire: Wire) -> None:
 def run(args: argparse.Namespace) -> dict:
     p = plan(args.shape, args.hosts, args.tenants, args.vms, args.tenants_per_host, args.seed)
     settings = defaults(tunnel_type="vxlan", tunnel_ports=args.tunnel_ports)
-    core = Core(settings, tenants_of(p), canon=ofmsg.canonical_match)
+    core = Core(settings, tenants_of(p), canon=ofmsg.canonical_match, cookie_of=encoder.wire_cookie)
     core.eager = False
     wire = Wire()
     views = views_of(p, args.tunnel_ports)

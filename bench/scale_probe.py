@@ -9,7 +9,6 @@ import time
 
 from bench.emuhost import EmuHost
 from bench.scale_plan import Plan, percentiles
-from controller.model import flows
 from controller.model.ops import FlowMod
 from controller.model.state import Endpoint, Host, HostView, Tenant, TunnelPort
 from controller.pipeline.desired import base_flows, endpoint_flows, tenant_flows, tunnel_classify
@@ -19,7 +18,7 @@ from lab.traffic import LatencySampler
 
 HEALTH_EVERY_S = 0.1
 # Every cache on the way from a Flow to its bytes: the bound is the uncached rate.
-ENCODING_CACHES = (encoder.clear_caches, flows._actions_repr.clear)
+ENCODING_CACHES = (encoder.clear_caches,)
 HEALTH_TIMEOUT_S = 10.0
 PUSH_S = 0.5  # how long the pre-serialised push is measured
 

@@ -32,7 +32,7 @@ from controller.core.learning import Learner
 from controller.core.marks import Marks
 from controller.core.parts import LEFTOVERS, EpKey, Part
 from controller.core.read_model import ReadModel
-from controller.core.switch_state import Installed, SwitchDump, recovered_endpoints
+from controller.core.switch_state import CookieOf, Installed, SwitchDump, recovered_endpoints
 from controller.core.tenancy import Tenancy
 from controller.core.trust import Trust
 from controller.core.tunnel_ops import TunnelBook
@@ -49,7 +49,8 @@ MAX_PENDING_EVENTS = 100_000
 
 class Core(Endpoints, Tenancy, Trust):
     def __init__(self, settings: Settings, tenants: Iterable[Tenant] = (),
-                 canon: Callable[[f.Match], f.Match] | None = None, policy: HostPolicy | None = None) -> None:
+                 canon: Callable[[f.Match], f.Match] | None = None, policy: HostPolicy | None = None,
+                 cookie_of: CookieOf | None = None) -> None:
         self.settings = settings
         # Which hosts may join and their ports' rules (controller/core/admission.py): the app's is
         # [overlay] admission and the store's decisions; without one (tests, tools), every host joins.
@@ -72,6 +73,7 @@ class Core(Endpoints, Tenancy, Trust):
         self.marks = Marks(self.ix, lambda: self.settings.learning.floods_to_every_host, lambda: self.revision)
         self.eager = True
         self.canon = canon or (lambda m: m)  # how the switch writes a match back (ofmsg.canonical_match)
+        self.cookie_of = cookie_of  # the cookie a flow is written with (encoder.wire_cookie; switch_state.held_as_made)
         self.refusals = identity.Refusals(self.counters)  # claims refused, for GET /v1/hosts
         self.learner = Learner(settings, self.ix, self.counters, self.cap, self.guard)
         # After a restart, endpoints come back from each host's own switch; until every switch had
@@ -423,7 +425,7 @@ class Core(Endpoints, Tenancy, Trust):
                 else:
                     want = reconcile.desired(self.settings, self.ix, self.cap, host, part, self.placed_on,
                                              self.policy.rules_of(host.id), inst)
-                    reconcile.diff(inst, dpid, part, want, self.canon, out)
+                    reconcile.diff(inst, dpid, part, want, self.canon, out, self.cookie_of)
             if deadline is not None and time.perf_counter() > deadline:
                 return False
         return True

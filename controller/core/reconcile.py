@@ -12,7 +12,7 @@ from controller.core.flood_cap import LearningCap
 from controller.core.index import Index
 from controller.core.marks import Dirty
 from controller.core.parts import BASE, LEFTOVERS, Part, TunnelPart
-from controller.core.switch_state import FlowKey, Installed
+from controller.core.switch_state import CookieOf, FlowKey, Installed
 from controller.model import flows as f
 from controller.model.ops import FlowDelete, FlowMod, GroupMod, MeterMod, Op
 from controller.model.state import Host, PortRule
@@ -121,11 +121,11 @@ def desired(s: Settings, ix: Index, cap: LearningCap, host: Host, part: Part,
 
 
 def diff(inst: Installed, dpid: int, part: Part, want: Want, canon: Callable[[f.Match], f.Match],
-         out: Batch) -> None:
+         out: Batch, cookie_of: CookieOf | None = None) -> None:
     """The operations that make the switch's partition what is wanted; inst follows them."""
     want_flows, want_group, inputs = want
     if want_flows is not None:
-        send, gone = inst.put(part, want_flows, canon, inputs)
+        send, gone = inst.put(part, want_flows, canon, inputs, cookie_of)
         out.adds += [FlowMod(dpid, fl) for fl in send]
         out.deletes += [FlowDelete(dpid, *key) for key in gone]
     if not isinstance(part, int):

@@ -20,6 +20,16 @@ from controller.model.state import Endpoint
 from controller.pipeline.desired import source_of
 
 FlowKey = tuple[int, int, f.Match]  # (table, priority, match)
+CookieOf = Callable[[f.Flow], int]  # the cookie a flow is written with (controller/southbound/encoder.py)
+
+
+def held_as_made(fl: f.Flow, cookie: int, cookie_of: CookieOf | None) -> bool:
+    """Is a flow read back with fl's key and this cookie fl itself? Its cookie is the one fl is
+    written with now, or the one older controllers wrote (flows.legacy_cookie): an upgrade
+    rewrites nothing. Without cookie_of (the core alone, in tests), only the latter is known."""
+    if cookie_of is not None and cookie == cookie_of(fl):
+        return True
+    return cookie & ~f.DIGEST_MASK == fl.owner_cookie and cookie == f.legacy_cookie(fl)
 
 
 @dataclass
@@ -65,11 +75,12 @@ class Installed:
         return len(self.owner)
 
     def put(self, part: object, want: Iterable[f.Flow], canon: Callable[[f.Match], f.Match],
-            inputs: object = None) -> tuple[list[f.Flow], list[FlowKey]]:
+            inputs: object = None, cookie_of: CookieOf | None = None) -> tuple[list[f.Flow], list[FlowKey]]:
         """Make want the partition's flows. Returns the flows the switch does not hold as they are
         (to send), and the keys of the partition's flows no longer wanted (to delete).
 
-        `inputs`: what want was computed from, kept for `same_inputs` (None: nothing to compare)."""
+        `inputs`: what want was computed from, kept for `same_inputs` (None: nothing to compare).
+        `canon`, `cookie_of`: how the switch reports a flow's match and cookie (read-back flows)."""
         send: list[f.Flow] = []
         keys: list[FlowKey] = []
         owner, digests, read_back = self.owner, self.digests, self._read_back
@@ -79,7 +90,7 @@ class Installed:
             had = digests.get(key)
             if had is None:
                 ck = read_back.pop((key[0], key[1], canon(key[2])), None) if read_back else None
-                if ck is None or ck != fl.wire_cookie:
+                if ck is None or not held_as_made(fl, ck, cookie_of):
                     send.append(fl)
             elif had != digest:
                 send.append(fl)

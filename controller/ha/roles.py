@@ -106,7 +106,7 @@ def promoted(old: Core, tenants: Iterable[Tenant], views: Iterable[tuple[HostVie
     is changed on it; learned endpoints come from the switches (their own entries), as after a
     restart. Counters and refused claims carry on.
     """
-    core = Core(old.settings, tenants, canon=old.canon, policy=old.policy)
+    core = Core(old.settings, tenants, canon=old.canon, policy=old.policy, cookie_of=old.cookie_of)
     core.eager = False
     core.recovering, core.recover_until = True, now + recovery_s
     core.counters.update(old.counters)

@@ -27,8 +27,10 @@ MULTICAST_MAC = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 
 # Cookies say who owns a flow and what it holds, so a switch's own table can be read back:
 #   bits 56-63 kind, 32-55 the tenant's VNI, 24-31 the flow's role (what its packets count as),
-#   0-23 a digest of everything else in the flow (set by Flow.wire_cookie): a flow read back
-#   with the same key and cookie is the flow we would install, and is left alone.
+#   0-23 a digest of everything else in the flow: a flow read back with the same key and cookie
+#   is the flow we would install, and is left alone. The digest is the encoder's, of the
+#   flow-mod it writes (controller/southbound/encoder.py, wire_cookie); flows an older
+#   controller wrote hold one of the flow's repr (legacy_cookie), still taken as the same flow.
 COOKIE_BASE = 0x01 << 56  # the fixed pipeline
 COOKIE_TUNNEL = 0x02 << 56  # classify of one tunnel port
 COOKIE_TENANT = 0x03 << 56  # a tenant's tunnel-in, flood and responder-miss flows
@@ -92,42 +94,29 @@ def match(**fields: MatchValue) -> Match:
     return tuple([pairs.setdefault(p, p) for p in sorted(fields.items())])
 
 
-# Actions write their repr out (repr=False): it is the cookie digest's input (digest_content), the
-# same text as the dataclass's, made in a fifth of the time (the golden cookies in
-# tests/unit/southbound/test_ofmsg.py hold it to the text switches have held).
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class Output:
     port: int
     max_len: int = 0xFFE5  # OFPCML_NO_BUFFER for the controller; ignored elsewhere
 
-    def __repr__(self) -> str:
-        return f"Output(port={self.port!r}, max_len={self.max_len!r})"
 
-
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class PushVlan:
     ethertype: int = 0x8100
 
-    def __repr__(self) -> str:
-        return f"PushVlan(ethertype={self.ethertype!r})"
 
-
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class PopVlan:
-    def __repr__(self) -> str:
-        return "PopVlan()"
+    pass
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class SetField:
     field: str
     value: int | str
 
-    def __repr__(self) -> str:
-        return f"SetField(field={self.field!r}, value={self.value!r})"
 
-
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class Move:
     """Copy n_bits of src into dst (Nicira reg_move)."""
 
@@ -135,27 +124,18 @@ class Move:
     dst: str
     n_bits: int
 
-    def __repr__(self) -> str:
-        return f"Move(src={self.src!r}, dst={self.dst!r}, n_bits={self.n_bits!r})"
 
-
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class Group:
     group_id: int
 
-    def __repr__(self) -> str:
-        return f"Group(group_id={self.group_id!r})"
 
-
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class Resubmit:
     table: int
 
-    def __repr__(self) -> str:
-        return f"Resubmit(table={self.table!r})"
 
-
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class Learn:
     """The article's learn(): remember 'this source MAC is behind this tunnel' in table `table`."""
 
@@ -164,19 +144,12 @@ class Learn:
     hard_timeout: int
     tun_dst_from_src: bool = False  # flow-based tunnel ports: reply to the frame's tun_src
 
-    def __repr__(self) -> str:
-        return (f"Learn(table={self.table!r}, priority={self.priority!r}, hard_timeout={self.hard_timeout!r}, "
-                f"tun_dst_from_src={self.tun_dst_from_src!r})")
 
-
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True)
 class Clone:
     """Run actions on a copy: a meter dropping the copy cannot drop the original."""
 
     actions: tuple
-
-    def __repr__(self) -> str:
-        return f"Clone(actions={self.actions!r})"
 
 
 Action = Output | PushVlan | PopVlan | SetField | Move | Group | Resubmit | Learn | Clone
@@ -220,7 +193,6 @@ class Flow:  # dataclass's __init__ takes 3x as long. Never changed once made: f
     notify_removed: bool = False
     role: int = ROLE_NONE
     _hash: int = field(default=0, init=False, repr=False, compare=False)
-    _wire: int = field(default=-1, init=False, repr=False, compare=False)
     _digest: int = field(default=0, init=False, repr=False, compare=False)
 
     def __hash__(self) -> int:
@@ -238,25 +210,22 @@ class Flow:  # dataclass's __init__ takes 3x as long. Never changed once made: f
         return (self.table, self.priority, self.match)
 
     @property
-    def wire_cookie(self) -> int:
-        """The cookie the switch holds: owner and role, plus a digest of the flow's content (24 bits:
-        enough to tell a read-back flow from ours, not to stand for the flow)."""
-        if self._wire < 0:
-            self._digests()
-        return self._wire
+    def owner_cookie(self) -> int:
+        """The cookie's owner and role bits (the digest bits are the encoder's: wire_cookie)."""
+        return self.cookie | self.role << ROLE_SHIFT
 
     @property
     def digest(self) -> int:
-        """The whole flow in 64 bits (cookie included): what the core keeps of a flow it installed."""
-        if self._wire < 0:
-            self._digests()
-        return self._digest
-
-    def _digests(self) -> None:
-        content = digest_content(self)
-        ck = self.cookie | self.role << ROLE_SHIFT | zlib.crc32(content) & DIGEST_MASK
-        self._wire = ck
-        self._digest = hash((content, ck))
+        """The whole flow in 64 bits (cookie and role included): what the core keeps of a flow it
+        installed, to tell whether the switch holds it as made now. Made of the fields' own hashes,
+        within this process only (never written anywhere): the actions' once per tuple (shared by
+        every host an endpoint's or a tenant's entries go to)."""
+        h = self._digest
+        if not h:
+            h = hash((self.table, self.priority, self.match, _actions_hash(self.actions), self.goto, self.meter,
+                      self.idle_timeout, self.hard_timeout, self.notify_removed, self.cookie, self.role)) or 1
+            self._digest = h
+        return h
 
     def __post_init__(self) -> None:
         if self.table not in t.BY_ID:
@@ -270,30 +239,16 @@ class Flow:  # dataclass's __init__ takes 3x as long. Never changed once made: f
                 raise ValueError(f"table {self.table} may not continue to table {n}")
 
 
+def legacy_cookie(fl: Flow) -> int:
+    """The cookie older controllers wrote (until December 2026): owner and role, and a digest of
+    the flow's repr. A flow read back with it is still the flow we would install (an upgrade
+    rewrites nothing)."""
+    return fl.owner_cookie | zlib.crc32(digest_content(fl)) & DIGEST_MASK
+
+
 def digest_content(fl: Flow) -> bytes:
-    """repr((table, priority, match, actions, goto, meter, idle, hard, notify)), the digest's input
-    since switches first held it, written out so the actions' repr (dataclasses, slow, and shared
-    by many flows) is made once per distinct tuple, and what is around the match once per kind."""
-    return f"{_head(fl.table, fl.priority)}{_match_repr(fl.match)}, {_actions_repr(fl.actions)}, {_tail(fl)}".encode()
-
-
-_PAIR_TEXTS: dict[tuple[str, MatchValue], str] = {}
-PAIR_TEXTS_KEPT = 1 << 15  # an endpoint's pairs recur within moments (its entries on its member hosts)
-
-
-def _match_repr(m: Match) -> str:
-    """repr(m), from its (field, value) pairs' reprs, kept: the pairs recur (match()), and their repr
-    is most of the cost of a match's (a third of it, so)."""
-    texts = _PAIR_TEXTS
-    if len(texts) >= PAIR_TEXTS_KEPT:
-        texts.clear()
-    out = [texts.get(p) or _pair_text(p) for p in m]
-    return f"({out[0]},)" if len(out) == 1 else f"({', '.join(out)})"
-
-
-def _pair_text(p: tuple[str, MatchValue]) -> str:
-    text = _PAIR_TEXTS[p] = repr(p)
-    return text
+    """repr((table, priority, match, actions, goto, meter, idle, hard, notify)): legacy_cookie's input."""
+    return f"{_head(fl.table, fl.priority)}{fl.match!r}, {_actions_repr(fl.actions)}, {_tail(fl)}".encode()
 
 
 @lru_cache(maxsize=1 << 10)
@@ -310,7 +265,9 @@ def _tails(goto: int | None, meter: int | None, idle: int, hard: int, notify: bo
     return f"{goto!r}, {meter!r}, {idle!r}, {hard!r}, {notify!r})"
 
 
-_actions_repr = ByIdentity(repr, 1 << 13)  # the same tuple goes to every host an endpoint's entries go to
+_actions_repr = ByIdentity(repr, 1 << 10)
+_actions_hash = ByIdentity(hash, 1 << 13)  # the same tuple goes to every host an endpoint's entries go to
+
 
 @dataclass(frozen=True, slots=True)
 class Bucket:

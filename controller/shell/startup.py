@@ -27,7 +27,7 @@ from controller.pipeline.settings import Settings
 from controller.shell import config, loop, looplag, oskenpatch, reload
 from controller.shell.leadership import Leadership
 from controller.shell.listeners import Channel, Refusals, bind, fail
-from controller.southbound import ofmsg, tlsconf
+from controller.southbound import encoder, ofmsg, tlsconf
 from controller.southbound.ovsdb_server import OvsdbServer
 
 LOG = logging.getLogger("overlay")
@@ -39,7 +39,7 @@ def app_core(settings: Settings, tenants: Iterable[Tenant], now: float, policy: 
     """The core as the app runs it: drained in slices by the pump, and recovering what the switches
     learned before a restart until RECOVERY_WINDOW_S has passed; `policy` says which hosts may join;
     its tenants are the store's at `revision`."""
-    core = Core(settings, tenants, canon=ofmsg.canonical_match, policy=policy)
+    core = Core(settings, tenants, canon=ofmsg.canonical_match, policy=policy, cookie_of=encoder.wire_cookie)
     core.revision = revision
     core.eager = False
     core.recovering, core.recover_until = True, now + RECOVERY_WINDOW_S

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import zlib
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -31,6 +32,8 @@ from controller.model import flows as f
 from controller.model.memo import ByIdentity
 
 FLOW_MOD_HEAD = struct.Struct("!BBHIQQBBHHHIIIH2x")  # ofp_header + ofp_flow_mod up to the match
+ADD_HEAD = struct.Struct("!BBHIQ")  # the same, for an add: its ofp_header and cookie, then
+ADD_BODY = struct.Struct("!QBBHHHIIIH2x")  # the rest up to the match (wire_cookie's digest starts here)
 GROUP_MOD_HEAD = struct.Struct("!BBHIHBxI")  # ofp_header + ofp_group_mod
 BUCKET_HEAD = struct.Struct("!HHII4x")  # len, weight, watch_port, watch_group
 MATCH_HEAD = struct.Struct("!HH")
@@ -309,12 +312,25 @@ def instructions(meter: int | None, actions: tuple, goto: int | None) -> bytes:
 
 def flow_mod(fl: f.Flow) -> bytes:
     """The add (xid 0): what ofmsg.flow_mod_slow makes with os-ken's classes."""
-    match = match_bytes(fl.match)
-    inst = instructions(fl.meter, fl.actions, fl.goto)
+    body = _add_body(fl)
+    return ADD_HEAD.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, ADD_HEAD.size + len(body), 0, _cookie(fl, body)) + body
+
+
+def wire_cookie(fl: f.Flow) -> int:
+    """The cookie flow_mod writes: owner and role (flows.py), and 24 bits of a CRC-32 of everything
+    after the cookie (table, timeouts, priority, flags, match, instructions), made from the bytes
+    the add is made of anyway. A flow read back with this key and cookie is this flow."""
+    return _cookie(fl, _add_body(fl))
+
+
+def _cookie(fl: f.Flow, body: bytes) -> int:
+    return fl.owner_cookie | zlib.crc32(body) & f.DIGEST_MASK
+
+
+def _add_body(fl: f.Flow) -> bytes:
     flags = ofp.OFPFF_SEND_FLOW_REM if fl.notify_removed else 0
-    return FLOW_MOD_HEAD.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, FLOW_MOD_HEAD.size + len(match) + len(inst), 0,
-                              fl.wire_cookie, 0, fl.table, ofp.OFPFC_ADD, fl.idle_timeout, fl.hard_timeout,
-                              fl.priority, ofp.OFP_NO_BUFFER, 0, 0, flags) + match + inst
+    return ADD_BODY.pack(0, fl.table, ofp.OFPFC_ADD, fl.idle_timeout, fl.hard_timeout, fl.priority, ofp.OFP_NO_BUFFER,
+                         0, 0, flags) + match_bytes(fl.match) + instructions(fl.meter, fl.actions, fl.goto)
 
 
 def delete_strict(table: int, priority: int, match: f.Match) -> bytes:

@@ -43,7 +43,7 @@ def _instructions(meter: int | None, actions: tuple, goto: int | None) -> list:
 def flow_mod_slow(flow: f.Flow) -> bytes:
     """The add as os-ken encodes it whole: the reference flow_mod must equal (tests)."""
     flags = ofp.OFPFF_SEND_FLOW_REM if flow.notify_removed else 0
-    msg = parser.OFPFlowMod(_DP, cookie=flow.wire_cookie, table_id=flow.table, command=ofp.OFPFC_ADD,
+    msg = parser.OFPFlowMod(_DP, cookie=encoder.wire_cookie(flow), table_id=flow.table, command=ofp.OFPFC_ADD,
                             idle_timeout=flow.idle_timeout, hard_timeout=flow.hard_timeout,
                             priority=flow.priority, flags=flags,
                             match=parser.OFPMatch(**dict(flow.match)),

@@ -36,6 +36,7 @@ from controller.model.ops import (
 from controller.model.state import HostView, Tenant, TunnelPort
 from controller.pipeline import tunnel_ports
 from controller.pipeline.settings import Settings
+from controller.southbound.encoder import wire_cookie
 from tests.unit.world import arp_frame, installed_flows
 
 PATCH = 1
@@ -96,12 +97,12 @@ class FakeSwitch:
             raise TypeError(op)
 
     def dump(self) -> SwitchDump:
-        return SwitchDump({k: fl.wire_cookie for k, fl in self.flows.items()}, set(self.groups), set(self.meters))
+        return SwitchDump({k: wire_cookie(fl) for k, fl in self.flows.items()}, set(self.groups), set(self.meters))
 
     def ours(self) -> dict[FlowKey, int]:
         """Flows by key (their wire cookie) but the hold-downs, which the core does not track
         (they expire by themselves)."""
-        return {k: fl.wire_cookie for k, fl in self.flows.items() if f.cookie_kind(fl.cookie) != f.COOKIE_HOLDDOWN}
+        return {k: wire_cookie(fl) for k, fl in self.flows.items() if f.cookie_kind(fl.cookie) != f.COOKIE_HOLDDOWN}
 
     def naming(self, ports: set[int]) -> list[str]:
         """Flows and groups that send out of one of these ports."""
@@ -162,7 +163,7 @@ class Overlay:
 
     def __init__(self, settings: Settings, tenants: list) -> None:
         self.settings = settings
-        self.core = Core(settings, tenants)
+        self.core = Core(settings, tenants, cookie_of=wire_cookie)
         self.core.eager = False  # as in the app: events mark, the pump drains in slices
         self.switches: dict[int, FakeSwitch] = {}
         self.ovsdbs: dict[str, FakeOvsdb] = {}
@@ -253,7 +254,7 @@ class Overlay:
     def restart(self, recovery_s: float) -> None:
         """The controller is killed and started again: a new core with the same tenants and settings,
         recovering (endpoints come back from their hosts' switches, read back); every host reconnects."""
-        self.core = Core(self.core.settings, list(self.core.tenants.values()))
+        self.core = Core(self.core.settings, list(self.core.tenants.values()), cookie_of=wire_cookie)
         self.core.eager = False
         self.core.recovering, self.core.recover_until = True, self.now + recovery_s
         self.reads.clear()
@@ -278,7 +279,7 @@ class Overlay:
     def fresh(self) -> Core:
         """A new core given the same state (tenants, hosts' views, endpoints with their IPs),
         its switches empty and connected, drained."""
-        core = Core(self.core.settings, list(self.core.tenants.values()))
+        core = Core(self.core.settings, list(self.core.tenants.values()), cookie_of=wire_cookie)
         for host in sorted(self.core.hosts.values(), key=lambda h: h.id):
             core.host_view(host.view, self.now)
         for dpid in self.programmed():
@@ -315,7 +316,7 @@ def believed_cookies(core: Core, dpid: int) -> dict:
     """The cookie of every flow the core believes the switch holds (the core keeps a digest per
     flow: the flow is made again from the state; one it no longer makes shows as stale)."""
     made = {fl.key: fl for fl in installed_flows(core, dpid)}
-    return {key: made[key].wire_cookie if key in made else ("stale", digest)
+    return {key: wire_cookie(made[key]) if key in made else ("stale", digest)
             for key, digest in core.installed[dpid].digests.items()}
 
 

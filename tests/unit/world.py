@@ -13,6 +13,7 @@ from controller.model.state import HostView, Tenant, TunnelPort
 from controller.pipeline.settings import Settings
 from controller.pipeline.trace import Tracer
 from controller.shell.config import defaults
+from controller.southbound.encoder import wire_cookie
 
 PATCH = 1
 BLUE = Tenant("blue", 5001, 10)
@@ -40,7 +41,7 @@ def world(n: int = 3, settings: Settings | None = None, tenants=(BLUE, RED),
           members: dict[int, frozenset] | None = None, policy: HostPolicy | None = None) -> Core:
     """n hosts, meshed; by default every host has a VM port in every tenant's VLAN (members=
     says otherwise: host number -> VLANs tagged on its br0). `policy`: which may join (default: all)."""
-    core = Core(settings or defaults(), list(tenants), policy=policy)
+    core = Core(settings or defaults(), list(tenants), policy=policy, cookie_of=wire_cookie)
     if members is None:
         members = {i: frozenset(tn.vlan for tn in tenants) for i in range(1, n + 1)}
     for i in range(1, n + 1):

@@ -11,6 +11,7 @@ from controller.model.state import HostView, TunnelPort
 from controller.pipeline.learning_modes import MODE_LEARN
 from controller.shell.config import defaults
 from controller.southbound import ovsdb_model as om
+from controller.southbound.encoder import wire_cookie
 from tests.unit.world import (
     BLUE,
     RED,
@@ -250,9 +251,9 @@ def test_switch_counters_grow_monotonically_from_role_aggregates():
 def test_counted_flows_carry_their_role_in_the_cookie():
     core = world(2)
     core.packet_in(2, arp_frame(mac(2), "10.0.0.2", "10.0.0.1", BLUE.vlan), now=1.0)
-    roles = {f.cookie_role(fl.wire_cookie) for fl in installed_flows(core, 1)}
+    roles = {f.cookie_role(wire_cookie(fl)) for fl in installed_flows(core, 1)}
     assert {f.ROLE_ARP_PROXY, f.ROLE_FLOOD, f.ROLE_FLOOD_UNKNOWN, f.ROLE_UNICAST_KNOWN} <= roles
-    home = {f.cookie_role(fl.wire_cookie) for fl in installed_flows(core, 2)}
+    home = {f.cookie_role(wire_cookie(fl)) for fl in installed_flows(core, 2)}
     assert {f.ROLE_SOURCE, f.ROLE_BINDING, f.ROLE_ARP_LOCAL} <= home
 
 

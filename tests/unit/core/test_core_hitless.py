@@ -17,6 +17,7 @@ from controller.model.ops import FlowDelete, FlowMod, GroupMod, MeterMod, ReadSw
 from controller.model.state import HostView, Tenant, TunnelPort
 from controller.shell import readback, startup
 from controller.shell.config import defaults
+from controller.southbound.encoder import wire_cookie
 from controller.southbound.ofguard import strict_msg
 from tests.unit.world import (
     BLUE,
@@ -36,17 +37,18 @@ from tests.unit.world import (
 )
 
 
-def dump_of(core: Core, dpid: int) -> SwitchDump:
-    """What the switch holds after the core programmed it: keys and cookies, groups, meters."""
+def dump_of(core: Core, dpid: int, cookie=wire_cookie) -> SwitchDump:
+    """What the switch holds after the core programmed it: keys and cookies (as `cookie` wrote
+    them: this version's encoder, or an older controller's, f.legacy_cookie), groups, meters."""
     inst = core.installed[dpid]
-    return SwitchDump({fl.key: fl.wire_cookie for fl in installed_flows(core, dpid)}, set(inst.groups),
+    return SwitchDump({fl.key: cookie(fl) for fl in installed_flows(core, dpid)}, set(inst.groups),
                       set(inst.meters))
 
 
-def restarted(core: Core, order: list[int], tenants=(BLUE, RED)) -> tuple[Core, list]:
+def restarted(core: Core, order: list[int], tenants=(BLUE, RED), cookie=wire_cookie) -> tuple[Core, list]:
     """A new controller process meeting the same switches, each read back in `order`."""
-    dumps = {dpid: dump_of(core, dpid) for dpid in core.installed}
-    new = Core(core.settings, list(tenants))
+    dumps = {dpid: dump_of(core, dpid, cookie) for dpid in core.installed}
+    new = Core(core.settings, list(tenants), cookie_of=wire_cookie)
     new.recovering, new.recover_until = True, 10.0
     ops: list = []
     for dpid in order:
@@ -135,6 +137,26 @@ def test_a_restarted_controller_changes_no_flow_the_switches_already_hold():
         assert new.tick(now=20.0) == []  # after the recovery window: still nothing to change
 
 
+def test_an_upgrade_from_an_older_controller_changes_no_flow_and_still_replaces_a_changed_one():
+    """Switches last written by an older controller hold the repr digest in their cookies
+    (f.legacy_cookie): the same flows, read back by this version, are left alone."""
+    old = world(3)
+    learned(old)
+    new, ops = restarted(old, [1, 2, 3], cookie=f.legacy_cookie)
+    assert [op for op in ops if isinstance(op, (FlowMod, FlowDelete))] == []
+    assert new.tick(now=20.0) == []
+    assert sorted(ep.mac for ep in new.tenant_endpoints(BLUE.vni)) == [mac(2)]  # recovered as before
+    # a legacy cookie that does not say this flow's content (same key, other flow): rewritten
+    dump = dump_of(old, 1, f.legacy_cookie)
+    stale = next(k for k in dump.flows if k[0] == t.FLOOD)
+    dump.flows[stale] ^= 1
+    again = Core(old.settings, [BLUE, RED], cookie_of=wire_cookie)
+    again.host_view(old.host_of_dpid(1).view, now=0)
+    again.datapath_up(1)
+    sent = [op.flow.key for op in again.switch_read(1, dump, now=0) if isinstance(op, FlowMod)]
+    assert sent == [stale]
+
+
 def test_endpoints_and_their_ips_come_back_from_their_own_hosts_switch():
     old = world(3)
     learned(old)
@@ -151,7 +173,7 @@ def test_a_changed_flow_is_replaced_and_a_strangers_flow_removed_after_recovery(
     stale = next(k for k in dump.flows if k[0] == t.FLOOD)
     dump.flows[stale] ^= 1  # same key, other content
     dump.flows[(t.UNICAST, 7, f.match(eth_dst="02:00:00:00:00:99"))] = 0  # not ours
-    new = Core(old.settings, [BLUE, RED])
+    new = Core(old.settings, [BLUE, RED], cookie_of=wire_cookie)
     for i in (1, 2):
         new.host_view(old.host_of_dpid(i).view, now=0)
     new.datapath_up(1)
@@ -302,7 +324,7 @@ def test_a_lost_host_has_its_endpoints_withdrawn_after_the_grace_period_and_come
 
 
 def test_hosts_by_datapath_follow_view_changes():
-    core = Core(defaults())
+    core = Core(defaults(), cookie_of=wire_cookie)
     core.host_view(HostView("h1", ip_of(1), 7, "br-1", 1), now=0)
     assert core.host_of_dpid(7).id == "h1"
     core.host_view(HostView("h1", ip_of(1), 8, "br-1", 1), now=0)
@@ -314,7 +336,7 @@ def test_learn_mode_floods_reach_a_host_whose_tunnel_arrives_after_it_joined():
     from controller.pipeline.learning_modes import MODE_LEARN
     from tests.unit.world import local_packet, tracer
 
-    core = Core(defaults(mac_learning=MODE_LEARN), [BLUE, RED])
+    core = Core(defaults(mac_learning=MODE_LEARN), [BLUE, RED], cookie_of=wire_cookie)
 
     def joined(i: int, peers: list[int], vlans: frozenset = frozenset({10})) -> HostView:
         return HostView(f"h{i}", ip_of(i), i, f"br{i}", 1, tuple(

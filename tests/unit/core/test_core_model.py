@@ -23,6 +23,7 @@ from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.state import Tenant, vlan_clash
 from controller.shell.config import defaults
+from controller.southbound.encoder import wire_cookie
 from tests.unit.fake_overlay import Overlay
 from tests.unit.world import arp_frame
 
@@ -164,7 +165,7 @@ class CoreAgainstSwitches(RuleBasedStateMachine):
     @rule(data=st.data())
     def source_entry_idles_out(self, data) -> None:
         sources = sorted((dpid, fl.key) for dpid, sw in self.ov.switches.items() if sw.connected
-                         for fl in sw.flows.values() if f.cookie_role(fl.wire_cookie) == f.ROLE_SOURCE)
+                         for fl in sw.flows.values() if f.cookie_role(wire_cookie(fl)) == f.ROLE_SOURCE)
         if not sources:
             return
         dpid, key = data.draw(st.sampled_from(sources))

@@ -5,6 +5,7 @@ from controller.core.core import Core
 from controller.core.switch_state import SwitchDump
 from controller.ha.roles import MASTER, SLAVE, Roles, promoted, read_only
 from controller.model.ops import AddTunnelPorts, FlowDelete, FlowMod, ReadSwitch
+from controller.southbound.encoder import wire_cookie
 from tests.unit.core.test_core_hitless import dump_of
 from tests.unit.world import BLUE, RED, arp_frame, mac, world
 
@@ -39,7 +40,8 @@ def test_a_takeover_reads_every_switch_and_then_changes_nothing_they_hold():
     old.counters["packet_in"] += 5
     dumps = {dpid: dump_of(old, dpid) for dpid in old.installed}
     views = [(h.view, None) for h in old.hosts.values()]
-    follower = Core(old.settings, [BLUE, RED])  # what a follower tracked: tenants, hosts, switches
+    # what a follower tracked: tenants, hosts, switches
+    follower = Core(old.settings, [BLUE, RED], cookie_of=wire_cookie)
     follower.passive = True
     for v, _ in views:
         follower.host_view(v, now=1.0)
