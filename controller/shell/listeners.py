@@ -30,6 +30,11 @@ from controller.southbound import tlsconf
 LOG = logging.getLogger("overlay")
 LOG_EVERY_S = 60.0  # one log line per (channel, peer address) and minute; every refusal is counted
 MAX_HANDSHAKES = 256  # per listener: connections being admitted at once (more wait in the backlog)
+# Connections the kernel completes while the loop is busy elsewhere. A thousand hosts dial in at
+# once after a restart; with eventlet's default of 50 the queue overflowed (the kernel's
+# ListenOverflows: about 2,000 in one 1,000-host run of bench/scale.py), and each dropped one
+# waited for a SYN-ACK retransmission (1 s, 2 s, ... 31 s), or was lost for good.
+BACKLOG = 1024
 REFUSED_METRIC = "overlay_tls_handshakes_refused"
 
 
@@ -42,7 +47,7 @@ def bind(host: str, port: int, option: str) -> Any:
     """A listening green socket without SO_REUSEPORT; a port in use stops the start, naming `option`."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return eventlet.listen((host, port), family=family, reuse_port=False)
+        return eventlet.listen((host, port), family=family, backlog=BACKLOG, reuse_port=False)
     except OSError as e:
         where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
         if e.errno == errno.EADDRINUSE:
