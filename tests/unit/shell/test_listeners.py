@@ -5,7 +5,9 @@ logged at most once per peer and minute, never with a traceback."""
 from __future__ import annotations
 
 import logging
+import select
 import socket
+import time
 
 import eventlet
 import eventlet.wsgi
@@ -34,6 +36,30 @@ def test_a_listener_does_not_share_its_port():
     assert str(e.value) == (f"overlay-controller: 127.0.0.1:{port} ([ovsdb] port) is already in use: "
                             "is another controller running with this configuration?")
     first.close()
+
+
+def test_a_listener_holds_a_thousand_hosts_dialling_in_while_the_loop_is_busy():
+    """Connections the loop has not accepted yet wait in the kernel's queue: 200 at once here
+    (eventlet's default backlog, 50, dropped the rest's handshakes: they waited for the kernel's
+    SYN retransmissions, a second and more)."""
+    server = listeners.bind("127.0.0.1", 0, "ofp_tcp_listen_port")
+    port = server.getsockname()[1]
+    clients = [socket.socket() for _ in range(200)]
+    try:
+        for c in clients:
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+        # none accepted, each connected (writable) within moments: a dropped SYN waits a second
+        connected: set[socket.socket] = set()
+        deadline = time.monotonic() + 0.9
+        while len(connected) < len(clients) and time.monotonic() < deadline:
+            connected.update(select.select([], [c for c in clients if c not in connected], [], 0.05)[1])
+        assert len(connected) == len(clients)
+        assert all(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for c in clients)
+    finally:
+        for c in clients:
+            c.close()
+        server.close()
 
 
 def test_eventlets_own_listen_would_share_it():
