@@ -265,7 +265,7 @@ def _tails(goto: int | None, meter: int | None, idle: int, hard: int, notify: bo
     return f"{goto!r}, {meter!r}, {idle!r}, {hard!r}, {notify!r})"
 
 
-_actions_repr = ByIdentity(repr, 1 << 10)
+_actions_repr = ByIdentity(repr, 1 << 10)  # a read-back after an upgrade: the same tuples on many hosts
 _actions_hash = ByIdentity(hash, 1 << 13)  # the same tuple goes to every host an endpoint's entries go to
 
 

@@ -38,7 +38,7 @@ def test_a_listener_does_not_share_its_port():
     first.close()
 
 
-def test_a_listener_holds_a_thousand_hosts_dialling_in_while_the_loop_is_busy():
+def test_a_listener_holds_hundreds_of_hosts_dialling_in_while_the_loop_is_busy():
     """Connections the loop has not accepted yet wait in the kernel's queue: 200 at once here
     (eventlet's default backlog, 50, dropped the rest's handshakes: they waited for the kernel's
     SYN retransmissions, a second and more)."""
