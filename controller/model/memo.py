@@ -1,8 +1,8 @@
 """A memo keyed by an object's identity, for values made of immutable objects the pipeline shares.
 
 The pipeline hands the same action tuple to every host an endpoint's or a tenant's entries go to
-(its caches in controller/pipeline/desired.py); what is made of such a tuple (its repr for the
-cookie digest, its bytes on the wire) is worth remembering per object, and hashing a tuple of
+(its caches in controller/pipeline/desired.py); what is made of such a tuple (its hash for a
+flow's digest, its bytes on the wire) is worth remembering per object, and hashing a tuple of
 dataclasses by value costs about as much as making the thing again. The object is kept with its
 value, so its id cannot be reused while remembered. Two generations: when the young one is full
 it becomes the old one, and what is used again from the old one moves back (a cheap LRU).
