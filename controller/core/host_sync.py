@@ -4,6 +4,7 @@ and out to the switches: for a REST write on this instance and for one another i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from controller.core.core import Core
@@ -51,16 +52,21 @@ def written_ops(core: Core, writes: HostWrites, now: float) -> list[Op]:
     return ops
 
 
-def apply_records(b: Backend, records: HostRecords) -> None:
-    """Make the core's host records equal to a full listing of the store."""
+def apply_records(b: Backend, records: HostRecords,
+                  keep: Callable[[str, str | None], bool] = lambda host_id, port: False) -> None:
+    """Make the core's host records equal to a full listing of the store, but for those keep says
+    are newer in the core than the listing (this instance wrote them since: asked record by record,
+    as applying one may yield to a request that writes another)."""
     decisions, rules = records
     policy = b.core.policy
     for host_id in sorted(set(policy.decisions) | set(decisions)):
-        apply_admission(b, host_id, decisions.get(host_id))
+        if not keep(host_id, None):
+            apply_admission(b, host_id, decisions.get(host_id))
     want = {(r.host, r.port): r for r in rules}
     for host_id, ports in sorted(policy.rules.items()):
         for port in sorted(ports):
-            if (host_id, port) not in want:
+            if (host_id, port) not in want and not keep(host_id, port):
                 apply_port_rule(b, host_id, port, None)
     for rule in rules:
-        apply_port_rule(b, rule.host, rule.port, rule)
+        if not keep(rule.host, rule.port):
+            apply_port_rule(b, rule.host, rule.port, rule)

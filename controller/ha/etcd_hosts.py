@@ -10,6 +10,11 @@ apply of the overlay document (POST /v1/apply) puts and deletes them in the tena
 Every instance watches the prefix and applies each change (controller/core/host_sync.py), its own
 writes too (idempotent); a watch broken off resumes from the revision after the last it applied,
 and re-lists everything when etcd compacted that far.
+
+A listing or an event older than this instance's own write of the same key never takes the core
+back: the instance applied its write when etcd committed it, and the watch may still be behind it
+(a re-list read before the write and applied after it once undid an apply's records, so the next
+apply pruned nothing).
 """
 
 from __future__ import annotations
@@ -37,11 +42,15 @@ class EtcdHostRecords:
         self.admission = self.root + "admission/"
         self.ports = self.root + "ports/"
         self.watched = 0  # every change up to this revision is applied
+        self.written: dict[str, int] = {}  # key -> revision of this instance's write, until the watch is past it
         self.closed = False
 
     def records(self) -> HostRecords:
         kvs, revision = self._call(lambda: self.etcd.range_prefix(self.root))
         self.watched = max(self.watched, revision)
+        return self._records(kvs)
+
+    def _records(self, kvs: list[e.KV]) -> HostRecords:
         decisions: dict[str, bool] = {}
         rules: list[PortRule] = []
         for kv in kvs:
@@ -65,16 +74,30 @@ class EtcdHostRecords:
         """The puts and deletes of these writes, for one transaction (alone, or with the tenants')."""
         out = []
         for host_id, admitted in writes.admissions.items():
-            key = self.admission + host_id
+            key = self._key(host_id)
             out.append(e.delete(key) if admitted is None else e.put(key, ADMITTED if admitted else REVOKED))
         for (host_id, port), rule in writes.rules.items():
-            key = f"{self.ports}{host_id}/{port}"
+            key = self._key(host_id, port)
             doc = None if rule is None else {"macs": sorted(rule.macs), "ips": sorted(rule.ips)}
             out.append(e.delete(key) if doc is None else e.put(key, json.dumps(doc, separators=(",", ":")).encode()))
         return out
 
+    def wrote(self, writes: HostWrites, revision: int) -> None:
+        """This instance committed writes at revision and applies them now, before its watch sees them."""
+        keys = [self._key(h) for h in writes.admissions] + [self._key(h, p) for h, p in writes.rules]
+        for key in keys:
+            self.written[key] = max(self.written.get(key, 0), revision)
+
+    def _newer(self, revision: int, host_id: str, port: str | None = None) -> bool:
+        """This instance wrote the record after revision: what the watch read then is stale for it."""
+        return self.written.get(self._key(host_id, port), 0) > revision
+
+    def _key(self, host_id: str, port: str | None = None) -> str:
+        return self.admission + host_id if port is None else f"{self.ports}{host_id}/{port}"
+
     def _write(self, writes: HostWrites) -> None:
-        self._call(lambda: self.etcd.txn([], self.ops(writes)))
+        _, resp = self._call(lambda: self.etcd.txn([], self.ops(writes)))
+        self.wrote(writes, int(resp["header"]["revision"]))
 
     @staticmethod
     def _call(fn: Any) -> Any:
@@ -103,27 +126,32 @@ class EtcdHostRecords:
             LOG.error("etcd: ignoring %s: not a valid host record: %s", key, err)
         return None
 
-    def _apply(self, backend: Any, events: list[e.Event]) -> None:
+    def _apply(self, backend: Any, revision: int, events: list[e.Event]) -> None:
         for ev in events:
+            if self.written.get(ev.key, 0) >= ev.revision:  # this instance's own, or older than it
+                continue
             decoded = self._decode(ev.key, ev.value)
             if isinstance(decoded, PortRule):
                 apply_port_rule(backend, decoded.host, decoded.port, decoded if ev.value is not None else None)
             elif decoded is not None:
                 apply_admission(backend, *decoded)
+        self._passed(revision)
 
     def watch(self, backend: Any) -> None:
         """Apply every change under the prefix to backend (via backend.call), until close()."""
-        failures = 0
+        failures, relist = 0, False
         while not self.closed:
             try:
+                if relist:
+                    self._relist(backend)
+                    relist = False
                 for revision, events in self.etcd.watch_prefix(self.root, self.watched + 1):
                     failures = 0
-                    backend.call(lambda ev=events: self._apply(backend, ev))
-                    self.watched = max(self.watched, revision)
+                    backend.call(lambda r=revision, ev=events: self._apply(backend, r, ev))
             except Compacted as err:
                 LOG.warning("etcd: %s: re-listing the host records", err)
-                records = self.records()
-                backend.call(lambda r=records: apply_records(backend, r))
+                relist = True
+                continue
             except Exception as err:  # unreachable, or a garbled stream: keep following from where it was
                 if not failures:
                     LOG.warning("etcd: host records watch lost (%s); retrying", err)
@@ -131,3 +159,19 @@ class EtcdHostRecords:
                 time.sleep(e.backoff(failures))
                 continue
             time.sleep(0.05)  # the stream ended (member gone, or idle): open the next one
+
+    def _relist(self, backend: Any) -> None:
+        """The core's host records made the store's, all but those this instance wrote since the listing."""
+        kvs, revision = self._call(lambda: self.etcd.range_prefix(self.root))
+
+        def apply() -> None:
+            apply_records(backend, self._records(kvs), keep=lambda h, p=None: self._newer(revision, h, p))
+            self._passed(revision)
+        backend.call(apply)
+
+    def _passed(self, revision: int) -> None:
+        """The watch applied everything up to revision: no older event or listing comes after it
+        (on the event loop, as the writes that fill `written` are)."""
+        self.watched = max(self.watched, revision)
+        if self.written:
+            self.written = {k: r for k, r in self.written.items() if r > revision}

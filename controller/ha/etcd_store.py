@@ -92,7 +92,7 @@ class EtcdStore:
         if len(ops) + 1 > MAX_TXN_OPS:
             raise TooLarge(f"{len(ops)} changes at once: one etcd transaction takes at most {MAX_TXN_OPS - 1} "
                            "(etcd's --max-txn-ops, less the version key); apply fewer at a time or raise it")
-        return self._commit(ops)
+        return self._commit(ops, hosts)
 
     def ping(self) -> None:
         self._call(lambda: self.etcd.get(self.version_key))
@@ -116,9 +116,10 @@ class EtcdStore:
         self.closed = self.hosts.closed = True
         self.etcd.close()
 
-    def _commit(self, ops: list[dict]) -> bool:
+    def _commit(self, ops: list[dict], hosts: HostWrites | None = None) -> bool:
         """Commit op if the view the caller decided on is current. True: the caller applies it;
-        False: the watch got there first (while the answer was on its way) and applied it."""
+        False: the watch got there first (while the answer was on its way) and applied it. The
+        caller applies the host records it wrote (hosts) either way."""
         write = f"{self.writer}/{next(self.writes)}".encode()
         decided_on = self.version  # every member asked gets this compare, not a later view's
         ok, resp = self._call(lambda: self.etcd.txn(
@@ -126,17 +127,19 @@ class EtcdStore:
             [*ops, e.put(self.version_key, write)],
             [e.get_prefix(self.root)]))
         if ok:
-            return self._advance(int(resp["header"]["revision"]))
+            return self._advance(int(resp["header"]["revision"]), hosts)
         listing, version, last = self._listing(e.range_kvs(resp))
         if last == write:  # a member timed out after committing it; another one was asked again
-            return self._advance(version)
+            return self._advance(version, hosts)
         if version < self.version:  # older than what the watch applied meanwhile: just decide again
             raise Behind(None)
         self.version = version
         raise Behind(listing, version)
 
-    def _advance(self, revision: int) -> bool:
+    def _advance(self, revision: int, hosts: HostWrites | None = None) -> bool:
         """This instance's own write at revision is in etcd: is it new to the view?"""
+        if hosts is not None:
+            self.hosts.wrote(hosts, revision)
         new = revision > self.version
         self.version = max(self.version, revision)
         return new

@@ -421,6 +421,39 @@ def test_an_apply_with_host_records_is_one_transaction_the_others_follow(instanc
     assert fresh.store.host_records() == ({"h7": True}, [])
 
 
+def test_a_relisting_read_before_this_instances_apply_does_not_undo_it(instances, monkeypatch):
+    """A host-records watch behind a compaction re-lists; an apply of this instance may commit after
+    the listing was read and before it is applied. The listing must leave that apply's records, so
+    that a later prune still sees and deletes them (once, in CI, it undid them: the prune kept h8)."""
+    a, = instances(1, watch=False)
+    a.b.core.policy.mode = admission.APPROVE
+    doc = {"hosts": {"h7": {"admitted": True}, "h8": {"admitted": False}},
+           "ports": {"h7": {"vm7": {"macs": ["02:00:00:00:00:07"]}}}}
+    hosts, read = a.store.hosts, a.store.hosts.etcd.range_prefix
+
+    def listing_then_an_apply(prefix: str):
+        listed = read(prefix)
+        assert a.req("POST", "/v1/apply", doc)[0] == 200  # commits, and a's core has it at once
+        return listed
+    monkeypatch.setattr(hosts.etcd, "range_prefix", listing_then_an_apply)
+    hosts._relist(a.b)  # what the watch does on Compacted
+    monkeypatch.setattr(hosts.etcd, "range_prefix", read)
+    assert a.b.core.read.admission("h8")[0] is False and "vm7" in a.b.core.read.port_rules("h7")
+    status, pruned = a.req("POST", "/v1/apply?prune=true", {"hosts": {"h7": {"admitted": True}}, "ports": {}})
+    assert status == 200 and a.store.host_records() == ({"h7": True}, [])
+
+
+def test_a_host_event_older_than_this_instances_write_of_its_key_is_not_applied(instances):
+    """The watch may deliver another instance's admission after this one revoked the host: the
+    host stays revoked (applied, it would have been admitted until the revocation's own event)."""
+    a, b = instances(2, watch=False)
+    assert a.req("PUT", "/v1/hosts/h9/admission", {"admitted": True})[0] == 200
+    older = a.store.hosts.etcd.get(a.store.hosts.admission + "h9").mod_revision
+    assert b.req("PUT", "/v1/hosts/h9/admission", {"admitted": False})[0] == 200
+    b.store.hosts._apply(b.b, older, [etcd.Event(b.store.hosts.admission + "h9", b"admitted", older)])
+    assert b.b.core.read.admission("h9")[0] is False
+
+
 def test_an_apply_whose_host_records_overflow_one_transaction_writes_nothing(instances):
     (a,) = instances(1)
     doc = {"tenants": {f"t{i}": {"vni": i + 1, "vlan": i + 1} for i in range(100)},
