@@ -8,6 +8,7 @@ responder misses and its flood group), a learned endpoint's entries.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
 from controller.model import flows as f
@@ -152,39 +153,57 @@ def tenant_inputs(s: Settings, host: Host, tenant: Tenant, capped: bool = False,
 
 
 def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts: Mapping[str, Host],
-                   capped: bool = False) -> set[f.Flow]:
+                   capped: bool = False) -> AbstractSet[f.Flow]:
     """One learned endpoint's entries on a host: unicast, responders, and at home its source entry
     (and, while the tenant's learning there is ``capped``, its own way into the flood)."""
     if not tenant.present_on(host.id) or host.view.patch_ofport is None:
         return set()
     vni, vid = tenant.vni, tenant.vlan_on(host.id) | f.OFPVID_PRESENT
     eck = f.cookie(f.COOKIE_ENDPOINT, vni)
-    out: set[f.Flow] = set()
-    local = ep.host_id == host.id
-    if local:
-        # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
-        table, priority, match = source_key(vid, ep.mac)
-        out.add(f.Flow(table, priority, match, cookie=eck,
-                       idle_timeout=s.mac_idle_timeout, notify_removed=True, role=f.ROLE_SOURCE))
-        if capped:
-            out.add(f.Flow(t.FLOOD, t.PRIO_LEARNED_SOURCE, match, _flood(vni),
-                           cookie=eck, role=f.ROLE_FLOOD))
-        unicast: tuple[f.Action, ...] = ()  # br0 already delivered it
-    else:
+    if ep.host_id != host.id:
         owner = hosts.get(ep.host_id)
         to_owner = owner and owner.view.overlay_ip and s.tunnel_ports.output(host, owner.view.overlay_ip,
                                                                              s.tunnel_type)
         if not to_owner:
-            return out
-        unicast = _unicast(vni, to_owner)
-    out.add(f.Flow(t.UNICAST, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_dst=ep.mac), unicast, cookie=eck,
-                   role=f.ROLE_NONE if local else f.ROLE_UNICAST_KNOWN))
+            return set()
+        return _remote_entries(vid, ep.mac, ep.ips, vni, eck, to_owner)
+    # Seen here: no more packet-ins for it; the idle timeout tells when it went silent.
+    table, priority, match = source_key(vid, ep.mac)
+    out = {f.Flow(table, priority, match, cookie=eck,
+                  idle_timeout=s.mac_idle_timeout, notify_removed=True, role=f.ROLE_SOURCE),
+           f.Flow(t.UNICAST, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_dst=ep.mac), (), cookie=eck)}  # br0 delivers it
+    if capped:
+        out.add(f.Flow(t.FLOOD, t.PRIO_LEARNED_SOURCE, match, _flood(vni), cookie=eck, role=f.ROLE_FLOOD))
     for ip in ep.ips:
-        if local:
-            out.add(_binding(vid, ep.mac, ip, eck))
-            _add(out, s.learning.known_sender(vid, ep.mac, ip, eck))
-        out.update(_answers(vid, ep.mac, ip, eck, local))
+        out.add(_binding(vid, ep.mac, ip, eck))
+        _add(out, s.learning.known_sender(vid, ep.mac, ip, eck))
+        out.update(_answers(vid, ep.mac, ip, eck, True))
     return out
+
+
+_REMOTE: dict[tuple, tuple[tuple[f.Action, ...], frozenset[f.Flow]]] = {}
+REMOTE_KEPT = 1 << 13  # an endpoint's entries are made for all its member hosts within moments
+
+
+def _remote_entries(vid: int, mac: str, ips: set[str], vni: int, eck: int, to_owner: tuple[f.Action, ...]
+                    ) -> frozenset[f.Flow]:
+    """An endpoint's entries on a host other than its own: one set of flows for every host where
+    the tenant has that VLAN and the owner is reached alike, so that what is made of a flow (its
+    hash, digest and bytes) is made once for them all. Keyed by the identity of to_owner (one
+    tuple per port and peer, tunnel_ports.py): hashing the actions costs as much as the flows."""
+    key = (vid, mac, tuple(ips), eck, id(to_owner))
+    hit = _REMOTE.get(key)
+    if hit is not None and hit[0] is to_owner:  # kept with its flows: its id is not reused meanwhile
+        return hit[1]
+    out = {f.Flow(t.UNICAST, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_dst=mac), _unicast(vni, to_owner), cookie=eck,
+                  role=f.ROLE_UNICAST_KNOWN)}
+    for ip in ips:
+        out.update(_answers(vid, mac, ip, eck, False))
+    flows = frozenset(out)
+    if len(_REMOTE) >= REMOTE_KEPT:
+        _REMOTE.clear()
+    _REMOTE[key] = (to_owner, flows)
+    return flows
 
 
 def _binding(vid: int, mac: str, ip: str, eck: int) -> f.Flow:
