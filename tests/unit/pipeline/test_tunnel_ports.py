@@ -11,6 +11,7 @@ from controller.model import tables as t
 from controller.model.ops import FlowPurge, OvsdbOp
 from controller.model.state import HostView, TunnelPort
 from controller.pipeline import tunnel_kinds as tunnels
+from controller.pipeline.desired import endpoint_flows
 from controller.pipeline.learning_modes import MODE_LEARN
 from controller.pipeline.tunnel_ports import FLOW, FLOW_BASED, MESH, MODES, get
 from controller.shell import config
@@ -230,3 +231,19 @@ def test_the_picture_shows_every_pair_reached_through_the_flow_port():
     pairs = [t for h in sorted(r.hosts) for t in host_tunnels_json(r, h)["tunnels"]]
     assert len(pairs) == 6
     assert {(tn["state"], tn["port"]) for tn in pairs} == {("created", tunnels.get("vxlan").flow_port_name)}
+
+
+def test_an_endpoints_entries_are_one_set_of_flows_on_hosts_that_reach_it_alike():
+    """Made once for every host with the tenant's VLAN (their hashes, digests and bytes with them);
+    a host with its own VLAN of the tenant gets its own, and the owner moving makes new ones."""
+    core = flow_world(4)
+    core.packet_in(3, arp_frame(mac(3), "192.168.1.3", "192.168.1.1", BLUE.vlan), now=1)
+    ix, s = core.ix, core.settings
+    (ep,) = [e for e in ix.endpoints.values() if e.mac == mac(3)]
+    on = {i: endpoint_flows(s, core.hosts[f"h{i}"], BLUE, ep, ix.peers) for i in (1, 2, 4)}
+    assert on[1] is on[2] is on[4] and {fl.table for fl in on[1]} >= {t.UNICAST, t.ARP_RESPONDER}
+    other = BLUE.__class__(BLUE.name, BLUE.vni, BLUE.vlan, None, (("h2", BLUE.vlan + 7),))
+    moved = endpoint_flows(s, core.hosts["h2"], other, ep, ix.peers)
+    assert moved != on[1] and {dict(fl.match).get("vlan_vid") for fl in moved} == {(BLUE.vlan + 7) | f.OFPVID_PRESENT}
+    ep.host_id = "h4"
+    assert endpoint_flows(s, core.hosts["h1"], BLUE, ep, ix.peers) != on[1]
