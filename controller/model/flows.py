@@ -194,6 +194,7 @@ class Flow:  # dataclass's __init__ takes 3x as long. Never changed once made: f
     role: int = ROLE_NONE
     _hash: int = field(default=0, init=False, repr=False, compare=False)
     _digest: int = field(default=0, init=False, repr=False, compare=False)
+    _add: bytes = field(default=b"", init=False, repr=False, compare=False)  # encoder.flow_mod's, once made
 
     def __hash__(self) -> int:
         # Flows live in sets and are hashed over and over: the dataclass's own hash re-hashed every

@@ -311,16 +311,21 @@ def instructions(meter: int | None, actions: tuple, goto: int | None) -> bytes:
 # ---- messages ---------------------------------------------------------------------------------
 
 def flow_mod(fl: f.Flow) -> bytes:
-    """The add (xid 0): what ofmsg.flow_mod_slow makes with os-ken's classes."""
-    body = _add_body(fl)
-    return ADD_HEAD.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, ADD_HEAD.size + len(body), 0, _cookie(fl, body)) + body
+    """The add (xid 0): what ofmsg.flow_mod_slow makes with os-ken's classes. Kept on the flow:
+    an endpoint's entries are one flow for every host they are equal on (pipeline/desired.py)."""
+    add = fl._add
+    if not add:
+        body = _add_body(fl)
+        add = fl._add = ADD_HEAD.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, ADD_HEAD.size + len(body), 0,
+                                      _cookie(fl, body)) + body
+    return add
 
 
 def wire_cookie(fl: f.Flow) -> int:
     """The cookie flow_mod writes: owner and role (flows.py), and 24 bits of a CRC-32 of everything
     after the cookie (table, timeouts, priority, flags, match, instructions), made from the bytes
     the add is made of anyway. A flow read back with this key and cookie is this flow."""
-    return _cookie(fl, _add_body(fl))
+    return ADD_HEAD.unpack_from(flow_mod(fl))[-1]
 
 
 def _cookie(fl: f.Flow, body: bytes) -> int:
