@@ -48,6 +48,7 @@ from bench.emu_wire import (
 from controller.model import tables as t
 
 LOG = logging.getLogger(__name__)
+_U16 = struct.Struct("!H")
 
 
 DECODED_KEPT = 1 << 16
@@ -137,13 +138,15 @@ class FlowTable:
 
     def put(self, fl: Flow) -> Flow | None:
         self.version += 1
-        old = self.flows.get(fl.key)
+        key = (fl.table, fl.priority, fl.match)
+        old = self.flows.get(key)
         if old is not None:
             self._unindex(old)
-        self.flows[fl.key] = fl
+        self.flows[key] = fl
         self.spaces.setdefault(fl.table, {}).setdefault(fl.sig, {}).setdefault(fl.vals, []).append(fl)
-        for mask, counts in self.by_cookie.items():
-            counts[fl.cookie & mask] = counts.get(fl.cookie & mask, 0) + 1
+        if self.by_cookie:
+            for mask, counts in self.by_cookie.items():
+                counts[fl.cookie & mask] = counts.get(fl.cookie & mask, 0) + 1
         return old
 
     def remove(self, fl: Flow) -> None:
@@ -252,8 +255,11 @@ class Switch(asyncio.Protocol):
             self.transport.write(HDR.pack(VERSION, kind, HDR.size + len(body), xid) + body)
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        buf = self.buf
+        if self.buf:  # a message cut off by the last read: once whole, messages are sliced from bytes
+            self.buf += data
+            data = bytes(self.buf)
+            self.buf.clear()
+        buf = data
         i = 0
         while len(buf) - i >= 8:
             _, kind, length, xid = HDR.unpack_from(buf, i)
@@ -262,7 +268,7 @@ class Switch(asyncio.Protocol):
                 return
             if len(buf) - i < length:
                 break
-            msg = bytes(buf[i:i + length])
+            msg = buf[i:i + length]
             i += length
             try:
                 self.handle(kind, xid, msg)
@@ -270,7 +276,8 @@ class Switch(asyncio.Protocol):
                 self.counts["errors"] += 1
                 LOG.warning("switch %x: bad message type %d: %r", self.dpid, kind, e)
                 self.error(xid, ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_BAD_LEN, msg)
-        del buf[:i]
+        if i < len(buf):
+            self.buf += memoryview(buf)[i:]
 
     def error(self, xid: int, kind: int, code: int, msg: bytes) -> None:
         self.send(ofp.OFPT_ERROR, struct.pack("!HH", kind, code) + msg[:64], xid)
@@ -309,12 +316,12 @@ class Switch(asyncio.Protocol):
         self.counts["flow_mod"] += 1
         (cookie, cookie_mask, table, command, idle, hard, priority, _buffer, out_port, out_group,
          flags) = FLOW_MOD.unpack_from(msg, 8)
-        mlen = struct.unpack_from("!H", msg, 50)[0]
-        match = msg[48:48 + pad8(mlen)]
+        end = 48 + pad8(_U16.unpack_from(msg, 50)[0])  # past the match
+        match = msg[48:end]
         if command == ofp.OFPFC_ADD:
             if table >= ofp.OFPTT_ALL:
                 return self.error(xid, ofp.OFPET_FLOW_MOD_FAILED, ofp.OFPFMFC_BAD_TABLE_ID, msg)
-            self._install(Flow(table, priority, match, msg[48 + pad8(mlen):], cookie, idle, hard, flags))
+            self._install(Flow(table, priority, match, msg[end:], cookie, idle, hard, flags))
             return
         tables = None if table == ofp.OFPTT_ALL else {table}
         strict = command in (ofp.OFPFC_MODIFY_STRICT, ofp.OFPFC_DELETE_STRICT)
@@ -333,7 +340,7 @@ class Switch(asyncio.Protocol):
                     self._remove(fl, ofp.OFPRR_DELETE)
         else:  # modify: new instructions, same entry (OpenFlow 1.3 does not add on modify)
             for fl in victims:
-                fl.set_instructions(msg[48 + pad8(mlen):])
+                fl.set_instructions(msg[end:])
             self.table.version += 1
 
     def _install(self, fl: Flow) -> None:

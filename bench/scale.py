@@ -68,7 +68,7 @@ class Tracker:
     def _seen(self, switch, mark: tuple, now: float) -> None:
         for e in self.waiting.pop((id(switch), mark), ()):
             e.missing -= 1
-            e.last[switch] = max(e.last.get(switch, e.t0), now)
+            e.last[switch] = now  # marks are seen in time order, each after its expectation began
             if e.missing == 0:
                 self.met.append(e)
 
