@@ -98,6 +98,7 @@ def bulk_datapath(osken_controller: Any) -> type:
                     break
                 if not data:
                     break
+                TURNS.take()  # before the work too: a thousand switches' replies come at once
                 buf += data
                 at = 0
                 while len(buf) - at >= HEADER.size:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import eventlet.hubs
 import eventlet.wsgi
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_common
@@ -27,6 +28,7 @@ from controller.pipeline.settings import Settings
 from controller.shell import config, loop, looplag, oskenpatch, reload
 from controller.shell.leadership import Leadership
 from controller.shell.listeners import Channel, Refusals, bind, fail
+from controller.shell.turns import TURNS
 from controller.southbound import encoder, ofmsg, tlsconf
 from controller.southbound.ovsdb_server import OvsdbServer
 
@@ -59,7 +61,7 @@ def ovsdb_server(app: Any, conf: Any) -> OvsdbServer:
     return OvsdbServer(conf.overlay.tunnel_bridge, conf.overlay.integration_bridge,
                        on_view=lambda v, p: app.post(lambda: app.apply(app.core.host_view(v, app.now(), p))),
                        on_down=lambda s: app.post(lambda: app.apply(app.core.ovsdb_down(s, app.now()))),
-                       claim=lambda s, p, live: app.core.claim_ovsdb(s, p, live, app.now()))
+                       claim=lambda s, p, live: app.core.claim_ovsdb(s, p, live, app.now()), take=TURNS.take)
 
 
 def guard_channels(app: Any) -> None:
@@ -203,6 +205,7 @@ def warn_unknown_options(conf: Any) -> None:
 def start(app: Any, conf: Any) -> list[Any]:
     """Start the app's listeners and tasks; their green threads."""
     threads = []
+    TURNS.time_rounds(eventlet.hubs.get_hub())
     ls: Listeners = app.listeners
     switches = "certificates signed by [tls] ca_certificate"
     LOG.info("OpenFlow on %s:%s, %s", *ls.openflow.sock.getsockname()[:2], _describe(ls.openflow, switches))

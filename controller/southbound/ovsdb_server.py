@@ -75,9 +75,11 @@ class _Connection:
                 if not data:
                     break
                 self.heard = time.monotonic()
+                take = self.server.take
+                take()  # before the work, not only after: a thousand hosts' first dumps come at once
                 for msg in framer.feed(data):
                     self._handle(msg)
-                    hub.sleep(0)
+                    take()
                 if self.changed:  # not for echoes and transaction replies: a view costs O(ports)
                     self._report()
                 hub.sleep(0)  # a peer that always has data ready must not starve the others
@@ -168,8 +170,10 @@ class OvsdbServer:
     def __init__(self, tunnel_bridge: str, integration_bridge: str,
                  on_view: Callable[[HostView, Peer], None], on_down: Callable[[str], None],
                  on_malformed: Callable[[str], None] = lambda counter: None,
-                 claim: Callable[[str, Peer, bool], str | None] = lambda system_id, peer, live: None) -> None:
+                 claim: Callable[[str, Peer, bool], str | None] = lambda system_id, peer, live: None,
+                 take: Callable[[], None] = lambda: hub.sleep(0)) -> None:
         self.tunnel_bridge, self.integration_bridge = tunnel_bridge, integration_bridge
+        self.take = take  # a turn for the others, between pieces of work (the app's: shell/turns.py)
         self.on_view, self.on_down, self.on_malformed = on_view, on_down, on_malformed
         self.claim = claim  # why a connection may not be the host it names (None: it may)
         self.by_system: dict[str, _Connection] = {}
