@@ -19,7 +19,7 @@ from typing import Any
 from os_ken.lib import hub
 
 TURN_S = 0.005  # the longest a piece of work keeps the loop before the others get a turn
-ROUND_S = 0.015  # the most work that can wait one round of the loop runs in it (time_rounds)
+ROUND_S = 0.010  # the most work that can wait one round of the loop runs in it (time_rounds)
 
 
 class Turns:
