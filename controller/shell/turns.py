@@ -8,6 +8,12 @@ parsed and queued). Each asks for a turn between two pieces of work (`take`): th
 slices and switches, the event loop between events (EventGate.release, oskenpatch.py), a
 receive loop between messages. The clock is the process's: any turn let go restarts it (a
 greenthread that blocks on I/O lets go too, unseen: the next one then yields a little early).
+
+Turns alone do not bound a round of the hub: each who works gets one in it. The app's rounds are
+timed too (time_rounds): once one has run ROUND_S, whoever takes a turn waits in line for a round
+with room, so that a request's green thread (a timer of the next round) waits about ROUND_S, not
+for every busy connection. At 1,000 hosts converging, /v1/health p99 went from 140-190 ms to
+27-28 ms, with the same cold start.
 """
 
 from __future__ import annotations
