@@ -106,49 +106,34 @@ class Sender:
 
     def _flush(self) -> None:
         held, self.held = self.held, {}
-        now = self.metrics.clock()
         for dpid, writes in held.items():
             dp = self.datapaths.get(dpid)
             if dp is None:
                 for _ in writes:
                     self.revisions.skipped(dpid)
                 continue
-            news = False
             for _, revision in writes:
-                news = news or self.revisions.is_news(dpid, revision)
                 self.revisions.wrote(dpid, revision)
             buf = b"".join(buf for buf, _ in writes)
-            if self.barriers.wrote(dpid, now, news):
+            if self.barriers.wrote(dpid, self.metrics.clock()):
                 buf += self._barrier_bytes(dp)  # one send, not two: a send wakes a greenthread
             dp.send(buf)
-        self._send_due(now)
 
     def barrier_replied(self, dp: Any, xid: int) -> int | None:
         """The switch answered a barrier: the revision this confirmed there, if a newer one."""
         self.metrics.barrier_replied(dp.id, xid)
         confirmed = self.revisions.replied(dp.id, xid)
-        first = self.barriers.replied(dp.id, xid, self.metrics.clock())
+        first = self.barriers.replied(dp.id, xid)
         if first is not None and self.datapaths.get(dp.id) is dp:  # writes since: confirm them too
             self._send_barrier(dp, first)
         return confirmed
 
     def resend_overdue(self) -> None:
-        """At every tick: a barrier for writes held back long enough, or waiting behind a barrier
-        unanswered too long."""
-        now = self.metrics.clock()
-        self._send_due(now)
-        for dpid, first in self.barriers.overdue(now):
+        """A barrier unanswered too long with writes waiting: one more for them."""
+        for dpid, first in self.barriers.overdue(self.metrics.clock()):
             dp = self.datapaths.get(dpid)
             if dp is not None:
                 self._send_barrier(dp, first)
-
-    def _send_due(self, now: float) -> None:
-        """Barriers for writes held back for barriers.QUIET_S, not timed by the programming metric:
-        they waited for the barrier on purpose."""
-        for dpid, _ in self.barriers.due(now):
-            dp = self.datapaths.get(dpid)
-            if dp is not None:
-                dp.send(self._barrier_bytes(dp, timed=False))
 
     def maybe_yield(self) -> None:
         """When the turn is over, let REST and I/O in."""
@@ -157,15 +142,13 @@ class Sender:
     def let_go(self) -> None:
         self.turns.let_go()
 
-    def _barrier_bytes(self, dp: Any, since: float | None = None, timed: bool = True) -> bytes:
-        """A barrier for the switch, as the one outstanding from now (the caller sends it); timed:
-        its reply is observed by the programming metric, from `since` (default: now)."""
+    def _barrier_bytes(self, dp: Any, since: float | None = None) -> bytes:
+        """A barrier for the switch, as the one outstanding from now (the caller sends it)."""
         barrier = ofmsg.barrier()
         dp.set_xid(barrier)
         barrier.serialize()
         self.barriers.sent(dp.id, barrier.xid, self.metrics.clock())
-        if timed:
-            self.metrics.barrier_sent(dp.id, barrier.xid, since)
+        self.metrics.barrier_sent(dp.id, barrier.xid, since)
         self.revisions.barrier(dp.id, barrier.xid)
         return bytes(barrier.buf)
 

@@ -47,20 +47,6 @@ class RevisionLedger:
             return
         sw.unbarriered = revision if sw.unbarriered is None else max(sw.unbarriered, revision)
 
-    def is_news(self, dpid: int, revision: int | None) -> bool:
-        """Does a write of this revision tell the switch something its barriers have not been asked
-        to confirm (a revision above every one written there)? Writes that are not news need no
-        barrier of their own (controller/southbound/barriers.py)."""
-        if revision is None:
-            return False
-        sw = self.switches.get(dpid)
-        if sw is None:
-            return True
-        seen = sw.confirmed if sw.unbarriered is None else sw.unbarriered
-        for awaited in sw.awaiting.values():
-            seen = awaited if seen is None else max(seen, awaited)
-        return seen is None or revision > seen
-
     def skipped(self, dpid: int) -> None:
         """A batch handed over was not written (nothing to send, or the switch is gone)."""
         sw = self.switches.get(dpid)

@@ -1,7 +1,5 @@
 """The shell's sender: batches per switch, one barrier riding in the last write, at most one out."""
 
-import pytest
-
 from controller.model import flows as f
 from controller.model import tables as t
 from controller.model.ops import DeletePorts, FlowMod
@@ -36,10 +34,10 @@ def test_a_batch_goes_to_its_switches_with_one_barrier_each_in_the_same_send():
     assert len(dp2.sent) == 1  # the barrier rides in the batch's last write
 
 
-def test_news_while_a_barrier_is_out_gets_the_next_one_when_it_is_answered():
+def test_writes_while_a_barrier_is_out_get_the_next_one_when_it_is_answered():
     s, _, dp1, _ = sender()
-    s.send([FlowMod(1, flow(1))], {1: 1})
-    s.send([FlowMod(1, flow(2))], {1: 2})  # revision 2: news
+    s.send([FlowMod(1, flow(1))])
+    s.send([FlowMod(1, flow(2))])
     assert dp1.message_types() == [OFPT_FLOW_MOD, OFPT_BARRIER_REQUEST, OFPT_FLOW_MOD]
     s.barrier_replied(dp1, 1)
     assert dp1.message_types()[-1] == OFPT_BARRIER_REQUEST
@@ -70,12 +68,12 @@ def test_a_late_reply_to_an_overdue_barrier_sends_no_second_barrier_while_the_ne
     s, _, dp1, _ = sender()
     now = [0.0]
     s.metrics.clock = lambda: now[0]  # type: ignore[method-assign]
-    s.send([FlowMod(1, flow(1))], {1: 1})  # barrier xid 1
+    s.send([FlowMod(1, flow(1))])  # barrier xid 1
     now[0] = 6.0  # barrier 1 is overdue
-    s.send([FlowMod(1, flow(2))], {1: 2})  # barrier xid 2
+    s.send([FlowMod(1, flow(2))])  # barrier xid 2
     s.barrier_replied(dp1, 1)  # late: barrier 2 is still out
     now[0] = 6.5
-    s.send([FlowMod(1, flow(3))], {1: 3})
+    s.send([FlowMod(1, flow(3))])
     assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 2  # the write waits for barrier 2
     s.barrier_replied(dp1, 2)  # the real reply: one barrier for the write at 6.5
     assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 3
@@ -127,47 +125,3 @@ def test_nothing_to_send_sends_nothing_held():
     s.send([FlowMod(1, flow(1))], hold=True)
     s.send([])  # a packet-in whose work is the pump's
     assert dp1.sent == []
-
-
-def test_a_busy_switch_learning_gets_a_barrier_a_second_untimed_and_news_at_once():
-    # Learning writes carry no new revision: nobody waits for their barrier (barriers.py).
-    s, _, dp1, dp2 = sender()
-    now = [10.0]
-    s.metrics.clock = lambda: now[0]  # type: ignore[method-assign]
-    s.send([FlowMod(1, flow(1))], {1: 1})  # news: barrier xid 1, timed
-    now[0] = 10.01
-    s.barrier_replied(dp1, 1)
-    for step in range(1, 10):  # 0.9 s of learning: no barrier
-        now[0] = 10.0 + step / 10
-        s.send([FlowMod(1, flow(10 + step))], {1: 1})
-    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 1
-    now[0] = 11.05
-    s.send([FlowMod(2, flow(20))], {2: 1})  # any flush, here another switch's, asks what is due
-    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 2  # one for dp1's nine writes
-    assert dp1.message_types()[-1] == OFPT_BARRIER_REQUEST
-    now[0] = 11.3
-    s.barrier_replied(dp1, 2)
-    s.barrier_replied(dp2, 1)
-    # the held-back writes waited on purpose: only dp1's first barrier (0.01 s) and dp2's (0.25 s) were timed
-    assert s.metrics.programming_seconds._sum.get() == pytest.approx(0.01 + 0.25)
-    now[0] = 11.1
-    s.send([FlowMod(1, flow(30))], {1: 2})  # news: at once, though the last was 0.05 s ago
-    assert dp1.message_types()[-1] == OFPT_BARRIER_REQUEST
-    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 3
-
-
-def test_held_back_writes_get_their_barrier_at_the_tick_when_nothing_else_is_sent():
-    s, _, dp1, _ = sender()
-    now = [10.0]
-    s.metrics.clock = lambda: now[0]  # type: ignore[method-assign]
-    s.send([FlowMod(1, flow(1))], {1: 1})
-    s.barrier_replied(dp1, 1)
-    now[0] = 10.2
-    s.send([FlowMod(1, flow(2))], {1: 1})
-    assert dp1.message_types().count(OFPT_BARRIER_REQUEST) == 1
-    now[0] = 11.0
-    s.resend_overdue()  # the app's tick
-    assert dp1.message_types()[-1] == OFPT_BARRIER_REQUEST
-    assert s.revisions.settled(1) is False  # until the reply
-    s.barrier_replied(dp1, 2)
-    assert s.revisions.settled(1)

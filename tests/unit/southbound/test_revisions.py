@@ -45,19 +45,3 @@ def test_a_batch_not_sent_and_a_switch_gone():
     ledger.barrier(2, 1)
     ledger.gone(2)
     assert ledger.settled(2) and ledger.replied(2, 1) is None
-
-
-def test_a_write_is_news_when_its_revision_is_above_every_one_written_to_the_switch():
-    ledger = RevisionLedger()
-    assert ledger.is_news(1, 3)  # never written to
-    assert not ledger.is_news(1, None)  # no known revision: nothing to confirm
-    ledger.wrote(1, 3)
-    assert not ledger.is_news(1, 3) and ledger.is_news(1, 4)  # 3 is written, unbarriered
-    ledger.barrier(1, xid=1)
-    assert not ledger.is_news(1, 3) and ledger.is_news(1, 4)  # 3 is awaited
-    ledger.replied(1, 1)
-    assert not ledger.is_news(1, 3) and not ledger.is_news(1, 2) and ledger.is_news(1, 4)  # 3 confirmed
-    ledger.wrote(1, 5)
-    ledger.barrier(1, xid=2)
-    ledger.wrote(1, 3)  # a batch handed over earlier, written late
-    assert not ledger.is_news(1, 5) and ledger.is_news(1, 6)  # 5 is awaited, whatever came after
