@@ -83,7 +83,7 @@ class Wire:
 
 class Collector:
     """The garbage collector as the app keeps it (controller/shell/loop.py ticker): thresholds, and
-    what survived a quarter of a second frozen out of its sight."""
+    what survived a quarter of a second collected and frozen out of its sight."""
 
     def __init__(self) -> None:
         gc.set_threshold(*loop.GC_THRESHOLDS)
@@ -91,7 +91,7 @@ class Collector:
 
     def tick(self) -> None:
         if time.perf_counter() - self.frozen > loop.FREEZE_S:
-            gc.freeze()
+            loop.freeze_survivors()
             self.frozen = time.perf_counter()
 
 
