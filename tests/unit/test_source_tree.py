@@ -42,6 +42,22 @@ def test_no_tracked_file_cites_a_path_outside_the_repository():
     assert not cited, f"files that cite what only one machine has (say it in lab/README.md or docs/): {cited}"
 
 
+# A merge left unresolved: three docs pages once carried both sides of a conflict for two sessions.
+CONFLICT = re.compile(r"^(?:<{7} |={7}$|>{7} )", re.M)
+
+
+def test_no_tracked_file_holds_an_unresolved_merge():
+    unresolved = []
+    for path in _git(REPO, "ls-files").splitlines():
+        try:
+            text = (REPO / path).read_text()
+        except (UnicodeDecodeError, IsADirectoryError, FileNotFoundError):
+            continue
+        if CONFLICT.search(text):
+            unresolved.append(path)
+    assert not unresolved, f"files with merge conflict markers: {unresolved}"
+
+
 def test_the_wheel_source_skips_local_links_and_ignored_files(tmp_path):
     repo = tmp_path / "repo"
     (repo / "pkg").mkdir(parents=True)
