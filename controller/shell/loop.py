@@ -100,8 +100,11 @@ def ticker(post_tick: Callable[[], Any]) -> None:
             post_tick()
 
 
+BUSY_YOUNG_COLLECTIONS = 2  # more in one FREEZE_S: the state grows fast (cold start, mass learning)
+
+
 def freeze_survivors() -> int:
-    """Every FREEZE_S: collect the young and middle generations, then freeze what survived.
+    """Every FREEZE_S: collect the young generations, then freeze what survived.
 
     The state is millions of long-lived, acyclic objects: a full collection over them would
     stall the loop for a second. What survived a quarter of a second is moved out of the
@@ -112,12 +115,18 @@ def freeze_survivors() -> int:
     A frozen object is never collected again, so garbage must not be frozen: a REST request
     leaves cycles behind (eventlet's HTTP protocol and its socket files, the JSON encoder's
     closures; about 80 objects each) that only the collector frees, and freezing them every
-    quarter of a second, before a young collection came, leaked them all (about 25,000 objects a
-    minute under the benchmark's health probe). Collecting the generations that are about to be
-    frozen first costs what those hold: what was made in the last quarter of a second. What is
-    alive when frozen and becomes cyclic garbage later (a request that straddles a freeze, a
-    closed switch connection) is still kept; docs/operator/operations.md says how much.
-    How many objects the collection found unreachable."""
-    found = gc.collect(1)
+    quarter of a second, before a young collection came, kept them all (about 25,000 objects a
+    minute under the benchmark's health probe at 100 hosts). So the young and middle
+    generations are collected first: they hold what the last quarter of a second made.
+
+    Except while the state grows fast (more than BUSY_YOUNG_COLLECTIONS young collections since
+    the last freeze, each after 10,000 more objects): then the middle generation is hundreds of
+    thousands of new objects of the core's, going through them took 20 ms a time at 1,000 hosts
+    learning (up to 61 ms), and only the youngest is collected. Garbage that already survived a
+    young collection is then kept, for as long as the burst lasts (docs/operator/operations.md,
+    Memory). What is alive when frozen and becomes cyclic garbage later (a request that
+    straddles a freeze, a closed switch connection) is kept too. How many objects the
+    collection found unreachable."""
+    found = gc.collect(0 if gc.get_count()[1] > BUSY_YOUNG_COLLECTIONS else 1)
     gc.freeze()
     return found
