@@ -11,6 +11,7 @@ registered on it too.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import Counter
@@ -207,6 +208,12 @@ def families(snap: Snapshot, rest: RestStats) -> Iterator[Metric]:
     yield g
     g = GaugeMetricFamily("overlay_endpoints", "endpoints (MACs) currently learned")
     g.add_metric([], snap.endpoints)
+    yield g
+    g = GaugeMetricFamily("overlay_gc_frozen_objects",
+                          "objects the controller keeps out of the garbage collector's sight (its long-lived "
+                          "state, frozen every quarter second): grows with hosts, tenants, endpoints and flows, "
+                          "not with requests")
+    g.add_metric([], gc.get_freeze_count())
     yield g
     for key, (name, help_text) in NAMED_COUNTERS.items():
         c = CounterMetricFamily(name, help_text)
