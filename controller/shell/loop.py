@@ -116,8 +116,8 @@ def freeze_survivors() -> int:
     leaves cycles behind (eventlet's HTTP protocol and its socket files, the JSON encoder's
     closures; about 80 objects each) that only the collector frees, and freezing them every
     quarter of a second, before a young collection came, kept them all (24,763 objects in the
-    first 15 s of the 100-host benchmark). So the young and middle
-    generations are collected first: they hold what the last quarter of a second made.
+    first 15 s of the 100-host benchmark). So the young and middle generations are collected
+    first: they hold what the last quarter of a second made.
 
     Except while the state grows fast (more than BUSY_YOUNG_COLLECTIONS young collections since
     the last freeze, each after 10,000 more objects): then the middle generation is hundreds of
