@@ -22,6 +22,7 @@ from lab.traffic import UdpStream
 # the role requests to the switches (milliseconds), plus this much for a loaded machine.
 FAILOVER_SLACK_S = 0.3
 BASELINE_LOSS_MAX = 200  # of 40,000 datagrams in the baseline stream: 20 ms of traffic
+LOSS_NOISE = 100  # what a loaded machine loses with no failover at all (84 of 40,000 once; 82 of 80,000 in CI)
 CAMPAIGN_S = 1 / 6  # lease_ttl 1 s
 # etcd gone: the leader stops within its lease (1 s; measured 0.82-1.02 s). etcd back: a leader is
 # MASTER everywhere after etcd's own election and a campaign (measured 1.60-1.97 s). About 2x.
@@ -131,7 +132,9 @@ def test_kill_9_of_the_leader_hands_over_without_loss_or_rewritten_flows(ha):
           f"{kept} flows kept (durations ran on) through the recovery window; flow-mods sent by the new "
           f"leader {sent['flow_mods']} (after the window {late['flow_mods'] - c0['flow_mods']}), endpoints "
           f"recovered {sent['endpoints_recovered']}")
-    assert result.lost <= 2 * baseline.lost and result.sent > 50_000
+    # Twice the baseline's loss, or twice the machine's noise when the baseline was lucky (0): a
+    # data path that depended on the controller would lose the seconds of the failover, thousands.
+    assert result.lost <= 2 * max(baseline.lost, LOSS_NOISE) and result.sent > 50_000
     assert failover <= bound
     assert sent["endpoints_recovered"] == sum(len(e) for e in before_eps.values())
     assert sent["flow_mods"] == 0 and late["flow_mods"] == c0["flow_mods"]
