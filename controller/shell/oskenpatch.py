@@ -18,9 +18,7 @@
 - An OpenFlow connection's receive loop reads what the socket holds (up to RECV_BYTES) instead of
   each message's 8-byte header and then its body: two system calls and two trips through the hub
   per message, for every packet-in and barrier reply of a thousand switches. The messages are
-  parsed and dispatched as os-ken's loop does, one by one, in order. Once the handshake is done,
-  a plain-TCP connection is read by the process's one reader (controller/shell/reader.py)
-  instead of its own green thread.
+  parsed and dispatched as os-ken's loop does, one by one, in order.
 """
 
 from __future__ import annotations
@@ -35,14 +33,11 @@ from typing import Any
 
 import os_ken.services.protocols.ovsdb.manager  # noqa: F401  registers [ovsdb] address/port
 from os_ken.controller import ofp_event
-from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
-from os_ken.lib import hub
+from os_ken.controller.handler import DEAD_DISPATCHER
 from os_ken.ofproto import ofproto_parser
-from os_ken.ofproto.ofproto_v1_3 import OFPT_ECHO_REQUEST as ECHO_REQUEST
 
 from controller.shell.eventgate import EventGate
 from controller.shell.listeners import Channel
-from controller.shell.reader import READER, RECV_BYTES
 from controller.shell.turns import TURNS
 from controller.southbound import ofguard, tlsconf
 
@@ -77,65 +72,45 @@ def quiet_gone_clients() -> None:
         hub_log.addFilter(_ClientGone())
 
 
+RECV_BYTES = 1 << 16
 HEADER = struct.Struct("!BBHI")
 
 
 def bulk_datapath(osken_controller: Any) -> type:
-    """os-ken's Datapath with a receive loop that reads in bulk, and that hands the connection to
-    the process's reader once its handshake is done (see the module's docstring)."""
+    """os-ken's Datapath with a receive loop that reads in bulk (see the module's docstring)."""
 
     class BulkDatapath(osken_controller.Datapath):  # type: ignore[name-defined, misc]
         def _recv_loop(self) -> None:
-            self.received = bytearray()  # what was read and not parsed yet (a message cut short)
             try:
-                if self._read_messages():
-                    READER.serve(self)
+                self._read_messages()
             finally:
                 with contextlib.suppress(OSError):
                     self.socket.close()
 
-        def _send_loop(self) -> None:
-            try:
-                super()._send_loop()  # it closes the socket when it ends (a reset, or the app's close)
-            finally:
-                READER.end(self)
-
-        def _read_messages(self) -> bool:
-            """Read here until the handshake is done; True: the reader takes the connection on."""
+        def _read_messages(self) -> None:
+            buf = bytearray()
             while self.state != DEAD_DISPATCHER:
-                if self.state == MAIN_DISPATCHER and READER.takes(self.socket):
-                    return True
                 try:
                     data = self.socket.recv(RECV_BYTES)
                 except (TimeoutError, ssl.SSLError):
                     continue
                 except (EOFError, OSError):
                     break
-                if not data or not self.take(data):
+                if not data:
                     break
-            return False
-
-        def take(self, data: bytes) -> bool:
-            """Parse and dispatch every whole message read so far, in order; False once the
-            connection is over (the app closed it)."""
-            TURNS.take()  # before the work too: a thousand switches' replies come at once
-            buf = self.received
-            buf += data
-            at = 0
-            while len(buf) - at >= HEADER.size:
-                version, msg_type, msg_len, xid = HEADER.unpack_from(buf, at)
-                msg_len = max(msg_len, HEADER.size)  # as os-ken's loop: the guard counts a short one
-                if len(buf) - at < msg_len:
-                    break
-                msg = osken_controller.ofproto_parser.msg(self, version, msg_type, msg_len, xid, buf[at:at + msg_len])
-                at += msg_len
-                if msg_type == ECHO_REQUEST and self.state == MAIN_DISPATCHER:
-                    hub.spawn(self._dispatch, msg)  # the reply waits on this switch's send queue, the reader must not
-                else:
-                    self._dispatch(msg)
-                TURNS.take()  # let the other switches, REST and the pump in (turns.py)
-            del buf[:at]
-            return self.state != DEAD_DISPATCHER
+                TURNS.take()  # before the work too: a thousand switches' replies come at once
+                buf += data
+                at = 0
+                while len(buf) - at >= HEADER.size:
+                    version, msg_type, msg_len, xid = HEADER.unpack_from(buf, at)
+                    msg_len = max(msg_len, HEADER.size)  # as os-ken's loop: the guard counts a short one
+                    if len(buf) - at < msg_len:
+                        break
+                    self._dispatch(osken_controller.ofproto_parser.msg(
+                        self, version, msg_type, msg_len, xid, buf[at:at + msg_len]))
+                    at += msg_len
+                    TURNS.take()  # let the other switches, REST and the pump in (turns.py)
+                del buf[:at]
 
         def _dispatch(self, msg: Any) -> None:
             """What os-ken's _recv_loop does with each message it parsed."""
