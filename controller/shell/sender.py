@@ -144,13 +144,11 @@ class Sender:
 
     def _barrier_bytes(self, dp: Any, since: float | None = None) -> bytes:
         """A barrier for the switch, as the one outstanding from now (the caller sends it)."""
-        barrier = ofmsg.barrier()
-        dp.set_xid(barrier)
-        barrier.serialize()
-        self.barriers.sent(dp.id, barrier.xid, self.metrics.clock())
-        self.metrics.barrier_sent(dp.id, barrier.xid, since)
-        self.revisions.barrier(dp.id, barrier.xid)
-        return bytes(barrier.buf)
+        xid, buf = ofmsg.barrier(dp)
+        self.barriers.sent(dp.id, xid, self.metrics.clock())
+        self.metrics.barrier_sent(dp.id, xid, since)
+        self.revisions.barrier(dp.id, xid)
+        return buf
 
     def _send_barrier(self, dp: Any, since: float | None = None) -> None:
         dp.send(self._barrier_bytes(dp, since))

@@ -8,8 +8,10 @@ group_mod_slow). A batch of operations goes to a switch as one write.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from os_ken.ofproto import ofproto_protocol
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -158,8 +160,24 @@ def batches(ops: Iterable[Op]) -> dict[int, bytes]:
     return {dpid: write(dp_ops) for dpid, dp_ops in per_datapath(ops).items()}
 
 
-def barrier() -> parser.OFPBarrierRequest:
-    return parser.OFPBarrierRequest(_DP)
+_HEADER = struct.Struct("!BBHI")
+
+
+class _Numbered:
+    """What a switch's set_xid numbers (os-ken's Datapath, or a test's): a barrier's xid."""
+
+    __slots__ = ("xid",)
+
+    def set_xid(self, xid: int) -> None:
+        self.xid = xid
+
+
+def barrier(dp: Any) -> tuple[int, bytes]:
+    """A barrier request for the switch, numbered by it: (xid, bytes). Packed here, not by os-ken's
+    class (a message object, serialised): one goes with every batch written."""
+    numbered = _Numbered()
+    dp.set_xid(numbered)
+    return numbered.xid, _HEADER.pack(ofp.OFP_VERSION, ofp.OFPT_BARRIER_REQUEST, _HEADER.size, numbered.xid)
 
 
 def echo_request() -> parser.OFPEchoRequest:

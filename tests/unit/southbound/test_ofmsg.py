@@ -123,3 +123,17 @@ def test_the_golden_flows_are_the_pipelines_own():
     learn = world(3, settings=defaults(mac_learning=MODE_LEARN, tunnel_type="gre"))
     made = set(all_flows(core)) | set(all_flows(learn))
     assert [fl for fl, *_ in GOLDEN_COOKIES if fl not in made] == []
+
+
+def test_a_barrier_is_numbered_by_its_switch_and_byte_for_byte_what_os_ken_encodes():
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    from tests.unit.fake_switch import FakeDatapath
+    dp = FakeDatapath(1)
+    (xid1, buf1), (xid2, buf2) = ofmsg.barrier(dp), ofmsg.barrier(dp)
+    assert xid2 != xid1
+    for xid, buf in ((xid1, buf1), (xid2, buf2)):
+        reference = parser.OFPBarrierRequest(ofmsg._DP)
+        reference.set_xid(xid)
+        reference.serialize()
+        assert buf == bytes(reference.buf)
