@@ -6,9 +6,10 @@ The fast loop for performance work (no lab lock needed): the same plan as bench/
 (bench/scale_plan.py), each host's OVSDB view built as its emulated host would report it
 (a flow-based or per-peer tunnel port already up, its VMs' br0 ports), every switch read
 back empty, then the hosts joined and every VM's gratuitous ARP learned the way a real br1
-punts it. Each phase is drained in slices as the app's pump does and every operation is
+punts it, then --vm-events more VMs one at a time as the scale benchmark's vm phase adds
+them. Each phase is drained in slices as the app's pump does and every operation is
 encoded to bytes for its switch. Prints the CPU seconds per phase, per endpoint learned,
-and the peak of Python's own allocations (tracemalloc, with --memory).
+per VM after (p50), and the peak of Python's own allocations (tracemalloc, with --memory).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import cProfile
 import gc
 import json
 import pstats
+import random
 import sys
 import time
 import tracemalloc
+from dataclasses import replace
 
 from bench.emuhost import garp
 from bench.scale_plan import Plan, plan
@@ -158,8 +161,36 @@ def run(args: argparse.Namespace) -> dict:
                 pump(core, wire)
         pump(core, wire)
 
+    def vms() -> None:
+        """One more VM at a time, as bench/scale.py's vm phase: its br0 port in its host's view,
+        then its GARP, each drained and encoded. Its CPU apart: the in-process share of one more
+        VM's figure there."""
+        rng = random.Random(args.seed)
+        view_of = {v.system_id: v for v in views}
+        members: dict[str, list[str]] = {}
+        for vm in p.vms:
+            members.setdefault(vm.tenant.name, []).append(vm.host)
+        cpu = []
+        for n in range(args.vm_events):
+            tn = rng.choice([tn for tn in p.tenants if tn.name in members])
+            vm = p.add_vm(tn, rng.choice(sorted(members[tn.name])))
+            v = view_of[vm.host] = replace(view_of[vm.host], member_vlans=view_of[vm.host].member_vlans | {vm.vlan},
+                                           attached=(*view_of[vm.host].attached, (vm.mac, f"vm-more{n}")))
+            _, data = garp(vm.vlan, vm.mac, vm.ip)
+            c0 = time.process_time()
+            wire.send(core.host_view(v, 2.0 + n))
+            pump(core, wire)
+            for table in args.punts:
+                wire.send(core.packet_in(dpid_of[vm.host], data, 2.0 + n, table))
+            pump(core, wire)
+            cpu.append(time.process_time() - c0)
+        cpu.sort()
+        out["vm_events"] = len(cpu)
+        out["vm_cpu_ms_p50"] = round(cpu[len(cpu) // 2] * 1e3, 3) if cpu else None
+
     phase("connect", connect)
     phase("learn", learn)
+    phase("vm", vms)
     out["learn_us_per_endpoint"] = round(out["learn_cpu_s"] / len(p.vms) * 1e6, 1)
     out["messages"], out["bytes"] = wire.messages, wire.bytes
     out["flows_held"] = sum(len(inst.owner) for inst in core.installed.values())
@@ -185,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tunnel-ports", choices=["mesh", "flow"], default="flow")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--drain-every", type=int, default=20, help="GARPs between pump runs")
+    ap.add_argument("--vm-events", type=int, default=300, help="steady-state VMs after learning, one at a time")
     ap.add_argument("--punts", default=f"{t.SRC_BINDING}",
                     help="the tables a new VM's GARP is punted from, in order")
     ap.add_argument("--profile", metavar="PREFIX", help="cProfile the phases into PREFIX.<phase>")
