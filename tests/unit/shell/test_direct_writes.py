@@ -8,6 +8,9 @@ from os_ken.controller import ofp_event  # noqa: F401  (before controller: os-ke
 from controller.shell import oskenpatch
 
 DEADLINE_S = 5.0
+# Small socket buffers: a 10 MB write is then never taken whole (with the kernel's defaults on
+# loopback it sometimes was, and nothing was left for the loop).
+SMALL_BUFFER = 64 * 1024
 
 
 def datapath():
@@ -15,8 +18,11 @@ def datapath():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))  # loopback: os-ken sets TCP_NODELAY, which a socketpair refuses
     listener.listen(1)
-    theirs = socket.create_connection(listener.getsockname())
+    theirs = socket.socket()
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)  # before connecting: the window
+    theirs.connect(listener.getsockname())
     ours, _ = listener.accept()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
     listener.close()
     dp = oskenpatch.bulk_datapath(osken_controller)(ours, ("127.0.0.1", 6653))
     return dp, theirs
