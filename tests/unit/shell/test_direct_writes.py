@@ -41,8 +41,8 @@ def test_a_write_while_the_send_loop_waits_is_on_the_wire_before_anyone_else_run
     loop = eventlet.spawn(dp._send_loop)
     eventlet.sleep(0)  # the loop now waits for something to send
     assert dp.send(b"hello")
-    assert dp.send_q.qsize() == 0
-    assert peer.fd.recv(100) == b"hello"  # read without yielding: no green thread ran in between
+    assert dp.send_q.qsize() == 0  # checked before any green thread ran: handed to the loop, it would be 1
+    assert read(peer, 5) == b"hello"
     loop.kill()
     peer.close()
 
