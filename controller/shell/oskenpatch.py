@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-import struct
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -44,6 +43,7 @@ from controller.shell.eventgate import EventGate
 from controller.shell.listeners import Channel
 from controller.shell.turns import TURNS
 from controller.southbound import ofguard, tlsconf
+from controller.southbound.ofmsg import HEADER
 
 LOG = logging.getLogger("overlay")
 
@@ -77,7 +77,6 @@ def quiet_gone_clients() -> None:
 
 
 RECV_BYTES = 1 << 16
-HEADER = struct.Struct("!BBHI")
 
 
 def bulk_datapath(osken_controller: Any) -> type:

@@ -1,9 +1,10 @@
 """OpenFlow 1.3 messages for the shell: operations to bytes per switch, reads, barriers, roles.
 
-The hot path (flow-mods, strict deletes, group-mods) is encoded in bytes by encoder.py; the rest
-(read-backs, meters, wipes, purges, barriers, role requests) is rare and goes through os-ken's
-classes, which are also the reference the fast encodings are tested against (flow_mod_slow,
-group_mod_slow). A batch of operations goes to a switch as one write.
+The hot path (flow-mods, strict deletes, group-mods) is encoded in bytes by encoder.py, and a
+barrier (one with every batch) is packed here; the rest (read-backs, meters, wipes, purges, role
+requests) is rare and goes through os-ken's classes, which are also the reference the fast
+encodings are tested against (flow_mod_slow, group_mod_slow). A batch of operations goes to a
+switch as one write.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def batches(ops: Iterable[Op]) -> dict[int, bytes]:
     return {dpid: write(dp_ops) for dpid, dp_ops in per_datapath(ops).items()}
 
 
-_HEADER = struct.Struct("!BBHI")
+HEADER = struct.Struct("!BBHI")  # ofp_header: version, type, length, xid
 
 
 class _Numbered:
@@ -177,7 +178,7 @@ def barrier(dp: Any) -> tuple[int, bytes]:
     class (a message object, serialised): one goes with every batch written."""
     numbered = _Numbered()
     dp.set_xid(numbered)
-    return numbered.xid, _HEADER.pack(ofp.OFP_VERSION, ofp.OFPT_BARRIER_REQUEST, _HEADER.size, numbered.xid)
+    return numbered.xid, HEADER.pack(ofp.OFP_VERSION, ofp.OFPT_BARRIER_REQUEST, HEADER.size, numbered.xid)
 
 
 def echo_request() -> parser.OFPEchoRequest:
