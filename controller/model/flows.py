@@ -195,6 +195,8 @@ class Flow:  # dataclass's __init__ takes 3x as long. Never changed once made: f
     _hash: int = field(default=0, init=False, repr=False, compare=False)
     _digest: int = field(default=0, init=False, repr=False, compare=False)
     _add: bytes = field(default=b"", init=False, repr=False, compare=False)  # encoder.flow_mod's, once made
+    _base: Flow | None = field(default=None, init=False, repr=False, compare=False)  # on_vlan's: the flow it
+    # differs from in its VLAN only (the encoder patches that flow's bytes)
 
     def __hash__(self) -> int:
         # Flows live in sets and are hashed over and over: the dataclass's own hash re-hashed every
@@ -238,6 +240,27 @@ class Flow:  # dataclass's __init__ takes 3x as long. Never changed once made: f
         for n in nexts:
             if n not in t.BY_ID[self.table].next:
                 raise ValueError(f"table {self.table} may not continue to table {n}")
+
+
+def on_vlan(base: Flow, vid: int) -> Flow:
+    """base with vid as its match's VLAN, and otherwise the same: an endpoint's entries on each of
+    its member hosts, where a tenant's VLAN is the host's own. Made without __init__'s checks (base
+    passed them, and nothing they look at changes), and linked to base, whose bytes the encoder
+    patches instead of encoding the flow again (encoder.flow_mod)."""
+    m = base.match
+    i = next((i for i, (name, _) in enumerate(m) if name == "vlan_vid"), None)
+    if i is None:
+        raise ValueError(f"no VLAN in {m!r}")
+    pair = ("vlan_vid", vid)
+    m = (*m[:i], _PAIRS.setdefault(pair, pair), *m[i + 1:])
+    fl = object.__new__(Flow)
+    fl.table, fl.priority, fl.match, fl.actions = base.table, base.priority, m, base.actions
+    fl.goto, fl.meter, fl.cookie, fl.role = base.goto, base.meter, base.cookie, base.role
+    fl.idle_timeout, fl.hard_timeout, fl.notify_removed = base.idle_timeout, base.hard_timeout, base.notify_removed
+    fl._hash = fl._digest = 0
+    fl._add = b""
+    fl._base = base if base._base is None else base._base
+    return fl
 
 
 def legacy_cookie(fl: Flow) -> int:

@@ -181,20 +181,24 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
     return out
 
 
-_REMOTE: dict[tuple, tuple[tuple[f.Action, ...], frozenset[f.Flow]]] = {}
+_REMOTE: dict[tuple, tuple[tuple[f.Action, ...], int, frozenset[f.Flow]]] = {}
 REMOTE_KEPT = 1 << 13  # an endpoint's entries are made for all its member hosts within moments
 
 
 def _remote_entries(vid: int, mac: str, ips: set[str], vni: int, eck: int, to_owner: tuple[f.Action, ...]
                     ) -> frozenset[f.Flow]:
-    """An endpoint's entries on a host other than its own: one set of flows for every host where
-    the tenant has that VLAN and the owner is reached alike, so that what is made of a flow (its
-    hash, digest and bytes) is made once for them all. Keyed by the identity of to_owner (one
-    tuple per port and peer, tunnel_ports.py): hashing the actions costs as much as the flows."""
-    key = (vid, mac, tuple(ips), eck, id(to_owner))
+    """An endpoint's entries on a host other than its own. Made once per endpoint and way to its
+    owner (to_owner: one tuple per port and peer, tunnel_ports.py; keyed by identity, as hashing
+    the actions costs as much as the flows): every host where the tenant has that VLAN shares
+    these flows, and what is made of a flow (its hash, digest and bytes) is made once for them all;
+    on a host with another VLAN they are the same flows on that VLAN (flows.on_vlan), whose bytes
+    the encoder patches from these."""
+    key = (mac, tuple(ips), eck, id(to_owner))
     hit = _REMOTE.get(key)
     if hit is not None and hit[0] is to_owner:  # kept with its flows: its id is not reused meanwhile
-        return hit[1]
+        if hit[1] == vid:
+            return hit[2]
+        return frozenset([f.on_vlan(fl, vid) for fl in hit[2]])
     out = {f.Flow(t.UNICAST, t.PRIO_ENTRY, f.match(vlan_vid=vid, eth_dst=mac), _unicast(vni, to_owner), cookie=eck,
                   role=f.ROLE_UNICAST_KNOWN)}
     for ip in ips:
@@ -202,7 +206,7 @@ def _remote_entries(vid: int, mac: str, ips: set[str], vni: int, eck: int, to_ow
     flows = frozenset(out)
     if len(_REMOTE) >= REMOTE_KEPT:
         _REMOTE.clear()
-    _REMOTE[key] = (to_owner, flows)
+    _REMOTE[key] = (to_owner, vid, flows)
     return flows
 
 

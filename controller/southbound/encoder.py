@@ -315,7 +315,7 @@ def flow_mod(fl: f.Flow) -> bytes:
     an endpoint's entries are one flow for every host they are equal on (pipeline/desired.py)."""
     add = fl._add
     if not add:
-        body = _add_body(fl)
+        body = _add_body(fl) if fl._base is None else _on_vlan_body(fl)
         add = fl._add = ADD_HEAD.pack(ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, ADD_HEAD.size + len(body), 0,
                                       _cookie(fl, body)) + body
     return add
@@ -330,6 +330,39 @@ def wire_cookie(fl: f.Flow) -> int:
 
 def _cookie(fl: f.Flow, body: bytes) -> int:
     return fl.owner_cookie | zlib.crc32(body) & f.DIGEST_MASK
+
+
+def _vlan_pieces(base: f.Flow) -> tuple[int, bytes, bytes] | None:
+    """A flow's add body cut around its VLAN's value: (the VLAN's place in the match, the bytes before
+    the value, the bytes after), or None where it cannot be patched (a masked VLAN)."""
+    at = next(i for i, (name, _) in enumerate(base.match) if name == "vlan_vid")
+    vid = base.match[at][1]
+    if vid.__class__ is not int:
+        return None
+    key, tlv = _item(("vlan_vid", vid))
+    before = 0
+    for item in base.match:
+        other, other_tlv = _item(item)
+        if other < key:
+            before += len(other_tlv)
+    body = flow_mod(base)[ADD_HEAD.size:]  # made for base's own host anyway
+    start = ADD_BODY.size + MATCH_HEAD.size + before + len(tlv) - _VID.size
+    if body[start - len(tlv) + _VID.size:start + _VID.size] != tlv:
+        return None
+    return at, body[:start], body[start + _VID.size:]
+
+
+_VID = struct.Struct("!H")
+_PIECES = ByIdentity(_vlan_pieces, IDENTITY_CACHE)  # an endpoint's entries on each of its member hosts
+
+
+def _on_vlan_body(fl: f.Flow) -> bytes:
+    """flows.on_vlan's flow: its base's bytes with its own VLAN in them (what _add_body makes)."""
+    pieces = _PIECES(fl._base)
+    if pieces is None:
+        return _add_body(fl)
+    at, before, after = pieces
+    return before + _VID.pack(fl.match[at][1]) + after
 
 
 def _add_body(fl: f.Flow) -> bytes:
@@ -363,5 +396,6 @@ def clear_caches() -> None:
     _FIELDS.clear()
     _TLVS.clear()
     _ACTIONS.clear()
+    _PIECES.clear()
     _oxm_cached.cache_clear()
     _rare_action.cache_clear()
