@@ -1,4 +1,4 @@
-"""A memo keyed by an object's identity, for values made of immutable objects the pipeline shares.
+"""Memos for values made of immutable objects the pipeline shares: by an object's identity, or by key.
 
 The pipeline hands the same action tuple to every host an endpoint's or a tenant's entries go to
 (its caches in controller/pipeline/desired.py); what is made of such a tuple (its hash for a
@@ -36,6 +36,34 @@ class ByIdentity(Generic[K, V]):
             self.old, self.young = self.young, {}
         self.young[key] = hit
         return hit[1]
+
+    def clear(self) -> None:
+        self.young.clear()
+        self.old.clear()
+
+
+class Recent(Generic[K, V]):
+    """The values of the keys used last, two generations of `size` as ByIdentity keeps them: at most
+    2 x size kept, and a key used again within size others is kept (a dict cleared when full drops
+    everything at once, also what the next moment needs)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.young: dict[K, V] = {}
+        self.old: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        value = self.young.get(key)
+        if value is None:
+            value = self.old.get(key)
+            if value is not None:
+                self.put(key, value)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        if len(self.young) >= self.size:
+            self.old, self.young = self.young, {}
+        self.young[key] = value
 
     def clear(self) -> None:
         self.young.clear()

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from controller.model import flows as f
 from controller.model import tables as t
+from controller.model.memo import Recent
 from controller.model.state import Endpoint, Host, Tenant
 from controller.pipeline.learning_modes import punt  # noqa: F401 (re-exported)
 from controller.pipeline.port_security import Guard, guard_flows
@@ -181,8 +182,9 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
     return out
 
 
-_REMOTE: dict[tuple, tuple[tuple[f.Action, ...], int, frozenset[f.Flow]]] = {}
-REMOTE_KEPT = 1 << 13  # an endpoint's entries are made for all its member hosts within moments
+# An endpoint's entries are made for all its member hosts within moments, but moments of a backlog:
+# learning at 1,000 hosts, thousands of endpoints wait their turn between two of their hosts.
+_REMOTE: Recent[tuple, tuple[tuple[f.Action, ...], int, frozenset[f.Flow]]] = Recent(1 << 13)
 
 
 def _remote_entries(vid: int, mac: str, ips: set[str], vni: int, eck: int, to_owner: tuple[f.Action, ...]
@@ -204,9 +206,7 @@ def _remote_entries(vid: int, mac: str, ips: set[str], vni: int, eck: int, to_ow
     for ip in ips:
         out.update(_answers(vid, mac, ip, eck, False))
     flows = frozenset(out)
-    if len(_REMOTE) >= REMOTE_KEPT:
-        _REMOTE.clear()
-    _REMOTE[key] = (to_owner, vid, flows)
+    _REMOTE.put(key, (to_owner, vid, flows))
     return flows
 
 
