@@ -184,7 +184,7 @@ def endpoint_flows(s: Settings, host: Host, tenant: Tenant, ep: Endpoint, hosts:
 
 # An endpoint's entries are made for all its member hosts within moments, but moments of a backlog:
 # learning at 1,000 hosts, thousands of endpoints wait their turn between two of their hosts.
-_REMOTE: Recent[tuple, tuple[tuple[f.Action, ...], int, frozenset[f.Flow]]] = Recent(1 << 13)
+_REMOTE: Recent[tuple, tuple[tuple[f.Action, ...], int, frozenset[f.Flow]]] = Recent(1 << 12)
 
 
 def _remote_entries(vid: int, mac: str, ips: set[str], vni: int, eck: int, to_owner: tuple[f.Action, ...]
