@@ -242,13 +242,18 @@ class Flow:  # dataclass's __init__ takes 3x as long. Never changed once made: f
                 raise ValueError(f"table {self.table} may not continue to table {n}")
 
 
+def vlan_at(m: Match) -> int | None:
+    """Where a match's VLAN is (its index), or None."""
+    return next((i for i, (name, _) in enumerate(m) if name == "vlan_vid"), None)
+
+
 def on_vlan(base: Flow, vid: int) -> Flow:
     """base with vid as its match's VLAN, and otherwise the same: an endpoint's entries on each of
     its member hosts, where a tenant's VLAN is the host's own. Made without __init__'s checks (base
     passed them, and nothing they look at changes), and linked to base, whose bytes the encoder
     patches instead of encoding the flow again (encoder.flow_mod)."""
     m = base.match
-    i = next((i for i, (name, _) in enumerate(m) if name == "vlan_vid"), None)
+    i = vlan_at(m)
     if i is None:
         raise ValueError(f"no VLAN in {m!r}")
     pair = ("vlan_vid", vid)

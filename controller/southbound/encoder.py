@@ -335,10 +335,10 @@ def _cookie(fl: f.Flow, body: bytes) -> int:
 def _vlan_pieces(base: f.Flow) -> tuple[int, bytes, bytes] | None:
     """A flow's add body cut around its VLAN's value: (the VLAN's place in the match, the bytes before
     the value, the bytes after), or None where it cannot be patched (a masked VLAN)."""
-    at = next(i for i, (name, _) in enumerate(base.match) if name == "vlan_vid")
-    vid = base.match[at][1]
-    if vid.__class__ is not int:
+    at = f.vlan_at(base.match)
+    if at is None or base.match[at][1].__class__ is not int:
         return None
+    vid = base.match[at][1]
     key, tlv = _item(("vlan_vid", vid))
     before = 0
     for item in base.match:
